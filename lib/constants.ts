@@ -1,0 +1,53 @@
+/**
+ * Byte codes, character tables and default limits shared by every layer. Defaults follow the limits
+ * table of DESIGN.md; every one is overridable by an option or a CLI flag.
+ */
+
+export const CR = 0x0d;
+export const LF = 0x0a;
+export const SP = 0x20;
+export const COLON = 0x3a;
+export const HYPHEN = 0x2d;
+export const PLUS = 0x2b;
+export const DOLLAR = 0x24;
+export const HASH = 0x23;
+
+/** `-------`: the seven hyphens that open an end-line (RFC 4975 §7.1). */
+export const END_LINE_PREFIX = '-------';
+
+/** Continuation flags of an end-line: `+` more chunks, `$` last chunk, `#` message aborted. */
+export type ContinuationFlag = '+' | '$' | '#';
+
+/** Default limits (DESIGN.md "Limits"). */
+export const DEFAULTS = {
+  /** Start line + headers of one frame, in bytes. */
+  maxHeadBytes: 16 * 1024,
+  /** Header lines per frame. */
+  maxHeaders: 64,
+  /** Body of a non-SEND request (REPORT, AUTH, unknown methods), in bytes. */
+  maxOtherBodyBytes: 64 * 1024,
+  /** Body of one SEND chunk, in bytes (defaults to the whole-message limit). */
+  maxChunkBytes: 64 * 1024 * 1024,
+  /** One message across all its chunks, in bytes. */
+  maxMessageBytes: 64 * 1024 * 1024,
+  /** CPIM head kept per message for report inspection, in bytes. */
+  cpimHeadBytes: 8 * 1024,
+  /** Bytes queued toward one connection before its sources are paused. */
+  maxQueuedBytes: 1024 * 1024,
+  /** Largest MSRP chunk sent in one WebSocket message. */
+  wsMaxMessageBytes: 64 * 1024,
+  /** Milliseconds a new connection may stay silent before it is closed (RFC 4976 §5). */
+  probationMs: 30_000,
+  /** Milliseconds to wait for a response from the next hop (RFC 4975 §7.3, RFC 4976 §6.5). */
+  transactionTimeoutMs: 30_000,
+  /** Milliseconds without traffic after which an authenticated connection is closed. */
+  idleTimeoutMs: 3600_000,
+  /** AUTH lifetime in seconds: default, minimum, maximum (RFC 4976 §5.1). */
+  authExpires: 600,
+  authMinExpires: 60,
+  authMaxExpires: 3600,
+  /** Failed AUTH attempts on one connection before it is closed. */
+  maxAuthFailures: 3,
+  /** Default MSRP port (IANA). */
+  port: 2855,
+} as const;
