@@ -1,0 +1,555 @@
+/**
+ * Incremental MSRP frame parser (RFC 4975 §7.1, §9). Bytes go in through {@link MsrpParser.write} split at
+ * any point; the parser calls its handler with the head of each frame, the body as it arrives (views into
+ * the input, never decoded) and the end-line flag. Bodies have no length prefix: the end of a body is
+ * found by scanning for the exact `CRLF -------<transaction-id>` needle followed by `+`, `$` or `#` and
+ * CRLF (digest §1.4); look-alikes are body octets.
+ *
+ * Memory: besides the current input buffer the parser keeps at most one partial header line (bounded by
+ * `maxHeadBytes`) or a tail of at most `needle + 2` octets that could begin an end-line.
+ */
+import { CR, DEFAULTS, END_LINE_PREFIX, LF, type ContinuationFlag } from '../constants.js';
+import { createError, ErrorCodes, type MsrpError } from '../errors.js';
+import type { FrameHead, Header } from './message.js';
+
+/** Receives what the parser finds; called synchronously from {@link MsrpParser.write}. */
+export interface ParserHandler {
+  /** A frame's start line and headers are complete. */
+  onHead(head: FrameHead): void;
+  /**
+   * A piece of the current frame's body. The buffer is a view into the parser's input and is only valid
+   * during the call: copy it to keep it.
+   */
+  onBody(piece: Buffer): void;
+  /** The current frame's end-line was found. */
+  onEnd(flag: ContinuationFlag): void;
+  /**
+   * A malformation. `context` says which transaction it concerns (null when the start line itself was
+   * unreadable). After a non-fatal error the parser skips the rest of that frame silently (no `onEnd`);
+   * after a fatal one it ignores all further input.
+   */
+  onError(err: MsrpError, context: ErrorContext | null): void;
+}
+
+/** What was known of a frame when it failed: enough to build an error response. */
+export interface ErrorContext {
+  readonly transactionId: string;
+  /** Request method, or undefined for a response. */
+  readonly method: string | undefined;
+  /** Headers read before the error, in wire order. */
+  readonly headers: Header[];
+  /** True when `onHead` had already been called for this frame. */
+  readonly headEmitted: boolean;
+}
+
+/** Limits applied by the parser; defaults from DESIGN.md. */
+export interface ParserOptions {
+  /** Start line plus headers, in bytes (default 16 KiB). Over it: fatal 400. */
+  maxHeadBytes?: number;
+  /** Header lines per frame (default 64). Over it: 400 for that frame. */
+  maxHeaders?: number;
+  /** Body of one SEND chunk (default 64 MiB). Over it: 413 for that frame. */
+  maxChunkBytes?: number;
+  /** Body of any other request (default 64 KiB). Over it: 413 for that frame. */
+  maxOtherBodyBytes?: number;
+}
+
+const State = {
+  START: 0,
+  HEADERS: 1,
+  BODY: 2,
+  DISCARD_HEAD: 3,
+  DISCARD_BODY: 4,
+  FAILED: 5,
+} as const;
+type State = (typeof State)[keyof typeof State];
+
+/** `ident = ALPHANUM 3*31ident-char` (RFC 4975 §9); ident-char adds `. - + % =`. */
+const IDENT_CHAR = new Uint8Array(128);
+for (let c = 0x30; c <= 0x39; c++) IDENT_CHAR[c] = 2;
+for (let c = 0x41; c <= 0x5a; c++) IDENT_CHAR[c] = 2;
+for (let c = 0x61; c <= 0x7a; c++) IDENT_CHAR[c] = 2;
+for (const c of '.-+%=') IDENT_CHAR[c.charCodeAt(0)] = 1;
+
+/** `token` characters of RFC 4975 §9 (header names). */
+const TOKEN_CHAR = new Uint8Array(128);
+for (let c = 0x21; c <= 0x7e; c++) TOKEN_CHAR[c] = 1;
+for (const c of '"(),/:;<=>?@[\\]{}') TOKEN_CHAR[c.charCodeAt(0)] = 0;
+
+const MSRP_PREFIX = Buffer.from('MSRP ', 'latin1');
+const FLAG_PLUS = 0x2b;
+const FLAG_DOLLAR = 0x24;
+const FLAG_HASH = 0x23;
+
+function isFlag(c: number | undefined): boolean {
+  return c === FLAG_PLUS || c === FLAG_DOLLAR || c === FLAG_HASH;
+}
+
+function isIdentAt(buf: Buffer, start: number, end: number): boolean {
+  const len = end - start;
+  if (len < 4 || len > 32) return false;
+  if (IDENT_CHAR[buf[start]!] !== 2) return false;
+  for (let i = start + 1; i < end; i++) {
+    const c = buf[i]!;
+    if (c > 127 || IDENT_CHAR[c] === 0) return false;
+  }
+  return true;
+}
+
+function lowerEquals(s: string, lower: string): boolean {
+  return s.length === lower.length && s.toLowerCase() === lower;
+}
+
+/**
+ * Streaming MSRP frame parser. One instance per connection (or per WebSocket message stream).
+ *
+ * ```
+ *  START ──start line──► HEADERS ──blank line──► BODY ──end-line──► START
+ *                          │  └──────end-line (bodiless)──────────────┘
+ *                          └─error─► DISCARD_HEAD ─► DISCARD_BODY ─► START   (fatal: FAILED)
+ * ```
+ */
+export class MsrpParser {
+  private readonly handler: ParserHandler;
+  private readonly maxHeadBytes: number;
+  private readonly maxHeaders: number;
+  private readonly maxChunkBytes: number;
+  private readonly maxOtherBodyBytes: number;
+
+  private state: State = State.START;
+  /** Partial line carried over from the previous write (materialised copy). */
+  private lineBuf: Buffer | null = null;
+  /** Held-back body octets that may begin an end-line (materialised copy). */
+  private tail: Buffer | null = null;
+
+  // Current frame.
+  private transactionId = '';
+  private method: string | undefined = undefined;
+  private statusCode = 0;
+  private comment = '';
+  private headers: Header[] = [];
+  private headBytes = 0;
+  private lastWasContentType = false;
+  private sawMime = false;
+  private needle: Buffer = Buffer.alloc(0);
+  private bodyBytes = 0;
+  private bodyLimit = 0;
+
+  constructor(handler: ParserHandler, options: ParserOptions = {}) {
+    this.handler = handler;
+    this.maxHeadBytes = options.maxHeadBytes ?? DEFAULTS.maxHeadBytes;
+    this.maxHeaders = options.maxHeaders ?? DEFAULTS.maxHeaders;
+    this.maxChunkBytes = options.maxChunkBytes ?? DEFAULTS.maxChunkBytes;
+    this.maxOtherBodyBytes = options.maxOtherBodyBytes ?? DEFAULTS.maxOtherBodyBytes;
+  }
+
+  /** True after a fatal error: the stream can no longer be framed. */
+  get failed(): boolean {
+    return this.state === State.FAILED;
+  }
+
+  /** True when the parser is between frames (nothing partial held). */
+  get idle(): boolean {
+    return this.state === State.START && this.lineBuf === null;
+  }
+
+  /** Feeds bytes; any split point is fine. Never throws for bad input: errors go to `onError`. */
+  write(chunk: Buffer): void {
+    if (this.state === State.FAILED || chunk.length === 0) return;
+    let buf = chunk;
+    let pos = 0;
+    if (this.tail !== null) {
+      const t = this.tail;
+      this.tail = null;
+      if (chunk.length <= this.needle.length + 3) {
+        // Small read: join it with the held-back tail and scan the (tiny) result.
+        buf = Buffer.concat([t, chunk]);
+      } else {
+        pos = this.resumeBody(t, chunk);
+      }
+    }
+    while (pos < buf.length) {
+      const state = this.state;
+      if (state === State.BODY || state === State.DISCARD_BODY) {
+        pos = this.scanBody(buf, pos);
+      } else if (this.failed) {
+        return;
+      } else {
+        pos = this.readLine(buf, pos);
+      }
+    }
+  }
+
+  /** Drops any partial frame and starts afresh (used after a WebSocket message boundary). */
+  reset(): void {
+    this.state = State.START;
+    this.lineBuf = null;
+    this.tail = null;
+    this.headers = [];
+    this.headBytes = 0;
+  }
+
+  // ---- heads ---------------------------------------------------------------------------------------
+
+  /** Reads one CRLF-terminated line starting at `pos`; returns the position after it. */
+  private readLine(buf: Buffer, pos: number): number {
+    const lf = buf.indexOf(LF, pos);
+    if (lf === -1) {
+      const part = buf.subarray(pos);
+      const held = this.lineBuf === null ? 0 : this.lineBuf.length;
+      if (this.headBytes + held + part.length > this.maxHeadBytes) {
+        this.fail(
+          createError(ErrorCodes.HEAD_TOO_LARGE, 'start line and headers exceed the limit', 400, true),
+        );
+        return buf.length;
+      }
+      this.lineBuf = this.lineBuf === null ? Buffer.from(part) : Buffer.concat([this.lineBuf, part]);
+      return buf.length;
+    }
+    let line: Buffer;
+    let start: number;
+    let end: number; // index of LF
+    if (this.lineBuf !== null) {
+      line = Buffer.concat([this.lineBuf, buf.subarray(pos, lf + 1)]);
+      this.lineBuf = null;
+      start = 0;
+      end = line.length - 1;
+    } else {
+      line = buf;
+      start = pos;
+      end = lf;
+    }
+    const next = lf + 1;
+    const lineBytes = end + 1 - start;
+    if (this.state === State.START && lineBytes <= 2 && (lineBytes === 1 || line[start] === CR)) {
+      return next; // blank line between frames: tolerated
+    }
+    this.headBytes += lineBytes;
+    if (this.headBytes > this.maxHeadBytes) {
+      this.fail(createError(ErrorCodes.HEAD_TOO_LARGE, 'start line and headers exceed the limit', 400, true));
+      return buf.length;
+    }
+    if (end === start || line[end - 1] !== CR) {
+      if (this.state === State.DISCARD_HEAD) return next;
+      this.lineError(
+        createError(ErrorCodes.BAD_HEADER, 'line not terminated by CRLF', 400, this.state === State.START),
+      );
+      return next;
+    }
+    const contentEnd = end - 1;
+    switch (this.state) {
+      case State.START:
+        this.onStartLine(line, start, contentEnd);
+        break;
+      case State.HEADERS:
+        this.onHeaderLine(line, start, contentEnd);
+        break;
+      default:
+        this.onDiscardLine(line, start, contentEnd);
+    }
+    return next;
+  }
+
+  private onStartLine(line: Buffer, start: number, end: number): void {
+    this.transactionId = '';
+    this.headers = [];
+    this.lastWasContentType = false;
+    this.sawMime = false;
+    this.method = undefined;
+    this.statusCode = 0;
+    this.comment = '';
+    if (end - start < MSRP_PREFIX.length || line.compare(MSRP_PREFIX, 0, 5, start, start + 5) !== 0) {
+      this.fail(createError(ErrorCodes.BAD_START_LINE, 'start line does not begin with "MSRP "', 400, true));
+      return;
+    }
+    const tidStart = start + 5;
+    const sp = line.indexOf(0x20, tidStart);
+    if (sp === -1 || sp >= end) {
+      this.fail(createError(ErrorCodes.BAD_START_LINE, 'start line lacks a method or status', 400, true));
+      return;
+    }
+    if (!isIdentAt(line, tidStart, sp)) {
+      this.fail(
+        createError(ErrorCodes.BAD_TRANSACTION_ID, 'transaction id is not a 4-32 character ident', 400, true),
+      );
+      return;
+    }
+    this.transactionId = line.toString('latin1', tidStart, sp);
+    this.needle = Buffer.from('\r\n' + END_LINE_PREFIX + this.transactionId, 'latin1');
+    const rest = line.toString('latin1', sp + 1, end);
+    const code = /^(\d{3})(?: (.*))?$/.exec(rest);
+    if (code !== null) {
+      this.statusCode = Number(code[1]);
+      this.comment = code[2] ?? '';
+    } else if (/^[A-Z]+$/.test(rest)) {
+      this.method = rest;
+    } else {
+      // The transaction id is known, so the frame can be skipped to its end-line.
+      this.state = State.DISCARD_HEAD;
+      this.report(
+        createError(ErrorCodes.BAD_START_LINE, `bad method or status "${rest}"`, 400, false),
+        false,
+      );
+      return;
+    }
+    this.state = State.HEADERS;
+  }
+
+  private onHeaderLine(line: Buffer, start: number, end: number): void {
+    if (end === start) {
+      this.onBlankLine();
+      return;
+    }
+    if (line[start] === 0x2d && this.isEndLine(line, start, end)) {
+      this.onBodilessEnd(line[end - 1]!);
+      return;
+    }
+    // RFC 4975 §9: ext-header = hname ":" SP hval; hname = ALPHA *token.
+    let colon = -1;
+    for (let i = start; i < end; i++) {
+      const c = line[i]!;
+      if (c === 0x3a) {
+        colon = i;
+        break;
+      }
+      if (c > 127 || TOKEN_CHAR[c] === 0) break;
+    }
+    if (colon <= start) {
+      this.lineError(createError(ErrorCodes.BAD_HEADER, 'header line is not "Name: value"', 400, false));
+      return;
+    }
+    let v = colon + 1;
+    while (v < end && (line[v] === 0x20 || line[v] === 0x09)) v++;
+    const name = line.toString('latin1', start, colon);
+    const value = line.toString('latin1', v, end);
+    const index = this.headers.length;
+    if (index >= this.maxHeaders) {
+      this.lineError(
+        createError(ErrorCodes.TOO_MANY_HEADERS, `more than ${this.maxHeaders} header lines`, 400, false),
+      );
+      return;
+    }
+    // RFC 4975 §7.1: To-Path is the first header and From-Path the second, always.
+    if (index === 0 && !lowerEquals(name, 'to-path')) {
+      this.headers.push([name, value]);
+      this.lineError(createError(ErrorCodes.HEADER_ORDER, 'first header is not To-Path', 400, false));
+      return;
+    }
+    if (index === 1 && !lowerEquals(name, 'from-path')) {
+      this.headers.push([name, value]);
+      this.lineError(createError(ErrorCodes.HEADER_ORDER, 'second header is not From-Path', 400, false));
+      return;
+    }
+    if (this.lastWasContentType) {
+      this.headers.push([name, value]);
+      // RFC 4975 §7.1: Content-Type, when present, is the last header.
+      this.lineError(createError(ErrorCodes.HEADER_ORDER, 'Content-Type is not the last header', 400, false));
+      return;
+    }
+    const c0 = line[start]!;
+    if ((c0 === 0x43 || c0 === 0x63) && colon - start >= 8 && name.slice(0, 8).toLowerCase() === 'content-') {
+      this.sawMime = true;
+      this.lastWasContentType = lowerEquals(name, 'content-type');
+    }
+    this.headers.push([name, value]);
+  }
+
+  private onBlankLine(): void {
+    if (this.headers.length < 2) {
+      this.lineError(
+        createError(ErrorCodes.MISSING_HEADER, 'To-Path and From-Path are required', 400, false),
+      );
+      return;
+    }
+    if (this.method === undefined) {
+      // RFC 4975 §7.2: responses never carry a body.
+      this.lineError(createError(ErrorCodes.BAD_BODY, 'a response cannot carry a body', 400, false));
+      return;
+    }
+    if (!this.lastWasContentType) {
+      // RFC 4975 §7.1: a body is announced by Content-Type as the last header, then an empty line.
+      this.lineError(
+        createError(ErrorCodes.BAD_BODY, 'body without Content-Type as the last header', 400, false),
+      );
+      return;
+    }
+    this.bodyBytes = 0;
+    this.bodyLimit = this.method === 'SEND' ? this.maxChunkBytes : this.maxOtherBodyBytes;
+    this.state = State.BODY;
+    this.handler.onHead({
+      kind: 'request',
+      transactionId: this.transactionId,
+      method: this.method,
+      headers: this.headers,
+      hasBody: true,
+    });
+  }
+
+  private onBodilessEnd(flagByte: number): void {
+    const flag = String.fromCharCode(flagByte) as ContinuationFlag;
+    this.state = State.START;
+    this.headBytes = 0;
+    if (this.headers.length < 2) {
+      this.report(
+        createError(ErrorCodes.MISSING_HEADER, 'To-Path and From-Path are required', 400, false),
+        false,
+      );
+      return;
+    }
+    if (this.sawMime) {
+      // RFC 4975 §7.1: MIME headers (Content-Type above all) only when there is a body.
+      this.report(
+        createError(ErrorCodes.BAD_BODY, 'Content-* header in a frame without body', 400, false),
+        false,
+      );
+      return;
+    }
+    if (this.method === undefined) {
+      if (flag !== '$') {
+        this.report(createError(ErrorCodes.BAD_END_LINE, 'a response must end with "$"', 400, false), false);
+        return;
+      }
+      this.handler.onHead({
+        kind: 'response',
+        transactionId: this.transactionId,
+        statusCode: this.statusCode,
+        comment: this.comment,
+        headers: this.headers,
+        hasBody: false,
+      });
+    } else {
+      this.handler.onHead({
+        kind: 'request',
+        transactionId: this.transactionId,
+        method: this.method,
+        headers: this.headers,
+        hasBody: false,
+      });
+    }
+    this.handler.onEnd(flag);
+  }
+
+  /** In DISCARD_HEAD: ignore lines until the end-line or the blank line that starts a body. */
+  private onDiscardLine(line: Buffer, start: number, end: number): void {
+    if (end === start) {
+      this.state = State.DISCARD_BODY;
+    } else if (line[start] === 0x2d && this.isEndLine(line, start, end)) {
+      this.state = State.START;
+      this.headBytes = 0;
+    }
+  }
+
+  /** True when `line[start, end)` is `-------<tid><flag>` for the current transaction. */
+  private isEndLine(line: Buffer, start: number, end: number): boolean {
+    const n = this.needle.length - 2; // without the leading CRLF
+    if (end - start !== n + 1 || !isFlag(line[end - 1])) return false;
+    return line.compare(this.needle, 2, this.needle.length, start, start + n) === 0;
+  }
+
+  // ---- bodies --------------------------------------------------------------------------------------
+
+  /** Scans body octets from `pos`; returns where scanning stopped (buf.length or after the end-line). */
+  private scanBody(buf: Buffer, pos: number): number {
+    const needle = this.needle;
+    const n = needle.length;
+    let from = pos;
+    for (;;) {
+      const idx = buf.indexOf(needle, from);
+      if (idx === -1) {
+        // Hold back what could be the start of a split end-line: at most needle + flag + CR.
+        const keep = Math.min(buf.length - pos, n + 2);
+        const safeEnd = buf.length - keep;
+        this.emitBody(buf, pos, safeEnd);
+        if (keep > 0) this.tail = Buffer.from(buf.subarray(safeEnd));
+        return buf.length;
+      }
+      if (idx + n + 3 > buf.length) {
+        this.emitBody(buf, pos, idx);
+        this.tail = Buffer.from(buf.subarray(idx));
+        return buf.length;
+      }
+      if (isFlag(buf[idx + n]) && buf[idx + n + 1] === CR && buf[idx + n + 2] === LF) {
+        this.emitBody(buf, pos, idx);
+        this.endBody(buf[idx + n]!);
+        return idx + n + 3;
+      }
+      from = idx + 1; // a look-alike: body octets (digest §1.4 step 3)
+    }
+  }
+
+  /**
+   * Continues a body whose last read left a held-back tail `t`, given a new read `chunk` longer than an
+   * end-line. Only matches that start inside `t` need the join; returns the offset in `chunk` to go on.
+   */
+  private resumeBody(t: Buffer, chunk: Buffer): number {
+    const n = this.needle.length;
+    const joined = Buffer.concat([t, chunk.subarray(0, n + 3)]);
+    let from = 0;
+    for (;;) {
+      const idx = joined.indexOf(this.needle, from);
+      if (idx === -1 || idx >= t.length) break;
+      if (isFlag(joined[idx + n]) && joined[idx + n + 1] === CR && joined[idx + n + 2] === LF) {
+        this.emitBody(joined, 0, idx);
+        this.endBody(joined[idx + n]!);
+        return idx + n + 3 - t.length;
+      }
+      from = idx + 1;
+    }
+    this.emitBody(joined, 0, t.length);
+    return 0;
+  }
+
+  private emitBody(buf: Buffer, start: number, end: number): void {
+    if (end <= start) return;
+    if (this.state !== State.BODY) return; // DISCARD_BODY
+    this.bodyBytes += end - start;
+    if (this.bodyBytes > this.bodyLimit) {
+      this.state = State.DISCARD_BODY;
+      this.report(
+        createError(ErrorCodes.BODY_TOO_LARGE, `body exceeds ${this.bodyLimit} bytes`, 413, false),
+        true,
+      );
+      return;
+    }
+    this.handler.onBody(buf.subarray(start, end));
+  }
+
+  private endBody(flagByte: number): void {
+    const emitted = this.state === State.BODY;
+    this.state = State.START;
+    this.headBytes = 0;
+    if (emitted) this.handler.onEnd(String.fromCharCode(flagByte) as ContinuationFlag);
+  }
+
+  // ---- errors --------------------------------------------------------------------------------------
+
+  /** A bad line inside a head: fatal errors stop the parser, others skip to the frame's end. */
+  private lineError(err: MsrpError): void {
+    if (err.fatal) {
+      this.fail(err);
+      return;
+    }
+    this.state = State.DISCARD_HEAD;
+    this.report(err, false);
+  }
+
+  private fail(err: MsrpError): void {
+    this.state = State.FAILED;
+    this.lineBuf = null;
+    this.tail = null;
+    this.handler.onError(err, this.transactionId === '' ? null : this.context(false));
+  }
+
+  private report(err: MsrpError, headEmitted: boolean): void {
+    this.handler.onError(err, this.context(headEmitted));
+  }
+
+  private context(headEmitted: boolean): ErrorContext {
+    return {
+      transactionId: this.transactionId,
+      method: this.method,
+      headers: this.headers,
+      headEmitted,
+    };
+  }
+}

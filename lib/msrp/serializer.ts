@@ -1,0 +1,172 @@
+/**
+ * MSRP serializer (RFC 4975 §7.1): requests, responses and REPORTs. {@link frameRequest} is pure and
+ * returns the three parts of a frame (head, body, tail) so a sender can write a large body without
+ * copying it; {@link serializeRequest} joins them for tests and small frames. Header values are latin1
+ * "binary strings" (as the parser produces them), so a parsed frame re-serialises to the same octets.
+ */
+import { randomFillSync } from 'node:crypto';
+import { END_LINE_PREFIX, type ContinuationFlag } from '../constants.js';
+import type { Frame, FrameHead, Header } from './message.js';
+
+const ID_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+const POOL_SIZE = 4096;
+const pool = Buffer.allocUnsafe(POOL_SIZE);
+let poolOffset = POOL_SIZE;
+
+/**
+ * A random RFC 4975 ident of `length` alphanumeric characters from a pooled CSPRNG (≈5.95 bits per
+ * character: the default 16 gives ≈95 bits, above the 64 bits asked of transaction ids and the 80 bits
+ * asked of session-ids).
+ */
+export function randomId(length = 16): string {
+  let out = '';
+  while (out.length < length) {
+    if (poolOffset >= POOL_SIZE) {
+      randomFillSync(pool);
+      poolOffset = 0;
+    }
+    const b = pool[poolOffset++]!;
+    if (b < 248) out += ID_ALPHABET[b % 62]; // 248 = 4 * 62: rejection keeps the draw unbiased
+  }
+  return out;
+}
+
+/** The end-line `-------<tid><flag>CRLF`. */
+export function endLine(transactionId: string, flag: ContinuationFlag): string {
+  return END_LINE_PREFIX + transactionId + flag + '\r\n';
+}
+
+/** What is needed to write a request. Paths are already-formatted header values. */
+export interface RequestSpec {
+  /** Drawn with {@link randomId} when omitted. */
+  transactionId?: string;
+  method: string;
+  toPath: string;
+  fromPath: string;
+  /** Headers after From-Path (Message-ID, Byte-Range, ...), in order. */
+  headers?: Header[];
+  /** MIME headers other than Content-Type (Content-Disposition, ...), written before Content-Type. */
+  mimeHeaders?: Header[];
+  /** Required when `body` is not null; a body-less frame must not have one. */
+  contentType?: string;
+  /** null or undefined for a bodiless request; an empty buffer for an empty body. */
+  body?: Buffer | string | null;
+  /** End-line flag, `$` by default. */
+  flag?: ContinuationFlag;
+}
+
+/** A frame cut into the parts a sender writes in turn. */
+export interface FramedRequest {
+  transactionId: string;
+  head: Buffer;
+  body: Buffer | null;
+  tail: Buffer;
+}
+
+/**
+ * Frames a request. When a body is given the transaction id is re-drawn until its end-line cannot occur
+ * inside the body (RFC 4975 §7.1: the sender MUST make sure of this).
+ */
+export function frameRequest(spec: RequestSpec): FramedRequest {
+  const body = spec.body === null || spec.body === undefined ? null : toBuffer(spec.body);
+  let tid = spec.transactionId ?? randomId();
+  if (body !== null) {
+    while (body.includes('\r\n' + END_LINE_PREFIX + tid)) tid = randomId();
+  }
+  const headers: Header[] = [
+    ['To-Path', spec.toPath],
+    ['From-Path', spec.fromPath],
+  ];
+  if (spec.headers) headers.push(...spec.headers);
+  if (body !== null) {
+    if (spec.mimeHeaders) headers.push(...spec.mimeHeaders);
+    headers.push(['Content-Type', spec.contentType ?? 'application/octet-stream']);
+  }
+  return {
+    transactionId: tid,
+    head: formatHead(`MSRP ${tid} ${spec.method}`, headers, body !== null),
+    body,
+    tail: Buffer.from(frameTail(tid, spec.flag ?? '$', body !== null), 'latin1'),
+  };
+}
+
+/** One buffer holding a whole request (tests, small frames). */
+export function serializeRequest(spec: RequestSpec): Buffer {
+  const f = frameRequest(spec);
+  return f.body === null ? Buffer.concat([f.head, f.tail]) : Buffer.concat([f.head, f.body, f.tail]);
+}
+
+/** What is needed to write a response. */
+export interface ResponseSpec {
+  transactionId: string;
+  statusCode: number;
+  /** Defaults to the standard phrase for the code. */
+  comment?: string;
+  toPath: string;
+  fromPath: string;
+  headers?: Header[];
+}
+
+/** A response: no body, end-line flag `$` (RFC 4975 §7.2). */
+export function serializeResponse(spec: ResponseSpec): Buffer {
+  const comment = spec.comment ?? STATUS_PHRASES[spec.statusCode] ?? '';
+  const start = `MSRP ${spec.transactionId} ${spec.statusCode}` + (comment === '' ? '' : ' ' + comment);
+  const headers: Header[] = [
+    ['To-Path', spec.toPath],
+    ['From-Path', spec.fromPath],
+  ];
+  if (spec.headers) headers.push(...spec.headers);
+  return Buffer.concat([
+    formatHead(start, headers, false),
+    Buffer.from(endLine(spec.transactionId, '$'), 'latin1'),
+  ]);
+}
+
+/**
+ * Serialises a head exactly as given: start line, header lines, and when `hasBody` the empty line that
+ * opens the body. Used to forward a parsed head after rewriting its paths.
+ */
+export function formatHead(startLine: string, headers: readonly Header[], hasBody: boolean): Buffer {
+  let s = startLine + '\r\n';
+  for (let i = 0; i < headers.length; i++) s += headers[i]![0] + ': ' + headers[i]![1] + '\r\n';
+  if (hasBody) s += '\r\n';
+  return Buffer.from(s, 'latin1');
+}
+
+/** The octets after a body (or after the last header of a bodiless frame). */
+export function frameTail(transactionId: string, flag: ContinuationFlag, hasBody: boolean): string {
+  return (hasBody ? '\r\n' : '') + endLine(transactionId, flag);
+}
+
+/** The start line of a parsed head, with `transactionId` substituted. */
+export function startLine(head: FrameHead, transactionId = head.transactionId): string {
+  if (head.kind === 'request') return `MSRP ${transactionId} ${head.method}`;
+  return `MSRP ${transactionId} ${head.statusCode}` + (head.comment === '' ? '' : ' ' + head.comment);
+}
+
+/** Re-serialises a collected frame (the mirror of the parser). */
+export function serializeFrame(frame: Frame): Buffer {
+  const head = formatHead(startLine(frame), frame.headers, frame.body !== null);
+  const tail = Buffer.from(frameTail(frame.transactionId, frame.flag, frame.body !== null), 'latin1');
+  return frame.body === null ? Buffer.concat([head, tail]) : Buffer.concat([head, frame.body, tail]);
+}
+
+function toBuffer(body: Buffer | string): Buffer {
+  return typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+}
+
+/** Reason phrases written when a response is built without a comment. */
+export const STATUS_PHRASES: Readonly<Record<number, string>> = {
+  200: 'OK',
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  408: 'Request Timeout',
+  413: 'Message Too Large',
+  415: 'Unsupported Media Type',
+  423: 'Interval Out-of-Bounds',
+  481: 'Session Does Not Exist',
+  501: 'Not Implemented',
+  506: 'Session Already Bound',
+};

@@ -1,0 +1,517 @@
+import { expect } from 'chai';
+import fc from 'fast-check';
+import { ErrorCodes, MsrpError } from '../../lib/errors.js';
+import { parseFrames } from '../../lib/msrp/frame-collector.js';
+import { getHeader, type Frame, type FrameHead } from '../../lib/msrp/message.js';
+import { MsrpParser, type ErrorContext, type ParserHandler } from '../../lib/msrp/parser.js';
+import { serializeFrame, serializeRequest } from '../../lib/msrp/serializer.js';
+import { randomSplit, seededRandom, wireFixture, wireFixtures } from '../helpers/fixtures.js';
+
+const CRLF = '\r\n';
+const TO = 'msrp://bob.example.net:7394/s8Fh2kQpZr;tcp';
+const FROM = 'msrp://alice.example.org:7655/a1B2c3D4e5;tcp';
+
+/** Serialises frames back to bytes: the mirror of the parser. */
+function mirror(frames: Frame[]): Buffer {
+  return Buffer.concat(frames.map(serializeFrame));
+}
+
+/** Frames as comparable plain values. */
+function summary(frames: Frame[]): unknown[] {
+  return frames.map((f) => ({
+    kind: f.kind,
+    tid: f.transactionId,
+    headers: f.headers,
+    body: f.body === null ? null : f.body.toString('hex'),
+    flag: f.flag,
+  }));
+}
+
+function lines(...ls: string[]): Buffer {
+  return Buffer.from(ls.join(CRLF) + CRLF, 'latin1');
+}
+
+/** Records the parser's event stream. */
+class Recorder implements ParserHandler {
+  events: string[] = [];
+  errors: Array<{ err: MsrpError; ctx: ErrorContext | null }> = [];
+  onHead(head: FrameHead): void {
+    this.events.push(`head:${head.transactionId}`);
+  }
+  onBody(piece: Buffer): void {
+    this.events.push(`body:${piece.length}`);
+  }
+  onEnd(flag: string): void {
+    this.events.push(`end:${flag}`);
+  }
+  onError(err: MsrpError, ctx: ErrorContext | null): void {
+    this.errors.push({ err, ctx });
+    this.events.push(`error:${err.code}`);
+  }
+}
+
+describe('MsrpParser', () => {
+  describe('wire examples of the digest', () => {
+    for (const [name, bytes] of wireFixtures()) {
+      it(`parses ${name} without errors and re-serialises it byte-exactly`, () => {
+        const { frames, errors } = parseFrames(bytes);
+        expect(errors).to.deep.equal([]);
+        expect(frames.length).to.be.greaterThan(0);
+        expect(mirror(frames).equals(bytes)).to.equal(true);
+      });
+
+      it(`parses ${name} the same at every split point`, () => {
+        const whole = summary(parseFrames(bytes).frames);
+        for (let i = 1; i < bytes.length; i++) {
+          const split = parseFrames([bytes.subarray(0, i), bytes.subarray(i)]);
+          expect(split.errors, `split at ${i}`).to.deep.equal([]);
+          expect(summary(split.frames), `split at ${i}`).to.deep.equal(whole);
+        }
+      });
+
+      it(`parses ${name} the same byte by byte and in random pieces`, () => {
+        const whole = summary(parseFrames(bytes).frames);
+        const bytewise = [...bytes].map((b) => Buffer.from([b]));
+        expect(summary(parseFrames(bytewise).frames)).to.deep.equal(whole);
+        const rand = seededRandom(name.length * 7919);
+        for (let round = 0; round < 20; round++) {
+          expect(summary(parseFrames(randomSplit(bytes, rand, 17)).frames)).to.deep.equal(whole);
+        }
+      });
+    }
+
+    it('yields the 11-octet body and every header of E1.1', () => {
+      const [f] = parseFrames(wireFixture('e1.1')).frames;
+      expect(f!.kind).to.equal('request');
+      expect(f!.kind === 'request' && f!.method).to.equal('SEND');
+      expect(f!.transactionId).to.equal('t9Kx2mQ4');
+      expect(f!.body!.toString()).to.equal('Hi there!!!');
+      expect(f!.flag).to.equal('$');
+      expect(f!.headers.map((h) => h[0])).to.deep.equal([
+        'To-Path',
+        'From-Path',
+        'Message-ID',
+        'Success-Report',
+        'Byte-Range',
+        'Content-Type',
+      ]);
+    });
+
+    it('yields three interleaved chunks for E1.4 with flags +, $, $', () => {
+      const { frames } = parseFrames(wireFixture('e1.4'));
+      expect(
+        frames.map((f) => [getHeader(f.headers, 'message-id'), f.body!.toString(), f.flag]),
+      ).to.deep.equal([
+        ['Big0000Msg', '0123456789', '+'],
+        ['Small01Msg', 'ok', '$'],
+        ['Big0000Msg', 'ABCDEFGHIJ', '$'],
+      ]);
+    });
+
+    it('ends E1.5 with the abort flag #', () => {
+      const [f] = parseFrames(wireFixture('e1.5')).frames;
+      expect(f!.flag).to.equal('#');
+      expect(f!.body!.toString()).to.equal('ABC');
+    });
+
+    it('treats end-line look-alikes in E1.6 as body octets (45-octet body)', () => {
+      const [f] = parseFrames(wireFixture('e1.6')).frames;
+      expect(f!.body!.length).to.equal(45);
+      expect(f!.body!.toString()).to.equal('line1\r\n-------Ab12Cd34x\r\n-------Ab12Cd3$\r\nend');
+    });
+
+    it('gives E1.7 no body and E1.8 an empty body', () => {
+      expect(parseFrames(wireFixture('e1.7')).frames[0]!.body).to.equal(null);
+      const e18 = parseFrames(wireFixture('e1.8')).frames[0]!;
+      expect(e18.hasBody).to.equal(true);
+      expect(e18.body!.length).to.equal(0);
+    });
+
+    it('parses responses with status code and comment (E1.9)', () => {
+      const [f] = parseFrames(wireFixture('e1.9')).frames;
+      expect(f!.kind).to.equal('response');
+      if (f!.kind !== 'response') return;
+      expect(f!.statusCode).to.equal(481);
+      expect(f!.comment).to.equal('Session does not exist');
+    });
+  });
+
+  describe('streaming', () => {
+    it('hands body octets on before the end-line arrives, holding back at most an end-line', () => {
+      const rec = new Recorder();
+      const parser = new MsrpParser(rec);
+      const head = lines(
+        'MSRP Tx123456 SEND',
+        `To-Path: ${TO}`,
+        `From-Path: ${FROM}`,
+        'Content-Type: a/b',
+        '',
+      );
+      parser.write(head);
+      const piece = Buffer.alloc(65536, 0x61);
+      let seen = 0;
+      for (let i = 0; i < 16; i++) parser.write(piece);
+      for (const e of rec.events) if (e.startsWith('body:')) seen += Number(e.slice(5));
+      expect(seen).to.be.at.least(16 * 65536 - ('\r\n-------Tx123456'.length + 2));
+      expect(rec.events).to.not.include('end:$');
+      parser.write(Buffer.from('\r\n-------Tx123456$\r\n'));
+      seen = 0;
+      for (const e of rec.events) if (e.startsWith('body:')) seen += Number(e.slice(5));
+      expect(seen).to.equal(16 * 65536);
+      expect(rec.events.at(-1)).to.equal('end:$');
+    });
+
+    it('finds an end-line split across two reads after a large body piece', () => {
+      const body = Buffer.alloc(100_000, 0x62);
+      const frame = serializeRequest({
+        transactionId: 'Split9999',
+        method: 'SEND',
+        toPath: TO,
+        fromPath: FROM,
+        body,
+      });
+      const cut = frame.length - 10; // inside "-------Split9999$\r\n"
+      const { frames, errors } = parseFrames([frame.subarray(0, cut), frame.subarray(cut)]);
+      expect(errors).to.deep.equal([]);
+      expect(frames[0]!.body!.equals(body)).to.equal(true);
+    });
+
+    it('accepts blank lines between frames', () => {
+      const a = wireFixture('e1.2');
+      const { frames, errors } = parseFrames(
+        Buffer.concat([Buffer.from('\r\n\r\n'), a, Buffer.from('\r\n'), a]),
+      );
+      expect(errors).to.deep.equal([]);
+      expect(frames.length).to.equal(2);
+    });
+  });
+
+  describe('round trip (property)', () => {
+    const lookAlikes = fc.constantFrom('\r\n', '-------', '\r\n-------', '$\r\n', '#', '+\r\n', '\r', '\n');
+    const bodyArb = fc
+      .array(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 40 }),
+          lookAlikes.map((s) => Buffer.from(s)),
+        ),
+        { maxLength: 20 },
+      )
+      .map((parts) => Buffer.concat(parts.map((p) => Buffer.from(p))));
+
+    it('parses what the serializer wrote, at any fragmentation', () => {
+      fc.assert(
+        fc.property(
+          bodyArb,
+          fc.constantFrom('+', '$', '#'),
+          fc.integer({ min: 1, max: 50 }),
+          fc.integer(),
+          (body, flag, maxPiece, seed) => {
+            const bytes = serializeRequest({
+              method: 'SEND',
+              toPath: TO,
+              fromPath: FROM,
+              headers: [['Message-ID', 'abcd1234']],
+              contentType: 'application/octet-stream',
+              body,
+              flag: flag as '+' | '$' | '#',
+            });
+            const { frames, errors } = parseFrames(randomSplit(bytes, seededRandom(seed), maxPiece));
+            expect(errors).to.deep.equal([]);
+            expect(frames.length).to.equal(1);
+            expect(frames[0]!.body!.equals(body)).to.equal(true);
+            expect(frames[0]!.flag).to.equal(flag);
+            expect(serializeFrame(frames[0]!).equals(bytes)).to.equal(true);
+          },
+        ),
+        { numRuns: 300, seed: 4975 },
+      );
+    });
+
+    it('finds the end when the body contains the end-line of a sibling transaction id', () => {
+      const body = Buffer.from('x\r\n-------Ab12Cd34$\r\ny', 'latin1');
+      const bytes = serializeRequest({
+        transactionId: 'Ab12Cd345',
+        method: 'SEND',
+        toPath: TO,
+        fromPath: FROM,
+        body,
+      });
+      const { frames } = parseFrames(bytes);
+      expect(frames[0]!.body!.equals(body)).to.equal(true);
+    });
+
+    it('never throws on random input and reports only MsrpError', () => {
+      fc.assert(
+        fc.property(
+          fc.array(
+            fc.oneof(
+              fc.uint8Array({ maxLength: 64 }),
+              fc
+                .constantFrom('MSRP abcd1234 SEND\r\n', 'To-Path: x\r\n', '\r\n', '-------abcd1234$\r\n')
+                .map((s) => Buffer.from(s)),
+            ),
+            { maxLength: 30 },
+          ),
+          (parts) => {
+            const rec = new Recorder();
+            const parser = new MsrpParser(rec);
+            for (const p of parts) parser.write(Buffer.from(p));
+            for (const e of rec.errors) expect(e.err).to.be.instanceOf(MsrpError);
+          },
+        ),
+        { numRuns: 500, seed: 7 },
+      );
+    });
+  });
+
+  describe('malformed frames', () => {
+    const corpus: Array<[string, Buffer, string, number, boolean]> = [
+      ['a start line without MSRP', lines('HTTP/1.1 200 OK'), ErrorCodes.BAD_START_LINE, 400, true],
+      ['a lower-case protocol name', lines('msrp abcd1234 SEND'), ErrorCodes.BAD_START_LINE, 400, true],
+      [
+        'a start line with only a transaction id',
+        lines('MSRP abcd1234'),
+        ErrorCodes.BAD_START_LINE,
+        400,
+        true,
+      ],
+      ['a 3-character transaction id', lines('MSRP abc SEND'), ErrorCodes.BAD_TRANSACTION_ID, 400, true],
+      [
+        'a 33-character transaction id',
+        lines(`MSRP ${'a'.repeat(33)} SEND`),
+        ErrorCodes.BAD_TRANSACTION_ID,
+        400,
+        true,
+      ],
+      [
+        'a transaction id starting with "-"',
+        lines('MSRP -abc1234 SEND'),
+        ErrorCodes.BAD_TRANSACTION_ID,
+        400,
+        true,
+      ],
+      [
+        'a lower-case method',
+        lines('MSRP abcd1234 send', `To-Path: ${TO}`, `From-Path: ${FROM}`, '-------abcd1234$'),
+        ErrorCodes.BAD_START_LINE,
+        400,
+        false,
+      ],
+      [
+        'From-Path before To-Path',
+        lines('MSRP abcd1234 SEND', `From-Path: ${FROM}`, `To-Path: ${TO}`, '-------abcd1234$'),
+        ErrorCodes.HEADER_ORDER,
+        400,
+        false,
+      ],
+      [
+        'Message-ID on line 3',
+        lines(
+          'MSRP abcd1234 SEND',
+          `To-Path: ${TO}`,
+          'Message-ID: abcd',
+          `From-Path: ${FROM}`,
+          '-------abcd1234$',
+        ),
+        ErrorCodes.HEADER_ORDER,
+        400,
+        false,
+      ],
+      [
+        'a header after Content-Type',
+        lines(
+          'MSRP abcd1234 SEND',
+          `To-Path: ${TO}`,
+          `From-Path: ${FROM}`,
+          'Content-Type: text/plain',
+          'Message-ID: abcd',
+          '',
+          'x',
+          '-------abcd1234$',
+        ),
+        ErrorCodes.HEADER_ORDER,
+        400,
+        false,
+      ],
+      [
+        'a body without Content-Type',
+        lines(
+          'MSRP abcd1234 SEND',
+          `To-Path: ${TO}`,
+          `From-Path: ${FROM}`,
+          'Message-ID: abcd',
+          '',
+          'x',
+          '-------abcd1234$',
+        ),
+        ErrorCodes.BAD_BODY,
+        400,
+        false,
+      ],
+      [
+        'Content-Type on a bodiless request',
+        lines(
+          'MSRP abcd1234 SEND',
+          `To-Path: ${TO}`,
+          `From-Path: ${FROM}`,
+          'Content-Type: text/plain',
+          '-------abcd1234$',
+        ),
+        ErrorCodes.BAD_BODY,
+        400,
+        false,
+      ],
+      [
+        'a response with a body',
+        lines(
+          'MSRP abcd1234 200 OK',
+          `To-Path: ${TO}`,
+          `From-Path: ${FROM}`,
+          'Content-Type: text/plain',
+          '',
+          'x',
+          '-------abcd1234$',
+        ),
+        ErrorCodes.BAD_BODY,
+        400,
+        false,
+      ],
+      [
+        'a response ending with +',
+        lines('MSRP abcd1234 200 OK', `To-Path: ${TO}`, `From-Path: ${FROM}`, '-------abcd1234+'),
+        ErrorCodes.BAD_END_LINE,
+        400,
+        false,
+      ],
+      [
+        'a request without From-Path',
+        lines('MSRP abcd1234 SEND', `To-Path: ${TO}`, '-------abcd1234$'),
+        ErrorCodes.MISSING_HEADER,
+        400,
+        false,
+      ],
+      [
+        'a header line without a colon',
+        lines(
+          'MSRP abcd1234 SEND',
+          `To-Path: ${TO}`,
+          `From-Path: ${FROM}`,
+          'Garbage line',
+          '-------abcd1234$',
+        ),
+        ErrorCodes.BAD_HEADER,
+        400,
+        false,
+      ],
+      [
+        'a header line ending in a bare LF',
+        Buffer.from(`MSRP abcd1234 SEND\r\nTo-Path: ${TO}\nFrom-Path: ${FROM}\r\n-------abcd1234$\r\n`),
+        ErrorCodes.BAD_HEADER,
+        400,
+        false,
+      ],
+    ];
+
+    for (const [what, bytes, code, status, fatal] of corpus) {
+      it(`maps ${what} to ${code} (${status}${fatal ? ', fatal' : ''})`, () => {
+        const rec = new Recorder();
+        const parser = new MsrpParser(rec);
+        parser.write(bytes);
+        expect(rec.errors.length).to.equal(1);
+        expect(rec.errors[0]!.err.code).to.equal(code);
+        expect(rec.errors[0]!.err.statusCode).to.equal(status);
+        expect(rec.errors[0]!.err.fatal).to.equal(fatal);
+        expect(parser.failed).to.equal(fatal);
+      });
+    }
+
+    it('recovers after a non-fatal error and parses the next frame', () => {
+      const bad = lines(
+        'MSRP abcd1234 SEND',
+        `From-Path: ${FROM}`,
+        `To-Path: ${TO}`,
+        'Content-Type: text/plain',
+        '',
+        'body',
+        '-------abcd1234$',
+      );
+      const { frames, errors } = parseFrames(Buffer.concat([bad, wireFixture('e1.1')]));
+      expect(errors.map((e) => e.error.code)).to.deep.equal([ErrorCodes.HEADER_ORDER]);
+      expect(errors[0]!.context!.transactionId).to.equal('abcd1234');
+      expect(frames.map((f) => f.transactionId)).to.deep.equal(['t9Kx2mQ4']);
+    });
+
+    it('ignores all input after a fatal error', () => {
+      const rec = new Recorder();
+      const parser = new MsrpParser(rec);
+      parser.write(lines('GARBAGE'));
+      parser.write(wireFixture('e1.1'));
+      expect(rec.events).to.deep.equal([`error:${ErrorCodes.BAD_START_LINE}`]);
+    });
+  });
+
+  describe('limits', () => {
+    it('emits a fatal error if the start line and headers exceed maxHeadBytes', () => {
+      const rec = new Recorder();
+      const parser = new MsrpParser(rec, { maxHeadBytes: 200 });
+      parser.write(
+        lines('MSRP abcd1234 SEND', `To-Path: ${TO}`, `From-Path: ${FROM}`, `X-Pad: ${'p'.repeat(150)}`),
+      );
+      expect(rec.errors.map((e) => [e.err.code, e.err.fatal])).to.deep.equal([
+        [ErrorCodes.HEAD_TOO_LARGE, true],
+      ]);
+    });
+
+    it('emits a fatal error if one unterminated line exceeds maxHeadBytes', () => {
+      const rec = new Recorder();
+      const parser = new MsrpParser(rec, { maxHeadBytes: 1024 });
+      parser.write(Buffer.from('MSRP '));
+      for (let i = 0; i < 10; i++) parser.write(Buffer.alloc(200, 0x41));
+      expect(rec.errors.map((e) => [e.err.code, e.err.fatal])).to.deep.equal([
+        [ErrorCodes.HEAD_TOO_LARGE, true],
+      ]);
+    });
+
+    it('emits an error if a frame has more than maxHeaders header lines', () => {
+      const extra = Array.from({ length: 5 }, (_, i) => `X-H${i}: v`);
+      const { frames, errors } = parseFrames(
+        Buffer.concat([
+          lines('MSRP abcd1234 SEND', `To-Path: ${TO}`, `From-Path: ${FROM}`, ...extra, '-------abcd1234$'),
+          wireFixture('e1.7'),
+        ]),
+        { maxHeaders: 6 },
+      );
+      expect(errors.map((e) => e.error.code)).to.deep.equal([ErrorCodes.TOO_MANY_HEADERS]);
+      expect(frames.length).to.equal(1);
+    });
+
+    it('answers 413 when a non-SEND body exceeds maxOtherBodyBytes and keeps parsing', () => {
+      const report = serializeRequest({
+        method: 'REPORT',
+        toPath: TO,
+        fromPath: FROM,
+        body: Buffer.alloc(2000, 0x41),
+      });
+      const { frames, errors } = parseFrames(Buffer.concat([report, wireFixture('e1.1')]), {
+        maxOtherBodyBytes: 1000,
+      });
+      expect(errors.map((e) => [e.error.code, e.error.statusCode, e.context!.headEmitted])).to.deep.equal([
+        [ErrorCodes.BODY_TOO_LARGE, 413, true],
+      ]);
+      expect(frames.map((f) => f.transactionId)).to.deep.equal(['t9Kx2mQ4']);
+    });
+
+    it('answers 413 when a SEND chunk exceeds maxChunkBytes', () => {
+      const send = serializeRequest({
+        method: 'SEND',
+        toPath: TO,
+        fromPath: FROM,
+        body: Buffer.alloc(5000, 0x41),
+      });
+      const { errors } = parseFrames(randomSplit(send, seededRandom(1), 700), { maxChunkBytes: 4096 });
+      expect(errors.map((e) => [e.error.code, e.error.statusCode])).to.deep.equal([
+        [ErrorCodes.BODY_TOO_LARGE, 413],
+      ]);
+    });
+  });
+});
