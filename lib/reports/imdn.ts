@@ -1,0 +1,475 @@
+/**
+ * IMDN documents (RFC 5438 `message/imdn+xml`) and the legacy report documents of
+ * draft-khartabil-simple-im-report-00 (`message/status-report`) and its successors: parsing incoming ones
+ * with a namespace-aware XML parser, building the delivery report the relay injects, and a validator for
+ * the RFC 5438 element order. Report-request detection lives in report-request.ts and is re-exported here.
+ */
+import { DOMParser, type Document, type Element } from '@xmldom/xmldom';
+import { createError, ErrorCodes, type MsrpError } from '../errors.js';
+import { formatCpim, parseNameAddr, type CpimOutHeader } from './cpim.js';
+import type { ReportRequest } from './report-request.js';
+
+export {
+  detectReportRequest,
+  isImdnMessage,
+  reportPayloadKind,
+  wantsReport,
+  IMDN_HEADER_NS,
+  IMDN_DRAFT_HEADER_NS,
+  type ReportKind,
+  type ReportPayloadKind,
+  type ReportRequest,
+} from './report-request.js';
+
+/** XML namespace of RFC 5438 IMDN documents. */
+export const IMDN_XML_NS = 'urn:ietf:params:xml:ns:imdn';
+/** XML namespace of draft-khartabil-simple-im-report-00 status reports (its example omits it). */
+export const STATUS_REPORT_XML_NS = 'urn:ietf:params:xml:ns:status-report';
+/** XML namespace of draft-khartabil-simple-im-receipts-00 status receipts. */
+export const STATUS_RECEIPT_XML_NS = 'urn:ietf:params:xml:ns:status-receipt';
+
+/** The disposition category a notification reports on. */
+export type ImdnNotification = 'delivery' | 'display' | 'processing';
+
+/** A disposition state (the empty element inside RFC 5438 `<status>`). */
+export type ImdnStatus =
+  'delivered' | 'failed' | 'forbidden' | 'error' | 'displayed' | 'processed' | 'stored';
+
+/** A parsed IMDN or legacy report document. */
+export interface ImdnDocument {
+  /** `rfc5438`; `imdn-draft` (draft-ietf-simple-imdn-00 `<disposition>`); `status-report`; `status-receipt`. */
+  format: 'rfc5438' | 'imdn-draft' | 'status-report' | 'status-receipt';
+  /** The referenced IM's Message-ID. */
+  messageId: string;
+  /** The referenced IM's DateTime, when the document carries it. */
+  dateTime?: string;
+  /** The recipient the report is about. */
+  recipientUri?: string;
+  /** The recipient before an intermediary rewrote CPIM To. */
+  originalRecipientUri?: string;
+  /** Copy of the IM's Subject. */
+  subject?: string;
+  /** Which category this notification reports. */
+  notification: ImdnNotification;
+  /** The disposition state; legacy codes are mapped (200/success → delivered or displayed, 485 → error). */
+  status: ImdnStatus;
+  /** Free text of a legacy `<note>`. */
+  note?: string;
+}
+
+/** Options of {@link buildDeliveryReport}. */
+export interface DeliveryReportOptions {
+  /** The time written in the report's CPIM `DateTime`. */
+  now: Date;
+  /** The report's own `imdn.Message-ID` (RFC 5438 §6.3: a new one; unused by the legacy dialect). */
+  messageId: string;
+  /** `<recipient-uri>`; defaults to the URI of the IM's CPIM To. */
+  recipientUri?: string;
+  /** `<original-recipient-uri>`; defaults to the URI of the IM's `imdn.Original-To`, else the recipient URI. */
+  originalRecipientUri?: string;
+  /** Legacy dialect only: the `<status>` code of a `failed` report (the draft names none); default 500. */
+  failureCode?: number;
+}
+
+/** A report ready to be the body of an injected SEND. */
+export interface DeliveryReport {
+  /** Always `message/cpim`. */
+  contentType: 'message/cpim';
+  /** The complete CPIM message. */
+  body: Buffer;
+}
+
+/** Status elements allowed per category (RFC 5438 §11.1.7 and the schema of §11.1.9). */
+const STATUSES: Record<ImdnNotification, readonly ImdnStatus[]> = {
+  delivery: ['delivered', 'failed', 'forbidden', 'error'],
+  display: ['displayed', 'forbidden', 'error'],
+  processing: ['processed', 'stored', 'forbidden', 'error'],
+};
+const NOTIFICATION_ELEMENTS: Record<string, ImdnNotification> = {
+  'delivery-notification': 'delivery',
+  'display-notification': 'display',
+  'processing-notification': 'processing',
+};
+/** RFC 5438 §11.1, §11.1.9: children of `<imdn>` in schema order; the notification element comes last. */
+const ORDER = ['message-id', 'datetime', 'recipient-uri', 'original-recipient-uri', 'subject'];
+const ELEMENT_NODE = 1;
+const TEXT_NODE = 3;
+const CDATA_SECTION_NODE = 4;
+/** XML 1.0 §2.2 Char production: what a document may hold at all. */
+const NOT_XML_CHAR = /[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\u{10000}-\u{10ffff}]/u;
+/** RFC 3339 §5.6 date-time. */
+const DATE_TIME_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$/i;
+
+function badDoc(reason: string): MsrpError {
+  return createError(ErrorCodes.BAD_HEADER_VALUE, `invalid report document: ${reason}`, 400);
+}
+
+/** Parses XML text with xmldom, namespace-aware; throws a plain Error on anything not well-formed. */
+function parseXml(text: string): Document {
+  // No IMDN or status report has a DTD; refusing one keeps entity tricks out of the parser.
+  if (/<!DOCTYPE/i.test(text)) throw new Error('a DOCTYPE is not allowed');
+  const parser = new DOMParser({
+    locator: false,
+    onError(level, msg) {
+      if (level !== 'warning') throw new Error(msg);
+    },
+  });
+  const doc = parser.parseFromString(text.replace(/^\ufeff/, ''), 'text/xml');
+  if (doc.documentElement === null) throw new Error('no root element');
+  return doc;
+}
+
+/** The first line of what went wrong in {@link parseXml}, without xmldom's ParseError wrapping. */
+function xmlErrorText(err: unknown): string {
+  const e = err as Error & { cause?: unknown };
+  const inner = e.cause instanceof Error ? e.cause : e;
+  return inner.message.split('\n')[0];
+}
+
+/** Child elements of `el` in document order. */
+function childElements(el: Element): Element[] {
+  const out: Element[] = [];
+  for (let i = 0; i < el.childNodes.length; i++) {
+    const n = el.childNodes[i];
+    if (n.nodeType === ELEMENT_NODE) out.push(n as Element);
+  }
+  return out;
+}
+
+/** True when `el` holds character data other than white space. */
+function hasText(el: Element): boolean {
+  for (let i = 0; i < el.childNodes.length; i++) {
+    const n = el.childNodes[i];
+    if (
+      (n.nodeType === TEXT_NODE || n.nodeType === CDATA_SECTION_NODE) &&
+      (n.nodeValue ?? '').trim() !== ''
+    ) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/** Trimmed text of the first child element `local` in namespace `ns`, or undefined. */
+function childText(el: Element, ns: string | null, local: string): string | undefined {
+  const child = childElements(el).find((c) => c.namespaceURI === ns && c.localName === local);
+  return child === undefined ? undefined : (child.textContent ?? '').trim();
+}
+
+/**
+ * Parses an IMDN (RFC 5438 `<imdn>`, or the draft-ietf-simple-imdn-00 `<imdn>` with `<disposition>`) or a
+ * legacy `<status-report>` / `<status-receipt>` document. Throws an `MsrpError` (`MSRP_ERR_BAD_HEADER_VALUE`)
+ * when the XML is not well-formed or lacks the message-id, the notification or a known status.
+ */
+export function parseImdn(body: Buffer): ImdnDocument {
+  let doc: Document;
+  try {
+    doc = parseXml(body.toString('utf8'));
+  } catch (err) {
+    throw badDoc(`not well-formed XML (${xmlErrorText(err)})`);
+  }
+  const root = doc.documentElement as Element;
+  const ns = root.namespaceURI;
+  if (root.localName === 'imdn' && ns === IMDN_XML_NS) return parseImdnRoot(root);
+  if (root.localName === 'status-report' && (ns === null || ns === STATUS_REPORT_XML_NS)) {
+    return parseLegacyRoot(root, 'status-report', childText(root, ns, 'type'));
+  }
+  if (root.localName === 'status-receipt' && (ns === null || ns === STATUS_RECEIPT_XML_NS)) {
+    return parseLegacyRoot(root, 'status-receipt', childText(root, ns, 'type'));
+  }
+  throw badDoc(`unknown root element <${root.tagName}>${ns === null ? '' : ` in ${ns}`}`);
+}
+
+/** Copies the optional echo elements shared by every format. */
+function common(
+  root: Element,
+  format: ImdnDocument['format'],
+): Omit<ImdnDocument, 'notification' | 'status'> {
+  const ns = root.namespaceURI;
+  const messageId = childText(root, ns, 'message-id');
+  if (messageId === undefined || messageId === '') throw badDoc('no <message-id>');
+  const doc: Omit<ImdnDocument, 'notification' | 'status'> = { format, messageId };
+  const optional = [
+    ['datetime', 'dateTime'],
+    ['recipient-uri', 'recipientUri'],
+    ['original-recipient-uri', 'originalRecipientUri'],
+    ['subject', 'subject'],
+    ['note', 'note'],
+  ] as const;
+  for (const [element, key] of optional) {
+    const text = childText(root, ns, element);
+    if (text !== undefined) doc[key] = text;
+  }
+  return doc;
+}
+
+function parseImdnRoot(root: Element): ImdnDocument {
+  const disposition = childText(root, IMDN_XML_NS, 'disposition');
+  if (disposition !== undefined) return parseLegacyRoot(root, 'imdn-draft', disposition);
+  const base = common(root, 'rfc5438');
+  const element = childElements(root).find(
+    (c) => c.namespaceURI === IMDN_XML_NS && NOTIFICATION_ELEMENTS[c.localName ?? ''] !== undefined,
+  );
+  if (element === undefined) throw badDoc('no notification element');
+  const notification = NOTIFICATION_ELEMENTS[element.localName ?? ''];
+  const status = childElements(element).find(
+    (c) => c.namespaceURI === IMDN_XML_NS && c.localName === 'status',
+  );
+  if (status === undefined) throw badDoc(`no <status> in <${element.localName}>`);
+  const state = childElements(status).find((c) => c.namespaceURI === IMDN_XML_NS);
+  const value = state?.localName ?? '';
+  if (!(STATUSES[notification] as readonly string[]).includes(value)) {
+    throw badDoc(`<${element.localName}> has no valid status${value === '' ? '' : ` (<${value}/>)`}`);
+  }
+  return { ...base, notification, status: value as ImdnStatus };
+}
+
+/**
+ * Maps a legacy document (digest §6.4): `<type>` / `<disposition>` `delivery` or `read`; `<status>` `200` /
+ * `success` → delivered or displayed, `485` / `error` → error, `forbidden` → forbidden, `failure` and any
+ * other 3xx-6xx code → failed (delivery) or error (read).
+ */
+function parseLegacyRoot(
+  root: Element,
+  format: ImdnDocument['format'],
+  kind: string | undefined,
+): ImdnDocument {
+  const base = common(root, format);
+  const k = (kind ?? '').toLowerCase();
+  let notification: ImdnNotification;
+  if (k === 'delivery') notification = 'delivery';
+  else if (k === 'read' || k === 'display') notification = 'display';
+  else throw badDoc(`unknown report type ${JSON.stringify(kind ?? '')}`);
+  const code = (childText(root, root.namespaceURI, 'status') ?? '').toLowerCase();
+  let status: ImdnStatus;
+  if (code === '200' || code === 'success') status = notification === 'delivery' ? 'delivered' : 'displayed';
+  else if (code === '485' || code === 'error') status = 'error';
+  else if (code === 'forbidden') status = 'forbidden';
+  else if (code === 'failure' || /^[3-6]\d\d$/.test(code)) {
+    status = notification === 'delivery' ? 'failed' : 'error';
+  } else throw badDoc(`unknown status ${JSON.stringify(code)}`);
+  return { ...base, notification, status };
+}
+
+/**
+ * Parses an aggregated IMDN (RFC 5438 §8.3): a `multipart/mixed` payload whose `message/imdn+xml` parts
+ * are each an IMDN; other parts are skipped. `contentType` is the payload's Content-Type (with its
+ * boundary). Throws an `MsrpError` for a missing boundary or a malformed part.
+ */
+export function parseAggregatedImdn(contentType: string, body: Buffer): ImdnDocument[] {
+  const m = /;\s*boundary\s*=\s*(?:"([^"]+)"|([^;\s]+))/i.exec(contentType);
+  if (m === null) throw badDoc('multipart/mixed without boundary');
+  const delimiter = Buffer.from(`--${m[1] ?? m[2]}`, 'utf8');
+  const starts: number[] = [];
+  for (let i = body.indexOf(delimiter); i !== -1; i = body.indexOf(delimiter, i + 1)) {
+    // RFC 2046 §5.1.1: a delimiter starts the body or a line.
+    if (i === 0 || body[i - 1] === 0x0a) starts.push(i);
+  }
+  const docs: ImdnDocument[] = [];
+  for (let n = 0; n + 1 < starts.length; n++) {
+    const lineEnd = body.indexOf(0x0a, starts[n]);
+    if (lineEnd === -1 || lineEnd > starts[n + 1]) break;
+    let end = starts[n + 1] - 1; // the LF before the next delimiter belongs to it
+    if (body[end - 1] === 0x0d) end--;
+    const part = body.subarray(lineEnd + 1, Math.max(lineEnd + 1, end));
+    const text = part.toString('latin1');
+    const blank = /\r?\n\r?\n/.exec(text);
+    const headerText = blank === null ? text : text.slice(0, blank.index);
+    const type = /^content-type:\s*([^;\r\n]+)/im.exec(headerText)?.[1].trim().toLowerCase();
+    if (type !== 'message/imdn+xml' || blank === null) continue;
+    docs.push(parseImdn(part.subarray(blank.index + blank[0].length)));
+  }
+  return docs;
+}
+
+/** Escapes text for an XML element; throws for characters XML 1.0 cannot carry at all. */
+function xmlText(s: string, what: string): string {
+  if (NOT_XML_CHAR.test(s)) throw badDoc(`${what} holds a character XML cannot carry`);
+  return s.replace(/[&<>]/g, (c) => (c === '&' ? '&amp;' : c === '<' ? '&lt;' : '&gt;'));
+}
+
+/** RFC 3339 UTC timestamp to the second, as in the digest's examples (`2024-05-06T10:15:31Z`). */
+function dateTime(now: Date): string {
+  return now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/**
+ * Builds the report the relay injects for a message it delivered (`delivered`), could not deliver
+ * (`failed`) or processed (`processed`): a complete CPIM message from the IM's recipient to its sender.
+ * The `imdn` dialect gets an RFC 5438 IMDN (`message/imdn+xml`, `Content-Disposition: notification`); the
+ * `legacy` dialect gets the draft's `<status-report>` (`message/status-report`, `Content-Disposition:
+ * confirm`). Throws an `MsrpError` when the IM lacks what the report must echo (CPIM From/To; DateTime for
+ * `imdn`) or when the legacy dialect is asked for `processed`, which it cannot express.
+ */
+export function buildDeliveryReport(
+  req: ReportRequest,
+  outcome: 'delivered' | 'failed' | 'processed',
+  opts: DeliveryReportOptions,
+): DeliveryReport {
+  if (req.from === undefined || req.to === undefined) throw badDoc('the IM has no CPIM From or To to swap');
+  const recipientUri = opts.recipientUri ?? parseNameAddr(req.to)?.uri;
+  // RFC 5438 §7.2.1: the IMDN goes from the recipient (the IM's To) to the sender (the IM's From).
+  const headers: CpimOutHeader[] = [
+    ['From', req.to, { raw: true }],
+    ['To', req.from, { raw: true }],
+    ['DateTime', dateTime(opts.now)],
+  ];
+  if (req.dialect === 'legacy') {
+    if (outcome === 'processed') throw badDoc('the legacy report format has no processing notification');
+    // draft-khartabil-simple-im-report-00 §3.2: a report SHOULD NOT carry Message-ID, MUST NOT Receipt-Request.
+    const code = outcome === 'delivered' ? 200 : (opts.failureCode ?? 500);
+    const lines = ['<status-report>', `<message-id>${xmlText(req.messageId, 'the message id')}</message-id>`];
+    if (recipientUri !== undefined) {
+      lines.push(`<recipient-uri>${xmlText(recipientUri, 'the recipient URI')}</recipient-uri>`);
+    }
+    lines.push(
+      '<type>delivery</type>',
+      `<status>${code}</status>`,
+      `<note lang="en">${outcome === 'delivered' ? 'Message was delivered' : 'Message was not delivered'}</note>`,
+      '</status-report>',
+    );
+    const body = formatCpim({
+      headers,
+      contentHeaders: [
+        ['Content-Type', 'message/status-report'],
+        ['Content-Disposition', 'confirm'],
+      ],
+      body: lines.join('\r\n'),
+    });
+    return { contentType: 'message/cpim', body };
+  }
+  // RFC 5438 §11.1.2: the IMDN carries the IM's DateTime in <datetime>; an IM without one cannot be answered.
+  if (req.dateTime === undefined) throw badDoc('the IM has no DateTime to echo');
+  if (opts.messageId === '') throw badDoc('the report needs its own imdn.Message-ID');
+  headers.push(['NS', 'imdn <urn:ietf:params:imdn>'], ['imdn.Message-ID', opts.messageId]);
+  // RFC 5438 §§6.6, 7.2.1: IMDN-Record-Route headers become IMDN-Route headers, in the same order.
+  for (const route of req.recordRoutes) headers.push(['imdn.IMDN-Route', route, { raw: true }]);
+  // RFC 5438 §11.1.4: <original-recipient-uri> MUST be present when the IM had an Original-To. The §11.1.9
+  // schema puts it in one optional group with <recipient-uri>, so without Original-To it repeats the
+  // recipient (as in the digest's E5.2), and neither is written when the recipient is unknown.
+  const original =
+    opts.originalRecipientUri ??
+    (req.originalTo === undefined ? undefined : parseNameAddr(req.originalTo)?.uri) ??
+    recipientUri;
+  const lines = [
+    '<?xml version="1.0" encoding="UTF-8"?>',
+    `<imdn xmlns="${IMDN_XML_NS}">`,
+    `<message-id>${xmlText(req.messageId, 'the message id')}</message-id>`,
+    `<datetime>${xmlText(req.dateTime, 'the DateTime')}</datetime>`,
+  ];
+  if (recipientUri !== undefined && original !== undefined) {
+    lines.push(
+      `<recipient-uri>${xmlText(recipientUri, 'the recipient URI')}</recipient-uri>`,
+      `<original-recipient-uri>${xmlText(original, 'the original recipient')}</original-recipient-uri>`,
+    );
+  }
+  const element = outcome === 'processed' ? 'processing-notification' : 'delivery-notification';
+  lines.push(`<${element}><status><${outcome}/></status></${element}>`, '</imdn>');
+  const body = formatCpim({
+    headers,
+    contentHeaders: [
+      ['Content-Type', 'message/imdn+xml'],
+      ['Content-Disposition', 'notification'],
+    ],
+    body: lines.join('\r\n'),
+  });
+  return { contentType: 'message/cpim', body };
+}
+
+/**
+ * Checks an RFC 5438 IMDN document against the schema rules the relay relies on: root `<imdn>` in the
+ * IMDN namespace; children in the order message-id, datetime, recipient-uri?, original-recipient-uri?,
+ * subject?, then exactly one notification element holding exactly one `<status>` with exactly one empty
+ * state element allowed for that category; extension elements only from other namespaces. Returns the
+ * problems found, `[]` for a valid document.
+ */
+export function validateImdnDocument(xml: string): string[] {
+  let doc: Document;
+  try {
+    doc = parseXml(xml);
+  } catch (err) {
+    return [`not well-formed XML: ${xmlErrorText(err)}`];
+  }
+  const root = doc.documentElement as Element;
+  if (root.localName !== 'imdn' || root.namespaceURI !== IMDN_XML_NS) {
+    return [
+      `root element is <${root.tagName}> in ${root.namespaceURI ?? 'no namespace'}, not <imdn> in ${IMDN_XML_NS}`,
+    ];
+  }
+  const problems: string[] = [];
+  if (hasText(root)) problems.push('<imdn> holds text outside its elements');
+  let rank = -1;
+  const notifications: Element[] = [];
+  const seen = new Set<string>();
+  for (const child of childElements(root)) {
+    const local = child.localName ?? '';
+    if (child.namespaceURI !== IMDN_XML_NS) {
+      // RFC 5438 §11.1.9: extensions come from other, non-empty namespaces.
+      if (child.namespaceURI === null || child.namespaceURI === '')
+        problems.push(`<${local}> has no namespace`);
+      continue;
+    }
+    const r = NOTIFICATION_ELEMENTS[local] !== undefined ? ORDER.length : ORDER.indexOf(local);
+    if (r === -1) {
+      problems.push(`<${local}> is not an IMDN element`);
+      continue;
+    }
+    if (r === ORDER.length) {
+      notifications.push(child);
+    } else if (seen.has(local)) {
+      problems.push(`<${local}> appears more than once`);
+      continue;
+    } else {
+      seen.add(local);
+      if (r < rank) problems.push(`<${local}> is out of order`);
+    }
+    rank = Math.max(rank, r);
+  }
+  const messageId = childText(root, IMDN_XML_NS, 'message-id');
+  if (messageId === undefined) problems.push('<message-id> is missing');
+  else if (messageId === '') problems.push('<message-id> is empty');
+  const dt = childText(root, IMDN_XML_NS, 'datetime');
+  if (dt === undefined) problems.push('<datetime> is missing');
+  else if (!DATE_TIME_RE.test(dt))
+    problems.push(`<datetime> ${JSON.stringify(dt)} is not an RFC 3339 date-time`);
+  if (notifications.length !== 1) {
+    problems.push(`expected exactly one notification element, found ${notifications.length}`);
+  }
+  for (const n of notifications) problems.push(...checkNotification(n));
+  return problems;
+}
+
+/** Problems inside one notification element: exactly one `<status>` with exactly one allowed, empty state. */
+function checkNotification(n: Element): string[] {
+  const name = n.localName ?? '';
+  const allowed = STATUSES[NOTIFICATION_ELEMENTS[name]];
+  const problems: string[] = [];
+  if (hasText(n)) problems.push(`<${name}> holds text`);
+  // RFC 5438 §11.1.9: a notification element holds exactly one <status> and nothing else.
+  const statuses = childElements(n);
+  if (
+    statuses.length !== 1 ||
+    statuses[0].namespaceURI !== IMDN_XML_NS ||
+    statuses[0].localName !== 'status'
+  ) {
+    problems.push(`<${name}> must hold exactly one <status>`);
+    return problems;
+  }
+  const status = statuses[0];
+  // RFC 5438 §11.1.9: <status> holds one state element plus extensions from other, non-empty namespaces.
+  const states = childElements(status).filter((c) => c.namespaceURI === IMDN_XML_NS);
+  if (childElements(status).some((c) => c.namespaceURI === null || c.namespaceURI === '')) {
+    problems.push(`<status> in <${name}> holds an element without namespace`);
+  }
+  if (hasText(status)) problems.push(`<status> in <${name}> holds text`);
+  if (states.length !== 1) {
+    problems.push(`<status> in <${name}> must hold exactly one status element, found ${states.length}`);
+    return problems;
+  }
+  const state = states[0];
+  if (!(allowed as readonly string[]).includes(state.localName ?? '')) {
+    problems.push(`<${state.localName}> is not a status of <${name}>`);
+  }
+  if (state.childNodes.length !== 0) problems.push(`<${state.localName}> must be empty`);
+  return problems;
+}

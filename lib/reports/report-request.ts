@@ -1,0 +1,161 @@
+/**
+ * What an instant message asks to be told about: the RFC 5438 `Disposition-Notification` header under any
+ * prefix bound to `urn:ietf:params:imdn`, the draft-ietf-simple-imdn-00 forms (namespace
+ * `urn:ietf:params:cpim-headers:imdn`, or unprefixed) and the draft-khartabil-simple-im-report-00 forms
+ * (`Receipt-Request` / `Request-Receipt`, unprefixed `Message-ID`, `read` meaning display), following the
+ * legacy acceptance rules of the spec digest §6.4; and which incoming CPIM messages are themselves reports.
+ */
+import { CPIM_CORE_NS, type CpimHead, type CpimHeader } from './cpim.js';
+
+/** Namespace of the RFC 5438 CPIM headers (`NS: imdn <urn:ietf:params:imdn>`). */
+export const IMDN_HEADER_NS = 'urn:ietf:params:imdn';
+/** Namespace of the IMDN headers in draft-ietf-simple-imdn-00. */
+export const IMDN_DRAFT_HEADER_NS = 'urn:ietf:params:cpim-headers:imdn';
+
+/** A disposition an IM may request. */
+export type ReportKind = 'positive-delivery' | 'negative-delivery' | 'display' | 'processing';
+
+/** The reports an IM requested and what a report about it must echo. */
+export interface ReportRequest {
+  /** `imdn` for a Disposition-Notification request (answered with message/imdn+xml), `legacy` for Receipt-Request. */
+  dialect: 'imdn' | 'legacy';
+  /** The known dispositions requested; `read` is mapped to `display`, unknown tokens are dropped. */
+  kinds: Set<ReportKind>;
+  /** The IM's identifier: `imdn.Message-ID`, else the unprefixed legacy `Message-ID` (unescaped). */
+  messageId: string;
+  /** The IM's `DateTime` value, exactly as sent (RFC 5438 echoes it in `<datetime>`). */
+  dateTime?: string;
+  /** The IM's CPIM `From` in wire form (escapes kept), to become the report's `To`. */
+  from?: string;
+  /** The IM's first CPIM `To` in wire form, to become the report's `From`. */
+  to?: string;
+  /** The IM's `imdn.Original-To` in wire form, echoed as `<original-recipient-uri>`. */
+  originalTo?: string;
+  /** The IM's `imdn.IMDN-Record-Route` values in wire form, in order (copied to `IMDN-Route`). */
+  recordRoutes: string[];
+}
+
+/** What a report-carrying CPIM payload is: an RFC 5438 IMDN, a legacy report, or an aggregate of IMDNs. */
+export type ReportPayloadKind = 'imdn' | 'legacy' | 'aggregate';
+
+/** Payload types of the legacy report documents (digest §6.4). */
+const LEGACY_REPORT_TYPES = new Set([
+  'message/status-report',
+  'application/status-report+xml',
+  'message/status-receipt+xml',
+  'message/status-receipt',
+]);
+/** Dispositions of legacy reports: `confirm`, `render` (im-report-00 §3.4) and RFC 5438's `notification`. */
+const LEGACY_DISPOSITIONS = new Set(['notification', 'confirm', 'render']);
+
+/** The lower-cased first token of a MIME header value, parameters dropped (`Text/Plain; x=y` → `text/plain`). */
+function mimeToken(value: string | undefined): string {
+  return value === undefined ? '' : value.split(';')[0].trim().toLowerCase();
+}
+
+/**
+ * Classifies the CPIM payload: `imdn` for `message/imdn+xml` with `Content-Disposition: notification`,
+ * `aggregate` for a `multipart/mixed` with `notification` (RFC 5438 §8.3), `legacy` for the draft report
+ * types with `notification`, `confirm` or `render`; null for an instant message.
+ */
+export function reportPayloadKind(head: CpimHead): ReportPayloadKind | null {
+  const type = mimeToken(head.contentHeader('Content-Type'));
+  const disposition = mimeToken(head.contentHeader('Content-Disposition'));
+  // RFC 5438 §9 / digest §5.8 #11: message/imdn+xml without the notification disposition is an IM.
+  if (type === 'message/imdn+xml') return disposition === 'notification' ? 'imdn' : null;
+  if (type === 'multipart/mixed') return disposition === 'notification' ? 'aggregate' : null;
+  if (LEGACY_REPORT_TYPES.has(type) && LEGACY_DISPOSITIONS.has(disposition)) return 'legacy';
+  return null;
+}
+
+/** True when the CPIM message carries a report (IMDN, aggregated IMDN or legacy report) rather than an IM. */
+export function isImdnMessage(head: CpimHead): boolean {
+  return reportPayloadKind(head) !== null;
+}
+
+/** The request values RFC 5438 §10 and draft-khartabil-simple-im-report-00 §4 define. */
+const KNOWN: Record<string, ReportKind> = {
+  'positive-delivery': 'positive-delivery',
+  'negative-delivery': 'negative-delivery',
+  display: 'display',
+  processing: 'processing',
+  // draft-khartabil-simple-im-report-00 §3.1 and draft-ietf-simple-imdn-00: `read` is RFC 5438's `display`.
+  read: 'display',
+};
+
+/**
+ * Reads a request value: `notify-req *(COMMA notify-req)` with `COMMA = *SP "," *SP`, each request
+ * possibly followed by `;param=value` extensions. RFC 5438 §7.2.1: unknown values are ignored.
+ */
+function addKinds(value: string, kinds: Set<ReportKind>): void {
+  for (const item of value.split(',')) {
+    const token = item.split(';')[0].trim().toLowerCase();
+    const kind = KNOWN[token];
+    if (kind !== undefined) kinds.add(kind);
+  }
+}
+
+/** The first header `local` in any of the namespaces, tried in order. */
+function first(head: CpimHead, namespaces: string[], local: string): CpimHeader | undefined {
+  for (const ns of namespaces) {
+    const h = head.get(ns, local);
+    if (h !== undefined) return h;
+  }
+  return undefined;
+}
+
+/**
+ * Detects the reports an IM requested; null when it requested none, when it has no message identifier to
+ * correlate a report with, or when it is itself a report (RFC 5438 §§6.2, 7.2.1: never an IMDN for an IMDN).
+ * The dialect follows the request header: any `Disposition-Notification` form answers in RFC 5438 form,
+ * `Receipt-Request` / `Request-Receipt` alone in the draft's `message/status-report` form.
+ */
+export function detectReportRequest(head: CpimHead): ReportRequest | null {
+  if (isImdnMessage(head)) return null;
+  const kinds = new Set<ReportKind>();
+  let dialect: 'imdn' | 'legacy' | null = null;
+  // RFC 5438 §6.1: servers MUST accept any prefix bound to the URN; CpimHead matches on the URN.
+  // Digest §6.4: also urn:ietf:params:cpim-headers:imdn and the unprefixed (core namespace) form.
+  for (const ns of [IMDN_HEADER_NS, IMDN_DRAFT_HEADER_NS, CPIM_CORE_NS]) {
+    for (const h of head.getAll(ns, 'Disposition-Notification')) {
+      dialect = 'imdn';
+      addKinds(h.value, kinds);
+    }
+  }
+  for (const name of ['Receipt-Request', 'Request-Receipt']) {
+    for (const h of head.getAll(CPIM_CORE_NS, name)) {
+      dialect ??= 'legacy';
+      addKinds(h.value, kinds);
+    }
+  }
+  if (dialect === null || kinds.size === 0) return null;
+  const id = first(head, [IMDN_HEADER_NS, IMDN_DRAFT_HEADER_NS, CPIM_CORE_NS], 'Message-ID');
+  const messageId = id?.value.trim() ?? '';
+  if (messageId === '') return null;
+  const req: ReportRequest = { dialect, kinds, messageId, recordRoutes: [] };
+  const dateTime = head.get(CPIM_CORE_NS, 'DateTime');
+  if (dateTime !== undefined) req.dateTime = dateTime.value;
+  const from = head.get(CPIM_CORE_NS, 'From');
+  if (from !== undefined) req.from = from.rawValue;
+  const to = head.get(CPIM_CORE_NS, 'To');
+  if (to !== undefined) req.to = to.rawValue;
+  const originalTo = first(head, [IMDN_HEADER_NS, IMDN_DRAFT_HEADER_NS], 'Original-To');
+  if (originalTo !== undefined) req.originalTo = originalTo.rawValue;
+  req.recordRoutes = head.getAll(IMDN_HEADER_NS, 'IMDN-Record-Route').map((h) => h.rawValue);
+  return req;
+}
+
+/**
+ * Whether the IM asked for a report with this outcome: `delivered` needs `positive-delivery`, `failed`
+ * needs `negative-delivery`, `processed` needs `processing` (RFC 5438 §§7.2.1, 8.1, 8.2).
+ */
+export function wantsReport(req: ReportRequest, outcome: 'delivered' | 'failed' | 'processed'): boolean {
+  switch (outcome) {
+    case 'delivered':
+      return req.kinds.has('positive-delivery');
+    case 'failed':
+      return req.kinds.has('negative-delivery');
+    case 'processed':
+      return req.kinds.has('processing');
+  }
+}

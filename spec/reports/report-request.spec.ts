@@ -1,0 +1,363 @@
+import { expect } from 'chai';
+import { CpimHead, parseCpimHead } from '../../lib/reports/cpim.js';
+import {
+  detectReportRequest,
+  isImdnMessage,
+  reportPayloadKind,
+  wantsReport,
+  type ReportRequest,
+} from '../../lib/reports/report-request.js';
+
+/** Digest §5.7 E5.1: the CPIM body of an IM requesting IMDNs (<len=263>). */
+const E5_1 =
+  'From: <im:alice@example.org>\r\n' +
+  'To: <im:bob@example.net>\r\n' +
+  'DateTime: 2024-05-06T10:15:30Z\r\n' +
+  'NS: imdn <urn:ietf:params:imdn>\r\n' +
+  'imdn.Message-ID: Qw8rT2zLk4\r\n' +
+  'imdn.Disposition-Notification: positive-delivery, display\r\n' +
+  '\r\n' +
+  'Content-Type: text/plain; charset=utf-8\r\n' +
+  '\r\n' +
+  'Hello Bob';
+/** Digest §5.7 E5.2: the XML payload of the delivery IMDN (<len=369>). */
+const E5_2_XML =
+  '<?xml version="1.0" encoding="UTF-8"?>\r\n' +
+  '<imdn xmlns="urn:ietf:params:xml:ns:imdn">\r\n' +
+  '<message-id>Qw8rT2zLk4</message-id>\r\n' +
+  '<datetime>2024-05-06T10:15:30Z</datetime>\r\n' +
+  '<recipient-uri>im:bob@example.net</recipient-uri>\r\n' +
+  '<original-recipient-uri>im:bob@example.net</original-recipient-uri>\r\n' +
+  '<delivery-notification><status><delivered/></status></delivery-notification>\r\n' +
+  '</imdn>';
+
+/** Digest §5.7 E5.2: the CPIM body of the delivery IMDN (<len=590>). */
+const E5_2 =
+  'From: <im:bob@example.net>\r\n' +
+  'To: <im:alice@example.org>\r\n' +
+  'DateTime: 2024-05-06T10:15:31Z\r\n' +
+  'NS: imdn <urn:ietf:params:imdn>\r\n' +
+  'imdn.Message-ID: Hn3vB8sPq1\r\n' +
+  '\r\n' +
+  'Content-Type: message/imdn+xml\r\n' +
+  'Content-Disposition: notification\r\n' +
+  '\r\n' +
+  E5_2_XML;
+/** Digest §6.5: legacy im-report-00 request (<len=164>). */
+const E6_5 =
+  'From: Alice <im:alice@example.org>\r\n' +
+  'To: Bob <im:bob@example.net>\r\n' +
+  'Message-ID: 7fGh2Kp9\r\n' +
+  'Receipt-Request: positive-delivery, read\r\n' +
+  '\r\n' +
+  'Content-Type: text/plain\r\n' +
+  '\r\n' +
+  'Ping';
+
+function head(text: string | Buffer, lenient = false): CpimHead {
+  const res = parseCpimHead(typeof text === 'string' ? Buffer.from(text, 'utf8') : text, { lenient });
+  if (res === 'incomplete') throw new Error('head unexpectedly incomplete');
+  return res;
+}
+
+/** An IM with the given message headers, a text/plain payload and the usual From/To/DateTime. */
+function im(...lines: string[]): CpimHead {
+  return head(
+    ['From: <im:alice@example.org>', 'To: <im:bob@example.net>', 'DateTime: 2024-05-06T10:15:30Z', ...lines]
+      .map((l) => `${l}\r\n`)
+      .join('') + '\r\nContent-Type: text/plain\r\n\r\nHi',
+  );
+}
+
+/** A CPIM head with only the given MIME headers. */
+function payload(...contentHeaders: string[]): CpimHead {
+  return head(`From: <im:b@x>\r\n\r\n${contentHeaders.map((l) => `${l}\r\n`).join('')}\r\n`);
+}
+
+function request(h: CpimHead): ReportRequest {
+  const req = detectReportRequest(h);
+  if (req === null) throw new Error('no report request detected');
+  return req;
+}
+
+describe('detectReportRequest', () => {
+  it('reads the E5.1 request', () => {
+    expect(detectReportRequest(head(E5_1))).to.deep.equal({
+      dialect: 'imdn',
+      kinds: new Set(['positive-delivery', 'display']),
+      messageId: 'Qw8rT2zLk4',
+      dateTime: '2024-05-06T10:15:30Z',
+      from: '<im:alice@example.org>',
+      to: '<im:bob@example.net>',
+      recordRoutes: [],
+    });
+  });
+
+  it('recognises Disposition-Notification under any prefix bound to urn:ietf:params:imdn (§5.8 #2)', () => {
+    const req = request(
+      im('NS: foo <urn:ietf:params:imdn>', 'foo.Message-ID: m1', 'foo.Disposition-Notification: display'),
+    );
+    expect([req.dialect, [...req.kinds], req.messageId]).to.deep.equal(['imdn', ['display'], 'm1']);
+  });
+
+  it('returns null for an undeclared prefix (§5.8 #2)', () => {
+    expect(detectReportRequest(im('imdn.Message-ID: m1', 'imdn.Disposition-Notification: display'))).to.equal(
+      null,
+    );
+  });
+
+  it('returns null when the NS line comes after the request (§4.8 #4)', () => {
+    const h = im(
+      'imdn.Disposition-Notification: display',
+      'NS: imdn <urn:ietf:params:imdn>',
+      'imdn.Message-ID: m1',
+    );
+    expect(detectReportRequest(h)).to.equal(null);
+  });
+
+  it('returns null for an empty Disposition-Notification value (§5.8 #3)', () => {
+    expect(
+      detectReportRequest(
+        im('NS: imdn <urn:ietf:params:imdn>', 'imdn.Message-ID: m1', 'imdn.Disposition-Notification: '),
+      ),
+    ).to.equal(null);
+  });
+
+  it('returns null for a Disposition-Notification with nothing after the colon', () => {
+    expect(
+      detectReportRequest(
+        im('NS: imdn <urn:ietf:params:imdn>', 'imdn.Message-ID: m1', 'imdn.Disposition-Notification:'),
+      ),
+    ).to.equal(null);
+  });
+
+  it('ignores unknown request tokens (§5.8 #3)', () => {
+    const req = request(
+      im(
+        'NS: imdn <urn:ietf:params:imdn>',
+        'imdn.Message-ID: m1',
+        'imdn.Disposition-Notification: x-new, negative-delivery',
+      ),
+    );
+    expect([...req.kinds]).to.deep.equal(['negative-delivery']);
+  });
+
+  it('returns null when only unknown tokens were requested', () => {
+    expect(
+      detectReportRequest(
+        im('NS: imdn <urn:ietf:params:imdn>', 'imdn.Message-ID: m1', 'imdn.Disposition-Notification: x-new'),
+      ),
+    ).to.equal(null);
+  });
+
+  it('reads display;foo=bar as display (§5.8 #3)', () => {
+    const req = request(
+      im(
+        'NS: imdn <urn:ietf:params:imdn>',
+        'imdn.Message-ID: m1',
+        'imdn.Disposition-Notification: display;foo=bar , processing',
+      ),
+    );
+    expect([...req.kinds]).to.deep.equal(['display', 'processing']);
+  });
+
+  it('recognises a prefix bound to urn:ietf:params:cpim-headers:imdn', () => {
+    const req = request(
+      im(
+        'NS: d <urn:ietf:params:cpim-headers:imdn>',
+        'd.Message-ID: m2',
+        'd.Disposition-Notification: positive-delivery',
+      ),
+    );
+    expect([req.dialect, [...req.kinds], req.messageId]).to.deep.equal(['imdn', ['positive-delivery'], 'm2']);
+  });
+
+  it('recognises unprefixed Disposition-Notification with unprefixed Message-ID (draft-ietf-simple-imdn-00)', () => {
+    const req = request(im('Message-ID: m3', 'Disposition-Notification: negative-delivery, read'));
+    expect([req.dialect, [...req.kinds], req.messageId]).to.deep.equal([
+      'imdn',
+      ['negative-delivery', 'display'],
+      'm3',
+    ]);
+  });
+
+  it('reads the §6.5 legacy request', () => {
+    expect(detectReportRequest(head(E6_5))).to.deep.equal({
+      dialect: 'legacy',
+      kinds: new Set(['positive-delivery', 'display']),
+      messageId: '7fGh2Kp9',
+      from: 'Alice <im:alice@example.org>',
+      to: 'Bob <im:bob@example.net>',
+      recordRoutes: [],
+    });
+  });
+
+  it('reads Receipt-Request: read as a display request (§6.6 #1)', () => {
+    expect([...request(im('Message-ID: m4', 'Receipt-Request: read')).kinds]).to.deep.equal(['display']);
+  });
+
+  it('reads Request-Receipt: read as a display request (§6.6 #1)', () => {
+    const req = request(im('Message-ID: m4', 'Request-Receipt: read'));
+    expect([req.dialect, [...req.kinds]]).to.deep.equal(['legacy', ['display']]);
+  });
+
+  it('uses the unprefixed Message-ID when no imdn.Message-ID exists (§6.6 #2)', () => {
+    expect(
+      request(
+        im(
+          'NS: imdn <urn:ietf:params:imdn>',
+          'Message-ID: legacy-id',
+          'imdn.Disposition-Notification: display',
+        ),
+      ).messageId,
+    ).to.equal('legacy-id');
+  });
+
+  it('prefers imdn.Message-ID over the unprefixed Message-ID', () => {
+    const h = im(
+      'NS: imdn <urn:ietf:params:imdn>',
+      'Message-ID: legacy-id',
+      'imdn.Message-ID: new-id',
+      'imdn.Disposition-Notification: display',
+    );
+    expect(request(h).messageId).to.equal('new-id');
+  });
+
+  it('answers in RFC 5438 form when both request forms are present', () => {
+    const h = im(
+      'NS: imdn <urn:ietf:params:imdn>',
+      'imdn.Message-ID: m5',
+      'Receipt-Request: read',
+      'imdn.Disposition-Notification: positive-delivery',
+    );
+    const req = request(h);
+    expect([req.dialect, [...req.kinds]]).to.deep.equal(['imdn', ['positive-delivery', 'display']]);
+  });
+
+  it('returns null when a request has no Message-ID to correlate with', () => {
+    expect(
+      detectReportRequest(im('NS: imdn <urn:ietf:params:imdn>', 'imdn.Disposition-Notification: display')),
+    ).to.equal(null);
+  });
+
+  it('returns null for a message that requested nothing', () => {
+    expect(detectReportRequest(im('NS: imdn <urn:ietf:params:imdn>', 'imdn.Message-ID: m6'))).to.equal(null);
+  });
+
+  it('returns null for an IMDN that carries a Disposition-Notification (§5.8 #10)', () => {
+    const text = E5_2.replace(
+      'imdn.Message-ID: Hn3vB8sPq1\r\n',
+      'imdn.Message-ID: Hn3vB8sPq1\r\nimdn.Disposition-Notification: display\r\n',
+    );
+    expect(detectReportRequest(head(text))).to.equal(null);
+  });
+
+  it('keeps imdn.Original-To and the IMDN-Record-Route headers in order', () => {
+    const h = im(
+      'NS: imdn <urn:ietf:params:imdn>',
+      'imdn.Message-ID: m7',
+      'imdn.Disposition-Notification: positive-delivery',
+      'imdn.Original-To: "List" <im:list@example.net>',
+      'imdn.IMDN-Record-Route: <sip:as1@example.net>',
+      'imdn.IMDN-Record-Route: <sip:as2@example.net>',
+    );
+    const req = request(h);
+    expect(req.originalTo).to.equal('"List" <im:list@example.net>');
+    expect(req.recordRoutes).to.deep.equal(['<sip:as1@example.net>', '<sip:as2@example.net>']);
+  });
+
+  it('finds lower-cased request headers in a lenient head', () => {
+    const text = E5_1.replace('imdn.Disposition-Notification', 'IMDN.disposition-notification');
+    expect(detectReportRequest(head(text))).to.equal(null);
+    expect([...request(head(text, true)).kinds]).to.deep.equal(['positive-delivery', 'display']);
+  });
+});
+
+describe('wantsReport', () => {
+  it('wants delivered only when positive-delivery was requested', () => {
+    expect(wantsReport(request(head(E5_1)), 'delivered')).to.equal(true);
+  });
+
+  it('does not want failed when negative-delivery was not requested', () => {
+    expect(wantsReport(request(head(E5_1)), 'failed')).to.equal(false);
+  });
+
+  it('wants nothing on delivery when only negative-delivery was requested (§5.8 #9)', () => {
+    const req = request(
+      im(
+        'NS: imdn <urn:ietf:params:imdn>',
+        'imdn.Message-ID: m1',
+        'imdn.Disposition-Notification: negative-delivery',
+      ),
+    );
+    expect([wantsReport(req, 'delivered'), wantsReport(req, 'failed')]).to.deep.equal([false, true]);
+  });
+
+  it('wants processed only when processing was requested', () => {
+    const req = request(
+      im(
+        'NS: imdn <urn:ietf:params:imdn>',
+        'imdn.Message-ID: m1',
+        'imdn.Disposition-Notification: processing',
+      ),
+    );
+    expect([wantsReport(req, 'processed'), wantsReport(request(head(E5_1)), 'processed')]).to.deep.equal([
+      true,
+      false,
+    ]);
+  });
+});
+
+describe('reportPayloadKind', () => {
+  it('classifies E5.2 as an IMDN', () => {
+    expect([reportPayloadKind(head(E5_2)), isImdnMessage(head(E5_2))]).to.deep.equal(['imdn', true]);
+  });
+
+  it('classifies E5.1 as an instant message', () => {
+    expect([reportPayloadKind(head(E5_1)), isImdnMessage(head(E5_1))]).to.deep.equal([null, false]);
+  });
+
+  it('treats message/imdn+xml without Content-Disposition: notification as an IM (§5.8 #11)', () => {
+    expect(isImdnMessage(payload('Content-Type: message/imdn+xml'))).to.equal(false);
+  });
+
+  it('matches media type and disposition case-insensitively and without parameters', () => {
+    expect(
+      reportPayloadKind(
+        payload('Content-Type: Message/IMDN+XML; charset=utf-8', 'Content-Disposition: Notification'),
+      ),
+    ).to.equal('imdn');
+  });
+
+  it('classifies message/status-report with confirm as a legacy report', () => {
+    expect(
+      reportPayloadKind(payload('Content-Type: message/status-report', 'Content-Disposition: confirm')),
+    ).to.equal('legacy');
+  });
+
+  it('classifies application/status-report+xml with render as a legacy report', () => {
+    expect(
+      reportPayloadKind(
+        payload('Content-Type: application/status-report+xml', 'Content-Disposition: render'),
+      ),
+    ).to.equal('legacy');
+  });
+
+  it('classifies message/status-receipt+xml with confirm as a legacy report', () => {
+    expect(
+      reportPayloadKind(payload('Content-Type: message/status-receipt+xml', 'Content-Disposition: confirm')),
+    ).to.equal('legacy');
+  });
+
+  it('does not classify a legacy report type without disposition as a report', () => {
+    expect(reportPayloadKind(payload('Content-Type: message/status-report'))).to.equal(null);
+  });
+
+  it('classifies multipart/mixed with notification as an aggregated IMDN (§5.8 #14)', () => {
+    expect(
+      reportPayloadKind(
+        payload('Content-Type: multipart/mixed; boundary="agg-7Hq2"', 'Content-Disposition: notification'),
+      ),
+    ).to.equal('aggregate');
+  });
+});
