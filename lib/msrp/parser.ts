@@ -58,9 +58,8 @@ const State = {
   START: 0,
   HEADERS: 1,
   BODY: 2,
-  DISCARD_HEAD: 3,
-  DISCARD_BODY: 4,
-  FAILED: 5,
+  DISCARD_BODY: 3,
+  FAILED: 4,
 } as const;
 type State = (typeof State)[keyof typeof State];
 
@@ -106,7 +105,8 @@ function lowerEquals(s: string, lower: string): boolean {
  * ```
  *  START ──start line──► HEADERS ──blank line──► BODY ──end-line──► START
  *                          │  └──────end-line (bodiless)──────────────┘
- *                          └─error─► DISCARD_HEAD ─► DISCARD_BODY ─► START   (fatal: FAILED)
+ *                          └─error (reported when the head ends)─► DISCARD_BODY ─► START
+ *  any state ─fatal error─► FAILED
  * ```
  */
 export class MsrpParser {
@@ -134,6 +134,8 @@ export class MsrpParser {
   private needle: Buffer = Buffer.alloc(0);
   private bodyBytes = 0;
   private bodyLimit = 0;
+  /** A non-fatal head error, reported once the head ends so that it carries every header. */
+  private pendingError: MsrpError | null = null;
 
   constructor(handler: ParserHandler, options: ParserOptions = {}) {
     this.handler = handler;
@@ -230,28 +232,24 @@ export class MsrpParser {
       return buf.length;
     }
     if (end === start || line[end - 1] !== CR) {
-      if (this.state === State.DISCARD_HEAD) return next;
-      this.lineError(
-        createError(ErrorCodes.BAD_HEADER, 'line not terminated by CRLF', 400, this.state === State.START),
+      const err = createError(
+        ErrorCodes.BAD_HEADER,
+        'line not terminated by CRLF',
+        400,
+        this.state === State.START,
       );
+      if (err.fatal) this.fail(err);
+      else this.pendingError ??= err;
       return next;
     }
-    const contentEnd = end - 1;
-    switch (this.state) {
-      case State.START:
-        this.onStartLine(line, start, contentEnd);
-        break;
-      case State.HEADERS:
-        this.onHeaderLine(line, start, contentEnd);
-        break;
-      default:
-        this.onDiscardLine(line, start, contentEnd);
-    }
+    if (this.state === State.START) this.onStartLine(line, start, end - 1);
+    else this.onHeaderLine(line, start, end - 1);
     return next;
   }
 
   private onStartLine(line: Buffer, start: number, end: number): void {
     this.transactionId = '';
+    this.pendingError = null;
     this.headers = [];
     this.lastWasContentType = false;
     this.sawMime = false;
@@ -284,13 +282,13 @@ export class MsrpParser {
     } else if (/^[A-Z]+$/.test(rest)) {
       this.method = rest;
     } else {
-      // The transaction id is known, so the frame can be skipped to its end-line.
-      this.state = State.DISCARD_HEAD;
-      this.report(
-        createError(ErrorCodes.BAD_START_LINE, `bad method or status "${rest}"`, 400, false),
+      // The transaction id is known, so the frame can still be skipped to its end-line.
+      this.pendingError = createError(
+        ErrorCodes.BAD_START_LINE,
+        `bad method or status "${rest}"`,
+        400,
         false,
       );
-      return;
     }
     this.state = State.HEADERS;
   }
@@ -315,7 +313,12 @@ export class MsrpParser {
       if (c > 127 || TOKEN_CHAR[c] === 0) break;
     }
     if (colon <= start) {
-      this.lineError(createError(ErrorCodes.BAD_HEADER, 'header line is not "Name: value"', 400, false));
+      this.pendingError ??= createError(
+        ErrorCodes.BAD_HEADER,
+        'header line is not "Name: value"',
+        400,
+        false,
+      );
       return;
     }
     let v = colon + 1;
@@ -324,53 +327,58 @@ export class MsrpParser {
     const value = line.toString('latin1', v, end);
     const index = this.headers.length;
     if (index >= this.maxHeaders) {
-      this.lineError(
-        createError(ErrorCodes.TOO_MANY_HEADERS, `more than ${this.maxHeaders} header lines`, 400, false),
+      this.pendingError ??= createError(
+        ErrorCodes.TOO_MANY_HEADERS,
+        `more than ${this.maxHeaders} header lines`,
+        400,
+        false,
       );
       return;
-    }
-    // RFC 4975 §7.1: To-Path is the first header and From-Path the second, always.
-    if (index === 0 && !lowerEquals(name, 'to-path')) {
-      this.headers.push([name, value]);
-      this.lineError(createError(ErrorCodes.HEADER_ORDER, 'first header is not To-Path', 400, false));
-      return;
-    }
-    if (index === 1 && !lowerEquals(name, 'from-path')) {
-      this.headers.push([name, value]);
-      this.lineError(createError(ErrorCodes.HEADER_ORDER, 'second header is not From-Path', 400, false));
-      return;
-    }
-    if (this.lastWasContentType) {
-      this.headers.push([name, value]);
-      // RFC 4975 §7.1: Content-Type, when present, is the last header.
-      this.lineError(createError(ErrorCodes.HEADER_ORDER, 'Content-Type is not the last header', 400, false));
-      return;
-    }
-    const c0 = line[start]!;
-    if ((c0 === 0x43 || c0 === 0x63) && colon - start >= 8 && name.slice(0, 8).toLowerCase() === 'content-') {
-      this.sawMime = true;
-      this.lastWasContentType = lowerEquals(name, 'content-type');
     }
     this.headers.push([name, value]);
+    if (this.pendingError !== null) return; // only collecting context for the error now
+    // RFC 4975 §7.1: To-Path is the first header and From-Path the second, always.
+    if (index === 0 && !lowerEquals(name, 'to-path')) {
+      this.pendingError = createError(ErrorCodes.HEADER_ORDER, 'first header is not To-Path', 400, false);
+    } else if (index === 1 && !lowerEquals(name, 'from-path')) {
+      this.pendingError = createError(ErrorCodes.HEADER_ORDER, 'second header is not From-Path', 400, false);
+    } else if (this.lastWasContentType) {
+      // RFC 4975 §7.1: Content-Type, when present, is the last header.
+      this.pendingError = createError(
+        ErrorCodes.HEADER_ORDER,
+        'Content-Type is not the last header',
+        400,
+        false,
+      );
+    } else {
+      const c0 = line[start]!;
+      if (
+        (c0 === 0x43 || c0 === 0x63) &&
+        colon - start >= 8 &&
+        name.slice(0, 8).toLowerCase() === 'content-'
+      ) {
+        this.sawMime = true;
+        this.lastWasContentType = lowerEquals(name, 'content-type');
+      }
+    }
   }
 
+  /** The empty line after the headers: a body follows (or the frame is malformed). */
   private onBlankLine(): void {
-    if (this.headers.length < 2) {
-      this.lineError(
-        createError(ErrorCodes.MISSING_HEADER, 'To-Path and From-Path are required', 400, false),
-      );
-      return;
-    }
-    if (this.method === undefined) {
+    let err = this.pendingError;
+    if (err === null && this.headers.length < 2) {
+      err = createError(ErrorCodes.MISSING_HEADER, 'To-Path and From-Path are required', 400, false);
+    } else if (err === null && this.method === undefined) {
       // RFC 4975 §7.2: responses never carry a body.
-      this.lineError(createError(ErrorCodes.BAD_BODY, 'a response cannot carry a body', 400, false));
-      return;
-    }
-    if (!this.lastWasContentType) {
+      err = createError(ErrorCodes.BAD_BODY, 'a response cannot carry a body', 400, false);
+    } else if (err === null && !this.lastWasContentType) {
       // RFC 4975 §7.1: a body is announced by Content-Type as the last header, then an empty line.
-      this.lineError(
-        createError(ErrorCodes.BAD_BODY, 'body without Content-Type as the last header', 400, false),
-      );
+      err = createError(ErrorCodes.BAD_BODY, 'body without Content-Type as the last header', 400, false);
+    }
+    if (err !== null) {
+      this.pendingError = null;
+      this.state = State.DISCARD_BODY;
+      this.report(err, false);
       return;
     }
     this.bodyBytes = 0;
@@ -379,36 +387,32 @@ export class MsrpParser {
     this.handler.onHead({
       kind: 'request',
       transactionId: this.transactionId,
-      method: this.method,
+      method: this.method!,
       headers: this.headers,
       hasBody: true,
     });
   }
 
+  /** The end-line right after the headers: a frame without body. */
   private onBodilessEnd(flagByte: number): void {
     const flag = String.fromCharCode(flagByte) as ContinuationFlag;
     this.state = State.START;
     this.headBytes = 0;
-    if (this.headers.length < 2) {
-      this.report(
-        createError(ErrorCodes.MISSING_HEADER, 'To-Path and From-Path are required', 400, false),
-        false,
-      );
-      return;
-    }
-    if (this.sawMime) {
+    let err = this.pendingError;
+    this.pendingError = null;
+    if (err === null && this.headers.length < 2) {
+      err = createError(ErrorCodes.MISSING_HEADER, 'To-Path and From-Path are required', 400, false);
+    } else if (err === null && this.sawMime) {
       // RFC 4975 §7.1: MIME headers (Content-Type above all) only when there is a body.
-      this.report(
-        createError(ErrorCodes.BAD_BODY, 'Content-* header in a frame without body', 400, false),
-        false,
-      );
+      err = createError(ErrorCodes.BAD_BODY, 'Content-* header in a frame without body', 400, false);
+    } else if (err === null && this.method === undefined && flag !== '$') {
+      err = createError(ErrorCodes.BAD_END_LINE, 'a response must end with "$"', 400, false);
+    }
+    if (err !== null) {
+      this.report(err, false);
       return;
     }
     if (this.method === undefined) {
-      if (flag !== '$') {
-        this.report(createError(ErrorCodes.BAD_END_LINE, 'a response must end with "$"', 400, false), false);
-        return;
-      }
       this.handler.onHead({
         kind: 'response',
         transactionId: this.transactionId,
@@ -427,16 +431,6 @@ export class MsrpParser {
       });
     }
     this.handler.onEnd(flag);
-  }
-
-  /** In DISCARD_HEAD: ignore lines until the end-line or the blank line that starts a body. */
-  private onDiscardLine(line: Buffer, start: number, end: number): void {
-    if (end === start) {
-      this.state = State.DISCARD_BODY;
-    } else if (line[start] === 0x2d && this.isEndLine(line, start, end)) {
-      this.state = State.START;
-      this.headBytes = 0;
-    }
   }
 
   /** True when `line[start, end)` is `-------<tid><flag>` for the current transaction. */
@@ -522,16 +516,6 @@ export class MsrpParser {
   }
 
   // ---- errors --------------------------------------------------------------------------------------
-
-  /** A bad line inside a head: fatal errors stop the parser, others skip to the frame's end. */
-  private lineError(err: MsrpError): void {
-    if (err.fatal) {
-      this.fail(err);
-      return;
-    }
-    this.state = State.DISCARD_HEAD;
-    this.report(err, false);
-  }
 
   private fail(err: MsrpError): void {
     this.state = State.FAILED;

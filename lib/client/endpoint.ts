@@ -1,0 +1,333 @@
+/**
+ * An MSRP endpoint (RFC 4975 client side, RFC 4976 relay client): connects to a relay over TCP or TLS,
+ * authenticates with Digest, builds To-Paths from its Use-Path, sends messages cut into chunks, answers
+ * incoming SENDs, reassembles messages and surfaces REPORTs. Used by the tests and the load tester; it
+ * depends on nothing of the relay.
+ */
+import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import type { ContinuationFlag } from '../constants.js';
+import { FrameCollector, type CollectedError } from '../msrp/frame-collector.js';
+import { getHeader, type Frame, type Header } from '../msrp/message.js';
+import { parseByteRange } from '../msrp/headers.js';
+import { parseDigestChallenge, formatDigestCredentials } from '../msrp/digest.js';
+import { MsrpParser } from '../msrp/parser.js';
+import { randomId, serializeRequest, serializeResponse, type RequestSpec } from '../msrp/serializer.js';
+
+/** Where and how to connect. */
+export interface EndpointOptions {
+  host: string;
+  port: number;
+  /** Connect with TLS (msrps); options go to `tls.connect`. */
+  tls?: ConnectionOptions;
+  /** This endpoint's session URI; default `msrp://<random>.invalid:2855/<random>;tcp`. */
+  uri?: string;
+  /**
+   * Decides the response to an incoming SEND with Failure-Report yes/partial: a status code, or null to
+   * stay silent. Default 200.
+   */
+  respond?: (frame: Frame) => number | null;
+  /** Largest message reassembled in memory (default 64 MiB). */
+  maxMessageBytes?: number;
+}
+
+/** A reassembled incoming message. */
+export interface ReceivedMessage {
+  messageId: string;
+  contentType: string | undefined;
+  body: Buffer;
+  /** From-Path of the last chunk, as received. */
+  fromPath: string;
+  headers: Header[];
+}
+
+/** How to send one message. */
+export interface SendOptions {
+  toPath: string;
+  body: Buffer | string;
+  contentType?: string;
+  messageId?: string;
+  /** Body octets per chunk (default: the whole message in one chunk). */
+  chunkSize?: number;
+  successReport?: boolean;
+  failureReport?: 'yes' | 'no' | 'partial';
+  /** MIME headers written before Content-Type on every chunk. */
+  mimeHeaders?: Header[];
+}
+
+interface Pending {
+  resolve(frame: Frame): void;
+  reject(err: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+interface Assembly {
+  parts: Map<number, Buffer>;
+  total: number | null;
+  received: number;
+}
+
+/**
+ * An MSRP endpoint. Events: `message` (ReceivedMessage), `report` (Frame), `request` (every incoming
+ * request Frame), `close`.
+ */
+export class MsrpEndpoint extends EventEmitter {
+  /** This endpoint's session URI (the last entry of its a=path). */
+  readonly uri: string;
+  /** Use-Path URIs granted by AUTH, outermost first. */
+  usePath: string[] = [];
+  readonly socket: Socket;
+  private readonly parser: MsrpParser;
+  private readonly pending = new Map<string, Pending>();
+  private readonly assemblies = new Map<string, Assembly>();
+  private readonly respond: (frame: Frame) => number | null;
+  private readonly maxMessageBytes: number;
+  private closed = false;
+  /** Parse errors seen (a conforming relay produces none). */
+  readonly errors: CollectedError[] = [];
+
+  private constructor(socket: Socket, options: EndpointOptions) {
+    super();
+    this.socket = socket;
+    this.uri = options.uri ?? `msrp://${randomId(10).toLowerCase()}.invalid:2855/${randomId(16)};tcp`;
+    this.respond = options.respond ?? (() => 200);
+    this.maxMessageBytes = options.maxMessageBytes ?? 64 * 1024 * 1024;
+    this.parser = new MsrpParser(
+      new FrameCollector(
+        (f) => this.onFrame(f),
+        (e) => this.errors.push(e),
+      ),
+      { maxChunkBytes: this.maxMessageBytes, maxOtherBodyBytes: 1024 * 1024 },
+    );
+    socket.setNoDelay(true);
+    socket.on('data', (d: Buffer) => this.parser.write(d));
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      this.closed = true;
+      for (const p of this.pending.values()) {
+        clearTimeout(p.timer);
+        p.reject(new Error('connection closed'));
+      }
+      this.pending.clear();
+      this.emit('close');
+    });
+  }
+
+  /** Connects and resolves once the transport is up. */
+  static connect(options: EndpointOptions): Promise<MsrpEndpoint> {
+    return new Promise((resolve, reject) => {
+      const socket = options.tls
+        ? tlsConnect({ host: options.host, port: options.port, ...options.tls })
+        : netConnect({ host: options.host, port: options.port });
+      const ready = options.tls ? 'secureConnect' : 'connect';
+      socket.once(ready, () => {
+        socket.off('error', reject);
+        resolve(new MsrpEndpoint(socket, options));
+      });
+      socket.once('error', reject);
+    });
+  }
+
+  /** True once the connection has closed. */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** The a=path to advertise: reverse(Use-Path) then this endpoint's URI (RFC 4976 §5.2). */
+  get path(): string[] {
+    return [...this.usePath].reverse().concat(this.uri);
+  }
+
+  /** To-Path toward a peer that advertised `peerPath` (RFC 4976 §5.2: own relays first). */
+  toPathFor(peerPath: readonly string[]): string {
+    return [...this.usePath, ...peerPath].join(' ');
+  }
+
+  /**
+   * AUTH with Digest (RFC 4976 §5.1): sends AUTH, answers the 401 challenge, and stores the Use-Path.
+   * Resolves with the final response (200 or the refusal).
+   */
+  async auth(opts: {
+    relayUri: string;
+    username?: string;
+    password?: string;
+    expires?: number;
+  }): Promise<Frame> {
+    const extra: Header[] = opts.expires === undefined ? [] : [['Expires', String(opts.expires)]];
+    let res = await this.request({
+      method: 'AUTH',
+      toPath: opts.relayUri,
+      fromPath: this.uri,
+      headers: extra,
+    });
+    if (res.kind === 'response' && res.statusCode === 401 && opts.username !== undefined) {
+      const challenge = parseDigestChallenge(getHeader(res.headers, 'www-authenticate') ?? '');
+      const cnonce = randomId(12);
+      const nc = '00000001';
+      const uri = opts.relayUri.split(' ').at(-1)!;
+      const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
+      const ha1 = md5(`${opts.username}:${challenge.realm}:${opts.password ?? ''}`);
+      const response = md5(`${ha1}:${challenge.nonce}:${nc}:${cnonce}:auth:${md5(`AUTH:${uri}`)}`);
+      const authorization = formatDigestCredentials({
+        username: opts.username,
+        realm: challenge.realm,
+        nonce: challenge.nonce,
+        uri,
+        response,
+        qop: 'auth',
+        cnonce,
+        nc,
+      });
+      res = await this.request({
+        method: 'AUTH',
+        toPath: opts.relayUri,
+        fromPath: this.uri,
+        headers: [['Authorization', authorization], ...extra],
+      });
+    }
+    if (res.kind === 'response' && res.statusCode === 200) {
+      this.usePath = (getHeader(res.headers, 'use-path') ?? '').trim().split(/\s+/);
+    }
+    return res;
+  }
+
+  /** Sends a request and resolves with its response (rejects after `timeoutMs`). */
+  request(spec: RequestSpec, timeoutMs = 10_000): Promise<Frame> {
+    const tid = spec.transactionId ?? randomId();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(tid);
+        reject(new Error(`no response to ${spec.method} ${tid}`));
+      }, timeoutMs);
+      this.pending.set(tid, { resolve, reject, timer });
+      this.write(serializeRequest({ ...spec, transactionId: tid }));
+    });
+  }
+
+  /** Writes raw bytes (tests use this for malformed input). */
+  write(bytes: Buffer): boolean {
+    if (this.closed) return false;
+    return this.socket.write(bytes);
+  }
+
+  /**
+   * Sends a message in chunks of `chunkSize` with exact Byte-Ranges. With Failure-Report yes it waits
+   * for each chunk's response and resolves with their status codes; otherwise it resolves at once.
+   */
+  async send(opts: SendOptions): Promise<{ messageId: string; statuses: number[] }> {
+    const body = typeof opts.body === 'string' ? Buffer.from(opts.body) : opts.body;
+    const messageId = opts.messageId ?? randomId(12);
+    const size = Math.max(1, opts.chunkSize ?? (body.length || 1));
+    const fr = opts.failureReport ?? 'yes';
+    const waits: Array<Promise<Frame>> = [];
+    let offset = 0;
+    do {
+      const piece = body.subarray(offset, offset + size);
+      const last = offset + piece.length >= body.length;
+      const headers: Header[] = [
+        ['Message-ID', messageId],
+        ['Byte-Range', `${offset + 1}-${offset + piece.length}/${body.length}`],
+      ];
+      if (opts.successReport) headers.push(['Success-Report', 'yes']);
+      if (fr !== 'yes') headers.push(['Failure-Report', fr]);
+      const spec: RequestSpec = {
+        method: 'SEND',
+        toPath: opts.toPath,
+        fromPath: this.uri,
+        headers,
+        mimeHeaders: opts.mimeHeaders,
+        contentType: opts.contentType ?? 'text/plain',
+        body: piece,
+        flag: last ? '$' : '+',
+      };
+      if (fr === 'yes') waits.push(this.request(spec, 35_000));
+      else this.write(serializeRequest(spec));
+      offset += piece.length;
+      if (!this.socket.writableNeedDrain) continue;
+      await new Promise((r) => this.socket.once('drain', r));
+    } while (offset < body.length);
+    const frames = await Promise.all(waits);
+    return { messageId, statuses: frames.map((f) => (f.kind === 'response' ? f.statusCode : 0)) };
+  }
+
+  /** Closes the connection. */
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.socket.once('close', () => resolve());
+      this.socket.end();
+      setTimeout(() => this.socket.destroy(), 1000).unref();
+    });
+  }
+
+  private onFrame(frame: Frame): void {
+    if (frame.kind === 'response') {
+      const p = this.pending.get(frame.transactionId);
+      if (p !== undefined) {
+        this.pending.delete(frame.transactionId);
+        clearTimeout(p.timer);
+        p.resolve(frame);
+      }
+      return;
+    }
+    this.emit('request', frame);
+    if (frame.method === 'REPORT') {
+      this.emit('report', frame);
+      return;
+    }
+    if (frame.method !== 'SEND') return;
+    const fr = getHeader(frame.headers, 'failure-report') ?? 'yes';
+    if (fr !== 'no') {
+      const code = this.respond(frame);
+      if (code !== null && !(fr === 'partial' && code === 200)) {
+        const from = frame.headers[1]![1].trim().split(/\s+/)[0]!;
+        this.write(
+          serializeResponse({
+            transactionId: frame.transactionId,
+            statusCode: code,
+            toPath: from,
+            fromPath: this.uri,
+          }),
+        );
+      }
+    }
+    this.assemble(frame);
+  }
+
+  private assemble(frame: Frame): void {
+    const messageId = getHeader(frame.headers, 'message-id') ?? '';
+    const brValue = getHeader(frame.headers, 'byte-range');
+    const range =
+      brValue === undefined ? { start: 1, end: '*' as const, total: '*' as const } : parseByteRange(brValue);
+    const body = frame.body ?? Buffer.alloc(0);
+    let a = this.assemblies.get(messageId);
+    if (a === undefined) this.assemblies.set(messageId, (a = { parts: new Map(), total: null, received: 0 }));
+    if (frame.flag === '#') {
+      this.assemblies.delete(messageId);
+      return;
+    }
+    const prev = a.parts.get(range.start);
+    a.parts.set(range.start, body);
+    a.received += body.length - (prev?.length ?? 0);
+    if (typeof range.total === 'number') a.total = range.total;
+    if (frame.flag === '$') a.total = range.start - 1 + body.length;
+    if (a.total !== null && a.received >= a.total) {
+      const out = Buffer.alloc(a.total);
+      for (const [start, part] of a.parts) part.copy(out, start - 1);
+      this.assemblies.delete(messageId);
+      const msg: ReceivedMessage = {
+        messageId,
+        contentType: getHeader(frame.headers, 'content-type'),
+        body: out,
+        fromPath: frame.headers[1]![1],
+        headers: frame.headers,
+      };
+      this.emit('message', msg);
+    }
+  }
+}
+
+/** The flag of a frame (re-exported for tests that inspect chunks). */
+export type { ContinuationFlag };

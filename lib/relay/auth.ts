@@ -1,0 +1,122 @@
+/**
+ * AUTH handling (RFC 4976 §5, §6.3): Digest challenge and verification, Expires policy (423 with
+ * Min-/Max-Expires), and issuing the Use-Path token. Pure decisions: the relay writes the response and
+ * closes the connection when told to.
+ */
+import type { Header, RequestHead } from '../msrp/message.js';
+import { getHeader } from '../msrp/message.js';
+import { parseExpires } from '../msrp/headers.js';
+import { parsePath, type MsrpUri } from '../msrp/uri.js';
+import type { DigestAuthenticator } from './digest-auth.js';
+
+/** What the AUTH handler needs from the relay. */
+export interface AuthContext {
+  /** null when authentication is off (`--no-auth`): every AUTH is granted without a challenge. */
+  readonly authenticator: DigestAuthenticator | null;
+  readonly expires: { readonly def: number; readonly min: number; readonly max: number };
+  readonly maxFailures: number;
+  /** Issues a token bound to the connection; returns the Use-Path URI. */
+  issueToken(client: { uri: string; parsed: MsrpUri }, username: string, expiresSec: number): string;
+}
+
+/** The answer to one AUTH. */
+export interface AuthOutcome {
+  statusCode: number;
+  comment?: string;
+  headers: Header[];
+  /** Close the connection after the response (too many failures). */
+  close: boolean;
+  /** For logs and metrics: `ok`, `challenge`, `stale`, `failed`, `bad-expires`, `bad-request`. */
+  result: 'ok' | 'challenge' | 'stale' | 'failed' | 'bad-expires' | 'bad-request';
+  username?: string;
+  reason?: string;
+}
+
+/** Decides the response to an AUTH addressed to this relay. `failures` is the count so far. */
+export function authenticate(ctx: AuthContext, head: RequestHead, failures: number): AuthOutcome {
+  const toPath = head.headers[0]![1].trim();
+  const fromPath = head.headers[1]![1].trim();
+  let client: MsrpUri;
+  try {
+    parsePath(toPath);
+    const from = parsePath(fromPath);
+    if (from.length !== 1) return badRequest('AUTH From-Path must be the client URI only');
+    client = from[0]!;
+  } catch {
+    return badRequest('Bad URI in AUTH paths');
+  }
+  let expires = ctx.expires.def;
+  const expiresValue = getHeader(head.headers, 'expires');
+  if (expiresValue !== undefined) {
+    try {
+      expires = parseExpires(expiresValue);
+    } catch {
+      return badRequest('Bad Expires');
+    }
+  }
+  let username = '';
+  let authInfo: string | undefined;
+  const auth = ctx.authenticator;
+  if (auth !== null) {
+    const authorization = getHeader(head.headers, 'authorization');
+    if (authorization === undefined) {
+      return {
+        statusCode: 401,
+        headers: [['WWW-Authenticate', auth.challenge()]],
+        close: false,
+        result: 'challenge',
+      };
+    }
+    // RFC 4976 §5.1: the digest-uri is the rightmost URI of the AUTH To-Path.
+    const rightmost = toPath.split(/[ \t]+/).at(-1)!;
+    const verdict = auth.verify(authorization, rightmost);
+    if (!verdict.ok) {
+      if (verdict.stale) {
+        return {
+          statusCode: 401,
+          headers: [['WWW-Authenticate', auth.challenge(true)]],
+          close: false,
+          result: 'stale',
+          reason: verdict.reason,
+        };
+      }
+      // RFC 4976 §6.3: several failed attempts on one connection close it.
+      return {
+        statusCode: 401,
+        headers: [['WWW-Authenticate', auth.challenge()]],
+        close: failures + 1 >= ctx.maxFailures,
+        result: 'failed',
+        reason: verdict.reason,
+      };
+    }
+    username = verdict.username;
+    authInfo = verdict.authenticationInfo;
+  }
+  if (expires < ctx.expires.min) {
+    return {
+      statusCode: 423,
+      headers: [['Min-Expires', String(ctx.expires.min)]],
+      close: false,
+      result: 'bad-expires',
+    };
+  }
+  if (expires > ctx.expires.max) {
+    return {
+      statusCode: 423,
+      headers: [['Max-Expires', String(ctx.expires.max)]],
+      close: false,
+      result: 'bad-expires',
+    };
+  }
+  const usePath = ctx.issueToken({ uri: fromPath, parsed: client }, username, expires);
+  const headers: Header[] = [
+    ['Use-Path', usePath],
+    ['Expires', String(expires)],
+  ];
+  if (authInfo !== undefined) headers.push(['Authentication-Info', authInfo]);
+  return { statusCode: 200, headers, close: false, result: 'ok', username };
+}
+
+function badRequest(reason: string): AuthOutcome {
+  return { statusCode: 400, comment: reason, headers: [], close: false, result: 'bad-request', reason };
+}

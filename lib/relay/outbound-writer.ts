@@ -1,0 +1,357 @@
+/**
+ * What goes out on one connection, in what order. Whole frames (responses, REPORTs, small requests) go
+ * first; forwarded SEND chunks stream through as their bytes arrive (cut-through), one on the wire at a
+ * time. RFC 4975 §7.1 / RFC 4976 §6.7: a sender with a large chunk in progress must interrupt it when
+ * responses or REPORTs are waiting, so the active chunk is ended with `+` and continued later in a new
+ * transaction whose Byte-Range starts at the next octet. Streams take turns (a quantum of bytes each),
+ * and a stream whose source is slow yields the wire to one that has data.
+ *
+ * On a message-framed transport (WebSocket) each chunk must fit one message (RFC 7977 §5.2): a stream
+ * is cut into sub-chunks of at most `maxChunkBody` octets with exact Byte-Ranges.
+ *
+ * ```
+ *  source ─push(piece)─► ChunkStream ─┐
+ *  source ─push(piece)─► ChunkStream ─┼─► pump ─► Connection ─► socket
+ *  relay ──sendFrame(response)────────┘  (control first)
+ * ```
+ */
+import type { ContinuationFlag } from '../constants.js';
+import type { Header } from '../msrp/message.js';
+import { formatByteRange, type ByteRange } from '../msrp/headers.js';
+import { formatHead, frameTail, randomId } from '../msrp/serializer.js';
+import type { Connection } from '../transport/connection.js';
+
+/** Bytes a stream may write before it yields to another stream with data. */
+const QUANTUM = 64 * 1024;
+/** Pieces smaller than this are copied before they are queued, so they do not pin a whole read buffer. */
+const COPY_BELOW = 4096;
+
+/** One outgoing piece of a forwarded chunk, reported when its end-line has been written. */
+export interface SubChunkSent {
+  /** Transaction id used on this hop. */
+  tid: string;
+  /** First and last octet numbers carried (end = start - 1 for an empty body). */
+  start: number;
+  end: number;
+  flag: ContinuationFlag;
+}
+
+/** How to write one forwarded SEND chunk. */
+export interface StreamSpec {
+  /** The head to send: paths already rewritten, every other header as received. */
+  headers: Header[];
+  /** The incoming Byte-Range, or null when the request had none (a whole message). */
+  byteRange: ByteRange | null;
+  /** Index of the Byte-Range header in `headers`, -1 when absent. */
+  byteRangeIndex: number;
+  /** Called for every sub-chunk whose end-line was written (the relay starts its timer then). */
+  onSent(sub: SubChunkSent): void;
+}
+
+/** A forwarded chunk in transit: the source pushes pieces and finally the end-line flag. */
+export class ChunkStream {
+  readonly spec: StreamSpec;
+  /** @internal */ pieces: Buffer[] = [];
+  /** @internal */ pendingBytes = 0;
+  /** @internal */ finished: ContinuationFlag | null = null;
+  /** @internal Next octet number to put on the wire. */ offset: number;
+  /** @internal */ subOpen = false;
+  /** @internal */ subTid = '';
+  /** @internal */ subStart = 0;
+  /** @internal */ subCount = 0;
+  /** @internal */ turnBytes = 0;
+  /** @internal */ done = false;
+  private readonly writer: OutboundWriter;
+
+  constructor(writer: OutboundWriter, spec: StreamSpec) {
+    this.writer = writer;
+    this.spec = spec;
+    this.offset = spec.byteRange?.start ?? 1;
+  }
+
+  /** Queues body octets (a view is fine: small ones are copied). */
+  push(piece: Buffer): void {
+    if (this.done || piece.length === 0) return;
+    const p = piece.length < COPY_BELOW ? Buffer.from(piece) : piece;
+    this.pieces.push(p);
+    this.pendingBytes += p.length;
+    this.writer.queued(p.length);
+    this.writer.pump();
+  }
+
+  /** The incoming chunk ended with `flag`. */
+  finish(flag: ContinuationFlag): void {
+    if (this.done || this.finished !== null) return;
+    this.finished = flag;
+    this.writer.pump();
+  }
+
+  /** True once the final end-line went out (or the connection died). */
+  get isDone(): boolean {
+    return this.done;
+  }
+}
+
+/** Options of an {@link OutboundWriter}. */
+export interface OutboundWriterOptions {
+  /** Largest body per outgoing chunk (message-framed transports); Infinity for byte streams. */
+  maxChunkBody: number;
+  /** Queued bytes above which the producers toward this connection are paused. */
+  maxQueuedBytes: number;
+  /** Called when the queue falls below half of `maxQueuedBytes` after having passed it. */
+  onLowWater: () => void;
+}
+
+/** Orders and writes everything sent on one connection. */
+export class OutboundWriter {
+  private readonly conn: Connection;
+  private readonly framed: boolean;
+  private readonly maxChunkBody: number;
+  private readonly maxQueuedBytes: number;
+  private readonly highWater: number;
+  private readonly onLowWater: () => void;
+  private control: Buffer[][] = [];
+  private waiting: ChunkStream[] = [];
+  private active: ChunkStream | null = null;
+  private queuedBytes = 0;
+  private pumping = false;
+  private overLimit = false;
+  private dead = false;
+
+  constructor(conn: Connection, options: OutboundWriterOptions) {
+    this.conn = conn;
+    this.framed = conn.messageFramed;
+    this.maxChunkBody = options.maxChunkBody;
+    this.maxQueuedBytes = options.maxQueuedBytes;
+    this.highWater = Math.min(256 * 1024, Math.max(16 * 1024, options.maxQueuedBytes >> 1));
+    this.onLowWater = options.onLowWater;
+  }
+
+  /** Bytes waiting here plus bytes the transport has not flushed yet. */
+  get totalQueued(): number {
+    return this.queuedBytes + this.conn.writableLength;
+  }
+
+  /** True while the queue is past `maxQueuedBytes`: producers should pause. */
+  get congested(): boolean {
+    return this.overLimit;
+  }
+
+  /** Queues a whole frame ahead of any streaming chunk. */
+  sendFrame(parts: Buffer[]): void {
+    if (this.dead) return;
+    let n = 0;
+    for (const p of parts) n += p.length;
+    this.control.push(parts);
+    this.queued(n);
+    this.pump();
+  }
+
+  /** Starts a forwarded chunk; its bytes follow through {@link ChunkStream.push}. */
+  openStream(spec: StreamSpec): ChunkStream {
+    const s = new ChunkStream(this, spec);
+    if (this.dead) s.done = true;
+    else this.waiting.push(s);
+    return s;
+  }
+
+  /** The connection is gone: drop everything queued; open streams swallow further pushes. */
+  kill(): void {
+    this.dead = true;
+    for (const s of this.waiting) s.done = true;
+    if (this.active) this.active.done = true;
+    this.waiting = [];
+    this.active = null;
+    this.control = [];
+    this.queuedBytes = 0;
+  }
+
+  /** @internal Accounts bytes entering the queue. */
+  queued(n: number): void {
+    this.queuedBytes += n;
+    if (!this.overLimit && this.totalQueued > this.maxQueuedBytes) this.overLimit = true;
+  }
+
+  /** Writes as much as the transport accepts; called on every change and on `drain`. */
+  pump(): void {
+    if (this.pumping || this.dead) return;
+    this.pumping = true;
+    try {
+      this.pumpLoop();
+    } finally {
+      this.pumping = false;
+    }
+    if (this.overLimit && this.totalQueued < this.maxQueuedBytes >> 1) {
+      this.overLimit = false;
+      this.onLowWater();
+    }
+  }
+
+  private pumpLoop(): void {
+    for (;;) {
+      if (this.conn.closed) return;
+      if (this.conn.writableLength >= this.highWater) return; // wait for drain
+      let a = this.active;
+      if (this.control.length > 0) {
+        // RFC 4975 §7.1: interrupt a chunk in progress when responses or REPORTs are waiting; a chunk
+        // whose declared octets have all been written only lacks its end-line, which is let through.
+        if (a !== null && a.subOpen) {
+          if (awaitingEndLine(a)) return;
+          this.closeSub(a, '+');
+        }
+        this.flushControl();
+        continue;
+      }
+      const rotate = a !== null && a.finished === null && a.turnBytes >= QUANTUM && !awaitingEndLine(a);
+      if (a === null || !this.ready(a) || (rotate && this.waiting.some((s) => this.ready(s)))) {
+        const next = this.waiting.find((s) => this.ready(s));
+        if (next === undefined || (a !== null && awaitingEndLine(a))) {
+          if (a === null || !this.ready(a)) return;
+        } else {
+          if (a !== null) {
+            if (a.subOpen) this.closeSub(a, '+');
+            this.waiting.push(a);
+          }
+          this.waiting.splice(this.waiting.indexOf(next), 1);
+          next.turnBytes = 0;
+          this.active = a = next;
+        }
+      }
+      if (this.framed) this.writeMessage(a!);
+      else this.writeStream(a!);
+    }
+  }
+
+  /** A stream can use the wire now. */
+  private ready(s: ChunkStream): boolean {
+    if (s.finished !== null) return true;
+    return this.framed ? s.pendingBytes >= this.maxChunkBody : s.pendingBytes > 0;
+  }
+
+  private flushControl(): void {
+    const frames = this.control;
+    this.control = [];
+    for (const parts of frames) {
+      for (const p of parts) this.queuedBytes -= p.length;
+      this.conn.writeFrame(parts);
+    }
+  }
+
+  /** Byte-stream transport: write pending pieces of `s`, or its end-line once finished. */
+  private writeStream(s: ChunkStream): void {
+    if (s.pendingBytes > 0) {
+      if (!s.subOpen) this.openSub(s);
+      while (s.pieces.length > 0 && this.conn.writableLength < this.highWater) {
+        const p = s.pieces.shift()!;
+        s.pendingBytes -= p.length;
+        this.queuedBytes -= p.length;
+        s.offset += p.length;
+        s.turnBytes += p.length;
+        this.conn.writePiece(p);
+      }
+      return;
+    }
+    this.closeSub(s, s.finished!);
+    this.retire(s);
+  }
+
+  private openSub(s: ChunkStream): void {
+    const tid = randomId();
+    const head = formatHead(`MSRP ${tid} SEND`, this.subHeaders(s, s.subCount === 0 ? null : '*'), true);
+    s.subOpen = true;
+    s.subTid = tid;
+    s.subStart = s.offset;
+    s.subCount++;
+    this.conn.writeFrame([head]);
+  }
+
+  /** Ends the open sub-chunk of `s` (opening an empty one if none is open) with `flag`. */
+  private closeSub(s: ChunkStream, flag: ContinuationFlag): void {
+    if (!s.subOpen) this.openSub(s);
+    s.subOpen = false;
+    this.conn.writeFrame([Buffer.from(frameTail(s.subTid, flag, true), 'latin1')]);
+    s.spec.onSent({ tid: s.subTid, start: s.subStart, end: s.offset - 1, flag });
+  }
+
+  /** Message-framed transport: one whole sub-chunk of at most `maxChunkBody` octets per message. */
+  private writeMessage(s: ChunkStream): void {
+    const last = s.finished !== null && s.pendingBytes <= this.maxChunkBody;
+    const len = last ? s.pendingBytes : this.maxChunkBody;
+    const body = takeBytes(s, len);
+    this.queuedBytes -= len;
+    const flag: ContinuationFlag = last ? s.finished! : '+';
+    const whole = last && s.subCount === 0;
+    let tid = randomId();
+    while (body.includes('\r\n-------' + tid)) tid = randomId();
+    const headers = this.subHeaders(s, whole ? null : s.offset + len - 1);
+    const head = formatHead(`MSRP ${tid} SEND`, headers, true);
+    const start = s.offset;
+    s.offset += len;
+    s.subCount++;
+    this.conn.writeFrame([head, body, Buffer.from(frameTail(tid, flag, true), 'latin1')]);
+    s.spec.onSent({ tid, start, end: s.offset - 1, flag });
+    if (last) this.retire(s);
+  }
+
+  /**
+   * Headers of the next sub-chunk. `end` null keeps the incoming Byte-Range verbatim (first piece of an
+   * unsplit chunk); otherwise Byte-Range becomes `offset-end/total` (RFC 4976 §6.7: exact when known,
+   * `*` when the relay may still interrupt).
+   */
+  private subHeaders(s: ChunkStream, end: number | '*' | null): Header[] {
+    const { headers, byteRange, byteRangeIndex } = s.spec;
+    if (end === null) return headers;
+    const incomingEnd = byteRange?.end ?? '*';
+    const range: ByteRange = {
+      start: s.offset,
+      end: end === '*' ? (typeof incomingEnd === 'number' ? incomingEnd : '*') : end,
+      total: byteRange?.total ?? '*',
+    };
+    const out = headers.slice();
+    const h: Header = [
+      byteRangeIndex >= 0 ? headers[byteRangeIndex]![0] : 'Byte-Range',
+      formatByteRange(range),
+    ];
+    if (byteRangeIndex >= 0) out[byteRangeIndex] = h;
+    else out.splice(2, 0, h);
+    return out;
+  }
+
+  private retire(s: ChunkStream): void {
+    s.done = true;
+    if (this.active === s) this.active = null;
+  }
+}
+
+/**
+ * True when an open sub-chunk has written every octet its incoming Byte-Range declared: only the
+ * end-line is missing, so interrupting it would produce an empty continuation chunk.
+ */
+function awaitingEndLine(s: ChunkStream): boolean {
+  const end = s.spec.byteRange?.end;
+  return (
+    s.subOpen && s.pendingBytes === 0 && s.finished === null && typeof end === 'number' && s.offset > end
+  );
+}
+
+/** Removes exactly `len` octets from the front of the stream's queue (one copy when pieces join). */
+function takeBytes(s: ChunkStream, len: number): Buffer {
+  s.pendingBytes -= len;
+  const first = s.pieces[0];
+  if (first !== undefined && first.length === len) return s.pieces.shift()!;
+  if (first !== undefined && first.length > len) {
+    s.pieces[0] = first.subarray(len);
+    return first.subarray(0, len);
+  }
+  const out = Buffer.allocUnsafe(len);
+  let filled = 0;
+  while (filled < len) {
+    const p = s.pieces[0]!;
+    const n = Math.min(p.length, len - filled);
+    p.copy(out, filled, 0, n);
+    filled += n;
+    if (n === p.length) s.pieces.shift();
+    else s.pieces[0] = p.subarray(n);
+  }
+  return out;
+}

@@ -1,0 +1,85 @@
+/**
+ * The transaction table: one entry per request the relay sent on (a new transaction id per hop,
+ * RFC 4976 §6.4), kept until the next hop answers, the timer fires, or the next hop's connection goes.
+ * Every entry has the same timeout, so insertion order is deadline order and one periodic sweep of the
+ * oldest entries replaces a timer per transaction.
+ */
+
+/** What the relay needs to finish a forwarded transaction. */
+export interface ForwardedTransaction<P> {
+  /** Transaction id used toward the next hop. */
+  readonly tid: string;
+  /** The peer the request was sent to. */
+  readonly dest: P;
+  /** The peer the request came from, and its transaction id there. */
+  readonly source: P;
+  readonly sourceTid: string;
+  readonly method: string;
+  /** Failure-Report of the request (`yes` when absent). */
+  readonly failureReport: 'yes' | 'no' | 'partial';
+  /** Message-ID, when the request had one. */
+  readonly messageId: string | undefined;
+  /** Octets this hop's chunk carried (1-based, inclusive) and the message total, for failure REPORTs. */
+  readonly rangeStart: number;
+  readonly rangeEnd: number;
+  readonly total: number | '*';
+  /** The From-Path as it arrived: where a failure REPORT goes (RFC 4976 §6.5). */
+  readonly reportTo: string;
+  /** The relay URI the request was addressed to: the From-Path of what the relay generates. */
+  readonly ourUri: string;
+  /** Deadline in ms since the epoch; entries with FR `partial` never produce a timeout report. */
+  deadline: number;
+}
+
+/** Outstanding forwarded transactions, indexed by transaction id and by destination. */
+export class TransactionTable<P> {
+  private readonly byTid = new Map<string, ForwardedTransaction<P>>();
+  private readonly byDest = new Map<P, Set<ForwardedTransaction<P>>>();
+
+  get size(): number {
+    return this.byTid.size;
+  }
+
+  add(tx: ForwardedTransaction<P>): void {
+    this.byTid.set(tx.tid, tx);
+    let set = this.byDest.get(tx.dest);
+    if (set === undefined) this.byDest.set(tx.dest, (set = new Set()));
+    set.add(tx);
+  }
+
+  /** Removes and returns the transaction `tid` if it was sent to `dest`. */
+  take(tid: string, dest: P): ForwardedTransaction<P> | undefined {
+    const tx = this.byTid.get(tid);
+    if (tx === undefined || tx.dest !== dest) return undefined;
+    this.remove(tx);
+    return tx;
+  }
+
+  /** Removes and returns every transaction sent to `dest` (its connection closed). */
+  takeAllTo(dest: P): ForwardedTransaction<P>[] {
+    const set = this.byDest.get(dest);
+    if (set === undefined) return [];
+    this.byDest.delete(dest);
+    const out = [...set];
+    for (const tx of out) this.byTid.delete(tx.tid);
+    return out;
+  }
+
+  /** Removes and returns every transaction whose deadline has passed. */
+  takeExpired(now: number): ForwardedTransaction<P>[] {
+    const out: ForwardedTransaction<P>[] = [];
+    for (const tx of this.byTid.values()) {
+      if (tx.deadline > now) break; // insertion order is deadline order
+      out.push(tx);
+    }
+    for (const tx of out) this.remove(tx);
+    return out;
+  }
+
+  private remove(tx: ForwardedTransaction<P>): void {
+    this.byTid.delete(tx.tid);
+    const set = this.byDest.get(tx.dest);
+    set?.delete(tx);
+    if (set?.size === 0) this.byDest.delete(tx.dest);
+  }
+}

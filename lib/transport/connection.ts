@@ -1,0 +1,188 @@
+/**
+ * One `Connection` API over TCP, TLS and (in lib/transport/ws.ts) WebSocket. The relay writes whole
+ * frames with {@link Connection.writeFrame} and, on byte-stream transports, body pieces as they arrive
+ * with {@link Connection.writePiece}; message-framed transports (WebSocket) carry exactly one MSRP frame
+ * per message (RFC 7977 §5.2), so callers must hand them whole frames only.
+ */
+import type { Socket } from 'node:net';
+
+/** The transport under a connection. */
+export type TransportKind = 'tcp' | 'tls' | 'ws' | 'wss';
+
+/** What a connection reports to its owner. */
+export interface ConnectionEvents {
+  /** Bytes read (stream transports) or one whole message (WebSocket). */
+  onData(data: Buffer): void;
+  /** The write buffer has drained below its high-water mark. */
+  onDrain(): void;
+  /** The connection is closed; `reason` is a short word for logs and metrics. */
+  onClose(reason: string): void;
+}
+
+/** A transport connection as the relay sees it. */
+export interface Connection {
+  readonly id: number;
+  readonly kind: TransportKind;
+  /** `address:port` of the peer, for logs. */
+  readonly remote: string;
+  /** Local port the connection arrived on (listeners) or left from (outbound). */
+  readonly localPort: number;
+  /** True when each message carries exactly one frame (WebSocket): no cut-through pieces. */
+  readonly messageFramed: boolean;
+  /** Bytes accepted by {@link writeFrame}/{@link writePiece} but not yet handed to the kernel. */
+  readonly writableLength: number;
+  /** True once closed or closing: writes are dropped. */
+  readonly closed: boolean;
+  /** Registers the owner's callbacks; data starts flowing after this call. */
+  attach(events: ConnectionEvents): void;
+  /** Writes one whole frame given as parts (head, body, tail); returns false when over high-water. */
+  writeFrame(parts: readonly Buffer[]): boolean;
+  /** Writes a piece of an open frame (stream transports only). */
+  writePiece(piece: Buffer): boolean;
+  /** Stops reading from the peer (backpressure toward it). */
+  pause(): void;
+  /** Resumes reading. */
+  resume(): void;
+  /** Ends the connection gracefully after pending writes; `reason` is reported to `onClose`. */
+  close(reason: string): void;
+  /** Tears the connection down at once. */
+  destroy(reason: string): void;
+}
+
+let nextConnectionId = 1;
+
+/** Allocates process-unique connection ids. */
+export function connectionId(): number {
+  return nextConnectionId++;
+}
+
+const kConn = Symbol('msrpConnection');
+type TaggedSocket = Socket & { [kConn]?: StreamConnection };
+
+/** A TCP or TLS socket behind the {@link Connection} API. */
+export class StreamConnection implements Connection {
+  readonly id = connectionId();
+  readonly kind: TransportKind;
+  readonly remote: string;
+  readonly localPort: number;
+  readonly messageFramed = false;
+  private readonly socket: TaggedSocket;
+  private events: ConnectionEvents | null = null;
+  private closeReason = '';
+  private ended = false;
+
+  constructor(socket: Socket, kind: 'tcp' | 'tls') {
+    this.socket = socket as TaggedSocket;
+    this.kind = kind;
+    this.remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
+    this.localPort = socket.localPort ?? 0;
+    this.socket[kConn] = this;
+    socket.setNoDelay(true);
+  }
+
+  get writableLength(): number {
+    return this.socket.writableLength;
+  }
+
+  get closed(): boolean {
+    return this.ended || this.socket.destroyed;
+  }
+
+  attach(events: ConnectionEvents): void {
+    this.events = events;
+    this.socket.on('data', socketOnData);
+    this.socket.on('drain', socketOnDrain);
+    this.socket.on('error', socketOnError);
+    this.socket.on('close', socketOnClose);
+    this.socket.on('end', socketOnEnd);
+  }
+
+  writeFrame(parts: readonly Buffer[]): boolean {
+    if (this.closed) return false;
+    if (parts.length === 1) return this.socket.write(parts[0]!);
+    this.socket.cork();
+    let ok = true;
+    for (const p of parts) if (p.length > 0) ok = this.socket.write(p);
+    this.socket.uncork();
+    return ok;
+  }
+
+  writePiece(piece: Buffer): boolean {
+    if (this.closed) return false;
+    return this.socket.write(piece);
+  }
+
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
+  close(reason: string): void {
+    if (this.ended) return;
+    this.closeReason ||= reason;
+    this.ended = true;
+    this.socket.end();
+    // A peer that never reads must not keep the socket open forever.
+    setTimeout(() => this.socket.destroy(), 5000).unref();
+  }
+
+  destroy(reason: string): void {
+    this.closeReason ||= reason;
+    this.ended = true;
+    this.socket.destroy();
+  }
+
+  /** @internal */
+  handleData(data: Buffer): void {
+    this.events?.onData(data);
+  }
+
+  /** @internal */
+  handleDrain(): void {
+    this.events?.onDrain();
+  }
+
+  /** @internal */
+  handleError(err: Error & { code?: string }): void {
+    this.closeReason ||= err.code ? `error:${err.code}` : 'error';
+  }
+
+  /** @internal */
+  handleEnd(): void {
+    this.closeReason ||= 'peer-closed';
+    // Half-open MSRP connections are useless: finish our side too.
+    this.ended = true;
+    this.socket.end();
+  }
+
+  /** @internal */
+  handleClose(): void {
+    this.ended = true;
+    const ev = this.events;
+    this.events = null;
+    ev?.onClose(this.closeReason || 'closed');
+  }
+}
+
+function socketOnData(this: TaggedSocket, data: Buffer): void {
+  this[kConn]!.handleData(data);
+}
+
+function socketOnDrain(this: TaggedSocket): void {
+  this[kConn]!.handleDrain();
+}
+
+function socketOnError(this: TaggedSocket, err: Error): void {
+  this[kConn]!.handleError(err);
+}
+
+function socketOnEnd(this: TaggedSocket): void {
+  this[kConn]!.handleEnd();
+}
+
+function socketOnClose(this: TaggedSocket): void {
+  this[kConn]!.handleClose();
+}

@@ -1,0 +1,139 @@
+import { expect } from 'chai';
+import { createHash } from 'node:crypto';
+import { getHeader } from '../../lib/msrp/message.js';
+import {
+  parseAuthenticationInfo,
+  parseDigestChallenge,
+  formatDigestCredentials,
+} from '../../lib/msrp/digest.js';
+import { parseUri } from '../../lib/msrp/uri.js';
+import { Harness, next, USERS } from '../helpers/relay.js';
+
+const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
+
+describe('relay AUTH (RFC 4976 §5, §6.3)', () => {
+  const h = new Harness();
+  afterEach(() => h.cleanup());
+
+  it('challenges an AUTH without credentials with Digest realm, nonce and qop="auth"', async () => {
+    const relay = await h.relay();
+    const ep = await h.connect(relay);
+    const res = await ep.request({ method: 'AUTH', toPath: h.relayUri(relay), fromPath: ep.uri });
+    expect(res.kind === 'response' && res.statusCode).to.equal(401);
+    expect(res.headers[0]).to.deep.equal(['To-Path', ep.uri]);
+    const c = parseDigestChallenge(getHeader(res.headers, 'www-authenticate')!);
+    expect(c.realm).to.equal('test.realm');
+    expect(c.qop).to.equal('auth');
+    expect(c.nonce.length).to.be.greaterThan(16);
+  });
+
+  it('grants a Use-Path token, Expires and Authentication-Info with rspauth for good credentials', async () => {
+    const relay = await h.relay();
+    const ep = await h.connect(relay);
+    const relayUri = h.relayUri(relay);
+    const res = await ep.auth({ relayUri, username: 'alice', password: USERS.alice, expires: 900 });
+    expect(res.kind === 'response' && res.statusCode).to.equal(200);
+    const usePath = parseUri(getHeader(res.headers, 'use-path')!);
+    expect(usePath.port).to.equal(relay.addresses()[0]!.port);
+    expect(usePath.transport).to.equal('tcp');
+    expect(usePath.sessionId).to.match(/^[A-Za-z0-9]{20}$/);
+    expect(getHeader(res.headers, 'expires')).to.equal('900');
+    const info = parseAuthenticationInfo(getHeader(res.headers, 'authentication-info')!);
+    expect(info.qop).to.equal('auth');
+    expect(info.nc).to.equal('00000001');
+    expect(info.rspauth).to.match(/^[0-9a-f]{32}$/);
+  });
+
+  it('hands out a different token for every AUTH on one connection', async () => {
+    const relay = await h.relay();
+    const ep = await h.client(relay, 'alice');
+    const first = ep.usePath[0];
+    await ep.auth({ relayUri: h.relayUri(relay), username: 'alice', password: USERS.alice });
+    expect(ep.usePath[0]).to.not.equal(first);
+    expect(relay.tokens.size).to.equal(2);
+  });
+
+  it('answers a wrong password with a new 401 without stale', async () => {
+    const relay = await h.relay();
+    const ep = await h.connect(relay);
+    const res = await ep.auth({ relayUri: h.relayUri(relay), username: 'alice', password: 'wrong' });
+    expect(res.kind === 'response' && res.statusCode).to.equal(401);
+    expect(parseDigestChallenge(getHeader(res.headers, 'www-authenticate')!).stale).to.not.equal(true);
+  });
+
+  it('closes the connection after three failed AUTH attempts', async () => {
+    const relay = await h.relay();
+    const ep = await h.connect(relay);
+    const closed = next(ep, 'close');
+    for (let i = 0; i < 3; i++) {
+      const res = await ep.auth({ relayUri: h.relayUri(relay), username: 'alice', password: `bad${i}` });
+      expect(res.kind === 'response' && res.statusCode).to.equal(401);
+    }
+    await closed;
+    expect(ep.isClosed).to.equal(true);
+  });
+
+  it('rejects an Authorization whose uri is not the rightmost To-Path URI', async () => {
+    const relay = await h.relay();
+    const ep = await h.connect(relay);
+    const relayUri = h.relayUri(relay);
+    const ch = await ep.request({ method: 'AUTH', toPath: relayUri, fromPath: ep.uri });
+    const c = parseDigestChallenge(getHeader(ch.headers, 'www-authenticate')!);
+    const uri = 'msrp://elsewhere.example.com:2855;tcp';
+    const ha1 = md5(`alice:${c.realm}:${USERS.alice}`);
+    const response = md5(`${ha1}:${c.nonce}:00000001:abcdef:auth:${md5(`AUTH:${uri}`)}`);
+    const authorization = formatDigestCredentials({
+      username: 'alice',
+      realm: c.realm,
+      nonce: c.nonce,
+      uri,
+      response,
+      qop: 'auth',
+      cnonce: 'abcdef',
+      nc: '00000001',
+    });
+    const res = await ep.request({
+      method: 'AUTH',
+      toPath: relayUri,
+      fromPath: ep.uri,
+      headers: [['Authorization', authorization]],
+    });
+    expect(res.kind === 'response' && res.statusCode).to.equal(401);
+  });
+
+  it('answers 423 with Min-Expires or Max-Expires when Expires is out of bounds', async () => {
+    const relay = await h.relay({ authMinExpires: 100, authMaxExpires: 1000 });
+    const ep = await h.connect(relay);
+    const low = await ep.auth({
+      relayUri: h.relayUri(relay),
+      username: 'alice',
+      password: USERS.alice,
+      expires: 10,
+    });
+    expect(low.kind === 'response' && low.statusCode).to.equal(423);
+    expect(getHeader(low.headers, 'min-expires')).to.equal('100');
+    const high = await ep.auth({
+      relayUri: h.relayUri(relay),
+      username: 'alice',
+      password: USERS.alice,
+      expires: 5000,
+    });
+    expect(high.kind === 'response' && high.statusCode).to.equal(423);
+    expect(getHeader(high.headers, 'max-expires')).to.equal('1000');
+  });
+
+  it('grants AUTH without a challenge when authentication is off', async () => {
+    const relay = await h.relay({ auth: false });
+    const ep = await h.connect(relay);
+    const res = await ep.request({ method: 'AUTH', toPath: h.relayUri(relay), fromPath: ep.uri });
+    expect(res.kind === 'response' && res.statusCode).to.equal(200);
+    expect(getHeader(res.headers, 'use-path')).to.match(/^msrp:\/\/127\.0\.0\.1:\d+\/[A-Za-z0-9]{20};tcp$/);
+  });
+
+  it('closes a connection that sends no request within the probation period', async () => {
+    const relay = await h.relay({ probationMs: 150 });
+    const ep = await h.connect(relay);
+    await next(ep, 'close', 3000);
+    expect(ep.isClosed).to.equal(true);
+  });
+});

@@ -1,0 +1,341 @@
+import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
+import { getHeader, type Frame } from '../../lib/msrp/message.js';
+import { serializeRequest } from '../../lib/msrp/serializer.js';
+import { Harness, next, nextMessage, until } from '../helpers/relay.js';
+
+const requestsOf = (frames: Frame[], method: string): Frame[] =>
+  frames.filter((f) => f.kind === 'request' && f.method === method);
+
+describe('relay forwarding (RFC 4976 §6.4-§6.8)', () => {
+  const h = new Harness();
+  afterEach(() => h.cleanup());
+
+  it('delivers a single-chunk SEND with popped To-Path, pushed From-Path and a new transaction id', async () => {
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const got = next<Frame>(bob, 'request');
+    const res = await alice.request({
+      transactionId: 'aliceTid01',
+      method: 'SEND',
+      toPath: alice.toPathFor(bob.path),
+      fromPath: alice.uri,
+      headers: [
+        ['Message-ID', 'msg0001'],
+        ['Byte-Range', '1-5/5'],
+        ['X-Custom', 'kept as is'],
+      ],
+      contentType: 'text/plain',
+      body: 'Hello',
+    });
+    expect(res.kind === 'response' && res.statusCode).to.equal(200);
+    // RFC 4975 §7.2: a SEND's response goes to the previous hop only.
+    expect(res.headers[0]).to.deep.equal(['To-Path', alice.uri]);
+    expect(res.headers[1]).to.deep.equal(['From-Path', alice.usePath[0]]);
+    const f = await got;
+    expect(f.transactionId).to.not.equal('aliceTid01');
+    expect(f.headers).to.deep.equal([
+      ['To-Path', bob.uri],
+      ['From-Path', [bob.usePath[0], alice.usePath[0], alice.uri].join(' ')],
+      ['Message-ID', 'msg0001'],
+      ['Byte-Range', '1-5/5'],
+      ['X-Custom', 'kept as is'],
+      ['Content-Type', 'text/plain'],
+    ]);
+    expect(f.body!.toString()).to.equal('Hello');
+  });
+
+  it('reassembles a multi-chunk message and interleaved messages at the far end', async () => {
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const messages: Record<string, string> = {};
+    bob.on('message', (m) => (messages[m.messageId] = m.body.toString()));
+    const toPath = alice.toPathFor(bob.path);
+    const big = 'x'.repeat(5000) + 'y'.repeat(5000);
+    await Promise.all([
+      alice.send({ toPath, body: big, chunkSize: 2048, messageId: 'bigMessage1' }),
+      alice.send({ toPath, body: 'small one', messageId: 'smallMsg01' }),
+      alice.send({ toPath, body: 'z'.repeat(3000), chunkSize: 1000, messageId: 'midMessage1' }),
+    ]);
+    await until(() => Object.keys(messages).length === 3, 5000, 'three messages');
+    expect(messages).to.deep.equal({
+      bigMessage1: big,
+      smallMsg01: 'small one',
+      midMessage1: 'z'.repeat(3000),
+    });
+  });
+
+  it('carries a 10 MiB binary file byte-identical in 64 KiB chunks', async function () {
+    this.timeout(30000);
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const file = randomBytes(10 * 1024 * 1024);
+    const got = nextMessage(bob, 25000);
+    const { statuses } = await alice.send({
+      toPath: alice.toPathFor(bob.path),
+      body: file,
+      chunkSize: 64 * 1024,
+      contentType: 'application/octet-stream',
+    });
+    expect(statuses.length).to.equal(160);
+    expect(statuses.every((s) => s === 200)).to.equal(true);
+    const m = await got;
+    expect(m.body.length).to.equal(file.length);
+    expect(m.body.equals(file)).to.equal(true);
+  });
+
+  it('routes both ways between two chained relays', async () => {
+    const r1 = await h.relay();
+    const r2 = await h.relay();
+    const alice = await h.client(r1, 'alice');
+    const bob = await h.client(r2, 'bob');
+    const toBob = nextMessage(bob);
+    const res = await alice.send({ toPath: alice.toPathFor(bob.path), body: 'over two relays' });
+    expect(res.statuses).to.deep.equal([200]);
+    const m = await toBob;
+    expect(m.body.toString()).to.equal('over two relays');
+    expect(m.fromPath).to.equal([bob.usePath[0], alice.usePath[0], alice.uri].join(' '));
+    const toAlice = nextMessage(alice);
+    await bob.send({ toPath: bob.toPathFor(alice.path), body: 'and back' });
+    expect((await toAlice).body.toString()).to.equal('and back');
+  });
+
+  it('forwards REPORTs without answering them', async () => {
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const report = next<Frame>(alice, 'report');
+    bob.write(
+      serializeRequest({
+        method: 'REPORT',
+        toPath: bob.toPathFor(alice.path),
+        fromPath: bob.uri,
+        headers: [
+          ['Message-ID', 'msg0002'],
+          ['Byte-Range', '1-5/5'],
+          ['Status', '000 200 OK'],
+        ],
+      }),
+    );
+    const f = await report;
+    expect(getHeader(f.headers, 'status')).to.equal('000 200 OK');
+    expect(getHeader(f.headers, 'message-id')).to.equal('msg0002');
+    const bobFrames: Frame[] = [];
+    bob.on('request', (x: Frame) => bobFrames.push(x));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(bobFrames).to.deep.equal([]);
+  });
+
+  it('sends no response for Failure-Report no and no 200 for partial', async () => {
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const seen: Frame[] = [];
+    const raw = alice.socket;
+    raw.on('data', () => {});
+    alice.on('request', (f: Frame) => seen.push(f));
+    const got: string[] = [];
+    bob.on('message', (m) => got.push(m.body.toString()));
+    await alice.send({ toPath: alice.toPathFor(bob.path), body: 'fr no', failureReport: 'no' });
+    await alice.send({ toPath: alice.toPathFor(bob.path), body: 'fr partial', failureReport: 'partial' });
+    await until(() => got.length === 2, 3000, 'both messages');
+    // The endpoint counts responses it did not ask for as errors-free frames; a late 200 would show here.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(got).to.deep.equal(['fr no', 'fr partial']);
+    expect(alice.errors).to.deep.equal([]);
+  });
+
+  it('turns a non-200 from the next hop into a failure REPORT with that code', async () => {
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob', { respond: () => 415 });
+    const report = next<Frame>(alice, 'report');
+    const res = await alice.send({
+      toPath: alice.toPathFor(bob.path),
+      body: 'unwanted',
+      messageId: 'msg0415',
+    });
+    expect(res.statuses).to.deep.equal([200]);
+    const f = await report;
+    expect(f.headers[0]).to.deep.equal(['To-Path', alice.uri]);
+    expect(f.headers[1]).to.deep.equal(['From-Path', alice.usePath[0]]);
+    expect(getHeader(f.headers, 'message-id')).to.equal('msg0415');
+    expect(getHeader(f.headers, 'byte-range')).to.equal('1-8/8');
+    expect(getHeader(f.headers, 'status')).to.match(/^000 415/);
+    expect(getHeader(f.headers, 'success-report')).to.equal(undefined);
+  });
+
+  it('sends a 408 failure REPORT when the next hop never answers', async () => {
+    const relay = await h.relay({ transactionTimeoutMs: 200 });
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob', { respond: () => null });
+    const report = next<Frame>(alice, 'report', 3000);
+    await alice.send({ toPath: alice.toPathFor(bob.path), body: 'into the void', messageId: 'msg0408' });
+    const f = await report;
+    expect(getHeader(f.headers, 'status')).to.equal('000 408 Request Timeout');
+    expect(getHeader(f.headers, 'byte-range')).to.equal('1-13/13');
+    expect(relay.counters.transactionTimeouts).to.equal(1);
+  });
+
+  it('sends a 481 failure REPORT when the next hop drops the connection', async () => {
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob', { respond: () => null });
+    bob.on('request', () => bob.socket.destroy());
+    const report = next<Frame>(alice, 'report', 3000);
+    await alice.send({ toPath: alice.toPathFor(bob.path), body: 'gone', messageId: 'msg0481' });
+    const f = await report;
+    expect(getHeader(f.headers, 'status')).to.match(/^000 481/);
+    expect(getHeader(f.headers, 'message-id')).to.equal('msg0481');
+  });
+
+  it('answers 481 for a token whose owner has disconnected', async () => {
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const path = bob.path;
+    await bob.close();
+    await until(() => relay.tokens.size === 1, 2000, 'token dropped');
+    const res = await alice.send({ toPath: alice.toPathFor(path), body: 'hello?' });
+    expect(res.statuses).to.deep.equal([481]);
+  });
+
+  it('rejects a spoofed From-Path with 403 and does not forward it', async () => {
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const bobFrames: Frame[] = [];
+    bob.on('request', (f: Frame) => bobFrames.push(f));
+    const res = await alice.request({
+      method: 'SEND',
+      toPath: alice.toPathFor(bob.path),
+      fromPath: 'msrp://mallory.example.com:2855/spoofed1;tcp',
+      headers: [['Message-ID', 'spoof001']],
+      contentType: 'text/plain',
+      body: 'I am not alice',
+    });
+    expect(res.kind === 'response' && res.statusCode).to.equal(403);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(bobFrames).to.deep.equal([]);
+  });
+
+  it('rejects a token presented on another connection', async () => {
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const mallory = await h.client(relay, 'carol');
+    // Mallory uses Alice's token and Alice's URI from a different connection.
+    const res = await mallory.request({
+      method: 'SEND',
+      toPath: [alice.usePath[0], bob.usePath[0], bob.uri].join(' '),
+      fromPath: alice.uri,
+      headers: [['Message-ID', 'steal001']],
+      contentType: 'text/plain',
+      body: 'stolen token',
+    });
+    expect(res.kind === 'response' && res.statusCode).to.equal(403);
+  });
+
+  it('rejects an expired token with 481', async () => {
+    const relay = await h.relay({ authMinExpires: 1 });
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.connect(relay);
+    await bob.auth({ relayUri: h.relayUri(relay, 'bob'), username: 'bob', password: 'bob-pw', expires: 1 });
+    await new Promise((r) => setTimeout(r, 1100));
+    const res = await alice.send({ toPath: alice.toPathFor(bob.path), body: 'too late' });
+    expect(res.statuses).to.deep.equal([481]);
+  });
+
+  it('answers malformed input with 400 and keeps serving other clients', async () => {
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const mallory = await h.client(relay, 'carol');
+    const bad = Buffer.from(
+      `MSRP badTid01 SEND\r\nFrom-Path: ${mallory.uri}\r\nTo-Path: ${mallory.toPathFor(bob.path)}\r\n-------badTid01$\r\n`,
+    );
+    const answer = new Promise<string>((resolve) =>
+      mallory.socket.once('data', (d: Buffer) => resolve(d.toString())),
+    );
+    mallory.write(bad);
+    expect(await answer).to.match(/^MSRP badTid01 400 /);
+    const got = nextMessage(bob);
+    await alice.send({ toPath: alice.toPathFor(bob.path), body: 'still here' });
+    expect((await got).body.toString()).to.equal('still here');
+    expect(relay.counters.parseErrors).to.deep.equal({ MSRP_ERR_HEADER_ORDER: 1 });
+    const garbage = await h.connect(relay);
+    const closed = next(garbage, 'close');
+    garbage.write(Buffer.from('GET / HTTP/1.1\r\n\r\n'));
+    await closed;
+  });
+
+  it('interrupts a chunk in progress so that other traffic is not stuck behind it (RFC 4975 §7.1)', async () => {
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const carol = await h.client(relay, 'carol');
+    const bob = await h.client(relay, 'bob');
+    const chunks: Frame[] = [];
+    const messages: string[] = [];
+    bob.on('request', (f: Frame) => chunks.push(f));
+    bob.on('message', (m) => messages.push(m.messageId));
+    // Alice starts a 100 000-octet chunk but sends only part of it for now.
+    const body = randomBytes(100_000);
+    const full = serializeRequest({
+      transactionId: 'longChunk1',
+      method: 'SEND',
+      toPath: alice.toPathFor(bob.path),
+      fromPath: alice.uri,
+      headers: [
+        ['Message-ID', 'longMsg001'],
+        ['Byte-Range', '1-100000/100000'],
+      ],
+      contentType: 'application/octet-stream',
+      body,
+    });
+    const cut = full.indexOf('\r\n\r\n') + 4 + 40_000;
+    alice.write(full.subarray(0, cut));
+    await until(() => relay.counters.forwarded === 1, 2000, 'chunk forwarded');
+    await carol.send({ toPath: carol.toPathFor(bob.path), body: 'quick one', messageId: 'quickMsg01' });
+    await until(() => messages.includes('quickMsg01'), 3000, 'quick message');
+    expect(messages).to.deep.equal(['quickMsg01']);
+    alice.write(full.subarray(cut));
+    await until(() => messages.includes('longMsg001'), 3000, 'long message');
+    const long = chunks.filter((f) => getHeader(f.headers, 'message-id') === 'longMsg001');
+    expect(long.length).to.equal(2);
+    expect(long[0]!.flag).to.equal('+');
+    expect(long[0]!.body!.length).to.be.at.least(39_000);
+    expect(getHeader(long[1]!.headers, 'byte-range')).to.equal(`${long[0]!.body!.length + 1}-100000/100000`);
+    expect(Buffer.concat([long[0]!.body!, long[1]!.body!]).equals(body)).to.equal(true);
+    expect(requestsOf(chunks, 'SEND').length).to.equal(3);
+  });
+
+  it('pauses a sender while the receiver does not read, keeping queued bytes near the limit', async function () {
+    this.timeout(20000);
+    const maxQueued = 256 * 1024;
+    const relay = await h.relay({ maxQueuedBytes: maxQueued });
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    bob.socket.pause();
+    const file = randomBytes(32 * 1024 * 1024);
+    let peak = 0;
+    const sampler = setInterval(() => (peak = Math.max(peak, relay.queuedBytes())), 2);
+    const sending = alice.send({
+      toPath: alice.toPathFor(bob.path),
+      body: file,
+      chunkSize: 64 * 1024,
+      failureReport: 'no',
+    });
+    await new Promise((r) => setTimeout(r, 1500));
+    clearInterval(sampler);
+    // The relay stops reading from Alice: at most the limit plus one read is queued toward Bob.
+    expect(peak).to.be.greaterThan(0);
+    expect(peak).to.be.at.most(maxQueued + 2 * 64 * 1024);
+    const got = nextMessage(bob, 15000);
+    bob.socket.resume();
+    await sending;
+    expect((await got).body.equals(file)).to.equal(true);
+  });
+});

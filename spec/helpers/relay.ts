@@ -1,0 +1,97 @@
+/**
+ * Test set-up: relays on 127.0.0.1 port 0 and authenticated endpoints, all closed after each test.
+ */
+import { MsrpEndpoint, type EndpointOptions, type ReceivedMessage } from '../../lib/client/endpoint.js';
+import type { Frame } from '../../lib/msrp/message.js';
+import { createRelay, type Relay, type RelayOptions } from '../../lib/relay/relay.js';
+import { FileUserStore } from '../../lib/relay/users.js';
+
+/** Users every test relay knows. */
+export const USERS = { alice: 'alice-pw', bob: 'bob-pw', carol: 'carol-pw' } as const;
+
+/** Tracks what a test opened so `cleanup()` can close it. */
+export class Harness {
+  readonly relays: Relay[] = [];
+  readonly endpoints: MsrpEndpoint[] = [];
+
+  async relay(options: RelayOptions = {}): Promise<Relay> {
+    const relay = createRelay({
+      listen: [{ host: '127.0.0.1', port: 0 }],
+      users: FileUserStore.fromMap({ ...USERS }),
+      realm: 'test.realm',
+      ...options,
+    });
+    await relay.listen();
+    this.relays.push(relay);
+    return relay;
+  }
+
+  /** The relay's AUTH URI (device URI, no session-id). */
+  relayUri(relay: Relay, user = 'alice'): string {
+    const a = relay.addresses()[0]!;
+    return `msrp://${user}@${a.host}:${a.port};tcp`;
+  }
+
+  async connect(relay: Relay, options: Partial<EndpointOptions> = {}): Promise<MsrpEndpoint> {
+    const a = relay.addresses()[0]!;
+    const ep = await MsrpEndpoint.connect({ host: a.host, port: a.port, ...options });
+    this.endpoints.push(ep);
+    return ep;
+  }
+
+  /** Connects and authenticates `user` (password from USERS). */
+  async client(
+    relay: Relay,
+    user: keyof typeof USERS,
+    options: Partial<EndpointOptions> = {},
+  ): Promise<MsrpEndpoint> {
+    const ep = await this.connect(relay, options);
+    const res = await ep.auth({
+      relayUri: this.relayUri(relay, user),
+      username: user,
+      password: USERS[user],
+    });
+    if (res.kind !== 'response' || res.statusCode !== 200) throw new Error(`AUTH for ${user} failed`);
+    return ep;
+  }
+
+  async cleanup(): Promise<void> {
+    await Promise.all(this.endpoints.map((e) => e.close()));
+    await Promise.all(this.relays.map((r) => r.close(100)));
+    this.endpoints.length = 0;
+    this.relays.length = 0;
+  }
+}
+
+/** Resolves with the next `event` emitted by `ep` (rejects after `ms`). */
+export function next<T = Frame>(
+  ep: MsrpEndpoint,
+  event: 'message' | 'report' | 'request' | 'close',
+  ms = 5000,
+): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      ep.off(event, on);
+      reject(new Error(`timed out waiting for ${event}`));
+    }, ms);
+    const on = (v: T): void => {
+      clearTimeout(timer);
+      resolve(v);
+    };
+    ep.once(event, on);
+  });
+}
+
+/** Resolves with the next reassembled message. */
+export function nextMessage(ep: MsrpEndpoint, ms = 5000): Promise<ReceivedMessage> {
+  return next<ReceivedMessage>(ep, 'message', ms);
+}
+
+/** Polls `cond` until it holds (rejects after `ms`). */
+export async function until(cond: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
