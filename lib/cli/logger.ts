@@ -1,0 +1,46 @@
+/**
+ * Structured logging for the CLI: pino writing one JSON object per line to stdout, or (`--log-format
+ * pretty`) a compact human-readable line. Message bodies are never logged; the relay logs only heads'
+ * metadata (ids, codes, addresses).
+ */
+import { pino, type Logger as PinoLogger } from 'pino';
+import type { LogFormat, LogLevel } from './config.js';
+
+const LEVEL_NAMES: Record<number, string> = {
+  10: 'TRACE',
+  20: 'DEBUG',
+  30: 'INFO',
+  40: 'WARN',
+  50: 'ERROR',
+  60: 'FATAL',
+};
+
+/** Formats pino's JSON lines as `HH:MM:SS.mmm LEVEL message key=value ...`. */
+class PrettyDestination {
+  write(line: string): void {
+    let rec: Record<string, unknown>;
+    try {
+      rec = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      process.stdout.write(line);
+      return;
+    }
+    const { time, level, msg, pid: _pid, hostname: _host, ...rest } = rec;
+    const t = new Date(typeof time === 'number' ? time : Date.now()).toISOString().slice(11, 23);
+    const fields = Object.entries(rest)
+      .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+      .join(' ');
+    const name = (LEVEL_NAMES[level as number] ?? String(level)).padEnd(5);
+    process.stdout.write(`${t} ${name} ${String(msg ?? '')}${fields ? '  ' + fields : ''}\n`);
+  }
+}
+
+/** Creates the relay's logger. */
+export function createLogger(level: LogLevel, format: LogFormat): PinoLogger {
+  const options = { level, base: undefined, timestamp: pino.stdTimeFunctions.epochTime };
+  if (format === 'pretty') return pino(options, new PrettyDestination());
+  return pino(
+    { ...options, timestamp: pino.stdTimeFunctions.isoTime },
+    pino.destination({ dest: 1, sync: false }),
+  );
+}

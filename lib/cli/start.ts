@@ -1,0 +1,152 @@
+/**
+ * `msrp-relay start`: resolves the configuration, starts the relay, prints how to reach it, and handles
+ * signals (SIGINT/SIGTERM: drain and exit 0; SIGHUP: reload the users file and the log level).
+ */
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { createError, ErrorCodes, isMsrpError } from '../errors.js';
+import { randomId } from '../msrp/serializer.js';
+import { createRelay, type Relay, type RelayOptions } from '../relay/relay.js';
+import { FileUserStore, type UserStore } from '../relay/users.js';
+import { addRelayOptions, describeConfig, resolveConfig, type RelayConfig } from './config.js';
+import { createLogger } from './logger.js';
+
+/** Users and how the operator learns about them. */
+interface UsersSetup {
+  store: UserStore | undefined;
+  /** A generated account for a first run without `--users`, printed at start. */
+  demo?: { username: string; password: string };
+}
+
+function loadUsers(cfg: RelayConfig): UsersSetup {
+  if (cfg.users !== undefined) return { store: FileUserStore.fromFile(cfg.users) };
+  if (!cfg.auth) return { store: undefined };
+  // First run without a users file: one random account for this process only, printed below.
+  const demo = { username: 'demo', password: randomId(16) };
+  return { store: FileUserStore.fromMap({ [demo.username]: demo.password }), demo };
+}
+
+function readTls(cfg: RelayConfig): RelayOptions['tls'] {
+  if (cfg.tlsCert === undefined || cfg.tlsKey === undefined) return undefined;
+  return { cert: readFileSync(cfg.tlsCert), key: readFileSync(cfg.tlsKey) };
+}
+
+/** Maps the CLI configuration onto relay options (seconds → milliseconds). */
+export function relayOptionsFrom(cfg: RelayConfig, users: UserStore | undefined): RelayOptions {
+  return {
+    listen: cfg.listen,
+    tlsListen: cfg.tlsListen,
+    tls: readTls(cfg),
+    publicHost: cfg.publicHost,
+    realm: cfg.realm,
+    users,
+    auth: cfg.auth,
+    authExpires: cfg.authExpires,
+    authMinExpires: cfg.authMinExpires,
+    authMaxExpires: cfg.authMaxExpires,
+    maxMessageBytes: cfg.maxMessageSize,
+    maxQueuedBytes: cfg.maxQueuedBytes,
+    transactionTimeoutMs: cfg.transactionTimeout * 1000,
+    probationMs: cfg.probationTimeout * 1000,
+    idleTimeoutMs: cfg.idleTimeout * 1000,
+  };
+}
+
+/** Adds the `start` subcommand. */
+export function registerStartCommand(program: Command): void {
+  const cmd = program
+    .command('start')
+    .description('run the relay (defaults: TCP on 127.0.0.1:2855, Digest AUTH)');
+  addRelayOptions(cmd);
+  cmd.action(async (flags: Record<string, unknown>) => {
+    await start(flags, process.env);
+  });
+}
+
+/** Adds the `check-config` subcommand: validate and print the effective configuration. */
+export function registerCheckConfigCommand(program: Command): void {
+  const cmd = program
+    .command('check-config')
+    .description('validate flags, environment and config file; print the effective configuration');
+  addRelayOptions(cmd);
+  cmd.action((flags: Record<string, unknown>) => {
+    const cfg = resolveConfig(flags, process.env);
+    if (cfg.users !== undefined) FileUserStore.fromFile(cfg.users);
+    process.stdout.write(JSON.stringify(describeConfig(cfg), null, 2) + '\n');
+  });
+}
+
+async function start(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): Promise<void> {
+  const cfg = resolveConfig(flags, env);
+  const log = createLogger(cfg.logLevel, cfg.logFormat);
+  const users = loadUsers(cfg);
+  const relay = createRelay({ ...relayOptionsFrom(cfg, users.store), logger: log });
+  try {
+    await relay.listen();
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw createError(ErrorCodes.CONFIG, `cannot listen: ${e.code ?? ''} ${e.message}`.trim(), 0, true);
+  }
+  if (!cfg.auth) log.warn({}, 'authentication is off (--no-auth): any client can obtain a Use-Path token');
+  printBanner(relay, cfg, users);
+  log.info({ addresses: relay.addresses(), config: describeConfig(cfg) }, 'relay started');
+  installSignals(relay, flags, env, log);
+}
+
+function printBanner(relay: Relay, cfg: RelayConfig, users: UsersSetup): void {
+  const host = cfg.publicHost ?? relay.addresses()[0]?.host ?? '127.0.0.1';
+  const user = users.demo?.username ?? 'USER';
+  const lines = ['msrp-relay is running. Clients AUTH to:'];
+  for (const a of relay.addresses()) {
+    const scheme = a.kind === 'tls' || a.kind === 'wss' ? 'msrps' : 'msrp';
+    const where =
+      a.kind === 'ws' || a.kind === 'wss' ? `${a.kind}://${a.host}:${a.port}/` : `${a.host}:${a.port}`;
+    lines.push(
+      `  ${a.kind.padEnd(4)} ${where}   AUTH To-Path: ${scheme}://${user}@${host}:${a.port};${a.kind.startsWith('ws') ? 'ws' : 'tcp'}`,
+    );
+  }
+  if (users.demo) {
+    lines.push(
+      `No --users file: this run accepts user "${users.demo.username}" with password "${users.demo.password}".`,
+    );
+  }
+  lines.push('Stop with Ctrl-C. Flags: msrp-relay start --help');
+  process.stderr.write(lines.join('\n') + '\n');
+}
+
+function installSignals(
+  relay: Relay,
+  flags: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+  log: ReturnType<typeof createLogger>,
+): void {
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting at once');
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal, connections: relay.connectionCount }, 'draining');
+    void relay.close(10_000).then(() => {
+      log.info({}, 'stopped');
+      log.flush?.();
+      setTimeout(() => process.exit(0), 50).unref();
+    });
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGHUP', () => {
+    try {
+      const cfg = resolveConfig(flags, env);
+      if (cfg.users !== undefined) relay.setUsers(FileUserStore.fromFile(cfg.users));
+      log.level = cfg.logLevel;
+      log.info({ users: cfg.users, logLevel: cfg.logLevel }, 'configuration reloaded (SIGHUP)');
+    } catch (err) {
+      log.error(
+        { err: isMsrpError(err) ? err.message : String(err) },
+        'reload failed; keeping the old configuration',
+      );
+    }
+  });
+}

@@ -1,0 +1,116 @@
+import { expect } from 'chai';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { MsrpEndpoint } from '../../lib/client/endpoint.js';
+
+const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'msrp-relay');
+
+interface Run {
+  child: ChildProcess;
+  stderr: () => string;
+  stdout: () => string;
+  exit: Promise<number | null>;
+}
+
+function run(args: string[]): Run {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env },
+  });
+  let err = '';
+  let out = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, stderr: () => err, stdout: () => out, exit };
+}
+
+/** Waits for the banner and returns the TCP port the relay printed. */
+async function bannerPort(r: Run): Promise<number> {
+  const end = Date.now() + 10_000;
+  for (;;) {
+    const m = /tcp +127\.0\.0\.1:(\d+)/.exec(r.stderr());
+    if (m) return Number(m[1]);
+    if (Date.now() > end) throw new Error(`no banner; stderr: ${r.stderr()}`);
+    await new Promise((res) => setTimeout(res, 20));
+  }
+}
+
+describe('msrp-relay CLI', () => {
+  const running: Run[] = [];
+  afterEach(() => {
+    for (const r of running) r.child.kill('SIGKILL');
+    running.length = 0;
+  });
+
+  it('prints help and exits 0', async () => {
+    const r = run(['start', '--help']);
+    expect(await r.exit).to.equal(0);
+    expect(r.stdout()).to.include('--listen');
+    expect(r.stdout()).to.include('MSRP_RELAY_LISTEN');
+  });
+
+  it('rejects an unknown flag with one line and exit code 2', async () => {
+    const r = run(['start', '--no-such-flag']);
+    expect(await r.exit).to.equal(2);
+    expect(r.stderr().trim().split('\n')).to.have.length(1);
+  });
+
+  it('rejects a bad value with one line naming the flag and exit code 2', async () => {
+    const r = run(['start', '--listen', 'nowhere']);
+    expect(await r.exit).to.equal(2);
+    const lines = r.stderr().trim().split('\n');
+    expect(lines).to.have.length(1);
+    expect(lines[0]).to.include('--listen');
+  });
+
+  it('check-config rejects an unreadable config file with exit code 2', async () => {
+    const r = run(['check-config', '--config', '/nonexistent/relay.yaml']);
+    expect(await r.exit).to.equal(2);
+    expect(r.stderr()).to.include('/nonexistent/relay.yaml');
+  });
+
+  it('starts a relay that answers AUTH, and drains and exits 0 on SIGTERM', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'msrp-cli-'));
+    const users = join(dir, 'users');
+    writeFileSync(users, 'alice:alice-pw\n');
+    const r = run(['start', '--listen', '127.0.0.1:0', '--users', users, '--log-level', 'warn']);
+    running.push(r);
+    const port = await bannerPort(r);
+    const ep = await MsrpEndpoint.connect({ host: '127.0.0.1', port });
+    const res = await ep.auth({
+      relayUri: `msrp://alice@127.0.0.1:${port};tcp`,
+      username: 'alice',
+      password: 'alice-pw',
+    });
+    expect(res.kind === 'response' && res.statusCode).to.equal(200);
+    await ep.close();
+    r.child.kill('SIGTERM');
+    expect(await r.exit).to.equal(0);
+  });
+
+  it('reloads the users file on SIGHUP without dropping connections', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'msrp-cli-'));
+    const users = join(dir, 'users');
+    writeFileSync(users, 'alice:alice-pw\n');
+    const r = run(['start', '--listen', '127.0.0.1:0', '--users', users, '--log-level', 'info']);
+    running.push(r);
+    const port = await bannerPort(r);
+    const ep = await MsrpEndpoint.connect({ host: '127.0.0.1', port });
+    const relayUri = `msrp://bob@127.0.0.1:${port};tcp`;
+    const before = await ep.auth({ relayUri, username: 'bob', password: 'bob-pw' });
+    expect(before.kind === 'response' && before.statusCode).to.equal(401);
+    writeFileSync(users, 'alice:alice-pw\nbob:bob-pw\n');
+    r.child.kill('SIGHUP');
+    const end = Date.now() + 5000;
+    while (!r.stdout().includes('configuration reloaded') && Date.now() < end)
+      await new Promise((s) => setTimeout(s, 20));
+    const after = await ep.auth({ relayUri, username: 'bob', password: 'bob-pw' });
+    expect(after.kind === 'response' && after.statusCode).to.equal(200);
+    expect(ep.isClosed).to.equal(false);
+    await ep.close();
+  });
+});
