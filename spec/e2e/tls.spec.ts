@@ -1,0 +1,54 @@
+import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
+import { getHeader } from '../../lib/msrp/message.js';
+import { parseUri } from '../../lib/msrp/uri.js';
+import type { RelayOptions } from '../../lib/relay/relay.js';
+import { Harness, nextMessage, USERS } from '../helpers/relay.js';
+import { testCertificate } from '../helpers/tls.js';
+
+function tlsRelayOptions(): RelayOptions {
+  const { cert, key } = testCertificate();
+  return { listen: [], tlsListen: [{ host: '127.0.0.1', port: 0 }], tls: { cert, key, ca: cert } };
+}
+
+describe('relay over TLS (msrps)', () => {
+  const h = new Harness();
+  afterEach(() => h.cleanup());
+
+  it('authenticates over TLS and hands out an msrps Use-Path', async () => {
+    const relay = await h.relay(tlsRelayOptions());
+    const ep = await h.connect(relay, { tls: { ca: testCertificate().cert, servername: 'localhost' } });
+    const res = await ep.auth({
+      relayUri: `msrps://alice@127.0.0.1:${relay.addresses()[0]!.port};tcp`,
+      username: 'alice',
+      password: USERS.alice,
+    });
+    expect(res.kind === 'response' && res.statusCode).to.equal(200);
+    const usePath = parseUri(getHeader(res.headers, 'use-path')!);
+    expect(usePath.scheme).to.equal('msrps');
+    expect(usePath.port).to.equal(relay.addresses()[0]!.port);
+  });
+
+  it('carries a 1 MiB file between two TLS relays chained over msrps', async () => {
+    const r1 = await h.relay(tlsRelayOptions());
+    const r2 = await h.relay(tlsRelayOptions());
+    const tls = { ca: testCertificate().cert, servername: 'localhost' };
+    const alice = await h.connect(r1, { tls });
+    await alice.auth({
+      relayUri: `msrps://alice@127.0.0.1:${r1.addresses()[0]!.port};tcp`,
+      username: 'alice',
+      password: USERS.alice,
+    });
+    const bob = await h.connect(r2, { tls });
+    await bob.auth({
+      relayUri: `msrps://bob@127.0.0.1:${r2.addresses()[0]!.port};tcp`,
+      username: 'bob',
+      password: USERS.bob,
+    });
+    const file = randomBytes(1024 * 1024);
+    const got = nextMessage(bob, 10_000);
+    const res = await alice.send({ toPath: alice.toPathFor(bob.path), body: file, chunkSize: 64 * 1024 });
+    expect(res.statuses.every((s) => s === 200)).to.equal(true);
+    expect((await got).body.equals(file)).to.equal(true);
+  });
+});
