@@ -300,6 +300,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
           total,
           reportTo,
           ourUri,
+          hops: 0,
           deadline: 0,
         });
       },
@@ -338,10 +339,11 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     }
     // End-to-end response (AUTH through, extension methods): pop our URI, push it, restore the tid.
     if (tx.source.isClosed) return;
+    // Pop as many of our URIs as the request lost here (two when it was routed internally).
     const to = splitPath(head.headers[0]![1]);
-    const popped = to.shift()!;
-    if (to.length === 0) return;
-    const headers = rewritePaths(head.headers, to.join(' '), `${popped} ${head.headers[1]![1].trim()}`);
+    const from = splitPath(head.headers[1]![1]);
+    for (let i = 0; i < tx.hops && to.length > 1; i++) from.unshift(to.shift()!);
+    const headers = rewritePaths(head.headers, to.join(' '), from.join(' '));
     const start = `MSRP ${tx.sourceTid} ${head.statusCode}` + (head.comment === '' ? '' : ' ' + head.comment);
     tx.source.send(
       [formatHead(start, headers, false), Buffer.from(frameTail(tx.sourceTid, '$', false), 'latin1')],
@@ -522,6 +524,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
         total: range.total,
         reportTo: head.headers[1]![1],
         ourUri: route.ourUri,
+        hops: splitPath(to).length - splitPath(route.toPath).length,
         deadline: 0,
       });
     }

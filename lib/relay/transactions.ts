@@ -27,6 +27,8 @@ export interface ForwardedTransaction<P> {
   readonly reportTo: string;
   /** The relay URI the request was addressed to: the From-Path of what the relay generates. */
   readonly ourUri: string;
+  /** How many of this relay's URIs the request's To-Path lost here (2 when routed internally). */
+  readonly hops: number;
   /** Deadline in ms since the epoch; entries with FR `partial` never produce a timeout report. */
   deadline: number;
 }

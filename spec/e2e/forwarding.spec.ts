@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { getHeader, type Frame } from '../../lib/msrp/message.js';
-import { serializeRequest } from '../../lib/msrp/serializer.js';
+import { serializeRequest, serializeResponse } from '../../lib/msrp/serializer.js';
 import { Harness, next, nextMessage, until } from '../helpers/relay.js';
 
 const requestsOf = (frames: Frame[], method: string): Frame[] =>
@@ -146,6 +146,35 @@ describe('relay forwarding (RFC 4976 §6.4-§6.8)', () => {
     await new Promise((r) => setTimeout(r, 100));
     expect(got).to.deep.equal(['fr no', 'fr partial']);
     expect(alice.errors).to.deep.equal([]);
+  });
+
+  it('forwards an unknown method end to end and routes its response back with the original transaction id', async () => {
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    bob.on('request', (f: Frame) => {
+      if (f.kind !== 'request' || f.method !== 'NICKNAME') return;
+      // An end-to-end response: To-Path is the whole From-Path (RFC 4975 §7.2).
+      bob.write(
+        serializeResponse({
+          transactionId: f.transactionId,
+          statusCode: 425,
+          toPath: f.headers[1]![1],
+          fromPath: bob.uri,
+        }),
+      );
+    });
+    const res = await alice.request({
+      transactionId: 'nickTid001',
+      method: 'NICKNAME',
+      toPath: alice.toPathFor(bob.path),
+      fromPath: alice.uri,
+      headers: [['Use-Nickname', '"alice"']],
+    });
+    expect(res.kind === 'response' && res.statusCode).to.equal(425);
+    expect(res.transactionId).to.equal('nickTid001');
+    expect(res.headers[0]).to.deep.equal(['To-Path', alice.uri]);
+    expect(res.headers[1]![1].split(' ')).to.deep.equal([alice.usePath[0], bob.usePath[0], bob.uri]);
   });
 
   it('turns a non-200 from the next hop into a failure REPORT with that code', async () => {
