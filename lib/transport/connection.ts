@@ -70,6 +70,7 @@ export class StreamConnection implements Connection {
   private events: ConnectionEvents | null = null;
   private closeReason = '';
   private ended = false;
+  private corked = false;
 
   constructor(socket: Socket, kind: 'tcp' | 'tls') {
     this.socket = socket as TaggedSocket;
@@ -99,17 +100,33 @@ export class StreamConnection implements Connection {
 
   writeFrame(parts: readonly Buffer[]): boolean {
     if (this.closed) return false;
-    if (parts.length === 1) return this.socket.write(parts[0]!);
-    this.socket.cork();
+    this.batch();
     let ok = true;
     for (const p of parts) if (p.length > 0) ok = this.socket.write(p);
-    this.socket.uncork();
     return ok;
   }
 
   writePiece(piece: Buffer): boolean {
     if (this.closed) return false;
+    this.batch();
     return this.socket.write(piece);
+  }
+
+  /**
+   * Corks the socket until the end of the current tick, so every frame, piece and response written
+   * while one read is processed leaves in a single writev instead of a syscall each.
+   */
+  private batch(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.socket.cork();
+    process.nextTick(uncorkConnection, this);
+  }
+
+  /** @internal */
+  uncork(): void {
+    this.corked = false;
+    this.socket.uncork();
   }
 
   pause(): void {
@@ -165,6 +182,10 @@ export class StreamConnection implements Connection {
     this.events = null;
     ev?.onClose(this.closeReason || 'closed');
   }
+}
+
+function uncorkConnection(conn: StreamConnection): void {
+  conn.uncork();
 }
 
 function socketOnData(this: TaggedSocket, data: Buffer): void {
