@@ -32,6 +32,21 @@ export const DEFAULTS = {
   maxMessageBytes: 64 * 1024 * 1024,
   /** CPIM head kept per message for report inspection, in bytes. */
   cpimHeadBytes: 8 * 1024,
+  /** Milliseconds a tracked message may go without a chunk or an acknowledgement before it is dropped. */
+  reportIdleTimeoutMs: 120_000,
+  /** Messages tracked for reports at once, all connections together. */
+  reportMaxMessages: 100_000,
+  /** Messages tracked for reports at once per sending connection. */
+  reportMaxMessagesPerOwner: 1000,
+  /** CPIM head bytes reserved at once, all connections together. */
+  reportMaxHeadBytes: 64 * 1024 * 1024,
+  /** CPIM head bytes reserved at once per sending connection. */
+  reportMaxHeadBytesPerOwner: 1024 * 1024,
+  /** Disjoint octet ranges (holes) one tracked message may have before tracking gives up on it. */
+  reportMaxIntervals: 256,
+  /** Delivered reports remembered to drop the recipient's own duplicate, and for how long (ms). */
+  reportDedupeEntries: 10_000,
+  reportDedupeTtlMs: 3600_000,
   /** Bytes queued toward one connection before its sources are paused. */
   maxQueuedBytes: 1024 * 1024,
   /** Largest MSRP chunk sent in one WebSocket message. */

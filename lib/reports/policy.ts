@@ -1,0 +1,439 @@
+/**
+ * The report policy (DESIGN.md "Report policy"): reads the CPIM head of each message the
+ * {@link MessageTracker} follows, decides which delivery reports the relay injects toward the sender
+ * and builds them as ready-to-write MSRP SENDs; remembers what it reported so the recipient's own
+ * duplicate delivery IMDN can be dropped. It implements {@link TrackerHandler}, so the tracker's events
+ * drive it; the relay only feeds the tracker and writes what {@link ReportPolicyOptions.inject} receives.
+ *
+ * ```
+ *  tracker ─onHead─► parse CPIM head ─► request? lastHop? ─► keep / drop
+ *          ─onWhole──► processed; on-receipt: delivered (before the final end-line goes on)
+ *          ─onComplete► on-ack: delivered
+ *          ─onFailed──► failed (negative-delivery)            ─► inject(msg, SEND) ─► sender
+ *  IMDN from the recipient ─► isDuplicateImdn ─► drop (delivered already reported)
+ * ```
+ */
+import { DEFAULTS, type ContinuationFlag } from '../constants.js';
+import type { ByteRange, FailureReport } from '../msrp/headers.js';
+import { randomId, serializeRequest } from '../msrp/serializer.js';
+import { parseCpimHead, type CpimHead } from './cpim.js';
+import { buildDeliveryReport, parseImdn } from './imdn.js';
+import {
+  detectReportRequest,
+  isImdnMessage,
+  reportPayloadKind,
+  type ReportKind,
+  type ReportRequest,
+} from './report-request.js';
+import type {
+  DropReason,
+  HeadVerdict,
+  TrackedChunk,
+  TrackedMessage,
+  TrackerHandler,
+  UntrackedReason,
+} from './tracker.js';
+
+/** When the relay reports delivery (`--reports`). */
+export type ReportMode = 'on-ack' | 'on-receipt' | 'off';
+
+/** What an injected report says. */
+export type ReportOutcome = 'delivered' | 'failed' | 'processed';
+
+/** The dialect a report request used, and so the form of the answer. */
+export type ReportDialect = ReportRequest['dialect'];
+
+/** What the policy needs to know about a tracked message besides its octets. */
+export interface ReportMeta {
+  /** The IM's To-Path as it arrived at this relay (header value): the report's From-Path. */
+  toPath: string;
+  /** The IM's From-Path as it arrived at this relay: the report's To-Path. */
+  fromPath: string;
+  /** True when this relay's next hop is the recipient endpoint (DESIGN.md: only then it injects). */
+  lastHop: boolean;
+}
+
+/** Options of a {@link ReportPolicy}. */
+export interface ReportPolicyOptions<O, M extends ReportMeta> {
+  /** `--reports`; default `on-ack`. */
+  mode?: ReportMode;
+  /** `--reports-dedupe`: drop the recipient's delivery IMDN for a message already reported; default true. */
+  dedupe?: boolean;
+  /** `--reports-processing`: answer `processing` requests with `processed`; default false. */
+  processing?: boolean;
+  /** Writes an injected report (a whole MSRP SEND) toward the sender, `msg.owner`'s connection. */
+  inject(msg: TrackedMessage<O, M>, frame: Buffer, outcome: ReportOutcome): void;
+  /** Delivered reports remembered for dedupe (LRU). */
+  dedupeEntries?: number;
+  /** How long a delivered report is remembered, ms. */
+  dedupeTtlMs?: number;
+  /** Largest IMDN (whole SEND body) {@link ReportPolicy.isImdnCandidate} proposes to hold for dedupe. */
+  maxImdnBytes?: number;
+  /** Milliseconds clock: report DateTime and dedupe expiry (tests). */
+  now?: () => number;
+  /** New identifiers: transaction id, MSRP Message-ID, imdn.Message-ID (tests). Default {@link randomId}. */
+  newId?: () => string;
+}
+
+/** Counters of every outcome; plain numbers for the metrics layer to read. */
+export interface ReportCounters {
+  /** Report requests seen in IMs toward local recipients, by dialect and kind (one IM may count several). */
+  requests: Record<ReportDialect, Record<ReportKind, number>>;
+  /** Reports injected, by dialect and outcome. */
+  injected: Record<ReportDialect, Record<ReportOutcome, number>>;
+  /** Recipient delivery IMDNs dropped because the relay had reported delivery already. */
+  duplicatesDropped: number;
+  /** Messages not tracked because a cap was reached (or the message had too many holes). */
+  untracked: number;
+  /** Chunks of messages that had already finished (late, repeated, or sent after a failure). */
+  late: number;
+  /** CPIM heads that did not parse, or were not complete within the head cap. */
+  inspectionFailures: number;
+  /** Requests that cannot be answered: no CPIM From/To, or (RFC 5438 form) no DateTime to echo. */
+  unanswerable: number;
+  /** IMs that requested nothing. */
+  notRequested: number;
+  /** IMs whose requests the relay does not answer (only `display`, or `processing` with the flag off). */
+  notForRelay: number;
+  /** Messages that are themselves reports (IMDNs): never reported on. */
+  reportsSeen: number;
+  /** A requested report the dialect cannot express (`processed` in legacy form). */
+  suppressed: number;
+  /** Tracked messages abandoned by their sender (`#`). */
+  aborted: number;
+  /** Tracked messages dropped after the idle timeout while still missing octets. */
+  timedOut: number;
+}
+
+/** Fresh zeroed counters. */
+export function createReportCounters(): ReportCounters {
+  const kinds = (): Record<ReportKind, number> => ({
+    'positive-delivery': 0,
+    'negative-delivery': 0,
+    display: 0,
+    processing: 0,
+  });
+  const outcomes = (): Record<ReportOutcome, number> => ({ delivered: 0, failed: 0, processed: 0 });
+  return {
+    requests: { imdn: kinds(), legacy: kinds() },
+    injected: { imdn: outcomes(), legacy: outcomes() },
+    duplicatesDropped: 0,
+    untracked: 0,
+    late: 0,
+    inspectionFailures: 0,
+    unanswerable: 0,
+    notRequested: 0,
+    notForRelay: 0,
+    reportsSeen: 0,
+    suppressed: 0,
+    aborted: 0,
+    timedOut: 0,
+  };
+}
+
+/** Bits of `TrackedMessage.flags`: which reports were injected for the message. */
+const SENT_DELIVERED = 1;
+const SENT_FAILED = 2;
+const SENT_PROCESSED = 4;
+
+/**
+ * The session key to track a message under: the recipient's session URI, which is the last URI of the
+ * IM's To-Path and the last URI of the From-Path of anything the recipient sends back (its IMDNs).
+ */
+export function recipientSessionKey(path: string): string {
+  const s = path.trimEnd();
+  return s.slice(s.lastIndexOf(' ') + 1).trimStart();
+}
+
+/**
+ * True when the octets of a forwarded chunk count as acknowledged once written to the recipient,
+ * rather than on its 200: with Failure-Report `no` or `partial` the recipient never answers 200
+ * (RFC 4975 §7.1.1), so waiting for one would never report delivery.
+ */
+export function acknowledgedOnSend(failureReport: FailureReport): boolean {
+  return failureReport !== 'yes';
+}
+
+/** The lower-cased media type of a Content-Type value, parameters dropped. */
+function mediaType(value: string | undefined): string {
+  if (value === undefined) return '';
+  const semi = value.indexOf(';');
+  return (semi === -1 ? value : value.slice(0, semi)).trim().toLowerCase();
+}
+
+/** Remembered delivered reports: an LRU map from key to expiry time. */
+class DeliveredLog {
+  private readonly entries = new Map<string, number>();
+  private readonly max: number;
+  private readonly ttlMs: number;
+
+  constructor(max: number, ttlMs: number) {
+    this.max = max;
+    this.ttlMs = ttlMs;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  remember(key: string, now: number): void {
+    this.entries.delete(key);
+    this.entries.set(key, now + this.ttlMs);
+    if (this.entries.size > this.max) {
+      const oldest = this.entries.keys().next();
+      if (oldest.done !== true) this.entries.delete(oldest.value);
+    }
+  }
+
+  has(key: string, now: number): boolean {
+    const until = this.entries.get(key);
+    if (until === undefined) return false;
+    if (until <= now) {
+      this.entries.delete(key);
+      return false;
+    }
+    return true;
+  }
+}
+
+/** Decides and builds injected delivery reports; see the module comment and DESIGN.md. */
+export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, M> {
+  readonly mode: ReportMode;
+  readonly dedupe: boolean;
+  readonly processing: boolean;
+  readonly counters = createReportCounters();
+  private readonly sink: ReportPolicyOptions<O, M>['inject'];
+  private readonly delivered: DeliveredLog;
+  private readonly maxImdnBytes: number;
+  private readonly now: () => number;
+  private readonly newId: () => string;
+
+  constructor(options: ReportPolicyOptions<O, M>) {
+    this.mode = options.mode ?? 'on-ack';
+    this.dedupe = options.dedupe ?? true;
+    this.processing = options.processing ?? false;
+    this.sink = options.inject;
+    this.delivered = new DeliveredLog(
+      options.dedupeEntries ?? DEFAULTS.reportDedupeEntries,
+      options.dedupeTtlMs ?? DEFAULTS.reportDedupeTtlMs,
+    );
+    this.maxImdnBytes = options.maxImdnBytes ?? DEFAULTS.cpimHeadBytes;
+    this.now = options.now ?? Date.now;
+    this.newId = options.newId ?? (() => randomId());
+  }
+
+  /**
+   * Whether a SEND chunk is worth tracking: reports on, this relay the last before the recipient, and a
+   * `message/cpim` body (only CPIM can carry a report request).
+   */
+  shouldTrack(contentType: string | undefined, lastHop: boolean): boolean {
+    return this.mode !== 'off' && lastHop && mediaType(contentType) === 'message/cpim';
+  }
+
+  /**
+   * Whether a SEND chunk may be a recipient's delivery IMDN the relay should hold whole (instead of
+   * cutting it through) to run {@link isDuplicateImdn} on it: dedupe on, something reported, a
+   * `message/cpim` body in one chunk `1-N/N` of at most `maxImdnBytes`.
+   */
+  isImdnCandidate(contentType: string | undefined, range: ByteRange | null): boolean {
+    if (!this.dedupe || this.mode === 'off' || this.delivered.size === 0) return false;
+    if (mediaType(contentType) !== 'message/cpim' || range === null) return false;
+    const { start, end, total } = range;
+    return start === 1 && typeof total === 'number' && end === total && total <= this.maxImdnBytes;
+  }
+
+  /**
+   * True when the relay must inject a report before it forwards this chunk's end-line: mode `on-receipt`,
+   * the chunk makes the message whole, and delivery was (or, head not read yet, may have been) requested.
+   * The report is injected synchronously inside `tracker.end(chunk, flag)`, so calling that before
+   * forwarding the end-line is enough; this tells the relay whether it must also wait.
+   */
+  mustHoldEnd(chunk: TrackedChunk<O, M>, flag: ContinuationFlag): boolean {
+    if (this.mode !== 'on-receipt' || !chunk.wouldBeWhole(flag)) return false;
+    const msg = chunk.msg;
+    if (!msg.meta.lastHop) return false;
+    return msg.request === null || msg.request.kinds.has('positive-delivery');
+  }
+
+  /**
+   * True when `cpimBody` (a whole message/cpim body; `head` its parsed head) is a delivery notification
+   * from the recipient for an IM this relay already reported delivered in session `sessionKey`: the
+   * caller drops it (DESIGN.md "Exactly one"; digest §5.4: at most one notification per category).
+   * The entry stays until it expires, so a repeated copy is dropped too. Counted.
+   */
+  isDuplicateImdn(sessionKey: string, head: CpimHead, cpimBody: Buffer): boolean {
+    if (!this.dedupe || this.delivered.size === 0) return false;
+    const kind = reportPayloadKind(head);
+    if (kind !== 'imdn' && kind !== 'legacy') return false;
+    let doc;
+    try {
+      doc = parseImdn(cpimBody.subarray(head.bodyOffset));
+    } catch {
+      return false; // not ours to judge: forwarded as it is
+    }
+    if (doc.notification !== 'delivery') return false;
+    if (!this.delivered.has(sessionKey + ' ' + doc.messageId, this.now())) return false;
+    this.counters.duplicatesDropped++;
+    return true;
+  }
+
+  /** {@link isDuplicateImdn} on a whole message/cpim body whose head is not parsed yet. */
+  isDuplicateImdnBody(sessionKey: string, cpimBody: Buffer): boolean {
+    if (!this.dedupe || this.delivered.size === 0) return false;
+    let head;
+    try {
+      head = parseCpimHead(cpimBody, { lenient: true });
+    } catch {
+      return false;
+    }
+    return head !== 'incomplete' && this.isDuplicateImdn(sessionKey, head, cpimBody);
+  }
+
+  // ---- TrackerHandler ------------------------------------------------------------------------------
+
+  /** Reads the CPIM head: keeps the message when it requested a report this relay gives. */
+  onHead(msg: TrackedMessage<O, M>, prefix: Buffer, final: boolean): HeadVerdict {
+    if (this.mode === 'off' || !msg.meta.lastHop) return 'drop';
+    if (prefix.length === 0) return final ? 'drop' : 'more';
+    let head: CpimHead | 'incomplete';
+    try {
+      head = parseCpimHead(prefix, { lenient: true });
+    } catch {
+      this.counters.inspectionFailures++;
+      return 'drop';
+    }
+    if (head === 'incomplete') {
+      // A head split over chunks: retried as bytes arrive, given up at the cap (DESIGN.md "Limits").
+      if (!final) return 'more';
+      this.counters.inspectionFailures++;
+      return 'drop';
+    }
+    // RFC 5438 §7.2.1: never an IMDN for an IMDN.
+    if (isImdnMessage(head)) {
+      this.counters.reportsSeen++;
+      return 'drop';
+    }
+    const req = detectReportRequest(head);
+    if (req === null) {
+      this.counters.notRequested++;
+      return 'drop';
+    }
+    const seen = this.counters.requests[req.dialect];
+    for (const kind of req.kinds) seen[kind]++;
+    // DESIGN.md: display reports come only from the recipient; processing only with the flag on.
+    if (!this.answers(req)) {
+      this.counters.notForRelay++;
+      return 'drop';
+    }
+    // Digest §5.4: the report swaps CPIM From and To and echoes DateTime; without them there is none.
+    if (
+      req.from === undefined ||
+      req.to === undefined ||
+      (req.dialect === 'imdn' && req.dateTime === undefined)
+    ) {
+      this.counters.unanswerable++;
+      return 'drop';
+    }
+    msg.request = req;
+    return 'keep';
+  }
+
+  /** Every octet is held: `processed` now; under `on-receipt`, `delivered` now too. */
+  onWhole(msg: TrackedMessage<O, M>): boolean {
+    const req = msg.request;
+    if (req === null) return false;
+    if (this.processing && req.kinds.has('processing')) this.report(msg, 'processed');
+    const positive = req.kinds.has('positive-delivery');
+    const negative = req.kinds.has('negative-delivery');
+    if (this.mode === 'on-receipt' && positive) {
+      this.report(msg, 'delivered');
+      // Digest §5.4: one notification per category, so no `failed` can follow: stop tracking.
+      return false;
+    }
+    return positive || negative;
+  }
+
+  /** Every octet received and acknowledged by the recipient: `delivered` under `on-ack`. */
+  onComplete(msg: TrackedMessage<O, M>): void {
+    const req = msg.request;
+    if (req === null || this.mode !== 'on-ack') return;
+    if (req.kinds.has('positive-delivery')) this.report(msg, 'delivered');
+  }
+
+  /** A chunk got a non-200, timed out (408), the recipient was lost (481) or refused the size (413). */
+  onFailed(msg: TrackedMessage<O, M>, code: number): void {
+    const req = msg.request;
+    if (req === null || (msg.flags & SENT_DELIVERED) !== 0) return;
+    if (req.kinds.has('negative-delivery')) this.report(msg, 'failed', code);
+  }
+
+  /** Counts messages forgotten without an outcome. */
+  onDropped(_msg: TrackedMessage<O, M>, reason: DropReason): void {
+    if (reason === 'aborted') this.counters.aborted++;
+    else if (reason === 'timeout') this.counters.timedOut++;
+    else if (reason === 'holes') this.counters.untracked++;
+  }
+
+  /** Counts chunks the tracker did not track. */
+  onUntracked(_owner: O, reason: UntrackedReason): void {
+    if (reason === 'finished') this.counters.late++;
+    else this.counters.untracked++;
+  }
+
+  // ---- internals -----------------------------------------------------------------------------------
+
+  /** True when the request asks for something this relay answers. */
+  private answers(req: ReportRequest): boolean {
+    const k = req.kinds;
+    return (
+      k.has('positive-delivery') || k.has('negative-delivery') || (this.processing && k.has('processing'))
+    );
+  }
+
+  /**
+   * Builds and hands over one report. The SEND looks like a message from the recipient (DESIGN.md "The
+   * injected SEND"): paths swapped, a new Message-ID, `Failure-Report: no` and `Success-Report: no` so
+   * nothing answers it (digest §5.5 #3), `Byte-Range: 1-N/N`, a message/cpim body.
+   */
+  private report(msg: TrackedMessage<O, M>, outcome: ReportOutcome, code?: number): void {
+    const req = msg.request!;
+    const bit =
+      outcome === 'delivered' ? SENT_DELIVERED : outcome === 'failed' ? SENT_FAILED : SENT_PROCESSED;
+    if ((msg.flags & bit) !== 0) return;
+    if (outcome === 'processed' && req.dialect === 'legacy') {
+      this.counters.suppressed++; // the legacy status-report has no processing notification
+      return;
+    }
+    const now = this.now();
+    let body: Buffer;
+    try {
+      body = buildDeliveryReport(req, outcome, {
+        now: new Date(now),
+        messageId: this.newId(),
+        failureCode: code,
+      }).body;
+    } catch {
+      this.counters.unanswerable++; // e.g. a value XML cannot carry
+      return;
+    }
+    const frame = serializeRequest({
+      transactionId: this.newId(),
+      method: 'SEND',
+      toPath: msg.meta.fromPath.trim(),
+      fromPath: msg.meta.toPath.trim(),
+      headers: [
+        ['Message-ID', this.newId()],
+        ['Failure-Report', 'no'],
+        ['Success-Report', 'no'],
+        ['Byte-Range', `1-${body.length}/${body.length}`],
+      ],
+      contentType: 'message/cpim',
+      body,
+    });
+    msg.flags |= bit;
+    this.counters.injected[req.dialect][outcome]++;
+    if (outcome === 'delivered' && this.dedupe)
+      this.delivered.remember(msg.sessionKey + ' ' + req.messageId, now);
+    this.sink(msg, frame, outcome);
+  }
+}

@@ -1,0 +1,574 @@
+/**
+ * The message tracker: for each message travelling toward a local recipient (keyed by a session key and
+ * the MSRP Message-ID) it records which octets the relay has received and which the next hop has
+ * acknowledged, and copies the first bytes of the body for CPIM inspection. It is fed synchronously from
+ * the relay's hot path and decides nothing about reports: it tells a {@link TrackerHandler} (the report
+ * policy) when the head is readable, when the message is whole, complete or failed.
+ *
+ * ```
+ *  begin(chunk head) ─► TrackedChunk ─ data(piece)* ─► end(flag) ─► received ∪= [start, last octet]
+ *                          └─ octets 1..headBytes copied ─► onHead(prefix) ─► 'more' | 'keep' | 'drop'
+ *  acked(sub-chunk answered 200) ─────────────────────────────────► acked ∪= [start, end]
+ *  received ⊇ 1..total ─► onWhole          received and acked ⊇ 1..total ─► onComplete
+ *  fail(code) ─► onFailed                  '#', idle, holes, caps ─► onDropped / onUntracked
+ * ```
+ *
+ * Memory is bounded: at most `maxMessages` messages (and `maxMessagesPerOwner` per sending connection),
+ * at most `maxHeadBytes` of CPIM heads reserved (and `maxHeadBytesPerOwner` per connection), at most
+ * `maxIntervals` holes per message; a finished message leaves a tombstone for one idle period so late or
+ * repeated chunks do not start it again.
+ */
+import { CR, DEFAULTS, LF, type ContinuationFlag } from '../constants.js';
+import type { ByteRange } from '../msrp/headers.js';
+import type { ReportRequest } from './report-request.js';
+
+/**
+ * A set of octet numbers kept as sorted, disjoint, non-adjacent inclusive intervals. Adding in order
+ * (the common case) extends the last interval in O(1).
+ */
+export class IntervalSet {
+  /** Flat `[start0, end0, start1, end1, ...]`. */
+  private readonly r: number[] = [];
+
+  /** Number of disjoint intervals. */
+  get count(): number {
+    return this.r.length >> 1;
+  }
+
+  /** Octets in the set. */
+  get octets(): number {
+    let n = 0;
+    for (let i = 0; i < this.r.length; i += 2) n += this.r[i + 1]! - this.r[i]! + 1;
+    return n;
+  }
+
+  /** Adds the octets `start..end` (inclusive); nothing when `end < start`. */
+  add(start: number, end: number): void {
+    if (end < start) return;
+    const r = this.r;
+    const n = r.length;
+    // Fast paths for in-order octets: after every interval, or extending the last one.
+    if (n === 0 || start > r[n - 1]! + 1) {
+      r.push(start, end);
+      return;
+    }
+    if (start >= r[n - 2]!) {
+      if (end > r[n - 1]!) r[n - 1] = end;
+      return;
+    }
+    // General case: merge every interval that overlaps or touches [start, end].
+    let i = 0;
+    while (i < n && r[i + 1]! < start - 1) i += 2;
+    let j = i;
+    while (j < n && r[j]! <= end + 1) j += 2;
+    if (i === j) {
+      r.splice(i, 0, start, end);
+      return;
+    }
+    r.splice(i, j - i, Math.min(start, r[i]!), Math.max(end, r[j - 1]!));
+  }
+
+  /** True when every octet `start..end` is in the set (always true when `end < start`). */
+  covers(start: number, end: number): boolean {
+    if (end < start) return true;
+    const r = this.r;
+    for (let i = 0; i < r.length; i += 2) {
+      if (r[i]! > start) return false;
+      if (r[i + 1]! >= start) return r[i + 1]! >= end;
+    }
+    return false;
+  }
+
+  /** True when every octet `start..end` is in the set or in `extraStart..extraEnd`. */
+  coversWith(start: number, end: number, extraStart: number, extraEnd: number): boolean {
+    if (extraEnd < extraStart) return this.covers(start, end);
+    return (
+      this.covers(start, Math.min(end, extraStart - 1)) && this.covers(Math.max(start, extraEnd + 1), end)
+    );
+  }
+
+  /** The last octet of the run starting at octet 1, 0 when octet 1 is missing. */
+  prefixEnd(): number {
+    return this.r.length > 0 && this.r[0] === 1 ? this.r[1]! : 0;
+  }
+
+  /** The intervals as `[start, end]` pairs, in order. */
+  toArray(): Array<[number, number]> {
+    const out: Array<[number, number]> = [];
+    for (let i = 0; i < this.r.length; i += 2) out.push([this.r[i]!, this.r[i + 1]!]);
+    return out;
+  }
+}
+
+/** What a handler answers to a CPIM head: wait for more bytes, keep tracking, or stop tracking. */
+export type HeadVerdict = 'more' | 'keep' | 'drop';
+
+/** Why a tracked message was dropped without completing or failing. */
+export type DropReason =
+  /** A chunk ended with `#` (the sender abandoned the message). */
+  | 'aborted'
+  /** No chunk or acknowledgement for `idleTimeoutMs` before the relay held every octet. */
+  | 'timeout'
+  /** More than `maxIntervals` holes in the received or acknowledged octets. */
+  | 'holes'
+  /** The handler has nothing more to wait for (head answered `drop`, or `onWhole` returned false). */
+  | 'settled'
+  /** {@link MessageTracker.dropOwner}: the sending connection went away. */
+  | 'owner-closed';
+
+/** Why {@link MessageTracker.begin} did not track a chunk. */
+export type UntrackedReason =
+  | 'messages'
+  | 'owner-messages'
+  | 'head-bytes'
+  | 'owner-head-bytes'
+  /** The message already finished (a late, repeated or post-failure chunk). */
+  | 'finished';
+
+/** Receives the tracker's events; every call is synchronous, from inside a tracker method. */
+export interface TrackerHandler<O, M> {
+  /**
+   * The first bytes of the body, once they hold two blank lines (a complete CPIM head) or when no more
+   * can come (`final`: the cap is reached or the message is whole). `prefix` is only valid during the
+   * call. `'more'` waits for more bytes (treated as `'drop'` when final), `'keep'` ends inspection and
+   * frees the bytes, `'drop'` stops tracking the message.
+   */
+  onHead(msg: TrackedMessage<O, M>, prefix: Buffer, final: boolean): HeadVerdict;
+  /** The relay holds every octet of the message. Return false when there is nothing more to wait for. */
+  onWhole(msg: TrackedMessage<O, M>): boolean;
+  /** Every octet is received and acknowledged; the message is forgotten after this call. */
+  onComplete(msg: TrackedMessage<O, M>): void;
+  /** {@link MessageTracker.fail} was called, or the message timed out whole but unacknowledged (408). */
+  onFailed(msg: TrackedMessage<O, M>, code: number): void;
+  /** The message was forgotten without an outcome. */
+  onDropped?(msg: TrackedMessage<O, M>, reason: DropReason): void;
+  /** A chunk was not tracked. */
+  onUntracked?(owner: O, reason: UntrackedReason): void;
+}
+
+/** Options of a {@link MessageTracker}; defaults from `DEFAULTS` in constants.ts. */
+export interface TrackerOptions {
+  /** Octets at the start of a body kept for CPIM inspection (8 KiB). */
+  headBytes?: number;
+  /** A message without chunk or acknowledgement for this long is dropped by {@link MessageTracker.sweep}. */
+  idleTimeoutMs?: number;
+  /** Messages tracked at once, all owners together. */
+  maxMessages?: number;
+  /** Messages tracked at once per owner (sending connection). */
+  maxMessagesPerOwner?: number;
+  /** CPIM head bytes reserved at once, all owners together. */
+  maxHeadBytes?: number;
+  /** CPIM head bytes reserved at once per owner. */
+  maxHeadBytesPerOwner?: number;
+  /** Holes a message's received or acknowledged octets may have. */
+  maxIntervals?: number;
+  /** Milliseconds clock (tests). */
+  now?: () => number;
+}
+
+/** One message being tracked. Fields marked internal are the tracker's; handlers read the rest. */
+export class TrackedMessage<O, M> {
+  /** `sessionKey + ' ' + messageId`. */
+  readonly key: string;
+  readonly sessionKey: string;
+  /** MSRP Message-ID. */
+  readonly messageId: string;
+  /** The connection the message comes from (caps are counted per owner). */
+  readonly owner: O;
+  /** What the caller attached at the first chunk (paths, destination, ...). */
+  readonly meta: M;
+  /** Octets received (from chunks that ended with `+` or `$`). */
+  readonly received = new IntervalSet();
+  /** Octets the next hop acknowledged. */
+  readonly acked = new IntervalSet();
+  /** Size of the message: the Byte-Range total, or the last octet of the `$` chunk; -1 while unknown. */
+  total = -1;
+  /** The report request read from the CPIM head, set by the handler. */
+  request: ReportRequest | null = null;
+  /** Bits the handler may use (e.g. which reports it has sent). */
+  flags = 0;
+  /** True once the relay held every octet ({@link TrackerHandler.onWhole} was called). */
+  wasWhole = false;
+  /** True once the message is forgotten; further calls with it are ignored. */
+  done = false;
+  /** @internal Time of the last chunk or acknowledgement (ms). */
+  lastActivity: number;
+  /** @internal Chunks begun but not ended. */
+  openChunks = 0;
+  /** @internal Octets reserved for the head; 0 once inspection is over. */
+  headCap: number;
+  /** @internal */ headBuf: Buffer | null = null;
+  /** @internal Which head octets arrived (they may come out of order). */
+  headHave: IntervalSet | null = null;
+  /** @internal Offset up to which the head prefix was scanned for blank lines. */
+  headScan = 0;
+  /** @internal Offset of the line being scanned. */
+  headLineStart = 0;
+  /** @internal Blank lines seen (the head is complete at two). */
+  headBlanks = 0;
+
+  constructor(sessionKey: string, messageId: string, owner: O, meta: M, headCap: number, now: number) {
+    this.key = sessionKey + ' ' + messageId;
+    this.sessionKey = sessionKey;
+    this.messageId = messageId;
+    this.owner = owner;
+    this.meta = meta;
+    this.headCap = headCap;
+    this.lastActivity = now;
+  }
+
+  /** True when the total is known and every octet 1..total was received. */
+  isWhole(): boolean {
+    return this.total >= 0 && this.received.covers(1, this.total);
+  }
+
+  /** True when the total is known and every octet 1..total was acknowledged. */
+  isAcked(): boolean {
+    return this.total >= 0 && this.acked.covers(1, this.total);
+  }
+}
+
+/** One incoming chunk of a tracked message, from its head to its end-line. */
+export class TrackedChunk<O, M> {
+  readonly msg: TrackedMessage<O, M>;
+  /** First octet number (the Byte-Range start, 1 without Byte-Range). */
+  readonly start: number;
+  /** Number of the next octet to arrive. */
+  next: number;
+  /** @internal */ ended = false;
+
+  constructor(msg: TrackedMessage<O, M>, start: number) {
+    this.msg = msg;
+    this.start = start;
+    this.next = start;
+  }
+
+  /**
+   * True when ending this chunk with `flag` would make its message whole (every octet held), so a
+   * report can be injected before the end-line is forwarded. Changes nothing.
+   */
+  wouldBeWhole(flag: ContinuationFlag): boolean {
+    const msg = this.msg;
+    if (msg.done || msg.wasWhole || this.ended || flag === '#') return false;
+    const last = this.next - 1;
+    const total = flag === '$' ? last : msg.total;
+    return total >= 0 && msg.received.coversWith(1, total, this.start, last);
+  }
+}
+
+/** Per-owner accounting. */
+interface OwnerRecord<O, M> {
+  messages: Set<TrackedMessage<O, M>>;
+  headBytes: number;
+}
+
+/** Tracks messages' octets and CPIM heads (see the module comment); `O` is the owner, `M` the meta. */
+export class MessageTracker<O, M> {
+  private readonly handler: TrackerHandler<O, M>;
+  private readonly headBytes: number;
+  private readonly idleTimeoutMs: number;
+  private readonly maxMessages: number;
+  private readonly maxMessagesPerOwner: number;
+  private readonly maxHeadBytes: number;
+  private readonly maxHeadBytesPerOwner: number;
+  private readonly maxIntervals: number;
+  private readonly now: () => number;
+  /** Live messages in least-recently-active order (re-inserted on activity). */
+  private readonly messages = new Map<string, TrackedMessage<O, M>>();
+  /** Keys of finished messages and when their tombstone expires, in expiry order. */
+  private readonly finished = new Map<string, number>();
+  private readonly owners = new Map<O, OwnerRecord<O, M>>();
+  private reservedHeadBytes = 0;
+
+  constructor(handler: TrackerHandler<O, M>, options: TrackerOptions = {}) {
+    this.handler = handler;
+    this.headBytes = options.headBytes ?? DEFAULTS.cpimHeadBytes;
+    this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULTS.reportIdleTimeoutMs;
+    this.maxMessages = options.maxMessages ?? DEFAULTS.reportMaxMessages;
+    this.maxMessagesPerOwner = options.maxMessagesPerOwner ?? DEFAULTS.reportMaxMessagesPerOwner;
+    this.maxHeadBytes = options.maxHeadBytes ?? DEFAULTS.reportMaxHeadBytes;
+    this.maxHeadBytesPerOwner = options.maxHeadBytesPerOwner ?? DEFAULTS.reportMaxHeadBytesPerOwner;
+    this.maxIntervals = options.maxIntervals ?? DEFAULTS.reportMaxIntervals;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Messages tracked now. */
+  get size(): number {
+    return this.messages.size;
+  }
+
+  /** CPIM head bytes reserved now, all owners together. */
+  get headBytesReserved(): number {
+    return this.reservedHeadBytes;
+  }
+
+  /** The live message with this key, if any. */
+  get(sessionKey: string, messageId: string): TrackedMessage<O, M> | undefined {
+    return this.messages.get(sessionKey + ' ' + messageId);
+  }
+
+  /**
+   * A chunk's head arrived: starts (or continues) tracking its message and returns the chunk's handle, or
+   * null when the message is not tracked (caps, or it already finished). `range` is the chunk's
+   * Byte-Range, null when it had none (RFC 4975 §7.3.1: then it starts at octet 1). `meta` is kept from
+   * the message's first tracked chunk.
+   */
+  begin(
+    owner: O,
+    sessionKey: string,
+    messageId: string,
+    range: ByteRange | null,
+    meta: M,
+  ): TrackedChunk<O, M> | null {
+    const key = sessionKey + ' ' + messageId;
+    let msg = this.messages.get(key);
+    const now = this.now();
+    if (msg === undefined) {
+      if (this.finished.has(key)) {
+        this.handler.onUntracked?.(owner, 'finished');
+        return null;
+      }
+      const total = range !== null && range.total !== '*' ? range.total : -1;
+      const reserve = total >= 0 ? Math.min(total, this.headBytes) : this.headBytes;
+      const rec = this.owners.get(owner);
+      let refused: UntrackedReason | null = null;
+      if (this.messages.size >= this.maxMessages) refused = 'messages';
+      else if (rec !== undefined && rec.messages.size >= this.maxMessagesPerOwner) refused = 'owner-messages';
+      else if (this.reservedHeadBytes + reserve > this.maxHeadBytes) refused = 'head-bytes';
+      else if ((rec?.headBytes ?? 0) + reserve > this.maxHeadBytesPerOwner) refused = 'owner-head-bytes';
+      if (refused !== null) {
+        // The tombstone keeps later chunks out: tracked from the middle, the message could never be whole.
+        this.tombstone(key, now);
+        this.handler.onUntracked?.(owner, refused);
+        return null;
+      }
+      msg = new TrackedMessage(sessionKey, messageId, owner, meta, reserve, now);
+      msg.total = total;
+      if (reserve > 0) msg.headHave = new IntervalSet();
+      this.messages.set(key, msg);
+      this.reservedHeadBytes += reserve;
+      if (rec === undefined) this.owners.set(owner, { messages: new Set([msg]), headBytes: reserve });
+      else {
+        rec.messages.add(msg);
+        rec.headBytes += reserve;
+      }
+    } else {
+      if (msg.total < 0 && range !== null && range.total !== '*') msg.total = range.total;
+      this.touch(msg, now);
+    }
+    msg.openChunks++;
+    return new TrackedChunk(msg, range?.start ?? 1);
+  }
+
+  /** Body octets of the chunk, in order; only the octets within the head cap are copied. */
+  data(chunk: TrackedChunk<O, M>, piece: Buffer): void {
+    const off = chunk.next;
+    chunk.next = off + piece.length;
+    const msg = chunk.msg;
+    if (msg.headCap === 0 || off > msg.headCap || msg.done || chunk.ended) return;
+    const n = Math.min(piece.length, msg.headCap - off + 1);
+    if (n <= 0) return;
+    // Copied, so a 64 KiB read buffer is not pinned by the few head bytes kept (STYLE.md).
+    const buf = msg.headBuf ?? (msg.headBuf = Buffer.allocUnsafe(msg.headCap));
+    piece.copy(buf, off - 1, 0, n);
+    msg.headHave!.add(off, off + n - 1);
+    const prefix = msg.headHave!.prefixEnd();
+    if (prefix > msg.headScan) this.scanHead(msg, prefix);
+  }
+
+  /**
+   * The chunk's end-line arrived with `flag`. `+` and `$` add the octets actually carried (RFC 4975
+   * §7.3.1: the actual length counts, not the declared range-end); `$` fixes the total as the last octet
+   * of this chunk; `#` abandons the message. May call the handler (whole, complete, head).
+   */
+  end(chunk: TrackedChunk<O, M>, flag: ContinuationFlag): void {
+    if (chunk.ended) return;
+    chunk.ended = true;
+    const msg = chunk.msg;
+    msg.openChunks--;
+    if (msg.done) return;
+    if (flag === '#') {
+      // RFC 4975 §7.3.1: `#` means no more chunks of this message will be sent.
+      this.forget(msg, 'aborted');
+      return;
+    }
+    const last = chunk.next - 1;
+    msg.received.add(chunk.start, last);
+    if (flag === '$') msg.total = last;
+    if (msg.received.count > this.maxIntervals) {
+      this.forget(msg, 'holes');
+      return;
+    }
+    this.touch(msg, this.now());
+    this.check(msg);
+  }
+
+  /** The next hop acknowledged octets `start..end` of the message (its 200 to a forwarded sub-chunk). */
+  acked(msg: TrackedMessage<O, M>, start: number, end: number): void {
+    if (msg.done || end < start) return;
+    msg.acked.add(start, end);
+    if (msg.acked.count > this.maxIntervals) {
+      this.forget(msg, 'holes');
+      return;
+    }
+    this.touch(msg, this.now());
+    if (msg.wasWhole && msg.isAcked()) this.complete(msg);
+  }
+
+  /** {@link acked} by key; ignored when the message is not tracked. */
+  ackedByKey(sessionKey: string, messageId: string, start: number, end: number): void {
+    const msg = this.get(sessionKey, messageId);
+    if (msg !== undefined) this.acked(msg, start, end);
+  }
+
+  /** The message failed with `code` (non-200, 408, 481, 413): the handler is told and it is forgotten. */
+  fail(msg: TrackedMessage<O, M>, code: number): void {
+    if (msg.done) return;
+    this.remove(msg, this.now());
+    this.handler.onFailed(msg, code);
+  }
+
+  /** {@link fail} by key; ignored when the message is not tracked. */
+  failByKey(sessionKey: string, messageId: string, code: number): void {
+    const msg = this.get(sessionKey, messageId);
+    if (msg !== undefined) this.fail(msg, code);
+  }
+
+  /** Fails every live message `match` selects (e.g. those toward a connection that was lost). */
+  failWhere(match: (msg: TrackedMessage<O, M>) => boolean, code: number): number {
+    const hit: Array<TrackedMessage<O, M>> = [];
+    for (const msg of this.messages.values()) if (match(msg)) hit.push(msg);
+    for (const msg of hit) this.fail(msg, code);
+    return hit.length;
+  }
+
+  /** Forgets every message of `owner` (its connection closed: nobody is left to report to). */
+  dropOwner(owner: O): number {
+    const rec = this.owners.get(owner);
+    if (rec === undefined) return 0;
+    const msgs = [...rec.messages];
+    for (const msg of msgs) this.forget(msg, 'owner-closed');
+    return msgs.length;
+  }
+
+  /**
+   * Drops messages idle for `idleTimeoutMs` (no chunk in progress). One the relay held whole but the
+   * next hop never fully acknowledged fails with 408; one still missing octets is dropped ('timeout').
+   * Also expires tombstones. Call it from the relay's periodic tick.
+   */
+  sweep(now = this.now()): void {
+    const cutoff = now - this.idleTimeoutMs;
+    const expired: Array<TrackedMessage<O, M>> = [];
+    for (const msg of this.messages.values()) {
+      if (msg.lastActivity > cutoff) break;
+      if (msg.openChunks === 0) expired.push(msg);
+    }
+    for (const msg of expired) {
+      if (msg.wasWhole) this.fail(msg, 408);
+      else this.forget(msg, 'timeout');
+    }
+    for (const [key, until] of this.finished) {
+      if (until > now) break;
+      this.finished.delete(key);
+    }
+  }
+
+  // ---- internals -----------------------------------------------------------------------------------
+
+  private touch(msg: TrackedMessage<O, M>, now: number): void {
+    msg.lastActivity = now;
+    this.messages.delete(msg.key);
+    this.messages.set(msg.key, msg);
+  }
+
+  /** Whole → onWhole (after a last look at the head); whole and acknowledged → onComplete. */
+  private check(msg: TrackedMessage<O, M>): void {
+    if (!msg.wasWhole) {
+      if (!msg.isWhole()) return;
+      msg.wasWhole = true;
+      if (msg.headCap > 0) {
+        this.offerHead(msg, msg.headHave!.prefixEnd(), true);
+        if (msg.done) return;
+      }
+      if (!this.handler.onWhole(msg)) {
+        this.forget(msg, 'settled');
+        return;
+      }
+      if (msg.done) return;
+    }
+    if (msg.isAcked()) this.complete(msg);
+  }
+
+  /**
+   * Scans the contiguous head prefix for the two blank lines that end a CPIM head (message headers,
+   * MIME headers). A line is blank when it is empty or a lone CR before its LF, as the lenient CPIM
+   * parser reads it.
+   */
+  private scanHead(msg: TrackedMessage<O, M>, prefix: number): void {
+    const buf = msg.headBuf!;
+    for (let i = msg.headScan; i < prefix; i++) {
+      if (buf[i] !== LF) continue;
+      const ls = msg.headLineStart;
+      if ((i === ls || (i === ls + 1 && buf[ls] === CR)) && ++msg.headBlanks === 2) {
+        msg.headScan = i + 1;
+        this.offerHead(msg, i + 1, false);
+        return;
+      }
+      msg.headLineStart = i + 1;
+    }
+    msg.headScan = prefix;
+    // The cap is reached without a complete head: the last chance (DESIGN.md: inspection stops there).
+    if (prefix === msg.headCap) this.offerHead(msg, prefix, true);
+  }
+
+  private offerHead(msg: TrackedMessage<O, M>, length: number, final: boolean): void {
+    const prefix = msg.headBuf === null ? Buffer.alloc(0) : msg.headBuf.subarray(0, length);
+    const verdict = this.handler.onHead(msg, prefix, final);
+    if (verdict === 'more' && !final) return;
+    this.releaseHead(msg);
+    if (verdict !== 'keep') this.forget(msg, 'settled');
+  }
+
+  private releaseHead(msg: TrackedMessage<O, M>): void {
+    if (msg.headCap === 0) return;
+    this.reservedHeadBytes -= msg.headCap;
+    const rec = this.owners.get(msg.owner);
+    if (rec !== undefined) rec.headBytes -= msg.headCap;
+    msg.headCap = 0;
+    msg.headBuf = null;
+    msg.headHave = null;
+  }
+
+  private complete(msg: TrackedMessage<O, M>): void {
+    this.remove(msg, this.now());
+    this.handler.onComplete(msg);
+  }
+
+  private forget(msg: TrackedMessage<O, M>, reason: DropReason): void {
+    if (msg.done) return;
+    this.remove(msg, this.now());
+    this.handler.onDropped?.(msg, reason);
+  }
+
+  private remove(msg: TrackedMessage<O, M>, now: number): void {
+    msg.done = true;
+    this.releaseHead(msg);
+    this.messages.delete(msg.key);
+    const rec = this.owners.get(msg.owner);
+    if (rec !== undefined) {
+      rec.messages.delete(msg);
+      if (rec.messages.size === 0) this.owners.delete(msg.owner);
+    }
+    this.tombstone(msg.key, now);
+  }
+
+  /** Remembers a finished key for one idle period, so its late chunks are not tracked again. */
+  private tombstone(key: string, now: number): void {
+    this.finished.delete(key);
+    this.finished.set(key, now + this.idleTimeoutMs);
+    if (this.finished.size > this.maxMessages) {
+      const oldest = this.finished.keys().next();
+      if (oldest.done !== true) this.finished.delete(oldest.value);
+    }
+  }
+}

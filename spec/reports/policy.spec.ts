@@ -1,0 +1,624 @@
+import { expect } from 'chai';
+import type { Frame } from '../../lib/msrp/message.js';
+import { parseFrames } from '../../lib/msrp/frame-collector.js';
+import { parseByteRange } from '../../lib/msrp/headers.js';
+import { CPIM_CORE_NS, parseCpimHead, type CpimHead } from '../../lib/reports/cpim.js';
+import { IMDN_HEADER_NS, parseImdn, validateImdnDocument } from '../../lib/reports/imdn.js';
+import {
+  acknowledgedOnSend,
+  recipientSessionKey,
+  ReportPolicy,
+  type ReportMeta,
+  type ReportMode,
+  type ReportOutcome,
+  type ReportPolicyOptions,
+} from '../../lib/reports/policy.js';
+import { MessageTracker, type TrackedMessage, type TrackerOptions } from '../../lib/reports/tracker.js';
+import { chunksOf, feedChunk, openChunk } from '../helpers/reports.js';
+
+interface Meta extends ReportMeta {
+  dest: string;
+}
+
+/** The IM's paths as they arrive at the relay next to Bob (digest E5.1 through one relay). */
+const TO_PATH = 'msrp://relay.example.com:2855/t0K3nQ9xLm;tcp msrp://bob.example.net:7394/s8Fh2kQpZr;tcp';
+const FROM_PATH = 'msrp://alice.example.org:7655/a1B2c3D4e5;tcp';
+const SESSION = 'msrp://bob.example.net:7394/s8Fh2kQpZr;tcp';
+/** 2024-05-06T10:15:31Z, the report's DateTime. */
+const NOW = Date.UTC(2024, 4, 6, 10, 15, 31);
+
+/** An RFC 5438 IM (digest E5.1) with the given Disposition-Notification value (none when null). */
+function imdnIm(request: string | null, opts: { dateTime?: boolean; text?: string } = {}): string {
+  return (
+    'From: <im:alice@example.org>\r\n' +
+    'To: <im:bob@example.net>\r\n' +
+    (opts.dateTime === false ? '' : 'DateTime: 2024-05-06T10:15:30Z\r\n') +
+    'NS: imdn <urn:ietf:params:imdn>\r\n' +
+    'imdn.Message-ID: Qw8rT2zLk4\r\n' +
+    (request === null ? '' : `imdn.Disposition-Notification: ${request}\r\n`) +
+    '\r\n' +
+    'Content-Type: text/plain; charset=utf-8\r\n' +
+    '\r\n' +
+    (opts.text ?? 'Hello Bob')
+  );
+}
+
+/** A draft-khartabil-simple-im-report-00 IM (digest §6.5) with the given Receipt-Request value. */
+function legacyIm(request: string): string {
+  return (
+    'From: Alice <im:alice@example.org>\r\n' +
+    'To: Bob <im:bob@example.net>\r\n' +
+    'Message-ID: 7fGh2Kp9\r\n' +
+    `Receipt-Request: ${request}\r\n` +
+    '\r\n' +
+    'Content-Type: text/plain\r\n' +
+    '\r\n' +
+    'Ping'
+  );
+}
+
+/** A delivery (or display) IMDN from Bob about Qw8rT2zLk4 (digest E5.2). */
+function recipientImdn(status: 'delivered' | 'displayed' = 'delivered', messageId = 'Qw8rT2zLk4'): Buffer {
+  const element = status === 'delivered' ? 'delivery-notification' : 'display-notification';
+  return Buffer.from(
+    'From: <im:bob@example.net>\r\n' +
+      'To: <im:alice@example.org>\r\n' +
+      'DateTime: 2024-05-06T10:15:31Z\r\n' +
+      'NS: imdn <urn:ietf:params:imdn>\r\n' +
+      'imdn.Message-ID: Hn3vB8sPq1\r\n' +
+      '\r\n' +
+      'Content-Type: message/imdn+xml\r\n' +
+      'Content-Disposition: notification\r\n' +
+      '\r\n' +
+      '<?xml version="1.0" encoding="UTF-8"?>\r\n' +
+      '<imdn xmlns="urn:ietf:params:xml:ns:imdn">\r\n' +
+      `<message-id>${messageId}</message-id>\r\n` +
+      '<datetime>2024-05-06T10:15:30Z</datetime>\r\n' +
+      '<recipient-uri>im:bob@example.net</recipient-uri>\r\n' +
+      `<${element}><status><${status}/></status></${element}>\r\n` +
+      '</imdn>',
+  );
+}
+
+interface Injected {
+  owner: string;
+  frame: Buffer;
+  outcome: ReportOutcome;
+}
+
+interface Harness {
+  policy: ReportPolicy<string, Meta>;
+  tracker: MessageTracker<string, Meta>;
+  sent: Injected[];
+  clock: { now: number };
+}
+
+function setup(
+  options: Partial<ReportPolicyOptions<string, Meta>> = {},
+  trackerOptions: TrackerOptions = {},
+): Harness {
+  const sent: Injected[] = [];
+  const clock = { now: NOW };
+  let n = 0;
+  const policy = new ReportPolicy<string, Meta>({
+    inject: (msg, frame, outcome) => sent.push({ owner: msg.owner, frame, outcome }),
+    now: () => clock.now,
+    newId: () => `id${String(++n).padStart(6, '0')}`,
+    ...options,
+  });
+  const tracker = new MessageTracker<string, Meta>(policy, { now: () => clock.now, ...trackerOptions });
+  return { policy, tracker, sent, clock };
+}
+
+/** Sends an IM through the tracker in chunks; returns its tracked message (null when not tracked). */
+function send(
+  h: Harness,
+  body: string,
+  opts: { chunkSize?: number; lastHop?: boolean; messageId?: string } = {},
+): TrackedMessage<string, Meta> | null {
+  const buf = Buffer.from(body, 'utf8');
+  const meta: Meta = { toPath: TO_PATH, fromPath: FROM_PATH, lastHop: opts.lastHop ?? true, dest: 'bob' };
+  let msg: TrackedMessage<string, Meta> | null = null;
+  for (const spec of chunksOf(buf, opts.chunkSize ?? buf.length)) {
+    const chunk = feedChunk(h.tracker, 'alice', SESSION, opts.messageId ?? 'MsrpMsg01', meta, spec);
+    if (chunk !== null) msg = chunk.msg;
+  }
+  return msg;
+}
+
+/** The recipient answers 200 to every octet. */
+function ackAll(h: Harness, msg: TrackedMessage<string, Meta> | null): void {
+  if (msg !== null) h.tracker.acked(msg, 1, msg.total);
+}
+
+/** The single frame of an injected report. */
+function frameOf(inj: Injected): Frame {
+  const { frames, errors } = parseFrames(inj.frame);
+  expect(errors).to.deep.equal([]);
+  expect(frames.length).to.equal(1);
+  return frames[0]!;
+}
+
+/** Checks the MSRP headers of an injected report exactly (DESIGN.md "The injected SEND"). */
+function expectInjectedHeaders(frame: Frame, messageId: string): void {
+  const len = frame.body!.length;
+  expect(frame.kind).to.equal('request');
+  expect(frame.kind === 'request' && frame.method).to.equal('SEND');
+  expect(frame.headers).to.deep.equal([
+    ['To-Path', FROM_PATH],
+    ['From-Path', TO_PATH],
+    ['Message-ID', messageId],
+    ['Failure-Report', 'no'],
+    ['Success-Report', 'no'],
+    ['Byte-Range', `1-${len}/${len}`],
+    ['Content-Type', 'message/cpim'],
+  ]);
+  expect(frame.flag).to.equal('$');
+}
+
+/** The CPIM head (parsed strictly) and the encapsulated document of an injected report. */
+function reportBody(frame: Frame): { head: CpimHead; xml: string } {
+  const head = parseCpimHead(frame.body!);
+  if (head === 'incomplete') expect.fail('incomplete CPIM head');
+  return { head, xml: frame.body!.subarray(head.bodyOffset).toString('utf8') };
+}
+
+describe('ReportPolicy', () => {
+  describe('positive-delivery, RFC 5438 dialect', () => {
+    it('injects nothing under on-ack until the recipient acknowledged every octet', () => {
+      const h = setup();
+      const msg = send(h, imdnIm('positive-delivery'), { chunkSize: 100 });
+      expect(h.sent).to.deep.equal([]);
+      h.tracker.acked(msg!, 1, 200);
+      expect(h.sent).to.deep.equal([]);
+      h.tracker.acked(msg!, 201, msg!.total);
+      expect(h.sent.map((s) => s.outcome)).to.deep.equal(['delivered']);
+      expect(h.sent[0]!.owner).to.equal('alice');
+    });
+
+    it('writes the injected SEND exactly as specified', () => {
+      const h = setup();
+      ackAll(h, send(h, imdnIm('positive-delivery, display')));
+      const frame = frameOf(h.sent[0]!);
+      expectInjectedHeaders(frame, 'id000003');
+      expect(frame.transactionId).to.equal('id000002');
+      const { head, xml } = reportBody(frame);
+      expect(head.get(CPIM_CORE_NS, 'From')!.value).to.equal('<im:bob@example.net>');
+      expect(head.get(CPIM_CORE_NS, 'To')!.value).to.equal('<im:alice@example.org>');
+      expect(head.get(CPIM_CORE_NS, 'DateTime')!.value).to.equal('2024-05-06T10:15:31Z');
+      expect(head.get(IMDN_HEADER_NS, 'Message-ID')!.value).to.equal('id000001');
+      expect(head.get(IMDN_HEADER_NS, 'Disposition-Notification')).to.equal(undefined);
+      expect(head.contentHeaders).to.deep.equal([
+        ['Content-Type', 'message/imdn+xml'],
+        ['Content-Disposition', 'notification'],
+      ]);
+      expect(validateImdnDocument(xml)).to.deep.equal([]);
+      expect(parseImdn(Buffer.from(xml))).to.deep.equal({
+        format: 'rfc5438',
+        messageId: 'Qw8rT2zLk4',
+        dateTime: '2024-05-06T10:15:30Z',
+        recipientUri: 'im:bob@example.net',
+        originalRecipientUri: 'im:bob@example.net',
+        notification: 'delivery',
+        status: 'delivered',
+      });
+    });
+
+    it('writes these exact bytes (docs/reports.md, delivered)', () => {
+      const h = setup();
+      ackAll(h, send(h, imdnIm('positive-delivery, display')));
+      expect(h.sent[0]!.frame.toString('latin1')).to.equal(
+        'MSRP id000002 SEND\r\n' +
+          `To-Path: ${FROM_PATH}\r\n` +
+          `From-Path: ${TO_PATH}\r\n` +
+          'Message-ID: id000003\r\n' +
+          'Failure-Report: no\r\n' +
+          'Success-Report: no\r\n' +
+          'Byte-Range: 1-588/588\r\n' +
+          'Content-Type: message/cpim\r\n' +
+          '\r\n' +
+          'From: <im:bob@example.net>\r\n' +
+          'To: <im:alice@example.org>\r\n' +
+          'DateTime: 2024-05-06T10:15:31Z\r\n' +
+          'NS: imdn <urn:ietf:params:imdn>\r\n' +
+          'imdn.Message-ID: id000001\r\n' +
+          '\r\n' +
+          'Content-Type: message/imdn+xml\r\n' +
+          'Content-Disposition: notification\r\n' +
+          '\r\n' +
+          '<?xml version="1.0" encoding="UTF-8"?>\r\n' +
+          '<imdn xmlns="urn:ietf:params:xml:ns:imdn">\r\n' +
+          '<message-id>Qw8rT2zLk4</message-id>\r\n' +
+          '<datetime>2024-05-06T10:15:30Z</datetime>\r\n' +
+          '<recipient-uri>im:bob@example.net</recipient-uri>\r\n' +
+          '<original-recipient-uri>im:bob@example.net</original-recipient-uri>\r\n' +
+          '<delivery-notification><status><delivered/></status></delivery-notification>\r\n' +
+          '</imdn>\r\n' +
+          '-------id000002$\r\n',
+      );
+    });
+
+    it('injects delivered under on-receipt once every octet is held, before any acknowledgement', () => {
+      const h = setup({ mode: 'on-receipt' });
+      const body = imdnIm('positive-delivery', { text: 'x'.repeat(500) });
+      const [c1, c2, c3] = chunksOf(body, 300);
+      const meta: Meta = { toPath: TO_PATH, fromPath: FROM_PATH, lastHop: true, dest: 'bob' };
+      feedChunk(h.tracker, 'alice', SESSION, 'MsrpMsg01', meta, c1!);
+      feedChunk(h.tracker, 'alice', SESSION, 'MsrpMsg01', meta, c2!);
+      const last = openChunk(h.tracker, 'alice', SESSION, 'MsrpMsg01', meta, c3!)!;
+      expect(h.sent).to.deep.equal([]);
+      expect(h.policy.mustHoldEnd(last, '$')).to.equal(true);
+      h.tracker.end(last, '$');
+      expect(h.sent.map((s) => s.outcome)).to.deep.equal(['delivered']);
+      const { xml } = reportBody(frameOf(h.sent[0]!));
+      expect(validateImdnDocument(xml)).to.deep.equal([]);
+      expect(parseImdn(Buffer.from(xml)).status).to.equal('delivered');
+    });
+
+    it('does not hold a chunk that does not complete the message', () => {
+      const h = setup({ mode: 'on-receipt' });
+      const [c1] = chunksOf(imdnIm('positive-delivery', { text: 'x'.repeat(500) }), 300);
+      const meta: Meta = { toPath: TO_PATH, fromPath: FROM_PATH, lastHop: true, dest: 'bob' };
+      const chunk = openChunk(h.tracker, 'alice', SESSION, 'MsrpMsg01', meta, c1!)!;
+      expect(h.policy.mustHoldEnd(chunk, '+')).to.equal(false);
+      expect(h.policy.mustHoldEnd(chunk, '#')).to.equal(false);
+    });
+
+    it('holds no chunk under on-ack', () => {
+      const h = setup({ mode: 'on-ack' });
+      const meta: Meta = { toPath: TO_PATH, fromPath: FROM_PATH, lastHop: true, dest: 'bob' };
+      const body = imdnIm('positive-delivery');
+      const chunk = openChunk(h.tracker, 'alice', SESSION, 'MsrpMsg01', meta, chunksOf(body, 1000)[0]!)!;
+      expect(h.policy.mustHoldEnd(chunk, '$')).to.equal(false);
+    });
+
+    it('reports delivered once, however often the octets are acknowledged', () => {
+      const h = setup();
+      const msg = send(h, imdnIm('positive-delivery'));
+      ackAll(h, msg);
+      ackAll(h, msg);
+      expect(h.sent.length).to.equal(1);
+      expect(h.policy.counters.injected.imdn).to.deep.equal({ delivered: 1, failed: 0, processed: 0 });
+    });
+
+    it('reads a request head split over chunks and retries as bytes arrive', () => {
+      const h = setup();
+      const msg = send(h, imdnIm('positive-delivery'), { chunkSize: 7 });
+      ackAll(h, msg);
+      expect(h.sent.map((s) => s.outcome)).to.deep.equal(['delivered']);
+      expect(h.policy.counters.inspectionFailures).to.equal(0);
+    });
+  });
+
+  describe('positive-delivery, legacy dialect', () => {
+    it('answers under on-ack with a message/status-report confirm document', () => {
+      const h = setup();
+      ackAll(h, send(h, legacyIm('positive-delivery')));
+      const frame = frameOf(h.sent[0]!);
+      expectInjectedHeaders(frame, 'id000003');
+      const { head, xml } = reportBody(frame);
+      expect(head.get(CPIM_CORE_NS, 'From')!.value).to.equal('Bob <im:bob@example.net>');
+      expect(head.get(CPIM_CORE_NS, 'To')!.value).to.equal('Alice <im:alice@example.org>');
+      expect(head.get(CPIM_CORE_NS, 'Message-ID')).to.equal(undefined);
+      expect(head.contentHeaders).to.deep.equal([
+        ['Content-Type', 'message/status-report'],
+        ['Content-Disposition', 'confirm'],
+      ]);
+      expect(parseImdn(Buffer.from(xml))).to.deep.equal({
+        format: 'status-report',
+        messageId: '7fGh2Kp9',
+        recipientUri: 'im:bob@example.net',
+        notification: 'delivery',
+        status: 'delivered',
+        note: 'Message was delivered',
+      });
+      expect(h.policy.counters.injected.legacy).to.deep.equal({ delivered: 1, failed: 0, processed: 0 });
+    });
+
+    it('answers under on-receipt when every octet is held', () => {
+      const h = setup({ mode: 'on-receipt' });
+      send(h, legacyIm('positive-delivery, read'));
+      expect(h.sent.map((s) => s.outcome)).to.deep.equal(['delivered']);
+      const { xml } = reportBody(frameOf(h.sent[0]!));
+      expect(parseImdn(Buffer.from(xml)).status).to.equal('delivered');
+    });
+  });
+
+  describe('negative-delivery', () => {
+    const causes: Array<[string, number, (h: Harness, msg: TrackedMessage<string, Meta>) => void]> = [
+      ['a non-200 response', 403, (h, msg) => h.tracker.fail(msg, 403)],
+      ['a transaction timeout', 408, (h, msg) => h.tracker.fail(msg, 408)],
+      ['the recipient connection lost', 481, (h) => h.tracker.failWhere((m) => m.meta.dest === 'bob', 481)],
+      ['a 413', 413, (h, msg) => h.tracker.failByKey(SESSION, msg.messageId, 413)],
+    ];
+    for (const [cause, code, fail] of causes) {
+      it(`injects failed after ${cause} (${code}), RFC 5438 dialect`, () => {
+        const h = setup();
+        const msg = send(h, imdnIm('positive-delivery, negative-delivery'), { chunkSize: 100 });
+        h.tracker.acked(msg!, 1, 100);
+        fail(h, msg!);
+        expect(h.sent.map((s) => s.outcome)).to.deep.equal(['failed']);
+        const { xml } = reportBody(frameOf(h.sent[0]!));
+        expect(validateImdnDocument(xml)).to.deep.equal([]);
+        const doc = parseImdn(Buffer.from(xml));
+        expect([doc.notification, doc.status, doc.messageId]).to.deep.equal([
+          'delivery',
+          'failed',
+          'Qw8rT2zLk4',
+        ]);
+      });
+
+      it(`injects failed with status ${code} after ${cause}, legacy dialect`, () => {
+        const h = setup();
+        const msg = send(h, legacyIm('negative-delivery'));
+        fail(h, msg!);
+        const { xml } = reportBody(frameOf(h.sent[0]!));
+        expect(xml).to.include(`<status>${code}</status>`);
+        expect(parseImdn(Buffer.from(xml)).status).to.equal('failed');
+        expect(h.policy.counters.injected.legacy.failed).to.equal(1);
+      });
+    }
+
+    it('injects failed when the message was held whole but unacknowledged past the idle timeout', () => {
+      const h = setup({}, { idleTimeoutMs: 120_000 });
+      send(h, imdnIm('negative-delivery'));
+      h.tracker.sweep(NOW + 120_000);
+      expect(h.sent.map((s) => s.outcome)).to.deep.equal(['failed']);
+    });
+
+    it('injects failed when the recipient is lost before the message is whole', () => {
+      const h = setup();
+      const body = imdnIm('negative-delivery', { text: 'x'.repeat(400) });
+      const meta: Meta = { toPath: TO_PATH, fromPath: FROM_PATH, lastHop: true, dest: 'bob' };
+      feedChunk(h.tracker, 'alice', SESSION, 'MsrpMsg01', meta, chunksOf(body, 300)[0]!);
+      h.tracker.failWhere((m) => m.meta.dest === 'bob', 481);
+      expect(h.sent.map((s) => s.outcome)).to.deep.equal(['failed']);
+    });
+
+    it('injects nothing on failure when negative-delivery was not requested', () => {
+      const h = setup();
+      const msg = send(h, imdnIm('positive-delivery'));
+      h.tracker.fail(msg!, 403);
+      expect(h.sent).to.deep.equal([]);
+    });
+
+    it('injects nothing on success when only negative-delivery was requested', () => {
+      const h = setup();
+      ackAll(h, send(h, imdnIm('negative-delivery')));
+      expect(h.sent).to.deep.equal([]);
+      expect(h.tracker.size).to.equal(0);
+    });
+
+    it('injects no failed after an on-receipt delivered (one notification per category)', () => {
+      const h = setup({ mode: 'on-receipt' });
+      const msg = send(h, imdnIm('positive-delivery, negative-delivery'));
+      h.tracker.fail(msg!, 481);
+      expect(h.sent.map((s) => s.outcome)).to.deep.equal(['delivered']);
+    });
+
+    it('injects nothing when the sender abandons the message with #', () => {
+      const h = setup();
+      const meta: Meta = { toPath: TO_PATH, fromPath: FROM_PATH, lastHop: true, dest: 'bob' };
+      const body = imdnIm('negative-delivery', { text: 'x'.repeat(400) });
+      feedChunk(h.tracker, 'alice', SESSION, 'MsrpMsg01', meta, { ...chunksOf(body, 300)[0]!, flag: '#' });
+      expect(h.sent).to.deep.equal([]);
+      expect(h.policy.counters.aborted).to.equal(1);
+    });
+  });
+
+  describe('what is never reported', () => {
+    it('reports nothing for an IM that requested nothing', () => {
+      const h = setup();
+      const msg = send(h, imdnIm(null));
+      expect(msg!.done).to.equal(true);
+      expect(h.sent).to.deep.equal([]);
+      expect(h.policy.counters.notRequested).to.equal(1);
+    });
+
+    it('reports nothing for a message that is itself an IMDN', () => {
+      const h = setup();
+      const msg = send(h, recipientImdn().toString('utf8'));
+      ackAll(h, msg);
+      expect(h.sent).to.deep.equal([]);
+      expect(h.policy.counters.reportsSeen).to.equal(1);
+    });
+
+    it('reports nothing for a display-only request (the recipient reports display)', () => {
+      const h = setup({ processing: true });
+      ackAll(h, send(h, imdnIm('display')));
+      expect(h.sent).to.deep.equal([]);
+      expect(h.policy.counters.notForRelay).to.equal(1);
+      expect(h.policy.counters.requests.imdn.display).to.equal(1);
+    });
+
+    it('reports nothing when this relay is not the last before the recipient', () => {
+      const h = setup();
+      expect(h.policy.shouldTrack('message/cpim', false)).to.equal(false);
+      ackAll(h, send(h, imdnIm('positive-delivery, negative-delivery'), { lastHop: false }));
+      expect(h.sent).to.deep.equal([]);
+    });
+
+    it('tracks nothing when reports are off', () => {
+      const h = setup({ mode: 'off' });
+      expect(h.policy.shouldTrack('message/cpim', true)).to.equal(false);
+      ackAll(h, send(h, imdnIm('positive-delivery')));
+      expect(h.sent).to.deep.equal([]);
+    });
+
+    it('tracks only message/cpim bodies', () => {
+      const h = setup();
+      expect(h.policy.shouldTrack('Message/CPIM', true)).to.equal(true);
+      expect(h.policy.shouldTrack('text/plain', true)).to.equal(false);
+      expect(h.policy.shouldTrack(undefined, true)).to.equal(false);
+    });
+
+    it('counts an RFC 5438 request without DateTime as unanswerable', () => {
+      const h = setup();
+      ackAll(h, send(h, imdnIm('positive-delivery', { dateTime: false })));
+      expect(h.sent).to.deep.equal([]);
+      expect(h.policy.counters.unanswerable).to.equal(1);
+    });
+
+    it('counts a malformed CPIM head as an inspection failure', () => {
+      const h = setup();
+      ackAll(h, send(h, 'From <im:alice@example.org>\r\n\r\nContent-Type: text/plain\r\n\r\nhi'));
+      expect(h.sent).to.deep.equal([]);
+      expect(h.policy.counters.inspectionFailures).to.equal(1);
+    });
+
+    it('gives up on a head not complete within the head cap', () => {
+      const h = setup({}, { headBytes: 128 });
+      const body = imdnIm('positive-delivery').replace('To: ', `X-Pad: ${'p'.repeat(200)}\r\nTo: `);
+      ackAll(h, send(h, body, { chunkSize: 50 }));
+      expect(h.sent).to.deep.equal([]);
+      expect(h.policy.counters.inspectionFailures).to.equal(1);
+    });
+
+    it('counts messages the caps left untracked', () => {
+      const h = setup({}, { maxMessagesPerOwner: 1 });
+      const meta: Meta = { toPath: TO_PATH, fromPath: FROM_PATH, lastHop: true, dest: 'bob' };
+      const body = imdnIm('positive-delivery', { text: 'x'.repeat(400) });
+      feedChunk(h.tracker, 'alice', SESSION, 'm1', meta, chunksOf(body, 300)[0]!);
+      feedChunk(h.tracker, 'alice', SESSION, 'm2', meta, chunksOf(body, 300)[0]!);
+      feedChunk(h.tracker, 'alice', SESSION, 'm2', meta, chunksOf(body, 300)[1]!);
+      expect(h.policy.counters.untracked).to.equal(1);
+      expect(h.policy.counters.late).to.equal(1);
+    });
+  });
+
+  describe('processing', () => {
+    it('answers processing with processed only when the processing flag is on', () => {
+      const off = setup();
+      ackAll(off, send(off, imdnIm('processing')));
+      expect(off.sent).to.deep.equal([]);
+      expect(off.policy.counters.notForRelay).to.equal(1);
+      const on = setup({ processing: true });
+      send(on, imdnIm('processing'));
+      expect(on.sent.map((s) => s.outcome)).to.deep.equal(['processed']);
+      const { xml } = reportBody(frameOf(on.sent[0]!));
+      expect(validateImdnDocument(xml)).to.deep.equal([]);
+      const doc = parseImdn(Buffer.from(xml));
+      expect([doc.notification, doc.status]).to.deep.equal(['processing', 'processed']);
+    });
+
+    it('sends processed when every octet is held and delivered once acknowledged', () => {
+      const h = setup({ processing: true });
+      const msg = send(h, imdnIm('processing, positive-delivery'));
+      expect(h.sent.map((s) => s.outcome)).to.deep.equal(['processed']);
+      ackAll(h, msg);
+      expect(h.sent.map((s) => s.outcome)).to.deep.equal(['processed', 'delivered']);
+    });
+
+    it('suppresses processed for a legacy request, which cannot express it', () => {
+      const h = setup({ processing: true });
+      ackAll(h, send(h, legacyIm('processing, positive-delivery')));
+      expect(h.sent.map((s) => s.outcome)).to.deep.equal(['delivered']);
+      expect(h.policy.counters.suppressed).to.equal(1);
+    });
+  });
+
+  describe('dedupe', () => {
+    it("drops the recipient's delivery IMDN for a message reported delivered, and counts it once", () => {
+      const h = setup();
+      ackAll(h, send(h, imdnIm('positive-delivery, display')));
+      expect(h.policy.isDuplicateImdnBody(SESSION, recipientImdn('delivered'))).to.equal(true);
+      expect(h.policy.counters.duplicatesDropped).to.equal(1);
+    });
+
+    it("forwards the recipient's display IMDN", () => {
+      const h = setup();
+      ackAll(h, send(h, imdnIm('positive-delivery, display')));
+      expect(h.policy.isDuplicateImdnBody(SESSION, recipientImdn('displayed'))).to.equal(false);
+      expect(h.policy.counters.duplicatesDropped).to.equal(0);
+    });
+
+    it('forwards a delivery IMDN about another message or from another session', () => {
+      const h = setup();
+      ackAll(h, send(h, imdnIm('positive-delivery')));
+      expect(h.policy.isDuplicateImdnBody(SESSION, recipientImdn('delivered', 'Other0001'))).to.equal(false);
+      expect(h.policy.isDuplicateImdnBody('msrp://carol.example.net:1/x;tcp', recipientImdn())).to.equal(
+        false,
+      );
+    });
+
+    it('forwards everything when dedupe is off', () => {
+      const h = setup({ dedupe: false });
+      ackAll(h, send(h, imdnIm('positive-delivery')));
+      expect(h.sent.length).to.equal(1);
+      expect(h.policy.isDuplicateImdnBody(SESSION, recipientImdn())).to.equal(false);
+    });
+
+    it('forwards the recipient IMDN when the relay did not report (failure, no request)', () => {
+      const h = setup();
+      const msg = send(h, imdnIm('negative-delivery'));
+      h.tracker.fail(msg!, 403);
+      expect(h.policy.isDuplicateImdnBody(SESSION, recipientImdn())).to.equal(false);
+    });
+
+    it('forgets a delivered report after dedupeTtlMs', () => {
+      const h = setup({ dedupeTtlMs: 60_000 });
+      ackAll(h, send(h, imdnIm('positive-delivery')));
+      h.clock.now += 59_999;
+      expect(h.policy.isDuplicateImdnBody(SESSION, recipientImdn())).to.equal(true);
+      h.clock.now += 1;
+      expect(h.policy.isDuplicateImdnBody(SESSION, recipientImdn())).to.equal(false);
+    });
+
+    it('remembers at most dedupeEntries reports', () => {
+      const h = setup({ dedupeEntries: 1 });
+      ackAll(h, send(h, imdnIm('positive-delivery'), { messageId: 'MsrpMsg01' }));
+      ackAll(
+        h,
+        send(h, imdnIm('positive-delivery').replace('Qw8rT2zLk4', 'Second001'), { messageId: 'MsrpMsg02' }),
+      );
+      expect(h.policy.isDuplicateImdnBody(SESSION, recipientImdn('delivered', 'Qw8rT2zLk4'))).to.equal(false);
+      expect(h.policy.isDuplicateImdnBody(SESSION, recipientImdn('delivered', 'Second001'))).to.equal(true);
+    });
+
+    it('proposes holding only a small whole message/cpim SEND once something was reported', () => {
+      const h = setup();
+      const one = parseByteRange('1-590/590');
+      expect(h.policy.isImdnCandidate('message/cpim', one)).to.equal(false);
+      ackAll(h, send(h, imdnIm('positive-delivery')));
+      expect(h.policy.isImdnCandidate('message/cpim', one)).to.equal(true);
+      expect(h.policy.isImdnCandidate('text/plain', one)).to.equal(false);
+      expect(h.policy.isImdnCandidate('message/cpim', null)).to.equal(false);
+      expect(h.policy.isImdnCandidate('message/cpim', parseByteRange('1-*/590'))).to.equal(false);
+      expect(h.policy.isImdnCandidate('message/cpim', parseByteRange('1-9000/9000'))).to.equal(false);
+    });
+  });
+
+  describe('counters', () => {
+    it('counts requests by dialect and kind', () => {
+      const h = setup();
+      ackAll(h, send(h, imdnIm('positive-delivery, display'), { messageId: 'MsrpMsg01' }));
+      ackAll(h, send(h, legacyIm('negative-delivery, read'), { messageId: 'MsrpMsg02' }));
+      expect(h.policy.counters.requests).to.deep.equal({
+        imdn: { 'positive-delivery': 1, 'negative-delivery': 0, display: 1, processing: 0 },
+        legacy: { 'positive-delivery': 0, 'negative-delivery': 1, display: 1, processing: 0 },
+      });
+      expect(h.policy.counters.injected).to.deep.equal({
+        imdn: { delivered: 1, failed: 0, processed: 0 },
+        legacy: { delivered: 0, failed: 0, processed: 0 },
+      });
+    });
+  });
+
+  describe('helpers', () => {
+    it('takes the recipient session key from the last URI of a path', () => {
+      expect(recipientSessionKey(TO_PATH)).to.equal(SESSION);
+      expect(recipientSessionKey(` ${SESSION} `)).to.equal(SESSION);
+    });
+
+    it('counts octets as acknowledged on send only when the recipient never answers 200', () => {
+      expect(acknowledgedOnSend('yes')).to.equal(false);
+      expect(acknowledgedOnSend('partial')).to.equal(true);
+      expect(acknowledgedOnSend('no')).to.equal(true);
+    });
+
+    it('accepts every report mode', () => {
+      const modes: ReportMode[] = ['on-ack', 'on-receipt', 'off'];
+      expect(modes.map((mode) => setup({ mode }).policy.mode)).to.deep.equal(modes);
+    });
+  });
+});
