@@ -1,14 +1,17 @@
 /**
- * An MSRP endpoint (RFC 4975 client side, RFC 4976 relay client): connects to a relay over TCP or TLS,
- * authenticates with Digest, builds To-Paths from its Use-Path, sends messages cut into chunks, answers
- * incoming SENDs, reassembles messages and surfaces REPORTs. Used by the tests and the load tester; it
- * depends on nothing of the relay.
+ * An MSRP endpoint (RFC 4975 client side, RFC 4976 relay client): connects to a relay over TCP, TLS or
+ * WebSocket (RFC 7977: one frame per message), authenticates with Digest, builds To-Paths from its
+ * Use-Path, sends messages cut into chunks, answers incoming SENDs, reassembles messages and surfaces
+ * REPORTs. Used by the tests and the load tester; it depends on nothing of the relay.
  */
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import type { IncomingMessage } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import { WebSocket, type ClientOptions, type RawData } from 'ws';
 import type { ContinuationFlag } from '../constants.js';
+import { createError, ErrorCodes } from '../errors.js';
 import { FrameCollector, type CollectedError } from '../msrp/frame-collector.js';
 import { getHeader, type Frame, type Header } from '../msrp/message.js';
 import { parseByteRange } from '../msrp/headers.js';
@@ -22,7 +25,15 @@ export interface EndpointOptions {
   port: number;
   /** Connect with TLS (msrps); options go to `tls.connect`. */
   tls?: ConnectionOptions;
-  /** This endpoint's session URI; default `msrp://<random>.invalid:2855/<random>;tcp`. */
+  /**
+   * Connect over WebSocket instead (RFC 7977); `host`, `port` and `tls` are then ignored. `protocols`
+   * defaults to `['msrp']`; `options` go to the `ws` client (`origin`, `ca`, `headers`...).
+   */
+  ws?: { url: string; protocols?: string[]; options?: ClientOptions };
+  /**
+   * This endpoint's session URI; default `msrp://<random>.invalid:2855/<random>;tcp`, or `;ws` over
+   * WebSocket (`msrps` for `wss://`).
+   */
   uri?: string;
   /**
    * Decides the response to an incoming SEND with Failure-Report yes/partial: a status code, or null to
@@ -78,7 +89,10 @@ export class MsrpEndpoint extends EventEmitter {
   readonly uri: string;
   /** Use-Path URIs granted by AUTH, outermost first. */
   usePath: string[] = [];
+  /** The byte stream: the TCP/TLS socket, or the socket under the WebSocket. */
   readonly socket: Socket;
+  /** The WebSocket when connected over one, else null. */
+  readonly ws: WebSocket | null;
   private readonly parser: MsrpParser;
   private readonly pending = new Map<string, Pending>();
   private readonly assemblies = new Map<string, Assembly>();
@@ -88,10 +102,14 @@ export class MsrpEndpoint extends EventEmitter {
   /** Parse errors seen (a conforming relay produces none). */
   readonly errors: CollectedError[] = [];
 
-  private constructor(socket: Socket, options: EndpointOptions) {
+  private constructor(socket: Socket, options: EndpointOptions, ws: WebSocket | null) {
     super();
     this.socket = socket;
-    this.uri = options.uri ?? `msrp://${randomId(10).toLowerCase()}.invalid:2855/${randomId(16)};tcp`;
+    this.ws = ws;
+    const scheme = options.tls || ws?.url.startsWith('wss:') ? 'msrps' : 'msrp';
+    this.uri =
+      options.uri ??
+      `${scheme}://${randomId(10).toLowerCase()}.invalid:2855/${randomId(16)};${ws ? 'ws' : 'tcp'}`;
     this.respond = options.respond ?? (() => 200);
     this.maxMessageBytes = options.maxMessageBytes ?? 64 * 1024 * 1024;
     this.parser = new MsrpParser(
@@ -102,9 +120,11 @@ export class MsrpEndpoint extends EventEmitter {
       { maxChunkBytes: this.maxMessageBytes, maxOtherBodyBytes: 1024 * 1024 },
     );
     socket.setNoDelay(true);
-    socket.on('data', (d: Buffer) => this.parser.write(d));
+    if (ws === null) socket.on('data', (d: Buffer) => this.parser.write(d));
+    else ws.on('message', (d: RawData) => this.onWsMessage(d));
     socket.on('error', () => {});
-    socket.on('close', () => {
+    ws?.on('error', () => {});
+    (ws ?? socket).on('close', () => {
       this.closed = true;
       for (const p of this.pending.values()) {
         clearTimeout(p.timer);
@@ -115,8 +135,9 @@ export class MsrpEndpoint extends EventEmitter {
     });
   }
 
-  /** Connects and resolves once the transport is up. */
+  /** Connects and resolves once the transport is up (for WebSocket: the handshake agreed `msrp`). */
   static connect(options: EndpointOptions): Promise<MsrpEndpoint> {
+    if (options.ws !== undefined) return MsrpEndpoint.connectWs(options, options.ws);
     return new Promise((resolve, reject) => {
       const socket = options.tls
         ? tlsConnect({ host: options.host, port: options.port, ...options.tls })
@@ -124,7 +145,30 @@ export class MsrpEndpoint extends EventEmitter {
       const ready = options.tls ? 'secureConnect' : 'connect';
       socket.once(ready, () => {
         socket.off('error', reject);
-        resolve(new MsrpEndpoint(socket, options));
+        resolve(new MsrpEndpoint(socket, options, null));
+      });
+      socket.once('error', reject);
+    });
+  }
+
+  /** Opens a WebSocket offering `msrp` and resolves once the relay agreed to it (RFC 7977 §4.1). */
+  private static connectWs(
+    options: EndpointOptions,
+    ws: NonNullable<EndpointOptions['ws']>,
+  ): Promise<MsrpEndpoint> {
+    return new Promise((resolve, reject) => {
+      const socket = new WebSocket(ws.url, ws.protocols ?? ['msrp'], ws.options);
+      let raw: Socket | null = null;
+      socket.once('upgrade', (res: IncomingMessage) => (raw = res.socket));
+      socket.once('open', () => {
+        socket.off('error', reject);
+        // RFC 7977 §4.1: a 101 without the msrp subprotocol means MSRP was not agreed.
+        if (socket.protocol !== 'msrp') {
+          socket.terminate();
+          reject(new Error(`WebSocket subprotocol "${socket.protocol}" is not msrp`));
+          return;
+        }
+        resolve(new MsrpEndpoint(raw!, options, socket));
       });
       socket.once('error', reject);
     });
@@ -206,10 +250,21 @@ export class MsrpEndpoint extends EventEmitter {
     });
   }
 
-  /** Writes raw bytes (tests use this for malformed input). */
+  /**
+   * Writes raw bytes (tests use this for malformed input); over WebSocket they form one binary message,
+   * so every frame goes out as a message of its own (RFC 7977 §5.1). False when the buffer is full.
+   */
   write(bytes: Buffer): boolean {
     if (this.closed) return false;
-    return this.socket.write(bytes);
+    if (this.ws === null) return this.socket.write(bytes);
+    this.ws.send(bytes, { binary: true });
+    return !this.socket.writableNeedDrain;
+  }
+
+  /** Sends bytes as one WebSocket text message (RFC 7977 §4.2: the relay treats it as octets). */
+  writeText(bytes: Buffer): void {
+    if (this.ws === null) throw new Error('writeText needs a WebSocket endpoint');
+    if (!this.closed) this.ws.send(bytes, { binary: false });
   }
 
   /**
@@ -256,9 +311,24 @@ export class MsrpEndpoint extends EventEmitter {
   close(): Promise<void> {
     if (this.closed) return Promise.resolve();
     return new Promise((resolve) => {
-      this.socket.once('close', () => resolve());
-      this.socket.end();
+      this.once('close', () => resolve());
+      if (this.ws !== null) this.ws.close(1000);
+      else this.socket.end();
       setTimeout(() => this.socket.destroy(), 1000).unref();
+    });
+  }
+
+  /**
+   * One WebSocket message: exactly one frame (RFC 7977 §5.1). A message that leaves the parser inside
+   * a frame is recorded in {@link errors} and the partial frame dropped.
+   */
+  private onWsMessage(data: RawData): void {
+    this.parser.write(rawBuffer(data));
+    if (this.parser.idle || this.parser.failed) return;
+    this.parser.reset();
+    this.errors.push({
+      error: createError(ErrorCodes.WS_FRAMING, 'WebSocket message ended inside an MSRP frame'),
+      context: null,
     });
   }
 
@@ -327,6 +397,12 @@ export class MsrpEndpoint extends EventEmitter {
       this.emit('message', msg);
     }
   }
+}
+
+function rawBuffer(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
 }
 
 /** The flag of a frame (re-exported for tests that inspect chunks). */

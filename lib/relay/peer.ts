@@ -4,9 +4,10 @@
  * turns parser events into calls on {@link PeerOwner} and keeps per-connection state.
  */
 import type { ContinuationFlag } from '../constants.js';
-import type { MsrpError } from '../errors.js';
-import type { FrameHead, RequestHead } from '../msrp/message.js';
+import { createError, ErrorCodes, type MsrpError } from '../errors.js';
+import { getHeader, type FrameHead, type RequestHead } from '../msrp/message.js';
 import { MsrpParser, type ErrorContext, type ParserHandler } from '../msrp/parser.js';
+import { classifyWsMessage, firstFrameHead } from '../msrp/ws-message.js';
 import type { Connection } from '../transport/connection.js';
 import { OutboundWriter, type ChunkStream } from './outbound-writer.js';
 
@@ -159,7 +160,52 @@ export class Peer implements ParserHandler {
 
   private onData(data: Buffer): void {
     this.lastActivity = Date.now();
-    this.parser.write(data);
+    if (this.conn.messageFramed) this.onMessage(data);
+    else this.parser.write(data);
+  }
+
+  /**
+   * One WebSocket message. RFC 7977 §5.1: it carries exactly one MSRP frame, never less, never more.
+   * The boundary is checked before the parser acts on anything, so a message holding half a frame or
+   * two is refused whole: 400 to its first frame when that frame can be answered, otherwise the
+   * connection is closed. After the parser ran it must be idle again (a frame left open is the same
+   * error, found late: that frame is aborted and answered 400).
+   */
+  private onMessage(message: Buffer): void {
+    if (this.parser.failed) return;
+    const shape = classifyWsMessage(message);
+    if (shape === 'one' || shape === 'unframed') {
+      // 'unframed': no MSRP start line; the parser reports that itself (fatal).
+      this.parser.write(message);
+      if (!this.parser.idle && !this.parser.failed) this.onMessageEndedInFrame();
+      return;
+    }
+    const context = firstFrameHead(message);
+    const what = shape === 'several' ? 'more than one MSRP frame' : 'an incomplete MSRP frame';
+    const err = createError(
+      ErrorCodes.WS_FRAMING,
+      `WebSocket message holds ${what}`,
+      400,
+      !answerable(context),
+    );
+    this.owner.onParseError(this, err, context, null);
+  }
+
+  /** The parser is inside a frame at the end of a message: abort that frame (400) and start afresh. */
+  private onMessageEndedInFrame(): void {
+    const f = this.frame;
+    this.parser.reset();
+    const err = createError(
+      ErrorCodes.WS_FRAMING,
+      'WebSocket message ended inside an MSRP frame',
+      400,
+      f === null || !answerable(f.head),
+    );
+    if (f === null) this.owner.onParseError(this, err, null, null);
+    else {
+      const { transactionId, method, headers } = f.head;
+      this.onError(err, { transactionId, method, headers, headEmitted: true });
+    }
   }
 
   private onConnClose(reason: string): void {
@@ -182,4 +228,11 @@ export class Peer implements ParserHandler {
     }
     this.pausedSources.clear();
   }
+}
+
+/** True when the relay would answer this request (RFC 4975 §7.1.1: not a REPORT, not Failure-Report no). */
+function answerable(head: { method: string | undefined; headers: RequestHead['headers'] } | null): boolean {
+  if (head === null || head.method === undefined || head.method === 'REPORT') return false;
+  if (head.headers.length < 2) return false;
+  return (getHeader(head.headers, 'failure-report') ?? 'yes').trim().toLowerCase() !== 'no';
 }

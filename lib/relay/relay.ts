@@ -9,6 +9,7 @@
  *                                                 └─► failure REPORT toward the sender
  * ```
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, connect as tlsConnect, type TlsOptions } from 'node:tls';
 import { DEFAULTS, type ContinuationFlag } from '../constants.js';
@@ -19,6 +20,7 @@ import type { ErrorContext } from '../msrp/parser.js';
 import { formatHead, frameTail, randomId, serializeResponse } from '../msrp/serializer.js';
 import type { MsrpUri } from '../msrp/uri.js';
 import { StreamConnection, type Connection, type TransportKind } from '../transport/connection.js';
+import { listenWs } from '../transport/ws.js';
 import { authenticate, type AuthContext } from './auth.js';
 import { DigestAuthenticator } from './digest-auth.js';
 import { silentLogger, type Logger } from './logger.js';
@@ -42,6 +44,20 @@ export interface RelayOptions {
   listen?: ListenSpec[];
   /** TLS listeners; need `tls.cert` and `tls.key`. */
   tlsListen?: ListenSpec[];
+  /** WebSocket listeners (RFC 7977, plain `ws://`: for tests and TLS-terminating proxies). */
+  wsListen?: ListenSpec[];
+  /** Secure WebSocket listeners (`wss://`); need `tls.cert` and `tls.key`. */
+  wssListen?: ListenSpec[];
+  /** Origins a WebSocket handshake may come from (403 otherwise); empty or absent: any. */
+  wsAllowedOrigins?: string[];
+  /**
+   * Largest WebSocket message the relay sends: each forwarded SEND chunk toward a WebSocket client is
+   * cut to fit, head and end-line included (default 64 KiB). Incoming messages may be as large as
+   * `max(wsMaxMessageBytes, maxQueuedBytes)`.
+   */
+  wsMaxMessageBytes?: number;
+  /** Plain HTTP requests reaching a WebSocket listener (default 404). */
+  onHttpRequest?: (req: IncomingMessage, res: ServerResponse) => void;
   /** TLS material for listeners, plus trust settings for outbound `msrps` connections. */
   tls?: { cert?: string | Buffer; key?: string | Buffer; ca?: string | Buffer; rejectUnauthorized?: boolean };
   /** Host name put in Use-Path URIs (default: the first listen host). */
@@ -104,7 +120,7 @@ export function createRelay(options: RelayOptions = {}): Relay {
   return new Relay(options);
 }
 
-/** An MSRP relay (RFC 4976) over TCP and TLS. */
+/** An MSRP relay (RFC 4976) over TCP, TLS and WebSocket (RFC 7977). */
 export class Relay implements PeerOwner, RouteContext<Peer> {
   readonly tokens = new TokenTable<Peer>();
   readonly transactions = new TransactionTable<Peer>();
@@ -123,10 +139,29 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   };
   readonly log: Logger;
   private readonly opts: Required<
-    Omit<RelayOptions, 'tls' | 'users' | 'logger' | 'publicHost' | 'realm' | 'listen' | 'tlsListen'>
+    Omit<
+      RelayOptions,
+      | 'tls'
+      | 'users'
+      | 'logger'
+      | 'publicHost'
+      | 'realm'
+      | 'listen'
+      | 'tlsListen'
+      | 'wsListen'
+      | 'wssListen'
+      | 'wsAllowedOrigins'
+      | 'onHttpRequest'
+    >
   >;
   private readonly listenSpecs: ListenSpec[];
   private readonly tlsListenSpecs: ListenSpec[];
+  private readonly wsOptions: {
+    wsListen: ListenSpec[];
+    wssListen: ListenSpec[];
+    allowedOrigins: string[];
+    onHttpRequest: RelayOptions['onHttpRequest'];
+  };
   private readonly tlsOptions: RelayOptions['tls'];
   private readonly authenticator: DigestAuthenticator | null;
   private readonly listeners: BoundListener[] = [];
@@ -142,11 +177,20 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     this.log = options.logger ?? silentLogger;
     const plain = options.listen ?? [];
     const tls = options.tlsListen ?? [];
+    const ws = [...(options.wsListen ?? []), ...(options.wssListen ?? [])];
     this.listenSpecs =
-      plain.length === 0 && tls.length === 0 ? [{ host: '127.0.0.1', port: DEFAULTS.port }] : plain;
+      plain.length === 0 && tls.length === 0 && ws.length === 0
+        ? [{ host: '127.0.0.1', port: DEFAULTS.port }]
+        : plain;
     this.tlsListenSpecs = tls;
     this.tlsOptions = options.tls;
-    this.publicHost = options.publicHost ?? (this.listenSpecs[0] ?? this.tlsListenSpecs[0])!.host;
+    this.wsOptions = {
+      wsListen: options.wsListen ?? [],
+      wssListen: options.wssListen ?? [],
+      allowedOrigins: options.wsAllowedOrigins ?? [],
+      onHttpRequest: options.onHttpRequest,
+    };
+    this.publicHost = options.publicHost ?? (this.listenSpecs[0] ?? this.tlsListenSpecs[0] ?? ws[0])!.host;
     this.opts = {
       auth: options.auth ?? true,
       authExpires: options.authExpires ?? DEFAULTS.authExpires,
@@ -156,6 +200,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       maxMessageBytes: options.maxMessageBytes ?? DEFAULTS.maxMessageBytes,
       maxOtherBodyBytes: options.maxOtherBodyBytes ?? DEFAULTS.maxOtherBodyBytes,
       maxQueuedBytes: options.maxQueuedBytes ?? DEFAULTS.maxQueuedBytes,
+      wsMaxMessageBytes: options.wsMaxMessageBytes ?? DEFAULTS.wsMaxMessageBytes,
       transactionTimeoutMs: options.transactionTimeoutMs ?? DEFAULTS.transactionTimeoutMs,
       probationMs: options.probationMs ?? DEFAULTS.probationMs,
       idleTimeoutMs: options.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
@@ -187,6 +232,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
         await this.bind(server, 'tls', spec);
       }
     }
+    await this.listenWebSocket();
     const tick = Math.max(
       10,
       Math.min(
@@ -276,6 +322,16 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     }
     const dest = this.nextPeer(route);
     const headers = rewritePaths(head.headers, route.toPath, route.fromPath);
+    // RFC 7977 §5.1: toward a WebSocket peer every sub-chunk must fit one message; a head that leaves
+    // no room for the body within wsMaxMessageBytes cannot be forwarded there.
+    if (dest.conn.messageFramed && headBytes(headers) > this.wsHeadRoom())
+      return {
+        kind: 'drop',
+        head,
+        status: 413,
+        comment: 'Head too large for WebSocket',
+        ourUri: route.ourUri,
+      };
     const fr = failureReportOf(head);
     const messageId = getHeader(head.headers, 'message-id');
     const reportTo = head.headers[1]![1];
@@ -409,9 +465,36 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
         resolve();
       });
     });
-    server.on('error', (err) => this.log.error({ err: String(err), kind }, 'listener error'));
     const addr = server.address();
-    const port = typeof addr === 'object' && addr !== null ? addr.port : spec.port;
+    this.register(server, kind, spec, typeof addr === 'object' && addr !== null ? addr.port : spec.port);
+  }
+
+  /** WebSocket listeners (RFC 7977): one HTTP(S) server each, closed with the others in {@link close}. */
+  private async listenWebSocket(): Promise<void> {
+    const { wsListen, wssListen, allowedOrigins, onHttpRequest } = this.wsOptions;
+    const t = this.tlsOptions;
+    if (wssListen.length > 0 && (t?.cert === undefined || t.key === undefined))
+      throw new Error('WSS listeners need a certificate and key');
+    const specs = [
+      ...wsListen.map((spec) => ({ spec, secure: false })),
+      ...wssListen.map((spec) => ({ spec, secure: true })),
+    ];
+    for (const { spec, secure } of specs) {
+      const l = await listenWs({
+        host: spec.host,
+        port: spec.port,
+        tls: secure ? { cert: t!.cert!, key: t!.key! } : undefined,
+        allowedOrigins,
+        maxPayload: Math.max(this.opts.wsMaxMessageBytes, this.opts.maxQueuedBytes),
+        onConnection: (conn) => this.accept(conn),
+        onHttpRequest,
+      });
+      this.register(l.server, l.kind, spec, l.port);
+    }
+  }
+
+  private register(server: Server, kind: TransportKind, spec: ListenSpec, port: number): void {
+    server.on('error', (err) => this.log.error({ err: String(err), kind }, 'listener error'));
     this.listeners.push({ kind, server, host: spec.host, port });
     this.authorities.add(`${this.publicHost.toLowerCase()}:${port}`);
     this.authorities.add(`${spec.host.toLowerCase()}:${port}`);
@@ -423,8 +506,14 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       maxChunkBytes: this.opts.maxMessageBytes,
       maxOtherBodyBytes: this.opts.maxOtherBodyBytes,
       maxQueuedBytes: this.opts.maxQueuedBytes,
-      maxChunkBody: conn.messageFramed ? 64 * 1024 : Infinity,
+      // RFC 7977 §5.1: a chunk toward a WebSocket peer must fit one message, head and end-line included.
+      maxChunkBody: conn.messageFramed ? this.opts.wsMaxMessageBytes - this.wsHeadRoom() : Infinity,
     };
+  }
+
+  /** Octets of a WebSocket message kept for a forwarded chunk's head and end-line (4 KiB at most). */
+  private wsHeadRoom(): number {
+    return Math.min(WS_HEAD_ROOM, this.opts.wsMaxMessageBytes >> 1);
   }
 
   /** Adopts an accepted connection. */
@@ -540,8 +629,10 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       expires: { def: this.opts.authExpires, min: this.opts.authMinExpires, max: this.opts.authMaxExpires },
       maxFailures: this.opts.maxAuthFailures,
       issueToken: (client, username, expiresSec) => {
-        const scheme = peer.conn.kind === 'tls' || peer.conn.kind === 'wss' ? 'msrps' : 'msrp';
-        const port = this.usePathPort(peer);
+        const listener = this.useListener(peer);
+        const kind = listener?.kind ?? peer.conn.kind;
+        const scheme = kind === 'tls' || kind === 'wss' ? 'msrps' : 'msrp';
+        const port = listener?.port ?? DEFAULTS.port;
         const token = this.tokens.issue(peer, client, username, Date.now() + expiresSec * 1000, (id) => {
           return `${scheme}://${this.publicHost}:${port}/${id};tcp`;
         });
@@ -569,13 +660,22 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     if (outcome.close) peer.close('auth-failures');
   }
 
-  /** The port written in Use-Path: the listener the client came in on (TCP/TLS), else the first one. */
-  private usePathPort(peer: Peer): number {
-    const own = this.listeners.find((l) => l.port === peer.conn.localPort && l.kind === peer.conn.kind);
-    if (own !== undefined) return own.port;
-    const secure = peer.conn.kind === 'wss' || peer.conn.kind === 'tls';
-    const same = this.listeners.find((l) => l.kind === (secure ? 'tls' : 'tcp')) ?? this.listeners[0];
-    return same?.port ?? DEFAULTS.port;
+  /**
+   * The listener written in Use-Path: the TCP/TLS listener the client came in on; for a WebSocket
+   * client a TCP/TLS listener of the same security (RFC 7977 §5.2.2, §8.1.2: the Use-Path URI is a `;tcp`
+   * URI, what the far end connects to), else any TCP/TLS one, else the first listener.
+   */
+  private useListener(peer: Peer): BoundListener | undefined {
+    const kind = peer.conn.kind;
+    const stream = (l: BoundListener): boolean => l.kind === 'tcp' || l.kind === 'tls';
+    const own = this.listeners.find((l) => stream(l) && l.kind === kind && l.port === peer.conn.localPort);
+    if (own !== undefined) return own;
+    const secure = kind === 'wss' || kind === 'tls';
+    return (
+      this.listeners.find((l) => l.kind === (secure ? 'tls' : 'tcp')) ??
+      this.listeners.find(stream) ??
+      this.listeners[0]
+    );
   }
 
   /**
@@ -682,6 +782,22 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
 }
 
 const closeWaiters = new WeakMap<Peer, () => void>();
+
+/** Octets of a WebSocket message kept for a forwarded chunk's head and end-line, at most. */
+const WS_HEAD_ROOM = 4096;
+
+/**
+ * Upper bound of the octets a forwarded chunk's head and end-line take besides its headers: start line
+ * with a 32-character transaction id, blank line, end-line, and a Byte-Range rewritten to exact values.
+ */
+const HEAD_OVERHEAD = 200;
+
+/** Bytes a head with these headers takes on the wire, with margin (see {@link HEAD_OVERHEAD}). */
+function headBytes(headers: readonly Header[]): number {
+  let n = HEAD_OVERHEAD;
+  for (const [name, value] of headers) n += name.length + value.length + 4;
+  return n;
+}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

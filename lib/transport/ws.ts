@@ -1,0 +1,342 @@
+/**
+ * MSRP over WebSocket (RFC 7977) behind the {@link Connection} API, and the listener that accepts it:
+ * an HTTP(S) server whose upgrades go to a `ws` WebSocketServer only when they offer the `msrp`
+ * subprotocol and come from an allowed Origin. Each WebSocket message carries exactly one MSRP frame:
+ * {@link WsConnection.writeFrame} sends one binary message per frame, and every incoming message, text
+ * or binary, reaches the owner as one `Buffer` of octets.
+ *
+ * ```
+ *  HTTP GET ──► onHttpRequest (or 404)
+ *  HTTP GET + Upgrade ──► handshake checks (msrp? Origin?) ──► 400 / 403, socket closed
+ *                                      └─► WebSocketServer ──► WsConnection ──► onConnection
+ * ```
+ */
+import {
+  createServer as createHttpServer,
+  STATUS_CODES,
+  type IncomingMessage,
+  type Server as HttpServer,
+  type ServerResponse,
+} from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { connectionId, type Connection, type ConnectionEvents } from './connection.js';
+
+/** The WebSocket subprotocol of MSRP (RFC 7977 §4.1, IANA registry). */
+export const WS_SUBPROTOCOL = 'msrp';
+
+/** Default interval between keep-alive pings, ms (a peer missing one pong is cut off). */
+export const WS_PING_INTERVAL_MS = 30_000;
+
+/** Milliseconds a closing connection may take for the close handshake before it is torn down. */
+const CLOSE_GRACE_MS = 5000;
+
+const kConn = Symbol('msrpConnection');
+type TaggedWs = WebSocket & { [kConn]?: WsConnection };
+type TaggedSocket = Duplex & { [kConn]?: WsConnection };
+
+/** A WebSocket connection (server side) behind the {@link Connection} API. */
+export class WsConnection implements Connection {
+  readonly id = connectionId();
+  readonly kind: 'ws' | 'wss';
+  readonly remote: string;
+  readonly localPort: number;
+  /** RFC 7977 §5.1: one MSRP frame per WebSocket message, so no cut-through pieces. */
+  readonly messageFramed = true;
+  /** The handshake's Origin header, when the client sent one (browsers do). */
+  readonly origin: string | undefined;
+  private readonly ws: TaggedWs;
+  private readonly socket: TaggedSocket;
+  private events: ConnectionEvents | null = null;
+  private closeReason = '';
+  private ended = false;
+  private gone = false;
+  private alive = true;
+  private closeTimer: NodeJS.Timeout | null = null;
+
+  /**
+   * Wraps an accepted WebSocket. `req` is the upgrade request: its socket is the one `ws` writes to, so
+   * its `'drain'` event is the WebSocket's drain too (no private field of `ws` is used).
+   */
+  constructor(ws: WebSocket, req: IncomingMessage, kind: 'ws' | 'wss') {
+    this.ws = ws as TaggedWs;
+    this.socket = req.socket as TaggedSocket;
+    this.kind = kind;
+    this.remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`;
+    this.localPort = req.socket.localPort ?? 0;
+    this.origin = req.headers.origin;
+    this.ws[kConn] = this;
+    this.socket[kConn] = this;
+  }
+
+  /** Bytes handed to `ws` but not yet to the kernel. */
+  get writableLength(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  get closed(): boolean {
+    return this.ended || this.gone;
+  }
+
+  attach(events: ConnectionEvents): void {
+    this.events = events;
+    this.ws.on('message', wsOnMessage);
+    this.ws.on('pong', wsOnPong);
+    this.ws.on('error', wsOnError);
+    this.ws.on('close', wsOnClose);
+    this.socket.on('drain', socketOnDrain);
+  }
+
+  /**
+   * Sends one whole frame as ONE binary message (RFC 7977 §5.1: one chunk per message; §4.2: binary,
+   * since bodies need not be UTF-8). Returns false once the send buffer passes its high-water mark;
+   * `onDrain` follows when it has emptied.
+   */
+  writeFrame(parts: readonly Buffer[]): boolean {
+    if (this.closed) return false;
+    const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    this.ws.send(data, { binary: true, compress: false });
+    return !this.socket.writableNeedDrain;
+  }
+
+  /** Never called: a message-framed transport only takes whole frames (the writer knows). */
+  writePiece(_piece: Buffer): boolean {
+    throw new Error('WsConnection.writePiece: a WebSocket carries whole frames only (RFC 7977 §5.1)');
+  }
+
+  pause(): void {
+    this.ws.pause();
+  }
+
+  resume(): void {
+    this.ws.resume();
+  }
+
+  /** Sends a close frame after pending messages; tears the socket down if the peer does not answer. */
+  close(reason: string): void {
+    if (this.ended) return;
+    this.closeReason ||= reason;
+    this.ended = true;
+    this.ws.close(closeCode(reason), reason.slice(0, 120));
+    this.closeTimer = setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS);
+    this.closeTimer.unref();
+  }
+
+  destroy(reason: string): void {
+    this.closeReason ||= reason;
+    this.ended = true;
+    this.ws.terminate();
+  }
+
+  /**
+   * One keep-alive round (RFC 7977 §6: WebSocket Ping): a peer that did not answer the previous ping
+   * is torn down, otherwise it is pinged again. Called by the listener's timer.
+   */
+  heartbeat(): void {
+    if (this.closed) return;
+    if (!this.alive) {
+      this.destroy('ping-timeout');
+      return;
+    }
+    this.alive = false;
+    this.ws.ping();
+  }
+
+  /** @internal */
+  handleMessage(data: RawData): void {
+    // RFC 7977 §4.2: text and binary messages alike are MSRP octets; no UTF-8 decoding.
+    this.alive = true;
+    this.events?.onData(toBuffer(data));
+  }
+
+  /** @internal */
+  handlePong(): void {
+    this.alive = true;
+  }
+
+  /** @internal */
+  handleDrain(): void {
+    this.events?.onDrain();
+  }
+
+  /** @internal */
+  handleError(err: Error & { code?: string }): void {
+    this.closeReason ||= err.code ? `error:${err.code}` : 'error';
+  }
+
+  /** @internal */
+  handleClose(): void {
+    this.closeReason ||= 'peer-closed';
+    this.ended = true;
+    this.gone = true;
+    if (this.closeTimer !== null) clearTimeout(this.closeTimer);
+    this.socket.off('drain', socketOnDrain);
+    const ev = this.events;
+    this.events = null;
+    ev?.onClose(this.closeReason);
+  }
+}
+
+/** WebSocket close code for a close reason: 1001 on shutdown, 1002 for protocol errors, else 1000. */
+function closeCode(reason: string): number {
+  if (reason === 'shutdown') return 1001;
+  if (reason.startsWith('parse-error')) return 1002;
+  return 1000;
+}
+
+function toBuffer(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
+}
+
+function wsOnMessage(this: WebSocket, data: RawData): void {
+  (this as TaggedWs)[kConn]!.handleMessage(data);
+}
+
+function wsOnPong(this: WebSocket): void {
+  (this as TaggedWs)[kConn]!.handlePong();
+}
+
+function wsOnError(this: WebSocket, err: Error): void {
+  (this as TaggedWs)[kConn]!.handleError(err);
+}
+
+function wsOnClose(this: WebSocket): void {
+  (this as TaggedWs)[kConn]!.handleClose();
+}
+
+function socketOnDrain(this: TaggedSocket): void {
+  this[kConn]?.handleDrain();
+}
+
+/** Options of {@link listenWs}. */
+export interface WsListenOptions {
+  host: string;
+  /** 0: any free port. */
+  port: number;
+  /** Serve `wss` (HTTPS) with this certificate and key; plain `ws` without. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** Origins allowed to connect; empty: any. A handshake without Origin (no browser) is accepted. */
+  allowedOrigins: readonly string[];
+  /** Largest incoming WebSocket message, bytes (`ws` closes the connection with 1009 beyond). */
+  maxPayload?: number;
+  /** Keep-alive ping interval, ms (default {@link WS_PING_INTERVAL_MS}). */
+  pingIntervalMs?: number;
+  /** Called with every accepted MSRP WebSocket connection. */
+  onConnection(conn: WsConnection): void;
+  /** Plain HTTP requests (not upgrades); default: 404. */
+  onHttpRequest?(req: IncomingMessage, res: ServerResponse): void;
+}
+
+/** A bound WebSocket listener. */
+export interface WsListener {
+  readonly kind: 'ws' | 'wss';
+  /** The HTTP(S) server; closing it stops the pings too. */
+  readonly server: HttpServer;
+  readonly port: number;
+  /** Stops accepting, tears down open WebSocket connections and resolves once the server is closed. */
+  close(): Promise<void>;
+}
+
+/** Starts an HTTP(S) server that accepts MSRP WebSocket connections; resolves once bound. */
+export async function listenWs(opts: WsListenOptions): Promise<WsListener> {
+  const kind = opts.tls === undefined ? 'ws' : 'wss';
+  const server: HttpServer =
+    opts.tls === undefined
+      ? createHttpServer()
+      : createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' });
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: opts.maxPayload,
+    // RFC 7977 §4.2: a text message is handled as binary octets, so its UTF-8 is not checked.
+    skipUTF8Validation: true,
+    perMessageDeflate: false,
+    // RFC 7977 §4.1: the agreed subprotocol is `msrp` (offers without it never get this far).
+    handleProtocols: (protocols) => (protocols.has(WS_SUBPROTOCOL) ? WS_SUBPROTOCOL : false),
+  });
+  wss.on('headers', (headers: string[], req: IncomingMessage) => {
+    // RFC 7977 §7: with an Origin in the handshake the 101 carries Access-Control-Allow-Origin.
+    const origin = req.headers.origin;
+    if (origin !== undefined) headers.push(`Access-Control-Allow-Origin: ${origin}`);
+  });
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (opts.onHttpRequest !== undefined) {
+      opts.onHttpRequest(req, res);
+      return;
+    }
+    res.writeHead(404, { 'Content-Type': 'text/plain', Connection: 'close' });
+    res.end('Not found\n');
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', ignore);
+    const refusal = refuseHandshake(req, opts.allowedOrigins);
+    if (refusal !== null) {
+      abortHandshake(socket, refusal.status, refusal.message);
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      socket.off('error', ignore);
+      opts.onConnection(new WsConnection(ws, req, kind));
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  // RFC 7977 §6: WebSocket Ping keeps the connection open; a peer that misses a pong is cut off.
+  const ping = setInterval(() => {
+    for (const ws of wss.clients) (ws as TaggedWs)[kConn]?.heartbeat();
+  }, opts.pingIntervalMs ?? WS_PING_INTERVAL_MS);
+  ping.unref();
+  server.on('close', () => {
+    clearInterval(ping);
+    wss.close();
+  });
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr !== null ? addr.port : opts.port;
+  return {
+    kind,
+    server,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const ws of wss.clients) ws.terminate();
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/** Why a handshake is refused (status and one line), or null to accept it. */
+function refuseHandshake(
+  req: IncomingMessage,
+  allowedOrigins: readonly string[],
+): { status: number; message: string } | null {
+  // RFC 7977 §4.1: the client MUST offer `msrp` and the 101 MUST carry it: without the offer, no 101.
+  const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+  if (!offered.includes(WS_SUBPROTOCOL))
+    return { status: 400, message: `Sec-WebSocket-Protocol must offer "${WS_SUBPROTOCOL}"` };
+  // RFC 7977 §7: the server may inspect Origin to authorize the connection; browsers always send it.
+  const origin = req.headers.origin;
+  if (allowedOrigins.length > 0 && origin !== undefined && !allowedOrigins.includes(origin))
+    return { status: 403, message: `Origin ${origin} is not allowed` };
+  return null;
+}
+
+/** Answers a refused upgrade with a plain HTTP error and closes the socket. */
+function abortHandshake(socket: Duplex, status: number, message: string): void {
+  const body = message + '\n';
+  socket.once('finish', () => socket.destroy());
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
+      'Connection: close\r\nContent-Type: text/plain\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}
+
+function ignore(): void {}

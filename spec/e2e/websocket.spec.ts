@@ -1,0 +1,327 @@
+import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
+import { get as httpGet } from 'node:http';
+import { parseFrames } from '../../lib/msrp/frame-collector.js';
+import { getHeader, type Frame } from '../../lib/msrp/message.js';
+import { parseUri } from '../../lib/msrp/uri.js';
+import { Harness, nextMessage, until, USERS } from '../helpers/relay.js';
+import { testCertificate } from '../helpers/tls.js';
+import {
+  closeCode,
+  connectWs,
+  handshake,
+  portOf,
+  wsClient,
+  wsRelayOptions,
+  wsRelayUri,
+  wssRelayOptions,
+  wsUrl,
+} from '../helpers/ws.js';
+
+describe('relay over WebSocket (RFC 7977)', () => {
+  const h = new Harness();
+  afterEach(() => h.cleanup());
+
+  it('lists its WebSocket listeners among its addresses', async () => {
+    const relay = await h.relay(wsRelayOptions());
+    expect(relay.addresses().map((a) => [a.kind, a.host])).to.deep.equal([
+      ['tcp', '127.0.0.1'],
+      ['ws', '127.0.0.1'],
+    ]);
+  });
+
+  it('authenticates with the ;ws To-Path URI as digest-uri and hands out a ;tcp Use-Path on the TCP port', async () => {
+    const relay = await h.relay(wsRelayOptions());
+    const carol = await connectWs(h, relay);
+    expect(carol.uri).to.match(/^msrp:\/\/[a-z0-9]+\.invalid:2855\/[A-Za-z0-9]+;ws$/);
+    const res = await carol.auth({
+      relayUri: wsRelayUri(relay, 'carol'),
+      username: 'carol',
+      password: USERS.carol,
+    });
+    expect(res.kind === 'response' && res.statusCode).to.equal(200);
+    // RFC 7977 §8.1.2: the 200 goes to the client's ;ws URI, from the URI the AUTH addressed.
+    expect(res.headers.slice(0, 2)).to.deep.equal([
+      ['To-Path', carol.uri],
+      ['From-Path', wsRelayUri(relay, 'carol')],
+    ]);
+    const usePath = parseUri(getHeader(res.headers, 'use-path')!);
+    expect([usePath.scheme, usePath.host, usePath.port, usePath.transport]).to.deep.equal([
+      'msrp',
+      '127.0.0.1',
+      portOf(relay, 'tcp'),
+      'tcp',
+    ]);
+    expect([relay.counters.authChallenged, relay.counters.authOk]).to.deep.equal([1, 1]);
+  });
+
+  it('carries a 5 MiB binary file byte-identical from a WebSocket client to a TCP client and back', async function () {
+    this.timeout(40_000);
+    const relay = await h.relay(wsRelayOptions());
+    const carol = await wsClient(h, relay, 'carol');
+    const bob = await h.client(relay, 'bob');
+    const file = randomBytes(5 * 1024 * 1024);
+    const toBob = nextMessage(bob, 20_000);
+    const sent = await carol.send({
+      toPath: carol.toPathFor(bob.path),
+      body: file,
+      chunkSize: 64 * 1024,
+      contentType: 'application/octet-stream',
+    });
+    expect(sent.statuses.length).to.equal(80);
+    expect(sent.statuses.every((s) => s === 200)).to.equal(true);
+    const m = await toBob;
+    expect(m.body.equals(file)).to.equal(true);
+    // RFC 7977 §8.2.2: toward the TCP peer From-Path is <relay ;tcp> … <client ;ws>.
+    expect(m.fromPath).to.equal([bob.usePath[0], carol.usePath[0], carol.uri].join(' '));
+    const back = Buffer.from(file).reverse();
+    const toCarol = nextMessage(carol, 20_000);
+    const res = await bob.send({ toPath: bob.toPathFor(carol.path), body: back, chunkSize: 256 * 1024 });
+    expect(res.statuses.every((s) => s === 200)).to.equal(true);
+    expect((await toCarol).body.equals(back)).to.equal(true);
+    expect([carol.errors, bob.errors]).to.deep.equal([[], []]);
+  });
+
+  it('carries messages between two WebSocket clients both ways', async () => {
+    const relay = await h.relay(wsRelayOptions());
+    const carol = await wsClient(h, relay, 'carol');
+    const alice = await wsClient(h, relay, 'alice');
+    const file = randomBytes(300_000);
+    const toAlice = nextMessage(alice, 10_000);
+    const res = await carol.send({ toPath: carol.toPathFor(alice.path), body: file, chunkSize: 100_000 });
+    expect(res.statuses).to.deep.equal([200, 200, 200]);
+    expect((await toAlice).body.equals(file)).to.equal(true);
+    const toCarol = nextMessage(carol);
+    await alice.send({ toPath: alice.toPathFor(carol.path), body: 'and back' });
+    const m = await toCarol;
+    expect(m.body.toString()).to.equal('and back');
+    expect(m.fromPath).to.equal([carol.usePath[0], alice.usePath[0], alice.uri].join(' '));
+  });
+
+  it('re-chunks a 100 000-octet chunk from TCP into complete chunks of one WebSocket message each', async () => {
+    const max = 16_384;
+    const relay = await h.relay(wsRelayOptions({ wsMaxMessageBytes: max }));
+    const carol = await wsClient(h, relay, 'carol');
+    const bob = await h.client(relay, 'bob');
+    const raw: Buffer[] = [];
+    carol.ws!.on('message', (d: Buffer) => raw.push(d));
+    const file = randomBytes(100_000);
+    const got = nextMessage(carol, 10_000);
+    const res = await bob.send({ toPath: bob.toPathFor(carol.path), body: file, messageId: 'rechunk100k' });
+    expect(res.statuses).to.deep.equal([200]);
+    expect((await got).body.equals(file)).to.equal(true);
+    const frames: Frame[] = raw.map((msg) => {
+      const { frames: one, errors } = parseFrames(msg);
+      expect(errors).to.deep.equal([]);
+      expect(one.length).to.equal(1);
+      return one[0]!;
+    });
+    // Body per message: wsMaxMessageBytes minus 4 KiB kept for head and end-line.
+    const piece = max - 4096;
+    const expected: string[] = [];
+    for (let start = 1; start <= 100_000; start += piece)
+      expected.push(`${start}-${Math.min(start + piece - 1, 100_000)}/100000`);
+    expect(expected.length).to.equal(9);
+    expect(frames.map((f) => getHeader(f.headers, 'byte-range'))).to.deep.equal(expected);
+    expect(frames.map((f) => f.flag).join('')).to.equal('++++++++$');
+    expect(new Set(frames.map((f) => getHeader(f.headers, 'message-id')))).to.deep.equal(
+      new Set(['rechunk100k']),
+    );
+    expect(new Set(frames.map((f) => f.transactionId)).size).to.equal(9);
+    expect(raw.every((msg) => msg.length <= max)).to.equal(true);
+    expect(Buffer.concat(frames.map((f) => f.body!)).equals(file)).to.equal(true);
+  });
+
+  it('binds the Use-Path token to the WebSocket connection: another connection using it gets 403', async () => {
+    const relay = await h.relay(wsRelayOptions());
+    const carol = await wsClient(h, relay, 'carol');
+    const bob = await h.client(relay, 'bob');
+    const mallory = await connectWs(h, relay);
+    const atBob: Frame[] = [];
+    bob.on('request', (f: Frame) => atBob.push(f));
+    const res = await mallory.request({
+      method: 'SEND',
+      toPath: [carol.usePath[0], bob.uri].join(' '),
+      fromPath: carol.uri,
+      headers: [['Message-ID', 'spoofed1']],
+      contentType: 'text/plain',
+      body: 'spoofed',
+    });
+    expect(res.kind === 'response' && [res.statusCode, res.comment]).to.deep.equal([
+      403,
+      'Token used from a foreign connection',
+    ]);
+    const ok = await carol.send({ toPath: carol.toPathFor(bob.path), body: 'genuine' });
+    expect(ok.statuses).to.deep.equal([200]);
+    await until(() => atBob.length === 1, 3000, 'the genuine message');
+    expect(atBob[0]!.body!.toString()).to.equal('genuine');
+  });
+
+  it('treats the client URI with ;tcp instead of ;ws as a different URI (403)', async () => {
+    const relay = await h.relay(wsRelayOptions());
+    const carol = await wsClient(h, relay, 'carol');
+    const bob = await h.client(relay, 'bob');
+    const res = await carol.request({
+      method: 'SEND',
+      toPath: carol.toPathFor(bob.path),
+      fromPath: carol.uri.replace(/;ws$/, ';tcp'),
+      headers: [['Message-ID', 'wrongTransport']],
+      contentType: 'text/plain',
+      body: 'x',
+    });
+    expect(res.kind === 'response' && [res.statusCode, res.comment]).to.deep.equal([
+      403,
+      'From-Path does not match the authenticated client',
+    ]);
+  });
+
+  it('accepts a port-less .invalid ;ws client URI both ways', async () => {
+    const relay = await h.relay(wsRelayOptions());
+    const uri = 'msrp://q8zf2kd9wl3m.invalid/Wc7eP0s1aB;ws';
+    const carol = await wsClient(h, relay, 'carol', { uri });
+    const bob = await h.client(relay, 'bob');
+    const toBob = nextMessage(bob);
+    await carol.send({ toPath: carol.toPathFor(bob.path), body: 'from a port-less URI' });
+    expect((await toBob).fromPath.split(' ').at(-1)).to.equal(uri);
+    const toCarol = nextMessage(carol);
+    await bob.send({ toPath: bob.toPathFor(carol.path), body: 'to a port-less URI' });
+    const m = await toCarol;
+    expect(m.body.toString()).to.equal('to a port-less URI');
+    expect(m.headers[0]).to.deep.equal(['To-Path', uri]);
+  });
+
+  it('pauses the TCP source of a slow WebSocket reader, keeping queued bytes near maxQueuedBytes', async function () {
+    this.timeout(60_000);
+    const maxQueuedBytes = 256 * 1024;
+    const relay = await h.relay(wsRelayOptions({ maxQueuedBytes }));
+    const carol = await wsClient(h, relay, 'carol');
+    const bob = await h.client(relay, 'bob');
+    carol.ws!.pause();
+    const file = randomBytes(32 * 1024 * 1024);
+    let peak = 0;
+    const sampler = setInterval(() => (peak = Math.max(peak, relay.queuedBytes())), 2);
+    try {
+      const got = nextMessage(carol, 50_000);
+      const sending = bob.send({ toPath: bob.toPathFor(carol.path), body: file, chunkSize: 64 * 1024 });
+      let sendDone = false;
+      void sending.then(() => (sendDone = true));
+      await until(() => relay.queuedBytes() > maxQueuedBytes, 20_000, 'the queue toward carol to fill');
+      // Held for a while: the queue stays bounded although 32 MiB wait behind it.
+      const watchUntil = Date.now() + 300;
+      await until(() => Date.now() > watchUntil, 1000, 'the observation window');
+      expect(sendDone).to.equal(false);
+      expect(peak).to.be.at.most(maxQueuedBytes + 256 * 1024);
+      carol.ws!.resume();
+      const m = await got;
+      const res = await sending;
+      expect(m.body.equals(file)).to.equal(true);
+      expect(res.statuses.every((s) => s === 200)).to.equal(true);
+      expect(peak).to.be.at.most(maxQueuedBytes + 256 * 1024);
+    } finally {
+      clearInterval(sampler);
+    }
+  });
+
+  it('answers 413 when a head toward a WebSocket client leaves no room within wsMaxMessageBytes', async () => {
+    const relay = await h.relay(wsRelayOptions({ wsMaxMessageBytes: 2048 }));
+    const carol = await wsClient(h, relay, 'carol');
+    const bob = await h.client(relay, 'bob');
+    const res = await bob.request({
+      method: 'SEND',
+      toPath: bob.toPathFor(carol.path),
+      fromPath: bob.uri,
+      headers: [
+        ['Message-ID', 'bigHead1'],
+        ['X-Padding', 'p'.repeat(1000)],
+      ],
+      contentType: 'text/plain',
+      body: 'x',
+    });
+    expect(res.kind === 'response' && [res.statusCode, res.comment]).to.deep.equal([
+      413,
+      'Head too large for WebSocket',
+    ]);
+    const small = nextMessage(carol);
+    await bob.send({ toPath: bob.toPathFor(carol.path), body: 'small head' });
+    expect((await small).body.toString()).to.equal('small head');
+  });
+
+  it('passes wsAllowedOrigins and onHttpRequest through to its WebSocket listeners', async () => {
+    const relay = await h.relay(
+      wsRelayOptions({
+        wsAllowedOrigins: ['https://chat.example.com'],
+        onHttpRequest: (_req, res) => {
+          res.writeHead(204);
+          res.end();
+        },
+      }),
+    );
+    const url = wsUrl(relay);
+    const bad = await handshake(url, ['msrp'], { origin: 'https://evil.example.net' });
+    const good = await handshake(url, ['msrp'], { origin: 'https://chat.example.com' });
+    good.ws!.terminate();
+    expect([bad.status, good.status]).to.deep.equal([403, 101]);
+    const status = await new Promise<number>((resolve, reject) =>
+      httpGet(url.replace('ws:', 'http:'), (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      }).on('error', reject),
+    );
+    expect(status).to.equal(204);
+  });
+
+  it('carries messages both ways between a wss client and a TLS client', async () => {
+    const relay = await h.relay(wssRelayOptions());
+    const carol = await wsClient(h, relay, 'carol', { secure: true });
+    expect(carol.uri).to.match(/^msrps:\/\/[a-z0-9]+\.invalid:2855\/[A-Za-z0-9]+;ws$/);
+    const usePath = parseUri(carol.usePath[0]!);
+    expect([usePath.scheme, usePath.port, usePath.transport]).to.deep.equal([
+      'msrps',
+      portOf(relay, 'tls'),
+      'tcp',
+    ]);
+    const bob = await h.connect(relay, { tls: { ca: testCertificate().cert, servername: 'localhost' } });
+    await bob.auth({
+      relayUri: `msrps://bob@127.0.0.1:${portOf(relay, 'tls')};tcp`,
+      username: 'bob',
+      password: USERS.bob,
+    });
+    const file = randomBytes(1024 * 1024);
+    const toBob = nextMessage(bob, 10_000);
+    const res = await carol.send({ toPath: carol.toPathFor(bob.path), body: file, chunkSize: 64 * 1024 });
+    expect(res.statuses.every((s) => s === 200)).to.equal(true);
+    expect((await toBob).body.equals(file)).to.equal(true);
+    const toCarol = nextMessage(carol, 10_000);
+    await bob.send({ toPath: bob.toPathFor(carol.path), body: file });
+    expect((await toCarol).body.equals(file)).to.equal(true);
+  });
+
+  it('answers a bodiless SEND keep-alive over WebSocket like any other', async () => {
+    const relay = await h.relay(wsRelayOptions());
+    const carol = await wsClient(h, relay, 'carol');
+    const bob = await h.client(relay, 'bob');
+    const res = await carol.request({
+      method: 'SEND',
+      toPath: carol.toPathFor(bob.path),
+      fromPath: carol.uri,
+      headers: [
+        ['Message-ID', 'keepalive1'],
+        ['Byte-Range', '1-0/0'],
+      ],
+    });
+    expect(res.kind === 'response' && res.statusCode).to.equal(200);
+    expect(carol.errors).to.deep.equal([]);
+  });
+
+  it('closes WebSocket clients with 1001 and stops listening when the relay closes', async () => {
+    const relay = await h.relay(wsRelayOptions());
+    const carol = await wsClient(h, relay, 'carol');
+    const url = wsUrl(relay);
+    const code = closeCode(carol.ws!);
+    await relay.close(100);
+    expect(await code).to.equal(1001);
+    let refused = '';
+    await handshake(url, ['msrp']).catch((err: Error & { code?: string }) => (refused = err.code ?? ''));
+    expect(refused).to.equal('ECONNREFUSED');
+  });
+});
