@@ -36,6 +36,10 @@ export function relayOptionsFrom(cfg: RelayConfig, users: UserStore | undefined)
   return {
     listen: cfg.listen,
     tlsListen: cfg.tlsListen,
+    wsListen: cfg.wsListen,
+    wssListen: cfg.wssListen,
+    wsAllowedOrigins: cfg.wsAllowedOrigins,
+    wsMaxMessageBytes: cfg.wsMaxMessage,
     tls: readTls(cfg),
     publicHost: cfg.publicHost,
     realm: cfg.realm,
@@ -49,6 +53,9 @@ export function relayOptionsFrom(cfg: RelayConfig, users: UserStore | undefined)
     transactionTimeoutMs: cfg.transactionTimeout * 1000,
     probationMs: cfg.probationTimeout * 1000,
     idleTimeoutMs: cfg.idleTimeout * 1000,
+    reports: cfg.reports,
+    reportsDedupe: cfg.reportsDedupe,
+    reportsProcessing: cfg.reportsProcessing,
   };
 }
 

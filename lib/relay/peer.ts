@@ -10,12 +10,15 @@ import { MsrpParser, type ErrorContext, type ParserHandler } from '../msrp/parse
 import { classifyWsMessage, firstFrameHead } from '../msrp/ws-message.js';
 import type { Connection } from '../transport/connection.js';
 import { OutboundWriter, type ChunkStream } from './outbound-writer.js';
+import type { TrackedIm } from './relay-reports.js';
 
 /** The relay side of a peer: where parser events end up. */
 export interface PeerOwner {
   /** A request head: returns what to do with its body (`stream` for cut-through SENDs). */
   onRequestHead(peer: Peer, head: RequestHead): IncomingFrame;
-  /** A complete request whose body was collected (or a dropped one, to answer). */
+  /** Body octets of a tracked chunk (the report tracker keeps the CPIM head). */
+  onTrackedBody(chunk: TrackedIm, piece: Buffer): void;
+  /** The end of a request: finishes a streamed chunk, answers, or handles a collected body. */
   onRequestEnd(peer: Peer, frame: IncomingFrame, flag: ContinuationFlag): void;
   onResponse(peer: Peer, head: FrameHead & { kind: 'response' }): void;
   onParseError(peer: Peer, err: MsrpError, context: ErrorContext | null, frame: IncomingFrame | null): void;
@@ -24,7 +27,15 @@ export interface PeerOwner {
 
 /** What the relay decided to do with an incoming request's body. */
 export type IncomingFrame =
-  | { kind: 'stream'; head: RequestHead; stream: ChunkStream; dest: Peer; ourUri: string }
+  | {
+      kind: 'stream';
+      head: RequestHead;
+      stream: ChunkStream;
+      dest: Peer;
+      ourUri: string;
+      /** The chunk's handle in the report tracker, null when not tracked. */
+      tracked: TrackedIm | null;
+    }
   | { kind: 'collect'; head: RequestHead; pieces: Buffer[] }
   | { kind: 'drop'; head: RequestHead; status: number; comment: string; ourUri: string };
 
@@ -135,6 +146,7 @@ export class Peer implements ParserHandler {
     if (f === null) return;
     if (f.kind === 'stream') {
       f.stream.push(piece);
+      if (f.tracked !== null) this.owner.onTrackedBody(f.tracked, piece);
       f.dest.throttle(this);
     } else if (f.kind === 'collect') {
       f.pieces.push(Buffer.from(piece));
@@ -145,8 +157,7 @@ export class Peer implements ParserHandler {
     const f = this.frame;
     this.frame = null;
     if (f === null) return; // a response, already handled
-    if (f.kind === 'stream') f.stream.finish(flag);
-    this.owner.onRequestEnd(this, f, flag);
+    this.owner.onRequestEnd(this, f, flag); // finishes a stream frame's chunk
   }
 
   onError(err: MsrpError, context: ErrorContext | null): void {

@@ -28,6 +28,7 @@ import type { SubChunkSent } from './outbound-writer.js';
 import { Peer, type IncomingFrame, type PeerLimits, type PeerOwner } from './peer.js';
 import { failureReport, firstUri, splitPath, transactionResponse } from './replies.js';
 import { routeRequest, type RouteContext, type RouteResult } from './router.js';
+import { RelayReports, type TrackedIm, type TrackedImMessage } from './relay-reports.js';
 import { TokenTable } from './tokens.js';
 import { TransactionTable, type ForwardedTransaction } from './transactions.js';
 import type { UserStore } from './users.js';
@@ -40,6 +41,12 @@ export interface ListenSpec {
 
 /** Options of {@link createRelay}; every limit defaults to DESIGN.md's table. */
 export interface RelayOptions {
+  /** Delivery-report injection (DESIGN.md "Report policy"): `on-ack` (default), `on-receipt` or `off`. */
+  reports?: 'on-ack' | 'on-receipt' | 'off';
+  /** Drop the recipient's own delivery IMDN for a message already reported (default true). */
+  reportsDedupe?: boolean;
+  /** Answer `processing` requests with `processed` (default false). */
+  reportsProcessing?: boolean;
   /** Plain TCP listeners (default 127.0.0.1:2855 when no listener at all is given). */
   listen?: ListenSpec[];
   /** TLS listeners; need `tls.cert` and `tls.key`. */
@@ -123,7 +130,7 @@ export function createRelay(options: RelayOptions = {}): Relay {
 /** An MSRP relay (RFC 4976) over TCP, TLS and WebSocket (RFC 7977). */
 export class Relay implements PeerOwner, RouteContext<Peer> {
   readonly tokens = new TokenTable<Peer>();
-  readonly transactions = new TransactionTable<Peer>();
+  readonly transactions = new TransactionTable<Peer, TrackedImMessage>();
   readonly counters: RelayCounters = {
     connectionsOpened: 0,
     connectionsClosed: 0,
@@ -138,6 +145,8 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     parseErrors: {},
   };
   readonly log: Logger;
+  /** Message tracking and delivery-report injection. */
+  readonly reports: RelayReports;
   private readonly opts: Required<
     Omit<
       RelayOptions,
@@ -152,6 +161,9 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       | 'wssListen'
       | 'wsAllowedOrigins'
       | 'onHttpRequest'
+      | 'reports'
+      | 'reportsDedupe'
+      | 'reportsProcessing'
     >
   >;
   private readonly listenSpecs: ListenSpec[];
@@ -175,6 +187,12 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
 
   constructor(options: RelayOptions) {
     this.log = options.logger ?? silentLogger;
+    this.reports = new RelayReports({
+      mode: options.reports ?? 'on-ack',
+      dedupe: options.reportsDedupe ?? true,
+      processing: options.reportsProcessing ?? false,
+      log: this.log,
+    });
     const plain = options.listen ?? [];
     const tls = options.tlsListen ?? [];
     const ws = [...(options.wsListen ?? []), ...(options.wssListen ?? [])];
@@ -317,9 +335,12 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       }
       const max = this.opts.maxMessageBytes;
       if ((typeof byteRange.total === 'number' && byteRange.total > max) || byteRange.start > max) {
+        this.reports.refused(route.toPath, getHeader(head.headers, 'message-id'), 413);
         return { kind: 'drop', head, status: 413, comment: 'Message too large', ourUri: route.ourUri };
       }
     }
+    // A small CPIM SEND from a recipient may be its own delivery IMDN, dropped when already reported.
+    if (this.reports.holdForDedupe(head, byteRange)) return { kind: 'collect', head, pieces: [] };
     const dest = this.nextPeer(route);
     const headers = rewritePaths(head.headers, route.toPath, route.fromPath);
     // RFC 7977 §5.1: toward a WebSocket peer every sub-chunk must fit one message; a head that leaves
@@ -337,13 +358,16 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     const reportTo = head.headers[1]![1];
     const ourUri = route.ourUri;
     const total = byteRange?.total ?? '*';
+    const tracked = this.reports.begin(peer, head, route.toPath, byteRange, dest);
     const stream = dest.writer.openStream({
       headers,
       byteRange,
       byteRangeIndex: brIndex,
       onSent: (sub: SubChunkSent) => {
+        const trackedMsg = tracked === null ? undefined : this.reports.sent(tracked, fr, sub.start, sub.end);
         if (fr === 'no') return;
         this.track({
+          tracked: trackedMsg,
           tid: sub.tid,
           dest,
           source: peer,
@@ -362,13 +386,20 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       },
     });
     this.counters.forwarded++;
-    return { kind: 'stream', head, stream, dest, ourUri };
+    return { kind: 'stream', head, stream, dest, ourUri, tracked };
+  }
+
+  onTrackedBody(chunk: TrackedIm, piece: Buffer): void {
+    this.reports.data(chunk, piece);
   }
 
   onRequestEnd(peer: Peer, frame: IncomingFrame, flag: ContinuationFlag): void {
     const head = frame.head;
     switch (frame.kind) {
       case 'stream':
+        // DESIGN.md on-receipt: the delivery report is injected before the final end-line goes on.
+        this.reports.end(frame.tracked, flag);
+        frame.stream.finish(flag);
         // RFC 4976 §6.5: with Failure-Report yes the relay answers 200 at once, meaning "received".
         if (failureReportOf(head) === 'yes')
           peer.send([transactionResponse(head, 200, 'OK', frame.ourUri)], peer);
@@ -389,6 +420,8 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       return;
     }
     if (tx.method === 'SEND') {
+      if (tx.tracked !== undefined)
+        this.reports.answered(tx.tracked, head.statusCode, tx.rangeStart, tx.rangeEnd);
       // RFC 4976 §6.5: a non-200 from the next hop becomes a failure REPORT (FR yes or partial).
       if (head.statusCode !== 200) this.sendFailureReport(tx, head.statusCode, head.comment || 'Failed');
       return;
@@ -409,6 +442,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
 
   onParseError(peer: Peer, err: MsrpError, context: ErrorContext | null, frame: IncomingFrame | null): void {
     bump(this.counters.parseErrors, err.code);
+    if (frame?.kind === 'stream') this.reports.end(frame.tracked, '#');
     this.log.info({ conn: peer.id, remote: peer.conn.remote, code: err.code, fatal: err.fatal }, err.message);
     // RFC 4975 §7.2: a malformed request gets 400 (413 for a body over the limit) when its paths are known.
     const toPath = context === null ? undefined : getHeader(context.headers, 'to-path');
@@ -448,10 +482,12 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     // RFC 4976 §6.5: the next hop is gone, so what was sent to it failed.
     const everConnected = peer.requests > 0 || !peer.dialed || reason !== 'error:ECONNREFUSED';
     for (const tx of pending) {
+      if (tx.tracked !== undefined) this.reports.failed(tx.tracked, everConnected ? 481 : 408);
       if (tx.method === 'SEND')
         this.sendFailureReport(tx, everConnected ? 481 : 408, 'Next hop connection lost');
       else this.answerUpstream(tx, 408, 'Next hop connection lost');
     }
+    this.reports.peerClosed(peer);
     closeWaiters.get(peer)?.();
   }
 
@@ -581,8 +617,14 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       this.refuse(peer, head, route.statusCode, route.comment, route.ourUri);
       return;
     }
-    const dest = this.nextPeer(route);
     const body = head.hasBody ? Buffer.concat(pieces) : null;
+    if (head.method === 'SEND' && body !== null && this.reports.isDuplicate(head, body)) {
+      // DESIGN.md "Exactly one": the relay already reported delivery; the recipient's copy is dropped.
+      if (failureReportOf(head) === 'yes')
+        peer.send([transactionResponse(head, 200, 'OK', route.ourUri)], peer);
+      return;
+    }
+    const dest = this.nextPeer(route);
     let tid = randomId();
     if (body !== null) while (body.includes('\r\n-------' + tid)) tid = randomId();
     const headers = rewritePaths(head.headers, route.toPath, route.fromPath);
@@ -716,12 +758,16 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     peer.send([transactionResponse(head, statusCode, comment, ourUri)], peer);
   }
 
-  private track(tx: ForwardedTransaction<Peer>): void {
+  private track(tx: ForwardedTransaction<Peer, TrackedImMessage>): void {
     tx.deadline = Date.now() + this.opts.transactionTimeoutMs;
     this.transactions.add(tx);
   }
 
-  private sendFailureReport(tx: ForwardedTransaction<Peer>, statusCode: number, comment: string): void {
+  private sendFailureReport(
+    tx: ForwardedTransaction<Peer, TrackedImMessage>,
+    statusCode: number,
+    comment: string,
+  ): void {
     if (tx.failureReport === 'no' || tx.source.isClosed) return;
     bump(this.counters.failureReports, String(statusCode));
     this.log.info(
@@ -748,7 +794,11 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   }
 
   /** Answers a forwarded end-to-end request upstream on the relay's own behalf (timeout, loss). */
-  private answerUpstream(tx: ForwardedTransaction<Peer>, statusCode: number, comment: string): void {
+  private answerUpstream(
+    tx: ForwardedTransaction<Peer, TrackedImMessage>,
+    statusCode: number,
+    comment: string,
+  ): void {
     if (tx.failureReport === 'no' || tx.source.isClosed) return;
     tx.source.send([
       serializeResponse({
@@ -764,12 +814,14 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   private tick(): void {
     const now = Date.now();
     for (const tx of this.transactions.takeExpired(now)) {
+      if (tx.tracked !== undefined) this.reports.failed(tx.tracked, 408);
       if (tx.failureReport !== 'yes') continue; // RFC 4976 §6.5: no timer for partial
       this.counters.transactionTimeouts++;
       if (tx.method === 'SEND') this.sendFailureReport(tx, 408, 'Request Timeout');
       else this.answerUpstream(tx, 408, 'Request Timeout');
     }
     this.tokens.sweep(now);
+    this.reports.sweep(now);
     for (const peer of this.peers) {
       if (peer.closing) continue;
       const age = now - (this.connectedAt.get(peer) ?? now);

@@ -6,7 +6,7 @@
  */
 
 /** What the relay needs to finish a forwarded transaction. */
-export interface ForwardedTransaction<P> {
+export interface ForwardedTransaction<P, T = unknown> {
   /** Transaction id used toward the next hop. */
   readonly tid: string;
   /** The peer the request was sent to. */
@@ -29,20 +29,22 @@ export interface ForwardedTransaction<P> {
   readonly ourUri: string;
   /** How many of this relay's URIs the request's To-Path lost here (2 when routed internally). */
   readonly hops: number;
+  /** The tracked message this chunk belongs to (delivery reports), when tracked. */
+  readonly tracked?: T;
   /** Deadline in ms since the epoch; entries with FR `partial` never produce a timeout report. */
   deadline: number;
 }
 
 /** Outstanding forwarded transactions, indexed by transaction id and by destination. */
-export class TransactionTable<P> {
-  private readonly byTid = new Map<string, ForwardedTransaction<P>>();
-  private readonly byDest = new Map<P, Set<ForwardedTransaction<P>>>();
+export class TransactionTable<P, T = unknown> {
+  private readonly byTid = new Map<string, ForwardedTransaction<P, T>>();
+  private readonly byDest = new Map<P, Set<ForwardedTransaction<P, T>>>();
 
   get size(): number {
     return this.byTid.size;
   }
 
-  add(tx: ForwardedTransaction<P>): void {
+  add(tx: ForwardedTransaction<P, T>): void {
     this.byTid.set(tx.tid, tx);
     let set = this.byDest.get(tx.dest);
     if (set === undefined) this.byDest.set(tx.dest, (set = new Set()));
@@ -50,7 +52,7 @@ export class TransactionTable<P> {
   }
 
   /** Removes and returns the transaction `tid` if it was sent to `dest`. */
-  take(tid: string, dest: P): ForwardedTransaction<P> | undefined {
+  take(tid: string, dest: P): ForwardedTransaction<P, T> | undefined {
     const tx = this.byTid.get(tid);
     if (tx === undefined || tx.dest !== dest) return undefined;
     this.remove(tx);
@@ -58,7 +60,7 @@ export class TransactionTable<P> {
   }
 
   /** Removes and returns every transaction sent to `dest` (its connection closed). */
-  takeAllTo(dest: P): ForwardedTransaction<P>[] {
+  takeAllTo(dest: P): ForwardedTransaction<P, T>[] {
     const set = this.byDest.get(dest);
     if (set === undefined) return [];
     this.byDest.delete(dest);
@@ -68,8 +70,8 @@ export class TransactionTable<P> {
   }
 
   /** Removes and returns every transaction whose deadline has passed. */
-  takeExpired(now: number): ForwardedTransaction<P>[] {
-    const out: ForwardedTransaction<P>[] = [];
+  takeExpired(now: number): ForwardedTransaction<P, T>[] {
+    const out: ForwardedTransaction<P, T>[] = [];
     for (const tx of this.byTid.values()) {
       if (tx.deadline > now) break; // insertion order is deadline order
       out.push(tx);
@@ -78,7 +80,7 @@ export class TransactionTable<P> {
     return out;
   }
 
-  private remove(tx: ForwardedTransaction<P>): void {
+  private remove(tx: ForwardedTransaction<P, T>): void {
     this.byTid.delete(tx.tid);
     const set = this.byDest.get(tx.dest);
     set?.delete(tx);

@@ -1,0 +1,157 @@
+/**
+ * Where the relay meets the reports layer (DESIGN.md "Report policy"): SEND chunks toward a local
+ * recipient are tracked while they stream through, the next hop's responses, timeouts and connection
+ * losses are fed back, and the policy injects delivery reports toward the sender. Every call is
+ * synchronous and cheap when reports are off or a chunk is not tracked (`null` handles).
+ */
+import type { ContinuationFlag } from '../constants.js';
+import type { RequestHead } from '../msrp/message.js';
+import type { ByteRange, FailureReport } from '../msrp/headers.js';
+import { getHeader } from '../msrp/message.js';
+import {
+  acknowledgedOnSend,
+  recipientSessionKey,
+  ReportPolicy,
+  type ReportCounters,
+  type ReportMeta,
+  type ReportMode,
+} from '../reports/policy.js';
+import { MessageTracker, type TrackedChunk, type TrackedMessage } from '../reports/tracker.js';
+import type { Logger } from './logger.js';
+import type { Peer } from './peer.js';
+
+/** What the relay keeps about a tracked message: the report's paths and where the IM went. */
+export interface ImMeta extends ReportMeta {
+  /** The connection the IM was forwarded on (the recipient's). */
+  dest: Peer;
+}
+
+/** A tracked chunk as the relay holds it. */
+export type TrackedIm = TrackedChunk<Peer, ImMeta>;
+/** A tracked message as a forwarded transaction refers to it. */
+export type TrackedImMessage = TrackedMessage<Peer, ImMeta>;
+
+/** Options of {@link RelayReports} (the `--reports*` flags). */
+export interface RelayReportsOptions {
+  mode: ReportMode;
+  dedupe: boolean;
+  processing: boolean;
+  log: Logger;
+}
+
+/** The report tracker and policy, wired to the relay's events. */
+export class RelayReports {
+  readonly policy: ReportPolicy<Peer, ImMeta>;
+  readonly tracker: MessageTracker<Peer, ImMeta>;
+  private readonly off: boolean;
+
+  constructor(options: RelayReportsOptions) {
+    this.off = options.mode === 'off';
+    this.policy = new ReportPolicy<Peer, ImMeta>({
+      mode: options.mode,
+      dedupe: options.dedupe,
+      processing: options.processing,
+      inject: (msg, frame, outcome) => {
+        if (msg.owner.isClosed) return;
+        options.log.debug({ conn: msg.owner.id, messageId: msg.messageId, outcome }, 'report injected');
+        msg.owner.send([frame]);
+      },
+    });
+    this.tracker = new MessageTracker<Peer, ImMeta>(this.policy);
+  }
+
+  /** Counters for the metrics layer. */
+  get counters(): ReportCounters {
+    return this.policy.counters;
+  }
+
+  /**
+   * A SEND chunk's head, routed to `dest` with To-Path `toPath` after this relay: starts tracking when
+   * this relay is the last before the recipient and the body is CPIM. Returns the chunk's handle or null.
+   */
+  begin(
+    source: Peer,
+    head: RequestHead,
+    toPath: string,
+    range: ByteRange | null,
+    dest: Peer,
+  ): TrackedIm | null {
+    if (this.off) return null;
+    // DESIGN.md: only the relay whose next hop is the recipient endpoint injects.
+    const lastHop = toPath.trim().indexOf(' ') === -1;
+    if (!this.policy.shouldTrack(getHeader(head.headers, 'content-type'), lastHop)) return null;
+    const messageId = getHeader(head.headers, 'message-id');
+    if (messageId === undefined) return null;
+    return this.tracker.begin(source, recipientSessionKey(toPath), messageId, range, {
+      toPath: head.headers[0]![1],
+      fromPath: head.headers[1]![1],
+      lastHop,
+      dest,
+    });
+  }
+
+  /** Body octets of a tracked chunk. */
+  data(chunk: TrackedIm, piece: Buffer): void {
+    this.tracker.data(chunk, piece);
+  }
+
+  /** A tracked chunk's end-line; call before the chunk's end-line is forwarded (`on-receipt`). */
+  end(chunk: TrackedIm | null, flag: ContinuationFlag): void {
+    if (chunk !== null) this.tracker.end(chunk, flag);
+  }
+
+  /**
+   * A sub-chunk of a tracked chunk was written to the recipient. With Failure-Report `no`/`partial` no
+   * 200 will come, so the octets count as acknowledged now; otherwise the transaction carries the message
+   * until its response.
+   */
+  sent(chunk: TrackedIm, fr: FailureReport, start: number, end: number): TrackedImMessage | undefined {
+    if (acknowledgedOnSend(fr)) {
+      this.tracker.acked(chunk.msg, start, end);
+      return undefined;
+    }
+    return chunk.msg;
+  }
+
+  /** The recipient answered a forwarded sub-chunk of `msg`. */
+  answered(msg: TrackedImMessage, statusCode: number, start: number, end: number): void {
+    if (statusCode === 200) this.tracker.acked(msg, start, end);
+    else this.tracker.fail(msg, statusCode);
+  }
+
+  /** A forwarded sub-chunk of `msg` failed without a response (408 timeout, 481 connection lost). */
+  failed(msg: TrackedImMessage, code: number): void {
+    this.tracker.fail(msg, code);
+  }
+
+  /** A later chunk of a message was refused before forwarding (413). */
+  refused(toPath: string, messageId: string | undefined, code: number): void {
+    if (!this.off && messageId !== undefined)
+      this.tracker.failByKey(recipientSessionKey(toPath), messageId, code);
+  }
+
+  /**
+   * True when a SEND from a recipient should be held whole (not cut through) so a duplicate delivery
+   * IMDN can be dropped (`--reports-dedupe`).
+   */
+  holdForDedupe(head: RequestHead, range: ByteRange | null): boolean {
+    return !this.off && this.policy.isImdnCandidate(getHeader(head.headers, 'content-type'), range);
+  }
+
+  /** True when a held SEND is the recipient's own delivery IMDN for a message already reported. */
+  isDuplicate(head: RequestHead, body: Buffer): boolean {
+    return this.policy.isDuplicateImdnBody(recipientSessionKey(head.headers[1]![1]), body);
+  }
+
+  /** A connection closed: messages toward it failed (481), messages from it are forgotten. */
+  peerClosed(peer: Peer): void {
+    if (this.off) return;
+    this.tracker.failWhere((m) => m.meta.dest === peer, 481);
+    this.tracker.dropOwner(peer);
+  }
+
+  /** Periodic housekeeping. */
+  sweep(now: number): void {
+    if (!this.off) this.tracker.sweep(now);
+  }
+}

@@ -1,0 +1,255 @@
+import { expect } from 'chai';
+import type { MsrpEndpoint, ReceivedMessage } from '../../lib/client/endpoint.js';
+import { getHeader, type Frame } from '../../lib/msrp/message.js';
+import { parseCpimHead } from '../../lib/reports/cpim.js';
+import { parseImdn, validateImdnDocument, type ImdnDocument } from '../../lib/reports/imdn.js';
+import { Harness, until } from '../helpers/relay.js';
+
+const CRLF = '\r\n';
+
+/** A CPIM IM from alice to bob asking for `notify` in the RFC 5438 or the legacy dialect. */
+function im(
+  imdnId: string,
+  text: string,
+  notify: string | null,
+  dialect: 'imdn' | 'legacy' = 'imdn',
+): Buffer {
+  const head = ['From: <im:alice@example.org>', 'To: <im:bob@example.net>', 'DateTime: 2026-11-24T10:00:00Z'];
+  if (dialect === 'imdn') {
+    head.push('NS: imdn <urn:ietf:params:imdn>', `imdn.Message-ID: ${imdnId}`);
+    if (notify !== null) head.push(`imdn.Disposition-Notification: ${notify}`);
+  } else {
+    head.push(`Message-ID: ${imdnId}`);
+    if (notify !== null) head.push(`Receipt-Request: ${notify}`);
+  }
+  return Buffer.from(head.join(CRLF) + CRLF + CRLF + 'Content-Type: text/plain' + CRLF + CRLF + text);
+}
+
+/** Collects every SEND alice receives whose CPIM body is a report. */
+function reportsTo(
+  ep: MsrpEndpoint,
+): Array<{ frame: ReceivedMessage; doc: ImdnDocument; contentType: string }> {
+  const out: Array<{ frame: ReceivedMessage; doc: ImdnDocument; contentType: string }> = [];
+  ep.on('message', (m: ReceivedMessage) => {
+    const head = parseCpimHead(m.body, { lenient: true });
+    if (head === 'incomplete') return;
+    const ct = head.contentHeader('content-type') ?? '';
+    if (!/imdn\+xml|status-report/.test(ct)) return;
+    out.push({ frame: m, doc: parseImdn(m.body.subarray(head.bodyOffset)), contentType: ct });
+  });
+  return out;
+}
+
+describe('delivery reports injected by the relay (DESIGN.md "Report policy")', () => {
+  const h = new Harness();
+  afterEach(() => h.cleanup());
+
+  it('injects an RFC 5438 delivered IMDN toward the sender once the recipient acknowledged (on-ack)', async () => {
+    const relay = await h.relay({ reports: 'on-ack' });
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const reports = reportsTo(alice);
+    const requests: Frame[] = [];
+    alice.on('request', (f: Frame) => requests.push(f));
+    await alice.send({
+      toPath: alice.toPathFor(bob.path),
+      body: im('imdnA001', 'hi', 'positive-delivery'),
+      contentType: 'message/cpim',
+    });
+    await until(() => reports.length === 1, 3000, 'a report');
+    const r = reports[0]!;
+    expect(r.doc).to.include({
+      format: 'rfc5438',
+      messageId: 'imdnA001',
+      notification: 'delivery',
+      status: 'delivered',
+    });
+    expect(r.doc.recipientUri).to.equal('im:bob@example.net');
+    expect(r.contentType).to.equal('message/imdn+xml');
+    const send = requests.find((f) => getHeader(f.headers, 'message-id') === r.frame.messageId)!;
+    // The injected SEND looks like it came from the recipient: paths swapped, nothing answers it.
+    expect(send.headers[0]).to.deep.equal(['To-Path', alice.uri]);
+    expect(send.headers[1]![1].split(' ')).to.deep.equal([alice.usePath[0], bob.usePath[0], bob.uri]);
+    expect(getHeader(send.headers, 'failure-report')).to.equal('no');
+    expect(getHeader(send.headers, 'success-report')).to.equal('no');
+    expect(getHeader(send.headers, 'content-type')).to.equal('message/cpim');
+    const cpim = parseCpimHead(r.frame.body, { lenient: true });
+    expect(cpim !== 'incomplete' && cpim.contentHeader('content-disposition')).to.equal('notification');
+    const xml = r.frame.body.subarray(cpim !== 'incomplete' ? cpim.bodyOffset : 0).toString();
+    expect(validateImdnDocument(xml)).to.deep.equal([]);
+    expect(relay.reports.counters.injected.imdn.delivered).to.equal(1);
+  });
+
+  it('answers a legacy Receipt-Request with a message/status-report in the same dialect', async () => {
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const reports = reportsTo(alice);
+    await alice.send({
+      toPath: alice.toPathFor(bob.path),
+      body: im('legacy01', 'ping', 'positive-delivery, read', 'legacy'),
+      contentType: 'message/cpim',
+    });
+    await until(() => reports.length === 1, 3000, 'a report');
+    expect(reports[0]!.contentType).to.equal('message/status-report');
+    expect(reports[0]!.doc).to.include({ messageId: 'legacy01', status: 'delivered' });
+    const cpim = parseCpimHead(reports[0]!.frame.body, { lenient: true });
+    expect(cpim !== 'incomplete' && cpim.contentHeader('content-disposition')).to.equal('confirm');
+  });
+
+  it('reports delivered on receipt even before the recipient answers (on-receipt)', async () => {
+    const relay = await h.relay({ reports: 'on-receipt' });
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob', { respond: () => null });
+    const reports = reportsTo(alice);
+    await alice.send({
+      toPath: alice.toPathFor(bob.path),
+      body: im('rcpt0001', 'x', 'positive-delivery'),
+      contentType: 'message/cpim',
+    });
+    await until(() => reports.length === 1, 3000, 'a report');
+    expect(reports[0]!.doc.status).to.equal('delivered');
+  });
+
+  it('does not report delivered on-ack while the recipient stays silent', async () => {
+    const relay = await h.relay({ reports: 'on-ack' });
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob', { respond: () => null });
+    const reports = reportsTo(alice);
+    const got = new Promise((r) => bob.once('message', r));
+    await alice.send({
+      toPath: alice.toPathFor(bob.path),
+      body: im('silent01', 'x', 'positive-delivery'),
+      contentType: 'message/cpim',
+    });
+    await got;
+    await new Promise((r) => setTimeout(r, 150));
+    expect(reports).to.deep.equal([]);
+  });
+
+  it('reports a 3-chunk message whose CPIM head spans two chunks exactly once', async () => {
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const reports = reportsTo(alice);
+    const body = im('chunky01', 'y'.repeat(200), 'positive-delivery');
+    await alice.send({
+      toPath: alice.toPathFor(bob.path),
+      body,
+      chunkSize: Math.ceil(body.length / 3),
+      contentType: 'message/cpim',
+    });
+    await until(() => reports.length === 1, 3000, 'a report');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(reports.map((r) => r.doc.messageId)).to.deep.equal(['chunky01']);
+  });
+
+  it('reports interleaved messages each on its own', async () => {
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const reports = reportsTo(alice);
+    const toPath = alice.toPathFor(bob.path);
+    await Promise.all([
+      alice.send({
+        toPath,
+        body: im('inter001', 'a'.repeat(3000), 'positive-delivery'),
+        chunkSize: 700,
+        contentType: 'message/cpim',
+      }),
+      alice.send({
+        toPath,
+        body: im('inter002', 'b'.repeat(3000), 'positive-delivery'),
+        chunkSize: 900,
+        contentType: 'message/cpim',
+      }),
+    ]);
+    await until(() => reports.length === 2, 3000, 'two reports');
+    expect(reports.map((r) => r.doc.messageId).sort()).to.deep.equal(['inter001', 'inter002']);
+  });
+
+  it('injects a failed IMDN when the recipient disconnects before answering (negative-delivery)', async () => {
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob', { respond: () => null });
+    bob.on('request', () => bob.socket.destroy());
+    const reports = reportsTo(alice);
+    await alice.send({
+      toPath: alice.toPathFor(bob.path),
+      body: im('negative1', 'z', 'negative-delivery'),
+      contentType: 'message/cpim',
+    });
+    await until(() => reports.length === 1, 3000, 'a report');
+    expect(reports[0]!.doc).to.include({ messageId: 'negative1', status: 'failed' });
+  });
+
+  it('sends no report for a message that asked for none, nor for positive-delivery on failure', async () => {
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob', { respond: () => 415 });
+    const reports = reportsTo(alice);
+    await alice.send({
+      toPath: alice.toPathFor(bob.path),
+      body: im('none0001', 'q', null),
+      contentType: 'message/cpim',
+    });
+    await alice.send({
+      toPath: alice.toPathFor(bob.path),
+      body: im('posonly1', 'q', 'positive-delivery'),
+      contentType: 'message/cpim',
+    });
+    await new Promise((r) => setTimeout(r, 150));
+    expect(reports).to.deep.equal([]);
+  });
+
+  it("drops the recipient's own delivery IMDN for a message the relay already reported", async () => {
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const reports = reportsTo(alice);
+    await alice.send({
+      toPath: alice.toPathFor(bob.path),
+      body: im('dedupe01', 'hi', 'positive-delivery'),
+      contentType: 'message/cpim',
+    });
+    await until(() => reports.length === 1, 3000, 'the relay report');
+    const own = reports[0]!.frame.body; // the same document, now sent by bob himself
+    const res = await bob.send({ toPath: bob.toPathFor(alice.path), body: own, contentType: 'message/cpim' });
+    expect(res.statuses).to.deep.equal([200]);
+    await new Promise((r) => setTimeout(r, 150));
+    expect(reports.length).to.equal(1);
+    expect(relay.reports.counters.duplicatesDropped).to.equal(1);
+  });
+
+  it('injects only at the relay next to the recipient in a two-relay chain', async () => {
+    const r1 = await h.relay();
+    const r2 = await h.relay();
+    const alice = await h.client(r1, 'alice');
+    const bob = await h.client(r2, 'bob');
+    const reports = reportsTo(alice);
+    await alice.send({
+      toPath: alice.toPathFor(bob.path),
+      body: im('chain001', 'far', 'positive-delivery'),
+      contentType: 'message/cpim',
+    });
+    await until(() => reports.length === 1, 3000, 'a report');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(reports.length).to.equal(1);
+    expect(reports[0]!.frame.fromPath.split(' ')).to.deep.equal([alice.usePath[0], bob.usePath[0], bob.uri]);
+    expect(r1.reports.counters.injected.imdn.delivered).to.equal(0);
+    expect(r2.reports.counters.injected.imdn.delivered).to.equal(1);
+  });
+
+  it('stays transparent with reports off', async () => {
+    const relay = await h.relay({ reports: 'off' });
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const reports = reportsTo(alice);
+    const body = im('offoff01', 'hi', 'positive-delivery');
+    const got = new Promise<ReceivedMessage>((r) => bob.once('message', r));
+    await alice.send({ toPath: alice.toPathFor(bob.path), body, contentType: 'message/cpim' });
+    expect((await got).body.equals(body)).to.equal(true);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(reports).to.deep.equal([]);
+  });
+});
