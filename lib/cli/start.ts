@@ -1,6 +1,7 @@
 /**
- * `msrp-relay start`: resolves the configuration, starts the relay, prints how to reach it, and handles
- * signals (SIGINT/SIGTERM: drain and exit 0; SIGHUP: reload the users file and the log level).
+ * `msrp-relay start`: resolves the configuration, starts the relay (and `--metrics-listen`), prints how to
+ * reach it, and handles signals (SIGINT/SIGTERM: drain and exit 0, the metrics server answering /healthz
+ * 503 meanwhile; SIGHUP: reload the users file and the log level).
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
@@ -9,7 +10,9 @@ import { randomId } from '../msrp/serializer.js';
 import { createRelay, type Relay, type RelayOptions } from '../relay/relay.js';
 import { FileUserStore, type UserStore } from '../relay/users.js';
 import { addRelayOptions, describeConfig, resolveConfig, type RelayConfig } from './config.js';
+import { createWebHandler } from '../web/page.js';
 import { createLogger } from './logger.js';
+import { startMetricsServer, type MetricsServer } from './metrics.js';
 
 /** Users and how the operator learns about them. */
 interface UsersSetup {
@@ -56,6 +59,8 @@ export function relayOptionsFrom(cfg: RelayConfig, users: UserStore | undefined)
     reports: cfg.reports,
     reportsDedupe: cfg.reportsDedupe,
     reportsProcessing: cfg.reportsProcessing,
+    // The browser chat page at `/` of the WebSocket listeners (`--no-web` turns it off).
+    onHttpRequest: cfg.web ? createWebHandler() : undefined,
   };
 }
 
@@ -94,13 +99,27 @@ async function start(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): Pr
     const e = err as NodeJS.ErrnoException;
     throw createError(ErrorCodes.CONFIG, `cannot listen: ${e.code ?? ''} ${e.message}`.trim(), 0, true);
   }
+  let metrics: MetricsServer | null = null;
+  if (cfg.metricsListen !== undefined) {
+    const { host, port } = cfg.metricsListen;
+    try {
+      metrics = await startMetricsServer(relay, { host, port });
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      const msg = `cannot listen on --metrics-listen ${host}:${port}: ${e.code ?? ''} ${e.message}`;
+      throw createError(ErrorCodes.CONFIG, msg.replace(/ +/g, ' '), 0, true);
+    }
+  }
   if (!cfg.auth) log.warn({}, 'authentication is off (--no-auth): any client can obtain a Use-Path token');
-  printBanner(relay, cfg, users);
-  log.info({ addresses: relay.addresses(), config: describeConfig(cfg) }, 'relay started');
-  installSignals(relay, flags, env, log);
+  printBanner(relay, cfg, users, metrics);
+  log.info(
+    { addresses: relay.addresses(), metrics: metrics?.url, config: describeConfig(cfg) },
+    'relay started',
+  );
+  installSignals(relay, metrics, flags, env, log);
 }
 
-function printBanner(relay: Relay, cfg: RelayConfig, users: UsersSetup): void {
+function printBanner(relay: Relay, cfg: RelayConfig, users: UsersSetup, metrics: MetricsServer | null): void {
   const host = cfg.publicHost ?? relay.addresses()[0]?.host ?? '127.0.0.1';
   const user = users.demo?.username ?? 'USER';
   const lines = ['msrp-relay is running. Clients AUTH to:'];
@@ -112,6 +131,8 @@ function printBanner(relay: Relay, cfg: RelayConfig, users: UsersSetup): void {
       `  ${a.kind.padEnd(4)} ${where}   AUTH To-Path: ${scheme}://${user}@${host}:${a.port};${a.kind.startsWith('ws') ? 'ws' : 'tcp'}`,
     );
   }
+  if (metrics !== null)
+    lines.push(`  metrics ${metrics.url}   health: ${metrics.url.replace(/\/metrics$/, '/healthz')}`);
   if (users.demo) {
     lines.push(
       `No --users file: this run accepts user "${users.demo.username}" with password "${users.demo.password}".`,
@@ -123,6 +144,7 @@ function printBanner(relay: Relay, cfg: RelayConfig, users: UsersSetup): void {
 
 function installSignals(
   relay: Relay,
+  metrics: MetricsServer | null,
   flags: Record<string, unknown>,
   env: NodeJS.ProcessEnv,
   log: ReturnType<typeof createLogger>,
@@ -135,7 +157,9 @@ function installSignals(
     }
     stopping = true;
     log.info({ signal, connections: relay.connectionCount }, 'draining');
-    void relay.close(10_000).then(() => {
+    // The metrics server stays up while draining, so /healthz answers 503 until the relay is gone.
+    void relay.close(10_000).then(async () => {
+      await metrics?.close();
       log.info({}, 'stopped');
       log.flush?.();
       setTimeout(() => process.exit(0), 50).unref();

@@ -11,10 +11,11 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { WebSocket, type ClientOptions, type RawData } from 'ws';
 import type { ContinuationFlag } from '../constants.js';
+import type { MsrpError } from '../errors.js';
 import { createError, ErrorCodes } from '../errors.js';
 import { FrameCollector, type CollectedError } from '../msrp/frame-collector.js';
 import { getHeader, type Frame, type Header } from '../msrp/message.js';
-import { parseByteRange } from '../msrp/headers.js';
+import { parseByteRange, type ByteRange } from '../msrp/headers.js';
 import { parseDigestChallenge, formatDigestCredentials } from '../msrp/digest.js';
 import { MsrpParser } from '../msrp/parser.js';
 import { randomId, serializeRequest, serializeResponse, type RequestSpec } from '../msrp/serializer.js';
@@ -349,8 +350,18 @@ export class MsrpEndpoint extends EventEmitter {
     }
     if (frame.method !== 'SEND') return;
     const fr = getHeader(frame.headers, 'failure-report') ?? 'yes';
+    let range: ByteRange = { start: 1, end: '*', total: '*' };
+    let bad: MsrpError | null = null;
+    const brValue = getHeader(frame.headers, 'byte-range');
+    try {
+      if (brValue !== undefined) range = parseByteRange(brValue);
+    } catch (err) {
+      // A malformed chunk is answered 400 and recorded; it must not take the endpoint down.
+      bad = err as MsrpError;
+      this.errors.push({ error: bad, context: null });
+    }
     if (fr !== 'no') {
-      const code = this.respond(frame);
+      const code = bad !== null ? 400 : this.respond(frame);
       if (code !== null && !(fr === 'partial' && code === 200)) {
         const from = frame.headers[1]![1].trim().split(/\s+/)[0]!;
         this.write(
@@ -363,14 +374,11 @@ export class MsrpEndpoint extends EventEmitter {
         );
       }
     }
-    this.assemble(frame);
+    if (bad === null) this.assemble(frame, range);
   }
 
-  private assemble(frame: Frame): void {
+  private assemble(frame: Frame, range: ByteRange): void {
     const messageId = getHeader(frame.headers, 'message-id') ?? '';
-    const brValue = getHeader(frame.headers, 'byte-range');
-    const range =
-      brValue === undefined ? { start: 1, end: '*' as const, total: '*' as const } : parseByteRange(brValue);
     const body = frame.body ?? Buffer.alloc(0);
     let a = this.assemblies.get(messageId);
     if (a === undefined) this.assemblies.set(messageId, (a = { parts: new Map(), total: null, received: 0 }));

@@ -100,6 +100,17 @@ export interface OutboundWriterOptions {
   maxQueuedBytes: number;
   /** Called when the queue falls below half of `maxQueuedBytes` after having passed it. */
   onLowWater: () => void;
+  /** Where re-chunking is counted (the relay's counters); default: a private object. */
+  counters?: WriterCounters;
+}
+
+/** Counters an {@link OutboundWriter} bumps. */
+export interface WriterCounters {
+  /**
+   * Sub-chunks written beyond the first of a forwarded chunk: interruptions (RFC 4975 §7.1) and
+   * WebSocket splits (RFC 7977 §5.1).
+   */
+  rechunked: number;
 }
 
 /** Orders and writes everything sent on one connection. */
@@ -110,6 +121,7 @@ export class OutboundWriter {
   private readonly maxQueuedBytes: number;
   private readonly highWater: number;
   private readonly onLowWater: () => void;
+  private readonly counters: WriterCounters;
   private control: Buffer[][] = [];
   private waiting: ChunkStream[] = [];
   private active: ChunkStream | null = null;
@@ -125,6 +137,7 @@ export class OutboundWriter {
     this.maxQueuedBytes = options.maxQueuedBytes;
     this.highWater = Math.min(256 * 1024, Math.max(16 * 1024, options.maxQueuedBytes >> 1));
     this.onLowWater = options.onLowWater;
+    this.counters = options.counters ?? { rechunked: 0 };
   }
 
   /** Bytes waiting here plus bytes the transport has not flushed yet. */
@@ -225,7 +238,9 @@ export class OutboundWriter {
   /** A stream can use the wire now. */
   private ready(s: ChunkStream): boolean {
     if (s.finished !== null) return true;
-    return this.framed ? s.pendingBytes >= this.maxChunkBody : s.pendingBytes > 0;
+    // Framed: a full message leaves only once more octets follow it, so the chunk's last message is
+    // never empty (`N+1-N/T`) when the end-line arrives just after exactly `maxChunkBody` octets.
+    return this.framed ? s.pendingBytes > this.maxChunkBody : s.pendingBytes > 0;
   }
 
   private flushControl(): void {
@@ -261,7 +276,7 @@ export class OutboundWriter {
     s.subOpen = true;
     s.subTid = tid;
     s.subStart = s.offset;
-    s.subCount++;
+    if (s.subCount++ > 0) this.counters.rechunked++;
     this.conn.writeFrame([head]);
   }
 
@@ -287,7 +302,7 @@ export class OutboundWriter {
     const head = formatHead(`MSRP ${tid} SEND`, headers, true);
     const start = s.offset;
     s.offset += len;
-    s.subCount++;
+    if (s.subCount++ > 0) this.counters.rechunked++;
     this.conn.writeFrame([head, body, Buffer.from(frameTail(tid, flag, true), 'latin1')]);
     s.spec.onSent({ tid, start, end: s.offset - 1, flag });
     if (last) this.retire(s);

@@ -9,11 +9,19 @@ import { getHeader, type FrameHead, type RequestHead } from '../msrp/message.js'
 import { MsrpParser, type ErrorContext, type ParserHandler } from '../msrp/parser.js';
 import { classifyWsMessage, firstFrameHead } from '../msrp/ws-message.js';
 import type { Connection } from '../transport/connection.js';
-import { OutboundWriter, type ChunkStream } from './outbound-writer.js';
+import { OutboundWriter, type ChunkStream, type WriterCounters } from './outbound-writer.js';
 import type { TrackedIm } from './relay-reports.js';
+
+/** Counters a peer and its writer bump: plain numbers the metrics layer reads. */
+export interface PeerCounters extends WriterCounters {
+  /** Times a connection's reading was paused because a destination's queue was full. */
+  readerPauses: number;
+}
 
 /** The relay side of a peer: where parser events end up. */
 export interface PeerOwner {
+  /** Shared counters (the relay's). */
+  readonly counters: PeerCounters;
   /** A request head: returns what to do with its body (`stream` for cut-through SENDs). */
   onRequestHead(peer: Peer, head: RequestHead): IncomingFrame;
   /** Body octets of a tracked chunk (the report tracker keeps the CPIM head). */
@@ -88,6 +96,7 @@ export class Peer implements ParserHandler {
       maxChunkBody: limits.maxChunkBody,
       maxQueuedBytes: limits.maxQueuedBytes,
       onLowWater: () => this.releaseSources(),
+      counters: owner.counters,
     });
     conn.attach({
       onData: (data) => this.onData(data),
@@ -106,6 +115,11 @@ export class Peer implements ParserHandler {
     return this.closedReason !== null;
   }
 
+  /** True while reading from this connection is paused by backpressure. */
+  get isPaused(): boolean {
+    return this.blockedBy.size > 0;
+  }
+
   /** Writes a whole frame (response, REPORT, collected request) ahead of streaming chunks. */
   send(parts: Buffer[], producer?: Peer): void {
     if (this.closedReason !== null) return;
@@ -119,7 +133,10 @@ export class Peer implements ParserHandler {
     if (!this.pausedSources.has(source)) {
       this.pausedSources.add(source);
       source.blockedBy.add(this);
-      if (source.blockedBy.size === 1) source.conn.pause();
+      if (source.blockedBy.size === 1) {
+        source.conn.pause();
+        this.owner.counters.readerPauses++;
+      }
     }
   }
 

@@ -29,9 +29,19 @@ import { Peer, type IncomingFrame, type PeerLimits, type PeerOwner } from './pee
 import { failureReport, firstUri, splitPath, transactionResponse } from './replies.js';
 import { routeRequest, type RouteContext, type RouteResult } from './router.js';
 import { RelayReports, type TrackedIm, type TrackedImMessage } from './relay-reports.js';
+import {
+  createRelayCounters,
+  KNOWN_METHODS,
+  perTransport,
+  type ConnectionState,
+  type RelayCounters,
+  type RelayStats,
+} from './stats.js';
 import { TokenTable } from './tokens.js';
 import { TransactionTable, type ForwardedTransaction } from './transactions.js';
 import type { UserStore } from './users.js';
+
+export type { ConnectionState, RelayCounters, RelayStats } from './stats.js';
 
 /** A `host:port` to listen on (port 0: any free port). */
 export interface ListenSpec {
@@ -100,21 +110,6 @@ export interface RelayAddress {
   port: number;
 }
 
-/** Counters the metrics layer reads. */
-export interface RelayCounters {
-  connectionsOpened: number;
-  connectionsClosed: number;
-  authOk: number;
-  authChallenged: number;
-  authFailed: number;
-  requestsIn: Record<string, number>;
-  responsesIn: Record<string, number>;
-  forwarded: number;
-  failureReports: Record<string, number>;
-  transactionTimeouts: number;
-  parseErrors: Record<string, number>;
-}
-
 interface BoundListener {
   kind: TransportKind;
   server: Server;
@@ -131,19 +126,7 @@ export function createRelay(options: RelayOptions = {}): Relay {
 export class Relay implements PeerOwner, RouteContext<Peer> {
   readonly tokens = new TokenTable<Peer>();
   readonly transactions = new TransactionTable<Peer, TrackedImMessage>();
-  readonly counters: RelayCounters = {
-    connectionsOpened: 0,
-    connectionsClosed: 0,
-    authOk: 0,
-    authChallenged: 0,
-    authFailed: 0,
-    requestsIn: {},
-    responsesIn: {},
-    forwarded: 0,
-    failureReports: {},
-    transactionTimeouts: 0,
-    parseErrors: {},
-  };
+  readonly counters: RelayCounters = createRelayCounters();
   readonly log: Logger;
   /** Message tracking and delivery-report injection. */
   readonly reports: RelayReports;
@@ -184,6 +167,8 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   private publicHost: string;
   private housekeeping: NodeJS.Timeout | null = null;
   private draining = false;
+  /** Octets of connections already closed, by transport ({@link stats} adds the open ones). */
+  private readonly retiredBytes = { in: perTransport(() => 0), out: perTransport(() => 0) };
 
   constructor(options: RelayOptions) {
     this.log = options.logger ?? silentLogger;
@@ -281,6 +266,51 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     return max;
   }
 
+  /**
+   * A snapshot for metrics and health checks: counters (copied) plus levels read now. Walks every open
+   * connection once; meant for a scrape every few seconds, not for the data path.
+   */
+  stats(): RelayStats {
+    const connections = perTransport<Record<ConnectionState, number>>(() => ({
+      authenticated: 0,
+      unauthenticated: 0,
+      dialed: 0,
+    }));
+    const bytesIn = { ...this.retiredBytes.in };
+    const bytesOut = { ...this.retiredBytes.out };
+    let queuedBytesMax = 0;
+    let queuedBytesTotal = 0;
+    let pausedReaders = 0;
+    for (const p of this.peers) {
+      const kind = p.conn.kind;
+      const state: ConnectionState = p.dialed
+        ? 'dialed'
+        : this.tokens.hasOwner(p)
+          ? 'authenticated'
+          : 'unauthenticated';
+      connections[kind][state]++;
+      bytesIn[kind] += p.conn.bytesIn;
+      bytesOut[kind] += p.conn.bytesOut;
+      const queued = p.writer.totalQueued;
+      queuedBytesTotal += queued;
+      if (queued > queuedBytesMax) queuedBytesMax = queued;
+      if (p.isPaused) pausedReaders++;
+    }
+    return {
+      connections,
+      bytesIn,
+      bytesOut,
+      tokens: this.tokens.size,
+      transactions: this.transactions.size,
+      queuedBytesMax,
+      queuedBytesTotal,
+      pausedReaders,
+      draining: this.draining,
+      counters: structuredClone(this.counters),
+      reports: structuredClone(this.reports.counters),
+    };
+  }
+
   /** True between {@link close} being called and the relay having stopped. */
   get isDraining(): boolean {
     return this.draining;
@@ -319,10 +349,23 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   // ---- PeerOwner -----------------------------------------------------------------------------------
 
   onRequestHead(peer: Peer, head: RequestHead): IncomingFrame {
-    bump(this.counters.requestsIn, head.method);
+    bump(this.counters.requestsIn, KNOWN_METHODS.has(head.method) ? head.method : 'other');
     if (head.method !== 'SEND' || !head.hasBody) return { kind: 'collect', head, pieces: [] };
     // Cut-through: a SEND with a body is routed on its head and streamed while it arrives.
-    const route = this.route(peer, head);
+    return this.openForward(peer, head, this.route(peer, head), true);
+  }
+
+  /**
+   * Starts forwarding a SEND chunk whose body follows: checks its Byte-Range, opens a stream toward
+   * the next hop, and starts report tracking. With `mayHold`, a small CPIM SEND that may be a
+   * recipient's duplicate delivery IMDN is collected whole first (`--reports-dedupe`).
+   */
+  private openForward(
+    peer: Peer,
+    head: RequestHead,
+    route: RouteResult<Peer>,
+    mayHold: boolean,
+  ): IncomingFrame {
     if (!route.ok)
       return { kind: 'drop', head, status: route.statusCode, comment: route.comment, ourUri: route.ourUri };
     let byteRange: ByteRange | null = null;
@@ -340,7 +383,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       }
     }
     // A small CPIM SEND from a recipient may be its own delivery IMDN, dropped when already reported.
-    if (this.reports.holdForDedupe(head, byteRange)) return { kind: 'collect', head, pieces: [] };
+    if (mayHold && this.reports.holdForDedupe(head, byteRange)) return { kind: 'collect', head, pieces: [] };
     const dest = this.nextPeer(route);
     const headers = rewritePaths(head.headers, route.toPath, route.fromPath);
     // RFC 7977 §5.1: toward a WebSocket peer every sub-chunk must fit one message; a head that leaves
@@ -467,13 +510,21 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       this.dialedPeers.delete(peer.dialKey);
     const tokens = this.tokens.dropOwner(peer);
     const pending = this.transactions.takeAllTo(peer);
+    const { kind, bytesIn, bytesOut } = peer.conn;
     this.counters.connectionsClosed++;
+    bump(this.counters.closed[kind], reason);
+    this.retiredBytes.in[kind] += bytesIn;
+    this.retiredBytes.out[kind] += bytesOut;
     this.log.info(
       {
         conn: peer.id,
         remote: peer.conn.remote,
-        transport: peer.conn.kind,
+        transport: kind,
         reason,
+        durationMs: Date.now() - (this.connectedAt.get(peer) ?? Date.now()),
+        requests: peer.requests,
+        bytesIn,
+        bytesOut,
         tokens,
         pending: pending.length,
       },
@@ -562,6 +613,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     this.peers.add(peer);
     this.connectedAt.set(peer, Date.now());
     this.counters.connectionsOpened++;
+    this.counters.opened[conn.kind]++;
     this.log.info({ conn: peer.id, remote: conn.remote, transport: conn.kind }, 'connection opened');
   }
 
@@ -602,7 +654,8 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     this.connectedAt.set(peer, Date.now());
     this.dialedPeers.set(key, peer);
     this.counters.connectionsOpened++;
-    this.log.info({ conn: peer.id, to: key }, 'connecting to next hop');
+    this.counters.opened[kind]++;
+    this.log.info({ conn: peer.id, to: key, transport: kind }, 'connecting to next hop');
     return peer;
   }
 
@@ -622,6 +675,16 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       // DESIGN.md "Exactly one": the relay already reported delivery; the recipient's copy is dropped.
       if (failureReportOf(head) === 'yes')
         peer.send([transactionResponse(head, 200, 'OK', route.ourUri)], peer);
+      return;
+    }
+    if (head.method === 'SEND' && body !== null) {
+      // A held SEND that is not a duplicate is forwarded like any chunk (and tracked for reports).
+      const frame = this.openForward(peer, head, route, false);
+      if (frame.kind === 'stream') {
+        if (frame.tracked !== null) this.reports.data(frame.tracked, body);
+        frame.stream.push(body);
+      }
+      this.onRequestEnd(peer, frame, flag);
       return;
     }
     const dest = this.nextPeer(route);
@@ -687,13 +750,21 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       [transactionResponse(head, outcome.statusCode, outcome.comment, ourUri, outcome.headers)],
       peer,
     );
+    bump(this.counters.auth, outcome.result);
     if (outcome.result === 'ok') this.counters.authOk++;
     else if (outcome.result === 'challenge' || outcome.result === 'stale') this.counters.authChallenged++;
     else this.counters.authFailed++;
-    if (outcome.result === 'failed') {
-      peer.authFailures++;
+    if (outcome.result === 'failed' || outcome.result === 'bad-request' || outcome.result === 'bad-expires') {
+      if (outcome.result === 'failed') peer.authFailures++;
       this.log.warn(
-        { conn: peer.id, remote: peer.conn.remote, reason: outcome.reason, failures: peer.authFailures },
+        {
+          conn: peer.id,
+          remote: peer.conn.remote,
+          result: outcome.result,
+          status: outcome.statusCode,
+          reason: outcome.reason,
+          failures: peer.authFailures,
+        },
         'AUTH failed',
       );
     } else if (outcome.result === 'ok') {
@@ -738,14 +809,20 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
         /* the REPORT still says which message failed */
       }
       bump(this.counters.failureReports, String(statusCode));
+      const messageId = getHeader(head.headers, 'message-id');
+      const end = typeof range.end === 'number' ? range.end : range.start - 1;
+      this.log.info(
+        { conn: peer.id, messageId, status: statusCode, range: `${range.start}-${end}` },
+        'failure REPORT',
+      );
       peer.send(
         [
           failureReport({
             reportTo: head.headers[1]![1],
             ourUri,
-            messageId: getHeader(head.headers, 'message-id'),
+            messageId,
             start: range.start,
-            end: typeof range.end === 'number' ? range.end : range.start - 1,
+            end,
             total: range.total,
             statusCode,
             comment,

@@ -33,6 +33,10 @@ export interface Connection {
   readonly writableLength: number;
   /** True once closed or closing: writes are dropped. */
   readonly closed: boolean;
+  /** MSRP octets read from the peer so far (WebSocket: message payloads, no framing). */
+  readonly bytesIn: number;
+  /** MSRP octets handed to the transport so far (WebSocket: message payloads, no framing). */
+  readonly bytesOut: number;
   /** Registers the owner's callbacks; data starts flowing after this call. */
   attach(events: ConnectionEvents): void;
   /** Writes one whole frame given as parts (head, body, tail); returns false when over high-water. */
@@ -66,6 +70,8 @@ export class StreamConnection implements Connection {
   readonly remote: string;
   readonly localPort: number;
   readonly messageFramed = false;
+  bytesIn = 0;
+  bytesOut = 0;
   private readonly socket: TaggedSocket;
   private events: ConnectionEvents | null = null;
   private closeReason = '';
@@ -102,13 +108,18 @@ export class StreamConnection implements Connection {
     if (this.closed) return false;
     this.batch();
     let ok = true;
-    for (const p of parts) if (p.length > 0) ok = this.socket.write(p);
+    for (const p of parts) {
+      if (p.length === 0) continue;
+      this.bytesOut += p.length;
+      ok = this.socket.write(p);
+    }
     return ok;
   }
 
   writePiece(piece: Buffer): boolean {
     if (this.closed) return false;
     this.batch();
+    this.bytesOut += piece.length;
     return this.socket.write(piece);
   }
 
@@ -154,6 +165,7 @@ export class StreamConnection implements Connection {
 
   /** @internal */
   handleData(data: Buffer): void {
+    this.bytesIn += data.length;
     this.events?.onData(data);
   }
 

@@ -46,6 +46,8 @@ export class WsConnection implements Connection {
   readonly messageFramed = true;
   /** The handshake's Origin header, when the client sent one (browsers do). */
   readonly origin: string | undefined;
+  bytesIn = 0;
+  bytesOut = 0;
   private readonly ws: TaggedWs;
   private readonly socket: TaggedSocket;
   private events: ConnectionEvents | null = null;
@@ -96,6 +98,7 @@ export class WsConnection implements Connection {
   writeFrame(parts: readonly Buffer[]): boolean {
     if (this.closed) return false;
     const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    this.bytesOut += data.length;
     this.ws.send(data, { binary: true, compress: false });
     return !this.socket.writableNeedDrain;
   }
@@ -147,7 +150,9 @@ export class WsConnection implements Connection {
   handleMessage(data: RawData): void {
     // RFC 7977 §4.2: text and binary messages alike are MSRP octets; no UTF-8 decoding.
     this.alive = true;
-    this.events?.onData(toBuffer(data));
+    const buf = toBuffer(data);
+    this.bytesIn += buf.length;
+    this.events?.onData(buf);
   }
 
   /** @internal */

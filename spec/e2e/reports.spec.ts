@@ -221,6 +221,28 @@ describe('delivery reports injected by the relay (DESIGN.md "Report policy")', (
     expect(relay.reports.counters.duplicatesDropped).to.equal(1);
   });
 
+  it('still tracks and reports ordinary CPIM messages once dedupe holds small SENDs whole', async () => {
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const toAlice = reportsTo(alice);
+    const toBob = reportsTo(bob);
+    await alice.send({
+      toPath: alice.toPathFor(bob.path),
+      body: im('first001', 'hi', 'positive-delivery'),
+      contentType: 'message/cpim',
+    });
+    await until(() => toAlice.length === 1, 3000, 'the first report');
+    // Bob's answer is a small single-chunk CPIM SEND: held for the dedupe check, then forwarded and tracked.
+    await bob.send({
+      toPath: bob.toPathFor(alice.path),
+      body: im('reply001', 'hello', 'positive-delivery'),
+      contentType: 'message/cpim',
+    });
+    await until(() => toBob.length === 1, 3000, "the report of bob's reply");
+    expect(toBob[0]!.doc).to.include({ messageId: 'reply001', status: 'delivered' });
+  });
+
   it('injects only at the relay next to the recipient in a two-relay chain', async () => {
     const r1 = await h.relay();
     const r2 = await h.relay();

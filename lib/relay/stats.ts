@@ -1,0 +1,100 @@
+/**
+ * What the relay counts and how it reports its state to the metrics layer: plain numbers bumped on the
+ * paths where things happen (no allocation per message), and {@link RelayStats}, the snapshot
+ * `Relay.stats()` assembles at scrape time. Nothing here knows Prometheus; lib/cli/metrics.ts does.
+ */
+import type { ReportCounters } from '../reports/policy.js';
+import type { TransportKind } from '../transport/connection.js';
+
+/**
+ * Counters the metrics layer reads: plain numbers bumped where things happen, never reset. Levels
+ * (connections, queues, tokens) and byte totals come from `Relay.stats()`.
+ */
+export interface RelayCounters {
+  connectionsOpened: number;
+  connectionsClosed: number;
+  /** Connections opened (accepted and dialed), by transport. */
+  opened: Record<TransportKind, number>;
+  /** Connections closed, by transport and close reason (`peer-closed`, `idle`, `error:ECONNRESET`...). */
+  closed: Record<TransportKind, Record<string, number>>;
+  authOk: number;
+  /** AUTHs answered 401 with a challenge (`challenge` and `stale`). */
+  authChallenged: number;
+  /** AUTHs refused (`failed`, `bad-expires`, `bad-request`). */
+  authFailed: number;
+  /** AUTHs by outcome: `ok`, `challenge`, `stale`, `failed`, `bad-expires`, `bad-request`. */
+  auth: Record<string, number>;
+  /** Requests read, by method (methods outside {@link KNOWN_METHODS} count as `other`). */
+  requestsIn: Record<string, number>;
+  /** Responses read, by status code. */
+  responsesIn: Record<string, number>;
+  forwarded: number;
+  /** Sub-chunks written beyond the first of a forwarded chunk (interruptions, WebSocket splits). */
+  rechunked: number;
+  /** Times a connection's reading was paused by backpressure. */
+  readerPauses: number;
+  /** Failure REPORTs sent, by status code. */
+  failureReports: Record<string, number>;
+  transactionTimeouts: number;
+  /** Parse errors, by `MSRP_ERR_…` code. */
+  parseErrors: Record<string, number>;
+}
+
+/** What a connection is doing, as {@link RelayStats.connections} counts it. */
+export type ConnectionState = 'authenticated' | 'unauthenticated' | 'dialed';
+
+/** A point-in-time view of the relay for metrics and health checks ({@link Relay.stats}). */
+export interface RelayStats {
+  /** Open connections by transport and state (`dialed`: outbound, toward a next hop). */
+  connections: Record<TransportKind, Record<ConnectionState, number>>;
+  /** MSRP octets read since start, by transport (open and closed connections). */
+  bytesIn: Record<TransportKind, number>;
+  /** MSRP octets written since start, by transport (open and closed connections). */
+  bytesOut: Record<TransportKind, number>;
+  /** Live Use-Path tokens. */
+  tokens: number;
+  /** Forwarded transactions awaiting their response. */
+  transactions: number;
+  /** Bytes queued toward the most loaded connection. */
+  queuedBytesMax: number;
+  /** Bytes queued toward all connections. */
+  queuedBytesTotal: number;
+  /** Connections whose reading is paused by backpressure. */
+  pausedReaders: number;
+  /** True once {@link Relay.close} has been called. */
+  draining: boolean;
+  /** A copy of {@link Relay.counters}. */
+  counters: RelayCounters;
+  /** A copy of the report policy's counters. */
+  reports: ReportCounters;
+}
+
+/** Methods counted by name in {@link RelayCounters.requestsIn}; others count as `other`. */
+export const KNOWN_METHODS: ReadonlySet<string> = new Set(['SEND', 'REPORT', 'AUTH', 'NICKNAME']);
+
+/** A record with one fresh value per transport. */
+export function perTransport<T>(make: () => T): Record<TransportKind, T> {
+  return { tcp: make(), tls: make(), ws: make(), wss: make() };
+}
+
+/** Fresh zeroed counters. */
+export function createRelayCounters(): RelayCounters {
+  return {
+    connectionsOpened: 0,
+    connectionsClosed: 0,
+    opened: perTransport(() => 0),
+    closed: perTransport(() => ({})),
+    authOk: 0,
+    authChallenged: 0,
+    authFailed: 0,
+    auth: {},
+    requestsIn: {},
+    responsesIn: {},
+    forwarded: 0,
+    rechunked: 0,
+    readerPauses: 0,
+    failureReports: {},
+    transactionTimeouts: 0,
+    parseErrors: {},
+  };
+}

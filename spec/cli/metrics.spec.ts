@@ -1,0 +1,449 @@
+import { expect } from 'chai';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startMetricsServer, type MetricsServer } from '../../lib/cli/metrics.js';
+import { MsrpEndpoint, type ReceivedMessage } from '../../lib/client/endpoint.js';
+import { getHeader, type Frame } from '../../lib/msrp/message.js';
+import type { Logger } from '../../lib/relay/logger.js';
+import type { Relay } from '../../lib/relay/relay.js';
+import { Harness, next, until, USERS } from '../helpers/relay.js';
+import { connectWs, wsRelayOptions, wsRelayUri } from '../helpers/ws.js';
+
+const CRLF = '\r\n';
+const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'msrp-relay');
+
+/** One scrape: samples by `name{label="value",...}` (labels sorted) and the declared types. */
+interface Scrape {
+  value(name: string, labels?: Record<string, string>): number | undefined;
+  type(name: string): string | undefined;
+  text: string;
+}
+
+/** A small parser for the Prometheus text format (what this test needs of it). */
+function parseMetrics(text: string): Scrape {
+  const samples = new Map<string, number>();
+  const types = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    const t = /^# TYPE (\S+) (\S+)$/.exec(line);
+    if (t) types.set(t[1]!, t[2]!);
+    if (line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m) throw new Error(`unparsable metrics line: ${line}`);
+    const labels: Record<string, string> = {};
+    for (const l of (m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!;
+    samples.set(key(m[1]!, labels), Number(m[3]));
+  }
+  return { value: (name, labels = {}) => samples.get(key(name, labels)), type: (n) => types.get(n), text };
+}
+
+function key(name: string, labels: Record<string, string>): string {
+  const parts = Object.keys(labels)
+    .sort()
+    .map((k) => `${k}="${labels[k]}"`);
+  return `${name}{${parts.join(',')}}`;
+}
+
+async function scrape(url: string): Promise<Scrape> {
+  const res = await fetch(url);
+  expect(res.status).to.equal(200);
+  expect(res.headers.get('content-type')).to.match(/^text\/plain; version=0\.0\.4/);
+  return parseMetrics(await res.text());
+}
+
+async function health(metrics: MetricsServer): Promise<[number, string]> {
+  const res = await fetch(metrics.url.replace(/\/metrics$/, '/healthz'));
+  return [res.status, (await res.text()).trim()];
+}
+
+/** A CPIM IM from alice to bob asking for a positive-delivery IMDN (RFC 5438 form). */
+function cpimIm(imdnId: string, text: string): Buffer {
+  const head = [
+    'From: <im:alice@example.org>',
+    'To: <im:bob@example.net>',
+    'DateTime: 2026-11-24T10:00:00Z',
+    'NS: imdn <urn:ietf:params:imdn>',
+    `imdn.Message-ID: ${imdnId}`,
+    'imdn.Disposition-Notification: positive-delivery',
+  ];
+  return Buffer.from(head.join(CRLF) + CRLF + CRLF + 'Content-Type: text/plain' + CRLF + CRLF + text);
+}
+
+/** Octets written and read by endpoints over TCP (what the relay read and wrote). */
+function tcpTotals(eps: MsrpEndpoint[]): { written: number; read: number } {
+  let written = 0;
+  let read = 0;
+  for (const ep of eps) {
+    written += ep.socket.bytesWritten;
+    read += ep.socket.bytesRead;
+  }
+  return { written, read };
+}
+
+interface LogLine {
+  level: string;
+  fields: Record<string, unknown>;
+  msg: string;
+}
+
+/** A logger that keeps every line, at every level. */
+function captureLogger(lines: LogLine[]): Logger {
+  const at =
+    (level: string) =>
+    (fields: Record<string, unknown>, msg: string): void => {
+      lines.push({ level, fields, msg });
+    };
+  return { trace: at('trace'), debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+}
+
+describe('metrics and health (--metrics-listen)', () => {
+  const h = new Harness();
+  const servers: MetricsServer[] = [];
+
+  async function metricsFor(relay: Relay): Promise<MetricsServer> {
+    const m = await startMetricsServer(relay, { host: '127.0.0.1', port: 0, defaultMetrics: false });
+    servers.push(m);
+    return m;
+  }
+
+  afterEach(async () => {
+    await h.cleanup();
+    await Promise.all(servers.map((s) => s.close()));
+    servers.length = 0;
+  });
+
+  it('counts a scripted session exactly: AUTHs, SENDs, a 415 failure REPORT, an injected report, bytes', async () => {
+    const N = 5;
+    const relay = await h.relay({ reports: 'on-ack' });
+    const metrics = await metricsFor(relay);
+    const before = await scrape(metrics.url);
+    expect(before.value('msrp_relay_auth_total', { result: 'ok' })).to.equal(0);
+    expect(before.value('msrp_relay_connections_opened_total', { transport: 'tcp' })).to.equal(0);
+
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob', {
+      respond: (f: Frame) => (getHeader(f.headers, 'message-id') === 'msg0415' ? 415 : 200),
+    });
+    const eve = await h.connect(relay);
+    const refused = await eve.auth({
+      relayUri: h.relayUri(relay, 'carol'),
+      username: 'carol',
+      password: 'nope',
+    });
+    expect(refused.kind === 'response' && refused.statusCode).to.equal(401);
+
+    const toPath = alice.toPathFor(bob.path);
+    for (let i = 0; i < N; i++) {
+      const res = await alice.send({ toPath, body: `hello ${i}` });
+      expect(res.statuses).to.deep.equal([200]);
+    }
+    const report = next<Frame>(alice, 'report');
+    await alice.send({ toPath, body: 'unwanted', messageId: 'msg0415' });
+    expect(getHeader((await report).headers, 'status')).to.match(/^000 415/);
+    const injected = new Promise<ReceivedMessage>((resolve) =>
+      alice.on('message', (m: ReceivedMessage) => resolve(m)),
+    );
+    await alice.send({ toPath, body: cpimIm('imdnM001', 'hi'), contentType: 'message/cpim' });
+    await injected;
+    await eve.close();
+    await until(() => relay.connectionCount === 2 && relay.transactions.size === 0, 3000, 'quiet relay');
+    const eps = [alice, bob, eve];
+    await until(
+      () => {
+        const s = relay.stats();
+        const t = tcpTotals(eps);
+        return s.bytesIn.tcp === t.written && s.bytesOut.tcp === t.read;
+      },
+      3000,
+      'byte totals to settle',
+    );
+
+    const m = await scrape(metrics.url);
+    const totals = tcpTotals(eps);
+    expect(m.type('msrp_relay_auth_total')).to.equal('counter');
+    expect(m.type('msrp_relay_connections')).to.equal('gauge');
+    // AUTH: alice and bob are challenged then accepted; eve is challenged then refused.
+    expect(m.value('msrp_relay_auth_total', { result: 'challenge' })).to.equal(3);
+    expect(m.value('msrp_relay_auth_total', { result: 'ok' })).to.equal(2);
+    expect(m.value('msrp_relay_auth_total', { result: 'failed' })).to.equal(1);
+    expect(m.value('msrp_relay_auth_total', { result: 'stale' })).to.equal(0);
+    expect(m.value('msrp_relay_requests_total', { method: 'AUTH' })).to.equal(6);
+    expect(m.value('msrp_relay_requests_total', { method: 'SEND' })).to.equal(N + 2);
+    expect(m.value('msrp_relay_requests_total', { method: 'REPORT' })).to.equal(0);
+    expect(m.value('msrp_relay_responses_total', { code: '200' })).to.equal(N + 1);
+    expect(m.value('msrp_relay_responses_total', { code: '415' })).to.equal(1);
+    expect(m.value('msrp_relay_forwarded_total')).to.equal(N + 2);
+    expect(m.value('msrp_relay_failure_reports_total', { code: '415' })).to.equal(1);
+    expect(m.value('msrp_relay_transaction_timeouts_total')).to.equal(0);
+    expect(m.value('msrp_relay_rechunked_total')).to.equal(0);
+    expect(
+      m.value('msrp_relay_report_requests_total', { dialect: 'imdn', kind: 'positive-delivery' }),
+    ).to.equal(1);
+    expect(
+      m.value('msrp_relay_report_requests_total', { dialect: 'legacy', kind: 'positive-delivery' }),
+    ).to.equal(0);
+    expect(m.value('msrp_relay_reports_injected_total', { dialect: 'imdn', outcome: 'delivered' })).to.equal(
+      1,
+    );
+    expect(m.value('msrp_relay_reports_injected_total', { dialect: 'imdn', outcome: 'failed' })).to.equal(0);
+    expect(m.value('msrp_relay_report_duplicates_dropped_total')).to.equal(0);
+    expect(m.text).to.not.include('msrp_relay_parse_errors_total{');
+    // Connections: three opened, eve's closed by her, alice and bob holding a token each.
+    expect(m.value('msrp_relay_connections_opened_total', { transport: 'tcp' })).to.equal(3);
+    expect(m.value('msrp_relay_connections_opened_total', { transport: 'ws' })).to.equal(0);
+    expect(
+      m.value('msrp_relay_connections_closed_total', { transport: 'tcp', reason: 'peer-closed' }),
+    ).to.equal(1);
+    expect(m.value('msrp_relay_connections', { transport: 'tcp', state: 'authenticated' })).to.equal(2);
+    expect(m.value('msrp_relay_connections', { transport: 'tcp', state: 'unauthenticated' })).to.equal(0);
+    expect(m.value('msrp_relay_tokens')).to.equal(2);
+    expect(m.value('msrp_relay_transactions_pending')).to.equal(0);
+    expect(m.value('msrp_relay_paused_readers')).to.equal(0);
+    expect(m.value('msrp_relay_queued_bytes')).to.equal(0);
+    expect(m.value('msrp_relay_draining')).to.equal(0);
+    // Every octet the endpoints wrote was read by the relay, and every octet they read it wrote.
+    expect(m.value('msrp_relay_bytes_received_total', { transport: 'tcp' })).to.equal(totals.written);
+    expect(m.value('msrp_relay_bytes_sent_total', { transport: 'tcp' })).to.equal(totals.read);
+    for (const stat of ['p50', 'p99', 'max'])
+      expect(m.value('msrp_relay_event_loop_lag_seconds', { stat })).to.be.a('number').and.at.least(0);
+  });
+
+  it('counts re-chunked sub-chunks toward a WebSocket client and its octets exactly', async () => {
+    const relay = await h.relay(wsRelayOptions({ wsMaxMessageBytes: 16_384 }));
+    const metrics = await metricsFor(relay);
+    const carol = await connectWs(h, relay);
+    let wsIn = 0;
+    let wsOut = 0;
+    const ws = carol.ws!;
+    const send = ws.send.bind(ws) as (data: Buffer, opts: object) => void;
+    (ws as unknown as { send: (data: Buffer, opts: object) => void }).send = (data, opts) => {
+      wsIn += data.length;
+      send(data, opts);
+    };
+    ws.on('message', (d: Buffer) => (wsOut += d.length));
+    const auth = await carol.auth({
+      relayUri: wsRelayUri(relay, 'carol'),
+      username: 'carol',
+      password: USERS.carol,
+    });
+    expect(auth.kind === 'response' && auth.statusCode).to.equal(200);
+    const bob = await h.client(relay, 'bob');
+    const file = randomBytes(100_000);
+    const got = new Promise<ReceivedMessage>((resolve) => carol.once('message', resolve));
+    const res = await bob.send({ toPath: bob.toPathFor(carol.path), body: file });
+    expect(res.statuses).to.deep.equal([200]);
+    expect((await got).body.equals(file)).to.equal(true);
+    await until(() => relay.transactions.size === 0, 3000, 'carol to answer every sub-chunk');
+    await until(() => relay.stats().bytesIn.ws === wsIn, 3000, 'carol’s responses to arrive');
+
+    const m = await scrape(metrics.url);
+    // 100 000 octets in messages of 16 KiB minus 4 KiB of head room: 9 sub-chunks, 8 beyond the first.
+    expect(m.value('msrp_relay_rechunked_total')).to.equal(8);
+    expect(m.value('msrp_relay_responses_total', { code: '200' })).to.equal(9);
+    expect(m.value('msrp_relay_connections_opened_total', { transport: 'ws' })).to.equal(1);
+    expect(m.value('msrp_relay_connections', { transport: 'ws', state: 'authenticated' })).to.equal(1);
+    expect(m.value('msrp_relay_bytes_received_total', { transport: 'ws' })).to.equal(wsIn);
+    expect(m.value('msrp_relay_bytes_sent_total', { transport: 'ws' })).to.equal(wsOut);
+  });
+
+  it('shows paused readers and queued bytes while a recipient stops reading', async () => {
+    const maxQueued = 64 * 1024;
+    const relay = await h.relay({ maxQueuedBytes: maxQueued });
+    const metrics = await metricsFor(relay);
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    bob.socket.pause();
+    // More than the kernel buffers on both sides hold, so the relay's queue toward bob fills up.
+    void alice
+      .send({
+        toPath: alice.toPathFor(bob.path),
+        body: Buffer.alloc(32 * 1024 * 1024, 0x78),
+        failureReport: 'no',
+      })
+      .catch(() => {});
+    let m = await scrape(metrics.url);
+    const end = Date.now() + 10_000;
+    while (m.value('msrp_relay_paused_readers') !== 1) {
+      if (Date.now() > end) throw new Error('alice was never paused');
+      await new Promise((r) => setTimeout(r, 20));
+      m = await scrape(metrics.url);
+    }
+    expect(m.value('msrp_relay_reader_pauses_total')).to.be.at.least(1);
+    // Paused until the queue toward bob falls below half of --max-queued-bytes.
+    expect(m.value('msrp_relay_queued_bytes_max')).to.be.above(maxQueued / 2);
+    expect(m.value('msrp_relay_queued_bytes')).to.be.at.least(m.value('msrp_relay_queued_bytes_max')!);
+  });
+
+  it('answers /healthz 200 ok while accepting and 503 draining while close() drains', async () => {
+    const relay = await h.relay();
+    const metrics = await metricsFor(relay);
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob', { respond: () => null });
+    await alice.send({ toPath: alice.toPathFor(bob.path), body: 'into the void' });
+    await until(() => relay.transactions.size === 1, 3000, 'a pending transaction');
+    expect(await health(metrics)).to.deep.equal([200, 'ok']);
+
+    h.relays.splice(h.relays.indexOf(relay), 1);
+    const closing = relay.close(10_000);
+    expect(await health(metrics)).to.deep.equal([503, 'draining']);
+    const m = await scrape(metrics.url);
+    expect(m.value('msrp_relay_draining')).to.equal(1);
+    expect(m.value('msrp_relay_transactions_pending')).to.equal(1);
+    // The silent receiver goes away: its transaction fails and the drain completes.
+    bob.socket.destroy();
+    await closing;
+    expect(await health(metrics)).to.deep.equal([503, 'draining']);
+  });
+
+  it('keeps each relay in its own registry, and answers 404 elsewhere', async () => {
+    const r1 = await h.relay();
+    const r2 = await h.relay();
+    const m1 = await metricsFor(r1);
+    const m2 = await metricsFor(r2);
+    await h.client(r1, 'alice');
+    const [s1, s2] = await Promise.all([scrape(m1.url), scrape(m2.url)]);
+    expect(s1.value('msrp_relay_connections_opened_total', { transport: 'tcp' })).to.equal(1);
+    expect(s2.value('msrp_relay_connections_opened_total', { transport: 'tcp' })).to.equal(0);
+    const res = await fetch(m1.url.replace(/\/metrics$/, '/nothing'));
+    expect(res.status).to.equal(404);
+    await res.text();
+  });
+
+  it('logs connection open/close with totals, AUTH failures and failure REPORTs, never a body', async () => {
+    const lines: LogLine[] = [];
+    const relay = await h.relay({ logger: captureLogger(lines) });
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob', { respond: () => 415 });
+    const eve = await h.connect(relay);
+    await eve.auth({ relayUri: h.relayUri(relay, 'carol'), username: 'carol', password: 'nope' });
+    const report = next<Frame>(alice, 'report');
+    await alice.send({ toPath: alice.toPathFor(bob.path), body: 'SECRET-BODY-7f3a', messageId: 'msgLog01' });
+    await report;
+    await eve.close();
+    await until(() => lines.some((l) => l.msg === 'connection closed'), 3000, 'the close line');
+
+    const opened = lines.filter((l) => l.msg === 'connection opened');
+    expect(opened.map((l) => l.fields.transport)).to.deep.equal(['tcp', 'tcp', 'tcp']);
+    const closed = lines.filter((l) => l.msg === 'connection closed');
+    expect(closed.length).to.equal(1);
+    expect(closed[0]!.level).to.equal('info');
+    expect(closed[0]!.fields).to.include({
+      conn: opened[2]!.fields.conn,
+      transport: 'tcp',
+      reason: 'peer-closed',
+      requests: 2,
+      bytesIn: eve.socket.bytesWritten,
+      bytesOut: eve.socket.bytesRead,
+      tokens: 0,
+      pending: 0,
+    });
+    expect(closed[0]!.fields.durationMs).to.be.a('number');
+    const authFailed = lines.filter((l) => l.msg === 'AUTH failed');
+    expect(authFailed.map((l) => [l.level, l.fields.result, l.fields.failures])).to.deep.equal([
+      ['warn', 'failed', 1],
+    ]);
+    const failure = lines.filter((l) => l.msg === 'failure REPORT');
+    expect(failure.map((l) => [l.level, l.fields.messageId, l.fields.status, l.fields.range])).to.deep.equal([
+      ['info', 'msgLog01', 415, '1-16'],
+    ]);
+    expect(JSON.stringify(lines)).to.not.include('SECRET-BODY');
+  });
+});
+
+interface Run {
+  child: ChildProcess;
+  stderr: () => string;
+  exit: Promise<number | null>;
+}
+
+function run(args: string[]): Run {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, stderr: () => err, exit };
+}
+
+async function inBanner(r: Run, re: RegExp): Promise<RegExpExecArray> {
+  const end = Date.now() + 10_000;
+  for (;;) {
+    const m = re.exec(r.stderr());
+    if (m) return m;
+    if (Date.now() > end) throw new Error(`not in the banner: ${re}; stderr: ${r.stderr()}`);
+    await new Promise((res) => setTimeout(res, 20));
+  }
+}
+
+describe('msrp-relay start --metrics-listen', () => {
+  const running: Run[] = [];
+  afterEach(() => {
+    for (const r of running) r.child.kill('SIGKILL');
+    running.length = 0;
+  });
+
+  it('prints the metrics URL in the banner and serves the relay’s counters there', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'msrp-metrics-'));
+    const users = join(dir, 'users');
+    writeFileSync(users, 'alice:alice-pw\n');
+    const r = run([
+      'start',
+      ...[
+        '--listen',
+        '127.0.0.1:0',
+        '--metrics-listen',
+        '127.0.0.1:0',
+        '--users',
+        users,
+        '--log-level',
+        'warn',
+      ],
+    ]);
+    running.push(r);
+    const url = (await inBanner(r, /metrics (http:\/\/127\.0\.0\.1:\d+\/metrics)/))[1]!;
+    const port = Number((await inBanner(r, /tcp +127\.0\.0\.1:(\d+)/))[1]);
+    const ep = await MsrpEndpoint.connect({ host: '127.0.0.1', port });
+    const res = await ep.auth({
+      relayUri: `msrp://alice@127.0.0.1:${port};tcp`,
+      username: 'alice',
+      password: 'alice-pw',
+    });
+    expect(res.kind === 'response' && res.statusCode).to.equal(200);
+    const m = await scrape(url);
+    expect(m.value('msrp_relay_auth_total', { result: 'ok' })).to.equal(1);
+    expect(m.value('msrp_relay_auth_total', { result: 'challenge' })).to.equal(1);
+    expect(m.value('msrp_relay_connections', { transport: 'tcp', state: 'authenticated' })).to.equal(1);
+    expect(m.value('process_resident_memory_bytes')).to.be.above(0);
+    const healthz = await fetch(url.replace(/\/metrics$/, '/healthz'));
+    expect([healthz.status, (await healthz.text()).trim()]).to.deep.equal([200, 'ok']);
+    await ep.close();
+    r.child.kill('SIGTERM');
+    expect(await r.exit).to.equal(0);
+  });
+
+  it('exits 2 with one line naming --metrics-listen when its port is taken', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    try {
+      const taken = (blocker.address() as AddressInfo).port;
+      const r = run([
+        'start',
+        '--listen',
+        '127.0.0.1:0',
+        '--metrics-listen',
+        `127.0.0.1:${taken}`,
+        '--no-auth',
+      ]);
+      running.push(r);
+      expect(await r.exit).to.equal(2);
+      const lines = r.stderr().trim().split('\n');
+      expect(lines[lines.length - 1]).to.include('--metrics-listen');
+    } finally {
+      blocker.close();
+    }
+  });
+});
