@@ -15,4 +15,24 @@ export default tseslint.config(
     files: ['bin/*', '**/*.js'],
     languageOptions: { globals: { console: 'readonly', process: 'readonly' } },
   },
+  {
+    // The browser chat page (plain ES module, no build step).
+    files: ['lib/web/static/**/*.js'],
+    languageOptions: {
+      globals: {
+        window: 'readonly',
+        document: 'readonly',
+        location: 'readonly',
+        console: 'readonly',
+        crypto: 'readonly',
+        URL: 'readonly',
+        WebSocket: 'readonly',
+        DOMParser: 'readonly',
+        TextEncoder: 'readonly',
+        TextDecoder: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+      },
+    },
+  },
 );
