@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { isMsrpError } from '../errors.js';
+import { registerLoadCommand } from './load-command.js';
 import { registerCheckConfigCommand, registerStartCommand } from './start.js';
 
 const VERSION = '0.1.0';
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerStartCommand(program);
   registerCheckConfigCommand(program);
+  registerLoadCommand(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }

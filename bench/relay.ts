@@ -1,0 +1,243 @@
+/**
+ * bench/relay — what our relay sustains, measured from outside through the load tester (`runLoad`), with
+ * the relay in a child process of its own so its CPU and memory are its own:
+ *
+ *   a. 1 KiB messages, 50 sessions, closed loop at maximum rate
+ *   b. 100-byte messages, 1 session, one in flight (latency floor)
+ *   c. a file transfer: one 256 MiB message in 64 KiB chunks (MSRP_BENCH_FILE_SIZE=1g for 1 GiB)
+ *   d. 1,000 and 10,000 idle sessions: relay RSS (VmRSS from /proc/<pid>/status) per session
+ *
+ * Run: `npm run bench:relay` (about 1-2 minutes). Environment: MSRP_BENCH_RELAY=cli|script (how the relay
+ * is started: `bin/msrp-relay start`, the default, or bench/relay-server.js), MSRP_BENCH_SECONDS (length
+ * of a and b, default 15 and 10), MSRP_BENCH_FILE_SIZE (default 256m). Prints one table.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseSize, type LoadOptions } from '../lib/load/options.js';
+import type { LoadReport } from '../lib/load/report.js';
+import { runLoad } from '../lib/load/runner.js';
+
+const here = dirname(fileURLToPath(import.meta.url)); // build/bench
+const root = join(here, '..', '..');
+const USERS = Array.from({ length: 8 }, (_, i) => ({ username: `bench${i}`, password: `pw-${i}-bench` }));
+const MiB = 1024 * 1024;
+
+interface RelayChild {
+  proc: ChildProcess;
+  port: number;
+  pid: number;
+  mode: 'cli' | 'script';
+}
+
+/** VmRSS (or another /proc status field) of `pid`, bytes; 0 when unreadable (not Linux). */
+function procStatus(pid: number, field = 'VmRSS'): number {
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m === null ? 0 : Number(m[1]) * 1024;
+  } catch {
+    return 0;
+  }
+}
+
+/** Max open files of this process (RLIMIT_NOFILE soft limit), from /proc; Infinity when unknown. */
+function openFileLimit(): number {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return m === null ? Infinity : Number(m[1]);
+  } catch {
+    return Infinity;
+  }
+}
+
+function waitForPort(proc: ChildProcess, stream: 'stdout' | 'stderr', pattern: RegExp): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    const timer = setTimeout(() => reject(new Error(`relay did not start: ${seen.trim()}`)), 15_000);
+    proc[stream]!.on('data', (d: Buffer) => {
+      seen += d.toString();
+      const m = pattern.exec(seen);
+      if (m !== null) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`relay exited with code ${code}: ${seen.trim()}`));
+    });
+  });
+}
+
+/** Starts our relay in a child process: `msrp-relay start` or the bench script. */
+async function startRelay(usersFile: string, maxMessageBytes: number): Promise<RelayChild> {
+  const wanted = process.env.MSRP_BENCH_RELAY;
+  const cliBuilt = existsSync(join(root, 'build', 'lib', 'cli', 'start.js'));
+  const mode = wanted === 'script' || (wanted === undefined && !cliBuilt) ? 'script' : 'cli';
+  if (mode === 'cli') {
+    const args = [join(root, 'bin', 'msrp-relay'), 'start', '--listen', '127.0.0.1:0', '--users', usersFile];
+    args.push('--max-message-size', String(maxMessageBytes), '--log-level', 'warn');
+    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const port = await waitForPort(proc, 'stderr', /tcp\s+127\.0\.0\.1:(\d+)/);
+    return { proc, port, pid: proc.pid!, mode };
+  }
+  const script = join(here, 'relay-server.js');
+  const args = [script, '--users', usersFile, '--max-message-size', String(maxMessageBytes)];
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await waitForPort(proc, 'stdout', /"port":(\d+)/);
+  return { proc, port, pid: proc.pid!, mode };
+}
+
+async function stopRelay(r: RelayChild): Promise<void> {
+  if (r.proc.exitCode !== null) return;
+  const exited = new Promise((resolve) => r.proc.once('exit', resolve));
+  r.proc.kill('SIGTERM');
+  const timer = setTimeout(() => r.proc.kill('SIGKILL'), 15_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+interface Row {
+  scenario: string;
+  report: LoadReport;
+  relayRss: number;
+  relayPeak: number;
+  note: string;
+}
+
+const envSeconds = Number(process.env.MSRP_BENCH_SECONDS ?? 0);
+const fileSize = parseSize(process.env.MSRP_BENCH_FILE_SIZE ?? '256m', 'MSRP_BENCH_FILE_SIZE');
+const dir = mkdtempSync(join(tmpdir(), 'msrp-bench-'));
+const usersFile = join(dir, 'users');
+writeFileSync(usersFile, USERS.map((u) => `${u.username}:${u.password}`).join('\n') + '\n');
+const rows: Row[] = [];
+let relayMode = '';
+
+/** One scenario against a fresh relay; `measure(relay, baselineRss)` runs once every session is up. */
+async function scenario(
+  name: string,
+  options: LoadOptions,
+  measure?: (relay: RelayChild, baseline: number) => string,
+): Promise<void> {
+  const relay = await startRelay(usersFile, Math.max(64 * MiB, fileSize + MiB));
+  relayMode = relay.mode;
+  const baseline = procStatus(relay.pid);
+  let note = `relay RSS at start ${(baseline / MiB).toFixed(1)} MiB`;
+  try {
+    process.stderr.write(`bench/relay: ${name} ...\n`);
+    const report = await runLoad({
+      target: `msrp://127.0.0.1:${relay.port};tcp`,
+      users: USERS,
+      progress: process.stderr.isTTY === true,
+      ...options,
+      ...(measure && {
+        onSessionsReady: async () => {
+          await new Promise((r) => setTimeout(r, 500)); // let the relay settle after the AUTH burst
+          note = measure(relay, baseline);
+        },
+      }),
+    });
+    rows.push({
+      scenario: name,
+      report,
+      relayRss: procStatus(relay.pid),
+      relayPeak: procStatus(relay.pid, 'VmHWM'),
+      note,
+    });
+  } finally {
+    await stopRelay(relay);
+  }
+}
+
+/** Idle sessions: relay RSS once all are up, over the RSS of the fresh relay, per session. */
+async function idle(requested: number): Promise<void> {
+  // A session is two connections; this process and the relay each hold a descriptor per connection.
+  const sessions = Math.min(requested, Math.floor((openFileLimit() - 512) / 2));
+  const capped =
+    sessions < requested ? `; capped from ${n(requested)} by RLIMIT_NOFILE ${openFileLimit()}` : '';
+  const options: LoadOptions = { sessions, messages: 0, drain: 0, setupConcurrency: 500, timeout: 60 };
+  await scenario(`d. ${n(requested)} idle sessions`, options, (relay, baseline) => {
+    const rss = procStatus(relay.pid);
+    const perSession = (rss - baseline) / sessions / 1024;
+    return `RSS ${(baseline / MiB).toFixed(1)} → ${(rss / MiB).toFixed(1)} MiB with ${n(sessions)} up: ${perSession.toFixed(1)} KiB/session (2 connections)${capped}`;
+  });
+}
+
+const n = (v: number): string => Math.round(v).toLocaleString('en-US');
+/** Rates: thousands separators from 100 up, decimals below (one 256 MiB message is 0.2 msg/s). */
+const rate = (v: number): string => (v >= 100 ? n(v) : f(v));
+const f = (v: number): string => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+
+const started = Date.now();
+await scenario('a. 1 KiB × 50 sessions, max rate', {
+  sessions: 50,
+  concurrency: 4,
+  duration: envSeconds || 15,
+  sizes: 1024,
+  drain: 5,
+});
+await scenario('b. 100 B × 1 session, 1 in flight', {
+  sessions: 1,
+  concurrency: 1,
+  duration: envSeconds || 10,
+  sizes: 100,
+  drain: 5,
+});
+await scenario(`c. file ${(fileSize / MiB).toFixed(0)} MiB in 64 KiB chunks`, {
+  sessions: 1,
+  messages: 1,
+  sizes: fileSize,
+  chunkSize: 64 * 1024,
+  timeout: 120,
+  drain: 120,
+});
+await idle(1000);
+await idle(10000);
+rmSync(dir, { recursive: true, force: true });
+
+// ---- the table ------------------------------------------------------------------------------------
+
+const header = [
+  'scenario',
+  'sessions',
+  'messages',
+  'msg/s',
+  'MiB/s',
+  'hop p50/p99 ms',
+  'e2e p50/p99/p99.9 ms',
+  'errors',
+  'relay RSS MiB (peak)',
+  'note',
+];
+const table = rows.map((r) => {
+  const rep = r.report;
+  const hop = rep.latency.firstHop;
+  const e2e = rep.latency.delivery;
+  return [
+    r.scenario,
+    `${n(rep.sessions.established)}/${n(rep.sessions.requested)}`,
+    n(rep.messages.delivered),
+    rate(rep.throughput.deliveredMessagesPerSecond),
+    f(rep.throughput.deliveredBytesPerSecond / MiB),
+    hop.count === 0 ? '-' : `${f(hop.p50)}/${f(hop.p99)}`,
+    e2e.count === 0 ? '-' : `${f(e2e.p50)}/${f(e2e.p99)}/${f(e2e.p999)}`,
+    n(rep.errors.total + rep.messages.lost + rep.sessions.failed),
+    `${f(r.relayRss / MiB)} (${f(r.relayPeak / MiB)})`,
+    r.note,
+  ];
+});
+const cpu = cpus();
+console.log(
+  `bench/relay — node ${process.version}, ${cpu[0]?.model.trim() ?? 'cpu'} ×${cpu.length}, ` +
+    `${(totalmem() / 1024 ** 3).toFixed(1)} GiB RAM, ${new Date().toISOString()}`,
+);
+console.log(
+  `command: npm run bench:relay   (relay: ${relayMode === 'cli' ? 'bin/msrp-relay start' : 'build/bench/relay-server.js'}, child process; load: runLoad in this process, 1 worker)`,
+);
+console.log(`total time ${((Date.now() - started) / 1000).toFixed(0)} s`);
+console.log('');
+console.log(`| ${header.join(' | ')} |`);
+console.log(`|${header.map((_, i) => (i === 0 || i === header.length - 1 ? '---' : '---:')).join('|')}|`);
+for (const r of table) console.log(`| ${r.join(' | ')} |`);

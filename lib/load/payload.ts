@@ -1,0 +1,184 @@
+/**
+ * What the sessions send and how reports are read: the size mix, message bodies cut from one shared pool
+ * (so a 1 GiB message costs no 1 GiB buffer on the sending side), the message/cpim wrapper with its
+ * imdn headers (RFC 3862, RFC 5438 §6), the IMDN a receiver sends with `--receiver-imdn`, and the
+ * parsing of delivery reports that come back to the sender.
+ */
+import { randomFillSync } from 'node:crypto';
+import { formatCpim, parseCpimHead } from '../reports/cpim.js';
+import {
+  buildDeliveryReport,
+  detectReportRequest,
+  parseAggregatedImdn,
+  parseImdn,
+  reportPayloadKind,
+  type ImdnStatus,
+} from '../reports/imdn.js';
+import { randomId } from '../msrp/serializer.js';
+import type { RequestedReport, SizeWeight } from './options.js';
+
+/**
+ * Picks sizes from a weighted mix by smooth weighted round-robin: over any `sum(weights)` consecutive
+ * picks each size comes up in proportion to its weight, exactly, and the sizes are interleaved.
+ */
+export class SizePicker {
+  private readonly sizes: number[];
+  private readonly weights: number[];
+  private readonly current: number[];
+  private readonly total: number;
+
+  constructor(mix: readonly SizeWeight[]) {
+    this.sizes = mix.map((m) => m.bytes);
+    this.weights = mix.map((m) => m.weight);
+    this.current = mix.map(() => 0);
+    this.total = this.weights.reduce((a, b) => a + b, 0);
+  }
+
+  /** The next size, bytes. */
+  next(): number {
+    let best = 0;
+    for (let i = 0; i < this.sizes.length; i++) {
+      this.current[i]! += this.weights[i]!;
+      if (this.current[i]! > this.current[best]!) best = i;
+    }
+    this.current[best]! -= this.total;
+    return this.sizes[best]!;
+  }
+}
+
+/** A message body that is never materialised whole: chunks are views of a head and a repeating pool. */
+export interface MessageBody {
+  readonly length: number;
+  /** Octets `[start, end)` (0-based); a view where possible, a copy only across a seam. */
+  slice(start: number, end: number): Buffer;
+}
+
+/** Size of the shared random pool bodies are cut from. */
+const POOL_BYTES = 1024 * 1024;
+
+class PooledBody implements MessageBody {
+  readonly length: number;
+
+  constructor(
+    private readonly pool: Buffer,
+    private readonly head: Buffer,
+    payloadBytes: number,
+    private readonly offset: number,
+  ) {
+    this.length = head.length + payloadBytes;
+  }
+
+  slice(start: number, end: number): Buffer {
+    const h = this.head.length;
+    const parts: Buffer[] = [];
+    if (start < h) parts.push(this.head.subarray(start, Math.min(end, h)));
+    let p = Math.max(0, start - h);
+    const pEnd = end - h;
+    while (p < pEnd) {
+      const at = (this.offset + p) % this.pool.length;
+      const n = Math.min(pEnd - p, this.pool.length - at);
+      parts.push(this.pool.subarray(at, at + n));
+      p += n;
+    }
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  }
+}
+
+/** Cuts message bodies from one pool of random lower-case letters (no CR/LF, so no end-line in a body). */
+export class PayloadSource {
+  private readonly pool: Buffer;
+
+  constructor(poolBytes = POOL_BYTES) {
+    this.pool = randomFillSync(Buffer.alloc(poolBytes));
+    for (let i = 0; i < this.pool.length; i++) this.pool[i] = 0x61 + (this.pool[i]! % 26);
+  }
+
+  /** A body of `head` followed by `payloadBytes` pool octets starting at a random offset. */
+  body(payloadBytes: number, head: Buffer = EMPTY): MessageBody {
+    const offset = Math.floor(Math.random() * this.pool.length);
+    return new PooledBody(this.pool, head, payloadBytes, offset);
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+/** Octets of an IM searched for its CPIM head. */
+const CPIM_HEAD_LIMIT = 16 * 1024;
+/** Content-Type of the CPIM-wrapped payload. */
+export const INNER_CONTENT_TYPE = 'text/plain';
+
+/** What the CPIM head of one message says. */
+export interface CpimHeadSpec {
+  /** CPIM From / To URIs (`sip:alice@example.com`). */
+  from: string;
+  to: string;
+  /** imdn.Message-ID (RFC 5438 §6.3). */
+  imdnId: string;
+  /** Reports to request; none: no imdn.Disposition-Notification. */
+  reports: readonly RequestedReport[];
+}
+
+/** The CPIM message headers, blank line, content headers and blank line that precede the payload. */
+export function cpimHead(spec: CpimHeadSpec): Buffer {
+  const headers: Array<[string, string]> = [
+    ['From', `<${spec.from}>`],
+    ['To', `<${spec.to}>`],
+    ['DateTime', new Date().toISOString()],
+    ['NS', 'imdn <urn:ietf:params:imdn>'],
+    ['imdn.Message-ID', spec.imdnId],
+  ];
+  if (spec.reports.length > 0) headers.push(['imdn.Disposition-Notification', spec.reports.join(', ')]);
+  return formatCpim({ headers, contentHeaders: [['Content-Type', INNER_CONTENT_TYPE]], body: EMPTY });
+}
+
+/** One delivery report found in a message that reached the sender. */
+export interface IncomingReport {
+  /** The imdn.Message-ID of the IM it is about. */
+  imdnId: string;
+  status: ImdnStatus;
+}
+
+function mediaType(contentType: string | undefined): string {
+  return (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+}
+
+/**
+ * The delivery reports a message carries: an RFC 5438 IMDN, an aggregate of them, or a legacy status
+ * report, inside message/cpim. Returns null for anything else (an IM, unparsable CPIM or XML).
+ */
+export function readReports(contentType: string | undefined, body: Buffer): IncomingReport[] | null {
+  if (mediaType(contentType) !== 'message/cpim') return null;
+  try {
+    const head = parseCpimHead(body, { lenient: true });
+    if (head === 'incomplete') return null;
+    const kind = reportPayloadKind(head);
+    if (kind === null) return null;
+    const payload = body.subarray(head.bodyOffset);
+    const docs =
+      kind === 'aggregate'
+        ? parseAggregatedImdn(head.contentHeader('Content-Type') ?? '', payload)
+        : [parseImdn(payload)];
+    return docs
+      .filter((d) => d.notification === 'delivery')
+      .map((d) => ({ imdnId: d.messageId, status: d.status }));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The IMDN a receiving endpoint sends for an IM it got (`--receiver-imdn`): a `delivered` notification
+ * when the IM asked for positive-delivery, else null. The body is a complete message/cpim.
+ */
+export function receiverImdn(contentType: string | undefined, body: Buffer): Buffer | null {
+  if (mediaType(contentType) !== 'message/cpim') return null;
+  try {
+    // Only the head matters here; a large IM is not scanned past its first octets.
+    const head = parseCpimHead(body.subarray(0, CPIM_HEAD_LIMIT), { lenient: true });
+    if (head === 'incomplete') return null;
+    const req = detectReportRequest(head);
+    if (req === null || !req.kinds.has('positive-delivery')) return null;
+    return buildDeliveryReport(req, 'delivered', { now: new Date(), messageId: randomId(16) }).body;
+  } catch {
+    return null;
+  }
+}

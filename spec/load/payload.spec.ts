@@ -1,0 +1,74 @@
+import { expect } from 'chai';
+import { parseCpimHead } from '../../lib/reports/cpim.js';
+import { detectReportRequest } from '../../lib/reports/imdn.js';
+import { cpimHead, PayloadSource, readReports, receiverImdn, SizePicker } from '../../lib/load/payload.js';
+
+describe('load payload', () => {
+  it('picks sizes exactly in proportion to their weights, interleaved', () => {
+    const picker = new SizePicker([
+      { bytes: 100, weight: 5 },
+      { bytes: 1024, weight: 4 },
+      { bytes: 65536, weight: 1 },
+    ]);
+    const picks = Array.from({ length: 1000 }, () => picker.next());
+    const count = (b: number): number => picks.filter((p) => p === b).length;
+    expect([count(100), count(1024), count(65536)]).to.deep.equal([500, 400, 100]);
+    expect(picks.slice(0, 10)).to.include.members([100, 1024, 65536]);
+  });
+
+  it('cuts bodies from a repeating pool: any slicing gives the same octets as the whole', () => {
+    const source = new PayloadSource(1000);
+    const head = Buffer.from('HEAD\r\n\r\n');
+    const body = source.body(5000, head);
+    expect(body.length).to.equal(5008);
+    const whole = body.slice(0, body.length);
+    expect(whole.subarray(0, 8).toString()).to.equal('HEAD\r\n\r\n');
+    expect(/^[a-z]+$/.test(whole.subarray(8).toString('latin1'))).to.equal(true);
+    for (const size of [1, 7, 999, 1000, 1001, 2048]) {
+      const pieces: Buffer[] = [];
+      for (let at = 0; at < body.length; at += size)
+        pieces.push(body.slice(at, Math.min(body.length, at + size)));
+      expect(Buffer.concat(pieces).equals(whole), `chunks of ${size}`).to.equal(true);
+    }
+  });
+
+  it('writes a CPIM head whose IMDN request the reports code reads back (RFC 5438 §6)', () => {
+    const head = cpimHead({
+      from: 'sip:alice@example.com',
+      to: 'sip:bob@example.com',
+      imdnId: 'iL12345-0-1',
+      reports: ['positive-delivery', 'negative-delivery'],
+    });
+    const parsed = parseCpimHead(Buffer.concat([head, Buffer.from('hello')]));
+    if (parsed === 'incomplete') throw new Error('incomplete CPIM head');
+    const req = detectReportRequest(parsed);
+    expect(req?.messageId).to.equal('iL12345-0-1');
+    expect([...(req?.kinds ?? [])]).to.deep.equal(['positive-delivery', 'negative-delivery']);
+    expect(parsed.contentHeader('Content-Type')).to.equal('text/plain');
+  });
+
+  it('asks for no report when none is requested', () => {
+    const head = cpimHead({ from: 'sip:a@x', to: 'sip:b@x', imdnId: 'i1', reports: [] });
+    const parsed = parseCpimHead(head);
+    if (parsed === 'incomplete') throw new Error('incomplete CPIM head');
+    expect(detectReportRequest(parsed)).to.equal(null);
+    expect(receiverImdn('message/cpim', head)).to.equal(null);
+  });
+
+  it('builds the receiver IMDN and reads it back as a delivered report for the IM', () => {
+    const im = Buffer.concat([
+      cpimHead({ from: 'sip:a@x', to: 'sip:b@x', imdnId: 'iABC-1-2', reports: ['positive-delivery'] }),
+      Buffer.from('payload'),
+    ]);
+    const imdn = receiverImdn('message/cpim', im);
+    expect(imdn).to.not.equal(null);
+    expect(readReports('message/cpim', imdn!)).to.deep.equal([{ imdnId: 'iABC-1-2', status: 'delivered' }]);
+  });
+
+  it('reads no report out of an IM, another content type or a broken body', () => {
+    const im = cpimHead({ from: 'sip:a@x', to: 'sip:b@x', imdnId: 'i1', reports: ['positive-delivery'] });
+    expect(readReports('message/cpim', im)).to.equal(null);
+    expect(readReports('text/plain', Buffer.from('x'))).to.equal(null);
+    expect(readReports('message/cpim', Buffer.from('garbage\r\n\r\n\r\n'))).to.equal(null);
+  });
+});

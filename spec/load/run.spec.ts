@@ -1,0 +1,376 @@
+import { expect } from 'chai';
+import { createServer, type Server, type Socket } from 'node:net';
+import { FrameCollector } from '../../lib/msrp/frame-collector.js';
+import type { Frame } from '../../lib/msrp/message.js';
+import { MsrpParser } from '../../lib/msrp/parser.js';
+import { randomId, serializeResponse } from '../../lib/msrp/serializer.js';
+import type { LatencySummary } from '../../lib/load/histogram.js';
+import type { LoadOptions } from '../../lib/load/options.js';
+import { LOAD_REPORT_SCHEMA, type LoadReport } from '../../lib/load/report.js';
+import { runLoad } from '../../lib/load/runner.js';
+import type { Relay } from '../../lib/relay/relay.js';
+import { Harness, USERS } from '../helpers/relay.js';
+import { testCertificate } from '../helpers/tls.js';
+import { wsRelayOptions, wsUrl } from '../helpers/ws.js';
+
+const users = Object.entries(USERS).map(([username, password]) => ({ username, password }));
+
+/** Every field of the v1 JSON schema, as dotted paths (maps keyed by code are checked as objects). */
+const SCHEMA_FIELDS = [
+  'schema',
+  'tool.name',
+  'tool.version',
+  'startedAt',
+  'finishedAt',
+  'command',
+  ...['node', 'platform', 'arch', 'hostname', 'cpus', 'cpuModel', 'totalMemoryBytes'].map(
+    (k) => `environment.${k}`,
+  ),
+  ...[
+    'target',
+    'transport',
+    'authUri',
+    'sessions',
+    'workers',
+    'pacing',
+    'rate',
+    'concurrency',
+    'messages',
+    'durationSeconds',
+    'rampUpSeconds',
+    'drainSeconds',
+    'timeoutSeconds',
+    'holdSeconds',
+    'sizes',
+    'chunkSize',
+    'cpim',
+    'requestReports',
+    'receiverImdn',
+    'receiverStatus',
+    'users',
+    'maxErrorRate',
+  ].map((k) => `config.${k}`),
+  'timing.setupSeconds',
+  'timing.activeSeconds',
+  'timing.totalSeconds',
+  ...['requested', 'established', 'failed', 'dropped', 'reauths', 'reauthFailures', 'setupErrors'].map(
+    (k) => `sessions.${k}`,
+  ),
+  ...['sent', 'delivered', 'failed', 'lost'].map((k) => `messages.${k}`),
+  'chunks.sent',
+  'chunks.acknowledged',
+  'bytes.sent',
+  'bytes.delivered',
+  ...[
+    'sentMessagesPerSecond',
+    'deliveredMessagesPerSecond',
+    'sentBytesPerSecond',
+    'deliveredBytesPerSecond',
+  ].map((k) => `throughput.${k}`),
+  ...['firstHop', 'delivery', 'report'].flatMap((h) =>
+    ['count', 'min', 'mean', 'p50', 'p90', 'p99', 'p999', 'max'].map((k) => `latency.${h}.${k}`),
+  ),
+  ...['requested', 'received', 'missing', 'duplicates', 'unmatched'].map((k) => `reports.${k}`),
+  ...['total', 'responses', 'failureReports', 'imdn', 'timeouts', 'disconnects', 'bodyMismatches'].map(
+    (k) => `errors.${k}`,
+  ),
+  ...['errorRate', 'sessionErrorRate', 'maxErrorRate', 'passed', 'exitCode'].map((k) => `result.${k}`),
+];
+
+/** Dotted paths of every leaf (objects keyed by code count as leaves when their parent is a count map). */
+function leaves(value: unknown, prefix = ''): string[] {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return [prefix];
+  const countMaps = ['setupErrors', 'responses', 'failureReports', 'imdn', 'received'];
+  if (countMaps.includes(prefix.split('.').at(-1)!)) return [prefix];
+  return Object.entries(value).flatMap(([k, v]) => leaves(v, prefix === '' ? k : `${prefix}.${k}`));
+}
+
+function expectMonotonic(s: LatencySummary): void {
+  expect(
+    s.min <= s.p50 && s.p50 <= s.p90 && s.p90 <= s.p99 && s.p99 <= s.p999 && s.p999 <= s.max,
+    JSON.stringify(s),
+  ).to.equal(true);
+}
+
+function expectCountsAddUp(r: LoadReport): void {
+  expect(r.messages.sent).to.equal(r.messages.delivered + r.messages.failed + r.messages.lost);
+}
+
+/** A "relay" that grants AUTH and answers 200 to every SEND, then drops it: every message is lost. */
+async function blackHoleRelay(): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    const answer = (f: Frame): void => {
+      if (f.kind !== 'request') return;
+      const to = f.headers[0]![1];
+      const from = f.headers[1]![1];
+      const port = (server.address() as { port: number }).port;
+      const headers: Array<[string, string]> =
+        f.method === 'AUTH' ? [['Use-Path', `msrp://127.0.0.1:${port}/${randomId(12)};tcp`]] : [];
+      const toPath = f.method === 'SEND' ? from.split(' ')[0]! : from;
+      socket.write(
+        serializeResponse({
+          transactionId: f.transactionId,
+          statusCode: 200,
+          toPath,
+          fromPath: to.split(' ')[0]!,
+          headers,
+        }),
+      );
+    };
+    const parser = new MsrpParser(new FrameCollector(answer, () => {}));
+    socket.on('data', (d: Buffer) => parser.write(d));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe('runLoad against a relay', function () {
+  this.timeout(30_000);
+  const h = new Harness();
+  afterEach(() => h.cleanup());
+
+  const target = (relay: Relay): string => {
+    const a = relay.addresses().find((x) => x.kind === 'tcp')!;
+    return `msrp://${a.host}:${a.port};tcp`;
+  };
+  const run = (relay: Relay, options: LoadOptions): Promise<LoadReport> =>
+    runLoad({ target: target(relay), users, progress: false, drain: 5, ...options });
+
+  it('delivers 5 sessions × 200 messages: every message accounted for, nothing lost', async () => {
+    const relay = await h.relay();
+    const r = await run(relay, { sessions: 5, messages: 1000, concurrency: 4 });
+    expect(r.sessions).to.deep.include({ requested: 5, established: 5, failed: 0, dropped: 0 });
+    expect(r.messages).to.deep.equal({ sent: 1000, delivered: 1000, failed: 0, lost: 0 });
+    expect(r.bytes).to.deep.equal({ sent: 1024 * 1000, delivered: 1024 * 1000 });
+    expect(r.chunks).to.deep.equal({ sent: 1000, acknowledged: 1000 });
+    expect(r.errors.total).to.equal(0);
+    expect([r.latency.firstHop.count, r.latency.delivery.count, r.latency.report.count]).to.deep.equal([
+      1000, 1000, 0,
+    ]);
+    expectMonotonic(r.latency.firstHop);
+    expectMonotonic(r.latency.delivery);
+    expect(r.throughput.deliveredMessagesPerSecond).to.be.above(0);
+    expect(r.result).to.deep.include({ errorRate: 0, passed: true, exitCode: 0 });
+  });
+
+  it('reports every field of the JSON schema, and nothing else', async () => {
+    const relay = await h.relay();
+    const r = await run(relay, {
+      sessions: 2,
+      messages: 20,
+      sizes: [
+        { bytes: 100, weight: 1 },
+        { bytes: 3000, weight: 1 },
+      ],
+      chunkSize: 2048,
+    });
+    const json = JSON.parse(JSON.stringify(r)) as LoadReport;
+    expect(json.schema).to.equal(LOAD_REPORT_SCHEMA);
+    expect(leaves(json).sort()).to.deep.equal([...SCHEMA_FIELDS].sort());
+    expect(json.chunks.sent).to.equal(30); // 10 × 1 chunk + 10 × 2 chunks
+    expect(json.config.authUri).to.match(/^msrp:\/\/alice@127\.0\.0\.1:\d+;tcp$/);
+    expectCountsAddUp(json);
+  });
+
+  it('counts a receiver answering 415 as failure REPORTs with code 415 (RFC 4976 §6.5)', async () => {
+    const relay = await h.relay();
+    const r = await run(relay, { sessions: 2, messages: 10, receiverStatus: 415 });
+    expect(r.messages).to.deep.equal({ sent: 10, delivered: 0, failed: 10, lost: 0 });
+    expect(r.errors.failureReports).to.deep.equal({ 415: 10 });
+    expect(r.errors.total).to.equal(10);
+    expect(r.result).to.deep.include({ errorRate: 1, passed: false, exitCode: 1 });
+  });
+
+  it('counts a silent receiver as 408 failure REPORTs once the relay transaction times out', async () => {
+    const relay = await h.relay({ transactionTimeoutMs: 200 });
+    const r = await run(relay, { sessions: 2, messages: 6, concurrency: 3, receiverStatus: null });
+    expect(r.messages).to.deep.equal({ sent: 6, delivered: 0, failed: 6, lost: 0 });
+    expect(r.errors.failureReports).to.deep.equal({ 408: 6 });
+  });
+
+  it('counts messages that never arrive and never fail as lost after the drain period', async () => {
+    const hole = await blackHoleRelay();
+    try {
+      const r = await runLoad({
+        target: `127.0.0.1:${hole.port}`,
+        sessions: 2,
+        messages: 8,
+        concurrency: 2,
+        drain: 0.2,
+        timeout: 0.3,
+        progress: false,
+      });
+      expect(r.messages).to.deep.equal({ sent: 8, delivered: 0, failed: 0, lost: 8 });
+      expect(r.chunks).to.deep.equal({ sent: 8, acknowledged: 8 });
+      expect(r.result.exitCode).to.equal(1);
+    } finally {
+      await hole.close();
+    }
+  });
+
+  it('records setup failures by reason: wrong password gives AUTH 401', async () => {
+    const relay = await h.relay();
+    const r = await run(relay, {
+      users: [{ username: 'alice', password: 'wrong' }],
+      sessions: 2,
+      messages: 2,
+    });
+    expect(r.sessions).to.deep.include({ requested: 2, established: 0, failed: 2 });
+    expect(r.sessions.setupErrors).to.deep.equal({ 'AUTH 401': 2 });
+    expect(r.result).to.deep.include({ passed: false, exitCode: 1, sessionErrorRate: 1 });
+  });
+
+  it('merges two worker threads: counts and histograms add up', async () => {
+    const relay = await h.relay();
+    const r = await run(relay, { sessions: 4, messages: 301, concurrency: 2, workers: 2 });
+    expect(r.config.workers).to.equal(2);
+    expect(r.sessions).to.deep.include({ requested: 4, established: 4 });
+    expect(r.messages).to.deep.equal({ sent: 301, delivered: 301, failed: 0, lost: 0 });
+    expect(r.latency.delivery.count).to.equal(301);
+    expect(r.latency.firstHop.count).to.equal(301);
+    expectMonotonic(r.latency.delivery);
+  });
+
+  it('measures the report round trip of IMDNs sent by the receiver (RFC 5438)', async () => {
+    const relay = await h.relay({ reports: 'off' });
+    const r = await run(relay, {
+      sessions: 2,
+      messages: 40,
+      requestReports: ['positive-delivery'],
+      receiverImdn: true,
+    });
+    expect(r.config.cpim).to.equal(true);
+    expect(r.messages.delivered).to.equal(40);
+    expect(r.reports).to.deep.equal({
+      requested: 40,
+      received: { delivered: 40 },
+      missing: 0,
+      duplicates: 0,
+      unmatched: 0,
+    });
+    expect(r.latency.report.count).to.equal(40);
+    expectMonotonic(r.latency.report);
+  });
+
+  it('measures the report round trip of delivery IMDNs the relay injects', async () => {
+    const relay = await h.relay({ reports: 'on-ack' });
+    const r = await run(relay, { sessions: 3, messages: 3, requestReports: ['positive-delivery'] });
+    expect(r.messages.delivered).to.equal(3);
+    expect(r.reports).to.deep.equal({
+      requested: 3,
+      received: { delivered: 3 },
+      missing: 0,
+      duplicates: 0,
+      unmatched: 0,
+    });
+    expect(r.latency.report.count).to.equal(3);
+  });
+
+  it('counts positive reports that never come as missing, without failing the messages', async () => {
+    const relay = await h.relay({ reports: 'off' });
+    const r = await run(relay, {
+      sessions: 1,
+      messages: 5,
+      requestReports: ['positive-delivery'],
+      drain: 0.2,
+    });
+    expect(r.messages.delivered).to.equal(5);
+    expect(r.reports.missing).to.equal(5);
+    expect(r.result.passed).to.equal(true);
+  });
+
+  it('paces an open loop at the requested rate', async () => {
+    const relay = await h.relay();
+    const r = await run(relay, { sessions: 4, rate: 400, duration: 0.5 });
+    expect(r.config.pacing).to.equal('open-loop');
+    expect(r.messages.sent).to.be.within(180, 201);
+    expect(r.messages.delivered).to.equal(r.messages.sent);
+  });
+
+  it('opens sessions over the ramp-up and still sends every message', async () => {
+    const relay = await h.relay();
+    const r = await run(relay, { sessions: 4, messages: 100, rampUp: 0.3 });
+    expect(r.sessions.established).to.equal(4);
+    expect(r.timing.setupSeconds).to.equal(0);
+    expect(r.messages).to.deep.equal({ sent: 100, delivered: 100, failed: 0, lost: 0 });
+  });
+
+  it('sends a large message in chunks of --chunk-size with exact Byte-Ranges', async () => {
+    const relay = await h.relay();
+    const r = await run(relay, { sessions: 1, messages: 2, sizes: 300_000, chunkSize: 65536 });
+    expect(r.messages.delivered).to.equal(2);
+    expect(r.chunks).to.deep.equal({ sent: 10, acknowledged: 10 });
+    expect(r.errors.bodyMismatches).to.equal(0);
+  });
+
+  it('runs over TLS (msrps) with the CA given', async () => {
+    const { cert, key } = testCertificate();
+    const relay = await h.relay({
+      listen: [],
+      tlsListen: [{ host: '127.0.0.1', port: 0 }],
+      tls: { cert, key },
+    });
+    const port = relay.addresses()[0]!.port;
+    const r = await runLoad({
+      target: `msrps://localhost:${port};tcp`,
+      tlsCa: cert,
+      users,
+      sessions: 2,
+      messages: 20,
+      progress: false,
+    });
+    expect(r.config.transport).to.equal('tls');
+    expect(r.config.authUri).to.equal(`msrps://alice@localhost:${port};tcp`);
+    expect(r.messages.delivered).to.equal(20);
+  });
+
+  it('runs over WebSocket (RFC 7977) with ;ws URIs', async () => {
+    const relay = await h.relay(wsRelayOptions());
+    const r = await runLoad({
+      targetWs: wsUrl(relay),
+      users,
+      sessions: 2,
+      messages: 20,
+      cpim: true,
+      progress: false,
+    });
+    expect(r.config.transport).to.equal('ws');
+    expect(r.config.authUri).to.match(/^msrp:\/\/alice@127\.0\.0\.1:\d+;ws$/);
+    expect(r.messages).to.deep.equal({ sent: 20, delivered: 20, failed: 0, lost: 0 });
+  });
+
+  it('re-AUTHs before the Use-Path expires and keeps delivering on the new paths', async () => {
+    const relay = await h.relay({ authExpires: 1, authMinExpires: 1 });
+    const r = await run(relay, { sessions: 1, duration: 2, concurrency: 2 });
+    expect(r.sessions.reauths).to.be.at.least(2); // both endpoints, at 0.8 s and 1.6 s
+    expect(r.sessions.reauthFailures).to.equal(0);
+    expect(r.messages.failed + r.messages.lost).to.equal(0);
+    expect(r.messages.delivered).to.be.above(0);
+  });
+
+  it('keeps idle sessions open without traffic when --messages is 0', async () => {
+    const relay = await h.relay();
+    let connectionsWhenReady = 0;
+    const r = await run(relay, {
+      sessions: 3,
+      messages: 0,
+      onSessionsReady: () => {
+        connectionsWhenReady = relay.connectionCount;
+      },
+    });
+    expect(connectionsWhenReady).to.equal(6);
+    expect(r.messages.sent).to.equal(0);
+    expect(r.result).to.deep.include({ errorRate: 0, passed: true });
+  });
+});
