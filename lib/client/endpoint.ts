@@ -100,6 +100,7 @@ export class MsrpEndpoint extends EventEmitter {
   private readonly respond: (frame: Frame) => number | null;
   private readonly maxMessageBytes: number;
   private closed = false;
+  private corked = false;
   /** Parse errors seen (a conforming relay produces none). */
   readonly errors: CollectedError[] = [];
 
@@ -257,9 +258,23 @@ export class MsrpEndpoint extends EventEmitter {
    */
   write(bytes: Buffer): boolean {
     if (this.closed) return false;
-    if (this.ws === null) return this.socket.write(bytes);
+    if (this.ws === null) {
+      // Cork until the end of the tick: every frame written in one turn leaves in one writev.
+      if (!this.corked) {
+        this.corked = true;
+        this.socket.cork();
+        process.nextTick(uncorkEndpoint, this);
+      }
+      return this.socket.write(bytes);
+    }
     this.ws.send(bytes, { binary: true });
     return !this.socket.writableNeedDrain;
+  }
+
+  /** @internal Ends the batch {@link write} started. */
+  uncork(): void {
+    this.corked = false;
+    this.socket.uncork();
   }
 
   /** Sends bytes as one WebSocket text message (RFC 7977 §4.2: the relay treats it as octets). */
@@ -415,3 +430,7 @@ function rawBuffer(data: RawData): Buffer {
 
 /** The flag of a frame (re-exported for tests that inspect chunks). */
 export type { ContinuationFlag };
+
+function uncorkEndpoint(ep: MsrpEndpoint): void {
+  ep.uncork();
+}

@@ -33,13 +33,27 @@ export interface RouteContext<P> {
   isOurs(uri: MsrpUri): boolean;
 }
 
+/**
+ * Parsed URIs by their text. A session's paths repeat on every request, so most lookups hit; the map is
+ * emptied when it reaches its bound (a cheap, bounded stand-in for an LRU). Parsed URIs are never
+ * mutated, so sharing them is safe.
+ */
+const uriCache = new Map<string, MsrpUri | null>();
+const URI_CACHE_MAX = 20_000;
+
 function tryParse(text: string | undefined): MsrpUri | null {
   if (text === undefined) return null;
+  const hit = uriCache.get(text);
+  if (hit !== undefined) return hit;
+  let uri: MsrpUri | null;
   try {
-    return parseUri(text);
+    uri = parseUri(text);
   } catch {
-    return null; // an MsrpError: the caller answers 400 or 403
+    uri = null; // an MsrpError: the caller answers 400 or 403
   }
+  if (uriCache.size >= URI_CACHE_MAX) uriCache.clear();
+  uriCache.set(text, uri);
+  return uri;
 }
 
 /** Routes a request that arrived from `source`; see the module comment for the rules. */
