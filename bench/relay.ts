@@ -77,9 +77,10 @@ async function startRelay(usersFile: string, maxMessageBytes: number): Promise<R
   const cliBuilt = existsSync(join(root, 'build', 'lib', 'cli', 'start.js'));
   const mode = wanted === 'script' || (wanted === undefined && !cliBuilt) ? 'script' : 'cli';
   if (mode === 'cli') {
-    const args = [join(root, 'bin', 'msrp-relay'), 'start', '--listen', '127.0.0.1:0', '--users', usersFile];
+    const args = ['start', '--listen', '127.0.0.1:0', '--users', usersFile];
     args.push('--max-message-size', String(maxMessageBytes), '--log-level', 'warn');
-    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    // Executed as a program so that its shebang's V8 flags apply, as for `npx msrp-relay start`.
+    const proc = spawn(join(root, 'bin', 'msrp-relay'), args, { stdio: ['ignore', 'ignore', 'pipe'] });
     const port = await waitForPort(proc, 'stderr', /tcp\s+127\.0\.0\.1:(\d+)/);
     return { proc, port, pid: proc.pid!, mode };
   }

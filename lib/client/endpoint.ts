@@ -18,7 +18,13 @@ import { getHeader, type Frame, type Header } from '../msrp/message.js';
 import { parseByteRange, type ByteRange } from '../msrp/headers.js';
 import { parseDigestChallenge, formatDigestCredentials } from '../msrp/digest.js';
 import { MsrpParser } from '../msrp/parser.js';
-import { randomId, serializeRequest, serializeResponse, type RequestSpec } from '../msrp/serializer.js';
+import {
+  frameRequest,
+  randomId,
+  serializeResponse,
+  type FramedRequest,
+  type RequestSpec,
+} from '../msrp/serializer.js';
 
 /** Where and how to connect. */
 export interface EndpointOptions {
@@ -41,15 +47,23 @@ export interface EndpointOptions {
    * stay silent. Default 200.
    */
   respond?: (frame: Frame) => number | null;
-  /** Largest message reassembled in memory (default 64 MiB). */
+  /** Largest message (and chunk) accepted (default 64 MiB). */
   maxMessageBytes?: number;
+  /**
+   * Messages larger than this are not kept: their octets are counted and `message` is emitted with an
+   * empty `body` and the `size` received (load tests of file transfers). Default: keep every body.
+   */
+  keepBodiesUpTo?: number;
 }
 
 /** A reassembled incoming message. */
 export interface ReceivedMessage {
   messageId: string;
   contentType: string | undefined;
+  /** The message; empty when it was larger than `keepBodiesUpTo` (then only `size` tells). */
   body: Buffer;
+  /** Octets received. */
+  size: number;
   /** From-Path of the last chunk, as received. */
   fromPath: string;
   headers: Header[];
@@ -79,7 +93,11 @@ interface Assembly {
   parts: Map<number, Buffer>;
   total: number | null;
   received: number;
+  /** Octets counted but not kept (`keepBodiesUpTo`). */
+  counted?: number;
 }
+
+const EMPTY = Buffer.alloc(0);
 
 /**
  * An MSRP endpoint. Events: `message` (ReceivedMessage), `report` (Frame), `request` (every incoming
@@ -99,6 +117,7 @@ export class MsrpEndpoint extends EventEmitter {
   private readonly assemblies = new Map<string, Assembly>();
   private readonly respond: (frame: Frame) => number | null;
   private readonly maxMessageBytes: number;
+  private readonly keepBodiesUpTo: number;
   private closed = false;
   private corked = false;
   /** Parse errors seen (a conforming relay produces none). */
@@ -114,6 +133,7 @@ export class MsrpEndpoint extends EventEmitter {
       `${scheme}://${randomId(10).toLowerCase()}.invalid:2855/${randomId(16)};${ws ? 'ws' : 'tcp'}`;
     this.respond = options.respond ?? (() => 200);
     this.maxMessageBytes = options.maxMessageBytes ?? 64 * 1024 * 1024;
+    this.keepBodiesUpTo = options.keepBodiesUpTo ?? Infinity;
     this.parser = new MsrpParser(
       new FrameCollector(
         (f) => this.onFrame(f),
@@ -241,15 +261,29 @@ export class MsrpEndpoint extends EventEmitter {
 
   /** Sends a request and resolves with its response (rejects after `timeoutMs`). */
   request(spec: RequestSpec, timeoutMs = 10_000): Promise<Frame> {
-    const tid = spec.transactionId ?? randomId();
+    // The serializer may re-draw the id (its end-line must not occur in the body): use the one framed.
+    const framed = frameRequest(spec);
+    const tid = framed.transactionId;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(tid);
         reject(new Error(`no response to ${spec.method} ${tid}`));
       }, timeoutMs);
       this.pending.set(tid, { resolve, reject, timer });
-      this.write(serializeRequest({ ...spec, transactionId: tid }));
+      this.writeFramed(framed);
     });
+  }
+
+  /** Writes a framed request: head, body and tail without joining them (one WS message over WebSocket). */
+  writeFramed(f: FramedRequest): boolean {
+    if (this.ws !== null || f.body === null) {
+      return this.write(
+        f.body === null ? Buffer.concat([f.head, f.tail]) : Buffer.concat([f.head, f.body, f.tail]),
+      );
+    }
+    this.write(f.head);
+    this.write(f.body);
+    return this.write(f.tail);
   }
 
   /**
@@ -314,7 +348,7 @@ export class MsrpEndpoint extends EventEmitter {
         flag: last ? '$' : '+',
       };
       if (fr === 'yes') waits.push(this.request(spec, 35_000));
-      else this.write(serializeRequest(spec));
+      else this.writeFramed(frameRequest(spec));
       offset += piece.length;
       if (!this.socket.writableNeedDrain) continue;
       await new Promise((r) => this.socket.once('drain', r));
@@ -401,19 +435,26 @@ export class MsrpEndpoint extends EventEmitter {
       this.assemblies.delete(messageId);
       return;
     }
+    const keep = typeof range.total !== 'number' || range.total <= this.keepBodiesUpTo;
     const prev = a.parts.get(range.start);
-    a.parts.set(range.start, body);
+    // Large messages in count-only mode keep no octets, only their number (overlaps counted once per start).
+    a.parts.set(range.start, keep ? body : EMPTY.subarray(0, 0));
     a.received += body.length - (prev?.length ?? 0);
+    if (!keep) a.counted = (a.counted ?? 0) + body.length;
     if (typeof range.total === 'number') a.total = range.total;
     if (frame.flag === '$') a.total = range.start - 1 + body.length;
     if (a.total !== null && a.received >= a.total) {
-      const out = Buffer.alloc(a.total);
-      for (const [start, part] of a.parts) part.copy(out, start - 1);
+      let out = EMPTY;
+      if (a.counted === undefined) {
+        out = Buffer.allocUnsafe(a.total);
+        for (const [start, part] of a.parts) part.copy(out, start - 1);
+      }
       this.assemblies.delete(messageId);
       const msg: ReceivedMessage = {
         messageId,
         contentType: getHeader(frame.headers, 'content-type'),
         body: out,
+        size: a.counted ?? out.length,
         fromPath: frame.headers[1]![1],
         headers: frame.headers,
       };

@@ -87,6 +87,9 @@ function releaseTracked(tr: Tracked): void {
 
 const MIN_RECEIVE_BYTES = 64 * 1024 * 1024;
 
+/** Received messages up to this size are kept whole (CPIM heads, IMDNs); larger ones only counted. */
+const KEEP_BODIES_UP_TO = 1024 * 1024;
+
 /** Connects one endpoint and authenticates it; throws {@link SetupError}. */
 async function openEndpoint(
   ctx: SessionContext,
@@ -97,6 +100,8 @@ async function openEndpoint(
   const largest = Math.max(...cfg.sizes.map((s) => s.bytes));
   const extra = {
     maxMessageBytes: Math.max(MIN_RECEIVE_BYTES, largest + 64 * 1024),
+    // Bodies are only compared by length; large ones are counted, not kept (no copy of a whole file).
+    keepBodiesUpTo: KEEP_BODIES_UP_TO,
     ...(respond && { respond }),
   };
   const options = connectOptions(cfg.target, cfg.tlsCa, cfg.insecure, extra);
@@ -349,7 +354,7 @@ export class LoadSession {
     // A receiver answering non-200 refused the message, whatever octets it kept.
     if (tr === undefined || tr.state !== PENDING || cfg.receiverStatus !== 200) return;
     const m = this.ctx.metrics;
-    if (msg.body.length !== tr.bytes) {
+    if (msg.size !== tr.bytes) {
       m.bodyMismatches++;
       this.fail(tr);
       return;

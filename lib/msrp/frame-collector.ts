@@ -31,13 +31,19 @@ export class FrameCollector implements ParserHandler {
   }
 
   onBody(piece: Buffer): void {
-    this.pieces.push(Buffer.from(piece));
+    // A view is enough: the parser's input buffers are not reused (socket reads are fresh buffers and
+    // the parser copies what it holds back), so the body is copied once, in onEnd, or not at all.
+    this.pieces.push(piece);
   }
 
   onEnd(flag: ContinuationFlag): void {
     const head = this.head!;
     this.head = null;
-    const body = head.hasBody ? Buffer.concat(this.pieces) : null;
+    const body = !head.hasBody
+      ? null
+      : this.pieces.length === 1
+        ? this.pieces[0]!
+        : Buffer.concat(this.pieces);
     this.pieces = [];
     this.onFrame({ ...head, body, flag } as Frame);
   }
