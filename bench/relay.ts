@@ -4,12 +4,12 @@
  *
  *   a. 1 KiB messages, 50 sessions, closed loop at maximum rate
  *   b. 100-byte messages, 1 session, one in flight (latency floor)
- *   c. a file transfer: one 256 MiB message in 64 KiB chunks (MSRP_BENCH_FILE_SIZE=1g for 1 GiB)
+ *   c. a file transfer: one 1 GiB message in 64 KiB chunks (MSRP_BENCH_FILE_SIZE to change it)
  *   d. 1,000 and 10,000 idle sessions: relay RSS (VmRSS from /proc/<pid>/status) per session
  *
  * Run: `npm run bench:relay` (about 1-2 minutes). Environment: MSRP_BENCH_RELAY=cli|script (how the relay
  * is started: `bin/msrp-relay start`, the default, or bench/relay-server.js), MSRP_BENCH_SECONDS (length
- * of a and b, default 15 and 10), MSRP_BENCH_FILE_SIZE (default 256m). Prints one table.
+ * of a and b, default 15 and 10), MSRP_BENCH_FILE_SIZE (default 1g). Prints one table.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -109,7 +109,7 @@ interface Row {
 }
 
 const envSeconds = Number(process.env.MSRP_BENCH_SECONDS ?? 0);
-const fileSize = parseSize(process.env.MSRP_BENCH_FILE_SIZE ?? '256m', 'MSRP_BENCH_FILE_SIZE');
+const fileSize = parseSize(process.env.MSRP_BENCH_FILE_SIZE ?? '1g', 'MSRP_BENCH_FILE_SIZE');
 const dir = mkdtempSync(join(tmpdir(), 'msrp-bench-'));
 const usersFile = join(dir, 'users');
 writeFileSync(usersFile, USERS.map((u) => `${u.username}:${u.password}`).join('\n') + '\n');

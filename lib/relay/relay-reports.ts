@@ -135,7 +135,10 @@ export class RelayReports {
    * IMDN can be dropped (`--reports-dedupe`).
    */
   holdForDedupe(head: RequestHead, range: ByteRange | null): boolean {
-    return !this.off && this.policy.isImdnCandidate(getHeader(head.headers, 'content-type'), range);
+    if (this.off) return false;
+    // Only a session the relay reported to can send a duplicate: keyed by the sender's own URI.
+    const session = recipientSessionKey(head.headers[1]![1]);
+    return this.policy.isImdnCandidate(getHeader(head.headers, 'content-type'), range, session);
   }
 
   /** True when a held SEND is the recipient's own delivery IMDN for a message already reported. */

@@ -161,9 +161,13 @@ function mediaType(value: string | undefined): string {
   return (semi === -1 ? value : value.slice(0, semi)).trim().toLowerCase();
 }
 
-/** Remembered delivered reports: an LRU map from key to expiry time. */
+/**
+ * Remembered delivered reports: an LRU map from `session + " " + imdn id` to expiry time, plus how many
+ * live entries each session has, so a SEND from a session never reported to is not held for dedupe.
+ */
 class DeliveredLog {
-  private readonly entries = new Map<string, number>();
+  private readonly entries = new Map<string, { until: number; session: string }>();
+  private readonly sessions = new Map<string, number>();
   private readonly max: number;
   private readonly ttlMs: number;
 
@@ -176,23 +180,40 @@ class DeliveredLog {
     return this.entries.size;
   }
 
-  remember(key: string, now: number): void {
-    this.entries.delete(key);
-    this.entries.set(key, now + this.ttlMs);
+  remember(session: string, messageId: string, now: number): void {
+    const key = session + ' ' + messageId;
+    this.delete(key);
+    this.entries.set(key, { until: now + this.ttlMs, session });
+    this.sessions.set(session, (this.sessions.get(session) ?? 0) + 1);
     if (this.entries.size > this.max) {
       const oldest = this.entries.keys().next();
-      if (oldest.done !== true) this.entries.delete(oldest.value);
+      if (oldest.done !== true) this.delete(oldest.value);
     }
   }
 
-  has(key: string, now: number): boolean {
-    const until = this.entries.get(key);
-    if (until === undefined) return false;
-    if (until <= now) {
-      this.entries.delete(key);
+  has(session: string, messageId: string, now: number): boolean {
+    const key = session + ' ' + messageId;
+    const e = this.entries.get(key);
+    if (e === undefined) return false;
+    if (e.until <= now) {
+      this.delete(key);
       return false;
     }
     return true;
+  }
+
+  /** True when something was reported delivered in `session` (expired entries may still count). */
+  hasSession(session: string): boolean {
+    return this.sessions.has(session);
+  }
+
+  private delete(key: string): void {
+    const e = this.entries.get(key);
+    if (e === undefined) return;
+    this.entries.delete(key);
+    const n = (this.sessions.get(e.session) ?? 1) - 1;
+    if (n <= 0) this.sessions.delete(e.session);
+    else this.sessions.set(e.session, n);
   }
 }
 
@@ -232,11 +253,13 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
 
   /**
    * Whether a SEND chunk may be a recipient's delivery IMDN the relay should hold whole (instead of
-   * cutting it through) to run {@link isDuplicateImdn} on it: dedupe on, something reported, a
-   * `message/cpim` body in one chunk `1-N/N` of at most `maxImdnBytes`.
+   * cutting it through) to run {@link isDuplicateImdn} on it: dedupe on, something reported delivered in
+   * the sender's session `sessionKey` (when given), a `message/cpim` body in one chunk `1-N/N` of at
+   * most `maxImdnBytes`.
    */
-  isImdnCandidate(contentType: string | undefined, range: ByteRange | null): boolean {
+  isImdnCandidate(contentType: string | undefined, range: ByteRange | null, sessionKey?: string): boolean {
     if (!this.dedupe || this.mode === 'off' || this.delivered.size === 0) return false;
+    if (sessionKey !== undefined && !this.delivered.hasSession(sessionKey)) return false;
     if (mediaType(contentType) !== 'message/cpim' || range === null) return false;
     const { start, end, total } = range;
     return start === 1 && typeof total === 'number' && end === total && total <= this.maxImdnBytes;
@@ -272,7 +295,7 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
       return false; // not ours to judge: forwarded as it is
     }
     if (doc.notification !== 'delivery') return false;
-    if (!this.delivered.has(sessionKey + ' ' + doc.messageId, this.now())) return false;
+    if (!this.delivered.has(sessionKey, doc.messageId, this.now())) return false;
     this.counters.duplicatesDropped++;
     return true;
   }
@@ -432,8 +455,7 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
     });
     msg.flags |= bit;
     this.counters.injected[req.dialect][outcome]++;
-    if (outcome === 'delivered' && this.dedupe)
-      this.delivered.remember(msg.sessionKey + ' ' + req.messageId, now);
+    if (outcome === 'delivered' && this.dedupe) this.delivered.remember(msg.sessionKey, req.messageId, now);
     this.sink(msg, frame, outcome);
   }
 }
