@@ -61,6 +61,7 @@ export class ChunkStream {
   /** @internal */ subCount = 0;
   /** @internal */ turnBytes = 0;
   /** @internal */ done = false;
+  private aborted = false;
   private readonly writer: OutboundWriter;
 
   constructor(writer: OutboundWriter, spec: StreamSpec) {
@@ -89,6 +90,17 @@ export class ChunkStream {
   /** True once the final end-line went out (or the connection died). */
   get isDone(): boolean {
     return this.done;
+  }
+
+  /** True when the destination died before the chunk's last end-line went out. */
+  get isAborted(): boolean {
+    return this.aborted;
+  }
+
+  /** @internal The destination is gone. */
+  abort(): void {
+    if (!this.done) this.aborted = true;
+    this.done = true;
   }
 }
 
@@ -171,12 +183,15 @@ export class OutboundWriter {
   /** The connection is gone: drop everything queued; open streams swallow further pushes. */
   kill(): void {
     this.dead = true;
-    for (const s of this.waiting) s.done = true;
-    if (this.active) this.active.done = true;
+    // Streams cut off before their last end-line went out: their senders must hear of it (relay).
+    for (const s of this.waiting) s.abort();
+    if (this.active) this.active.abort();
     this.waiting = [];
     this.active = null;
     this.control = [];
     this.queuedBytes = 0;
+    // A dead connection never drains: it must not keep (or start) pausing its sources.
+    this.overLimit = false;
   }
 
   /** @internal Accounts bytes entering the queue. */
@@ -240,7 +255,10 @@ export class OutboundWriter {
     if (s.finished !== null) return true;
     // Framed: a full message leaves only once more octets follow it, so the chunk's last message is
     // never empty (`N+1-N/T`) when the end-line arrives just after exactly `maxChunkBody` octets.
-    return this.framed ? s.pendingBytes > this.maxChunkBody : s.pendingBytes > 0;
+    // When the queue is over its limit a partial message goes too: otherwise streams each holding less
+    // than one message could fill the queue with nothing ready to write, and never drain.
+    if (this.framed) return s.pendingBytes > this.maxChunkBody || (this.overLimit && s.pendingBytes > 0);
+    return s.pendingBytes > 0;
   }
 
   private flushControl(): void {
@@ -291,7 +309,8 @@ export class OutboundWriter {
   /** Message-framed transport: one whole sub-chunk of at most `maxChunkBody` octets per message. */
   private writeMessage(s: ChunkStream): void {
     const last = s.finished !== null && s.pendingBytes <= this.maxChunkBody;
-    const len = last ? s.pendingBytes : this.maxChunkBody;
+    // A shorter message only when congested (see ready()): its Byte-Range is exact all the same.
+    const len = last ? s.pendingBytes : Math.min(s.pendingBytes, this.maxChunkBody);
     const body = takeBytes(s, len);
     this.queuedBytes -= len;
     const flag: ContinuationFlag = last ? s.finished! : '+';

@@ -24,6 +24,8 @@ export interface PeerOwner {
   readonly counters: PeerCounters;
   /** A request head: returns what to do with its body (`stream` for cut-through SENDs). */
   onRequestHead(peer: Peer, head: RequestHead): IncomingFrame;
+  /** A streamed chunk carried more octets than declared: returns the frame that replaces it. */
+  onOverrun(peer: Peer, frame: IncomingFrame & { kind: 'stream' }): IncomingFrame;
   /** Body octets of a tracked chunk (the report tracker keeps the CPIM head). */
   onTrackedBody(chunk: TrackedIm, piece: Buffer): void;
   /** The end of a request: finishes a streamed chunk, answers, or handles a collected body. */
@@ -43,6 +45,9 @@ export type IncomingFrame =
       ourUri: string;
       /** The chunk's handle in the report tracker, null when not tracked. */
       tracked: TrackedIm | null;
+      /** Body octets the Byte-Range declares (Infinity when its end is `*`), and octets seen. */
+      declared: number;
+      received: number;
     }
   | { kind: 'collect'; head: RequestHead; pieces: Buffer[] }
   | { kind: 'drop'; head: RequestHead; status: number; comment: string; ourUri: string };
@@ -129,7 +134,7 @@ export class Peer implements ParserHandler {
 
   /** Pauses `source` while this peer's queue is over its limit (backpressure across the relay). */
   throttle(source: Peer): void {
-    if (!this.writer.congested || source.isClosed) return;
+    if (this.isClosed || !this.writer.congested || source.isClosed) return;
     if (!this.pausedSources.has(source)) {
       this.pausedSources.add(source);
       source.blockedBy.add(this);
@@ -162,6 +167,13 @@ export class Peer implements ParserHandler {
     const f = this.frame;
     if (f === null) return;
     if (f.kind === 'stream') {
+      f.received += piece.length;
+      if (f.received > f.declared) {
+        // More octets than the Byte-Range declared: the chunk is refused (400) and what was forwarded
+        // of it is aborted, so no destination waits on an end-line that cannot be trusted.
+        this.frame = this.owner.onOverrun(this, f);
+        return;
+      }
       f.stream.push(piece);
       if (f.tracked !== null) this.owner.onTrackedBody(f.tracked, piece);
       f.dest.throttle(this);

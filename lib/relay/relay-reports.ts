@@ -81,8 +81,11 @@ export class RelayReports {
     const lastHop = toPath.trim().indexOf(' ') === -1;
     if (!this.policy.shouldTrack(getHeader(head.headers, 'content-type'), lastHop)) return null;
     const messageId = getHeader(head.headers, 'message-id');
-    if (messageId === undefined) return null;
-    return this.tracker.begin(source, recipientSessionKey(toPath), messageId, range, {
+    // RFC 4975 §9: a Message-ID is at most 32 characters; longer keys are not tracked (bounded memory).
+    if (messageId === undefined || messageId.length > 64) return null;
+    const session = recipientSessionKey(toPath);
+    if (session.length > 512) return null;
+    return this.tracker.begin(source, session, messageId, range, {
       toPath: head.headers[0]![1],
       fromPath: head.headers[1]![1],
       lastHop,

@@ -429,7 +429,24 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       },
     });
     this.counters.forwarded++;
-    return { kind: 'stream', head, stream, dest, ourUri, tracked };
+    const declared =
+      byteRange !== null && typeof byteRange.end === 'number'
+        ? byteRange.end - byteRange.start + 1
+        : Infinity;
+    return { kind: 'stream', head, stream, dest, ourUri, tracked, declared, received: 0 };
+  }
+
+  onOverrun(_peer: Peer, frame: IncomingFrame & { kind: 'stream' }): IncomingFrame {
+    frame.stream.finish('#');
+    this.reports.end(frame.tracked, '#');
+    bump(this.counters.parseErrors, 'MSRP_ERR_BODY_OVERRUN');
+    return {
+      kind: 'drop',
+      head: frame.head,
+      status: 400,
+      comment: 'Body longer than its Byte-Range',
+      ourUri: frame.ourUri,
+    };
   }
 
   onTrackedBody(chunk: TrackedIm, piece: Buffer): void {
@@ -443,6 +460,12 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
         // DESIGN.md on-receipt: the delivery report is injected before the final end-line goes on.
         this.reports.end(frame.tracked, flag);
         frame.stream.finish(flag);
+        if (frame.stream.isAborted) {
+          // The next hop went away before the chunk was through: not received, so no 200.
+          if (frame.tracked !== null) this.reports.failed(frame.tracked.msg, 481);
+          this.refuse(peer, head, 481, 'Next hop connection lost', frame.ourUri);
+          return;
+        }
         // RFC 4976 §6.5: with Failure-Report yes the relay answers 200 at once, meaning "received".
         if (failureReportOf(head) === 'yes')
           peer.send([transactionResponse(head, 200, 'OK', frame.ourUri)], peer);
@@ -904,6 +927,9 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       const age = now - (this.connectedAt.get(peer) ?? now);
       // RFC 4976 §6.3: a connection that sends no request within the probation period is closed.
       if (peer.requests === 0 && !peer.dialed && age > this.opts.probationMs) peer.close('probation');
+      else if (!this.tokens.hasOwner(peer) && !peer.dialed && now - peer.lastActivity > this.opts.probationMs)
+        // Holding no token, a connection only gets the probation period of silence (RFC 4976 §6.3).
+        peer.close('idle-unauthenticated');
       else if (now - peer.lastActivity > this.opts.idleTimeoutMs && !this.tokens.hasOwner(peer))
         peer.close('idle');
     }

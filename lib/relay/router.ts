@@ -40,6 +40,7 @@ export interface RouteContext<P> {
  */
 const uriCache = new Map<string, MsrpUri | null>();
 const URI_CACHE_MAX = 20_000;
+const URI_CACHE_MAX_LENGTH = 256;
 
 function tryParse(text: string | undefined): MsrpUri | null {
   if (text === undefined) return null;
@@ -51,6 +52,8 @@ function tryParse(text: string | undefined): MsrpUri | null {
   } catch {
     uri = null; // an MsrpError: the caller answers 400 or 403
   }
+  // Only well-formed, ordinary-sized URIs are cached: a peer must not fill memory with junk keys.
+  if (uri === null || text.length > URI_CACHE_MAX_LENGTH) return uri;
   if (uriCache.size >= URI_CACHE_MAX) uriCache.clear();
   uriCache.set(text, uri);
   return uri;

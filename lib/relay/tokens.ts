@@ -23,6 +23,9 @@ export interface Token<P> {
   readonly expiresAt: number;
 }
 
+/** Tokens one connection may hold at once (a client normally needs one per session). */
+export const MAX_TOKENS_PER_OWNER = 64;
+
 /** The live tokens of one relay. */
 export class TokenTable<P> {
   private readonly tokens = new Map<string, Token<P>>();
@@ -55,6 +58,11 @@ export class TokenTable<P> {
     let set = this.byOwner.get(owner);
     if (set === undefined) this.byOwner.set(owner, (set = new Set()));
     set.add(id);
+    // Bounded per connection: past the cap the oldest token of the connection is revoked.
+    if (set.size > MAX_TOKENS_PER_OWNER) {
+      const oldest = this.tokens.get(set.values().next().value!);
+      if (oldest !== undefined) this.delete(oldest);
+    }
     return token;
   }
 

@@ -1,0 +1,96 @@
+import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
+import { formatHead } from '../../lib/msrp/serializer.js';
+import { MAX_TOKENS_PER_OWNER } from '../../lib/relay/tokens.js';
+import { Harness, nextMessage, until } from '../helpers/relay.js';
+
+/** The head of a SEND whose body the test writes itself (Content-Type last, then the empty line). */
+function sendHead(tid: string, toPath: string, fromPath: string, messageId: string, range: string): Buffer {
+  return formatHead(
+    `MSRP ${tid} SEND`,
+    [
+      ['To-Path', toPath],
+      ['From-Path', fromPath],
+      ['Message-ID', messageId],
+      ['Byte-Range', range],
+      ['Content-Type', 'application/octet-stream'],
+    ],
+    true,
+  );
+}
+
+describe('relay robustness', () => {
+  const h = new Harness();
+  afterEach(() => h.cleanup());
+
+  it('refuses a chunk whose body runs past its Byte-Range with 400 and keeps the recipient reachable', async () => {
+    const relay = await h.relay();
+    const mallory = await h.client(relay, 'carol');
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const answer = new Promise<string>((resolve) =>
+      mallory.socket.once('data', (d: Buffer) => resolve(d.toString())),
+    );
+    mallory.write(sendHead('overrun1', mallory.toPathFor(bob.path), mallory.uri, 'over0001', '1-1/1'));
+    mallory.write(Buffer.alloc(100, 0x78));
+    mallory.write(Buffer.from('\r\n-------overrun1$\r\n'));
+    expect(await answer).to.match(/^MSRP overrun1 400 /);
+    const got = nextMessage(bob);
+    const res = await alice.send({ toPath: alice.toPathFor(bob.path), body: 'still flowing' });
+    expect(res.statuses).to.deep.equal([200]);
+    expect((await got).body.toString()).to.equal('still flowing');
+  });
+
+  it('answers 481 instead of 200 when the recipient disconnects in the middle of a chunk', async () => {
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const head = sendHead('midchunk', alice.toPathFor(bob.path), alice.uri, 'mid00001', '1-200000/200000');
+    alice.write(head);
+    alice.write(randomBytes(50_000));
+    await until(() => relay.counters.forwarded === 1, 2000, 'forwarding');
+    await new Promise((r) => setTimeout(r, 50));
+    bob.socket.destroy();
+    await until(() => relay.connectionCount === 1, 2000, 'bob gone');
+    const answer = new Promise<string>((resolve) =>
+      alice.socket.once('data', (d: Buffer) => resolve(d.toString())),
+    );
+    alice.write(randomBytes(150_000));
+    alice.write(Buffer.from('\r\n-------midchunk$\r\n'));
+    expect(await answer).to.match(/^MSRP midchunk 481 /);
+  });
+
+  it('does not leave a sender paused after the recipient it was throttled by disconnects', async function () {
+    this.timeout(15000);
+    const relay = await h.relay({ maxQueuedBytes: 64 * 1024 });
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const carol = await h.client(relay, 'carol');
+    bob.socket.pause();
+    // A large chunk toward a reader that does not read: the relay pauses Alice.
+    alice.write(
+      sendHead('bigchunk', alice.toPathFor(bob.path), alice.uri, 'big00001', '1-30000000/30000000'),
+    );
+    const piece = randomBytes(100_000);
+    for (let i = 0; i < 300; i++) alice.write(piece);
+    await until(() => relay.stats().pausedReaders > 0, 5000, 'alice paused');
+    bob.socket.destroy();
+    await until(() => relay.connectionCount === 2, 3000, 'bob gone');
+    // Alice's connection must be read again: her next message to Carol goes through.
+    const got = nextMessage(carol, 8000);
+    alice.write(Buffer.from('\r\n-------bigchunk#\r\n'));
+    const res = await alice.send({ toPath: alice.toPathFor(carol.path), body: 'after the stall' });
+    expect(res.statuses).to.deep.equal([200]);
+    expect((await got).body.toString()).to.equal('after the stall');
+  });
+
+  it('revokes the oldest token of a connection past the per-connection cap', async () => {
+    const relay = await h.relay({ auth: false });
+    const ep = await h.connect(relay);
+    for (let i = 0; i < MAX_TOKENS_PER_OWNER + 5; i++) {
+      const res = await ep.request({ method: 'AUTH', toPath: h.relayUri(relay), fromPath: ep.uri });
+      expect(res.kind === 'response' && res.statusCode).to.equal(200);
+    }
+    expect(relay.tokens.size).to.equal(MAX_TOKENS_PER_OWNER);
+  });
+});
