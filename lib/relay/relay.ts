@@ -1,6 +1,8 @@
 /**
  * The RFC 4976 relay: listeners, peers, AUTH, routing, forwarding, the transaction table, failure
- * REPORTs, relay chaining and shutdown. The data path (DESIGN.md):
+ * REPORTs, relay chaining and shutdown. Options resolve in `options.ts`; the bound servers live in
+ * `listeners.ts`, outbound connections in `next-hops.ts`, failure answers in `failure-replies.ts`.
+ * The data path (DESIGN.md):
  *
  * ```
  * socket ─► Peer (parser) ─► Relay.onRequestHead ─► routeRequest ─► dest Peer's OutboundWriter ─► socket
@@ -9,31 +11,33 @@
  *                                                 └─► failure REPORT toward the sender
  * ```
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
-import { createServer as createTlsServer, connect as tlsConnect, type TlsOptions } from 'node:tls';
 import { DEFAULTS, type ContinuationFlag } from '../constants.js';
 import type { MsrpError } from '../errors.js';
-import { getHeader, type FrameHead, type Header, type RequestHead } from '../msrp/message.js';
-import { parseByteRange, parseFailureReport, type ByteRange } from '../msrp/headers.js';
+import { getHeader, type FrameHead, type RequestHead } from '../msrp/message.js';
+import { parseByteRange, type ByteRange } from '../msrp/headers.js';
 import type { ErrorContext } from '../msrp/parser.js';
-import { formatHead, frameTail, randomId, serializeResponse } from '../msrp/serializer.js';
+import { formatHead, frameTail, randomId } from '../msrp/serializer.js';
 import type { MsrpUri } from '../msrp/uri.js';
-import { StreamConnection, type Connection, type TransportKind } from '../transport/connection.js';
-import { listenWs } from '../transport/ws.js';
+import type { Connection } from '../transport/connection.js';
 import { authenticate, type AuthContext } from './auth.js';
 import { DigestAuthenticator } from './digest-auth.js';
-import { silentLogger, type Logger } from './logger.js';
+import { FailureReplies } from './failure-replies.js';
+import { failureReportOf, findHeader, headBytes, rewritePaths, WS_HEAD_ROOM } from './frame-utils.js';
+import { Listeners } from './listeners.js';
+import type { Logger } from './logger.js';
+import { NextHops } from './next-hops.js';
+import { resolveRelayOptions, type RelayAddress, type RelayLimits, type RelayOptions } from './options.js';
 import type { SubChunkSent } from './outbound-writer.js';
 import { Peer, type IncomingFrame, type PeerLimits, type PeerOwner } from './peer.js';
-import { failureReport, firstUri, splitPath, transactionResponse } from './replies.js';
+import { firstUri, splitPath, transactionResponse } from './replies.js';
 import { routeRequest, type RouteContext, type RouteResult } from './router.js';
 import { RelayReports, type TrackedIm, type TrackedImMessage } from './relay-reports.js';
 import {
+  bump,
+  connectionLevels,
   createRelayCounters,
   KNOWN_METHODS,
   perTransport,
-  type ConnectionState,
   type RelayCounters,
   type RelayStats,
 } from './stats.js';
@@ -42,80 +46,7 @@ import { TransactionTable, type ForwardedTransaction } from './transactions.js';
 import type { UserStore } from './users.js';
 
 export type { ConnectionState, RelayCounters, RelayStats } from './stats.js';
-
-/** A `host:port` to listen on (port 0: any free port). */
-export interface ListenSpec {
-  host: string;
-  port: number;
-}
-
-/** Options of {@link createRelay}; every limit defaults to DESIGN.md's table. */
-export interface RelayOptions {
-  /** Delivery-report injection (DESIGN.md "Report policy"): `on-ack` (default), `on-receipt` or `off`. */
-  reports?: 'on-ack' | 'on-receipt' | 'off';
-  /** Drop the recipient's own delivery IMDN for a message already reported (default true). */
-  reportsDedupe?: boolean;
-  /** Answer `processing` requests with `processed` (default false). */
-  reportsProcessing?: boolean;
-  /** Plain TCP listeners (default 127.0.0.1:2855 when no listener at all is given). */
-  listen?: ListenSpec[];
-  /** TLS listeners; need `tls.cert` and `tls.key`. */
-  tlsListen?: ListenSpec[];
-  /** WebSocket listeners (RFC 7977, plain `ws://`: for tests and TLS-terminating proxies). */
-  wsListen?: ListenSpec[];
-  /** Secure WebSocket listeners (`wss://`); need `tls.cert` and `tls.key`. */
-  wssListen?: ListenSpec[];
-  /** Origins a WebSocket handshake may come from (403 otherwise); empty or absent: any. */
-  wsAllowedOrigins?: string[];
-  /**
-   * Largest WebSocket message the relay sends: each forwarded SEND chunk toward a WebSocket client is
-   * cut to fit, head and end-line included (default 64 KiB). Incoming messages may be as large as
-   * `max(wsMaxMessageBytes, maxQueuedBytes)`.
-   */
-  wsMaxMessageBytes?: number;
-  /** Plain HTTP requests reaching a WebSocket listener (default 404). */
-  onHttpRequest?: (req: IncomingMessage, res: ServerResponse) => void;
-  /** TLS material for listeners, plus trust settings for outbound `msrps` connections. */
-  tls?: { cert?: string | Buffer; key?: string | Buffer; ca?: string | Buffer; rejectUnauthorized?: boolean };
-  /** Host name put in Use-Path URIs (default: the first listen host). */
-  publicHost?: string;
-  /** Digest realm (default: publicHost). */
-  realm?: string;
-  /** Where AUTH credentials come from. */
-  users?: UserStore;
-  /** false: AUTH is granted without a challenge (`--no-auth`). Default true. */
-  auth?: boolean;
-  /** AUTH lifetime in seconds: default, minimum, maximum. */
-  authExpires?: number;
-  authMinExpires?: number;
-  authMaxExpires?: number;
-  /** Failed AUTHs on one connection before it is closed. */
-  maxAuthFailures?: number;
-  /** Largest message (and chunk) accepted, bytes. */
-  maxMessageBytes?: number;
-  /** Largest body of a non-SEND request, bytes. */
-  maxOtherBodyBytes?: number;
-  /** Queued bytes toward one connection before its sources pause. */
-  maxQueuedBytes?: number;
-  transactionTimeoutMs?: number;
-  probationMs?: number;
-  idleTimeoutMs?: number;
-  logger?: Logger;
-}
-
-/** A bound listener. */
-export interface RelayAddress {
-  kind: TransportKind;
-  host: string;
-  port: number;
-}
-
-interface BoundListener {
-  kind: TransportKind;
-  server: Server;
-  host: string;
-  port: number;
-}
+export type { ListenSpec, RelayAddress, RelayOptions } from './options.js';
 
 /** Creates a relay; call {@link Relay.listen} to start it. */
 export function createRelay(options: RelayOptions = {}): Relay {
@@ -130,87 +61,33 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   readonly log: Logger;
   /** Message tracking and delivery-report injection. */
   readonly reports: RelayReports;
-  private readonly opts: Required<
-    Omit<
-      RelayOptions,
-      | 'tls'
-      | 'users'
-      | 'logger'
-      | 'publicHost'
-      | 'realm'
-      | 'listen'
-      | 'tlsListen'
-      | 'wsListen'
-      | 'wssListen'
-      | 'wsAllowedOrigins'
-      | 'onHttpRequest'
-      | 'reports'
-      | 'reportsDedupe'
-      | 'reportsProcessing'
-    >
-  >;
-  private readonly listenSpecs: ListenSpec[];
-  private readonly tlsListenSpecs: ListenSpec[];
-  private readonly wsOptions: {
-    wsListen: ListenSpec[];
-    wssListen: ListenSpec[];
-    allowedOrigins: string[];
-    onHttpRequest: RelayOptions['onHttpRequest'];
-  };
-  private readonly tlsOptions: RelayOptions['tls'];
+  private readonly opts: RelayLimits;
   private readonly authenticator: DigestAuthenticator | null;
-  private readonly listeners: BoundListener[] = [];
+  private readonly listeners: Listeners;
+  private readonly failures: FailureReplies;
+  private readonly nextHops: NextHops;
   private readonly peers = new Set<Peer>();
-  private readonly dialedPeers = new Map<string, Peer>();
   private readonly connectedAt = new WeakMap<Peer, number>();
-  private readonly authorities = new Set<string>();
-  private publicHost: string;
   private housekeeping: NodeJS.Timeout | null = null;
   private draining = false;
   /** Octets of connections already closed, by transport ({@link stats} adds the open ones). */
   private readonly retiredBytes = { in: perTransport(() => 0), out: perTransport(() => 0) };
 
   constructor(options: RelayOptions) {
-    this.log = options.logger ?? silentLogger;
-    this.reports = new RelayReports({
-      mode: options.reports ?? 'on-ack',
-      dedupe: options.reportsDedupe ?? true,
-      processing: options.reportsProcessing ?? false,
+    const resolved = resolveRelayOptions(options);
+    this.log = resolved.log;
+    this.reports = new RelayReports({ ...resolved.reports, log: this.log });
+    this.opts = resolved.limits;
+    this.nextHops = new NextHops(resolved.tls);
+    this.listeners = new Listeners({
+      ...resolved,
+      wsMaxPayload: Math.max(this.opts.wsMaxMessageBytes, this.opts.maxQueuedBytes),
       log: this.log,
+      onConnection: (conn) => this.accept(conn),
     });
-    const plain = options.listen ?? [];
-    const tls = options.tlsListen ?? [];
-    const ws = [...(options.wsListen ?? []), ...(options.wssListen ?? [])];
-    this.listenSpecs =
-      plain.length === 0 && tls.length === 0 && ws.length === 0
-        ? [{ host: '127.0.0.1', port: DEFAULTS.port }]
-        : plain;
-    this.tlsListenSpecs = tls;
-    this.tlsOptions = options.tls;
-    this.wsOptions = {
-      wsListen: options.wsListen ?? [],
-      wssListen: options.wssListen ?? [],
-      allowedOrigins: options.wsAllowedOrigins ?? [],
-      onHttpRequest: options.onHttpRequest,
-    };
-    this.publicHost = options.publicHost ?? (this.listenSpecs[0] ?? this.tlsListenSpecs[0] ?? ws[0])!.host;
-    this.opts = {
-      auth: options.auth ?? true,
-      authExpires: options.authExpires ?? DEFAULTS.authExpires,
-      authMinExpires: options.authMinExpires ?? DEFAULTS.authMinExpires,
-      authMaxExpires: options.authMaxExpires ?? DEFAULTS.authMaxExpires,
-      maxAuthFailures: options.maxAuthFailures ?? DEFAULTS.maxAuthFailures,
-      maxMessageBytes: options.maxMessageBytes ?? DEFAULTS.maxMessageBytes,
-      maxOtherBodyBytes: options.maxOtherBodyBytes ?? DEFAULTS.maxOtherBodyBytes,
-      maxQueuedBytes: options.maxQueuedBytes ?? DEFAULTS.maxQueuedBytes,
-      wsMaxMessageBytes: options.wsMaxMessageBytes ?? DEFAULTS.wsMaxMessageBytes,
-      transactionTimeoutMs: options.transactionTimeoutMs ?? DEFAULTS.transactionTimeoutMs,
-      probationMs: options.probationMs ?? DEFAULTS.probationMs,
-      idleTimeoutMs: options.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
-    };
-    const realm = options.realm ?? this.publicHost;
+    this.failures = new FailureReplies(this.counters, this.log);
     this.authenticator = this.opts.auth
-      ? new DigestAuthenticator({ realm, users: options.users ?? { lookup: () => undefined } })
+      ? new DigestAuthenticator({ realm: resolved.realm, users: resolved.users })
       : null;
   }
 
@@ -221,21 +98,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
 
   /** Starts every listener; resolves when all are bound. */
   async listen(): Promise<void> {
-    for (const spec of this.listenSpecs) {
-      const server = createServer((socket) => this.accept(new StreamConnection(socket, 'tcp')));
-      await this.bind(server, 'tcp', spec);
-    }
-    if (this.tlsListenSpecs.length > 0) {
-      const t = this.tlsOptions;
-      if (t?.cert === undefined || t.key === undefined)
-        throw new Error('TLS listeners need a certificate and key');
-      const tlsOpts: TlsOptions = { cert: t.cert, key: t.key, minVersion: 'TLSv1.2' };
-      for (const spec of this.tlsListenSpecs) {
-        const server = createTlsServer(tlsOpts, (socket) => this.accept(new StreamConnection(socket, 'tls')));
-        await this.bind(server, 'tls', spec);
-      }
-    }
-    await this.listenWebSocket();
+    await this.listeners.listen();
     const tick = Math.max(
       10,
       Math.min(
@@ -251,7 +114,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
 
   /** The bound listeners (ports resolved). */
   addresses(): RelayAddress[] {
-    return this.listeners.map((l) => ({ kind: l.kind, host: l.host, port: l.port }));
+    return this.listeners.addresses();
   }
 
   /** Live connections. */
@@ -271,40 +134,16 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
    * connection once; meant for a scrape every few seconds, not for the data path.
    */
   stats(): RelayStats {
-    const connections = perTransport<Record<ConnectionState, number>>(() => ({
-      authenticated: 0,
-      unauthenticated: 0,
-      dialed: 0,
-    }));
-    const bytesIn = { ...this.retiredBytes.in };
-    const bytesOut = { ...this.retiredBytes.out };
-    let queuedBytesMax = 0;
-    let queuedBytesTotal = 0;
-    let pausedReaders = 0;
-    for (const p of this.peers) {
-      const kind = p.conn.kind;
-      const state: ConnectionState = p.dialed
-        ? 'dialed'
-        : this.tokens.hasOwner(p)
-          ? 'authenticated'
-          : 'unauthenticated';
-      connections[kind][state]++;
-      bytesIn[kind] += p.conn.bytesIn;
-      bytesOut[kind] += p.conn.bytesOut;
-      const queued = p.writer.totalQueued;
-      queuedBytesTotal += queued;
-      if (queued > queuedBytesMax) queuedBytesMax = queued;
-      if (p.isPaused) pausedReaders++;
-    }
+    const levels = connectionLevels(this.peers, (p) => this.tokens.hasOwner(p), this.retiredBytes);
     return {
-      connections,
-      bytesIn,
-      bytesOut,
+      connections: levels.connections,
+      bytesIn: levels.bytesIn,
+      bytesOut: levels.bytesOut,
       tokens: this.tokens.size,
       transactions: this.transactions.size,
-      queuedBytesMax,
-      queuedBytesTotal,
-      pausedReaders,
+      queuedBytesMax: levels.queuedBytesMax,
+      queuedBytesTotal: levels.queuedBytesTotal,
+      pausedReaders: levels.pausedReaders,
       draining: this.draining,
       counters: structuredClone(this.counters),
       reports: structuredClone(this.reports.counters),
@@ -323,9 +162,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   async close(graceMs = 5000): Promise<void> {
     this.draining = true;
     // server.close() stops accepting now; its callback fires once every accepted connection is gone.
-    const stopped = Promise.all(
-      this.listeners.map((l) => new Promise<void>((resolve) => l.server.close(() => resolve()))),
-    );
+    const stopped = this.listeners.close();
     const deadline = Date.now() + graceMs;
     while (this.transactions.size > 0 && Date.now() < deadline) await sleep(20);
     if (this.housekeeping !== null) clearInterval(this.housekeeping);
@@ -343,7 +180,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
 
   /** True when `uri` names this relay (host and port of one of its authorities). */
   isOurs(uri: MsrpUri): boolean {
-    return uri.port !== undefined && this.authorities.has(`${uri.host.toLowerCase()}:${uri.port}`);
+    return this.listeners.isOurs(uri);
   }
 
   // ---- PeerOwner -----------------------------------------------------------------------------------
@@ -463,7 +300,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
         if (frame.stream.isAborted) {
           // The next hop went away before the chunk was through: not received, so no 200.
           if (frame.tracked !== null) this.reports.failed(frame.tracked.msg, 481);
-          this.refuse(peer, head, 481, 'Next hop connection lost', frame.ourUri);
+          this.failures.refuse(peer, head, 481, 'Next hop connection lost', frame.ourUri);
           return;
         }
         // RFC 4976 §6.5: with Failure-Report yes the relay answers 200 at once, meaning "received".
@@ -471,7 +308,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
           peer.send([transactionResponse(head, 200, 'OK', frame.ourUri)], peer);
         return;
       case 'drop':
-        this.refuse(peer, head, frame.status, frame.comment, frame.ourUri);
+        this.failures.refuse(peer, head, frame.status, frame.comment, frame.ourUri);
         return;
       case 'collect':
         this.onCollected(peer, head, frame.pieces, flag);
@@ -489,7 +326,8 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       if (tx.tracked !== undefined)
         this.reports.answered(tx.tracked, head.statusCode, tx.rangeStart, tx.rangeEnd);
       // RFC 4976 §6.5: a non-200 from the next hop becomes a failure REPORT (FR yes or partial).
-      if (head.statusCode !== 200) this.sendFailureReport(tx, head.statusCode, head.comment || 'Failed');
+      if (head.statusCode !== 200)
+        this.failures.sendFailureReport(tx, head.statusCode, head.comment || 'Failed');
       return;
     }
     // End-to-end response (AUTH through, extension methods): pop our URI, push it, restore the tid.
@@ -522,15 +360,14 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
         hasBody: false,
       };
       const ourUri = frame?.kind === 'stream' ? frame.ourUri : firstUri(toPath);
-      this.refuse(peer, head, err.statusCode, err.message, ourUri);
+      this.failures.refuse(peer, head, err.statusCode, err.message, ourUri);
     }
     if (err.fatal) peer.close(`parse-error:${err.code}`);
   }
 
   onClose(peer: Peer, reason: string): void {
     this.peers.delete(peer);
-    if (peer.dialKey !== undefined && this.dialedPeers.get(peer.dialKey) === peer)
-      this.dialedPeers.delete(peer.dialKey);
+    this.nextHops.forget(peer);
     const tokens = this.tokens.dropOwner(peer);
     const pending = this.transactions.takeAllTo(peer);
     const { kind, bytesIn, bytesOut } = peer.conn;
@@ -558,58 +395,14 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     for (const tx of pending) {
       if (tx.tracked !== undefined) this.reports.failed(tx.tracked, everConnected ? 481 : 408);
       if (tx.method === 'SEND')
-        this.sendFailureReport(tx, everConnected ? 481 : 408, 'Next hop connection lost');
-      else this.answerUpstream(tx, 408, 'Next hop connection lost');
+        this.failures.sendFailureReport(tx, everConnected ? 481 : 408, 'Next hop connection lost');
+      else this.failures.answerUpstream(tx, 408, 'Next hop connection lost');
     }
     this.reports.peerClosed(peer);
     closeWaiters.get(peer)?.();
   }
 
   // ---- internals -----------------------------------------------------------------------------------
-
-  private async bind(server: Server, kind: TransportKind, spec: ListenSpec): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(spec.port, spec.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    const addr = server.address();
-    this.register(server, kind, spec, typeof addr === 'object' && addr !== null ? addr.port : spec.port);
-  }
-
-  /** WebSocket listeners (RFC 7977): one HTTP(S) server each, closed with the others in {@link close}. */
-  private async listenWebSocket(): Promise<void> {
-    const { wsListen, wssListen, allowedOrigins, onHttpRequest } = this.wsOptions;
-    const t = this.tlsOptions;
-    if (wssListen.length > 0 && (t?.cert === undefined || t.key === undefined))
-      throw new Error('WSS listeners need a certificate and key');
-    const specs = [
-      ...wsListen.map((spec) => ({ spec, secure: false })),
-      ...wssListen.map((spec) => ({ spec, secure: true })),
-    ];
-    for (const { spec, secure } of specs) {
-      const l = await listenWs({
-        host: spec.host,
-        port: spec.port,
-        tls: secure ? { cert: t!.cert!, key: t!.key! } : undefined,
-        allowedOrigins,
-        maxPayload: Math.max(this.opts.wsMaxMessageBytes, this.opts.maxQueuedBytes),
-        onConnection: (conn) => this.accept(conn),
-        onHttpRequest,
-      });
-      this.register(l.server, l.kind, spec, l.port);
-    }
-  }
-
-  private register(server: Server, kind: TransportKind, spec: ListenSpec, port: number): void {
-    server.on('error', (err) => this.log.error({ err: String(err), kind }, 'listener error'));
-    this.listeners.push({ kind, server, host: spec.host, port });
-    this.authorities.add(`${this.publicHost.toLowerCase()}:${port}`);
-    this.authorities.add(`${spec.host.toLowerCase()}:${port}`);
-    if (spec.host.includes(':')) this.authorities.add(`[${spec.host.toLowerCase()}]:${port}`);
-  }
 
   private limits(conn: Connection): PeerLimits {
     return {
@@ -650,36 +443,15 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
 
   /** A connection toward another relay or endpoint (relay chaining), reused per scheme/host/port. */
   private dial(uri: MsrpUri): Peer {
-    const host = uri.host.startsWith('[') ? uri.host.slice(1, -1) : uri.host;
-    const port = uri.port ?? DEFAULTS.port;
-    const key = `${uri.scheme}://${host.toLowerCase()}:${port}`;
-    const existing = this.dialedPeers.get(key);
-    if (existing !== undefined && !existing.closing && !existing.isClosed) return existing;
-    let socket: Socket;
-    let kind: 'tcp' | 'tls';
-    if (uri.scheme === 'msrps') {
-      const t = this.tlsOptions;
-      socket = tlsConnect({
-        host,
-        port,
-        servername: /^[\d.]+$|:/.test(host) ? undefined : host,
-        ca: t?.ca,
-        rejectUnauthorized: t?.rejectUnauthorized ?? true,
-      });
-      kind = 'tls';
-    } else {
-      socket = netConnect({ host, port });
-      kind = 'tcp';
-    }
-    const conn = new StreamConnection(socket, kind);
-    const peer = new Peer(this, conn, this.limits(conn), key);
-    this.peers.add(peer);
-    this.connectedAt.set(peer, Date.now());
-    this.dialedPeers.set(key, peer);
-    this.counters.connectionsOpened++;
-    this.counters.opened[kind]++;
-    this.log.info({ conn: peer.id, to: key, transport: kind }, 'connecting to next hop');
-    return peer;
+    return this.nextHops.dial(uri, (conn, key) => {
+      const peer = new Peer(this, conn, this.limits(conn), key);
+      this.peers.add(peer);
+      this.connectedAt.set(peer, Date.now());
+      this.counters.connectionsOpened++;
+      this.counters.opened[conn.kind]++;
+      this.log.info({ conn: peer.id, to: key, transport: conn.kind }, 'connecting to next hop');
+      return peer;
+    });
   }
 
   private onCollected(peer: Peer, head: RequestHead, pieces: Buffer[], flag: ContinuationFlag): void {
@@ -690,7 +462,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     }
     const route = this.route(peer, head);
     if (!route.ok) {
-      this.refuse(peer, head, route.statusCode, route.comment, route.ourUri);
+      this.failures.refuse(peer, head, route.statusCode, route.comment, route.ourUri);
       return;
     }
     const body = head.hasBody ? Buffer.concat(pieces) : null;
@@ -757,12 +529,12 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       expires: { def: this.opts.authExpires, min: this.opts.authMinExpires, max: this.opts.authMaxExpires },
       maxFailures: this.opts.maxAuthFailures,
       issueToken: (client, username, expiresSec) => {
-        const listener = this.useListener(peer);
+        const listener = this.listeners.useListener(peer);
         const kind = listener?.kind ?? peer.conn.kind;
         const scheme = kind === 'tls' || kind === 'wss' ? 'msrps' : 'msrp';
         const port = listener?.port ?? DEFAULTS.port;
         const token = this.tokens.issue(peer, client, username, Date.now() + expiresSec * 1000, (id) => {
-          return `${scheme}://${this.publicHost}:${port}/${id};tcp`;
+          return `${scheme}://${this.listeners.publicHost}:${port}/${id};tcp`;
         });
         return token.uri;
       },
@@ -796,119 +568,9 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     if (outcome.close) peer.close('auth-failures');
   }
 
-  /**
-   * The listener written in Use-Path: the TCP/TLS listener the client came in on; for a WebSocket
-   * client a TCP/TLS listener of the same security (RFC 7977 §5.2.2, §8.1.2: the Use-Path URI is a `;tcp`
-   * URI, what the far end connects to), else any TCP/TLS one, else the first listener.
-   */
-  private useListener(peer: Peer): BoundListener | undefined {
-    const kind = peer.conn.kind;
-    const stream = (l: BoundListener): boolean => l.kind === 'tcp' || l.kind === 'tls';
-    const own = this.listeners.find((l) => stream(l) && l.kind === kind && l.port === peer.conn.localPort);
-    if (own !== undefined) return own;
-    const secure = kind === 'wss' || kind === 'tls';
-    return (
-      this.listeners.find((l) => l.kind === (secure ? 'tls' : 'tcp')) ??
-      this.listeners.find(stream) ??
-      this.listeners[0]
-    );
-  }
-
-  /**
-   * Tells the sender a request was not forwarded. SEND: an error response when Failure-Report is yes,
-   * a failure REPORT when partial, nothing when no (RFC 4975 §7.1.1). REPORT: never answered. Other
-   * methods: an error response unless Failure-Report is no.
-   */
-  private refuse(peer: Peer, head: RequestHead, statusCode: number, comment: string, ourUri: string): void {
-    if (head.method === 'REPORT') return;
-    const fr = failureReportOf(head);
-    if (fr === 'no') return;
-    if (head.method === 'SEND' && fr === 'partial') {
-      let range: ByteRange = { start: 1, end: '*', total: '*' };
-      try {
-        const br = getHeader(head.headers, 'byte-range');
-        if (br !== undefined) range = parseByteRange(br);
-      } catch {
-        /* the REPORT still says which message failed */
-      }
-      bump(this.counters.failureReports, String(statusCode));
-      const messageId = getHeader(head.headers, 'message-id');
-      const end = typeof range.end === 'number' ? range.end : range.start - 1;
-      this.log.info(
-        { conn: peer.id, messageId, status: statusCode, range: `${range.start}-${end}` },
-        'failure REPORT',
-      );
-      peer.send(
-        [
-          failureReport({
-            reportTo: head.headers[1]![1],
-            ourUri,
-            messageId,
-            start: range.start,
-            end,
-            total: range.total,
-            statusCode,
-            comment,
-          }),
-        ],
-        peer,
-      );
-      return;
-    }
-    peer.send([transactionResponse(head, statusCode, comment, ourUri)], peer);
-  }
-
   private track(tx: ForwardedTransaction<Peer, TrackedImMessage>): void {
     tx.deadline = Date.now() + this.opts.transactionTimeoutMs;
     this.transactions.add(tx);
-  }
-
-  private sendFailureReport(
-    tx: ForwardedTransaction<Peer, TrackedImMessage>,
-    statusCode: number,
-    comment: string,
-  ): void {
-    if (tx.failureReport === 'no' || tx.source.isClosed) return;
-    bump(this.counters.failureReports, String(statusCode));
-    this.log.info(
-      {
-        conn: tx.source.id,
-        messageId: tx.messageId,
-        status: statusCode,
-        range: `${tx.rangeStart}-${tx.rangeEnd}`,
-      },
-      'failure REPORT',
-    );
-    tx.source.send([
-      failureReport({
-        reportTo: tx.reportTo,
-        ourUri: tx.ourUri,
-        messageId: tx.messageId,
-        start: tx.rangeStart,
-        end: tx.rangeEnd,
-        total: tx.total,
-        statusCode,
-        comment,
-      }),
-    ]);
-  }
-
-  /** Answers a forwarded end-to-end request upstream on the relay's own behalf (timeout, loss). */
-  private answerUpstream(
-    tx: ForwardedTransaction<Peer, TrackedImMessage>,
-    statusCode: number,
-    comment: string,
-  ): void {
-    if (tx.failureReport === 'no' || tx.source.isClosed) return;
-    tx.source.send([
-      serializeResponse({
-        transactionId: tx.sourceTid,
-        statusCode,
-        comment,
-        toPath: tx.reportTo.trim(),
-        fromPath: tx.ourUri,
-      }),
-    ]);
   }
 
   private tick(): void {
@@ -917,8 +579,8 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       if (tx.tracked !== undefined) this.reports.failed(tx.tracked, 408);
       if (tx.failureReport !== 'yes') continue; // RFC 4976 §6.5: no timer for partial
       this.counters.transactionTimeouts++;
-      if (tx.method === 'SEND') this.sendFailureReport(tx, 408, 'Request Timeout');
-      else this.answerUpstream(tx, 408, 'Request Timeout');
+      if (tx.method === 'SEND') this.failures.sendFailureReport(tx, 408, 'Request Timeout');
+      else this.failures.answerUpstream(tx, 408, 'Request Timeout');
     }
     this.tokens.sweep(now);
     this.reports.sweep(now);
@@ -938,47 +600,6 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
 
 const closeWaiters = new WeakMap<Peer, () => void>();
 
-/** Octets of a WebSocket message kept for a forwarded chunk's head and end-line, at most. */
-const WS_HEAD_ROOM = 4096;
-
-/**
- * Upper bound of the octets a forwarded chunk's head and end-line take besides its headers: start line
- * with a 32-character transaction id, blank line, end-line, and a Byte-Range rewritten to exact values.
- */
-const HEAD_OVERHEAD = 200;
-
-/** Bytes a head with these headers takes on the wire, with margin (see {@link HEAD_OVERHEAD}). */
-function headBytes(headers: readonly Header[]): number {
-  let n = HEAD_OVERHEAD;
-  for (const [name, value] of headers) n += name.length + value.length + 4;
-  return n;
-}
-
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function bump(map: Record<string, number>, key: string): void {
-  map[key] = (map[key] ?? 0) + 1;
-}
-
-function findHeader(headers: readonly Header[], lower: string): number {
-  for (let i = 2; i < headers.length; i++) if (headers[i]![0].toLowerCase() === lower) return i;
-  return -1;
-}
-
-function failureReportOf(head: RequestHead): 'yes' | 'no' | 'partial' {
-  try {
-    return parseFailureReport(getHeader(head.headers, 'failure-report'));
-  } catch {
-    return 'yes';
-  }
-}
-
-/** The headers with To-Path and From-Path replaced (they are always the first two). */
-function rewritePaths(headers: readonly Header[], toPath: string, fromPath: string): Header[] {
-  const out = headers.slice();
-  out[0] = [headers[0]![0], toPath];
-  out[1] = [headers[1]![0], fromPath];
-  return out;
 }

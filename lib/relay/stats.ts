@@ -5,6 +5,7 @@
  */
 import type { ReportCounters } from '../reports/policy.js';
 import type { TransportKind } from '../transport/connection.js';
+import type { Peer } from './peer.js';
 
 /**
  * Counters the metrics layer reads: plain numbers bumped where things happen, never reset. Levels
@@ -97,4 +98,52 @@ export function createRelayCounters(): RelayCounters {
     transactionTimeouts: 0,
     parseErrors: {},
   };
+}
+
+/** Adds one to `map[key]` (a labelled counter). */
+export function bump(map: Record<string, number>, key: string): void {
+  map[key] = (map[key] ?? 0) + 1;
+}
+
+/** The part of {@link RelayStats} read from the open connections. */
+export type ConnectionLevels = Pick<
+  RelayStats,
+  'connections' | 'bytesIn' | 'bytesOut' | 'queuedBytesMax' | 'queuedBytesTotal' | 'pausedReaders'
+>;
+
+/**
+ * Walks every open connection once: counts by transport and state, octets (plus `retired`, those of
+ * connections already closed), queued bytes and paused readers.
+ */
+export function connectionLevels(
+  peers: Iterable<Peer>,
+  isAuthenticated: (peer: Peer) => boolean,
+  retired: { in: Record<TransportKind, number>; out: Record<TransportKind, number> },
+): ConnectionLevels {
+  const connections = perTransport<Record<ConnectionState, number>>(() => ({
+    authenticated: 0,
+    unauthenticated: 0,
+    dialed: 0,
+  }));
+  const bytesIn = { ...retired.in };
+  const bytesOut = { ...retired.out };
+  let queuedBytesMax = 0;
+  let queuedBytesTotal = 0;
+  let pausedReaders = 0;
+  for (const p of peers) {
+    const kind = p.conn.kind;
+    const state: ConnectionState = p.dialed
+      ? 'dialed'
+      : isAuthenticated(p)
+        ? 'authenticated'
+        : 'unauthenticated';
+    connections[kind][state]++;
+    bytesIn[kind] += p.conn.bytesIn;
+    bytesOut[kind] += p.conn.bytesOut;
+    const queued = p.writer.totalQueued;
+    queuedBytesTotal += queued;
+    if (queued > queuedBytesMax) queuedBytesMax = queued;
+    if (p.isPaused) pausedReaders++;
+  }
+  return { connections, bytesIn, bytesOut, queuedBytesMax, queuedBytesTotal, pausedReaders };
 }

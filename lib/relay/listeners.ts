@@ -1,0 +1,152 @@
+/**
+ * The relay's listening side: the bound TCP, TLS and WebSocket (RFC 7977) servers, the authorities
+ * (`host:port`) that name this relay in MSRP URIs, and the listener a Use-Path URI points at.
+ */
+import { createServer, type Server } from 'node:net';
+import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
+import type { MsrpUri } from '../msrp/uri.js';
+import { StreamConnection, type Connection, type TransportKind } from '../transport/connection.js';
+import { listenWs } from '../transport/ws.js';
+import type { Logger } from './logger.js';
+import type { ListenSpec, RelayAddress, ResolvedRelayOptions } from './options.js';
+import type { Peer } from './peer.js';
+
+/** A bound server and the address it listens on (port resolved). */
+export interface BoundListener {
+  kind: TransportKind;
+  server: Server;
+  host: string;
+  port: number;
+}
+
+/** What {@link Listeners} needs: the listen specs and TLS material, and where connections go. */
+export type ListenersOptions = Pick<
+  ResolvedRelayOptions,
+  | 'listen'
+  | 'tlsListen'
+  | 'wsListen'
+  | 'wssListen'
+  | 'wsAllowedOrigins'
+  | 'onHttpRequest'
+  | 'tls'
+  | 'publicHost'
+> & {
+  /** Largest incoming WebSocket message, bytes. */
+  wsMaxPayload: number;
+  log: Logger;
+  /** Called with every accepted connection. */
+  onConnection: (conn: Connection) => void;
+};
+
+/** The relay's bound servers and the authorities they make its own. */
+export class Listeners {
+  /** Host name put in Use-Path URIs. */
+  readonly publicHost: string;
+  private readonly bound: BoundListener[] = [];
+  private readonly authorities = new Set<string>();
+
+  constructor(private readonly opts: ListenersOptions) {
+    this.publicHost = opts.publicHost;
+  }
+
+  /** Starts every listener: TCP, then TLS, then WebSocket; resolves when all are bound. */
+  async listen(): Promise<void> {
+    for (const spec of this.opts.listen) {
+      const server = createServer((socket) => this.opts.onConnection(new StreamConnection(socket, 'tcp')));
+      await this.bind(server, 'tcp', spec);
+    }
+    if (this.opts.tlsListen.length > 0) {
+      const t = this.opts.tls;
+      if (t?.cert === undefined || t.key === undefined)
+        throw new Error('TLS listeners need a certificate and key');
+      const tlsOpts: TlsOptions = { cert: t.cert, key: t.key, minVersion: 'TLSv1.2' };
+      for (const spec of this.opts.tlsListen) {
+        const server = createTlsServer(tlsOpts, (socket) =>
+          this.opts.onConnection(new StreamConnection(socket, 'tls')),
+        );
+        await this.bind(server, 'tls', spec);
+      }
+    }
+    await this.listenWebSocket();
+  }
+
+  /** The bound listeners (ports resolved). */
+  addresses(): RelayAddress[] {
+    return this.bound.map((l) => ({ kind: l.kind, host: l.host, port: l.port }));
+  }
+
+  /** True when `uri` names this relay (host and port of one of its authorities). */
+  isOurs(uri: MsrpUri): boolean {
+    return uri.port !== undefined && this.authorities.has(`${uri.host.toLowerCase()}:${uri.port}`);
+  }
+
+  /**
+   * The listener written in Use-Path: the TCP/TLS listener the client came in on; for a WebSocket
+   * client a TCP/TLS listener of the same security (RFC 7977 §5.2.2, §8.1.2: the Use-Path URI is a `;tcp`
+   * URI, what the far end connects to), else any TCP/TLS one, else the first listener.
+   */
+  useListener(peer: Peer): BoundListener | undefined {
+    const kind = peer.conn.kind;
+    const stream = (l: BoundListener): boolean => l.kind === 'tcp' || l.kind === 'tls';
+    const own = this.bound.find((l) => stream(l) && l.kind === kind && l.port === peer.conn.localPort);
+    if (own !== undefined) return own;
+    const secure = kind === 'wss' || kind === 'tls';
+    return (
+      this.bound.find((l) => l.kind === (secure ? 'tls' : 'tcp')) ?? this.bound.find(stream) ?? this.bound[0]
+    );
+  }
+
+  /**
+   * Stops accepting now; resolves once every server has closed, that is once every connection it
+   * accepted is gone (`server.close()`).
+   */
+  close(): Promise<void> {
+    return Promise.all(
+      this.bound.map((l) => new Promise<void>((resolve) => l.server.close(() => resolve()))),
+    ).then(() => undefined);
+  }
+
+  private async bind(server: Server, kind: TransportKind, spec: ListenSpec): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(spec.port, spec.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const addr = server.address();
+    this.register(server, kind, spec, typeof addr === 'object' && addr !== null ? addr.port : spec.port);
+  }
+
+  /** WebSocket listeners (RFC 7977): one HTTP(S) server each, closed with the others in {@link close}. */
+  private async listenWebSocket(): Promise<void> {
+    const { wsListen, wssListen, wsAllowedOrigins: allowedOrigins, onHttpRequest } = this.opts;
+    const t = this.opts.tls;
+    if (wssListen.length > 0 && (t?.cert === undefined || t.key === undefined))
+      throw new Error('WSS listeners need a certificate and key');
+    const specs = [
+      ...wsListen.map((spec) => ({ spec, secure: false })),
+      ...wssListen.map((spec) => ({ spec, secure: true })),
+    ];
+    for (const { spec, secure } of specs) {
+      const l = await listenWs({
+        host: spec.host,
+        port: spec.port,
+        tls: secure ? { cert: t!.cert!, key: t!.key! } : undefined,
+        allowedOrigins,
+        maxPayload: this.opts.wsMaxPayload,
+        onConnection: (conn) => this.opts.onConnection(conn),
+        onHttpRequest,
+      });
+      this.register(l.server, l.kind, spec, l.port);
+    }
+  }
+
+  private register(server: Server, kind: TransportKind, spec: ListenSpec, port: number): void {
+    server.on('error', (err) => this.opts.log.error({ err: String(err), kind }, 'listener error'));
+    this.bound.push({ kind, server, host: spec.host, port });
+    this.authorities.add(`${this.publicHost.toLowerCase()}:${port}`);
+    this.authorities.add(`${spec.host.toLowerCase()}:${port}`);
+    if (spec.host.includes(':')) this.authorities.add(`[${spec.host.toLowerCase()}]:${port}`);
+  }
+}

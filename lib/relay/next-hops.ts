@@ -1,0 +1,56 @@
+/**
+ * Relay chaining (RFC 4976 §6.4): connections this relay opens toward another relay or endpoint, one
+ * per scheme, host and port, reused while they live. `msrps` means TLS.
+ */
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { DEFAULTS } from '../constants.js';
+import type { MsrpUri } from '../msrp/uri.js';
+import { StreamConnection } from '../transport/connection.js';
+import type { RelayOptions } from './options.js';
+import type { Peer } from './peer.js';
+
+/** The relay's outbound connections, keyed `scheme://host:port`. */
+export class NextHops {
+  private readonly dialed = new Map<string, Peer>();
+
+  /** `tls`: trust settings for outbound `msrps` connections. */
+  constructor(private readonly tls: RelayOptions['tls']) {}
+
+  /**
+   * The live connection toward `uri`'s scheme, host and port, or a new one: its socket is opened here
+   * and `adopt` makes the peer (whose dial key is `key`).
+   */
+  dial(uri: MsrpUri, adopt: (conn: StreamConnection, key: string) => Peer): Peer {
+    const host = uri.host.startsWith('[') ? uri.host.slice(1, -1) : uri.host;
+    const port = uri.port ?? DEFAULTS.port;
+    const key = `${uri.scheme}://${host.toLowerCase()}:${port}`;
+    const existing = this.dialed.get(key);
+    if (existing !== undefined && !existing.closing && !existing.isClosed) return existing;
+    let socket: Socket;
+    let kind: 'tcp' | 'tls';
+    if (uri.scheme === 'msrps') {
+      const t = this.tls;
+      socket = tlsConnect({
+        host,
+        port,
+        servername: /^[\d.]+$|:/.test(host) ? undefined : host,
+        ca: t?.ca,
+        rejectUnauthorized: t?.rejectUnauthorized ?? true,
+      });
+      kind = 'tls';
+    } else {
+      socket = netConnect({ host, port });
+      kind = 'tcp';
+    }
+    const peer = adopt(new StreamConnection(socket, kind), key);
+    this.dialed.set(key, peer);
+    return peer;
+  }
+
+  /** Forgets a closed peer, unless a newer connection has taken its key. */
+  forget(peer: Peer): void {
+    if (peer.dialKey !== undefined && this.dialed.get(peer.dialKey) === peer)
+      this.dialed.delete(peer.dialKey);
+  }
+}

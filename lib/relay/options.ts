@@ -1,0 +1,163 @@
+/**
+ * The options of {@link createRelay} and their resolution to the values the relay runs with: every
+ * limit defaulted from DESIGN.md's table (`DEFAULTS` in `lib/constants.ts`), the listeners, the public
+ * host and the Digest realm.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { DEFAULTS } from '../constants.js';
+import type { TransportKind } from '../transport/connection.js';
+import { silentLogger, type Logger } from './logger.js';
+import type { UserStore } from './users.js';
+
+/** A `host:port` to listen on (port 0: any free port). */
+export interface ListenSpec {
+  host: string;
+  port: number;
+}
+
+/** Options of {@link createRelay}; every limit defaults to DESIGN.md's table. */
+export interface RelayOptions {
+  /** Delivery-report injection (DESIGN.md "Report policy"): `on-ack` (default), `on-receipt` or `off`. */
+  reports?: 'on-ack' | 'on-receipt' | 'off';
+  /** Drop the recipient's own delivery IMDN for a message already reported (default true). */
+  reportsDedupe?: boolean;
+  /** Answer `processing` requests with `processed` (default false). */
+  reportsProcessing?: boolean;
+  /** Plain TCP listeners (default 127.0.0.1:2855 when no listener at all is given). */
+  listen?: ListenSpec[];
+  /** TLS listeners; need `tls.cert` and `tls.key`. */
+  tlsListen?: ListenSpec[];
+  /** WebSocket listeners (RFC 7977, plain `ws://`: for tests and TLS-terminating proxies). */
+  wsListen?: ListenSpec[];
+  /** Secure WebSocket listeners (`wss://`); need `tls.cert` and `tls.key`. */
+  wssListen?: ListenSpec[];
+  /** Origins a WebSocket handshake may come from (403 otherwise); empty or absent: any. */
+  wsAllowedOrigins?: string[];
+  /**
+   * Largest WebSocket message the relay sends: each forwarded SEND chunk toward a WebSocket client is
+   * cut to fit, head and end-line included (default 64 KiB). Incoming messages may be as large as
+   * `max(wsMaxMessageBytes, maxQueuedBytes)`.
+   */
+  wsMaxMessageBytes?: number;
+  /** Plain HTTP requests reaching a WebSocket listener (default 404). */
+  onHttpRequest?: (req: IncomingMessage, res: ServerResponse) => void;
+  /** TLS material for listeners, plus trust settings for outbound `msrps` connections. */
+  tls?: { cert?: string | Buffer; key?: string | Buffer; ca?: string | Buffer; rejectUnauthorized?: boolean };
+  /** Host name put in Use-Path URIs (default: the first listen host). */
+  publicHost?: string;
+  /** Digest realm (default: publicHost). */
+  realm?: string;
+  /** Where AUTH credentials come from. */
+  users?: UserStore;
+  /** false: AUTH is granted without a challenge (`--no-auth`). Default true. */
+  auth?: boolean;
+  /** AUTH lifetime in seconds: default, minimum, maximum. */
+  authExpires?: number;
+  authMinExpires?: number;
+  authMaxExpires?: number;
+  /** Failed AUTHs on one connection before it is closed. */
+  maxAuthFailures?: number;
+  /** Largest message (and chunk) accepted, bytes. */
+  maxMessageBytes?: number;
+  /** Largest body of a non-SEND request, bytes. */
+  maxOtherBodyBytes?: number;
+  /** Queued bytes toward one connection before its sources pause. */
+  maxQueuedBytes?: number;
+  transactionTimeoutMs?: number;
+  probationMs?: number;
+  idleTimeoutMs?: number;
+  logger?: Logger;
+}
+
+/** A bound listener. */
+export interface RelayAddress {
+  kind: TransportKind;
+  host: string;
+  port: number;
+}
+
+/** The AUTH settings and limits of {@link RelayOptions}, every one defaulted. */
+export type RelayLimits = Required<
+  Omit<
+    RelayOptions,
+    | 'tls'
+    | 'users'
+    | 'logger'
+    | 'publicHost'
+    | 'realm'
+    | 'listen'
+    | 'tlsListen'
+    | 'wsListen'
+    | 'wssListen'
+    | 'wsAllowedOrigins'
+    | 'onHttpRequest'
+    | 'reports'
+    | 'reportsDedupe'
+    | 'reportsProcessing'
+  >
+>;
+
+/** {@link RelayOptions} resolved: what the relay runs with. */
+export interface ResolvedRelayOptions {
+  log: Logger;
+  /** Delivery-report policy for `RelayReports`. */
+  reports: { mode: 'on-ack' | 'on-receipt' | 'off'; dedupe: boolean; processing: boolean };
+  /** TCP listeners: 127.0.0.1:2855 when no listener at all was given. */
+  listen: ListenSpec[];
+  tlsListen: ListenSpec[];
+  wsListen: ListenSpec[];
+  wssListen: ListenSpec[];
+  wsAllowedOrigins: string[];
+  onHttpRequest: RelayOptions['onHttpRequest'];
+  tls: RelayOptions['tls'];
+  /** The host in Use-Path URIs: the option, else the first TCP, TLS or WebSocket listen host. */
+  publicHost: string;
+  /** The Digest realm: the option, else the public host. */
+  realm: string;
+  users: UserStore;
+  limits: RelayLimits;
+}
+
+/** Fills every default of `options` (DESIGN.md's table). */
+export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions {
+  const plain = options.listen ?? [];
+  const tls = options.tlsListen ?? [];
+  const ws = [...(options.wsListen ?? []), ...(options.wssListen ?? [])];
+  const listen =
+    plain.length === 0 && tls.length === 0 && ws.length === 0
+      ? [{ host: '127.0.0.1', port: DEFAULTS.port }]
+      : plain;
+  const publicHost = options.publicHost ?? (listen[0] ?? tls[0] ?? ws[0])!.host;
+  return {
+    log: options.logger ?? silentLogger,
+    reports: {
+      mode: options.reports ?? 'on-ack',
+      dedupe: options.reportsDedupe ?? true,
+      processing: options.reportsProcessing ?? false,
+    },
+    listen,
+    tlsListen: tls,
+    wsListen: options.wsListen ?? [],
+    wssListen: options.wssListen ?? [],
+    wsAllowedOrigins: options.wsAllowedOrigins ?? [],
+    onHttpRequest: options.onHttpRequest,
+    tls: options.tls,
+    publicHost,
+    realm: options.realm ?? publicHost,
+    users: options.users ?? { lookup: () => undefined },
+    limits: {
+      auth: options.auth ?? true,
+      authExpires: options.authExpires ?? DEFAULTS.authExpires,
+      authMinExpires: options.authMinExpires ?? DEFAULTS.authMinExpires,
+      authMaxExpires: options.authMaxExpires ?? DEFAULTS.authMaxExpires,
+      maxAuthFailures: options.maxAuthFailures ?? DEFAULTS.maxAuthFailures,
+      maxMessageBytes: options.maxMessageBytes ?? DEFAULTS.maxMessageBytes,
+      maxOtherBodyBytes: options.maxOtherBodyBytes ?? DEFAULTS.maxOtherBodyBytes,
+      maxQueuedBytes: options.maxQueuedBytes ?? DEFAULTS.maxQueuedBytes,
+      wsMaxMessageBytes: options.wsMaxMessageBytes ?? DEFAULTS.wsMaxMessageBytes,
+      transactionTimeoutMs: options.transactionTimeoutMs ?? DEFAULTS.transactionTimeoutMs,
+      probationMs: options.probationMs ?? DEFAULTS.probationMs,
+      idleTimeoutMs: options.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
+    },
+  };
+}
