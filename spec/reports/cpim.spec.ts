@@ -13,6 +13,7 @@ import {
   type CpimOutHeader,
   type CpimParseOptions,
 } from '../../lib/reports/cpim.js';
+import { E5_1, E5_2, E6_5 } from '../helpers/cpim-fixtures.js';
 
 const IMDN = 'urn:ietf:params:imdn';
 
@@ -30,50 +31,6 @@ const E4_7 =
   'Content-Type: text/plain; charset=utf-8\r\n' +
   '\r\n' +
   'Hello';
-
-/** Digest §5.7 E5.1: the CPIM body of an IM requesting IMDNs (<len=263>). */
-const E5_1 =
-  'From: <im:alice@example.org>\r\n' +
-  'To: <im:bob@example.net>\r\n' +
-  'DateTime: 2024-05-06T10:15:30Z\r\n' +
-  'NS: imdn <urn:ietf:params:imdn>\r\n' +
-  'imdn.Message-ID: Qw8rT2zLk4\r\n' +
-  'imdn.Disposition-Notification: positive-delivery, display\r\n' +
-  '\r\n' +
-  'Content-Type: text/plain; charset=utf-8\r\n' +
-  '\r\n' +
-  'Hello Bob';
-
-/** Digest §5.7 E5.2: the CPIM body of a delivery IMDN (<len=590>, XML <len=369>). */
-const E5_2 =
-  'From: <im:bob@example.net>\r\n' +
-  'To: <im:alice@example.org>\r\n' +
-  'DateTime: 2024-05-06T10:15:31Z\r\n' +
-  'NS: imdn <urn:ietf:params:imdn>\r\n' +
-  'imdn.Message-ID: Hn3vB8sPq1\r\n' +
-  '\r\n' +
-  'Content-Type: message/imdn+xml\r\n' +
-  'Content-Disposition: notification\r\n' +
-  '\r\n' +
-  '<?xml version="1.0" encoding="UTF-8"?>\r\n' +
-  '<imdn xmlns="urn:ietf:params:xml:ns:imdn">\r\n' +
-  '<message-id>Qw8rT2zLk4</message-id>\r\n' +
-  '<datetime>2024-05-06T10:15:30Z</datetime>\r\n' +
-  '<recipient-uri>im:bob@example.net</recipient-uri>\r\n' +
-  '<original-recipient-uri>im:bob@example.net</original-recipient-uri>\r\n' +
-  '<delivery-notification><status><delivered/></status></delivery-notification>\r\n' +
-  '</imdn>';
-
-/** Digest §6.5: legacy im-report-00 request (<len=164>). */
-const E6_5 =
-  'From: Alice <im:alice@example.org>\r\n' +
-  'To: Bob <im:bob@example.net>\r\n' +
-  'Message-ID: 7fGh2Kp9\r\n' +
-  'Receipt-Request: positive-delivery, read\r\n' +
-  '\r\n' +
-  'Content-Type: text/plain\r\n' +
-  '\r\n' +
-  'Ping';
 
 const FIXTURES: Array<[string, string, number]> = [
   ['§4.7', E4_7, 289],

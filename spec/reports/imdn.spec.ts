@@ -11,43 +11,7 @@ import {
   validateImdnDocument,
   type ReportRequest,
 } from '../../lib/reports/imdn.js';
-
-/** Digest §5.7 E5.1: the CPIM body of an IM requesting IMDNs (<len=263>). */
-const E5_1 =
-  'From: <im:alice@example.org>\r\n' +
-  'To: <im:bob@example.net>\r\n' +
-  'DateTime: 2024-05-06T10:15:30Z\r\n' +
-  'NS: imdn <urn:ietf:params:imdn>\r\n' +
-  'imdn.Message-ID: Qw8rT2zLk4\r\n' +
-  'imdn.Disposition-Notification: positive-delivery, display\r\n' +
-  '\r\n' +
-  'Content-Type: text/plain; charset=utf-8\r\n' +
-  '\r\n' +
-  'Hello Bob';
-
-/** Digest §5.7 E5.2: the XML payload of the delivery IMDN (<len=369>). */
-const E5_2_XML =
-  '<?xml version="1.0" encoding="UTF-8"?>\r\n' +
-  '<imdn xmlns="urn:ietf:params:xml:ns:imdn">\r\n' +
-  '<message-id>Qw8rT2zLk4</message-id>\r\n' +
-  '<datetime>2024-05-06T10:15:30Z</datetime>\r\n' +
-  '<recipient-uri>im:bob@example.net</recipient-uri>\r\n' +
-  '<original-recipient-uri>im:bob@example.net</original-recipient-uri>\r\n' +
-  '<delivery-notification><status><delivered/></status></delivery-notification>\r\n' +
-  '</imdn>';
-
-/** Digest §5.7 E5.2: the CPIM body of the delivery IMDN (<len=590>). */
-const E5_2 =
-  'From: <im:bob@example.net>\r\n' +
-  'To: <im:alice@example.org>\r\n' +
-  'DateTime: 2024-05-06T10:15:31Z\r\n' +
-  'NS: imdn <urn:ietf:params:imdn>\r\n' +
-  'imdn.Message-ID: Hn3vB8sPq1\r\n' +
-  '\r\n' +
-  'Content-Type: message/imdn+xml\r\n' +
-  'Content-Disposition: notification\r\n' +
-  '\r\n' +
-  E5_2_XML;
+import { E5_1, E5_2_XML, E5_2, E6_5 } from '../helpers/cpim-fixtures.js';
 
 /** Digest §5.7 E5.3: a display IMDN payload (<len=298>). */
 const E5_3_XML =
@@ -58,17 +22,6 @@ const E5_3_XML =
   '<recipient-uri>im:bob@example.net</recipient-uri>\r\n' +
   '<display-notification><status><displayed/></status></display-notification>\r\n' +
   '</imdn>';
-
-/** Digest §6.5: legacy im-report-00 request (<len=164>). */
-const E6_5 =
-  'From: Alice <im:alice@example.org>\r\n' +
-  'To: Bob <im:bob@example.net>\r\n' +
-  'Message-ID: 7fGh2Kp9\r\n' +
-  'Receipt-Request: positive-delivery, read\r\n' +
-  '\r\n' +
-  'Content-Type: text/plain\r\n' +
-  '\r\n' +
-  'Ping';
 
 /** Digest §6.5: the legacy read report payload. */
 const E6_5_REPORT =
