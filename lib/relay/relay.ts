@@ -266,22 +266,26 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       },
     });
     this.counters.forwarded++;
-    const declared =
-      byteRange !== null && typeof byteRange.end === 'number'
-        ? byteRange.end - byteRange.start + 1
-        : Infinity;
+    const start = byteRange?.start ?? 1;
+    const fromRange =
+      byteRange !== null && typeof byteRange.end === 'number' ? byteRange.end - start + 1 : Infinity;
+    // DESIGN.md limits: no octet of a message past --max-message-size, even when its total is `*`.
+    const declared = Math.min(fromRange, this.opts.maxMessageBytes - start + 1);
     return { kind: 'stream', head, stream, dest, ourUri, tracked, declared, received: 0 };
   }
 
   onOverrun(_peer: Peer, frame: IncomingFrame & { kind: 'stream' }): IncomingFrame {
     frame.stream.finish('#');
     this.reports.end(frame.tracked, '#');
-    bump(this.counters.parseErrors, 'MSRP_ERR_BODY_OVERRUN');
+    const start = frame.stream.spec.byteRange?.start ?? 1;
+    const tooLarge = start - 1 + frame.received > this.opts.maxMessageBytes;
+    if (tooLarge && frame.tracked !== null) this.reports.failed(frame.tracked.msg, 413);
+    bump(this.counters.parseErrors, tooLarge ? 'MSRP_ERR_MESSAGE_TOO_LARGE' : 'MSRP_ERR_BODY_OVERRUN');
     return {
       kind: 'drop',
       head: frame.head,
-      status: 400,
-      comment: 'Body longer than its Byte-Range',
+      status: tooLarge ? 413 : 400,
+      comment: tooLarge ? 'Message too large' : 'Body longer than its Byte-Range',
       ourUri: frame.ourUri,
     };
   }

@@ -41,6 +41,21 @@ describe('relay robustness', () => {
     expect((await got).body.toString()).to.equal('still flowing');
   });
 
+  it('answers 413 when a chunk of unknown total carries octets past --max-message-size', async () => {
+    const relay = await h.relay({ maxMessageBytes: 100_000 });
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const answer = new Promise<string>((resolve) =>
+      alice.socket.once('data', (d: Buffer) => resolve(d.toString())),
+    );
+    // A later chunk of a message: under the per-chunk limit, but its octets run past 100,000.
+    alice.write(sendHead('toolarge', alice.toPathFor(bob.path), alice.uri, 'big00002', '60001-*/*'));
+    alice.write(randomBytes(50_000));
+    alice.write(Buffer.from('\r\n-------toolarge$\r\n'));
+    expect(await answer).to.match(/^MSRP toolarge 413 /);
+    expect(relay.counters.parseErrors).to.deep.include({ MSRP_ERR_MESSAGE_TOO_LARGE: 1 });
+  });
+
   it('answers 481 instead of 200 when the recipient disconnects in the middle of a chunk', async () => {
     const relay = await h.relay();
     const alice = await h.client(relay, 'alice');
