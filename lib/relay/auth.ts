@@ -36,12 +36,16 @@ export interface AuthOutcome {
 export function authenticate(ctx: AuthContext, head: RequestHead, failures: number): AuthOutcome {
   const toPath = head.headers[0]![1].trim();
   const fromPath = head.headers[1]![1].trim();
+  // The token is bound to the previous hop: the client itself, or (RFC 4976 §5.1, a client behind two
+  // relays authenticating to the second through the first) the first relay's Use-Path URI, the first
+  // From-Path URI. Requests toward the client must then name that hop after the token.
   let client: MsrpUri;
+  let clientText: string;
   try {
     parsePath(toPath);
     const from = parsePath(fromPath);
-    if (from.length !== 1) return badRequest('AUTH From-Path must be the client URI only');
     client = from[0]!;
+    clientText = fromPath.split(/[ \t]+/)[0]!;
   } catch {
     return badRequest('Bad URI in AUTH paths');
   }
@@ -108,7 +112,7 @@ export function authenticate(ctx: AuthContext, head: RequestHead, failures: numb
       result: 'bad-expires',
     };
   }
-  const usePath = ctx.issueToken({ uri: fromPath, parsed: client }, username, expires);
+  const usePath = ctx.issueToken({ uri: clientText, parsed: client }, username, expires);
   const headers: Header[] = [
     ['Use-Path', usePath],
     ['Expires', String(expires)],

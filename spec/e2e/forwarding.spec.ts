@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { getHeader, type Frame } from '../../lib/msrp/message.js';
 import { serializeRequest, serializeResponse } from '../../lib/msrp/serializer.js';
-import { Harness, next, nextMessage, until } from '../helpers/relay.js';
+import { parseUri } from '../../lib/msrp/uri.js';
+import { Harness, next, nextMessage, until, USERS } from '../helpers/relay.js';
 
 const requestsOf = (frames: Frame[], method: string): Frame[] =>
   frames.filter((f) => f.kind === 'request' && f.method === method);
@@ -101,6 +102,33 @@ describe('relay forwarding (RFC 4976 §6.4-§6.8)', () => {
     const toAlice = nextMessage(alice);
     await bob.send({ toPath: bob.toPathFor(alice.path), body: 'and back' });
     expect((await toAlice).body.toString()).to.equal('and back');
+  });
+
+  it('lets a client authenticate to a second relay through its first one and talk through both', async () => {
+    const r1 = await h.relay();
+    const r2 = await h.relay();
+    const alice = await h.client(r1, 'alice');
+    const t1 = alice.usePath[0]!;
+    // RFC 4976 §5.1: the second AUTH goes through the first relay (To-Path: its Use-Path, then relay 2).
+    const viaR1 = await alice.auth({
+      relayUri: `${t1} ${h.relayUri(r2)}`,
+      username: 'alice',
+      password: USERS.alice,
+    });
+    expect(viaR1.kind === 'response' && viaR1.statusCode).to.equal(200);
+    const t2 = alice.usePath[0]!;
+    expect(parseUri(t2).port).to.equal(r2.addresses()[0]!.port);
+    alice.usePath = [t1, t2];
+    const bob = await h.client(r2, 'bob');
+    const toBob = nextMessage(bob);
+    const sent = await alice.send({ toPath: alice.toPathFor(bob.path), body: 'through two of mine' });
+    expect(sent.statuses).to.deep.equal([200]);
+    const m = await toBob;
+    expect(m.body.toString()).to.equal('through two of mine');
+    expect(m.fromPath.split(' ')).to.deep.equal([bob.usePath[0], t2, t1, alice.uri]);
+    const toAlice = nextMessage(alice);
+    await bob.send({ toPath: bob.toPathFor(alice.path), body: 'and back through both' });
+    expect((await toAlice).body.toString()).to.equal('and back through both');
   });
 
   it('forwards REPORTs without answering them', async () => {
