@@ -5,13 +5,12 @@
  * (RFC 4975 §7.1.1, RFC 4976 §6.5). Counts and logs each failure REPORT.
  */
 import { getHeader, type RequestHead } from '../msrp/message.js';
-import { parseByteRange, type ByteRange } from '../msrp/headers.js';
 import { serializeResponse } from '../msrp/serializer.js';
-import { failureReportOf } from './frame-utils.js';
+import { byteRangeOf, failureReportOf } from './frame-utils.js';
 import type { Logger } from './logger.js';
 import type { Peer } from './peer.js';
 import type { TrackedImMessage } from './relay-reports.js';
-import { failureReport, transactionResponse } from './replies.js';
+import { failureReport, transactionResponse, type FailureReportSpec } from './replies.js';
 import { bump, type RelayCounters } from './stats.js';
 import type { ForwardedTransaction } from './transactions.js';
 
@@ -32,33 +31,19 @@ export class FailureReplies {
     const fr = failureReportOf(head);
     if (fr === 'no') return;
     if (head.method === 'SEND' && fr === 'partial') {
-      let range: ByteRange = { start: 1, end: '*', total: '*' };
-      try {
-        const br = getHeader(head.headers, 'byte-range');
-        if (br !== undefined) range = parseByteRange(br);
-      } catch {
-        /* the REPORT still says which message failed */
-      }
-      bump(this.counters.failureReports, String(statusCode));
-      const messageId = getHeader(head.headers, 'message-id');
-      const end = typeof range.end === 'number' ? range.end : range.start - 1;
-      this.log.info(
-        { conn: peer.id, messageId, status: statusCode, range: `${range.start}-${end}` },
-        'failure REPORT',
-      );
-      peer.send(
-        [
-          failureReport({
-            reportTo: head.headers[1]![1],
-            ourUri,
-            messageId,
-            start: range.start,
-            end,
-            total: range.total,
-            statusCode,
-            comment,
-          }),
-        ],
+      const range = byteRangeOf(head, { start: 1, end: '*', total: '*' });
+      this.report(
+        peer,
+        {
+          reportTo: head.headers[1]![1],
+          ourUri,
+          messageId: getHeader(head.headers, 'message-id'),
+          start: range.start,
+          end: typeof range.end === 'number' ? range.end : range.start - 1,
+          total: range.total,
+          statusCode,
+          comment,
+        },
         peer,
       );
       return;
@@ -73,28 +58,26 @@ export class FailureReplies {
     comment: string,
   ): void {
     if (tx.failureReport === 'no' || tx.source.isClosed) return;
-    bump(this.counters.failureReports, String(statusCode));
+    this.report(tx.source, {
+      reportTo: tx.reportTo,
+      ourUri: tx.ourUri,
+      messageId: tx.messageId,
+      start: tx.rangeStart,
+      end: tx.rangeEnd,
+      total: tx.total,
+      statusCode,
+      comment,
+    });
+  }
+
+  /** Counts, logs and writes one failure REPORT toward `to`. */
+  private report(to: Peer, spec: FailureReportSpec, producer?: Peer): void {
+    bump(this.counters.failureReports, String(spec.statusCode));
     this.log.info(
-      {
-        conn: tx.source.id,
-        messageId: tx.messageId,
-        status: statusCode,
-        range: `${tx.rangeStart}-${tx.rangeEnd}`,
-      },
+      { conn: to.id, messageId: spec.messageId, status: spec.statusCode, range: `${spec.start}-${spec.end}` },
       'failure REPORT',
     );
-    tx.source.send([
-      failureReport({
-        reportTo: tx.reportTo,
-        ourUri: tx.ourUri,
-        messageId: tx.messageId,
-        start: tx.rangeStart,
-        end: tx.rangeEnd,
-        total: tx.total,
-        statusCode,
-        comment,
-      }),
-    ]);
+    to.send([failureReport(spec)], producer);
   }
 
   /** Answers a forwarded end-to-end request upstream on the relay's own behalf (timeout, loss). */

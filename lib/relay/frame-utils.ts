@@ -3,7 +3,7 @@
  * rewrite, and the size a head takes on the wire (what a WebSocket message must leave room for).
  */
 import { getHeader, type Header, type RequestHead } from '../msrp/message.js';
-import { parseFailureReport } from '../msrp/headers.js';
+import { parseByteRange, parseFailureReport, type ByteRange } from '../msrp/headers.js';
 
 /** Octets of a WebSocket message kept for a forwarded chunk's head and end-line, at most. */
 export const WS_HEAD_ROOM = 4096;
@@ -33,6 +33,20 @@ export function failureReportOf(head: RequestHead): 'yes' | 'no' | 'partial' {
     return parseFailureReport(getHeader(head.headers, 'failure-report'));
   } catch {
     return 'yes';
+  }
+}
+
+/**
+ * The request's Byte-Range for a failure REPORT, or `fallback` when it has none or it does not parse
+ * (the REPORT still names the message).
+ */
+export function byteRangeOf(head: RequestHead, fallback: ByteRange): ByteRange {
+  const br = getHeader(head.headers, 'byte-range');
+  if (br === undefined) return fallback;
+  try {
+    return parseByteRange(br);
+  } catch {
+    return fallback;
   }
 }
 

@@ -22,7 +22,14 @@ import type { Connection } from '../transport/connection.js';
 import { authenticate, type AuthContext } from './auth.js';
 import { DigestAuthenticator } from './digest-auth.js';
 import { FailureReplies } from './failure-replies.js';
-import { failureReportOf, findHeader, headBytes, rewritePaths, WS_HEAD_ROOM } from './frame-utils.js';
+import {
+  byteRangeOf,
+  failureReportOf,
+  findHeader,
+  headBytes,
+  rewritePaths,
+  WS_HEAD_ROOM,
+} from './frame-utils.js';
 import { Listeners } from './listeners.js';
 import type { Logger } from './logger.js';
 import { NextHops } from './next-hops.js';
@@ -495,15 +502,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     parts.push(Buffer.from(frameTail(tid, flag, body !== null), 'latin1'));
     const fr = failureReportOf(head);
     if (head.method !== 'REPORT' && fr !== 'no') {
-      let range: ByteRange = { start: 1, end: 0, total: 0 };
-      const br = getHeader(head.headers, 'byte-range');
-      if (br !== undefined) {
-        try {
-          range = parseByteRange(br);
-        } catch {
-          /* keep the empty range: only used in a failure REPORT */
-        }
-      }
+      const range = byteRangeOf(head, { start: 1, end: 0, total: 0 });
       this.track({
         tid,
         dest,
