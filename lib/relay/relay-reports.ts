@@ -158,6 +158,8 @@ export class RelayReports {
 
   /** Periodic housekeeping. */
   sweep(now: number): void {
-    if (!this.off) this.tracker.sweep(now);
+    if (this.off) return;
+    this.tracker.sweep(now);
+    this.policy.sweep(now);
   }
 }

@@ -17,6 +17,7 @@ import { DEFAULTS, type ContinuationFlag } from '../constants.js';
 import type { ByteRange, FailureReport } from '../msrp/headers.js';
 import { randomId, serializeRequest } from '../msrp/serializer.js';
 import { parseCpimHead, type CpimHead } from './cpim.js';
+import { ExpiringKeys } from './expiring-keys.js';
 import { buildDeliveryReport, parseImdn } from './imdn.js';
 import {
   detectReportRequest,
@@ -162,41 +163,40 @@ function mediaType(value: string | undefined): string {
 }
 
 /**
- * Remembered delivered reports: an LRU map from `session + " " + imdn id` to expiry time, plus how many
- * live entries each session has, so a SEND from a session never reported to is not held for dedupe.
+ * Remembered delivered reports: `session + " " + imdn id` keys that expire after the TTL (at most `max`,
+ * oldest dropped first), plus how many live keys each session has, so a SEND from a session never reported
+ * to is not held for dedupe.
  */
 class DeliveredLog {
-  private readonly entries = new Map<string, { until: number; session: string }>();
+  private readonly keys: ExpiringKeys;
   private readonly sessions = new Map<string, number>();
-  private readonly max: number;
   private readonly ttlMs: number;
 
   constructor(max: number, ttlMs: number) {
-    this.max = max;
     this.ttlMs = ttlMs;
+    this.keys = new ExpiringKeys(max, (key) => {
+      const session = key.slice(0, key.lastIndexOf(' '));
+      const n = (this.sessions.get(session) ?? 1) - 1;
+      if (n <= 0) this.sessions.delete(session);
+      else this.sessions.set(session, n);
+    });
   }
 
   get size(): number {
-    return this.entries.size;
+    return this.keys.size;
   }
 
   remember(session: string, messageId: string, now: number): void {
-    const key = session + ' ' + messageId;
-    this.delete(key);
-    this.entries.set(key, { until: now + this.ttlMs, session });
+    this.keys.add(session + ' ' + messageId, now + this.ttlMs);
     this.sessions.set(session, (this.sessions.get(session) ?? 0) + 1);
-    if (this.entries.size > this.max) {
-      const oldest = this.entries.keys().next();
-      if (oldest.done !== true) this.delete(oldest.value);
-    }
   }
 
   has(session: string, messageId: string, now: number): boolean {
     const key = session + ' ' + messageId;
-    const e = this.entries.get(key);
-    if (e === undefined) return false;
-    if (e.until <= now) {
-      this.delete(key);
+    const until = this.keys.expiry(key);
+    if (until === undefined) return false;
+    if (until <= now) {
+      this.keys.delete(key);
       return false;
     }
     return true;
@@ -207,13 +207,9 @@ class DeliveredLog {
     return this.sessions.has(session);
   }
 
-  private delete(key: string): void {
-    const e = this.entries.get(key);
-    if (e === undefined) return;
-    this.entries.delete(key);
-    const n = (this.sessions.get(e.session) ?? 1) - 1;
-    if (n <= 0) this.sessions.delete(e.session);
-    else this.sessions.set(e.session, n);
+  /** Drops the entries that expired by `now`. */
+  expire(now: number): void {
+    this.keys.expire(now);
   }
 }
 
@@ -310,6 +306,11 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
       return false;
     }
     return head !== 'incomplete' && this.isDuplicateImdn(sessionKey, head, cpimBody);
+  }
+
+  /** Forgets delivered reports remembered for dedupe whose time is up; call from the periodic tick. */
+  sweep(now = this.now()): void {
+    this.delivered.expire(now);
   }
 
   // ---- TrackerHandler ------------------------------------------------------------------------------

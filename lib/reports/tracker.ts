@@ -16,10 +16,16 @@
  * Memory is bounded: at most `maxMessages` messages (and `maxMessagesPerOwner` per sending connection),
  * at most `maxHeadBytes` of CPIM heads reserved (and `maxHeadBytesPerOwner` per connection), at most
  * `maxIntervals` holes per message; a finished message leaves a tombstone for one idle period so late or
- * repeated chunks do not start it again.
+ * repeated chunks do not start it again — except a message that came whole in one chunk (`1-N/N` ended
+ * by `$`), which has no later chunks: the common single-chunk IM costs no remembered key.
+ *
+ * The hot path is the single-chunk IM whose CPIM head is in its first body piece: the head is read in
+ * place from that piece (nothing copied, nothing allocated for it); only a head split over pieces or
+ * chunks is copied into a per-message buffer.
  */
 import { CR, DEFAULTS, LF, type ContinuationFlag } from '../constants.js';
 import type { ByteRange } from '../msrp/headers.js';
+import { ExpiringKeys } from './expiring-keys.js';
 import type { ReportRequest } from './report-request.js';
 
 /**
@@ -195,6 +201,12 @@ export class TrackedMessage<O, M> {
   lastActivity: number;
   /** @internal Chunks begun but not ended. */
   openChunks = 0;
+  /** @internal Chunks begun in all. */
+  chunks = 0;
+  /** @internal True when the message came whole in its only chunk (`1-N/N` ended by `$`): no tombstone. */
+  oneShot = false;
+  /** @internal The message finished while a chunk was open: its tombstone waits for that chunk's end. */
+  tombstonePending = false;
   /** @internal Octets reserved for the head; 0 once inspection is over. */
   headCap: number;
   /** @internal */ headBuf: Buffer | null = null;
@@ -273,10 +285,10 @@ export class MessageTracker<O, M> {
   private readonly maxHeadBytesPerOwner: number;
   private readonly maxIntervals: number;
   private readonly now: () => number;
-  /** Live messages in least-recently-active order (re-inserted on activity). */
+  /** Live messages by key. */
   private readonly messages = new Map<string, TrackedMessage<O, M>>();
-  /** Keys of finished messages and when their tombstone expires, in expiry order. */
-  private readonly finished = new Map<string, number>();
+  /** Keys of finished messages until their tombstone expires. */
+  private readonly finished: ExpiringKeys;
   private readonly owners = new Map<O, OwnerRecord<O, M>>();
   private reservedHeadBytes = 0;
 
@@ -290,6 +302,7 @@ export class MessageTracker<O, M> {
     this.maxHeadBytesPerOwner = options.maxHeadBytesPerOwner ?? DEFAULTS.reportMaxHeadBytesPerOwner;
     this.maxIntervals = options.maxIntervals ?? DEFAULTS.reportMaxIntervals;
     this.now = options.now ?? Date.now;
+    this.finished = new ExpiringKeys(this.maxMessages);
   }
 
   /** Messages tracked now. */
@@ -344,7 +357,6 @@ export class MessageTracker<O, M> {
       }
       msg = new TrackedMessage(sessionKey, messageId, owner, meta, reserve, now);
       msg.total = total;
-      if (reserve > 0) msg.headHave = new IntervalSet();
       this.messages.set(key, msg);
       this.reservedHeadBytes += reserve;
       if (rec === undefined) this.owners.set(owner, { messages: new Set([msg]), headBytes: reserve });
@@ -354,13 +366,17 @@ export class MessageTracker<O, M> {
       }
     } else {
       if (msg.total < 0 && range !== null && range.total !== '*') msg.total = range.total;
-      this.touch(msg, now);
+      msg.lastActivity = now;
     }
     msg.openChunks++;
+    msg.chunks++;
     return new TrackedChunk(msg, range?.start ?? 1);
   }
 
-  /** Body octets of the chunk, in order; only the octets within the head cap are copied. */
+  /**
+   * Body octets of the chunk, in order. The head is read in place when the first piece holds all of it;
+   * otherwise the octets within the head cap are copied until it is complete.
+   */
   data(chunk: TrackedChunk<O, M>, piece: Buffer): void {
     const off = chunk.next;
     chunk.next = off + piece.length;
@@ -368,10 +384,21 @@ export class MessageTracker<O, M> {
     if (msg.headCap === 0 || off > msg.headCap || msg.done || chunk.ended) return;
     const n = Math.min(piece.length, msg.headCap - off + 1);
     if (n <= 0) return;
+    if (off === 1 && msg.headBuf === null) {
+      const end = headEnd(piece, n);
+      if (end !== -1) {
+        const verdict = this.handler.onHead(msg, piece.subarray(0, end), false);
+        // 'more' on a complete head: the octets are copied below and offered again later.
+        if (verdict !== 'more') {
+          this.settleHead(msg, verdict);
+          return;
+        }
+      }
+    }
     // Copied, so a 64 KiB read buffer is not pinned by the few head bytes kept (STYLE.md).
     const buf = msg.headBuf ?? (msg.headBuf = Buffer.allocUnsafe(msg.headCap));
     piece.copy(buf, off - 1, 0, n);
-    msg.headHave!.add(off, off + n - 1);
+    (msg.headHave ??= new IntervalSet()).add(off, off + n - 1);
     const prefix = msg.headHave!.prefixEnd();
     if (prefix > msg.headScan) this.scanHead(msg, prefix);
   }
@@ -386,7 +413,15 @@ export class MessageTracker<O, M> {
     chunk.ended = true;
     const msg = chunk.msg;
     msg.openChunks--;
-    if (msg.done) return;
+    if (msg.chunks === 1 && chunk.start === 1 && flag === '$') msg.oneShot = true;
+    if (msg.done) {
+      // Settled while this chunk streamed: remembered now unless the chunk carried the whole message.
+      if (msg.tombstonePending && msg.openChunks === 0) {
+        msg.tombstonePending = false;
+        if (!msg.oneShot) this.finished.add(msg.key, this.now() + this.idleTimeoutMs);
+      }
+      return;
+    }
     if (flag === '#') {
       // RFC 4975 §7.3.1: `#` means no more chunks of this message will be sent.
       this.forget(msg, 'aborted');
@@ -399,7 +434,7 @@ export class MessageTracker<O, M> {
       this.forget(msg, 'holes');
       return;
     }
-    this.touch(msg, this.now());
+    msg.lastActivity = this.now();
     this.check(msg);
   }
 
@@ -411,7 +446,7 @@ export class MessageTracker<O, M> {
       this.forget(msg, 'holes');
       return;
     }
-    this.touch(msg, this.now());
+    msg.lastActivity = this.now();
     if (msg.wasWhole && msg.isAcked()) this.complete(msg);
   }
 
@@ -460,26 +495,16 @@ export class MessageTracker<O, M> {
     const cutoff = now - this.idleTimeoutMs;
     const expired: Array<TrackedMessage<O, M>> = [];
     for (const msg of this.messages.values()) {
-      if (msg.lastActivity > cutoff) break;
-      if (msg.openChunks === 0) expired.push(msg);
+      if (msg.lastActivity <= cutoff && msg.openChunks === 0) expired.push(msg);
     }
     for (const msg of expired) {
       if (msg.wasWhole) this.fail(msg, 408);
       else this.forget(msg, 'timeout');
     }
-    for (const [key, until] of this.finished) {
-      if (until > now) break;
-      this.finished.delete(key);
-    }
+    this.finished.expire(now);
   }
 
   // ---- internals -----------------------------------------------------------------------------------
-
-  private touch(msg: TrackedMessage<O, M>, now: number): void {
-    msg.lastActivity = now;
-    this.messages.delete(msg.key);
-    this.messages.set(msg.key, msg);
-  }
 
   /** Whole → onWhole (after a last look at the head); whole and acknowledged → onComplete. */
   private check(msg: TrackedMessage<O, M>): void {
@@ -487,7 +512,7 @@ export class MessageTracker<O, M> {
       if (!msg.isWhole()) return;
       msg.wasWhole = true;
       if (msg.headCap > 0) {
-        this.offerHead(msg, msg.headHave!.prefixEnd(), true);
+        this.offerHead(msg, this.headPrefix(msg, msg.headHave?.prefixEnd() ?? 0), true);
         if (msg.done) return;
       }
       if (!this.handler.onWhole(msg)) {
@@ -511,20 +536,29 @@ export class MessageTracker<O, M> {
       const ls = msg.headLineStart;
       if ((i === ls || (i === ls + 1 && buf[ls] === CR)) && ++msg.headBlanks === 2) {
         msg.headScan = i + 1;
-        this.offerHead(msg, i + 1, false);
+        this.offerHead(msg, buf.subarray(0, i + 1), false);
         return;
       }
       msg.headLineStart = i + 1;
     }
     msg.headScan = prefix;
     // The cap is reached without a complete head: the last chance (DESIGN.md: inspection stops there).
-    if (prefix === msg.headCap) this.offerHead(msg, prefix, true);
+    if (prefix === msg.headCap) this.offerHead(msg, buf.subarray(0, prefix), true);
   }
 
-  private offerHead(msg: TrackedMessage<O, M>, length: number, final: boolean): void {
-    const prefix = msg.headBuf === null ? Buffer.alloc(0) : msg.headBuf.subarray(0, length);
+  /** The first `length` copied head octets. */
+  private headPrefix(msg: TrackedMessage<O, M>, length: number): Buffer {
+    return msg.headBuf === null ? EMPTY : msg.headBuf.subarray(0, length);
+  }
+
+  private offerHead(msg: TrackedMessage<O, M>, prefix: Buffer, final: boolean): void {
     const verdict = this.handler.onHead(msg, prefix, final);
     if (verdict === 'more' && !final) return;
+    this.settleHead(msg, verdict);
+  }
+
+  /** Inspection is over: the head reservation is freed, and the message dropped unless kept. */
+  private settleHead(msg: TrackedMessage<O, M>, verdict: HeadVerdict): void {
     this.releaseHead(msg);
     if (verdict !== 'keep') this.forget(msg, 'settled');
   }
@@ -559,16 +593,30 @@ export class MessageTracker<O, M> {
       rec.messages.delete(msg);
       if (rec.messages.size === 0) this.owners.delete(msg.owner);
     }
-    this.tombstone(msg.key, now);
+    if (msg.openChunks > 0) msg.tombstonePending = true;
+    else if (!msg.oneShot) this.tombstone(msg.key, now);
   }
 
   /** Remembers a finished key for one idle period, so its late chunks are not tracked again. */
   private tombstone(key: string, now: number): void {
-    this.finished.delete(key);
-    this.finished.set(key, now + this.idleTimeoutMs);
-    if (this.finished.size > this.maxMessages) {
-      const oldest = this.finished.keys().next();
-      if (oldest.done !== true) this.finished.delete(oldest.value);
-    }
+    this.finished.add(key, now + this.idleTimeoutMs);
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * The length of the CPIM head at the start of `buf` (through the second blank line, as
+ * `MessageTracker.scanHead` counts them), or -1 when the first `limit` octets do not hold it.
+ */
+function headEnd(buf: Buffer, limit: number): number {
+  let blanks = 0;
+  let lineStart = 0;
+  for (;;) {
+    const lf = buf.indexOf(LF, lineStart);
+    if (lf === -1 || lf >= limit) return -1;
+    if ((lf === lineStart || (lf === lineStart + 1 && buf[lineStart] === CR)) && ++blanks === 2)
+      return lf + 1;
+    lineStart = lf + 1;
   }
 }

@@ -471,6 +471,26 @@ describe('MessageTracker', () => {
   });
 
   describe('CPIM head', () => {
+    it('reads a head that is whole in the first piece in place, without copying it', () => {
+      const body = Buffer.from(HEAD + 'hello');
+      const seen: Buffer[] = [];
+      const rec = new (class extends Recorder {
+        override onHead(msg: TrackedMessage<string, Meta>, prefix: Buffer, final: boolean): HeadVerdict {
+          seen.push(prefix);
+          return super.onHead(msg, prefix, final);
+        }
+      })();
+      const tracker = new MessageTracker<string, Meta>(rec);
+      const split = new MessageTracker<string, Meta>(rec);
+      const range = `1-${body.length}/${body.length}`;
+      feedChunk(tracker, 'alice', SESSION, 'm1', META, { range, body, flag: '$' });
+      feedChunk(split, 'alice', SESSION, 'm2', META, { range, body, flag: '$', pieces: [100] });
+      expect(rec.heads.map((h) => h.prefix)).to.deep.equal([HEAD, HEAD]);
+      // The whole-in-one-piece head is a view of the read buffer; the split one had to be copied.
+      const view = (b: Buffer): boolean => b.buffer === body.buffer && b.byteOffset === body.byteOffset;
+      expect([view(seen[0]!), view(seen[1]!)]).to.deep.equal([true, false]);
+    });
+
     it('keeps the head of a 3-chunk message whose head spans the first two chunks', () => {
       const { tracker, rec } = setup();
       const body = HEAD + 'b'.repeat(300);
@@ -642,6 +662,62 @@ describe('MessageTracker', () => {
       tracker.acked(m1, 1, 1);
       const m2 = feedChunk(tracker, 'alice', SESSION, 'm2', META, { range: '1-1/1', body: 'a', flag: '$' });
       expect(m2).to.not.equal(null);
+    });
+  });
+
+  describe('tombstones', () => {
+    const BODY = HEAD + 'hello';
+    const WHOLE = `1-${BODY.length}/${BODY.length}`;
+
+    it('leaves none for a message that came whole in one chunk: a repeat is tracked again', () => {
+      const { tracker, rec } = setup();
+      const m = feedChunk(tracker, 'alice', SESSION, 'm1', META, {
+        range: WHOLE,
+        body: BODY,
+        flag: '$',
+      })!.msg;
+      tracker.acked(m, 1, BODY.length);
+      const again = feedChunk(tracker, 'alice', SESSION, 'm1', META, { range: WHOLE, body: BODY, flag: '$' });
+      expect(again).to.not.equal(null);
+      expect(rec.events).to.deep.equal(['head:m1', 'whole:m1', 'complete:m1', 'head:m1', 'whole:m1']);
+    });
+
+    it('leaves one for a message dropped at its head whose chunk then ends with `+`', () => {
+      const { tracker, rec } = setup();
+      rec.verdict = 'drop';
+      const c = openChunk(tracker, 'alice', SESSION, 'm1', META, {
+        range: `1-${BODY.length}/${BODY.length}`,
+        body: HEAD,
+        flag: '+',
+      })!;
+      expect(tracker.size).to.equal(0);
+      tracker.end(c, '+'); // interrupted: the rest comes in another chunk
+      const rest = feedChunk(tracker, 'alice', SESSION, 'm1', META, {
+        range: `${HEAD.length + 1}-${BODY.length}/${BODY.length}`,
+        body: 'hello',
+        flag: '$',
+      });
+      expect(rest).to.equal(null);
+      expect(rec.events).to.deep.equal(['head:m1', 'dropped:m1:settled', 'untracked:alice:finished']);
+    });
+
+    it('leaves none for a message dropped at its head whose only chunk ends with `$`', () => {
+      const { tracker, rec } = setup();
+      rec.verdict = 'drop';
+      feedChunk(tracker, 'alice', SESSION, 'm1', META, { range: WHOLE, body: BODY, flag: '$' });
+      expect(
+        feedChunk(tracker, 'alice', SESSION, 'm1', META, { range: WHOLE, body: BODY, flag: '$' }),
+      ).to.not.equal(null);
+    });
+
+    it('leaves one for a message of several chunks', () => {
+      const { tracker, rec } = setup();
+      const [c1, c2] = chunksOf(BODY, 200);
+      feedChunk(tracker, 'alice', SESSION, 'm1', META, c1!);
+      const m = feedChunk(tracker, 'alice', SESSION, 'm1', META, c2!)!.msg;
+      tracker.acked(m, 1, BODY.length);
+      expect(feedChunk(tracker, 'alice', SESSION, 'm1', META, c2!)).to.equal(null);
+      expect(rec.events.at(-1)).to.equal('untracked:alice:finished');
     });
   });
 
