@@ -6,6 +6,7 @@
  * `NS: foo <urn:ietf:params:imdn>` is found by the namespace URN whatever the prefix. Malformed heads throw
  * an `MsrpError` with code `MSRP_ERR_BAD_HEADER_VALUE`; the body itself is never touched.
  */
+import { isAscii } from 'node:buffer';
 import { CR, LF } from '../constants.js';
 import { createError, ErrorCodes, type MsrpError } from '../errors.js';
 
@@ -48,6 +49,9 @@ export class CpimHead {
   readonly bodyOffset: number;
   /** Whether the head was parsed (and is matched) leniently. */
   readonly lenient: boolean;
+  /** Per header: its namespace and local name in the form lookups compare (built on first lookup). */
+  private nsKeys: Array<string | null> | null = null;
+  private localKeys: string[] | null = null;
 
   constructor(
     headers: CpimHeader[],
@@ -63,14 +67,17 @@ export class CpimHead {
 
   /** The first header named `local` in namespace `ns`, or undefined. */
   get(ns: string, local: string): CpimHeader | undefined {
-    const key = normalizeNs(ns, this.lenient);
-    return this.headers.find((h) => this.matches(h, key, local));
+    const i = this.indexOf(ns, local, 0);
+    return i === -1 ? undefined : this.headers[i];
   }
 
   /** Every header named `local` in namespace `ns`, in wire order. */
   getAll(ns: string, local: string): CpimHeader[] {
-    const key = normalizeNs(ns, this.lenient);
-    return this.headers.filter((h) => this.matches(h, key, local));
+    const out: CpimHeader[] = [];
+    for (let i = this.indexOf(ns, local, 0); i !== -1; i = this.indexOf(ns, local, i + 1)) {
+      out.push(this.headers[i]!);
+    }
+    return out;
   }
 
   /** The value of the first encapsulated MIME header called `name` (case-insensitive), or undefined. */
@@ -80,9 +87,21 @@ export class CpimHead {
     return undefined;
   }
 
-  private matches(h: CpimHeader, ns: string, local: string): boolean {
-    if (h.ns === null || normalizeNs(h.ns, this.lenient) !== ns) return false;
-    return this.lenient ? h.local.toLowerCase() === local.toLowerCase() : h.local === local;
+  /** Index of the first header at or after `from` named `local` in namespace `ns`; -1 when none. */
+  private indexOf(ns: string, local: string, from: number): number {
+    if (this.nsKeys === null) {
+      // Normalised once per head, not once per header per lookup: reports look up a dozen names.
+      this.nsKeys = this.headers.map((h) => (h.ns === null ? null : normalizeNs(h.ns, this.lenient)));
+      this.localKeys = this.headers.map((h) => (this.lenient ? h.local.toLowerCase() : h.local));
+    }
+    const nsKey = normalizeNs(ns, this.lenient);
+    const localKey = this.lenient ? local.toLowerCase() : local;
+    const nsKeys = this.nsKeys;
+    const localKeys = this.localKeys!;
+    for (let i = from; i < nsKeys.length; i++) {
+      if (localKeys[i] === localKey && nsKeys[i] === nsKey) return i;
+    }
+    return -1;
   }
 }
 
@@ -335,7 +354,8 @@ function checkNoBareCr(buf: Buffer, from: number, to: number): void {
   if (cr !== -1 && cr < to) throw badHead('a line holds a bare CR', buf.toString('latin1', from, to));
 }
 
-function decodeLine(buf: Buffer, start: number, end: number, lenient: boolean): string {
+function decodeLine(buf: Buffer, start: number, end: number, lenient: boolean, ascii: boolean): string {
+  if (ascii) return buf.toString('latin1', start, end);
   const bytes = buf.subarray(start, end);
   if (lenient) return LENIENT_UTF8.decode(bytes);
   try {
@@ -354,10 +374,12 @@ export function parseCpimHead(buf: Buffer, opts: CpimParseOptions = {}): CpimHea
   const lenient = opts.lenient === true;
   const split = splitHead(buf, lenient);
   if (split === null) return 'incomplete';
+  // Most heads are plain ASCII: one check, then each line is read without a UTF-8 decoder.
+  const ascii = isAscii(buf.subarray(0, split.bodyOffset));
   const state: NsState = { prefixes: new Map(), defaultNs: CPIM_CORE_NS, lenient, seen: new Set() };
   const headers: CpimHeader[] = [];
   for (const [start, end] of split.message) {
-    const line = decodeLine(buf, start, end, lenient);
+    const line = decodeLine(buf, start, end, lenient, ascii);
     if (line.charCodeAt(0) === SP || line.charCodeAt(0) === HTAB) {
       // RFC 3862 §2.2: a whole header on one line, no folding. Lenient mode unfolds onto the previous header.
       const prev = headers[headers.length - 1];
@@ -370,7 +392,7 @@ export function parseCpimHead(buf: Buffer, opts: CpimParseOptions = {}): CpimHea
   }
   const contentHeaders: Array<[string, string]> = [];
   for (const [start, end] of split.content) {
-    const line = decodeLine(buf, start, end, true);
+    const line = decodeLine(buf, start, end, true, ascii);
     const last = contentHeaders[contentHeaders.length - 1];
     if (line.charCodeAt(0) === SP || line.charCodeAt(0) === HTAB) {
       // MIME headers may fold (RFC 5322 §2.2.3): a continuation line joins the previous value.
@@ -523,6 +545,6 @@ export function formatCpim(msg: CpimMessage): Buffer {
     head += `${name}: ${value}\r\n`;
   }
   head += '\r\n';
-  const body = typeof msg.body === 'string' ? Buffer.from(msg.body, 'utf8') : msg.body;
-  return Buffer.concat([Buffer.from(head, 'utf8'), body]);
+  if (typeof msg.body === 'string') return Buffer.from(head + msg.body, 'utf8');
+  return Buffer.concat([Buffer.from(head, 'utf8'), msg.body]);
 }

@@ -160,8 +160,47 @@ function childText(el: Element, ns: string | null, local: string): string | unde
  * Parses an IMDN (RFC 5438 `<imdn>`, or the draft-ietf-simple-imdn-00 `<imdn>` with `<disposition>`) or a
  * legacy `<status-report>` / `<status-receipt>` document. Throws an `MsrpError` (`MSRP_ERR_BAD_HEADER_VALUE`)
  * when the XML is not well-formed or lacks the message-id, the notification or a known status.
+ *
+ * The plain RFC 5438 shape every relay and most endpoints write (default namespace, no entities, no
+ * comments, elements in schema order) is read without building a DOM; anything else goes through the XML
+ * parser ({@link parseImdnXml}). Both give the same document for what the fast path accepts.
  */
 export function parseImdn(body: Buffer): ImdnDocument {
+  return parsePlainImdn(body.toString('utf8')) ?? parseImdnXml(body);
+}
+
+/** XML character data without markup, references, CR (normalised by XML parsers) or forbidden controls. */
+const PLAIN_TEXT = '([^<>&\\r\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\ufffe\\uffff]*)';
+/** XML white space (not JavaScript's `\s`, which also matches non-XML spaces). */
+const WS = '[ \\t\\r\\n]*';
+const PLAIN_IMDN_RE = new RegExp(
+  `^\\ufeff?(?:<\\?xml version="1\\.0" encoding="UTF-8"\\?>)?${WS}<imdn xmlns="urn:ietf:params:xml:ns:imdn">${WS}` +
+    `<message-id>${PLAIN_TEXT}</message-id>${WS}<datetime>${PLAIN_TEXT}</datetime>${WS}` +
+    `(?:<recipient-uri>${PLAIN_TEXT}</recipient-uri>${WS})?` +
+    `(?:<original-recipient-uri>${PLAIN_TEXT}</original-recipient-uri>${WS})?` +
+    `(?:<subject>${PLAIN_TEXT}</subject>${WS})?` +
+    `<(delivery|display|processing)-notification>${WS}<status>${WS}<([a-z]+)/>${WS}</status>${WS}` +
+    `</\\6-notification>${WS}</imdn>${WS}$`,
+);
+
+/** @internal The fast path of {@link parseImdn}: a document of the plain RFC 5438 shape, or null. */
+export function parsePlainImdn(text: string): ImdnDocument | null {
+  const m = PLAIN_IMDN_RE.exec(text);
+  if (m === null) return null;
+  const messageId = m[1]!.trim();
+  const notification = m[6] as ImdnNotification;
+  const status = m[7] as ImdnStatus;
+  if (messageId === '' || !STATUSES[notification].includes(status)) return null; // the parser says why
+  const doc: ImdnDocument = { format: 'rfc5438', messageId, notification, status };
+  doc.dateTime = m[2]!.trim();
+  if (m[3] !== undefined) doc.recipientUri = m[3].trim();
+  if (m[4] !== undefined) doc.originalRecipientUri = m[4].trim();
+  if (m[5] !== undefined) doc.subject = m[5].trim();
+  return doc;
+}
+
+/** {@link parseImdn} through the namespace-aware XML parser, for every document. */
+export function parseImdnXml(body: Buffer): ImdnDocument {
   let doc: Document;
   try {
     doc = parseXml(body.toString('utf8'));
@@ -288,9 +327,18 @@ function xmlText(s: string, what: string): string {
   return s.replace(/[&<>]/g, (c) => (c === '&' ? '&amp;' : c === '<' ? '&lt;' : '&gt;'));
 }
 
+let lastSecond = NaN;
+let lastDateTime = '';
+
 /** RFC 3339 UTC timestamp to the second, as in the digest's examples (`2024-05-06T10:15:31Z`). */
 function dateTime(now: Date): string {
-  return now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  // Reports come in bursts: one formatting per second, not per report.
+  const second = Math.floor(now.getTime() / 1000);
+  if (second !== lastSecond) {
+    lastSecond = second;
+    lastDateTime = now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  }
+  return lastDateTime;
 }
 
 /**

@@ -50,7 +50,9 @@ const LEGACY_DISPOSITIONS = new Set(['notification', 'confirm', 'render']);
 
 /** The lower-cased first token of a MIME header value, parameters dropped (`Text/Plain; x=y` → `text/plain`). */
 function mimeToken(value: string | undefined): string {
-  return value === undefined ? '' : value.split(';')[0].trim().toLowerCase();
+  if (value === undefined) return '';
+  const semi = value.indexOf(';');
+  return (semi === -1 ? value : value.slice(0, semi)).trim().toLowerCase();
 }
 
 /**

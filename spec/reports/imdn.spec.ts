@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import fc from 'fast-check';
 import { ErrorCodes, MsrpError } from '../../lib/errors.js';
 import { CPIM_CORE_NS, CpimHead, parseCpimHead, parseNameAddr } from '../../lib/reports/cpim.js';
 import {
@@ -7,6 +8,8 @@ import {
   IMDN_HEADER_NS,
   parseAggregatedImdn,
   parseImdn,
+  parseImdnXml,
+  parsePlainImdn,
   reportPayloadKind,
   validateImdnDocument,
   type ReportRequest,
@@ -221,6 +224,114 @@ describe('parseImdn', () => {
     expect(thrown(() => parseImdn(Buffer.from(E6_5_REPORT.replace('read', 'seen')))).message).to.contain(
       'unknown report type',
     );
+  });
+});
+
+describe('parseImdn fast path', () => {
+  /** parseImdn and the XML parser agree: the same document, or both throw. True when the fast path read it. */
+  function agree(xml: string): boolean {
+    const body = Buffer.from(xml, 'utf8');
+    let slow: unknown;
+    try {
+      slow = parseImdnXml(body);
+    } catch (err) {
+      slow = (err as Error).constructor;
+    }
+    let fast: unknown;
+    try {
+      fast = parseImdn(body);
+    } catch (err) {
+      fast = (err as Error).constructor;
+    }
+    expect(fast, xml).to.deep.equal(slow);
+    return parsePlainImdn(xml) !== null;
+  }
+
+  it('reads the digest IMDNs without the XML parser', () => {
+    expect(parsePlainImdn(E5_2_XML)).to.deep.equal(parseImdnXml(Buffer.from(E5_2_XML)));
+    expect(parsePlainImdn(E5_3_XML)).to.deep.equal(parseImdnXml(Buffer.from(E5_3_XML)));
+    expect(parsePlainImdn(E6_5_REPORT)).to.equal(null);
+  });
+
+  const CR_LF = ['', '\r\n', '\n', ' ', '\t'];
+
+  it('agrees with the XML parser on the digest examples and their variations', () => {
+    for (const xml of [E5_2_XML, E5_3_XML, E6_5_REPORT]) {
+      agree(xml);
+      agree('\ufeff' + xml);
+      agree(xml.replace(/\r\n/g, '\n'));
+      agree(xml.replace(/\r\n/g, ''));
+      agree(xml.replace('Qw8rT2zLk4', '  Qw8rT2zLk4 '));
+      agree(xml.replace('Qw8rT2zLk4', 'Qw8&amp;rT2'));
+      agree(xml.replace('Qw8rT2zLk4', 'Qw8\r\nrT2'));
+      agree(xml.replace('Qw8rT2zLk4', 'a]]>b'));
+      agree(xml.replace('Qw8rT2zLk4', 'a\u0001b'));
+      agree(xml.replace('Qw8rT2zLk4', ''));
+      agree(xml.replace('<status>', '<status><!-- c -->'));
+      agree(xml.replace('<delivered/>', '<delivered />'));
+      agree(xml.replace('<delivered/>', '<failed/>'));
+      agree(xml.replace('<delivered/>', '<displayed/>'));
+      agree(xml.replace('</imdn>', '</imdn>\r\n'));
+      agree(xml.replace('</imdn>', '</imdn><x/>'));
+      agree(xml.replace('<?xml version="1.0" encoding="UTF-8"?>', ''));
+      agree(xml.replace('<?xml version="1.0" encoding="UTF-8"?>', ' <?xml version="1.0" encoding="UTF-8"?>'));
+      agree(xml.replace('</delivery-notification>', '</display-notification>'));
+      agree(xml.replace('</datetime>', '</datetime><subject>hi &lt;3</subject>'));
+      agree(xml.replace('</datetime>', '</datetime><subject>caf\u00e9 \u00a0</subject>'));
+    }
+  });
+
+  it('agrees with the XML parser on generated documents (fast-check)', () => {
+    let runs = 0;
+    let fast = 0;
+    const text = fc.string({ unit: 'binary', maxLength: 12 });
+    fc.assert(
+      fc.property(
+        text,
+        text,
+        fc.option(text),
+        fc.option(text),
+        fc.option(text),
+        fc.constantFrom('delivery', 'display', 'processing'),
+        fc.constantFrom('delivered', 'failed', 'displayed', 'processed', 'stored', 'forbidden', 'error', 'x'),
+        fc.array(fc.constantFrom(...CR_LF), { minLength: 8, maxLength: 8 }),
+        (id, dt, rcpt, orig, subject, kind, status, ws) => {
+          runs++;
+          const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+          let xml = `<?xml version="1.0" encoding="UTF-8"?>${ws[0]}<imdn xmlns="urn:ietf:params:xml:ns:imdn">`;
+          xml += `${ws[1]}<message-id>${esc(id)}</message-id>${ws[2]}<datetime>${esc(dt)}</datetime>`;
+          if (rcpt !== null) xml += `${ws[3]}<recipient-uri>${esc(rcpt)}</recipient-uri>`;
+          if (orig !== null) xml += `<original-recipient-uri>${esc(orig)}</original-recipient-uri>`;
+          if (subject !== null) xml += `<subject>${esc(subject)}</subject>`;
+          xml += `${ws[4]}<${kind}-notification>${ws[5]}<status><${status}/></status>${ws[6]}`;
+          xml += `</${kind}-notification></imdn>${ws[7]}`;
+          if (agree(xml)) fast++;
+        },
+      ),
+      { numRuns: 200, seed: 5438 },
+    );
+    // Most generated documents are plain: the fast path is exercised, not bypassed.
+    expect(fast).to.be.greaterThan(runs / 4);
+  });
+
+  it('agrees with the XML parser on the reports the relay builds', () => {
+    const req = (messageId: string): ReportRequest => ({
+      dialect: 'imdn',
+      kinds: new Set(['positive-delivery']),
+      messageId,
+      dateTime: '2024-05-06T10:15:30Z',
+      from: '"Alice \\"A\\"" <im:alice@example.com>',
+      to: '<im:bob@example.net>',
+      recordRoutes: [],
+    });
+    for (const id of ['Qw8rT2zLk4', 'a&b<c>d', ' spaced ', 'caf\u00e9']) {
+      for (const outcome of ['delivered', 'failed', 'processed'] as const) {
+        const cpim = buildDeliveryReport(req(id), outcome, { now: new Date(0), messageId: 'r1' }).body;
+        const h = parseCpimHead(cpim);
+        if (h === 'incomplete') throw new Error('incomplete');
+        agree(cpim.subarray(h.bodyOffset).toString('utf8'));
+      }
+    }
   });
 });
 
