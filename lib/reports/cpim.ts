@@ -312,10 +312,10 @@ export function formatNameAddr(addr: NameAddr): string {
   return `${TOKEN_WORDS_RE.test(name) ? name : quoteString(name)} <${addr.uri}>`;
 }
 
-/** Line bounds `[start, end)` of each block, end excluding the line terminator. */
+/** Line bounds of each block as flat `[start0, end0, start1, end1, ...]`, ends excluding the terminator. */
 interface Split {
-  message: Array<[number, number]>;
-  content: Array<[number, number]>;
+  message: number[];
+  content: number[];
   bodyOffset: number;
 }
 
@@ -324,8 +324,8 @@ interface Split {
  * Strict mode requires CRLF and rejects a bare CR or LF as soon as it is seen.
  */
 function splitHead(buf: Buffer, lenient: boolean): Split | null {
-  const message: Array<[number, number]> = [];
-  const content: Array<[number, number]> = [];
+  const message: number[] = [];
+  const content: number[] = [];
   let block = message;
   let pos = 0;
   while (true) {
@@ -342,7 +342,7 @@ function splitHead(buf: Buffer, lenient: boolean): Split | null {
       if (block === content) return { message, content, bodyOffset: lf + 1 };
       block = content;
     } else {
-      block.push([pos, end]);
+      block.push(pos, end);
     }
     pos = lf + 1;
   }
@@ -376,9 +376,12 @@ export function parseCpimHead(buf: Buffer, opts: CpimParseOptions = {}): CpimHea
   if (split === null) return 'incomplete';
   // Most heads are plain ASCII: one check, then each line is read without a UTF-8 decoder.
   const ascii = isAscii(buf.subarray(0, split.bodyOffset));
-  const state: NsState = { prefixes: new Map(), defaultNs: CPIM_CORE_NS, lenient, seen: new Set() };
+  const state: NsState = { prefixes: new Map(), defaultNs: CPIM_CORE_NS, lenient, seen: null };
   const headers: CpimHeader[] = [];
-  for (const [start, end] of split.message) {
+  const lines = split.message;
+  for (let n = 0; n < lines.length; n += 2) {
+    const start = lines[n]!;
+    const end = lines[n + 1]!;
     const line = decodeLine(buf, start, end, lenient, ascii);
     if (line.charCodeAt(0) === SP || line.charCodeAt(0) === HTAB) {
       // RFC 3862 §2.2: a whole header on one line, no folding. Lenient mode unfolds onto the previous header.
@@ -391,7 +394,10 @@ export function parseCpimHead(buf: Buffer, opts: CpimParseOptions = {}): CpimHea
     headers.push(parseHeaderLine(line, state));
   }
   const contentHeaders: Array<[string, string]> = [];
-  for (const [start, end] of split.content) {
+  const content = split.content;
+  for (let n = 0; n < content.length; n += 2) {
+    const start = content[n]!;
+    const end = content[n + 1]!;
     const line = decodeLine(buf, start, end, true, ascii);
     const last = contentHeaders[contentHeaders.length - 1];
     if (line.charCodeAt(0) === SP || line.charCodeAt(0) === HTAB) {
@@ -415,9 +421,12 @@ interface NsState {
   prefixes: Map<string, string>;
   defaultNs: string;
   lenient: boolean;
-  /** Single-use core headers already seen (strict mode rejects a repeat). */
-  seen: Set<string>;
+  /** Single-use core headers already seen (strict mode rejects a repeat); created on first use. */
+  seen: Set<string> | null;
 }
+
+/** The `params` of every header without parameters (shared, never written to). */
+const NO_PARAMS: Array<[string, string]> = Object.freeze([]) as unknown as Array<[string, string]>;
 
 /** Core headers that may appear at most once (RFC 3862 §§4.1, 4.4, 4.7; Subject is once per language, §4.5). */
 const SINGLE_USE = new Set(['From', 'DateTime', 'Require']);
@@ -426,12 +435,17 @@ function parseHeaderLine(line: string, st: NsState): CpimHeader {
   const colon = line.indexOf(':');
   if (colon === -1) throw badHead('a header line has no colon', line);
   const name = st.lenient ? line.slice(0, colon).trim() : line.slice(0, colon);
-  const m = NAME_RE.exec(name);
-  if (m === null) throw badHead('a header name is not [prefix.]Name', line);
-  const [, prefix, local] = m;
+  if (!NAME_RE.test(name)) throw badHead('a header name is not [prefix.]Name', line);
+  // NAMECHAR has no ".", so the one dot NAME_RE allows separates the prefix.
+  const dot = name.indexOf('.');
+  const prefix = dot === -1 ? undefined : name.slice(0, dot);
+  const local = dot === -1 ? name : name.slice(dot + 1);
   let i = colon + 1;
-  const params: Array<[string, string]> = [];
-  while (line[i] === ';') i = parseParam(line, i + 1, params, st.lenient);
+  let params = NO_PARAMS;
+  if (line[i] === ';') {
+    params = [];
+    while (line[i] === ';') i = parseParam(line, i + 1, params, st.lenient);
+  }
   let rawValue: string;
   if (i === line.length) {
     rawValue = ''; // `Name:` with nothing after it: an empty value, accepted in both modes
@@ -491,6 +505,7 @@ function checkSingleUse(st: NsState, header: CpimHeader, line: string): void {
     key = `Subject;${lang === undefined ? '' : lang[1].toLowerCase()}`;
   }
   if (key === undefined) return;
+  st.seen ??= new Set();
   if (st.seen.has(key)) throw badHead(`${header.local} appears more than once`, line);
   st.seen.add(key);
 }

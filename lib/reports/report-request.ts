@@ -90,12 +90,24 @@ const KNOWN: Record<string, ReportKind> = {
  * possibly followed by `;param=value` extensions. RFC 5438 §7.2.1: unknown values are ignored.
  */
 function addKinds(value: string, kinds: Set<ReportKind>): void {
-  for (const item of value.split(',')) {
-    const token = item.split(';')[0].trim().toLowerCase();
-    const kind = KNOWN[token];
+  let at = 0;
+  while (at <= value.length) {
+    let comma = value.indexOf(',', at);
+    if (comma === -1) comma = value.length;
+    const semi = value.indexOf(';', at);
+    const end = semi !== -1 && semi < comma ? semi : comma;
+    const kind = KNOWN[value.slice(at, end).trim().toLowerCase()];
     if (kind !== undefined) kinds.add(kind);
+    at = comma + 1;
   }
 }
+
+/** Where a Disposition-Notification may be: RFC 5438, draft-ietf-simple-imdn-00, unprefixed (digest §6.4). */
+const REQUEST_NAMESPACES = [IMDN_HEADER_NS, IMDN_DRAFT_HEADER_NS, CPIM_CORE_NS];
+/** The draft-khartabil-simple-im-report-00 request headers. */
+const LEGACY_REQUEST_NAMES = ['Receipt-Request', 'Request-Receipt'];
+/** Where imdn.Original-To may be. */
+const ORIGINAL_TO_NAMESPACES = [IMDN_HEADER_NS, IMDN_DRAFT_HEADER_NS];
 
 /** The first header `local` in any of the namespaces, tried in order. */
 function first(head: CpimHead, namespaces: string[], local: string): CpimHeader | undefined {
@@ -118,20 +130,20 @@ export function detectReportRequest(head: CpimHead): ReportRequest | null {
   let dialect: 'imdn' | 'legacy' | null = null;
   // RFC 5438 §6.1: servers MUST accept any prefix bound to the URN; CpimHead matches on the URN.
   // Digest §6.4: also urn:ietf:params:cpim-headers:imdn and the unprefixed (core namespace) form.
-  for (const ns of [IMDN_HEADER_NS, IMDN_DRAFT_HEADER_NS, CPIM_CORE_NS]) {
+  for (const ns of REQUEST_NAMESPACES) {
     for (const h of head.getAll(ns, 'Disposition-Notification')) {
       dialect = 'imdn';
       addKinds(h.value, kinds);
     }
   }
-  for (const name of ['Receipt-Request', 'Request-Receipt']) {
+  for (const name of LEGACY_REQUEST_NAMES) {
     for (const h of head.getAll(CPIM_CORE_NS, name)) {
       dialect ??= 'legacy';
       addKinds(h.value, kinds);
     }
   }
   if (dialect === null || kinds.size === 0) return null;
-  const id = first(head, [IMDN_HEADER_NS, IMDN_DRAFT_HEADER_NS, CPIM_CORE_NS], 'Message-ID');
+  const id = first(head, REQUEST_NAMESPACES, 'Message-ID');
   const messageId = id?.value.trim() ?? '';
   if (messageId === '') return null;
   const req: ReportRequest = { dialect, kinds, messageId, recordRoutes: [] };
@@ -141,7 +153,7 @@ export function detectReportRequest(head: CpimHead): ReportRequest | null {
   if (from !== undefined) req.from = from.rawValue;
   const to = head.get(CPIM_CORE_NS, 'To');
   if (to !== undefined) req.to = to.rawValue;
-  const originalTo = first(head, [IMDN_HEADER_NS, IMDN_DRAFT_HEADER_NS], 'Original-To');
+  const originalTo = first(head, ORIGINAL_TO_NAMESPACES, 'Original-To');
   if (originalTo !== undefined) req.originalTo = originalTo.rawValue;
   req.recordRoutes = head.getAll(IMDN_HEADER_NS, 'IMDN-Record-Route').map((h) => h.rawValue);
   return req;
