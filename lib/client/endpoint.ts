@@ -13,6 +13,7 @@ import { WebSocket, type ClientOptions, type RawData } from 'ws';
 import type { ContinuationFlag } from '../constants.js';
 import type { MsrpError } from '../errors.js';
 import { createError, ErrorCodes } from '../errors.js';
+import { uncorkAfterTurn } from '../io/uncork.js';
 import { FrameCollector, type CollectedError } from '../msrp/frame-collector.js';
 import { getHeader, type Frame, type Header } from '../msrp/message.js';
 import { parseByteRange, type ByteRange } from '../msrp/headers.js';
@@ -293,11 +294,11 @@ export class MsrpEndpoint extends EventEmitter {
   write(bytes: Buffer): boolean {
     if (this.closed) return false;
     if (this.ws === null) {
-      // Cork until the end of the tick: every frame written in one turn leaves in one writev.
+      // Corked until the turn's I/O is handled: every frame written meanwhile leaves in one writev.
       if (!this.corked) {
         this.corked = true;
         this.socket.cork();
-        process.nextTick(uncorkEndpoint, this);
+        uncorkAfterTurn(this);
       }
       return this.socket.write(bytes);
     }
@@ -471,7 +472,3 @@ function rawBuffer(data: RawData): Buffer {
 
 /** The flag of a frame (re-exported for tests that inspect chunks). */
 export type { ContinuationFlag };
-
-function uncorkEndpoint(ep: MsrpEndpoint): void {
-  ep.uncork();
-}

@@ -5,6 +5,7 @@
  * per message (RFC 7977 §5.2), so callers must hand them whole frames only.
  */
 import type { Socket } from 'node:net';
+import { uncorkAfterTurn } from '../io/uncork.js';
 
 /** The transport under a connection. */
 export type TransportKind = 'tcp' | 'tls' | 'ws' | 'wss';
@@ -124,14 +125,15 @@ export class StreamConnection implements Connection {
   }
 
   /**
-   * Corks the socket until the end of the current tick, so every frame, piece and response written
-   * while one read is processed leaves in a single writev instead of a syscall each.
+   * Corks the socket until the check phase of this event-loop turn, so every frame, piece and response
+   * written while the turn's reads are processed (responses to one peer, reports triggered by another's
+   * 200s) leaves in a single writev instead of a syscall each.
    */
   private batch(): void {
     if (this.corked) return;
     this.corked = true;
     this.socket.cork();
-    process.nextTick(uncorkConnection, this);
+    uncorkAfterTurn(this);
   }
 
   /** @internal */
@@ -194,10 +196,6 @@ export class StreamConnection implements Connection {
     this.events = null;
     ev?.onClose(this.closeReason || 'closed');
   }
-}
-
-function uncorkConnection(conn: StreamConnection): void {
-  conn.uncork();
 }
 
 function socketOnData(this: TaggedSocket, data: Buffer): void {
