@@ -12,6 +12,8 @@ const ID_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456
 const POOL_SIZE = 4096;
 const pool = Buffer.allocUnsafe(POOL_SIZE);
 let poolOffset = POOL_SIZE;
+const ID_CODES = Buffer.from(ID_ALPHABET, 'latin1');
+const ID_SCRATCH = Buffer.alloc(64);
 
 /**
  * A random RFC 4975 ident of `length` alphanumeric characters from a pooled CSPRNG (≈5.95 bits per
@@ -19,16 +21,18 @@ let poolOffset = POOL_SIZE;
  * asked of session-ids).
  */
 export function randomId(length = 16): string {
-  let out = '';
-  while (out.length < length) {
+  // Characters are placed in a scratch buffer and read out as one string: no string per character.
+  const out = length <= ID_SCRATCH.length ? ID_SCRATCH : Buffer.allocUnsafe(length);
+  let n = 0;
+  while (n < length) {
     if (poolOffset >= POOL_SIZE) {
       randomFillSync(pool);
       poolOffset = 0;
     }
     const b = pool[poolOffset++]!;
-    if (b < 248) out += ID_ALPHABET[b % 62]; // 248 = 4 * 62: rejection keeps the draw unbiased
+    if (b < 248) out[n++] = ID_CODES[b % 62]!; // 248 = 4 * 62: rejection keeps the draw unbiased
   }
-  return out;
+  return out.toString('latin1', 0, length);
 }
 
 /** The end-line `-------<tid><flag>CRLF`. */
@@ -73,25 +77,45 @@ export function frameRequest(spec: RequestSpec): FramedRequest {
   if (body !== null) {
     while (body.includes('\r\n' + END_LINE_PREFIX + tid)) tid = randomId();
   }
-  const headers: Header[] = [
-    ['To-Path', spec.toPath],
-    ['From-Path', spec.fromPath],
-  ];
-  if (spec.headers) headers.push(...spec.headers);
-  if (body !== null) {
-    if (spec.mimeHeaders) headers.push(...spec.mimeHeaders);
-    headers.push(['Content-Type', spec.contentType ?? 'application/octet-stream']);
-  }
   return {
     transactionId: tid,
-    head: formatHead(`MSRP ${tid} ${spec.method}`, headers, body !== null),
+    head: Buffer.from(requestHeadText(spec, tid, body !== null), 'latin1'),
     body,
     tail: Buffer.from(frameTail(tid, spec.flag ?? '$', body !== null), 'latin1'),
   };
 }
 
-/** One buffer holding a whole request (tests, small frames). */
+/** The head of a request: start line, To-Path, From-Path, headers, MIME headers and Content-Type. */
+function requestHeadText(spec: RequestSpec, tid: string, hasBody: boolean): string {
+  let s = `MSRP ${tid} ${spec.method}\r\nTo-Path: ${spec.toPath}\r\nFrom-Path: ${spec.fromPath}\r\n`;
+  for (const [name, value] of spec.headers ?? []) s += name + ': ' + value + '\r\n';
+  if (hasBody) {
+    for (const [name, value] of spec.mimeHeaders ?? []) s += name + ': ' + value + '\r\n';
+    s += `Content-Type: ${spec.contentType ?? 'application/octet-stream'}\r\n\r\n`;
+  }
+  return s;
+}
+
+/**
+ * One buffer holding a whole request (tests, small frames, injected reports). A string body is written
+ * as UTF-8 straight into that buffer.
+ */
 export function serializeRequest(spec: RequestSpec): Buffer {
+  if (typeof spec.body === 'string') {
+    const text = spec.body;
+    let tid = spec.transactionId ?? randomId();
+    // The end-line is ASCII, and UTF-8 puts no ASCII byte inside a multi-byte character: searching the
+    // string is searching its octets.
+    while (text.includes('\r\n' + END_LINE_PREFIX + tid)) tid = randomId();
+    const head = requestHeadText(spec, tid, true);
+    const tail = frameTail(tid, spec.flag ?? '$', true);
+    const bodyLength = Buffer.byteLength(text, 'utf8');
+    const out = Buffer.allocUnsafe(head.length + bodyLength + tail.length);
+    out.write(head, 0, 'latin1');
+    out.write(text, head.length, 'utf8');
+    out.write(tail, head.length + bodyLength, 'latin1');
+    return out;
+  }
   const f = frameRequest(spec);
   return f.body === null ? Buffer.concat([f.head, f.tail]) : Buffer.concat([f.head, f.body, f.tail]);
 }
