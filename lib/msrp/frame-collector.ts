@@ -27,7 +27,7 @@ export class FrameCollector implements ParserHandler {
 
   onHead(head: FrameHead): void {
     this.head = head;
-    this.pieces = [];
+    this.pieces.length = 0;
   }
 
   onBody(piece: Buffer): void {
@@ -44,13 +44,17 @@ export class FrameCollector implements ParserHandler {
       : this.pieces.length === 1
         ? this.pieces[0]!
         : Buffer.concat(this.pieces);
-    this.pieces = [];
-    this.onFrame({ ...head, body, flag } as Frame);
+    this.pieces.length = 0;
+    // The head is the parser's fresh object for this frame only: completed in place, not copied.
+    const frame = head as FrameHead & { body: Buffer | null; flag: ContinuationFlag };
+    frame.body = body;
+    frame.flag = flag;
+    this.onFrame(frame);
   }
 
   onError(error: MsrpError, context: ErrorContext | null): void {
     this.head = null;
-    this.pieces = [];
+    this.pieces.length = 0;
     this.onFail({ error, context });
   }
 }
