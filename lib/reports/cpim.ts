@@ -87,8 +87,8 @@ export class CpimHead {
     return undefined;
   }
 
-  /** Index of the first header at or after `from` named `local` in namespace `ns`; -1 when none. */
-  private indexOf(ns: string, local: string, from: number): number {
+  /** Index in {@link headers} of the first header at or after `from` named `local` in namespace `ns`; -1 when none. */
+  indexOf(ns: string, local: string, from = 0): number {
     if (this.nsKeys === null) {
       // Normalised once per head, not once per header per lookup: reports look up a dozen names.
       this.nsKeys = this.headers.map((h) => (h.ns === null ? null : normalizeNs(h.ns, this.lenient)));
@@ -223,6 +223,14 @@ export function unescapeCpimValue(raw: string): string {
  */
 export function escapeCpimValue(value: string): string {
   return escapeChars(value, true, false);
+}
+
+/**
+ * Escapes a header value that is already in wire form (e.g. a `rawValue` echoed from a parsed head): only
+ * control characters, as `formatCpim` does with `{ raw: true }`.
+ */
+export function escapeCpimRawValue(value: string): string {
+  return escapeChars(value, false, false);
 }
 
 /** True for the control characters RFC 3862 §§2.2, 2.3 allow only escaped: 0x00-0x1F and 0x7F. */

@@ -6,7 +6,7 @@
  */
 import { DOMParser, type Document, type Element } from '@xmldom/xmldom';
 import { createError, ErrorCodes, type MsrpError } from '../errors.js';
-import { formatCpim, parseNameAddr, type CpimOutHeader } from './cpim.js';
+import { escapeCpimRawValue, escapeCpimValue, parseNameAddr } from './cpim.js';
 import type { ReportRequest } from './report-request.js';
 
 export {
@@ -354,44 +354,43 @@ export function buildDeliveryReport(
   outcome: 'delivered' | 'failed' | 'processed',
   opts: DeliveryReportOptions,
 ): DeliveryReport {
+  return { contentType: 'message/cpim', body: Buffer.from(deliveryReportText(req, outcome, opts), 'utf8') };
+}
+
+/**
+ * {@link buildDeliveryReport} as a string (the relay writes it straight into the SEND it injects). The
+ * CPIM head is written as `formatCpim` would write these headers: echoed From/To/IMDN-Route values keep
+ * their wire form (only control characters escaped), the others are escaped as CPIM values.
+ */
+export function deliveryReportText(
+  req: ReportRequest,
+  outcome: 'delivered' | 'failed' | 'processed',
+  opts: DeliveryReportOptions,
+): string {
   if (req.from === undefined || req.to === undefined) throw badDoc('the IM has no CPIM From or To to swap');
   const recipientUri = opts.recipientUri ?? parseNameAddr(req.to)?.uri;
   // RFC 5438 §7.2.1: the IMDN goes from the recipient (the IM's To) to the sender (the IM's From).
-  const headers: CpimOutHeader[] = [
-    ['From', req.to, { raw: true }],
-    ['To', req.from, { raw: true }],
-    ['DateTime', dateTime(opts.now)],
-  ];
+  let head =
+    `From: ${escapeCpimRawValue(req.to)}\r\nTo: ${escapeCpimRawValue(req.from)}\r\n` +
+    `DateTime: ${dateTime(opts.now)}\r\n`;
   if (req.dialect === 'legacy') {
     if (outcome === 'processed') throw badDoc('the legacy report format has no processing notification');
     // draft-khartabil-simple-im-report-00 §3.2: a report SHOULD NOT carry Message-ID, MUST NOT Receipt-Request.
     const code = outcome === 'delivered' ? 200 : (opts.failureCode ?? 500);
-    const lines = ['<status-report>', `<message-id>${xmlText(req.messageId, 'the message id')}</message-id>`];
+    let xml = `<status-report>\r\n<message-id>${xmlText(req.messageId, 'the message id')}</message-id>\r\n`;
     if (recipientUri !== undefined) {
-      lines.push(`<recipient-uri>${xmlText(recipientUri, 'the recipient URI')}</recipient-uri>`);
+      xml += `<recipient-uri>${xmlText(recipientUri, 'the recipient URI')}</recipient-uri>\r\n`;
     }
-    lines.push(
-      '<type>delivery</type>',
-      `<status>${code}</status>`,
-      `<note lang="en">${outcome === 'delivered' ? 'Message was delivered' : 'Message was not delivered'}</note>`,
-      '</status-report>',
-    );
-    const body = formatCpim({
-      headers,
-      contentHeaders: [
-        ['Content-Type', 'message/status-report'],
-        ['Content-Disposition', 'confirm'],
-      ],
-      body: lines.join('\r\n'),
-    });
-    return { contentType: 'message/cpim', body };
+    const note = outcome === 'delivered' ? 'Message was delivered' : 'Message was not delivered';
+    xml += `<type>delivery</type>\r\n<status>${code}</status>\r\n<note lang="en">${note}</note>\r\n</status-report>`;
+    return `${head}\r\nContent-Type: message/status-report\r\nContent-Disposition: confirm\r\n\r\n${xml}`;
   }
   // RFC 5438 §11.1.2: the IMDN carries the IM's DateTime in <datetime>; an IM without one cannot be answered.
   if (req.dateTime === undefined) throw badDoc('the IM has no DateTime to echo');
   if (opts.messageId === '') throw badDoc('the report needs its own imdn.Message-ID');
-  headers.push(['NS', 'imdn <urn:ietf:params:imdn>'], ['imdn.Message-ID', opts.messageId]);
+  head += `NS: imdn <urn:ietf:params:imdn>\r\nimdn.Message-ID: ${escapeCpimValue(opts.messageId)}\r\n`;
   // RFC 5438 §§6.6, 7.2.1: IMDN-Record-Route headers become IMDN-Route headers, in the same order.
-  for (const route of req.recordRoutes) headers.push(['imdn.IMDN-Route', route, { raw: true }]);
+  for (const route of req.recordRoutes) head += `imdn.IMDN-Route: ${escapeCpimRawValue(route)}\r\n`;
   // RFC 5438 §11.1.4: <original-recipient-uri> MUST be present when the IM had an Original-To. The §11.1.9
   // schema puts it in one optional group with <recipient-uri>, so without Original-To it repeats the
   // recipient (as in the digest's E5.2), and neither is written when the recipient is unknown.
@@ -399,29 +398,18 @@ export function buildDeliveryReport(
     opts.originalRecipientUri ??
     (req.originalTo === undefined ? undefined : parseNameAddr(req.originalTo)?.uri) ??
     recipientUri;
-  const lines = [
-    '<?xml version="1.0" encoding="UTF-8"?>',
-    `<imdn xmlns="${IMDN_XML_NS}">`,
-    `<message-id>${xmlText(req.messageId, 'the message id')}</message-id>`,
-    `<datetime>${xmlText(req.dateTime, 'the DateTime')}</datetime>`,
-  ];
+  let xml =
+    `<?xml version="1.0" encoding="UTF-8"?>\r\n<imdn xmlns="${IMDN_XML_NS}">\r\n` +
+    `<message-id>${xmlText(req.messageId, 'the message id')}</message-id>\r\n` +
+    `<datetime>${xmlText(req.dateTime, 'the DateTime')}</datetime>\r\n`;
   if (recipientUri !== undefined && original !== undefined) {
-    lines.push(
-      `<recipient-uri>${xmlText(recipientUri, 'the recipient URI')}</recipient-uri>`,
-      `<original-recipient-uri>${xmlText(original, 'the original recipient')}</original-recipient-uri>`,
-    );
+    xml +=
+      `<recipient-uri>${xmlText(recipientUri, 'the recipient URI')}</recipient-uri>\r\n` +
+      `<original-recipient-uri>${xmlText(original, 'the original recipient')}</original-recipient-uri>\r\n`;
   }
   const element = outcome === 'processed' ? 'processing-notification' : 'delivery-notification';
-  lines.push(`<${element}><status><${outcome}/></status></${element}>`, '</imdn>');
-  const body = formatCpim({
-    headers,
-    contentHeaders: [
-      ['Content-Type', 'message/imdn+xml'],
-      ['Content-Disposition', 'notification'],
-    ],
-    body: lines.join('\r\n'),
-  });
-  return { contentType: 'message/cpim', body };
+  xml += `<${element}><status><${outcome}/></status></${element}>\r\n</imdn>`;
+  return `${head}\r\nContent-Type: message/imdn+xml\r\nContent-Disposition: notification\r\n\r\n${xml}`;
 }
 
 /**

@@ -18,7 +18,7 @@ import type { ByteRange, FailureReport } from '../msrp/headers.js';
 import { randomId, serializeRequest } from '../msrp/serializer.js';
 import { parseCpimHead, type CpimHead } from './cpim.js';
 import { ExpiringKeys } from './expiring-keys.js';
-import { buildDeliveryReport, parseImdn } from './imdn.js';
+import { deliveryReportText, parseImdn } from './imdn.js';
 import {
   detectReportRequest,
   isImdnMessage,
@@ -429,17 +429,18 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
       return;
     }
     const now = this.now();
-    let body: Buffer;
+    let body: string;
     try {
-      body = buildDeliveryReport(req, outcome, {
+      body = deliveryReportText(req, outcome, {
         now: new Date(now),
         messageId: this.newId(),
         failureCode: code,
-      }).body;
+      });
     } catch {
       this.counters.unanswerable++; // e.g. a value XML cannot carry
       return;
     }
+    const length = Buffer.byteLength(body, 'utf8');
     const frame = serializeRequest({
       transactionId: this.newId(),
       method: 'SEND',
@@ -449,7 +450,7 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
         ['Message-ID', this.newId()],
         ['Failure-Report', 'no'],
         ['Success-Report', 'no'],
-        ['Byte-Range', `1-${body.length}/${body.length}`],
+        ['Byte-Range', `1-${length}/${length}`],
       ],
       contentType: 'message/cpim',
       body,

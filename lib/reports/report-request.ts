@@ -130,16 +130,18 @@ export function detectReportRequest(head: CpimHead): ReportRequest | null {
   let dialect: 'imdn' | 'legacy' | null = null;
   // RFC 5438 §6.1: servers MUST accept any prefix bound to the URN; CpimHead matches on the URN.
   // Digest §6.4: also urn:ietf:params:cpim-headers:imdn and the unprefixed (core namespace) form.
+  const headers = head.headers;
   for (const ns of REQUEST_NAMESPACES) {
-    for (const h of head.getAll(ns, 'Disposition-Notification')) {
+    const name = 'Disposition-Notification';
+    for (let i = head.indexOf(ns, name); i !== -1; i = head.indexOf(ns, name, i + 1)) {
       dialect = 'imdn';
-      addKinds(h.value, kinds);
+      addKinds(headers[i]!.value, kinds);
     }
   }
   for (const name of LEGACY_REQUEST_NAMES) {
-    for (const h of head.getAll(CPIM_CORE_NS, name)) {
+    for (let i = head.indexOf(CPIM_CORE_NS, name); i !== -1; i = head.indexOf(CPIM_CORE_NS, name, i + 1)) {
       dialect ??= 'legacy';
-      addKinds(h.value, kinds);
+      addKinds(headers[i]!.value, kinds);
     }
   }
   if (dialect === null || kinds.size === 0) return null;
