@@ -6,6 +6,9 @@
  *   b. 100-byte messages, 1 session, one in flight (latency floor)
  *   c. a file transfer: one 1 GiB message in 64 KiB chunks (MSRP_BENCH_FILE_SIZE to change it)
  *   d. 1,000 and 10,000 idle sessions: relay RSS (VmRSS from /proc/<pid>/status) per session
+ *   e. 1 KiB message/cpim IMs requesting positive-delivery, 50 sessions, max rate, with the relay's
+ *      `--reports off` and then `--reports on-ack` (issue 5's target); the note gives the relay's CPU
+ *      time per message (utime + stime from /proc/<pid>/stat over the run)
  *
  * Run: `npm run bench:relay` (about 1-2 minutes). Environment: MSRP_BENCH_RELAY=cli|script (how the relay
  * is started: `bin/msrp-relay start`, the default, or bench/relay-server.js), MSRP_BENCH_SECONDS (length
@@ -42,6 +45,18 @@ function procStatus(pid: number, field = 'VmRSS'): number {
   }
 }
 
+/** CPU time (user + system) of `pid` so far, ms; 0 when unreadable. */
+function procCpuMs(pid: number): number {
+  try {
+    // Fields after the command name (which may hold spaces, so split after its closing parenthesis).
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in USER_HZ (100)
+  } catch {
+    return 0;
+  }
+}
+
 /** Max open files of this process (RLIMIT_NOFILE soft limit), from /proc; Infinity when unknown. */
 function openFileLimit(): number {
   try {
@@ -72,20 +87,24 @@ function waitForPort(proc: ChildProcess, stream: 'stdout' | 'stderr', pattern: R
 }
 
 /** Starts our relay in a child process: `msrp-relay start` or the bench script. */
-async function startRelay(usersFile: string, maxMessageBytes: number): Promise<RelayChild> {
+async function startRelay(
+  usersFile: string,
+  maxMessageBytes: number,
+  extraArgs: readonly string[] = [],
+): Promise<RelayChild> {
   const wanted = process.env.MSRP_BENCH_RELAY;
   const cliBuilt = existsSync(join(root, 'build', 'lib', 'cli', 'start.js'));
   const mode = wanted === 'script' || (wanted === undefined && !cliBuilt) ? 'script' : 'cli';
   if (mode === 'cli') {
     const args = ['start', '--listen', '127.0.0.1:0', '--users', usersFile];
-    args.push('--max-message-size', String(maxMessageBytes), '--log-level', 'warn');
+    args.push('--max-message-size', String(maxMessageBytes), '--log-level', 'warn', ...extraArgs);
     // Executed as a program so that its shebang's V8 flags apply, as for `npx msrp-relay start`.
     const proc = spawn(join(root, 'bin', 'msrp-relay'), args, { stdio: ['ignore', 'ignore', 'pipe'] });
     const port = await waitForPort(proc, 'stderr', /tcp\s+127\.0\.0\.1:(\d+)/);
     return { proc, port, pid: proc.pid!, mode };
   }
   const script = join(here, 'relay-server.js');
-  const args = [script, '--users', usersFile, '--max-message-size', String(maxMessageBytes)];
+  const args = [script, '--users', usersFile, '--max-message-size', String(maxMessageBytes), ...extraArgs];
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await waitForPort(proc, 'stdout', /"port":(\d+)/);
   return { proc, port, pid: proc.pid!, mode };
@@ -121,8 +140,10 @@ async function scenario(
   name: string,
   options: LoadOptions,
   measure?: (relay: RelayChild, baseline: number) => string,
+  relayArgs: readonly string[] = [],
+  finish?: (relay: RelayChild, report: LoadReport, note: string) => string,
 ): Promise<void> {
-  const relay = await startRelay(usersFile, Math.max(64 * MiB, fileSize + MiB));
+  const relay = await startRelay(usersFile, Math.max(64 * MiB, fileSize + MiB), relayArgs);
   relayMode = relay.mode;
   const baseline = procStatus(relay.pid);
   let note = `relay RSS at start ${(baseline / MiB).toFixed(1)} MiB`;
@@ -145,7 +166,7 @@ async function scenario(
       report,
       relayRss: procStatus(relay.pid),
       relayPeak: procStatus(relay.pid, 'VmHWM'),
-      note,
+      note: finish === undefined ? note : finish(relay, report, note),
     });
   } finally {
     await stopRelay(relay);
@@ -196,6 +217,36 @@ await scenario(`c. file ${(fileSize / MiB).toFixed(0)} MiB in 64 KiB chunks`, {
 });
 await idle(1000);
 await idle(10000);
+
+/** Issue 5's target: the same CPIM load with the relay's reports off, then on. */
+async function reports(mode: 'off' | 'on-ack'): Promise<void> {
+  let cpuAtStart = 0;
+  const options: LoadOptions = {
+    sessions: 50,
+    concurrency: 4,
+    duration: envSeconds || 15,
+    sizes: 1024,
+    cpim: true,
+    requestReports: ['positive-delivery'],
+    drain: mode === 'off' ? 1 : 5, // with reports off the requested reports never come
+  };
+  await scenario(
+    `e. 1 KiB CPIM × 50 sessions, reports ${mode}`,
+    options,
+    (relay) => {
+      cpuAtStart = procCpuMs(relay.pid);
+      return '';
+    },
+    ['--reports', mode],
+    (relay, report) => {
+      const perMessage = ((procCpuMs(relay.pid) - cpuAtStart) * 1000) / Math.max(1, report.messages.sent);
+      const got = report.reports.received.delivered ?? 0;
+      return `relay CPU ${perMessage.toFixed(0)} µs/message; ${n(got)} delivered reports received`;
+    },
+  );
+}
+await reports('off');
+await reports('on-ack');
 rmSync(dir, { recursive: true, force: true });
 
 // ---- the table ------------------------------------------------------------------------------------
