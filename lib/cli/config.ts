@@ -54,6 +54,7 @@ export interface RelayConfig {
   idleTimeout: number;
   reports: ReportsMode;
   reportsDedupe: boolean;
+  reportsDedupeEntries: number;
   reportsProcessing: boolean;
   metricsListen?: ListenAddress;
   logLevel: LogLevel;
@@ -61,7 +62,7 @@ export interface RelayConfig {
 }
 
 type Key = keyof RelayConfig;
-type ScalarKind = 'size' | 'duration' | 'seconds' | 'boolean' | 'host' | 'text' | 'path' | 'enum';
+type ScalarKind = 'size' | 'duration' | 'seconds' | 'count' | 'boolean' | 'host' | 'text' | 'path' | 'enum';
 type Kind = ScalarKind | 'addresses' | 'address' | 'origins';
 
 interface Field {
@@ -82,7 +83,12 @@ const WILDCARD_V4 = '0.0.0.0';
 /** setTimeout() holds at most 2^31-1 ms. */
 const MAX_SECONDS = Math.floor(0x7fffffff / 1000);
 
-const ARG_NAMES: Partial<Record<Kind, string>> = { origins: 'origin', seconds: 'duration', path: 'file' };
+const ARG_NAMES: Partial<Record<Kind, string>> = {
+  origins: 'origin',
+  seconds: 'duration',
+  path: 'file',
+  count: 'n',
+};
 
 function argOf(kind: Kind): string {
   return kind === 'addresses' || kind === 'address' ? 'host:port' : (ARG_NAMES[kind] ?? kind);
@@ -124,6 +130,7 @@ const FIELDS: readonly Field[] = [
     choices: ['on-ack', 'on-receipt', 'off'],
   }),
   field('reportsDedupe', 'boolean', true, "dropping a recipient's delivery reports the relay already sent"),
+  field('reportsDedupeEntries', 'count', D.reportDedupeEntries, 'delivered reports remembered for dedupe'),
   field('reportsProcessing', 'boolean', false, "answering 'processing' requests with 'processed'"),
   field('metricsListen', 'address', undefined, 'serve Prometheus metrics over HTTP here', { defText: 'off' }),
   field('logLevel', 'enum', 'info', 'least severe level logged', { arg: 'level', choices: LOG_LEVELS }),
@@ -314,6 +321,14 @@ function convert(field: Field, raw: unknown, where: string, baseDir?: string): u
         throw fail(`invalid ${where} ${show(raw)}: expected a whole number of seconds`);
       }
       return seconds;
+    }
+    case 'count': {
+      const n = typeof raw === 'number' ? raw : typeof raw === 'string' ? Number(raw.trim()) : NaN;
+      if (typeof raw === 'string' && raw.trim() === '') throw fail(`invalid ${where} ${show(raw)}`);
+      if (!Number.isSafeInteger(n) || n < 1) {
+        throw fail(`invalid ${where} ${show(raw)}: expected a whole number of at least 1`);
+      }
+      return n;
     }
     case 'boolean':
       return toBoolean(raw, where);

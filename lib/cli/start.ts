@@ -58,6 +58,7 @@ export function relayOptionsFrom(cfg: RelayConfig, users: UserStore | undefined)
     idleTimeoutMs: cfg.idleTimeout * 1000,
     reports: cfg.reports,
     reportsDedupe: cfg.reportsDedupe,
+    reportsDedupeEntries: cfg.reportsDedupeEntries,
     reportsProcessing: cfg.reportsProcessing,
     // The browser chat page at `/` of the WebSocket listeners (`--no-web` turns it off).
     onHttpRequest: cfg.web ? createWebHandler() : undefined,

@@ -21,6 +21,8 @@ export interface RelayOptions {
   reports?: 'on-ack' | 'on-receipt' | 'off';
   /** Drop the recipient's own delivery IMDN for a message already reported (default true). */
   reportsDedupe?: boolean;
+  /** Delivered reports remembered for dedupe, all sessions together (default 10 000). */
+  reportsDedupeEntries?: number;
   /** Answer `processing` requests with `processed` (default false). */
   reportsProcessing?: boolean;
   /** Plain TCP listeners (default 127.0.0.1:2855 when no listener at all is given). */
@@ -93,6 +95,7 @@ export type RelayLimits = Required<
     | 'onHttpRequest'
     | 'reports'
     | 'reportsDedupe'
+    | 'reportsDedupeEntries'
     | 'reportsProcessing'
   >
 >;
@@ -101,7 +104,12 @@ export type RelayLimits = Required<
 export interface ResolvedRelayOptions {
   log: Logger;
   /** Delivery-report policy for `RelayReports`. */
-  reports: { mode: 'on-ack' | 'on-receipt' | 'off'; dedupe: boolean; processing: boolean };
+  reports: {
+    mode: 'on-ack' | 'on-receipt' | 'off';
+    dedupe: boolean;
+    dedupeEntries: number;
+    processing: boolean;
+  };
   /** TCP listeners: 127.0.0.1:2855 when no listener at all was given. */
   listen: ListenSpec[];
   tlsListen: ListenSpec[];
@@ -133,6 +141,7 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
     reports: {
       mode: options.reports ?? 'on-ack',
       dedupe: options.reportsDedupe ?? true,
+      dedupeEntries: options.reportsDedupeEntries ?? DEFAULTS.reportDedupeEntries,
       processing: options.reportsProcessing ?? false,
     },
     listen,

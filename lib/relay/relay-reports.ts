@@ -35,6 +35,7 @@ export type TrackedImMessage = TrackedMessage<Peer, ImMeta>;
 export interface RelayReportsOptions {
   mode: ReportMode;
   dedupe: boolean;
+  dedupeEntries?: number;
   processing: boolean;
   log: Logger;
 }
@@ -50,6 +51,7 @@ export class RelayReports {
     this.policy = new ReportPolicy<Peer, ImMeta>({
       mode: options.mode,
       dedupe: options.dedupe,
+      ...(options.dedupeEntries === undefined ? {} : { dedupeEntries: options.dedupeEntries }),
       processing: options.processing,
       inject: (msg, frame, outcome) => {
         if (msg.owner.isClosed) return;

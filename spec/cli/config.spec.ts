@@ -114,6 +114,7 @@ describe('relay configuration', () => {
         idleTimeout: 3600,
         reports: 'on-ack',
         reportsDedupe: true,
+        reportsDedupeEntries: 10_000,
         reportsProcessing: false,
         logLevel: 'info',
         logFormat: 'json',
@@ -197,6 +198,14 @@ describe('relay configuration', () => {
 
     it('turns reportsDedupe off with MSRP_RELAY_REPORTS_DEDUPE=off', () => {
       expect(resolve([], { MSRP_RELAY_REPORTS_DEDUPE: 'off' }).reportsDedupe).to.equal(false);
+    });
+
+    it('reads --reports-dedupe-entries as a whole number of at least 1', () => {
+      expect(resolve(['--reports-dedupe-entries', '250000']).reportsDedupeEntries).to.equal(250_000);
+      expect(resolve([], { MSRP_RELAY_REPORTS_DEDUPE_ENTRIES: '42' }).reportsDedupeEntries).to.equal(42);
+      for (const bad of ['0', '-3', '1.5', 'many', '']) {
+        expect(() => resolve(['--reports-dedupe-entries', bad]), bad).to.throw(/reports-dedupe-entries/);
+      }
     });
 
     it('treats an empty environment variable as unset', () => {
