@@ -17,7 +17,6 @@ import { DEFAULTS, type ContinuationFlag } from '../constants.js';
 import type { ByteRange, FailureReport } from '../msrp/headers.js';
 import { randomId, serializeRequest } from '../msrp/serializer.js';
 import { parseCpimHead, type CpimHead } from './cpim.js';
-import { ExpiringKeys } from './expiring-keys.js';
 import { deliveryReportText, parseImdn } from './imdn.js';
 import {
   detectReportRequest,
@@ -163,40 +162,60 @@ function mediaType(value: string | undefined): string {
 }
 
 /**
- * Remembered delivered reports: `session + " " + imdn id` keys that expire after the TTL (at most `max`,
- * oldest dropped first), plus how many live keys each session has, so a SEND from a session never reported
- * to is not held for dedupe.
+ * Remembered delivered reports: `session + " " + imdn id` keys that expire after the TTL, at most `max`
+ * (the oldest dropped first), plus how many live keys each session has, so a SEND from a session never
+ * reported to is not held for dedupe. The keys sit in a ring of `max` slots in the order they were written,
+ * which is also expiry order (one TTL for all): remembering, evicting the oldest and expiring are O(1) per
+ * key, with nothing allocated per report but the key.
  */
 class DeliveredLog {
-  private readonly keys: ExpiringKeys;
+  private readonly slotOf = new Map<string, number>();
   private readonly sessions = new Map<string, number>();
+  private readonly keys: Array<string | undefined>;
+  private readonly keySessions: Array<string | undefined>;
+  private readonly until: Float64Array;
   private readonly ttlMs: number;
+  /** Slot the next key goes to. */
+  private head = 0;
+  /** Oldest slot still in the ring's window (live or emptied by {@link has}). */
+  private tail = 0;
+  /** Slots in the window, from `tail` up to `head`. */
+  private window = 0;
+  private live = 0;
 
   constructor(max: number, ttlMs: number) {
+    const slots = Math.max(1, max);
+    this.keys = new Array<string | undefined>(slots);
+    this.keySessions = new Array<string | undefined>(slots);
+    this.until = new Float64Array(slots);
     this.ttlMs = ttlMs;
-    this.keys = new ExpiringKeys(max, (key) => {
-      const session = key.slice(0, key.lastIndexOf(' '));
-      const n = (this.sessions.get(session) ?? 1) - 1;
-      if (n <= 0) this.sessions.delete(session);
-      else this.sessions.set(session, n);
-    });
   }
 
   get size(): number {
-    return this.keys.size;
+    return this.live;
   }
 
   remember(session: string, messageId: string, now: number): void {
-    this.keys.add(session + ' ' + messageId, now + this.ttlMs);
+    const key = session + ' ' + messageId;
+    const old = this.slotOf.get(key);
+    if (old !== undefined) this.clear(old);
+    if (this.window === this.keys.length) this.advanceTail();
+    const slot = this.head;
+    this.keys[slot] = key;
+    this.keySessions[slot] = session;
+    this.until[slot] = now + this.ttlMs;
+    this.slotOf.set(key, slot);
     this.sessions.set(session, (this.sessions.get(session) ?? 0) + 1);
+    this.head = (slot + 1) % this.keys.length;
+    this.window++;
+    this.live++;
   }
 
   has(session: string, messageId: string, now: number): boolean {
-    const key = session + ' ' + messageId;
-    const until = this.keys.expiry(key);
-    if (until === undefined) return false;
-    if (until <= now) {
-      this.keys.delete(key);
+    const slot = this.slotOf.get(session + ' ' + messageId);
+    if (slot === undefined) return false;
+    if (this.until[slot]! <= now) {
+      this.clear(slot);
       return false;
     }
     return true;
@@ -209,7 +228,30 @@ class DeliveredLog {
 
   /** Drops the entries that expired by `now`. */
   expire(now: number): void {
-    this.keys.expire(now);
+    while (this.window > 0) {
+      const slot = this.tail;
+      if (this.keys[slot] !== undefined && this.until[slot]! > now) return;
+      this.advanceTail();
+    }
+  }
+
+  /** Moves the oldest slot out of the window, forgetting its key if it still holds one. */
+  private advanceTail(): void {
+    const slot = this.tail;
+    if (this.keys[slot] !== undefined) this.clear(slot);
+    this.tail = (slot + 1) % this.keys.length;
+    this.window--;
+  }
+
+  private clear(slot: number): void {
+    this.slotOf.delete(this.keys[slot]!);
+    const session = this.keySessions[slot]!;
+    const n = (this.sessions.get(session) ?? 1) - 1;
+    if (n <= 0) this.sessions.delete(session);
+    else this.sessions.set(session, n);
+    this.keys[slot] = undefined;
+    this.keySessions[slot] = undefined;
+    this.live--;
   }
 }
 

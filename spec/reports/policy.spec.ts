@@ -575,6 +575,28 @@ describe('ReportPolicy', () => {
       expect(h.policy.isDuplicateImdnBody(SESSION, recipientImdn('delivered', 'Second001'))).to.equal(true);
     });
 
+    it('keeps exactly the last dedupeEntries reports through many wrap-arounds, and sweeps expired ones', () => {
+      const h = setup({ dedupeEntries: 3, dedupeTtlMs: 60_000 });
+      const ids = Array.from({ length: 10 }, (_, i) => `Imdn${String(i).padStart(5, '0')}`);
+      for (const [i, id] of ids.entries()) {
+        const im = imdnIm('positive-delivery').replace('Qw8rT2zLk4', id);
+        ackAll(h, send(h, im, { messageId: `MsrpMsg${i}` }));
+        h.clock.now += 1000;
+      }
+      const remembered = ids.filter((id) =>
+        h.policy.isDuplicateImdnBody(SESSION, recipientImdn('delivered', id)),
+      );
+      expect(remembered).to.deep.equal(ids.slice(-3));
+      const one = parseByteRange('1-590/590');
+      expect(h.policy.isImdnCandidate('message/cpim', one, SESSION)).to.equal(true);
+      // The oldest of the three expires first; after the last one, the session holds nothing.
+      h.policy.sweep(h.clock.now + 60_000 - 3000);
+      expect(h.policy.isDuplicateImdnBody(SESSION, recipientImdn('delivered', ids[7]!))).to.equal(false);
+      expect(h.policy.isDuplicateImdnBody(SESSION, recipientImdn('delivered', ids[8]!))).to.equal(true);
+      h.policy.sweep(h.clock.now + 60_000);
+      expect(h.policy.isImdnCandidate('message/cpim', one, SESSION)).to.equal(false);
+    });
+
     it('proposes holding only a small whole message/cpim SEND once something was reported', () => {
       const h = setup();
       const one = parseByteRange('1-590/590');
