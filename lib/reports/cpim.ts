@@ -82,8 +82,7 @@ export class CpimHead {
 
   /** The value of the first encapsulated MIME header called `name` (case-insensitive), or undefined. */
   contentHeader(name: string): string | undefined {
-    const lower = name.toLowerCase();
-    for (const [n, v] of this.contentHeaders) if (n.toLowerCase() === lower) return v;
+    for (const [n, v] of this.contentHeaders) if (sameAsciiIgnoringCase(n, name)) return v;
     return undefined;
   }
 
@@ -103,6 +102,20 @@ export class CpimHead {
     }
     return -1;
   }
+}
+
+/** Whether `a` and `b` are equal with ASCII letters compared case-insensitively (no string built). */
+function sameAsciiIgnoringCase(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    const lx = x >= 0x41 && x <= 0x5a ? x | 0x20 : x;
+    const ly = y >= 0x41 && y <= 0x5a ? y | 0x20 : y;
+    if (lx !== ly) return false;
+  }
+  return true;
 }
 
 /** A header to serialize: `[name, value]` with `value` unescaped, or with options (see {@link formatCpim}). */

@@ -157,7 +157,14 @@ export function detectReportRequest(head: CpimHead): ReportRequest | null {
   if (to !== undefined) req.to = to.rawValue;
   const originalTo = first(head, ORIGINAL_TO_NAMESPACES, 'Original-To');
   if (originalTo !== undefined) req.originalTo = originalTo.rawValue;
-  req.recordRoutes = head.getAll(IMDN_HEADER_NS, 'IMDN-Record-Route').map((h) => h.rawValue);
+  const route = 'IMDN-Record-Route';
+  for (
+    let i = head.indexOf(IMDN_HEADER_NS, route);
+    i !== -1;
+    i = head.indexOf(IMDN_HEADER_NS, route, i + 1)
+  ) {
+    req.recordRoutes.push(headers[i]!.rawValue);
+  }
   return req;
 }
 

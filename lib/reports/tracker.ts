@@ -589,10 +589,8 @@ export class MessageTracker<O, M> {
     this.releaseHead(msg);
     this.messages.delete(msg.key);
     const rec = this.owners.get(msg.owner);
-    if (rec !== undefined) {
-      rec.messages.delete(msg);
-      if (rec.messages.size === 0) this.owners.delete(msg.owner);
-    }
+    // The owner's record stays, empty, until dropOwner: a busy connection does not rebuild it per message.
+    rec?.messages.delete(msg);
     if (msg.openChunks > 0) msg.tombstonePending = true;
     else if (!msg.oneShot) this.tombstone(msg.key, now);
   }
