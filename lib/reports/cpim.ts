@@ -91,10 +91,10 @@ export class CpimHead {
     if (this.nsKeys === null) {
       // Normalised once per head, not once per header per lookup: reports look up a dozen names.
       this.nsKeys = this.headers.map((h) => (h.ns === null ? null : normalizeNs(h.ns, this.lenient)));
-      this.localKeys = this.headers.map((h) => (this.lenient ? h.local.toLowerCase() : h.local));
+      this.localKeys = this.headers.map((h) => (this.lenient ? lowerCase(h.local) : h.local));
     }
     const nsKey = normalizeNs(ns, this.lenient);
-    const localKey = this.lenient ? local.toLowerCase() : local;
+    const localKey = this.lenient ? lowerCase(local) : local;
     const nsKeys = this.nsKeys;
     const localKeys = this.localKeys!;
     for (let i = from; i < nsKeys.length; i++) {
@@ -173,12 +173,27 @@ function badHead(reason: string, text?: string): MsrpError {
   return createError(ErrorCodes.BAD_HEADER_VALUE, `invalid CPIM head, ${reason}${shown}`, 400);
 }
 
+const LOWER_CASE = new Map<string, string>();
+
+/**
+ * `s.toLowerCase()`, remembered for the few hundred names and namespaces a relay meets (header names
+ * repeat in every message): looking a name up costs no new string.
+ */
+function lowerCase(s: string): string {
+  let lower = LOWER_CASE.get(s);
+  if (lower === undefined) {
+    lower = s.toLowerCase();
+    if (LOWER_CASE.size < 512 && s.length <= 128) LOWER_CASE.set(s, lower);
+  }
+  return lower;
+}
+
 /**
  * Namespace URIs compare on their URN form: scheme and NID case-insensitively (RFC 8141 §3.1), the rest
  * exactly; lenient mode compares the whole URI case-insensitively.
  */
 function normalizeNs(uri: string, lenient: boolean): string {
-  if (lenient) return uri.toLowerCase();
+  if (lenient) return lowerCase(uri);
   const m = /^(urn:[^:]*)(.*)$/i.exec(uri);
   return m ? m[1].toLowerCase() + m[2] : uri;
 }
