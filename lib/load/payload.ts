@@ -10,7 +10,7 @@ import {
   buildDeliveryReport,
   detectReportRequest,
   parseAggregatedImdn,
-  parseImdn,
+  readImdn,
   reportPayloadKind,
   type ImdnStatus,
 } from '../reports/imdn.js';
@@ -156,7 +156,7 @@ export function readReports(contentType: string | undefined, body: Buffer): Inco
     const docs =
       kind === 'aggregate'
         ? parseAggregatedImdn(head.contentHeader('Content-Type') ?? '', payload)
-        : [parseImdn(payload)];
+        : [readImdn(payload)];
     return docs
       .filter((d) => d.notification === 'delivery')
       .map((d) => ({ imdnId: d.messageId, status: d.status }));

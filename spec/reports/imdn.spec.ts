@@ -8,7 +8,7 @@ import {
   IMDN_HEADER_NS,
   parseAggregatedImdn,
   parseImdn,
-  parseImdnXml,
+  readImdn,
   parsePlainImdn,
   reportPayloadKind,
   validateImdnDocument,
@@ -227,19 +227,19 @@ describe('parseImdn', () => {
   });
 });
 
-describe('parseImdn fast path', () => {
-  /** parseImdn and the XML parser agree: the same document, or both throw. True when the fast path read it. */
+describe('readImdn (the fast path)', () => {
+  /** readImdn and the XML parser agree: the same document, or both throw. True when the fast path read it. */
   function agree(xml: string): boolean {
     const body = Buffer.from(xml, 'utf8');
     let slow: unknown;
     try {
-      slow = parseImdnXml(body);
+      slow = parseImdn(body);
     } catch (err) {
       slow = (err as Error).constructor;
     }
     let fast: unknown;
     try {
-      fast = parseImdn(body);
+      fast = readImdn(body);
     } catch (err) {
       fast = (err as Error).constructor;
     }
@@ -248,8 +248,8 @@ describe('parseImdn fast path', () => {
   }
 
   it('reads the digest IMDNs without the XML parser', () => {
-    expect(parsePlainImdn(E5_2_XML)).to.deep.equal(parseImdnXml(Buffer.from(E5_2_XML)));
-    expect(parsePlainImdn(E5_3_XML)).to.deep.equal(parseImdnXml(Buffer.from(E5_3_XML)));
+    expect(parsePlainImdn(E5_2_XML)).to.deep.equal(parseImdn(Buffer.from(E5_2_XML)));
+    expect(parsePlainImdn(E5_3_XML)).to.deep.equal(parseImdn(Buffer.from(E5_3_XML)));
     expect(parsePlainImdn(E6_5_REPORT)).to.equal(null);
   });
 
