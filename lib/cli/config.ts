@@ -80,6 +80,8 @@ interface Field {
 const ENV_PREFIX = 'MSRP_RELAY_';
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'silent'];
 const WILDCARD_V4 = '0.0.0.0';
+/** Largest count a flag takes (--reports-dedupe-entries: its slots are allocated at start). */
+const MAX_COUNT = 1_000_000;
 /** setTimeout() holds at most 2^31-1 ms. */
 const MAX_SECONDS = Math.floor(0x7fffffff / 1000);
 
@@ -323,10 +325,10 @@ function convert(field: Field, raw: unknown, where: string, baseDir?: string): u
       return seconds;
     }
     case 'count': {
-      const n = typeof raw === 'number' ? raw : typeof raw === 'string' ? Number(raw.trim()) : NaN;
-      if (typeof raw === 'string' && raw.trim() === '') throw fail(`invalid ${where} ${show(raw)}`);
-      if (!Number.isSafeInteger(n) || n < 1) {
-        throw fail(`invalid ${where} ${show(raw)}: expected a whole number of at least 1`);
+      const text = typeof raw === 'number' ? String(raw) : typeof raw === 'string' ? raw.trim() : '';
+      const n = /^\d{1,9}$/.test(text) ? Number(text) : NaN;
+      if (!(n >= 1 && n <= MAX_COUNT)) {
+        throw fail(`invalid ${where} ${show(raw)}: expected a whole number from 1 to ${MAX_COUNT}`);
       }
       return n;
     }

@@ -28,7 +28,16 @@ function uncorkAll(): void {
   const list = pending;
   pending = spare;
   spare = list;
-  // A write made while uncorking corks its socket again and lands in the other list.
-  for (let i = 0; i < list.length; i++) list[i]!.uncork();
+  // A write made while uncorking corks its socket again and lands in the other list. One target that
+  // throws must not leave the others corked for good: every one is uncorked, then the first error goes on.
+  let failure: unknown = null;
+  for (let i = 0; i < list.length; i++) {
+    try {
+      list[i]!.uncork();
+    } catch (err) {
+      failure ??= err;
+    }
+  }
   list.length = 0;
+  if (failure !== null) throw failure;
 }

@@ -28,6 +28,8 @@ export interface PeerOwner {
   onOverrun(peer: Peer, frame: IncomingFrame & { kind: 'stream' }): IncomingFrame;
   /** Body octets of a tracked chunk (the report tracker keeps the CPIM head). */
   onTrackedBody(chunk: TrackedIm, piece: Buffer): void;
+  /** A tracked chunk was cut by the connection closing: it ends as if with `#`. */
+  onTrackedAbort(chunk: TrackedIm): void;
   /** The end of a request: finishes a streamed chunk, answers, or handles a collected body. */
   onRequestEnd(peer: Peer, frame: IncomingFrame, flag: ContinuationFlag): void;
   onResponse(peer: Peer, head: FrameHead & { kind: 'response' }): void;
@@ -253,7 +255,10 @@ export class Peer implements ParserHandler {
     const f = this.frame;
     this.frame = null;
     // The source is gone mid-chunk: the message cannot complete, so the chunk ends with `#`.
-    if (f !== null && f.kind === 'stream') f.stream.finish('#');
+    if (f !== null && f.kind === 'stream') {
+      f.stream.finish('#');
+      if (f.tracked !== null) this.owner.onTrackedAbort(f.tracked);
+    }
     this.writer.kill();
     this.releaseSources();
     for (const dest of this.blockedBy) dest.pausedSources.delete(this);

@@ -301,6 +301,10 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     this.reports.data(chunk, piece);
   }
 
+  onTrackedAbort(chunk: TrackedIm): void {
+    this.reports.end(chunk, '#');
+  }
+
   onRequestEnd(peer: Peer, frame: IncomingFrame, flag: ContinuationFlag): void {
     const head = frame.head;
     switch (frame.kind) {

@@ -6,17 +6,23 @@
  * through `keys().next()` rescans the holes its own deletions leave at the front: quadratic under load.)
  */
 export class ExpiringKeys {
-  private readonly until = new Map<string, number>();
-  /** FIFO of added keys and their expiry; entries from `head` on are pending, some stale (re-added keys). */
+  /** Each key's expiry and the sequence number of the add that set it. */
+  private readonly entries = new Map<string, { until: number; seq: number }>();
+  /**
+   * FIFO of adds (key, sequence number, expiry); entries from `head` on are pending, some stale (the key
+   * was added again or deleted since): an entry counts only while its sequence number is the key's.
+   */
   private queueKeys: string[] = [];
+  private queueSeqs: number[] = [];
   private queueTimes: number[] = [];
   private head = 0;
+  private seq = 0;
   private readonly max: number;
   private readonly onDrop: ((key: string) => void) | undefined;
 
   /**
    * @param max keys held at most; adding one more drops the oldest.
-   * @param onDrop told of every key that leaves by expiry, eviction or {@link delete}.
+   * @param onDrop told of every key that leaves by expiry, eviction or {@link delete} (not of a renewal).
    */
   constructor(max: number, onDrop?: (key: string) => void) {
     this.max = Math.max(1, max);
@@ -25,63 +31,56 @@ export class ExpiringKeys {
 
   /** Keys held now (expired ones count until {@link expire} runs). */
   get size(): number {
-    return this.until.size;
+    return this.entries.size;
   }
 
   /** True when `key` is held (whatever its expiry: see {@link expire}). */
   has(key: string): boolean {
-    return this.until.has(key);
+    return this.entries.has(key);
   }
 
   /** The expiry time of `key`, or undefined. */
   expiry(key: string): number | undefined {
-    return this.until.get(key);
+    return this.entries.get(key)?.until;
   }
 
-  /** Adds `key` until time `until` (renewing it if held); over `max` keys, the oldest is dropped. */
+  /** Adds `key` until time `until` (renewing it if held: it becomes the newest); over `max`, the oldest goes. */
   add(key: string, until: number): void {
-    // Deleted first so the map's order stays the queue's order (used to rebuild the queue).
-    if (this.until.delete(key)) this.onDrop?.(key);
-    this.until.set(key, until);
+    const seq = ++this.seq;
+    // Deleted first so the map's order stays the order of the live queue entries (to rebuild the queue).
+    this.entries.delete(key);
+    this.entries.set(key, { until, seq });
     this.queueKeys.push(key);
+    this.queueSeqs.push(seq);
     this.queueTimes.push(until);
-    if (this.until.size > this.max) this.dropOldest();
+    if (this.entries.size > this.max) this.dropOldest();
     this.compact();
   }
 
   /** Removes `key` now. */
   delete(key: string): void {
-    if (this.until.delete(key)) this.onDrop?.(key);
+    if (this.entries.delete(key)) this.onDrop?.(key);
   }
 
   /** Drops every key whose expiry is at or before `now`. */
   expire(now: number): void {
-    const keys = this.queueKeys;
-    const times = this.queueTimes;
-    while (this.head < keys.length && times[this.head]! <= now) {
-      const key = keys[this.head]!;
-      const t = times[this.head]!;
-      this.head++;
-      if (this.until.get(key) === t) {
-        this.until.delete(key);
-        this.onDrop?.(key);
-      }
-    }
+    while (this.head < this.queueKeys.length && this.queueTimes[this.head]! <= now) this.takeHead();
     this.compact();
   }
 
   private dropOldest(): void {
-    const keys = this.queueKeys;
-    while (this.head < keys.length) {
-      const key = keys[this.head]!;
-      const t = this.queueTimes[this.head]!;
-      this.head++;
-      if (this.until.get(key) === t) {
-        this.until.delete(key);
-        this.onDrop?.(key);
-        return;
-      }
-    }
+    while (this.head < this.queueKeys.length) if (this.takeHead()) return;
+  }
+
+  /** Consumes the oldest queue entry, dropping its key if the entry is still the key's; true if it was. */
+  private takeHead(): boolean {
+    const key = this.queueKeys[this.head]!;
+    const seq = this.queueSeqs[this.head]!;
+    this.head++;
+    if (this.entries.get(key)?.seq !== seq) return false;
+    this.entries.delete(key);
+    this.onDrop?.(key);
+    return true;
   }
 
   /**
@@ -91,18 +90,22 @@ export class ExpiringKeys {
    */
   private compact(): void {
     const pending = this.queueKeys.length - this.head;
-    if (pending > 2 * this.until.size + 1024) {
+    if (pending > 2 * this.entries.size + 1024) {
       const keys: string[] = [];
+      const seqs: number[] = [];
       const times: number[] = [];
-      for (const [k, t] of this.until) {
+      for (const [k, e] of this.entries) {
         keys.push(k);
-        times.push(t);
+        seqs.push(e.seq);
+        times.push(e.until);
       }
       this.queueKeys = keys;
+      this.queueSeqs = seqs;
       this.queueTimes = times;
       this.head = 0;
     } else if (this.head > 1024 && this.head * 2 > this.queueKeys.length) {
       this.queueKeys = this.queueKeys.slice(this.head);
+      this.queueSeqs = this.queueSeqs.slice(this.head);
       this.queueTimes = this.queueTimes.slice(this.head);
       this.head = 0;
     }

@@ -167,8 +167,11 @@ export function readImdn(body: Buffer): ImdnDocument {
   return parsePlainImdn(body.toString('utf8')) ?? parseImdn(body);
 }
 
-/** XML character data without markup, references, CR (normalised by XML parsers) or forbidden controls. */
-const PLAIN_TEXT = '([^<>&\\r\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\ufffe\\uffff]*)';
+/**
+ * XML character data without markup, references, forbidden controls, or what the XML parser rewrites as a
+ * line end (CR; NEL, LS and PS, which xmldom 0.9 also turns into LF).
+ */
+const PLAIN_TEXT = '([^<>&\\r\\u0085\\u2028\\u2029\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\ufffe\\uffff]*)';
 /** XML white space (not JavaScript's `\s`, which also matches non-XML spaces). */
 const WS = '[ \\t\\r\\n]*';
 const PLAIN_IMDN_RE = new RegExp(

@@ -99,7 +99,7 @@ export interface ReportCounters {
   reportsSeen: number;
   /** A requested report the dialect cannot express (`processed` in legacy form). */
   suppressed: number;
-  /** Tracked messages abandoned by their sender (`#`). */
+  /** Tracked messages abandoned by their sender (`#`, or its connection closed mid-chunk). */
   aborted: number;
   /** Tracked messages dropped after the idle timeout while still missing octets. */
   timedOut: number;
@@ -198,7 +198,13 @@ class DeliveredLog {
   remember(session: string, messageId: string, now: number): void {
     const key = session + ' ' + messageId;
     const old = this.slotOf.get(key);
-    if (old !== undefined) this.clear(old);
+    if (old !== undefined) {
+      // Renewed where it is (no second slot, so a renewal never pushes another key out): it keeps its
+      // place in eviction order, and expire() stops at it until its new time comes (keys behind it
+      // are still checked on lookup and evicted in turn).
+      this.until[old] = now + this.ttlMs;
+      return;
+    }
     if (this.window === this.keys.length) this.advanceTail();
     const slot = this.head;
     this.keys[slot] = key;

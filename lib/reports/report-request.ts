@@ -76,14 +76,14 @@ export function isImdnMessage(head: CpimHead): boolean {
 }
 
 /** The request values RFC 5438 §10 and draft-khartabil-simple-im-report-00 §4 define. */
-const KNOWN: Record<string, ReportKind> = {
-  'positive-delivery': 'positive-delivery',
-  'negative-delivery': 'negative-delivery',
-  display: 'display',
-  processing: 'processing',
+const KNOWN = new Map<string, ReportKind>([
+  ['positive-delivery', 'positive-delivery'],
+  ['negative-delivery', 'negative-delivery'],
+  ['display', 'display'],
+  ['processing', 'processing'],
   // draft-khartabil-simple-im-report-00 §3.1 and draft-ietf-simple-imdn-00: `read` is RFC 5438's `display`.
-  read: 'display',
-};
+  ['read', 'display'],
+]);
 
 /**
  * Reads a request value: `notify-req *(COMMA notify-req)` with `COMMA = *SP "," *SP`, each request
@@ -96,7 +96,8 @@ function addKinds(value: string, kinds: Set<ReportKind>): void {
     if (comma === -1) comma = value.length;
     const semi = value.indexOf(';', at);
     const end = semi !== -1 && semi < comma ? semi : comma;
-    const kind = KNOWN[value.slice(at, end).trim().toLowerCase()];
+    // A Map, not an object: `constructor` or `__proto__` in a request are unknown values, not kinds.
+    const kind = KNOWN.get(value.slice(at, end).trim().toLowerCase());
     if (kind !== undefined) kinds.add(kind);
     at = comma + 1;
   }

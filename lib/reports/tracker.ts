@@ -481,8 +481,17 @@ export class MessageTracker<O, M> {
   dropOwner(owner: O): number {
     const rec = this.owners.get(owner);
     if (rec === undefined) return 0;
+    this.owners.delete(owner);
     const msgs = [...rec.messages];
-    for (const msg of msgs) this.forget(msg, 'owner-closed');
+    const now = this.now();
+    for (const msg of msgs) {
+      this.forget(msg, 'owner-closed');
+      // Its open chunk can no longer end: the tombstone it waited for is due now.
+      if (msg.tombstonePending) {
+        msg.tombstonePending = false;
+        if (!msg.oneShot) this.tombstone(msg.key, now);
+      }
+    }
     return msgs.length;
   }
 

@@ -203,7 +203,7 @@ describe('relay configuration', () => {
     it('reads --reports-dedupe-entries as a whole number of at least 1', () => {
       expect(resolve(['--reports-dedupe-entries', '250000']).reportsDedupeEntries).to.equal(250_000);
       expect(resolve([], { MSRP_RELAY_REPORTS_DEDUPE_ENTRIES: '42' }).reportsDedupeEntries).to.equal(42);
-      for (const bad of ['0', '-3', '1.5', 'many', '']) {
+      for (const bad of ['0', '-3', '1.5', 'many', '', '1e3', '0x10', '2000000', '99999999999']) {
         expect(() => resolve(['--reports-dedupe-entries', bad]), bad).to.throw(/reports-dedupe-entries/);
       }
     });

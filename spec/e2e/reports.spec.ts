@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import type { MsrpEndpoint, ReceivedMessage } from '../../lib/client/endpoint.js';
 import { getHeader, type Frame } from '../../lib/msrp/message.js';
+import { serializeRequest } from '../../lib/msrp/serializer.js';
 import { parseCpimHead } from '../../lib/reports/cpim.js';
 import { parseImdn, validateImdnDocument, type ImdnDocument } from '../../lib/reports/imdn.js';
 import { Harness, until } from '../helpers/relay.js';
@@ -181,6 +182,31 @@ describe('delivery reports injected by the relay (DESIGN.md "Report policy")', (
     });
     await until(() => reports.length === 1, 3000, 'a report');
     expect(reports[0]!.doc).to.include({ messageId: 'negative1', status: 'failed' });
+  });
+
+  it('counts a tracked chunk cut by its sender disconnecting as aborted, and reports nothing', async () => {
+    const relay = await h.relay({ reports: 'on-ack' });
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const body = im('cut00001', 'x'.repeat(2000), 'positive-delivery');
+    const frame = serializeRequest({
+      method: 'SEND',
+      toPath: alice.toPathFor(bob.path),
+      fromPath: alice.uri,
+      headers: [
+        ['Message-ID', 'CutMsg01'],
+        ['Byte-Range', `1-${body.length}/${body.length}`],
+      ],
+      contentType: 'message/cpim',
+      body,
+    });
+    alice.write(frame.subarray(0, frame.length - 1000)); // the head and part of the body
+    await until(() => relay.reports.tracker.size === 1, 3000, 'the chunk tracked');
+    alice.socket.destroy();
+    await until(() => relay.reports.counters.aborted === 1, 3000, 'the chunk counted aborted');
+    expect([relay.reports.tracker.size, relay.reports.counters.injected.imdn.delivered]).to.deep.equal([
+      0, 0,
+    ]);
   });
 
   it('sends no report for a message that asked for none, nor for positive-delivery on failure', async () => {

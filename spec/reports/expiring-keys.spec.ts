@@ -46,6 +46,17 @@ describe('ExpiringKeys', () => {
     expect([small.has('a'), small.has('b'), small.has('c')]).to.deep.equal([true, false, true]);
   });
 
+  it('renews a key added again in the same millisecond: the oldest other key is evicted, not it', () => {
+    const dropped: string[] = [];
+    const keys = new ExpiringKeys(2, (k) => dropped.push(k));
+    keys.add('a', 1000);
+    keys.add('b', 1000);
+    keys.add('a', 1000);
+    keys.add('c', 1000);
+    expect([keys.has('a'), keys.has('b'), keys.has('c')]).to.deep.equal([true, false, true]);
+    expect(dropped).to.deep.equal(['b']); // a renewal is not a drop
+  });
+
   it('deletes a key at once and tells onDrop', () => {
     const dropped: string[] = [];
     const keys = new ExpiringKeys(10, (k) => dropped.push(k));

@@ -266,6 +266,8 @@ describe('readImdn (the fast path)', () => {
       agree(xml.replace('Qw8rT2zLk4', 'Qw8\r\nrT2'));
       agree(xml.replace('Qw8rT2zLk4', 'a]]>b'));
       agree(xml.replace('Qw8rT2zLk4', 'a\u0001b'));
+      agree(xml.replace('Qw8rT2zLk4', 'a\u0085b\u2028c\u2029'));
+      agree(xml.replace('Qw8rT2zLk4', 'msg\u0085'));
       agree(xml.replace('Qw8rT2zLk4', ''));
       agree(xml.replace('<status>', '<status><!-- c -->'));
       agree(xml.replace('<delivered/>', '<delivered />'));

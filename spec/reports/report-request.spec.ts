@@ -55,6 +55,17 @@ describe('detectReportRequest', () => {
     expect([req.dialect, [...req.kinds], req.messageId]).to.deep.equal(['imdn', ['display'], 'm1']);
   });
 
+  it('ignores request values that name Object properties (constructor, __proto__, toString)', () => {
+    const req = request(
+      im(
+        'NS: imdn <urn:ietf:params:imdn>',
+        'imdn.Message-ID: m1',
+        'imdn.Disposition-Notification: constructor, __proto__, toString, positive-delivery',
+      ),
+    );
+    expect([...req.kinds]).to.deep.equal(['positive-delivery']);
+  });
+
   it('returns null for an undeclared prefix (§5.8 #2)', () => {
     expect(detectReportRequest(im('imdn.Message-ID: m1', 'imdn.Disposition-Notification: display'))).to.equal(
       null,

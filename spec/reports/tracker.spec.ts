@@ -710,6 +710,26 @@ describe('MessageTracker', () => {
       ).to.not.equal(null);
     });
 
+    it('leaves one for a message whose sender closed mid-chunk, and forgets the sender', () => {
+      const { tracker, rec } = setup();
+      const c = openChunk(tracker, 'alice', SESSION, 'm1', META, {
+        range: `1-${BODY.length}/${BODY.length}`,
+        body: HEAD,
+        flag: '+',
+      })!;
+      expect(c.msg.done).to.equal(false);
+      tracker.dropOwner('alice'); // the connection closed; this chunk never ends
+      const rest = feedChunk(tracker, 'alice', SESSION, 'm1', META, {
+        range: `${HEAD.length + 1}-${BODY.length}/${BODY.length}`,
+        body: 'hello',
+        flag: '$',
+      });
+      expect(rest).to.equal(null);
+      expect(rec.events).to.deep.equal(['head:m1', 'dropped:m1:owner-closed', 'untracked:alice:finished']);
+      tracker.dropOwner('alice');
+      expect((tracker as unknown as { owners: Map<string, unknown> }).owners.size).to.equal(0);
+    });
+
     it('leaves one for a message of several chunks', () => {
       const { tracker, rec } = setup();
       const [c1, c2] = chunksOf(BODY, 200);
