@@ -49,9 +49,8 @@ export class CpimHead {
   readonly bodyOffset: number;
   /** Whether the head was parsed (and is matched) leniently. */
   readonly lenient: boolean;
-  /** Per header: its namespace and local name in the form lookups compare (built on first lookup). */
+  /** Per header: its namespace in the form lookups compare (built on first lookup). */
   private nsKeys: Array<string | null> | null = null;
-  private localKeys: string[] | null = null;
 
   constructor(
     headers: CpimHeader[],
@@ -91,14 +90,15 @@ export class CpimHead {
     if (this.nsKeys === null) {
       // Normalised once per head, not once per header per lookup: reports look up a dozen names.
       this.nsKeys = this.headers.map((h) => (h.ns === null ? null : normalizeNs(h.ns, this.lenient)));
-      this.localKeys = this.headers.map((h) => (this.lenient ? lowerCase(h.local) : h.local));
     }
     const nsKey = normalizeNs(ns, this.lenient);
-    const localKey = this.lenient ? lowerCase(local) : local;
     const nsKeys = this.nsKeys;
-    const localKeys = this.localKeys!;
+    const headers = this.headers;
     for (let i = from; i < nsKeys.length; i++) {
-      if (localKeys[i] === localKey && nsKeys[i] === nsKey) return i;
+      if (nsKeys[i] !== nsKey) continue;
+      // Header names are NAMECHARs, all ASCII (NAME_RE): ASCII case folding is the lenient comparison.
+      const name = headers[i]!.local;
+      if (this.lenient ? sameAsciiIgnoringCase(name, local) : name === local) return i;
     }
     return -1;
   }

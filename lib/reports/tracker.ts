@@ -207,6 +207,11 @@ export class TrackedMessage<O, M> {
   oneShot = false;
   /** @internal The message finished while a chunk was open: its tombstone waits for that chunk's end. */
   tombstonePending = false;
+  /** @internal Neighbours in the owner's list of live messages. */
+  ownerPrev: TrackedMessage<O, M> | null = null;
+  /** @internal */ ownerNext: TrackedMessage<O, M> | null = null;
+  /** @internal True while in the owner's list. */
+  ownerLinked = true;
   /** @internal Octets reserved for the head; 0 once inspection is over. */
   headCap: number;
   /** @internal */ headBuf: Buffer | null = null;
@@ -270,7 +275,13 @@ export class TrackedChunk<O, M> {
 
 /** Per-owner accounting. */
 interface OwnerRecord<O, M> {
-  messages: Set<TrackedMessage<O, M>>;
+  /**
+   * The owner's live messages as a list threaded through them (`ownerPrev`/`ownerNext`): adding and
+   * removing allocate nothing, where a Set of a few entries is rebuilt as it shrinks and grows.
+   */
+  first: TrackedMessage<O, M> | null;
+  last: TrackedMessage<O, M> | null;
+  count: number;
   headBytes: number;
 }
 
@@ -346,7 +357,7 @@ export class MessageTracker<O, M> {
       const rec = this.owners.get(owner);
       let refused: UntrackedReason | null = null;
       if (this.messages.size >= this.maxMessages) refused = 'messages';
-      else if (rec !== undefined && rec.messages.size >= this.maxMessagesPerOwner) refused = 'owner-messages';
+      else if (rec !== undefined && rec.count >= this.maxMessagesPerOwner) refused = 'owner-messages';
       else if (this.reservedHeadBytes + reserve > this.maxHeadBytes) refused = 'head-bytes';
       else if ((rec?.headBytes ?? 0) + reserve > this.maxHeadBytesPerOwner) refused = 'owner-head-bytes';
       if (refused !== null) {
@@ -359,11 +370,14 @@ export class MessageTracker<O, M> {
       msg.total = total;
       this.messages.set(key, msg);
       this.reservedHeadBytes += reserve;
-      if (rec === undefined) this.owners.set(owner, { messages: new Set([msg]), headBytes: reserve });
-      else {
-        rec.messages.add(msg);
-        rec.headBytes += reserve;
-      }
+      const r = rec ?? { first: null, last: null, count: 0, headBytes: 0 };
+      if (rec === undefined) this.owners.set(owner, r);
+      msg.ownerPrev = r.last;
+      if (r.last !== null) r.last.ownerNext = msg;
+      else r.first = msg;
+      r.last = msg;
+      r.count++;
+      r.headBytes += reserve;
     } else {
       if (msg.total < 0 && range !== null && range.total !== '*') msg.total = range.total;
       msg.lastActivity = now;
@@ -482,7 +496,8 @@ export class MessageTracker<O, M> {
     const rec = this.owners.get(owner);
     if (rec === undefined) return 0;
     this.owners.delete(owner);
-    const msgs = [...rec.messages];
+    const msgs: Array<TrackedMessage<O, M>> = [];
+    for (let m = rec.first; m !== null; m = m.ownerNext) msgs.push(m);
     const now = this.now();
     for (const msg of msgs) {
       this.forget(msg, 'owner-closed');
@@ -599,7 +614,15 @@ export class MessageTracker<O, M> {
     this.messages.delete(msg.key);
     const rec = this.owners.get(msg.owner);
     // The owner's record stays, empty, until dropOwner: a busy connection does not rebuild it per message.
-    rec?.messages.delete(msg);
+    if (rec !== undefined && msg.ownerLinked) {
+      if (msg.ownerPrev !== null) msg.ownerPrev.ownerNext = msg.ownerNext;
+      else rec.first = msg.ownerNext;
+      if (msg.ownerNext !== null) msg.ownerNext.ownerPrev = msg.ownerPrev;
+      else rec.last = msg.ownerPrev;
+      msg.ownerPrev = msg.ownerNext = null;
+      rec.count--;
+    }
+    msg.ownerLinked = false;
     if (msg.openChunks > 0) msg.tombstonePending = true;
     else if (!msg.oneShot) this.tombstone(msg.key, now);
   }

@@ -597,6 +597,48 @@ describe('MessageTracker', () => {
   });
 
   describe('caps', () => {
+    it("counts each owner's live messages exactly through random begins, completions and failures", () => {
+      const rand = seededRandom(4976);
+      const { tracker, rec } = setup({ maxMessagesPerOwner: 4 });
+      const live = new Map<string, Array<TrackedMessage<string, Meta>>>([
+        ['alice', []],
+        ['dave', []],
+      ]);
+      let n = 0;
+      for (let step = 0; step < 3000; step++) {
+        const owner = rand() < 0.5 ? 'alice' : 'dave';
+        const mine = live.get(owner)!;
+        const r = rand();
+        if (r < 0.5) {
+          const chunk = feedChunk(tracker, owner, SESSION, `m${n++}`, META, {
+            range: '1-*/*',
+            body: 'a',
+            flag: '+',
+          });
+          // Tracked exactly while the owner has fewer than 4 live messages.
+          expect(chunk !== null, `step ${step}`).to.equal(mine.length < 4);
+          if (chunk !== null) mine.push(chunk.msg);
+        } else if (mine.length > 0) {
+          const i = Math.floor(rand() * mine.length);
+          const [msg] = mine.splice(i, 1);
+          if (r < 0.8) tracker.fail(msg!, 408);
+          else {
+            // A later chunk ending with `#` abandons the message.
+            const c = feedChunk(tracker, owner, SESSION, msg!.messageId, META, {
+              range: '2-2/*',
+              body: 'b',
+              flag: '#',
+            });
+            expect(c).to.not.equal(null);
+          }
+        }
+      }
+      rec.events.length = 0;
+      tracker.dropOwner('alice');
+      const dropped = rec.events.filter((e) => e.startsWith('dropped:')).map((e) => e.split(':')[1]);
+      expect(dropped).to.deep.equal(live.get('alice')!.map((m) => m.messageId));
+    });
+
     it('does not track a new message past maxMessagesPerOwner, and counts it', () => {
       const { tracker, rec } = setup({ maxMessagesPerOwner: 2 });
       for (const id of ['m1', 'm2', 'm3']) {
