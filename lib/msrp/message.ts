@@ -4,6 +4,7 @@
  * gives back the same octets); typed values are parsed lazily by lib/msrp/headers.ts.
  */
 import type { ContinuationFlag } from '../constants.js';
+import { equalsIgnoringAsciiCase } from './ascii.js';
 
 /** One header line: the name as it appeared and the value after `: `. */
 export type Header = [name: string, value: string];
@@ -46,18 +47,16 @@ export type Frame = FrameHead & {
 
 /** Value of the first header named `name` (case-insensitive), or undefined. */
 export function getHeader(headers: readonly Header[], name: string): string | undefined {
-  const lower = name.toLowerCase();
   for (let i = 0; i < headers.length; i++) {
     const h = headers[i]!;
-    if (h[0].length === lower.length && h[0].toLowerCase() === lower) return h[1];
+    if (equalsIgnoringAsciiCase(h[0], name)) return h[1];
   }
   return undefined;
 }
 
 /** Values of every header named `name` (case-insensitive), in order. */
 export function getHeaders(headers: readonly Header[], name: string): string[] {
-  const lower = name.toLowerCase();
   const out: string[] = [];
-  for (const h of headers) if (h[0].toLowerCase() === lower) out.push(h[1]);
+  for (const h of headers) if (equalsIgnoringAsciiCase(h[0], name)) out.push(h[1]);
   return out;
 }

@@ -11,6 +11,7 @@
 import { CR, DEFAULTS, END_LINE_PREFIX, LF, type ContinuationFlag } from '../constants.js';
 import { createError, ErrorCodes, type MsrpError } from '../errors.js';
 import type { FrameHead, Header } from './message.js';
+import { equalsIgnoringAsciiCase, startsWithIgnoringAsciiCase } from './ascii.js';
 
 /** Receives what the parser finds; called synchronously from {@link MsrpParser.write}. */
 export interface ParserHandler {
@@ -96,7 +97,7 @@ function isIdentAt(buf: Buffer, start: number, end: number): boolean {
 }
 
 function lowerEquals(s: string, lower: string): boolean {
-  return s.length === lower.length && s.toLowerCase() === lower;
+  return equalsIgnoringAsciiCase(s, lower);
 }
 
 /**
@@ -355,7 +356,7 @@ export class MsrpParser {
       if (
         (c0 === 0x43 || c0 === 0x63) &&
         colon - start >= 8 &&
-        name.slice(0, 8).toLowerCase() === 'content-'
+        startsWithIgnoringAsciiCase(name, 'content-')
       ) {
         this.sawMime = true;
         this.lastWasContentType = lowerEquals(name, 'content-type');

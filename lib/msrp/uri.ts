@@ -12,6 +12,7 @@
  * ```
  */
 import { createError, ErrorCodes, type MsrpError } from '../errors.js';
+import { equalsIgnoringAsciiCase } from './ascii.js';
 
 /** A parsed MSRP URI. Scheme and transport are lower case; everything else is kept as written. */
 export interface MsrpUri {
@@ -372,9 +373,9 @@ export function uriEquals(a: MsrpUri, b: MsrpUri): boolean {
   return (
     a.port === b.port &&
     (a.sessionId ?? '') === (b.sessionId ?? '') &&
-    a.scheme.toLowerCase() === b.scheme.toLowerCase() &&
-    a.transport.toLowerCase() === b.transport.toLowerCase() &&
-    hostKey(a.host) === hostKey(b.host)
+    equalsIgnoringAsciiCase(a.scheme, b.scheme) &&
+    equalsIgnoringAsciiCase(a.transport, b.transport) &&
+    (a.host === b.host || hostKey(a.host) === hostKey(b.host))
   );
 }
 

@@ -4,6 +4,7 @@
  */
 import { getHeader, type Header, type RequestHead } from '../msrp/message.js';
 import { parseByteRange, parseFailureReport, type ByteRange } from '../msrp/headers.js';
+import { equalsIgnoringAsciiCase } from '../msrp/ascii.js';
 
 /** Octets of a WebSocket message kept for a forwarded chunk's head and end-line, at most. */
 export const WS_HEAD_ROOM = 4096;
@@ -23,7 +24,7 @@ export function headBytes(headers: readonly Header[]): number {
 
 /** Index of the first header named `lower` (lower case) after To-Path and From-Path, or -1. */
 export function findHeader(headers: readonly Header[], lower: string): number {
-  for (let i = 2; i < headers.length; i++) if (headers[i]![0].toLowerCase() === lower) return i;
+  for (let i = 2; i < headers.length; i++) if (equalsIgnoringAsciiCase(headers[i]![0], lower)) return i;
   return -1;
 }
 

@@ -9,6 +9,7 @@
 import { isAscii } from 'node:buffer';
 import { CR, LF } from '../constants.js';
 import { createError, ErrorCodes, type MsrpError } from '../errors.js';
+import { equalsIgnoringAsciiCase } from '../msrp/ascii.js';
 
 /** The default namespace of unprefixed header names: the core CPIM headers (RFC 3862 §§3.4, 7.2). */
 export const CPIM_CORE_NS = 'urn:ietf:params:cpim-headers:';
@@ -81,7 +82,7 @@ export class CpimHead {
 
   /** The value of the first encapsulated MIME header called `name` (case-insensitive), or undefined. */
   contentHeader(name: string): string | undefined {
-    for (const [n, v] of this.contentHeaders) if (sameAsciiIgnoringCase(n, name)) return v;
+    for (const [n, v] of this.contentHeaders) if (equalsIgnoringAsciiCase(n, name)) return v;
     return undefined;
   }
 
@@ -98,24 +99,10 @@ export class CpimHead {
       if (nsKeys[i] !== nsKey) continue;
       // Header names are NAMECHARs, all ASCII (NAME_RE): ASCII case folding is the lenient comparison.
       const name = headers[i]!.local;
-      if (this.lenient ? sameAsciiIgnoringCase(name, local) : name === local) return i;
+      if (this.lenient ? equalsIgnoringAsciiCase(name, local) : name === local) return i;
     }
     return -1;
   }
-}
-
-/** Whether `a` and `b` are equal with ASCII letters compared case-insensitively (no string built). */
-function sameAsciiIgnoringCase(a: string, b: string): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) {
-    const x = a.charCodeAt(i);
-    const y = b.charCodeAt(i);
-    if (x === y) continue;
-    const lx = x >= 0x41 && x <= 0x5a ? x | 0x20 : x;
-    const ly = y >= 0x41 && y <= 0x5a ? y | 0x20 : y;
-    if (lx !== ly) return false;
-  }
-  return true;
 }
 
 /** A header to serialize: `[name, value]` with `value` unescaped, or with options (see {@link formatCpim}). */
