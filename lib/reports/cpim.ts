@@ -90,7 +90,16 @@ export class CpimHead {
   indexOf(ns: string, local: string, from = 0): number {
     if (this.nsKeys === null) {
       // Normalised once per head, not once per header per lookup: reports look up a dozen names.
-      this.nsKeys = this.headers.map((h) => (h.ns === null ? null : normalizeNs(h.ns, this.lenient)));
+      // Headers of one namespace share its URI string: each is normalised once.
+      let lastNs: string | null = null;
+      let lastKey: string | null = null;
+      this.nsKeys = this.headers.map((h) => {
+        if (h.ns !== lastNs) {
+          lastNs = h.ns;
+          lastKey = h.ns === null ? null : normalizeNs(h.ns, this.lenient);
+        }
+        return lastKey;
+      });
     }
     const nsKey = normalizeNs(ns, this.lenient);
     const nsKeys = this.nsKeys;

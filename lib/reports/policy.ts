@@ -385,7 +385,7 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
       this.counters.reportsSeen++;
       return 'drop';
     }
-    const req = detectReportRequest(head);
+    const req = detectReportRequest(head, true); // just checked: not a report
     if (req === null) {
       this.counters.notRequested++;
       return 'drop';

@@ -124,9 +124,10 @@ function first(head: CpimHead, namespaces: string[], local: string): CpimHeader 
  * correlate a report with, or when it is itself a report (RFC 5438 §§6.2, 7.2.1: never an IMDN for an IMDN).
  * The dialect follows the request header: any `Disposition-Notification` form answers in RFC 5438 form,
  * `Receipt-Request` / `Request-Receipt` alone in the draft's `message/status-report` form.
+ * `knownNotReport`: the caller has just checked {@link isImdnMessage}, which is then not repeated.
  */
-export function detectReportRequest(head: CpimHead): ReportRequest | null {
-  if (isImdnMessage(head)) return null;
+export function detectReportRequest(head: CpimHead, knownNotReport = false): ReportRequest | null {
+  if (!knownNotReport && isImdnMessage(head)) return null;
   const kinds = new Set<ReportKind>();
   let dialect: 'imdn' | 'legacy' | null = null;
   // RFC 5438 §6.1: servers MUST accept any prefix bound to the URN; CpimHead matches on the URN.
