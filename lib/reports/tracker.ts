@@ -496,8 +496,15 @@ export class MessageTracker<O, M> {
     const rec = this.owners.get(owner);
     if (rec === undefined) return 0;
     this.owners.delete(owner);
+    // Unlinked before any handler runs: one that begins a message for the same owner gets a fresh list.
     const msgs: Array<TrackedMessage<O, M>> = [];
-    for (let m = rec.first; m !== null; m = m.ownerNext) msgs.push(m);
+    for (let m = rec.first; m !== null;) {
+      const next = m.ownerNext;
+      m.ownerLinked = false;
+      m.ownerPrev = m.ownerNext = null;
+      msgs.push(m);
+      m = next;
+    }
     const now = this.now();
     for (const msg of msgs) {
       this.forget(msg, 'owner-closed');

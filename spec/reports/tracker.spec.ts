@@ -772,6 +772,34 @@ describe('MessageTracker', () => {
       expect((tracker as unknown as { owners: Map<string, unknown> }).owners.size).to.equal(0);
     });
 
+    it('keeps a new owner list whole when a handler begins a message while the old ones are dropped', () => {
+      const rec = new (class extends Recorder {
+        tracker: MessageTracker<string, Meta> | null = null;
+        override onDropped(msg: TrackedMessage<string, Meta>, reason: DropReason): void {
+          super.onDropped(msg, reason);
+          if (msg.messageId === 'a')
+            this.tracker!.begin('alice', SESSION, 'd', parseByteRange('1-*/*'), META);
+        }
+      })();
+      const tracker = new MessageTracker<string, Meta>(rec, { maxMessagesPerOwner: 3 });
+      rec.tracker = tracker;
+      for (const id of ['a', 'b', 'c'])
+        feedChunk(tracker, 'alice', SESSION, id, META, { range: '1-*/*', body: 'x', flag: '+' });
+      tracker.dropOwner('alice');
+      // 'd' is alice's only live message: two more fit under the cap of 3, the next is refused.
+      const more = ['e', 'f', 'g'].map((id) =>
+        feedChunk(tracker, 'alice', SESSION, id, META, { range: '1-*/*', body: 'x', flag: '+' }),
+      );
+      expect(more.map((c) => c !== null)).to.deep.equal([true, true, false]);
+      rec.events.length = 0;
+      tracker.dropOwner('alice');
+      expect(rec.events.filter((e) => e.startsWith('dropped:'))).to.deep.equal([
+        'dropped:d:owner-closed',
+        'dropped:e:owner-closed',
+        'dropped:f:owner-closed',
+      ]);
+    });
+
     it('leaves one for a message of several chunks', () => {
       const { tracker, rec } = setup();
       const [c1, c2] = chunksOf(BODY, 200);
