@@ -96,10 +96,6 @@ function isIdentAt(buf: Buffer, start: number, end: number): boolean {
   return true;
 }
 
-function lowerEquals(s: string, lower: string): boolean {
-  return equalsIgnoringAsciiCase(s, lower);
-}
-
 /**
  * Streaming MSRP frame parser. One instance per connection (or per WebSocket message stream).
  *
@@ -339,9 +335,9 @@ export class MsrpParser {
     this.headers.push([name, value]);
     if (this.pendingError !== null) return; // only collecting context for the error now
     // RFC 4975 §7.1: To-Path is the first header and From-Path the second, always.
-    if (index === 0 && !lowerEquals(name, 'to-path')) {
+    if (index === 0 && !equalsIgnoringAsciiCase(name, 'to-path')) {
       this.pendingError = createError(ErrorCodes.HEADER_ORDER, 'first header is not To-Path', 400, false);
-    } else if (index === 1 && !lowerEquals(name, 'from-path')) {
+    } else if (index === 1 && !equalsIgnoringAsciiCase(name, 'from-path')) {
       this.pendingError = createError(ErrorCodes.HEADER_ORDER, 'second header is not From-Path', 400, false);
     } else if (this.lastWasContentType) {
       // RFC 4975 §7.1: Content-Type, when present, is the last header.
@@ -359,7 +355,7 @@ export class MsrpParser {
         startsWithIgnoringAsciiCase(name, 'content-')
       ) {
         this.sawMime = true;
-        this.lastWasContentType = lowerEquals(name, 'content-type');
+        this.lastWasContentType = equalsIgnoringAsciiCase(name, 'content-type');
       }
     }
   }

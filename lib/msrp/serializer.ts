@@ -88,9 +88,9 @@ export function frameRequest(spec: RequestSpec): FramedRequest {
 /** The head of a request: start line, To-Path, From-Path, headers, MIME headers and Content-Type. */
 function requestHeadText(spec: RequestSpec, tid: string, hasBody: boolean): string {
   let s = `MSRP ${tid} ${spec.method}\r\nTo-Path: ${spec.toPath}\r\nFrom-Path: ${spec.fromPath}\r\n`;
-  for (const [name, value] of spec.headers ?? []) s += name + ': ' + value + '\r\n';
+  if (spec.headers) s += headerLines(spec.headers);
   if (hasBody) {
-    for (const [name, value] of spec.mimeHeaders ?? []) s += name + ': ' + value + '\r\n';
+    if (spec.mimeHeaders) s += headerLines(spec.mimeHeaders);
     s += `Content-Type: ${spec.contentType ?? 'application/octet-stream'}\r\n\r\n`;
   }
   return s;
@@ -151,10 +151,14 @@ export function serializeResponse(spec: ResponseSpec): Buffer {
  * opens the body. Used to forward a parsed head after rewriting its paths.
  */
 export function formatHead(startLine: string, headers: readonly Header[], hasBody: boolean): Buffer {
-  let s = startLine + '\r\n';
+  return Buffer.from(startLine + '\r\n' + headerLines(headers) + (hasBody ? '\r\n' : ''), 'latin1');
+}
+
+/** `Name: value` CRLF for each header, in order. */
+function headerLines(headers: readonly Header[]): string {
+  let s = '';
   for (let i = 0; i < headers.length; i++) s += headers[i]![0] + ': ' + headers[i]![1] + '\r\n';
-  if (hasBody) s += '\r\n';
-  return Buffer.from(s, 'latin1');
+  return s;
 }
 
 /** The octets after a body (or after the last header of a bodiless frame). */

@@ -172,8 +172,8 @@ function badHead(reason: string, text?: string): MsrpError {
 const LOWER_CASE = new Map<string, string>();
 
 /**
- * `s.toLowerCase()`, remembered for the few hundred names and namespaces a relay meets (header names
- * repeat in every message): looking a name up costs no new string.
+ * `s.toLowerCase()`, remembered for the few hundred namespace URIs a relay meets (the same ones in every
+ * message): looking one up costs no new string.
  */
 function lowerCase(s: string): string {
   let lower = LOWER_CASE.get(s);

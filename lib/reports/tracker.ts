@@ -430,10 +430,7 @@ export class MessageTracker<O, M> {
     if (msg.chunks === 1 && chunk.start === 1 && flag === '$') msg.oneShot = true;
     if (msg.done) {
       // Settled while this chunk streamed: remembered now unless the chunk carried the whole message.
-      if (msg.tombstonePending && msg.openChunks === 0) {
-        msg.tombstonePending = false;
-        if (!msg.oneShot) this.finished.add(msg.key, this.now() + this.idleTimeoutMs);
-      }
+      if (msg.openChunks === 0) this.settlePendingTombstone(msg, this.now());
       return;
     }
     if (flag === '#') {
@@ -509,10 +506,7 @@ export class MessageTracker<O, M> {
     for (const msg of msgs) {
       this.forget(msg, 'owner-closed');
       // Its open chunk can no longer end: the tombstone it waited for is due now.
-      if (msg.tombstonePending) {
-        msg.tombstonePending = false;
-        if (!msg.oneShot) this.tombstone(msg.key, now);
-      }
+      this.settlePendingTombstone(msg, now);
     }
     return msgs.length;
   }
@@ -631,7 +625,19 @@ export class MessageTracker<O, M> {
     }
     msg.ownerLinked = false;
     if (msg.openChunks > 0) msg.tombstonePending = true;
-    else if (!msg.oneShot) this.tombstone(msg.key, now);
+    else this.tombstoneFinished(msg, now);
+  }
+
+  /** Writes the tombstone a finished message put off while its chunk was open. */
+  private settlePendingTombstone(msg: TrackedMessage<O, M>, now: number): void {
+    if (!msg.tombstonePending) return;
+    msg.tombstonePending = false;
+    this.tombstoneFinished(msg, now);
+  }
+
+  /** A finished message's tombstone, unless it came whole in one chunk (no later chunks can follow). */
+  private tombstoneFinished(msg: TrackedMessage<O, M>, now: number): void {
+    if (!msg.oneShot) this.tombstone(msg.key, now);
   }
 
   /** Remembers a finished key for one idle period, so its late chunks are not tracked again. */

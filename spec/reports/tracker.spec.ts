@@ -10,6 +10,7 @@ import {
   type TrackerOptions,
   type UntrackedReason,
 } from '../../lib/reports/tracker.js';
+import { E5_1 } from '../helpers/cpim-fixtures.js';
 import { seededRandom } from '../helpers/fixtures.js';
 import { chunksOf, feedChunk, openChunk } from '../helpers/reports.js';
 
@@ -21,17 +22,8 @@ interface Meta {
 const META: Meta = { dest: 'bob-conn' };
 const SESSION = 'msrp://bob.example.net:7394/s8Fh2kQpZr;tcp';
 
-/** Digest §5.7 E5.1: the CPIM head of an IM requesting IMDNs (254 octets). */
-const HEAD =
-  'From: <im:alice@example.org>\r\n' +
-  'To: <im:bob@example.net>\r\n' +
-  'DateTime: 2024-05-06T10:15:30Z\r\n' +
-  'NS: imdn <urn:ietf:params:imdn>\r\n' +
-  'imdn.Message-ID: Qw8rT2zLk4\r\n' +
-  'imdn.Disposition-Notification: positive-delivery, display\r\n' +
-  '\r\n' +
-  'Content-Type: text/plain; charset=utf-8\r\n' +
-  '\r\n';
+/** Digest §5.7 E5.1 without its text: the CPIM head of an IM requesting IMDNs (254 octets). */
+const HEAD = E5_1.slice(0, E5_1.lastIndexOf('\r\n\r\n') + 4);
 
 /** A handler that records every event as a short string. */
 class Recorder implements TrackerHandler<string, Meta> {
@@ -710,6 +702,12 @@ describe('MessageTracker', () => {
   describe('tombstones', () => {
     const BODY = HEAD + 'hello';
     const WHOLE = `1-${BODY.length}/${BODY.length}`;
+    /** The octets after the head, as a chunk of their own. */
+    const REST = {
+      range: `${HEAD.length + 1}-${BODY.length}/${BODY.length}`,
+      body: 'hello',
+      flag: '$',
+    } as const;
 
     it('leaves none for a message that came whole in one chunk: a repeat is tracked again', () => {
       const { tracker, rec } = setup();
@@ -728,17 +726,13 @@ describe('MessageTracker', () => {
       const { tracker, rec } = setup();
       rec.verdict = 'drop';
       const c = openChunk(tracker, 'alice', SESSION, 'm1', META, {
-        range: `1-${BODY.length}/${BODY.length}`,
+        range: WHOLE,
         body: HEAD,
         flag: '+',
       })!;
       expect(tracker.size).to.equal(0);
       tracker.end(c, '+'); // interrupted: the rest comes in another chunk
-      const rest = feedChunk(tracker, 'alice', SESSION, 'm1', META, {
-        range: `${HEAD.length + 1}-${BODY.length}/${BODY.length}`,
-        body: 'hello',
-        flag: '$',
-      });
+      const rest = feedChunk(tracker, 'alice', SESSION, 'm1', META, REST);
       expect(rest).to.equal(null);
       expect(rec.events).to.deep.equal(['head:m1', 'dropped:m1:settled', 'untracked:alice:finished']);
     });
@@ -755,17 +749,13 @@ describe('MessageTracker', () => {
     it('leaves one for a message whose sender closed mid-chunk, and forgets the sender', () => {
       const { tracker, rec } = setup();
       const c = openChunk(tracker, 'alice', SESSION, 'm1', META, {
-        range: `1-${BODY.length}/${BODY.length}`,
+        range: WHOLE,
         body: HEAD,
         flag: '+',
       })!;
       expect(c.msg.done).to.equal(false);
       tracker.dropOwner('alice'); // the connection closed; this chunk never ends
-      const rest = feedChunk(tracker, 'alice', SESSION, 'm1', META, {
-        range: `${HEAD.length + 1}-${BODY.length}/${BODY.length}`,
-        body: 'hello',
-        flag: '$',
-      });
+      const rest = feedChunk(tracker, 'alice', SESSION, 'm1', META, REST);
       expect(rest).to.equal(null);
       expect(rec.events).to.deep.equal(['head:m1', 'dropped:m1:owner-closed', 'untracked:alice:finished']);
       tracker.dropOwner('alice');
