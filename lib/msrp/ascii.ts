@@ -30,3 +30,14 @@ export function startsWithIgnoringAsciiCase(s: string, prefix: string): boolean 
   }
   return true;
 }
+
+/** True when the octets `buf[start..end)` spell `s`, ASCII letters compared case-insensitively. */
+export function bytesEqualIgnoringAsciiCase(buf: Buffer, start: number, end: number, s: string): boolean {
+  if (end - start !== s.length) return false;
+  for (let i = 0; i < s.length; i++) {
+    const x = buf[start + i]!;
+    const y = s.charCodeAt(i);
+    if (x !== y && fold(x) !== fold(y)) return false;
+  }
+  return true;
+}

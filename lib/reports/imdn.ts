@@ -69,6 +69,8 @@ export interface DeliveryReportOptions {
   originalRecipientUri?: string;
   /** Legacy dialect only: the `<status>` code of a `failed` report (the draft names none); default 500. */
   failureCode?: number;
+  /** The CPIM `DateTime` text to write instead of {@link cpimDateTime} of `now` (report templates). */
+  dateTimeText?: string;
 }
 
 /** A report ready to be the body of an injected SEND. */
@@ -336,13 +338,16 @@ function xmlText(s: string, what: string): string {
 let lastSecond = NaN;
 let lastDateTime = '';
 
-/** RFC 3339 UTC timestamp to the second, as in the digest's examples (`2024-05-06T10:15:31Z`). */
-function dateTime(now: Date): string {
+/**
+ * The `DateTime` of a report written at `ms` (epoch milliseconds): an RFC 3339 UTC timestamp to the second,
+ * as in the digest's examples (`2024-05-06T10:15:31Z`).
+ */
+export function cpimDateTime(ms: number): string {
   // Reports come in bursts: one formatting per second, not per report.
-  const second = Math.floor(now.getTime() / 1000);
+  const second = Math.floor(ms / 1000);
   if (second !== lastSecond) {
     lastSecond = second;
-    lastDateTime = now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+    lastDateTime = new Date(second * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
   }
   return lastDateTime;
 }
@@ -378,7 +383,7 @@ export function deliveryReportText(
   // RFC 5438 §7.2.1: the IMDN goes from the recipient (the IM's To) to the sender (the IM's From).
   let head =
     `From: ${escapeCpimRawValue(req.to)}\r\nTo: ${escapeCpimRawValue(req.from)}\r\n` +
-    `DateTime: ${dateTime(opts.now)}\r\n`;
+    `DateTime: ${opts.dateTimeText ?? cpimDateTime(opts.now.getTime())}\r\n`;
   if (req.dialect === 'legacy') {
     if (outcome === 'processed') throw badDoc('the legacy report format has no processing notification');
     // draft-khartabil-simple-im-report-00 §3.2: a report SHOULD NOT carry Message-ID, MUST NOT Receipt-Request.

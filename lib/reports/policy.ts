@@ -15,9 +15,11 @@
  */
 import { DEFAULTS, type ContinuationFlag } from '../constants.js';
 import type { ByteRange, FailureReport } from '../msrp/headers.js';
-import { randomId, serializeRequest } from '../msrp/serializer.js';
+import { randomId } from '../msrp/serializer.js';
 import { parseCpimHead, type CpimHead } from './cpim.js';
-import { deliveryReportText, parseImdn } from './imdn.js';
+import { parseImdn } from './imdn.js';
+import { ReportFrames } from './report-frame.js';
+import { scanReportHead, type HeadScan } from './report-scan.js';
 import {
   detectReportRequest,
   isImdnMessage,
@@ -162,6 +164,22 @@ function mediaType(value: string | undefined): string {
 }
 
 /**
+ * What the full CPIM parser makes of a head {@link scanReportHead} left to it: the same answers, plus
+ * `'malformed'` for a head it refuses.
+ */
+function parseForRequest(prefix: Buffer): Exclude<HeadScan, 'fallback'> | 'malformed' {
+  let head: CpimHead | 'incomplete';
+  try {
+    head = parseCpimHead(prefix, { lenient: true });
+  } catch {
+    return 'malformed';
+  }
+  if (head === 'incomplete') return head;
+  if (isImdnMessage(head)) return 'report';
+  return detectReportRequest(head, true); // just checked: not a report
+}
+
+/**
  * Remembered delivered reports: `session + " " + imdn id` keys that expire after the TTL, at most `max`
  * (the oldest dropped first), plus how many live keys each session has, so a SEND from a session never
  * reported to is not held for dedupe. The keys sit in a ring of `max` slots in the order they were written,
@@ -269,6 +287,7 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
   readonly counters = createReportCounters();
   private readonly sink: ReportPolicyOptions<O, M>['inject'];
   private readonly delivered: DeliveredLog;
+  private readonly frames = new ReportFrames(DEFAULTS.reportTemplates);
   private readonly maxImdnBytes: number;
   private readonly now: () => number;
   private readonly newId: () => string;
@@ -367,25 +386,24 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
   onHead(msg: TrackedMessage<O, M>, prefix: Buffer, final: boolean): HeadVerdict {
     if (this.mode === 'off' || !msg.meta.lastHop) return 'drop';
     if (prefix.length === 0) return final ? 'drop' : 'more';
-    let head: CpimHead | 'incomplete';
-    try {
-      head = parseCpimHead(prefix, { lenient: true });
-    } catch {
-      this.counters.inspectionFailures++;
-      return 'drop';
-    }
-    if (head === 'incomplete') {
+    const scanned = scanReportHead(prefix);
+    const found = scanned === 'fallback' ? parseForRequest(prefix) : scanned;
+    if (found === 'incomplete') {
       // A head split over chunks: retried as bytes arrive, given up at the cap (DESIGN.md "Limits").
       if (!final) return 'more';
       this.counters.inspectionFailures++;
       return 'drop';
     }
+    if (found === 'malformed') {
+      this.counters.inspectionFailures++;
+      return 'drop';
+    }
     // RFC 5438 §7.2.1: never an IMDN for an IMDN.
-    if (isImdnMessage(head)) {
+    if (found === 'report') {
       this.counters.reportsSeen++;
       return 'drop';
     }
-    const req = detectReportRequest(head, true); // just checked: not a report
+    const req = found;
     if (req === null) {
       this.counters.notRequested++;
       return 'drop';
@@ -477,32 +495,24 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
       return;
     }
     const now = this.now();
-    let body: string;
+    let frame: Buffer;
     try {
-      body = deliveryReportText(req, outcome, {
-        now: new Date(now),
-        messageId: this.newId(),
-        failureCode: code,
-      });
+      frame = this.frames.build(
+        msg.sessionKey,
+        {
+          req,
+          outcome,
+          failureCode: code,
+          toPath: msg.meta.fromPath.trim(),
+          fromPath: msg.meta.toPath.trim(),
+        },
+        now,
+        this.newId,
+      );
     } catch {
       this.counters.unanswerable++; // e.g. a value XML cannot carry
       return;
     }
-    const length = Buffer.byteLength(body, 'utf8');
-    const frame = serializeRequest({
-      transactionId: this.newId(),
-      method: 'SEND',
-      toPath: msg.meta.fromPath.trim(),
-      fromPath: msg.meta.toPath.trim(),
-      headers: [
-        ['Message-ID', this.newId()],
-        ['Failure-Report', 'no'],
-        ['Success-Report', 'no'],
-        ['Byte-Range', `1-${length}/${length}`],
-      ],
-      contentType: 'message/cpim',
-      body,
-    });
     msg.flags |= bit;
     this.counters.injected[req.dialect][outcome]++;
     if (outcome === 'delivered' && this.dedupe) this.delivered.remember(msg.sessionKey, req.messageId, now);

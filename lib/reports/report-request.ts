@@ -61,8 +61,16 @@ function mimeToken(value: string | undefined): string {
  * types with `notification`, `confirm` or `render`; null for an instant message.
  */
 export function reportPayloadKind(head: CpimHead): ReportPayloadKind | null {
-  const type = mimeToken(head.contentHeader('Content-Type'));
-  const disposition = mimeToken(head.contentHeader('Content-Disposition'));
+  return payloadKind(head.contentHeader('Content-Type'), head.contentHeader('Content-Disposition'));
+}
+
+/** {@link reportPayloadKind} from the values of the first Content-Type and Content-Disposition. */
+export function payloadKind(
+  contentType: string | undefined,
+  contentDisposition: string | undefined,
+): ReportPayloadKind | null {
+  const type = mimeToken(contentType);
+  const disposition = mimeToken(contentDisposition);
   // RFC 5438 §9 / digest §5.8 #11: message/imdn+xml without the notification disposition is an IM.
   if (type === 'message/imdn+xml') return disposition === 'notification' ? 'imdn' : null;
   if (type === 'multipart/mixed') return disposition === 'notification' ? 'aggregate' : null;
@@ -120,6 +128,51 @@ function first(head: CpimHead, namespaces: string[], local: string): CpimHeader 
 }
 
 /**
+ * The header values a report request is made of, each as {@link detectReportRequest} reads it; the CPIM
+ * head parser and the lean scanner of report-scan.ts both fill it, {@link requestFrom} decides.
+ */
+export interface RequestParts {
+  /** Decoded `Disposition-Notification` values: the RFC 5438 namespace's, the draft's, the unprefixed, each in wire order. */
+  notifications: string[];
+  /** Decoded `Receipt-Request` values, then `Request-Receipt` values, in wire order. */
+  receipts: string[];
+  /** Decoded value of the first `Message-ID` found in the RFC 5438, draft, core namespaces in that order. */
+  messageId: string | undefined;
+  /** Decoded value of the first core `DateTime`. */
+  dateTime: string | undefined;
+  /** Wire form of the first core `From`, the first core `To`, the first `Original-To` (RFC 5438, then draft). */
+  from: string | undefined;
+  to: string | undefined;
+  originalTo: string | undefined;
+  /** Wire forms of the RFC 5438 `IMDN-Record-Route` headers in order. */
+  recordRoutes: string[];
+}
+
+/**
+ * Decides the request from its header values: any `Disposition-Notification` answers in RFC 5438 form,
+ * `Receipt-Request` / `Request-Receipt` alone in the draft's form; null without a known kind or a message id.
+ */
+export function requestFrom(parts: RequestParts): ReportRequest | null {
+  const kinds = new Set<ReportKind>();
+  for (const value of parts.notifications) addKinds(value, kinds);
+  for (const value of parts.receipts) addKinds(value, kinds);
+  if (kinds.size === 0) return null;
+  const messageId = parts.messageId?.trim() ?? '';
+  if (messageId === '') return null;
+  const req: ReportRequest = {
+    dialect: parts.notifications.length > 0 ? 'imdn' : 'legacy',
+    kinds,
+    messageId,
+    recordRoutes: parts.recordRoutes,
+  };
+  if (parts.dateTime !== undefined) req.dateTime = parts.dateTime;
+  if (parts.from !== undefined) req.from = parts.from;
+  if (parts.to !== undefined) req.to = parts.to;
+  if (parts.originalTo !== undefined) req.originalTo = parts.originalTo;
+  return req;
+}
+
+/**
  * Detects the reports an IM requested; null when it requested none, when it has no message identifier to
  * correlate a report with, or when it is itself a report (RFC 5438 §§6.2, 7.2.1: never an IMDN for an IMDN).
  * The dialect follows the request header: any `Disposition-Notification` form answers in RFC 5438 form,
@@ -128,46 +181,32 @@ function first(head: CpimHead, namespaces: string[], local: string): CpimHeader 
  */
 export function detectReportRequest(head: CpimHead, knownNotReport = false): ReportRequest | null {
   if (!knownNotReport && isImdnMessage(head)) return null;
-  const kinds = new Set<ReportKind>();
-  let dialect: 'imdn' | 'legacy' | null = null;
   // RFC 5438 §6.1: servers MUST accept any prefix bound to the URN; CpimHead matches on the URN.
   // Digest §6.4: also urn:ietf:params:cpim-headers:imdn and the unprefixed (core namespace) form.
+  const notifications: string[] = [];
+  for (const ns of REQUEST_NAMESPACES) values(head, ns, 'Disposition-Notification', notifications, false);
+  const receipts: string[] = [];
+  for (const name of LEGACY_REQUEST_NAMES) values(head, CPIM_CORE_NS, name, receipts, false);
+  if (notifications.length === 0 && receipts.length === 0) return null;
+  return requestFrom({
+    notifications,
+    receipts,
+    messageId: first(head, REQUEST_NAMESPACES, 'Message-ID')?.value,
+    dateTime: head.get(CPIM_CORE_NS, 'DateTime')?.value,
+    from: head.get(CPIM_CORE_NS, 'From')?.rawValue,
+    to: head.get(CPIM_CORE_NS, 'To')?.rawValue,
+    originalTo: first(head, ORIGINAL_TO_NAMESPACES, 'Original-To')?.rawValue,
+    recordRoutes: values(head, IMDN_HEADER_NS, 'IMDN-Record-Route', [], true),
+  });
+}
+
+/** Appends the (wire-form when `raw`) values of every header `local` in namespace `ns` to `out`. */
+function values(head: CpimHead, ns: string, local: string, out: string[], raw: boolean): string[] {
   const headers = head.headers;
-  for (const ns of REQUEST_NAMESPACES) {
-    const name = 'Disposition-Notification';
-    for (let i = head.indexOf(ns, name); i !== -1; i = head.indexOf(ns, name, i + 1)) {
-      dialect = 'imdn';
-      addKinds(headers[i]!.value, kinds);
-    }
+  for (let i = head.indexOf(ns, local); i !== -1; i = head.indexOf(ns, local, i + 1)) {
+    out.push(raw ? headers[i]!.rawValue : headers[i]!.value);
   }
-  for (const name of LEGACY_REQUEST_NAMES) {
-    for (let i = head.indexOf(CPIM_CORE_NS, name); i !== -1; i = head.indexOf(CPIM_CORE_NS, name, i + 1)) {
-      dialect ??= 'legacy';
-      addKinds(headers[i]!.value, kinds);
-    }
-  }
-  if (dialect === null || kinds.size === 0) return null;
-  const id = first(head, REQUEST_NAMESPACES, 'Message-ID');
-  const messageId = id?.value.trim() ?? '';
-  if (messageId === '') return null;
-  const req: ReportRequest = { dialect, kinds, messageId, recordRoutes: [] };
-  const dateTime = head.get(CPIM_CORE_NS, 'DateTime');
-  if (dateTime !== undefined) req.dateTime = dateTime.value;
-  const from = head.get(CPIM_CORE_NS, 'From');
-  if (from !== undefined) req.from = from.rawValue;
-  const to = head.get(CPIM_CORE_NS, 'To');
-  if (to !== undefined) req.to = to.rawValue;
-  const originalTo = first(head, ORIGINAL_TO_NAMESPACES, 'Original-To');
-  if (originalTo !== undefined) req.originalTo = originalTo.rawValue;
-  const route = 'IMDN-Record-Route';
-  for (
-    let i = head.indexOf(IMDN_HEADER_NS, route);
-    i !== -1;
-    i = head.indexOf(IMDN_HEADER_NS, route, i + 1)
-  ) {
-    req.recordRoutes.push(headers[i]!.rawValue);
-  }
-  return req;
+  return out;
 }
 
 /**

@@ -1,5 +1,9 @@
 import { expect } from 'chai';
-import { equalsIgnoringAsciiCase, startsWithIgnoringAsciiCase } from '../../lib/msrp/ascii.js';
+import {
+  bytesEqualIgnoringAsciiCase,
+  equalsIgnoringAsciiCase,
+  startsWithIgnoringAsciiCase,
+} from '../../lib/msrp/ascii.js';
 
 describe('ASCII case-insensitive comparison', () => {
   it('folds ASCII letters only', () => {
@@ -29,5 +33,13 @@ describe('ASCII case-insensitive comparison', () => {
     expect(startsWithIgnoringAsciiCase('CONTENT-Disposition', 'content-')).to.equal(true);
     expect(startsWithIgnoringAsciiCase('Content', 'content-')).to.equal(false);
     expect(startsWithIgnoringAsciiCase('Contents-x', 'content-')).to.equal(false);
+  });
+
+  it('compares octets of a buffer with a string case-insensitively', () => {
+    const buf = Buffer.from('x.MESSAGE-id: y');
+    expect(bytesEqualIgnoringAsciiCase(buf, 2, 12, 'Message-ID')).to.equal(true);
+    expect(bytesEqualIgnoringAsciiCase(buf, 2, 11, 'Message-ID')).to.equal(false);
+    expect(bytesEqualIgnoringAsciiCase(buf, 0, 1, 'X')).to.equal(true);
+    expect(bytesEqualIgnoringAsciiCase(Buffer.from('@['), 0, 2, '`{')).to.equal(false);
   });
 });

@@ -1,0 +1,260 @@
+/**
+ * The SEND the relay injects as a report (DESIGN.md "The injected SEND"), built two ways that give the same
+ * octets. {@link reportFrame} writes it from scratch: the CPIM report text, then the MSRP frame around it.
+ * {@link ReportFrames} keeps, per recipient session, that same frame cut around its per-message parts —
+ * transaction id, Message-ID, Byte-Range, DateTime, the report's imdn.Message-ID and the IM's message-id and
+ * datetime it echoes — so the next report of the session is one buffer filled from constant bytes and a few
+ * short ASCII values. A template is made by {@link reportFrame} itself, fed random marker values that are then
+ * found and cut out: the two ways cannot drift apart.
+ *
+ * ```
+ *  first report of a session:  reportFrame(markers) ─► find markers ─► constant bytes + slots ─► cache
+ *  every report:               cache hit, same paths/From/To/routes/outcome ─► fill slots ─► Buffer
+ *                              anything else (non-ASCII or XML-special echo) ─► reportFrame
+ * ```
+ */
+import type { MsrpError } from '../errors.js';
+import { frameTail, randomId, serializeRequest } from '../msrp/serializer.js';
+import { cpimDateTime, deliveryReportText } from './imdn.js';
+import type { ReportRequest } from './report-request.js';
+
+/** What a report says: the outcome of the IM it is about. */
+export type ReportOutcomeKind = 'delivered' | 'failed' | 'processed';
+
+/** Everything a report depends on besides the clock and its fresh identifiers. */
+export interface ReportFrameInput {
+  req: ReportRequest;
+  outcome: ReportOutcomeKind;
+  /** The recipient's failure code of a `failed` report (legacy `<status>`). */
+  failureCode?: number;
+  /** The report's To-Path: the IM's From-Path as it reached this relay, trimmed. */
+  toPath: string;
+  /** The report's From-Path: the IM's To-Path as it reached this relay, trimmed. */
+  fromPath: string;
+}
+
+/**
+ * The injected SEND from scratch. Identifiers are drawn from `newId` in a fixed order: the report's
+ * imdn.Message-ID, the transaction id, the MSRP Message-ID. Throws an `MsrpError` when the IM lacks what
+ * the report must echo, or echoes a value XML cannot carry.
+ */
+export function reportFrame(input: ReportFrameInput, now: number, newId: () => string): Buffer {
+  return frame(input, now, newId, undefined, undefined);
+}
+
+function frame(
+  input: ReportFrameInput,
+  now: number,
+  newId: () => string,
+  dateTimeText: string | undefined,
+  byteRange: string | undefined,
+): Buffer {
+  const body = deliveryReportText(input.req, input.outcome, {
+    now: new Date(now),
+    messageId: newId(),
+    failureCode: input.failureCode,
+    dateTimeText,
+  });
+  const transactionId = newId();
+  const length = Buffer.byteLength(body, 'utf8');
+  return serializeRequest({
+    transactionId,
+    method: 'SEND',
+    toPath: input.toPath,
+    fromPath: input.fromPath,
+    headers: [
+      ['Message-ID', newId()],
+      ['Failure-Report', 'no'],
+      ['Success-Report', 'no'],
+      ['Byte-Range', byteRange ?? `1-${length}/${length}`],
+    ],
+    contentType: 'message/cpim',
+    body,
+  });
+}
+
+/** The per-message parts of a report, as template slots. */
+const IMDN_ID = 0;
+const TRANSACTION_ID = 1;
+const MESSAGE_ID = 2;
+const BYTE_RANGE = 3;
+const DATE_TIME = 4;
+const IM_MESSAGE_ID = 5;
+const IM_DATE_TIME = 6;
+const SLOTS = 7;
+
+/**
+ * True when `s` is written as it is in every place a report echoes it (CPIM value, XML text, MSRP head)
+ * and is one byte per character: printable ASCII without `&`, `<`, `>`. A value with a line end could make
+ * the body hold an end-line; one with anything else goes the scratch way.
+ */
+function plain(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x26 || c === 0x3c || c === 0x3e) return false;
+  }
+  return true;
+}
+
+/** One session's report frame with its per-message parts cut out. */
+class ReportTemplate {
+  /** The constant octets, end to end. */
+  private readonly bytes: Buffer;
+  /** Offset in `bytes` before which each slot is filled, in order. */
+  private readonly cuts: number[];
+  /** The slot filled at each cut. */
+  private readonly slots: number[];
+  /** Whether each cut lies in the body (its value counts in Byte-Range). */
+  private readonly inBody: boolean[];
+  /** Constant octets of the body. */
+  private readonly bodyBytes: number;
+  private readonly values: string[] = new Array<string>(SLOTS).fill('');
+
+  private constructor(
+    readonly input: ReportFrameInput,
+    bytes: Buffer,
+    cuts: number[],
+    slots: number[],
+    inBody: boolean[],
+    bodyBytes: number,
+  ) {
+    this.bytes = bytes;
+    this.cuts = cuts;
+    this.slots = slots;
+    this.inBody = inBody;
+    this.bodyBytes = bodyBytes;
+  }
+
+  /** The template of `input`'s reports; null when the scratch builder refuses them. */
+  static make(input: ReportFrameInput): ReportTemplate | null {
+    const markers: string[] = [];
+    for (let i = 0; i < SLOTS; i++) markers.push(randomId(24));
+    const req: ReportRequest = { ...input.req, messageId: markers[IM_MESSAGE_ID]! };
+    if (req.dateTime !== undefined) req.dateTime = markers[IM_DATE_TIME]!;
+    let ids = 0;
+    const order = [IMDN_ID, TRANSACTION_ID, MESSAGE_ID];
+    let whole: Buffer;
+    try {
+      whole = frame(
+        { ...input, req },
+        0,
+        () => markers[order[ids++]!]!,
+        markers[DATE_TIME],
+        markers[BYTE_RANGE],
+      );
+    } catch (err) {
+      if ((err as MsrpError).code === undefined) throw err;
+      return null;
+    }
+    const found: Array<[at: number, slot: number]> = [];
+    markers.forEach((marker, slot) => {
+      for (let at = whole.indexOf(marker); at !== -1; at = whole.indexOf(marker, at + marker.length)) {
+        found.push([at, slot]);
+      }
+    });
+    found.sort((a, b) => a[0] - b[0]);
+    // serializeRequest: the head up to its blank line, the body, then the frame's tail (CRLF, end-line).
+    const bodyStart = whole.indexOf('\r\n\r\n') + 4;
+    const bodyEnd = whole.length - frameTail(markers[TRANSACTION_ID]!, '$', true).length;
+    const parts: Buffer[] = [];
+    const cuts: number[] = [];
+    const slots: number[] = [];
+    const inBody: boolean[] = [];
+    let from = 0;
+    let kept = 0;
+    let bodyBytes = bodyEnd - bodyStart;
+    for (const [at, slot] of found) {
+      parts.push(whole.subarray(from, at));
+      kept += at - from;
+      cuts.push(kept);
+      slots.push(slot);
+      const body = at >= bodyStart && at < bodyEnd;
+      inBody.push(body);
+      if (body) bodyBytes -= markers[slot]!.length;
+      from = at + markers[slot]!.length;
+    }
+    parts.push(whole.subarray(from));
+    return new ReportTemplate(input, Buffer.concat(parts), cuts, slots, inBody, bodyBytes);
+  }
+
+  /** True when `input` gives reports of the same constant octets. */
+  fits(input: ReportFrameInput): boolean {
+    const a = this.input;
+    const r = a.req;
+    const s = input.req;
+    if (
+      a.outcome !== input.outcome ||
+      a.failureCode !== input.failureCode ||
+      a.toPath !== input.toPath ||
+      a.fromPath !== input.fromPath ||
+      r.dialect !== s.dialect ||
+      r.from !== s.from ||
+      r.to !== s.to ||
+      r.originalTo !== s.originalTo ||
+      (r.dateTime === undefined) !== (s.dateTime === undefined) ||
+      r.recordRoutes.length !== s.recordRoutes.length
+    ) {
+      return false;
+    }
+    for (let i = 0; i < r.recordRoutes.length; i++) if (r.recordRoutes[i] !== s.recordRoutes[i]) return false;
+    return true;
+  }
+
+  /** The report for `req` (which {@link fits} and whose echoed values are {@link plain}). */
+  render(req: ReportRequest, now: number, newId: () => string): Buffer {
+    const v = this.values;
+    v[IMDN_ID] = newId();
+    v[TRANSACTION_ID] = newId();
+    v[MESSAGE_ID] = newId();
+    v[DATE_TIME] = cpimDateTime(now);
+    v[IM_MESSAGE_ID] = req.messageId;
+    v[IM_DATE_TIME] = req.dateTime ?? '';
+    v[BYTE_RANGE] = '';
+    const { cuts, slots, inBody, bytes } = this;
+    let body = this.bodyBytes;
+    for (let k = 0; k < slots.length; k++) if (inBody[k]) body += v[slots[k]!]!.length;
+    v[BYTE_RANGE] = `1-${body}/${body}`;
+    let total = bytes.length;
+    for (let k = 0; k < slots.length; k++) total += v[slots[k]!]!.length;
+    const out = Buffer.allocUnsafe(total);
+    let at = 0;
+    let from = 0;
+    for (let k = 0; k < slots.length; k++) {
+      at += bytes.copy(out, at, from, cuts[k]);
+      from = cuts[k]!;
+      at += out.write(v[slots[k]!]!, at, 'latin1');
+    }
+    bytes.copy(out, at, from);
+    return out;
+  }
+}
+
+/**
+ * Report frames by recipient session: a template per session, remade when a report of that session
+ * differs in a constant part, all dropped when `max` sessions are held. {@link build} gives the same
+ * octets as {@link reportFrame} (spec/reports/report-frame.spec.ts compares them).
+ */
+export class ReportFrames {
+  private readonly templates = new Map<string, ReportTemplate>();
+
+  constructor(private readonly max: number) {}
+
+  /** The report of `input` in session `sessionKey`; throws as {@link reportFrame} does. */
+  build(sessionKey: string, input: ReportFrameInput, now: number, newId: () => string): Buffer {
+    const req = input.req;
+    // Only what the template writes as it is: the scratch builder escapes, refuses or re-draws the rest.
+    if (!plain(req.messageId) || (req.dateTime !== undefined && !plain(req.dateTime))) {
+      return reportFrame(input, now, newId);
+    }
+    let t = this.templates.get(sessionKey);
+    if (t === undefined || !t.fits(input)) {
+      // A request the scratch builder refuses has no template: it is refused (and counted) each time.
+      const made = ReportTemplate.make(input);
+      if (made === null) return reportFrame(input, now, newId);
+      if (t === undefined && this.templates.size >= this.max) this.templates.clear();
+      this.templates.set(sessionKey, made);
+      t = made;
+    }
+    return t.render(req, now, newId);
+  }
+}

@@ -1,0 +1,273 @@
+/**
+ * The relay's quick look at a CPIM head (DESIGN.md "Report policy"): is this message a report, and what
+ * did it request? It reads the octets in place and makes a string only of the few values a request is
+ * made of, where `detectReportRequest(parseCpimHead(head, { lenient: true }))` builds an object per header.
+ * It takes the plain heads nearly every endpoint writes — ASCII, CRLF line ends, `[prefix.]Name: value`
+ * lines without parameters or folding, `NS` values without escapes — and answers `'fallback'` for
+ * anything else, which the caller then gives to the full parser. On what it takes it answers exactly as the
+ * full parser and {@link detectReportRequest} do (spec/reports/report-scan.spec.ts compares them).
+ */
+import { isAscii } from 'node:buffer';
+import { CR, LF } from '../constants.js';
+import { bytesEqualIgnoringAsciiCase } from '../msrp/ascii.js';
+import { CPIM_CORE_NS } from './cpim.js';
+import {
+  IMDN_DRAFT_HEADER_NS,
+  IMDN_HEADER_NS,
+  payloadKind,
+  requestFrom,
+  type ReportRequest,
+} from './report-request.js';
+
+/**
+ * What {@link scanReportHead} found: the request (null when none), `'report'` for a message that is itself
+ * a report, `'incomplete'` while the head is not all there, `'fallback'` for a head it leaves to the parser.
+ */
+export type HeadScan = ReportRequest | null | 'report' | 'incomplete' | 'fallback';
+
+/** The namespaces a header name can resolve to, as far as report requests care. */
+const OTHER = 0;
+const IMDN = 1;
+const DRAFT = 2;
+const CORE = 3;
+/** No namespace: a prefix no NS line declared (RFC 3862 §3.4). */
+const UNBOUND = -1;
+
+const HTAB = 0x09;
+const SP = 0x20;
+const DOT = 0x2e;
+const COLON = 0x3a;
+const SEMI = 0x3b;
+const LT = 0x3c;
+const GT = 0x3e;
+const HASH = 0x23;
+const BACKSLASH = 0x5c;
+
+/** RFC 3862 §3.6 NAMECHAR, by octet. */
+const NAMECHAR = new Uint8Array(128);
+for (const c of "!#$%&'*+-^_`|~") NAMECHAR[c.charCodeAt(0)] = 1;
+for (let c = 0x30; c <= 0x39; c++) NAMECHAR[c] = 1;
+for (let c = 0x41; c <= 0x5a; c++) NAMECHAR[c] = NAMECHAR[c + 0x20] = 1;
+
+/** True for the ASCII octets JavaScript's `trim()` removes. */
+function isTrimmed(c: number): boolean {
+  return c === SP || (c >= HTAB && c <= CR);
+}
+
+/** The namespace class of the URI `buf[start..end)`, compared as the lenient parser does (ASCII case). */
+function uriClass(buf: Buffer, start: number, end: number): number {
+  if (bytesEqualIgnoringAsciiCase(buf, start, end, IMDN_HEADER_NS)) return IMDN;
+  if (bytesEqualIgnoringAsciiCase(buf, start, end, IMDN_DRAFT_HEADER_NS)) return DRAFT;
+  if (bytesEqualIgnoringAsciiCase(buf, start, end, CPIM_CORE_NS)) return CORE;
+  return OTHER;
+}
+
+/** The lean scan's state: namespace bindings in force and the values found so far. */
+class Scan {
+  defaultNs = CORE;
+  /** Declared prefixes, lower-cased, and their classes; a later declaration of a prefix wins. */
+  prefixes: string[] = [];
+  prefixClasses: number[] = [];
+  notifications: [string[], string[], string[]] = [[], [], []];
+  receiptRequests: string[] = [];
+  requestReceipts: string[] = [];
+  messageIds: Array<string | undefined> = [undefined, undefined, undefined];
+  originalTos: Array<string | undefined> = [undefined, undefined];
+  dateTime: string | undefined;
+  from: string | undefined;
+  to: string | undefined;
+  recordRoutes: string[] = [];
+  contentType: string | undefined;
+  contentDisposition: string | undefined;
+
+  constructor(readonly buf: Buffer) {}
+
+  /** The class a prefix `buf[start..end)` is bound to. */
+  prefixClass(start: number, end: number): number {
+    for (let i = this.prefixes.length - 1; i >= 0; i--) {
+      if (bytesEqualIgnoringAsciiCase(this.buf, start, end, this.prefixes[i]!)) return this.prefixClasses[i]!;
+    }
+    return UNBOUND;
+  }
+
+  /**
+   * Reads `NS: [prefix] <URI>` from its trimmed value `[start, end)` as the lenient parser's `NS_LENIENT_RE`
+   * does; false (fall back) when the value has an escape, since the parser reads the decoded value. A value
+   * of another shape binds nothing.
+   */
+  declare(start: number, end: number): boolean {
+    const buf = this.buf;
+    if (hasEscape(buf, start, end)) return false;
+    let i = start;
+    while (i < end && NAMECHAR[buf[i]!] === 1) i++;
+    const prefixEnd = i;
+    if (prefixEnd > start) while (i < end && (buf[i] === SP || buf[i] === HTAB)) i++;
+    if (end - i < 3 || buf[i] !== LT || buf[end - 1] !== GT) return true;
+    for (let j = i + 1; j < end - 1; j++) {
+      const c = buf[j]!;
+      if (c === LT || c === GT || c === HASH || isTrimmed(c)) return true;
+    }
+    const cls = uriClass(buf, i + 1, end - 1);
+    if (prefixEnd === start) {
+      this.defaultNs = cls;
+    } else {
+      this.prefixes.push(buf.toString('latin1', start, prefixEnd).toLowerCase());
+      this.prefixClasses.push(cls);
+    }
+    return true;
+  }
+}
+
+/**
+ * Scans the head of a message/cpim body (its first octets, `buf`) for a report request; see the module
+ * comment and {@link HeadScan}.
+ */
+export function scanReportHead(buf: Buffer): HeadScan {
+  // The two blank lines, as the lenient parser finds them; any CR but the one of a CRLF is left to it.
+  let pos = 0;
+  let blank = 0;
+  let messageEnd = -1;
+  while (blank < 2) {
+    const lf = buf.indexOf(LF, pos);
+    if (lf === -1) return 'incomplete';
+    if (lf === pos || buf[lf - 1] !== CR) return 'fallback';
+    const cr = buf.indexOf(CR, pos);
+    if (cr !== lf - 1) return 'fallback';
+    if (lf - 1 === pos) {
+      blank++;
+      if (blank === 1) messageEnd = pos;
+    }
+    pos = lf + 1;
+  }
+  const bodyOffset = pos;
+  if (!isAscii(buf.subarray(0, bodyOffset))) return 'fallback';
+  const scan = new Scan(buf);
+  for (let start = 0; start < messageEnd;) {
+    const end = buf.indexOf(CR, start);
+    if (!messageHeader(scan, start, end)) return 'fallback';
+    start = end + 2;
+  }
+  for (let start = messageEnd + 2; start < bodyOffset - 2;) {
+    const end = buf.indexOf(CR, start);
+    if (!contentHeader(scan, start, end)) return 'fallback';
+    start = end + 2;
+  }
+  if (payloadKind(scan.contentType, scan.contentDisposition) !== null) return 'report';
+  const [imdn, draft, core] = scan.notifications;
+  const notifications = imdn.concat(draft, core);
+  const receipts = scan.receiptRequests.concat(scan.requestReceipts);
+  if (notifications.length === 0 && receipts.length === 0) return null;
+  const [idImdn, idDraft, idCore] = scan.messageIds;
+  return requestFrom({
+    notifications,
+    receipts,
+    messageId: idImdn ?? idDraft ?? idCore,
+    dateTime: scan.dateTime,
+    from: scan.from,
+    to: scan.to,
+    originalTo: scan.originalTos[0] ?? scan.originalTos[1],
+    recordRoutes: scan.recordRoutes,
+  });
+}
+
+/** Reads one message header line `[start, end)`; false to fall back. */
+function messageHeader(scan: Scan, start: number, end: number): boolean {
+  const buf = scan.buf;
+  // `[prefix.]Name` of NAMECHARs, then the colon: anything else (white space, folding) is the parser's.
+  let dot = -1;
+  let i = start;
+  for (; i < end; i++) {
+    const c = buf[i]!;
+    if (c === COLON) break;
+    if (c === DOT && dot === -1) dot = i;
+    else if (NAMECHAR[c] !== 1) return false;
+  }
+  const colon = i;
+  if (colon === end || colon === start || dot === start || dot === colon - 1) return false;
+  if (buf[colon + 1] === SEMI) return false; // parameters
+  let vs = colon + 1;
+  let ve = end;
+  while (vs < ve && isTrimmed(buf[vs]!)) vs++;
+  while (ve > vs && isTrimmed(buf[ve - 1]!)) ve--;
+  const ns = dot === -1 ? scan.defaultNs : scan.prefixClass(start, dot);
+  if (ns === UNBOUND || ns === OTHER) return true;
+  const ls = dot === -1 ? start : dot + 1;
+  // Only the names a request is made of (the length check comes first in the comparison).
+  const is = (name: string): boolean => bytesEqualIgnoringAsciiCase(buf, ls, colon, name);
+  if (is('Disposition-Notification')) {
+    const v = decodedValue(buf, vs, ve);
+    if (v === undefined) return false;
+    scan.notifications[ns - 1]!.push(v);
+  } else if (is('Message-ID')) {
+    if (scan.messageIds[ns - 1] === undefined) {
+      const v = decodedValue(buf, vs, ve);
+      if (v === undefined) return false;
+      scan.messageIds[ns - 1] = v;
+    }
+  } else if (ns === CORE) {
+    if (is('NS')) return scan.declare(vs, ve);
+    if (is('From')) scan.from ??= buf.toString('latin1', vs, ve);
+    else if (is('To')) scan.to ??= buf.toString('latin1', vs, ve);
+    else if (is('DateTime')) {
+      if (scan.dateTime === undefined) {
+        const v = decodedValue(buf, vs, ve);
+        if (v === undefined) return false;
+        scan.dateTime = v;
+      }
+    } else {
+      const list = is('Receipt-Request')
+        ? scan.receiptRequests
+        : is('Request-Receipt')
+          ? scan.requestReceipts
+          : null;
+      if (list !== null) {
+        const v = decodedValue(buf, vs, ve);
+        if (v === undefined) return false;
+        list.push(v);
+      }
+    }
+  } else if (is('Original-To')) {
+    scan.originalTos[ns - 1] ??= buf.toString('latin1', vs, ve);
+  } else if (ns === IMDN && is('IMDN-Record-Route')) {
+    scan.recordRoutes.push(buf.toString('latin1', vs, ve));
+  }
+  return true;
+}
+
+/**
+ * The value `buf[start..end)` as the parser decodes it; undefined when it holds an escape (the decoded
+ * value differs from the wire form: left to the parser).
+ */
+function decodedValue(buf: Buffer, start: number, end: number): string | undefined {
+  return hasEscape(buf, start, end) ? undefined : buf.toString('latin1', start, end);
+}
+
+/** True when `buf[start..end)` holds a backslash. */
+function hasEscape(buf: Buffer, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (buf[i] === BACKSLASH) return true;
+  return false;
+}
+
+/** Reads one MIME header line `[start, end)`; false to fall back (folding, no valid name). */
+function contentHeader(scan: Scan, start: number, end: number): boolean {
+  const buf = scan.buf;
+  if (buf[start] === SP || buf[start] === HTAB) return false;
+  const colon = buf.indexOf(COLON, start);
+  if (colon === -1 || colon >= end) return false;
+  let ns = start;
+  let ne = colon;
+  while (ns < ne && isTrimmed(buf[ns]!)) ns++;
+  while (ne > ns && isTrimmed(buf[ne - 1]!)) ne--;
+  if (ne === ns) return false;
+  for (let i = ns; i < ne; i++) if (buf[i]! <= SP || buf[i]! > 0x7e) return false;
+  const value = (): string => buf.toString('latin1', colon + 1, end).trim();
+  if (scan.contentType === undefined && bytesEqualIgnoringAsciiCase(buf, ns, ne, 'Content-Type')) {
+    scan.contentType = value();
+  } else if (
+    scan.contentDisposition === undefined &&
+    bytesEqualIgnoringAsciiCase(buf, ns, ne, 'Content-Disposition')
+  ) {
+    scan.contentDisposition = value();
+  }
+  return true;
+}
