@@ -62,21 +62,27 @@ function uriClass(buf: Buffer, start: number, end: number): number {
   return OTHER;
 }
 
-/** The lean scan's state: namespace bindings in force and the values found so far. */
+/** The lean scan's state: namespace bindings in force and the values found so far (fields, not arrays). */
 class Scan {
   defaultNs = CORE;
-  /** Declared prefixes, lower-cased, and their classes; a later declaration of a prefix wins. */
-  prefixes: string[] = [];
-  prefixClasses: number[] = [];
-  notifications: [string[], string[], string[]] = [[], [], []];
-  receiptRequests: string[] = [];
-  requestReceipts: string[] = [];
-  messageIds: Array<string | undefined> = [undefined, undefined, undefined];
-  originalTos: Array<string | undefined> = [undefined, undefined];
+  /** Declared prefixes as `[start, end, class]` offsets into the head; a later declaration wins. */
+  prefixes: number[] | null = null;
+  /** Disposition-Notification values by namespace, Receipt-Request and Request-Receipt values. */
+  dnImdn: string[] | null = null;
+  dnDraft: string[] | null = null;
+  dnCore: string[] | null = null;
+  receiptRequests: string[] | null = null;
+  requestReceipts: string[] | null = null;
+  /** The first Message-ID of each namespace, the first Original-To of the two IMDN namespaces. */
+  idImdn: string | undefined;
+  idDraft: string | undefined;
+  idCore: string | undefined;
+  originalToImdn: string | undefined;
+  originalToDraft: string | undefined;
   dateTime: string | undefined;
   from: string | undefined;
   to: string | undefined;
-  recordRoutes: string[] = [];
+  recordRoutes: string[] | null = null;
   contentType: string | undefined;
   contentDisposition: string | undefined;
 
@@ -84,8 +90,10 @@ class Scan {
 
   /** The class a prefix `buf[start..end)` is bound to. */
   prefixClass(start: number, end: number): number {
-    for (let i = this.prefixes.length - 1; i >= 0; i--) {
-      if (bytesEqualIgnoringAsciiCase(this.buf, start, end, this.prefixes[i]!)) return this.prefixClasses[i]!;
+    const p = this.prefixes;
+    if (p === null) return UNBOUND;
+    for (let i = p.length - 3; i >= 0; i -= 3) {
+      if (sameIgnoringAsciiCase(this.buf, start, end, p[i]!, p[i + 1]!)) return p[i + 2]!;
     }
     return UNBOUND;
   }
@@ -111,8 +119,7 @@ class Scan {
     if (prefixEnd === start) {
       this.defaultNs = cls;
     } else {
-      this.prefixes.push(buf.toString('latin1', start, prefixEnd).toLowerCase());
-      this.prefixClasses.push(cls);
+      (this.prefixes ??= []).push(start, prefixEnd, cls);
     }
     return true;
   }
@@ -153,21 +160,36 @@ export function scanReportHead(buf: Buffer): HeadScan {
     start = end + 2;
   }
   if (payloadKind(scan.contentType, scan.contentDisposition) !== null) return 'report';
-  const [imdn, draft, core] = scan.notifications;
-  const notifications = imdn.concat(draft, core);
-  const receipts = scan.receiptRequests.concat(scan.requestReceipts);
+  const notifications = joined(joined(joined([], scan.dnImdn), scan.dnDraft), scan.dnCore);
+  const receipts = joined(joined([], scan.receiptRequests), scan.requestReceipts);
   if (notifications.length === 0 && receipts.length === 0) return null;
-  const [idImdn, idDraft, idCore] = scan.messageIds;
   return requestFrom({
     notifications,
     receipts,
-    messageId: idImdn ?? idDraft ?? idCore,
+    messageId: scan.idImdn ?? scan.idDraft ?? scan.idCore,
     dateTime: scan.dateTime,
     from: scan.from,
     to: scan.to,
-    originalTo: scan.originalTos[0] ?? scan.originalTos[1],
-    recordRoutes: scan.recordRoutes,
+    originalTo: scan.originalToImdn ?? scan.originalToDraft,
+    recordRoutes: scan.recordRoutes ?? [],
   });
+}
+
+/** `out` with the values of `list` appended (the usual head has one request header). */
+function joined(out: string[], list: string[] | null): string[] {
+  if (list !== null) for (const v of list) out.push(v);
+  return out;
+}
+
+/** True when `buf[a..aEnd)` and `buf[b..bEnd)` are equal with ASCII letters compared case-insensitively. */
+function sameIgnoringAsciiCase(buf: Buffer, a: number, aEnd: number, b: number, bEnd: number): boolean {
+  if (aEnd - a !== bEnd - b) return false;
+  for (let i = 0; i < aEnd - a; i++) {
+    const x = buf[a + i]!;
+    const y = buf[b + i]!;
+    if (x !== y && ((x | 0x20) !== (y | 0x20) || (x | 0x20) < 0x61 || (x | 0x20) > 0x7a)) return false;
+  }
+  return true;
 }
 
 /** Reads one message header line `[start, end)`; false to fall back. */
@@ -192,44 +214,55 @@ function messageHeader(scan: Scan, start: number, end: number): boolean {
   const ns = dot === -1 ? scan.defaultNs : scan.prefixClass(start, dot);
   if (ns === UNBOUND || ns === OTHER) return true;
   const ls = dot === -1 ? start : dot + 1;
-  // Only the names a request is made of (the length check comes first in the comparison).
-  const is = (name: string): boolean => bytesEqualIgnoringAsciiCase(buf, ls, colon, name);
-  if (is('Disposition-Notification')) {
+  // Only the names a request is made of (each comparison checks the length first).
+  if (bytesEqualIgnoringAsciiCase(buf, ls, colon, 'Disposition-Notification')) {
     const v = decodedValue(buf, vs, ve);
     if (v === undefined) return false;
-    scan.notifications[ns - 1]!.push(v);
-  } else if (is('Message-ID')) {
-    if (scan.messageIds[ns - 1] === undefined) {
+    if (ns === IMDN) (scan.dnImdn ??= []).push(v);
+    else if (ns === DRAFT) (scan.dnDraft ??= []).push(v);
+    else (scan.dnCore ??= []).push(v);
+  } else if (bytesEqualIgnoringAsciiCase(buf, ls, colon, 'Message-ID')) {
+    const first = ns === IMDN ? scan.idImdn : ns === DRAFT ? scan.idDraft : scan.idCore;
+    if (first === undefined) {
       const v = decodedValue(buf, vs, ve);
       if (v === undefined) return false;
-      scan.messageIds[ns - 1] = v;
+      if (ns === IMDN) scan.idImdn = v;
+      else if (ns === DRAFT) scan.idDraft = v;
+      else scan.idCore = v;
     }
   } else if (ns === CORE) {
-    if (is('NS')) return scan.declare(vs, ve);
-    if (is('From')) scan.from ??= buf.toString('latin1', vs, ve);
-    else if (is('To')) scan.to ??= buf.toString('latin1', vs, ve);
-    else if (is('DateTime')) {
-      if (scan.dateTime === undefined) {
-        const v = decodedValue(buf, vs, ve);
-        if (v === undefined) return false;
-        scan.dateTime = v;
-      }
-    } else {
-      const list = is('Receipt-Request')
-        ? scan.receiptRequests
-        : is('Request-Receipt')
-          ? scan.requestReceipts
-          : null;
-      if (list !== null) {
-        const v = decodedValue(buf, vs, ve);
-        if (v === undefined) return false;
-        list.push(v);
-      }
+    return coreHeader(scan, ls, colon, vs, ve);
+  } else if (bytesEqualIgnoringAsciiCase(buf, ls, colon, 'Original-To')) {
+    if (ns === IMDN) scan.originalToImdn ??= buf.toString('latin1', vs, ve);
+    else scan.originalToDraft ??= buf.toString('latin1', vs, ve);
+  } else if (ns === IMDN && bytesEqualIgnoringAsciiCase(buf, ls, colon, 'IMDN-Record-Route')) {
+    (scan.recordRoutes ??= []).push(buf.toString('latin1', vs, ve));
+  }
+  return true;
+}
+
+/** A core-namespace header named `buf[ls..le)` with the trimmed value `[vs, ve)`; false to fall back. */
+function coreHeader(scan: Scan, ls: number, le: number, vs: number, ve: number): boolean {
+  const buf = scan.buf;
+  if (bytesEqualIgnoringAsciiCase(buf, ls, le, 'NS')) return scan.declare(vs, ve);
+  if (bytesEqualIgnoringAsciiCase(buf, ls, le, 'From')) {
+    scan.from ??= buf.toString('latin1', vs, ve);
+  } else if (bytesEqualIgnoringAsciiCase(buf, ls, le, 'To')) {
+    scan.to ??= buf.toString('latin1', vs, ve);
+  } else if (bytesEqualIgnoringAsciiCase(buf, ls, le, 'DateTime')) {
+    if (scan.dateTime === undefined) {
+      const v = decodedValue(buf, vs, ve);
+      if (v === undefined) return false;
+      scan.dateTime = v;
     }
-  } else if (is('Original-To')) {
-    scan.originalTos[ns - 1] ??= buf.toString('latin1', vs, ve);
-  } else if (ns === IMDN && is('IMDN-Record-Route')) {
-    scan.recordRoutes.push(buf.toString('latin1', vs, ve));
+  } else if (bytesEqualIgnoringAsciiCase(buf, ls, le, 'Receipt-Request')) {
+    const v = decodedValue(buf, vs, ve);
+    if (v === undefined) return false;
+    (scan.receiptRequests ??= []).push(v);
+  } else if (bytesEqualIgnoringAsciiCase(buf, ls, le, 'Request-Receipt')) {
+    const v = decodedValue(buf, vs, ve);
+    if (v === undefined) return false;
+    (scan.requestReceipts ??= []).push(v);
   }
   return true;
 }

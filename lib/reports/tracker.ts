@@ -33,24 +33,46 @@ import type { ReportRequest } from './report-request.js';
  * (the common case) extends the last interval in O(1).
  */
 export class IntervalSet {
-  /** Flat `[start0, end0, start1, end1, ...]`. */
-  private readonly r: number[] = [];
+  /**
+   * The only interval while there is at most one (every in-order message): no array. `hi < lo` when
+   * empty. Unused once {@link r} exists.
+   */
+  private lo = 1;
+  private hi = 0;
+  /** Flat `[start0, end0, start1, end1, ...]` once a second disjoint interval appears. */
+  private r: number[] | null = null;
 
   /** Number of disjoint intervals. */
   get count(): number {
-    return this.r.length >> 1;
+    return this.r === null ? (this.hi < this.lo ? 0 : 1) : this.r.length >> 1;
   }
 
   /** Octets in the set. */
   get octets(): number {
+    const r = this.r;
+    if (r === null) return this.hi < this.lo ? 0 : this.hi - this.lo + 1;
     let n = 0;
-    for (let i = 0; i < this.r.length; i += 2) n += this.r[i + 1]! - this.r[i]! + 1;
+    for (let i = 0; i < r.length; i += 2) n += r[i + 1]! - r[i]! + 1;
     return n;
   }
 
   /** Adds the octets `start..end` (inclusive); nothing when `end < start`. */
   add(start: number, end: number): void {
     if (end < start) return;
+    if (this.r === null) {
+      if (this.hi < this.lo) {
+        this.lo = start;
+        this.hi = end;
+        return;
+      }
+      if (start <= this.hi + 1 && end >= this.lo - 1) {
+        // Overlaps or touches the one interval.
+        if (start < this.lo) this.lo = start;
+        if (end > this.hi) this.hi = end;
+        return;
+      }
+      this.r = [this.lo, this.hi];
+    }
     const r = this.r;
     const n = r.length;
     // Fast paths for in-order octets: after every interval, or extending the last one.
@@ -78,6 +100,7 @@ export class IntervalSet {
   covers(start: number, end: number): boolean {
     if (end < start) return true;
     const r = this.r;
+    if (r === null) return this.lo <= start && this.hi >= end;
     for (let i = 0; i < r.length; i += 2) {
       if (r[i]! > start) return false;
       if (r[i + 1]! >= start) return r[i + 1]! >= end;
@@ -95,13 +118,17 @@ export class IntervalSet {
 
   /** The last octet of the run starting at octet 1, 0 when octet 1 is missing. */
   prefixEnd(): number {
-    return this.r.length > 0 && this.r[0] === 1 ? this.r[1]! : 0;
+    const r = this.r;
+    if (r === null) return this.lo === 1 && this.hi >= 1 ? this.hi : 0;
+    return r.length > 0 && r[0] === 1 ? r[1]! : 0;
   }
 
   /** The intervals as `[start, end]` pairs, in order. */
   toArray(): Array<[number, number]> {
+    const r = this.r;
+    if (r === null) return this.hi < this.lo ? [] : [[this.lo, this.hi]];
     const out: Array<[number, number]> = [];
-    for (let i = 0; i < this.r.length; i += 2) out.push([this.r[i]!, this.r[i + 1]!]);
+    for (let i = 0; i < r.length; i += 2) out.push([r[i]!, r[i + 1]!]);
     return out;
   }
 }
@@ -224,8 +251,16 @@ export class TrackedMessage<O, M> {
   /** @internal Blank lines seen (the head is complete at two). */
   headBlanks = 0;
 
-  constructor(sessionKey: string, messageId: string, owner: O, meta: M, headCap: number, now: number) {
-    this.key = sessionKey + ' ' + messageId;
+  constructor(
+    key: string,
+    sessionKey: string,
+    messageId: string,
+    owner: O,
+    meta: M,
+    headCap: number,
+    now: number,
+  ) {
+    this.key = key;
     this.sessionKey = sessionKey;
     this.messageId = messageId;
     this.owner = owner;
@@ -366,7 +401,7 @@ export class MessageTracker<O, M> {
         this.handler.onUntracked?.(owner, refused);
         return null;
       }
-      msg = new TrackedMessage(sessionKey, messageId, owner, meta, reserve, now);
+      msg = new TrackedMessage(key, sessionKey, messageId, owner, meta, reserve, now);
       msg.total = total;
       this.messages.set(key, msg);
       this.reservedHeadBytes += reserve;

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import fc from 'fast-check';
 import { parseByteRange } from '../../lib/msrp/headers.js';
 import {
   IntervalSet,
@@ -147,6 +148,36 @@ describe('IntervalSet', () => {
     expect(s.coversWith(1, 300, 101, 200)).to.equal(true);
     expect(s.coversWith(1, 300, 101, 199)).to.equal(false);
     expect(s.coversWith(1, 100, 500, 499)).to.equal(true);
+  });
+
+  it('agrees with a set of octets after any sequence of adds (fast-check)', () => {
+    const range = fc.tuple(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 0, max: 12 }));
+    fc.assert(
+      fc.property(fc.array(range, { maxLength: 12 }), fc.tuple(fc.nat(45), fc.nat(45)), (adds, [a, b]) => {
+        const s = new IntervalSet();
+        const model = new Set<number>();
+        for (const [start, len] of adds) {
+          s.add(start, start + len - 1);
+          for (let o = start; o < start + len; o++) model.add(o);
+        }
+        const sorted = [...model].sort((x, y) => x - y);
+        const runs: Array<[number, number]> = [];
+        for (const o of sorted) {
+          const last = runs[runs.length - 1];
+          if (last !== undefined && last[1] === o - 1) last[1] = o;
+          else runs.push([o, o]);
+        }
+        expect(s.toArray()).to.deep.equal(runs);
+        expect(s.count).to.equal(runs.length);
+        expect(s.octets).to.equal(model.size);
+        expect(s.prefixEnd()).to.equal(runs[0]?.[0] === 1 ? runs[0][1] : 0);
+        const [lo, hi] = a <= b ? [a, b] : [b, a];
+        let all = true;
+        for (let o = lo; o <= hi; o++) all &&= model.has(o);
+        expect(s.covers(lo, hi)).to.equal(all);
+      }),
+      { numRuns: 500, seed: 4975 },
+    );
   });
 
   it('handles octet numbers above 2^32 exactly', () => {
