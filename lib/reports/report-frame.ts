@@ -98,11 +98,11 @@ function plain(s: string): boolean {
 
 /** One session's report frame with its per-message parts cut out. */
 class ReportTemplate {
-  /** The constant octets, end to end. */
-  private readonly bytes: Buffer;
-  /** Offset in `bytes` before which each slot is filled, in order. */
-  private readonly cuts: number[];
-  /** The slot filled at each cut. */
+  /** The constant octets between the slots (views of one buffer): one more than {@link slots}. */
+  private readonly parts: Buffer[];
+  /** Their total length. */
+  private readonly constBytes: number;
+  /** The slot filled after each part, in order. */
   private readonly slots: number[];
   /** Whether each cut lies in the body (its value counts in Byte-Range). */
   private readonly inBody: boolean[];
@@ -118,8 +118,15 @@ class ReportTemplate {
     inBody: boolean[],
     bodyBytes: number,
   ) {
-    this.bytes = bytes;
-    this.cuts = cuts;
+    // Parts are written with TypedArray#set: Buffer#copy makes a view object per call.
+    this.parts = [];
+    let from = 0;
+    for (const cut of cuts) {
+      this.parts.push(bytes.subarray(from, cut));
+      from = cut;
+    }
+    this.parts.push(bytes.subarray(from));
+    this.constBytes = bytes.length;
     this.slots = slots;
     this.inBody = inBody;
     this.bodyBytes = bodyBytes;
@@ -210,21 +217,21 @@ class ReportTemplate {
     v[IM_MESSAGE_ID] = req.messageId;
     v[IM_DATE_TIME] = req.dateTime ?? '';
     v[BYTE_RANGE] = '';
-    const { cuts, slots, inBody, bytes } = this;
+    const { parts, slots, inBody } = this;
     let body = this.bodyBytes;
     for (let k = 0; k < slots.length; k++) if (inBody[k]) body += v[slots[k]!]!.length;
     v[BYTE_RANGE] = `1-${body}/${body}`;
-    let total = bytes.length;
+    let total = this.constBytes;
     for (let k = 0; k < slots.length; k++) total += v[slots[k]!]!.length;
     const out = Buffer.allocUnsafe(total);
     let at = 0;
-    let from = 0;
     for (let k = 0; k < slots.length; k++) {
-      at += bytes.copy(out, at, from, cuts[k]);
-      from = cuts[k]!;
+      const part = parts[k]!;
+      out.set(part, at);
+      at += part.length;
       at += out.write(v[slots[k]!]!, at, 'latin1');
     }
-    bytes.copy(out, at, from);
+    out.set(parts[slots.length]!, at);
     return out;
   }
 }

@@ -133,9 +133,9 @@ function first(head: CpimHead, namespaces: string[], local: string): CpimHeader 
  */
 export interface RequestParts {
   /** Decoded `Disposition-Notification` values: the RFC 5438 namespace's, the draft's, the unprefixed, each in wire order. */
-  notifications: string[];
+  notifications: readonly string[];
   /** Decoded `Receipt-Request` values, then `Request-Receipt` values, in wire order. */
-  receipts: string[];
+  receipts: readonly string[];
   /** Decoded value of the first `Message-ID` found in the RFC 5438, draft, core namespaces in that order. */
   messageId: string | undefined;
   /** Decoded value of the first core `DateTime`. */

@@ -119,7 +119,8 @@ class Scan {
     if (prefixEnd === start) {
       this.defaultNs = cls;
     } else {
-      (this.prefixes ??= []).push(start, prefixEnd, cls);
+      if (this.prefixes === null) this.prefixes = [start, prefixEnd, cls];
+      else this.prefixes.push(start, prefixEnd, cls);
     }
     return true;
   }
@@ -160,8 +161,8 @@ export function scanReportHead(buf: Buffer): HeadScan {
     start = end + 2;
   }
   if (payloadKind(scan.contentType, scan.contentDisposition) !== null) return 'report';
-  const notifications = joined(joined(joined([], scan.dnImdn), scan.dnDraft), scan.dnCore);
-  const receipts = joined(joined([], scan.receiptRequests), scan.requestReceipts);
+  const notifications = joined(joined(scan.dnImdn, scan.dnDraft), scan.dnCore);
+  const receipts = joined(scan.receiptRequests, scan.requestReceipts);
   if (notifications.length === 0 && receipts.length === 0) return null;
   return requestFrom({
     notifications,
@@ -175,10 +176,13 @@ export function scanReportHead(buf: Buffer): HeadScan {
   });
 }
 
-/** `out` with the values of `list` appended (the usual head has one request header). */
-function joined(out: string[], list: string[] | null): string[] {
-  if (list !== null) for (const v of list) out.push(v);
-  return out;
+const NONE: readonly string[] = Object.freeze([]);
+
+/** The values of `a` then `b`; a list itself when the other is empty (the usual head has one). */
+function joined(a: readonly string[] | null, b: readonly string[] | null): readonly string[] {
+  if (b === null) return a ?? NONE;
+  if (a === null) return b;
+  return a.concat(b);
 }
 
 /** True when `buf[a..aEnd)` and `buf[b..bEnd)` are equal with ASCII letters compared case-insensitively. */
