@@ -7,7 +7,6 @@
  * anything else, which the caller then gives to the full parser. On what it takes it answers exactly as the
  * full parser and {@link detectReportRequest} do (spec/reports/report-scan.spec.ts compares them).
  */
-import { isAscii } from 'node:buffer';
 import { CR, LF } from '../constants.js';
 import { bytesEqualIgnoringAsciiCase } from '../msrp/ascii.js';
 import { CPIM_CORE_NS } from './cpim.js';
@@ -61,6 +60,9 @@ function uriClass(buf: Buffer, start: number, end: number): number {
   if (bytesEqualIgnoringAsciiCase(buf, start, end, CPIM_CORE_NS)) return CORE;
   return OTHER;
 }
+
+/** Where each line of the head being scanned ends (its CR); a head of more lines goes to the parser. */
+const LINE_ENDS = new Int32Array(128);
 
 /** The lean scan's state: namespace bindings in force and the values found so far (fields, not arrays). */
 class Scan {
@@ -131,34 +133,42 @@ class Scan {
  * comment and {@link HeadScan}.
  */
 export function scanReportHead(buf: Buffer): HeadScan {
-  // The two blank lines, as the lenient parser finds them; any CR but the one of a CRLF is left to it.
-  let pos = 0;
-  let blank = 0;
-  let messageEnd = -1;
-  while (blank < 2) {
-    const lf = buf.indexOf(LF, pos);
-    if (lf === -1) return 'incomplete';
-    if (lf === pos || buf[lf - 1] !== CR) return 'fallback';
-    const cr = buf.indexOf(CR, pos);
-    if (cr !== lf - 1) return 'fallback';
-    if (lf - 1 === pos) {
-      blank++;
-      if (blank === 1) messageEnd = pos;
+  // One pass to the second blank line, noting where lines end (octet loops: Buffer#indexOf is a native
+  // call each time, dearer than the few dozen octets of a header line). A bare CR or LF, a non-ASCII
+  // octet (the parser decodes UTF-8) or too many lines leave the head to the parser.
+  const ends = LINE_ENDS;
+  let lines = 0;
+  let messageLines = -1;
+  let lineStart = 0;
+  let i = 0;
+  for (; ; i++) {
+    const c = buf[i];
+    if (c === undefined) return 'incomplete';
+    if (c === CR) {
+      const next = buf[i + 1];
+      if (next === undefined) return 'incomplete';
+      if (next !== LF) return 'fallback';
+      if (i === lineStart) {
+        if (messageLines !== -1) break;
+        messageLines = lines;
+      } else {
+        if (lines === ends.length) return 'fallback';
+        ends[lines++] = i;
+      }
+      lineStart = i + 2;
+      i++;
+    } else if (c === LF || c >= 0x80) {
+      return 'fallback';
     }
-    pos = lf + 1;
   }
-  const bodyOffset = pos;
-  if (!isAscii(buf.subarray(0, bodyOffset))) return 'fallback';
   const scan = new Scan(buf);
-  for (let start = 0; start < messageEnd;) {
-    const end = buf.indexOf(CR, start);
-    if (!messageHeader(scan, start, end)) return 'fallback';
-    start = end + 2;
-  }
-  for (let start = messageEnd + 2; start < bodyOffset - 2;) {
-    const end = buf.indexOf(CR, start);
-    if (!contentHeader(scan, start, end)) return 'fallback';
-    start = end + 2;
+  let start = messageLines === 0 ? 2 : 0;
+  for (let n = 0; n < lines; n++) {
+    const end = ends[n]!;
+    const ok = n < messageLines ? messageHeader(scan, start, end) : contentHeader(scan, start, end);
+    if (!ok) return 'fallback';
+    // The blank line after the message headers sits between the two blocks.
+    start = n + 1 === messageLines ? end + 4 : end + 2;
   }
   if (payloadKind(scan.contentType, scan.contentDisposition) !== null) return 'report';
   const notifications = joined(joined(scan.dnImdn, scan.dnDraft), scan.dnCore);

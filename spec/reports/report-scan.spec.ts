@@ -76,6 +76,7 @@ describe('scanReportHead', () => {
       E5_1.replace('\r\nTo:', '\nTo:'),
       E5_1.replace('alice', 'al\u00efce'),
       E5_1.replace('Content-Type: text/plain', ' Content-Type: text/plain'),
+      E5_1.replace('DateTime: ', 'DateTime: \r '),
     ];
     for (const c of cases) {
       expect(scanReportHead(Buffer.from(c)), JSON.stringify(c)).to.equal('fallback');
@@ -164,6 +165,8 @@ describe('scanReportHead', () => {
         'z.Disposition-Notification: display',
       ]),
       head(['Message-ID: m8', 'Disposition-Notification:positive-delivery', 'From:  <im:a@x>  ']),
+      '\r\nContent-Type: message/imdn+xml\r\nContent-Disposition: notification\r\n\r\n<imdn/>',
+      '\r\n\r\nno headers at all',
     ];
     for (const c of cases) expect(agree(c), c).to.equal(true);
   });
