@@ -431,6 +431,18 @@ export class MsrpEndpoint extends EventEmitter {
     const messageId = getHeader(frame.headers, 'message-id') ?? '';
     const body = frame.body ?? Buffer.alloc(0);
     let a = this.assemblies.get(messageId);
+    if (
+      a === undefined &&
+      frame.flag === '$' &&
+      range.start === 1 &&
+      (range.total === '*' || range.total === body.length)
+    ) {
+      // A whole message in one chunk (every IM and report): no assembly record; copied so it does not
+      // pin the socket's read buffer.
+      const keep = typeof range.total !== 'number' || range.total <= this.keepBodiesUpTo;
+      this.emitMessage(frame, messageId, keep ? Buffer.from(body) : EMPTY, body.length);
+      return;
+    }
     if (a === undefined) this.assemblies.set(messageId, (a = { parts: new Map(), total: null, received: 0 }));
     if (frame.flag === '#') {
       this.assemblies.delete(messageId);
@@ -451,16 +463,20 @@ export class MsrpEndpoint extends EventEmitter {
         for (const [start, part] of a.parts) part.copy(out, start - 1);
       }
       this.assemblies.delete(messageId);
-      const msg: ReceivedMessage = {
-        messageId,
-        contentType: getHeader(frame.headers, 'content-type'),
-        body: out,
-        size: a.counted ?? out.length,
-        fromPath: frame.headers[1]![1],
-        headers: frame.headers,
-      };
-      this.emit('message', msg);
+      this.emitMessage(frame, messageId, out, a.counted ?? out.length);
     }
+  }
+
+  private emitMessage(frame: Frame, messageId: string, body: Buffer, size: number): void {
+    const msg: ReceivedMessage = {
+      messageId,
+      contentType: getHeader(frame.headers, 'content-type'),
+      body,
+      size,
+      fromPath: frame.headers[1]![1],
+      headers: frame.headers,
+    };
+    this.emit('message', msg);
   }
 }
 

@@ -15,6 +15,7 @@ import {
   type ImdnStatus,
 } from '../reports/imdn.js';
 import { randomId } from '../msrp/serializer.js';
+import { scanReportPayload } from '../reports/report-scan.js';
 import type { RequestedReport, SizeWeight } from './options.js';
 
 /**
@@ -148,18 +149,24 @@ function mediaType(contentType: string | undefined): string {
 export function readReports(contentType: string | undefined, body: Buffer): IncomingReport[] | null {
   if (mediaType(contentType) !== 'message/cpim') return null;
   try {
-    const head = parseCpimHead(body, { lenient: true });
-    if (head === 'incomplete') return null;
-    const kind = reportPayloadKind(head);
-    if (kind === null) return null;
-    const payload = body.subarray(head.bodyOffset);
+    // The plain heads relays and endpoints write are read in place; anything else by the CPIM parser.
+    let found = scanReportPayload(body);
+    if (found === 'fallback') {
+      const head = parseCpimHead(body, { lenient: true });
+      const kind = head === 'incomplete' ? null : reportPayloadKind(head);
+      found =
+        head === 'incomplete' || kind === null
+          ? null
+          : { kind, bodyOffset: head.bodyOffset, contentType: head.contentHeader('Content-Type') ?? '' };
+    }
+    if (found === null || found === 'incomplete') return null;
+    const payload = body.subarray(found.bodyOffset);
     const docs =
-      kind === 'aggregate'
-        ? parseAggregatedImdn(head.contentHeader('Content-Type') ?? '', payload)
-        : [readImdn(payload)];
-    return docs
-      .filter((d) => d.notification === 'delivery')
-      .map((d) => ({ imdnId: d.messageId, status: d.status }));
+      found.kind === 'aggregate' ? parseAggregatedImdn(found.contentType, payload) : [readImdn(payload)];
+    const out: IncomingReport[] = [];
+    for (const d of docs)
+      if (d.notification === 'delivery') out.push({ imdnId: d.messageId, status: d.status });
+    return out;
   } catch {
     return null;
   }

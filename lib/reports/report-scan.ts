@@ -15,6 +15,7 @@ import {
   IMDN_HEADER_NS,
   payloadKind,
   requestFrom,
+  type ReportPayloadKind,
   type ReportRequest,
 } from './report-request.js';
 
@@ -88,7 +89,10 @@ class Scan {
   contentType: string | undefined;
   contentDisposition: string | undefined;
 
-  constructor(readonly buf: Buffer) {}
+  constructor(
+    readonly buf: Buffer,
+    readonly bodyOffset: number,
+  ) {}
 
   /** The class a prefix `buf[start..end)` is bound to. */
   prefixClass(start: number, end: number): number {
@@ -133,6 +137,47 @@ class Scan {
  * comment and {@link HeadScan}.
  */
 export function scanReportHead(buf: Buffer): HeadScan {
+  const scan = scanHead(buf);
+  if (typeof scan === 'string') return scan;
+  if (payloadKind(scan.contentType, scan.contentDisposition) !== null) return 'report';
+  const notifications = joined(joined(scan.dnImdn, scan.dnDraft), scan.dnCore);
+  const receipts = joined(scan.receiptRequests, scan.requestReceipts);
+  if (notifications.length === 0 && receipts.length === 0) return null;
+  return requestFrom({
+    notifications,
+    receipts,
+    messageId: scan.idImdn ?? scan.idDraft ?? scan.idCore,
+    dateTime: scan.dateTime,
+    from: scan.from,
+    to: scan.to,
+    originalTo: scan.originalToImdn ?? scan.originalToDraft,
+    recordRoutes: scan.recordRoutes ?? [],
+  });
+}
+
+/** A CPIM message that carries a report: what kind, and where its payload starts. */
+export interface ReportPayload {
+  kind: ReportPayloadKind;
+  /** Offset in the body of the first octet after the head (CpimHead.bodyOffset). */
+  bodyOffset: number;
+  /** The payload's Content-Type value (an aggregate's boundary is in it). */
+  contentType: string;
+}
+
+/**
+ * Whether a whole message/cpim body carries a report (`reportPayloadKind` of its parsed head), with the
+ * same plain-head rules and `'fallback'` as {@link scanReportHead}; null for an IM.
+ */
+export function scanReportPayload(buf: Buffer): ReportPayload | null | 'incomplete' | 'fallback' {
+  const scan = scanHead(buf);
+  if (typeof scan === 'string') return scan;
+  const kind = payloadKind(scan.contentType, scan.contentDisposition);
+  if (kind === null) return null;
+  return { kind, bodyOffset: scan.bodyOffset, contentType: scan.contentType ?? '' };
+}
+
+/** Reads both header blocks of a plain head into a {@link Scan}. */
+function scanHead(buf: Buffer): Scan | 'incomplete' | 'fallback' {
   // One pass to the second blank line, noting where lines end (octet loops: Buffer#indexOf is a native
   // call each time, dearer than the few dozen octets of a header line). A bare CR or LF, a non-ASCII
   // octet (the parser decodes UTF-8) or too many lines leave the head to the parser.
@@ -161,7 +206,7 @@ export function scanReportHead(buf: Buffer): HeadScan {
       return 'fallback';
     }
   }
-  const scan = new Scan(buf);
+  const scan = new Scan(buf, i + 2);
   let start = messageLines === 0 ? 2 : 0;
   for (let n = 0; n < lines; n++) {
     const end = ends[n]!;
@@ -170,20 +215,7 @@ export function scanReportHead(buf: Buffer): HeadScan {
     // The blank line after the message headers sits between the two blocks.
     start = n + 1 === messageLines ? end + 4 : end + 2;
   }
-  if (payloadKind(scan.contentType, scan.contentDisposition) !== null) return 'report';
-  const notifications = joined(joined(scan.dnImdn, scan.dnDraft), scan.dnCore);
-  const receipts = joined(scan.receiptRequests, scan.requestReceipts);
-  if (notifications.length === 0 && receipts.length === 0) return null;
-  return requestFrom({
-    notifications,
-    receipts,
-    messageId: scan.idImdn ?? scan.idDraft ?? scan.idCore,
-    dateTime: scan.dateTime,
-    from: scan.from,
-    to: scan.to,
-    originalTo: scan.originalToImdn ?? scan.originalToDraft,
-    recordRoutes: scan.recordRoutes ?? [],
-  });
+  return scan;
 }
 
 const NONE: readonly string[] = Object.freeze([]);

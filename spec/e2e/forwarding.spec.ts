@@ -47,6 +47,26 @@ describe('relay forwarding (RFC 4976 §6.4-§6.8)', () => {
     expect(f.body!.toString()).to.equal('Hello');
   });
 
+  it('gives the client whole messages, one chunk or many, and only counts those above keepBodiesUpTo', async () => {
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob', { keepBodiesUpTo: 8 });
+    const got: Record<string, [string, number]> = {};
+    bob.on('message', (m) => (got[m.messageId] = [m.body.toString(), m.size]));
+    const toPath = alice.toPathFor(bob.path);
+    await alice.send({ toPath, body: 'tiny', messageId: 'one-small' });
+    await alice.send({ toPath, body: 'y'.repeat(20), messageId: 'one-large' });
+    await alice.send({ toPath, body: 'z'.repeat(20), chunkSize: 7, messageId: 'chunked-large' });
+    await alice.send({ toPath, body: 'abcdefgh', chunkSize: 3, messageId: 'chunked-small' });
+    await until(() => Object.keys(got).length === 4);
+    expect(got).to.deep.equal({
+      'one-small': ['tiny', 4],
+      'one-large': ['', 20],
+      'chunked-large': ['', 20],
+      'chunked-small': ['abcdefgh', 8],
+    });
+  });
+
   it('reassembles a multi-chunk message and interleaved messages at the far end', async () => {
     const relay = await h.relay();
     const alice = await h.client(relay, 'alice');

@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { parseCpimHead } from '../../lib/reports/cpim.js';
-import { detectReportRequest, isImdnMessage } from '../../lib/reports/report-request.js';
-import { scanReportHead, type HeadScan } from '../../lib/reports/report-scan.js';
+import { detectReportRequest, isImdnMessage, reportPayloadKind } from '../../lib/reports/report-request.js';
+import { scanReportHead, scanReportPayload, type HeadScan } from '../../lib/reports/report-scan.js';
 import { E5_1, E5_2, E6_5 } from '../helpers/cpim-fixtures.js';
 
 /** What the full lenient parser and detectReportRequest answer, in the scanner's terms. */
@@ -18,6 +18,15 @@ function reference(buf: Buffer): Exclude<HeadScan, 'fallback'> | 'malformed' {
   return detectReportRequest(head, true);
 }
 
+/** What the parser says of the payload, in scanReportPayload's terms. */
+function payloadReference(buf: Buffer): ReturnType<typeof scanReportPayload> {
+  const head = parseCpimHead(buf, { lenient: true });
+  if (head === 'incomplete') return head;
+  const kind = reportPayloadKind(head);
+  if (kind === null) return null;
+  return { kind, bodyOffset: head.bodyOffset, contentType: head.contentHeader('Content-Type') ?? '' };
+}
+
 /** A comparable form: the kinds Set as an array in insertion order. */
 function plain(r: ReturnType<typeof reference>): unknown {
   return r !== null && typeof r === 'object' ? { ...r, kinds: [...r.kinds] } : r;
@@ -27,8 +36,11 @@ function plain(r: ReturnType<typeof reference>): unknown {
 function agree(text: string | Buffer): boolean {
   const buf = typeof text === 'string' ? Buffer.from(text, 'utf8') : text;
   const scanned = scanReportHead(buf);
+  const what = JSON.stringify(buf.toString('latin1'));
+  expect(scanReportPayload(buf) === 'fallback', what).to.equal(scanned === 'fallback');
   if (scanned === 'fallback') return false;
-  expect(plain(scanned), JSON.stringify(buf.toString('latin1'))).to.deep.equal(plain(reference(buf)));
+  expect(plain(scanned), what).to.deep.equal(plain(reference(buf)));
+  expect(scanReportPayload(buf), what).to.deep.equal(payloadReference(buf));
   return true;
 }
 
@@ -50,6 +62,11 @@ describe('scanReportHead', () => {
   it('answers like the parser on the digest fixtures: an IM, an IMDN, a legacy request', () => {
     expect(agree(E5_1)).to.equal(true);
     expect(scanReportHead(Buffer.from(E5_2))).to.equal('report');
+    expect(scanReportPayload(Buffer.from(E5_2))).to.deep.equal({
+      kind: 'imdn',
+      bodyOffset: E5_2.indexOf('<?xml'),
+      contentType: 'message/imdn+xml',
+    });
     expect(agree(E5_2)).to.equal(true);
     expect(agree(E6_5)).to.equal(true);
     expect((scanReportHead(Buffer.from(E6_5)) as { dialect: string }).dialect).to.equal('legacy');
