@@ -156,11 +156,13 @@ export function acknowledgedOnSend(failureReport: FailureReport): boolean {
   return failureReport !== 'yes';
 }
 
-/** The lower-cased media type of a Content-Type value, parameters dropped. */
-function mediaType(value: string | undefined): string {
-  if (value === undefined) return '';
+/** True when a Content-Type value names `message/cpim` (case, parameters and white space ignored). */
+function isCpimType(value: string | undefined): boolean {
+  // The usual value is exactly that: no lower-cased copy of it per message.
+  if (value === 'message/cpim') return true;
+  if (value === undefined) return false;
   const semi = value.indexOf(';');
-  return (semi === -1 ? value : value.slice(0, semi)).trim().toLowerCase();
+  return (semi === -1 ? value : value.slice(0, semi)).trim().toLowerCase() === 'message/cpim';
 }
 
 /**
@@ -311,7 +313,7 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
    * `message/cpim` body (only CPIM can carry a report request).
    */
   shouldTrack(contentType: string | undefined, lastHop: boolean): boolean {
-    return this.mode !== 'off' && lastHop && mediaType(contentType) === 'message/cpim';
+    return this.mode !== 'off' && lastHop && isCpimType(contentType);
   }
 
   /**
@@ -323,7 +325,7 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
   isImdnCandidate(contentType: string | undefined, range: ByteRange | null, sessionKey?: string): boolean {
     if (!this.dedupe || this.mode === 'off' || this.delivered.size === 0) return false;
     if (sessionKey !== undefined && !this.delivered.hasSession(sessionKey)) return false;
-    if (mediaType(contentType) !== 'message/cpim' || range === null) return false;
+    if (!isCpimType(contentType) || range === null) return false;
     const { start, end, total } = range;
     return start === 1 && typeof total === 'number' && end === total && total <= this.maxImdnBytes;
   }
