@@ -14,6 +14,7 @@
  * ```
  */
 import type { MsrpError } from '../errors.js';
+import { END_LINE_PREFIX } from '../constants.js';
 import { frameTail, randomId, serializeRequest } from '../msrp/serializer.js';
 import { cpimDateTime, deliveryReportText } from './imdn.js';
 import type { ReportRequest } from './report-request.js';
@@ -73,6 +74,9 @@ function frame(
   });
 }
 
+/** What starts an end-line: CRLF and the seven dashes. */
+const END_LINE_START = '\r\n' + END_LINE_PREFIX;
+
 /** The per-message parts of a report, as template slots. */
 const IMDN_ID = 0;
 const TRANSACTION_ID = 1;
@@ -94,6 +98,14 @@ function plain(s: string): boolean {
     if (c < 0x20 || c > 0x7e || c === 0x26 || c === 0x3c || c === 0x3e) return false;
   }
   return true;
+}
+
+/**
+ * True for an identifier written the same in every place (CPIM escapes only controls and the backslash):
+ * {@link randomId}'s always are; the option to give others exists for tests.
+ */
+function plainId(s: string): boolean {
+  return s !== '' && plain(s) && !s.includes('\\');
 }
 
 /** One session's report frame with its per-message parts cut out. */
@@ -163,6 +175,10 @@ class ReportTemplate {
     // serializeRequest: the head up to its blank line, the body, then the frame's tail (CRLF, end-line).
     const bodyStart = whole.indexOf('\r\n\r\n') + 4;
     const bodyEnd = whole.length - frameTail(markers[TRANSACTION_ID]!, '$', true).length;
+    // RFC 4975 §7.1: the scratch builder re-draws a transaction id whose end-line occurs in the body. The
+    // slot values hold no CR or LF, so only the constant octets could start one (an echoed value with a
+    // raw line end): such a request is built from scratch each time.
+    if (whole.indexOf(END_LINE_START) !== bodyEnd) return null;
     const parts: Buffer[] = [];
     const cuts: number[] = [];
     const slots: number[] = [];
@@ -191,7 +207,8 @@ class ReportTemplate {
     const s = input.req;
     if (
       a.outcome !== input.outcome ||
-      a.failureCode !== input.failureCode ||
+      // Only the legacy failed report writes the failure code (its <status>).
+      (a.failureCode !== input.failureCode && s.dialect === 'legacy' && input.outcome === 'failed') ||
       a.toPath !== input.toPath ||
       a.fromPath !== input.fromPath ||
       r.dialect !== s.dialect ||
@@ -207,12 +224,19 @@ class ReportTemplate {
     return true;
   }
 
-  /** The report for `req` (which {@link fits} and whose echoed values are {@link plain}). */
-  render(req: ReportRequest, now: number, newId: () => string): Buffer {
+  /**
+   * The report for `req` (which {@link fits} and whose echoed values are {@link plain}); null when an
+   * identifier `newId` gave is not one the scratch builder writes as it is (then `drawn` holds the three).
+   */
+  render(req: ReportRequest, now: number, newId: () => string, drawn: string[]): Buffer | null {
     const v = this.values;
     v[IMDN_ID] = newId();
     v[TRANSACTION_ID] = newId();
     v[MESSAGE_ID] = newId();
+    if (!plainId(v[IMDN_ID]) || !plainId(v[TRANSACTION_ID]) || !plainId(v[MESSAGE_ID])) {
+      drawn.push(v[IMDN_ID], v[TRANSACTION_ID], v[MESSAGE_ID]);
+      return null;
+    }
     v[DATE_TIME] = cpimDateTime(now);
     v[IM_MESSAGE_ID] = req.messageId;
     v[IM_DATE_TIME] = req.dateTime ?? '';
@@ -238,13 +262,19 @@ class ReportTemplate {
   }
 }
 
+/** Index of each outcome in a session's templates. */
+const OUTCOME_INDEX: Record<ReportOutcomeKind, number> = { delivered: 0, failed: 1, processed: 2 };
+
 /**
- * Report frames by recipient session: a template per session, remade when a report of that session
- * differs in a constant part, all dropped when `max` sessions are held. {@link build} gives the same
- * octets as {@link reportFrame} (spec/reports/report-frame.spec.ts compares them).
+ * Report frames by recipient session: a template per session and outcome (an IM may get `processed`, then
+ * `delivered`), remade when a report differs in a constant part, all dropped when `max` sessions are held.
+ * {@link build} gives the same octets as {@link reportFrame} (spec/reports/report-frame.spec.ts compares
+ * them).
  */
 export class ReportFrames {
-  private readonly templates = new Map<string, ReportTemplate>();
+  private readonly templates = new Map<string, Array<ReportTemplate | undefined>>();
+  /** @internal Templates made so far (tests). */
+  made = 0;
 
   constructor(private readonly max: number) {}
 
@@ -255,15 +285,27 @@ export class ReportFrames {
     if (!plain(req.messageId) || (req.dateTime !== undefined && !plain(req.dateTime))) {
       return reportFrame(input, now, newId);
     }
-    let t = this.templates.get(sessionKey);
+    let session = this.templates.get(sessionKey);
+    const k = OUTCOME_INDEX[input.outcome];
+    let t = session?.[k];
     if (t === undefined || !t.fits(input)) {
-      // A request the scratch builder refuses has no template: it is refused (and counted) each time.
+      // No template for a request the scratch builder refuses, or whose constant octets could start an
+      // end-line: it is built from scratch (and refused and counted) each time.
       const made = ReportTemplate.make(input);
       if (made === null) return reportFrame(input, now, newId);
-      if (t === undefined && this.templates.size >= this.max) this.templates.clear();
-      this.templates.set(sessionKey, made);
+      this.made++;
+      if (session === undefined) {
+        if (this.templates.size >= this.max) this.templates.clear();
+        session = [];
+        this.templates.set(sessionKey, session);
+      }
+      session[k] = made;
       t = made;
     }
-    return t.render(req, now, newId);
+    const drawn: string[] = [];
+    const frame = t.render(req, now, newId, drawn);
+    if (frame !== null) return frame;
+    let i = 0;
+    return reportFrame(input, now, () => (i < drawn.length ? drawn[i++]! : newId()));
   }
 }

@@ -95,13 +95,52 @@ describe('ReportFrames', () => {
   });
 
   it('re-draws the transaction id when an echoed value would put its end-line in the body', () => {
+    // The recipient URI is echoed into the constant part of the template; the scratch builder re-draws.
     const frames = new ReportFrames(16);
-    const inp = input({}, { messageId: 'a\r\n-------id000002$' });
-    frames.build('s', inp, NOW, ids());
-    const f = frames.build('s', inp, NOW, ids()).toString('latin1');
-    const tid = /^MSRP (\S+) SEND/.exec(f)![1]!;
-    expect(tid).to.not.equal('id000002');
-    expect(f.indexOf(`\r\n-------${tid}`)).to.equal(f.length - tid.length - 12);
+    const inp = input({}, { to: '<sip:b\r\n-------id000002$>' });
+    for (let i = 0; i < 2; i++) {
+      const f = frames.build('s', inp, NOW, ids()).toString('latin1');
+      const tid = /^MSRP (\S+) SEND/.exec(f)![1]!;
+      expect(tid).to.not.equal('id000002');
+      expect(f.indexOf(`\r\n-------${tid}`)).to.equal(f.length - tid.length - 12);
+    }
+    expect(frames.made).to.equal(0);
+  });
+
+  it('keeps one template per outcome, and one for failed whatever the RFC 5438 failure code', () => {
+    const frames = new ReportFrames(16);
+    for (let i = 0; i < 5; i++) {
+      for (const inp of [
+        input({ outcome: 'processed' }, { messageId: `m${i}` }),
+        input({}, { messageId: `m${i}` }),
+        input({ outcome: 'failed', failureCode: 400 + i }, { messageId: `m${i}` }),
+      ]) {
+        expect(frames.build('s', inp, NOW, ids()).toString('latin1')).to.equal(
+          reportFrame(inp, NOW, ids()).toString('latin1'),
+        );
+      }
+    }
+    expect(frames.made).to.equal(3);
+    // The legacy failed report writes the code: a new code makes a new template.
+    const legacy = (code: number): ReportFrameInput =>
+      input({ outcome: 'failed', failureCode: code }, { dialect: 'legacy' });
+    frames.build('l', legacy(408), NOW, ids());
+    const f = frames.build('l', legacy(481), NOW, ids()).toString('latin1');
+    expect(f).to.equal(reportFrame(legacy(481), NOW, ids()).toString('latin1'));
+    expect(f).to.contain('<status>481</status>');
+    expect(frames.made).to.equal(5);
+  });
+
+  it('builds from scratch when a given identifier is not written as it is', () => {
+    const frames = new ReportFrames(16);
+    frames.build('s', input(), NOW, ids());
+    for (const id of ['a\\b', 'caf\u00e9', 'x<y']) {
+      const same = (): string => id;
+      expect(frames.build('s', input(), NOW, same).toString('latin1')).to.equal(
+        reportFrame(input(), NOW, same).toString('latin1'),
+      );
+    }
+    expect(() => frames.build('s', input(), NOW, () => '')).to.throw();
   });
 
   it('throws as the scratch builder does for a request it cannot answer', () => {
