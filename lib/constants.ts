@@ -47,7 +47,7 @@ export const DEFAULTS = {
   /** Delivered reports remembered to drop the recipient's own duplicate, and for how long (ms). */
   reportDedupeEntries: 10_000,
   reportDedupeTtlMs: 3600_000,
-  /** Recipient sessions whose report frame template is kept (about 1 KiB each); all dropped when full. */
+  /** Recipient sessions whose report frame templates are kept (about 1 KiB per outcome); all dropped when full. */
   reportTemplates: 4096,
   /** Bytes queued toward one connection before its sources are paused. */
   maxQueuedBytes: 1024 * 1024,
