@@ -11,11 +11,10 @@ import {
   detectReportRequest,
   parseAggregatedImdn,
   readImdn,
-  reportPayloadKind,
   type ImdnStatus,
 } from '../reports/imdn.js';
 import { randomId } from '../msrp/serializer.js';
-import { scanReportPayload } from '../reports/report-scan.js';
+import { readReportPayload } from '../reports/report-scan.js';
 import type { RequestedReport, SizeWeight } from './options.js';
 
 /**
@@ -150,15 +149,7 @@ export function readReports(contentType: string | undefined, body: Buffer): Inco
   if (mediaType(contentType) !== 'message/cpim') return null;
   try {
     // The plain heads relays and endpoints write are read in place; anything else by the CPIM parser.
-    let found = scanReportPayload(body);
-    if (found === 'fallback') {
-      const head = parseCpimHead(body, { lenient: true });
-      const kind = head === 'incomplete' ? null : reportPayloadKind(head);
-      found =
-        head === 'incomplete' || kind === null
-          ? null
-          : { kind, bodyOffset: head.bodyOffset, contentType: head.contentHeader('Content-Type') ?? '' };
-    }
+    const found = readReportPayload(body);
     if (found === null || found === 'incomplete') return null;
     const payload = body.subarray(found.bodyOffset);
     const docs =

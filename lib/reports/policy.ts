@@ -19,14 +19,8 @@ import { randomId } from '../msrp/serializer.js';
 import { parseCpimHead, type CpimHead } from './cpim.js';
 import { parseImdn } from './imdn.js';
 import { ReportFrames } from './report-frame.js';
-import { scanReportHead, type HeadScan } from './report-scan.js';
-import {
-  detectReportRequest,
-  isImdnMessage,
-  reportPayloadKind,
-  type ReportKind,
-  type ReportRequest,
-} from './report-request.js';
+import { readReportHead } from './report-scan.js';
+import { reportPayloadKind, type ReportKind, type ReportRequest } from './report-request.js';
 import type {
   DropReason,
   HeadVerdict,
@@ -163,22 +157,6 @@ function isCpimType(value: string | undefined): boolean {
   if (value === undefined) return false;
   const semi = value.indexOf(';');
   return (semi === -1 ? value : value.slice(0, semi)).trim().toLowerCase() === 'message/cpim';
-}
-
-/**
- * What the full CPIM parser makes of a head {@link scanReportHead} left to it: the same answers, plus
- * `'malformed'` for a head it refuses.
- */
-function parseForRequest(prefix: Buffer): Exclude<HeadScan, 'fallback'> | 'malformed' {
-  let head: CpimHead | 'incomplete';
-  try {
-    head = parseCpimHead(prefix, { lenient: true });
-  } catch {
-    return 'malformed';
-  }
-  if (head === 'incomplete') return head;
-  if (isImdnMessage(head)) return 'report';
-  return detectReportRequest(head, true); // just checked: not a report
 }
 
 /**
@@ -388,8 +366,7 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
   onHead(msg: TrackedMessage<O, M>, prefix: Buffer, final: boolean): HeadVerdict {
     if (this.mode === 'off' || !msg.meta.lastHop) return 'drop';
     if (prefix.length === 0) return final ? 'drop' : 'more';
-    const scanned = scanReportHead(prefix);
-    const found = scanned === 'fallback' ? parseForRequest(prefix) : scanned;
+    const found = readReportHead(prefix);
     if (found === 'incomplete') {
       // A head split over chunks: retried as bytes arrive, given up at the cap (DESIGN.md "Limits").
       if (!final) return 'more';

@@ -9,11 +9,13 @@
  */
 import { CR, LF } from '../constants.js';
 import { bytesEqualIgnoringAsciiCase } from '../msrp/ascii.js';
-import { CPIM_CORE_NS } from './cpim.js';
+import { CPIM_CORE_NS, parseCpimHead, type CpimHead } from './cpim.js';
 import {
+  detectReportRequest,
   IMDN_DRAFT_HEADER_NS,
   IMDN_HEADER_NS,
   payloadKind,
+  reportPayloadKind,
   requestFrom,
   type ReportPayloadKind,
   type ReportRequest,
@@ -176,6 +178,38 @@ export function scanReportPayload(buf: Buffer): ReportPayload | null | 'incomple
   return { kind, bodyOffset: scan.bodyOffset, contentType: scan.contentType ?? '' };
 }
 
+/**
+ * {@link scanReportHead}, with the full lenient parser and {@link detectReportRequest} for a head the scan
+ * leaves to them: `'malformed'` for a head the parser refuses.
+ */
+export function readReportHead(buf: Buffer): Exclude<HeadScan, 'fallback'> | 'malformed' {
+  const scanned = scanReportHead(buf);
+  if (scanned !== 'fallback') return scanned;
+  let head: CpimHead | 'incomplete';
+  try {
+    head = parseCpimHead(buf, { lenient: true });
+  } catch {
+    return 'malformed';
+  }
+  if (head === 'incomplete') return head;
+  if (reportPayloadKind(head) !== null) return 'report';
+  return detectReportRequest(head, true); // just checked: not a report
+}
+
+/**
+ * {@link scanReportPayload}, with the full lenient parser for a head the scan leaves to it; throws the
+ * parser's `MsrpError` for a head it refuses.
+ */
+export function readReportPayload(buf: Buffer): ReportPayload | null | 'incomplete' {
+  const scanned = scanReportPayload(buf);
+  if (scanned !== 'fallback') return scanned;
+  const head = parseCpimHead(buf, { lenient: true });
+  if (head === 'incomplete') return head;
+  const kind = reportPayloadKind(head);
+  if (kind === null) return null;
+  return { kind, bodyOffset: head.bodyOffset, contentType: head.contentHeader('Content-Type') ?? '' };
+}
+
 /** Reads both header blocks of a plain head into a {@link Scan}. */
 function scanHead(buf: Buffer): Scan | 'incomplete' | 'fallback' {
   // One pass to the second blank line, noting where lines end (octet loops: Buffer#indexOf is a native
@@ -331,22 +365,22 @@ function hasEscape(buf: Buffer, start: number, end: number): boolean {
 function contentHeader(scan: Scan, start: number, end: number): boolean {
   const buf = scan.buf;
   if (buf[start] === SP || buf[start] === HTAB) return false;
-  const colon = buf.indexOf(COLON, start);
-  if (colon === -1 || colon >= end) return false;
+  let colon = start;
+  while (colon < end && buf[colon] !== COLON) colon++;
+  if (colon === end) return false;
   let ns = start;
   let ne = colon;
   while (ns < ne && isTrimmed(buf[ns]!)) ns++;
   while (ne > ns && isTrimmed(buf[ne - 1]!)) ne--;
   if (ne === ns) return false;
   for (let i = ns; i < ne; i++) if (buf[i]! <= SP || buf[i]! > 0x7e) return false;
-  const value = (): string => buf.toString('latin1', colon + 1, end).trim();
   if (scan.contentType === undefined && bytesEqualIgnoringAsciiCase(buf, ns, ne, 'Content-Type')) {
-    scan.contentType = value();
+    scan.contentType = buf.toString('latin1', colon + 1, end).trim();
   } else if (
     scan.contentDisposition === undefined &&
     bytesEqualIgnoringAsciiCase(buf, ns, ne, 'Content-Disposition')
   ) {
-    scan.contentDisposition = value();
+    scan.contentDisposition = buf.toString('latin1', colon + 1, end).trim();
   }
   return true;
 }

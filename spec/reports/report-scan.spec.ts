@@ -2,7 +2,13 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { parseCpimHead } from '../../lib/reports/cpim.js';
 import { detectReportRequest, isImdnMessage, reportPayloadKind } from '../../lib/reports/report-request.js';
-import { scanReportHead, scanReportPayload, type HeadScan } from '../../lib/reports/report-scan.js';
+import {
+  readReportHead,
+  readReportPayload,
+  scanReportHead,
+  scanReportPayload,
+  type HeadScan,
+} from '../../lib/reports/report-scan.js';
 import { E5_1, E5_2, E6_5 } from '../helpers/cpim-fixtures.js';
 
 /** What the full lenient parser and detectReportRequest answer, in the scanner's terms. */
@@ -98,6 +104,18 @@ describe('scanReportHead', () => {
     for (const c of cases) {
       expect(scanReportHead(Buffer.from(c)), JSON.stringify(c)).to.equal('fallback');
     }
+  });
+
+  it("gives a head it leaves to the parser the parser's answer (readReportHead, readReportPayload)", () => {
+    const folded = E5_1.replace('To: <im:bob@example.net>\r\n', 'To: <im:bob@example.net>\r\n  <im:c@x>\r\n');
+    expect(scanReportHead(Buffer.from(folded))).to.equal('fallback');
+    expect(plain(readReportHead(Buffer.from(folded)))).to.deep.equal(plain(reference(Buffer.from(folded))));
+    expect((readReportHead(Buffer.from(folded)) as { messageId: string }).messageId).to.equal('Qw8rT2zLk4');
+    expect(readReportHead(Buffer.from('No colon here\r\n\r\n\r\n'))).to.equal('malformed');
+    const imdn = E5_2.replace('DateTime:', 'DateTime:;x=y');
+    expect(scanReportPayload(Buffer.from(imdn))).to.equal('fallback');
+    expect(readReportPayload(Buffer.from(imdn))).to.deep.equal(payloadReference(Buffer.from(imdn)));
+    expect(() => readReportPayload(Buffer.from('No colon here\r\n\r\n\r\n'))).to.throw();
   });
 
   it('resolves prefixes and namespaces as the parser does: any prefix, any case, later NS wins', () => {
