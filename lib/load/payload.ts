@@ -13,6 +13,7 @@ import {
   readImdn,
   type ImdnStatus,
 } from '../reports/imdn.js';
+import { mimeToken } from '../reports/report-request.js';
 import { randomId } from '../msrp/serializer.js';
 import { readReportPayload } from '../reports/report-scan.js';
 import type { RequestedReport, SizeWeight } from './options.js';
@@ -137,16 +138,12 @@ export interface IncomingReport {
   status: ImdnStatus;
 }
 
-function mediaType(contentType: string | undefined): string {
-  return (contentType ?? '').split(';')[0]!.trim().toLowerCase();
-}
-
 /**
  * The delivery reports a message carries: an RFC 5438 IMDN, an aggregate of them, or a legacy status
  * report, inside message/cpim. Returns null for anything else (an IM, unparsable CPIM or XML).
  */
 export function readReports(contentType: string | undefined, body: Buffer): IncomingReport[] | null {
-  if (mediaType(contentType) !== 'message/cpim') return null;
+  if (mimeToken(contentType) !== 'message/cpim') return null;
   try {
     // The plain heads relays and endpoints write are read in place; anything else by the CPIM parser.
     const found = readReportPayload(body);
@@ -168,7 +165,7 @@ export function readReports(contentType: string | undefined, body: Buffer): Inco
  * when the IM asked for positive-delivery, else null. The body is a complete message/cpim.
  */
 export function receiverImdn(contentType: string | undefined, body: Buffer): Buffer | null {
-  if (mediaType(contentType) !== 'message/cpim') return null;
+  if (mimeToken(contentType) !== 'message/cpim') return null;
   try {
     // Only the head matters here; a large IM is not scanned past its first octets.
     const head = parseCpimHead(body.subarray(0, CPIM_HEAD_LIMIT), { lenient: true });

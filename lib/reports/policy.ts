@@ -20,7 +20,7 @@ import { parseCpimHead, type CpimHead } from './cpim.js';
 import { parseImdn } from './imdn.js';
 import { ReportFrames } from './report-frame.js';
 import { readReportHead } from './report-scan.js';
-import { reportPayloadKind, type ReportKind, type ReportRequest } from './report-request.js';
+import { mimeToken, reportPayloadKind, type ReportKind, type ReportRequest } from './report-request.js';
 import type {
   DropReason,
   HeadVerdict,
@@ -154,9 +154,7 @@ export function acknowledgedOnSend(failureReport: FailureReport): boolean {
 function isCpimType(value: string | undefined): boolean {
   // The usual value is exactly that: no lower-cased copy of it per message.
   if (value === 'message/cpim') return true;
-  if (value === undefined) return false;
-  const semi = value.indexOf(';');
-  return (semi === -1 ? value : value.slice(0, semi)).trim().toLowerCase() === 'message/cpim';
+  return mimeToken(value) === 'message/cpim';
 }
 
 /**

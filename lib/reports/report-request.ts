@@ -49,7 +49,7 @@ const LEGACY_REPORT_TYPES = new Set([
 const LEGACY_DISPOSITIONS = new Set(['notification', 'confirm', 'render']);
 
 /** The lower-cased first token of a MIME header value, parameters dropped (`Text/Plain; x=y` → `text/plain`). */
-function mimeToken(value: string | undefined): string {
+export function mimeToken(value: string | undefined): string {
   if (value === undefined) return '';
   const semi = value.indexOf(';');
   return (semi === -1 ? value : value.slice(0, semi)).trim().toLowerCase();
