@@ -733,6 +733,10 @@ describe('MessageTracker', () => {
   describe('tombstones', () => {
     const BODY = HEAD + 'hello';
     const WHOLE = `1-${BODY.length}/${BODY.length}`;
+    /** The whole message in one chunk. */
+    const ONE_CHUNK = { range: WHOLE, body: BODY, flag: '$' } as const;
+    /** The head alone, interrupted with `+` (or never ended). */
+    const HEAD_PART = { range: WHOLE, body: HEAD, flag: '+' } as const;
     /** The octets after the head, as a chunk of their own. */
     const REST = {
       range: `${HEAD.length + 1}-${BODY.length}/${BODY.length}`,
@@ -742,13 +746,9 @@ describe('MessageTracker', () => {
 
     it('leaves none for a message that came whole in one chunk: a repeat is tracked again', () => {
       const { tracker, rec } = setup();
-      const m = feedChunk(tracker, 'alice', SESSION, 'm1', META, {
-        range: WHOLE,
-        body: BODY,
-        flag: '$',
-      })!.msg;
+      const m = feedChunk(tracker, 'alice', SESSION, 'm1', META, ONE_CHUNK)!.msg;
       tracker.acked(m, 1, BODY.length);
-      const again = feedChunk(tracker, 'alice', SESSION, 'm1', META, { range: WHOLE, body: BODY, flag: '$' });
+      const again = feedChunk(tracker, 'alice', SESSION, 'm1', META, ONE_CHUNK);
       expect(again).to.not.equal(null);
       expect(rec.events).to.deep.equal(['head:m1', 'whole:m1', 'complete:m1', 'head:m1', 'whole:m1']);
     });
@@ -756,11 +756,7 @@ describe('MessageTracker', () => {
     it('leaves one for a message dropped at its head whose chunk then ends with `+`', () => {
       const { tracker, rec } = setup();
       rec.verdict = 'drop';
-      const c = openChunk(tracker, 'alice', SESSION, 'm1', META, {
-        range: WHOLE,
-        body: HEAD,
-        flag: '+',
-      })!;
+      const c = openChunk(tracker, 'alice', SESSION, 'm1', META, HEAD_PART)!;
       expect(tracker.size).to.equal(0);
       tracker.end(c, '+'); // interrupted: the rest comes in another chunk
       const rest = feedChunk(tracker, 'alice', SESSION, 'm1', META, REST);
@@ -771,19 +767,13 @@ describe('MessageTracker', () => {
     it('leaves none for a message dropped at its head whose only chunk ends with `$`', () => {
       const { tracker, rec } = setup();
       rec.verdict = 'drop';
-      feedChunk(tracker, 'alice', SESSION, 'm1', META, { range: WHOLE, body: BODY, flag: '$' });
-      expect(
-        feedChunk(tracker, 'alice', SESSION, 'm1', META, { range: WHOLE, body: BODY, flag: '$' }),
-      ).to.not.equal(null);
+      feedChunk(tracker, 'alice', SESSION, 'm1', META, ONE_CHUNK);
+      expect(feedChunk(tracker, 'alice', SESSION, 'm1', META, ONE_CHUNK)).to.not.equal(null);
     });
 
     it('leaves one for a message whose sender closed mid-chunk, and forgets the sender', () => {
       const { tracker, rec } = setup();
-      const c = openChunk(tracker, 'alice', SESSION, 'm1', META, {
-        range: WHOLE,
-        body: HEAD,
-        flag: '+',
-      })!;
+      const c = openChunk(tracker, 'alice', SESSION, 'm1', META, HEAD_PART)!;
       expect(c.msg.done).to.equal(false);
       tracker.dropOwner('alice'); // the connection closed; this chunk never ends
       const rest = feedChunk(tracker, 'alice', SESSION, 'm1', META, REST);
