@@ -24,6 +24,15 @@ function im(...lines: string[]): CpimHead {
   );
 }
 
+/** An IM whose `imdn.Disposition-Notification` line is `imdn.Disposition-Notification:` + `rest`. */
+function asking(rest: string): CpimHead {
+  return im(
+    'NS: imdn <urn:ietf:params:imdn>',
+    'imdn.Message-ID: m1',
+    `imdn.Disposition-Notification:${rest}`,
+  );
+}
+
 /** A CPIM head with only the given MIME headers. */
 function payload(...contentHeaders: string[]): CpimHead {
   return head(`From: <im:b@x>\r\n\r\n${contentHeaders.map((l) => `${l}\r\n`).join('')}\r\n`);
@@ -56,13 +65,7 @@ describe('detectReportRequest', () => {
   });
 
   it('ignores request values that name Object properties (constructor, __proto__, toString)', () => {
-    const req = request(
-      im(
-        'NS: imdn <urn:ietf:params:imdn>',
-        'imdn.Message-ID: m1',
-        'imdn.Disposition-Notification: constructor, __proto__, toString, positive-delivery',
-      ),
-    );
+    const req = request(asking(' constructor, __proto__, toString, positive-delivery'));
     expect([...req.kinds]).to.deep.equal(['positive-delivery']);
   });
 
@@ -82,48 +85,24 @@ describe('detectReportRequest', () => {
   });
 
   it('returns null for an empty Disposition-Notification value (§5.8 #3)', () => {
-    expect(
-      detectReportRequest(
-        im('NS: imdn <urn:ietf:params:imdn>', 'imdn.Message-ID: m1', 'imdn.Disposition-Notification: '),
-      ),
-    ).to.equal(null);
+    expect(detectReportRequest(asking(' '))).to.equal(null);
   });
 
   it('returns null for a Disposition-Notification with nothing after the colon', () => {
-    expect(
-      detectReportRequest(
-        im('NS: imdn <urn:ietf:params:imdn>', 'imdn.Message-ID: m1', 'imdn.Disposition-Notification:'),
-      ),
-    ).to.equal(null);
+    expect(detectReportRequest(asking(''))).to.equal(null);
   });
 
   it('ignores unknown request tokens (§5.8 #3)', () => {
-    const req = request(
-      im(
-        'NS: imdn <urn:ietf:params:imdn>',
-        'imdn.Message-ID: m1',
-        'imdn.Disposition-Notification: x-new, negative-delivery',
-      ),
-    );
+    const req = request(asking(' x-new, negative-delivery'));
     expect([...req.kinds]).to.deep.equal(['negative-delivery']);
   });
 
   it('returns null when only unknown tokens were requested', () => {
-    expect(
-      detectReportRequest(
-        im('NS: imdn <urn:ietf:params:imdn>', 'imdn.Message-ID: m1', 'imdn.Disposition-Notification: x-new'),
-      ),
-    ).to.equal(null);
+    expect(detectReportRequest(asking(' x-new'))).to.equal(null);
   });
 
   it('reads display;foo=bar as display (§5.8 #3)', () => {
-    const req = request(
-      im(
-        'NS: imdn <urn:ietf:params:imdn>',
-        'imdn.Message-ID: m1',
-        'imdn.Disposition-Notification: display;foo=bar , processing',
-      ),
-    );
+    const req = request(asking(' display;foo=bar , processing'));
     expect([...req.kinds]).to.deep.equal(['display', 'processing']);
   });
 
@@ -249,24 +228,12 @@ describe('wantsReport', () => {
   });
 
   it('wants nothing on delivery when only negative-delivery was requested (§5.8 #9)', () => {
-    const req = request(
-      im(
-        'NS: imdn <urn:ietf:params:imdn>',
-        'imdn.Message-ID: m1',
-        'imdn.Disposition-Notification: negative-delivery',
-      ),
-    );
+    const req = request(asking(' negative-delivery'));
     expect([wantsReport(req, 'delivered'), wantsReport(req, 'failed')]).to.deep.equal([false, true]);
   });
 
   it('wants processed only when processing was requested', () => {
-    const req = request(
-      im(
-        'NS: imdn <urn:ietf:params:imdn>',
-        'imdn.Message-ID: m1',
-        'imdn.Disposition-Notification: processing',
-      ),
-    );
+    const req = request(asking(' processing'));
     expect([wantsReport(req, 'processed'), wantsReport(request(head(E5_1)), 'processed')]).to.deep.equal([
       true,
       false,
