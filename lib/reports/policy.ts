@@ -10,17 +10,16 @@
  *          ─onWhole──► processed; on-receipt: delivered (before the final end-line goes on)
  *          ─onComplete► on-ack: delivered
  *          ─onFailed──► failed (negative-delivery)            ─► inject(msg, SEND) ─► sender
- *  IMDN from the recipient ─► isDuplicateImdn ─► drop (delivered already reported)
+ *  IMDN from the recipient ─► isDuplicateImdnBody ─► drop (delivered already reported)
  * ```
  */
 import { DEFAULTS, type ContinuationFlag } from '../constants.js';
 import type { ByteRange, FailureReport } from '../msrp/headers.js';
 import { randomId } from '../msrp/serializer.js';
-import { parseCpimHead, type CpimHead } from './cpim.js';
 import { parseImdn } from './imdn.js';
 import { ReportFrames } from './report-frame.js';
-import { readReportHead } from './report-scan.js';
-import { mimeToken, reportPayloadKind, type ReportKind, type ReportRequest } from './report-request.js';
+import { readReportHead, readReportPayload } from './report-scan.js';
+import { mimeToken, type ReportKind, type ReportRequest } from './report-request.js';
 import type {
   DropReason,
   HeadVerdict,
@@ -294,7 +293,7 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
 
   /**
    * Whether a SEND chunk may be a recipient's delivery IMDN the relay should hold whole (instead of
-   * cutting it through) to run {@link isDuplicateImdn} on it: dedupe on, something reported delivered in
+   * cutting it through) to run {@link isDuplicateImdnBody} on it: dedupe on, something reported delivered in
    * the sender's session `sessionKey` (when given), a `message/cpim` body in one chunk `1-N/N` of at
    * most `maxImdnBytes`.
    */
@@ -320,37 +319,26 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
   }
 
   /**
-   * True when `cpimBody` (a whole message/cpim body; `head` its parsed head) is a delivery notification
-   * from the recipient for an IM this relay already reported delivered in session `sessionKey`: the
-   * caller drops it (DESIGN.md "Exactly one"; digest §5.4: at most one notification per category).
-   * The entry stays until it expires, so a repeated copy is dropped too. Counted.
+   * True when `cpimBody` (a whole message/cpim body) is a delivery notification from the recipient for an
+   * IM this relay already reported delivered in session `sessionKey`: the caller drops it (DESIGN.md
+   * "Exactly one"; digest §5.4: at most one notification per category). The entry stays until it
+   * expires, so a repeated copy is dropped too. Counted. The head is read by the same scan as an IM's.
    */
-  isDuplicateImdn(sessionKey: string, head: CpimHead, cpimBody: Buffer): boolean {
+  isDuplicateImdnBody(sessionKey: string, cpimBody: Buffer): boolean {
     if (!this.dedupe || this.delivered.size === 0) return false;
-    const kind = reportPayloadKind(head);
-    if (kind !== 'imdn' && kind !== 'legacy') return false;
     let doc;
     try {
-      doc = parseImdn(cpimBody.subarray(head.bodyOffset));
+      const found = readReportPayload(cpimBody);
+      if (found === null || found === 'incomplete') return false;
+      if (found.kind !== 'imdn' && found.kind !== 'legacy') return false;
+      doc = parseImdn(cpimBody.subarray(found.bodyOffset));
     } catch {
-      return false; // not ours to judge: forwarded as it is
+      return false; // not ours to judge (malformed head or document): forwarded as it is
     }
     if (doc.notification !== 'delivery') return false;
     if (!this.delivered.has(sessionKey, doc.messageId, this.now())) return false;
     this.counters.duplicatesDropped++;
     return true;
-  }
-
-  /** {@link isDuplicateImdn} on a whole message/cpim body whose head is not parsed yet. */
-  isDuplicateImdnBody(sessionKey: string, cpimBody: Buffer): boolean {
-    if (!this.dedupe || this.delivered.size === 0) return false;
-    let head;
-    try {
-      head = parseCpimHead(cpimBody, { lenient: true });
-    } catch {
-      return false;
-    }
-    return head !== 'incomplete' && this.isDuplicateImdn(sessionKey, head, cpimBody);
   }
 
   /** Forgets delivered reports remembered for dedupe whose time is up; call from the periodic tick. */
