@@ -378,7 +378,10 @@ function readConfigFile(path: string, where: string): ConfigFile {
   try {
     data = ext === '.json' ? JSON.parse(text) : (parseYaml(text) ?? {});
   } catch (err) {
-    const first = String((err as Error).message).split('\n')[0];
+    // One line: the yaml library ends its first line with a colon before a code frame; that goes.
+    const first = String((err as Error).message)
+      .split('\n')[0]!
+      .replace(/:\s*$/, '');
     throw fail(`config file ${path} (${where}) is not valid ${ext === '.json' ? 'JSON' : 'YAML'}: ${first}`);
   }
   if (!isRecord(data))

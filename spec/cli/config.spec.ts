@@ -520,6 +520,12 @@ describe('relay configuration', () => {
       expect([err.code, err.message.includes('\n')]).to.deep.equal(['MSRP_ERR_CONFIG', false]);
     });
 
+    it('rejects a file that is not valid YAML on one line, with its position and no dangling colon', () => {
+      const file = writeTemp('relay.yaml', 'listen: [\n');
+      const message = configError(['--config', file]).message;
+      expect([message.includes('\n'), /at line \d+, column \d+$/.test(message)]).to.deep.equal([false, true]);
+    });
+
     it('rejects a YAML file holding a list', () => {
       const file = writeTemp('relay.yaml', '- listen\n');
       expect(configError(['--config', file]).message).to.include('must hold a mapping');
