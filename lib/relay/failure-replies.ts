@@ -24,9 +24,17 @@ export class FailureReplies {
   /**
    * Tells the sender a request was not forwarded. SEND: an error response when Failure-Report is yes,
    * a failure REPORT when partial, nothing when no (RFC 4975 §7.1.1). REPORT: never answered. Other
-   * methods: an error response unless Failure-Report is no.
+   * methods: an error response unless Failure-Report is no. `received`: body octets of the chunk read,
+   * which end the REPORT's Byte-Range when the SEND's range end was `*` (digest §1.10).
    */
-  refuse(peer: Peer, head: RequestHead, statusCode: number, comment: string, ourUri: string): void {
+  refuse(
+    peer: Peer,
+    head: RequestHead,
+    statusCode: number,
+    comment: string,
+    ourUri: string,
+    received = 0,
+  ): void {
     if (head.method === 'REPORT') return;
     const fr = failureReportOf(head);
     if (fr === 'no') return;
@@ -39,7 +47,7 @@ export class FailureReplies {
           ourUri,
           messageId: getHeader(head.headers, 'message-id'),
           start: range.start,
-          end: typeof range.end === 'number' ? range.end : range.start - 1,
+          end: typeof range.end === 'number' ? range.end : range.start - 1 + received,
           total: range.total,
           statusCode,
           comment,

@@ -46,6 +46,12 @@ export interface StreamSpec {
   byteRangeIndex: number;
   /** Called for every sub-chunk whose end-line was written (the relay starts its timer then). */
   onSent(sub: SubChunkSent): void;
+  /**
+   * Called when a sub-chunk's head goes out ahead of its body (byte streams), with its transaction id and
+   * first octet: the next hop may answer before the end-line (a 413 to stop a transfer, RFC 4975 §7.1),
+   * so the relay can know the transaction from then on.
+   */
+  onOpen?(tid: string, start: number): void;
 }
 
 /** A forwarded chunk in transit: the source pushes pieces and finally the end-line flag. */
@@ -62,6 +68,7 @@ export class ChunkStream {
   /** @internal */ turnBytes = 0;
   /** @internal */ done = false;
   private aborted = false;
+  private refused = false;
   private readonly writer: OutboundWriter;
 
   constructor(writer: OutboundWriter, spec: StreamSpec) {
@@ -72,7 +79,7 @@ export class ChunkStream {
 
   /** Queues body octets (a view is fine: small ones are copied). */
   push(piece: Buffer): void {
-    if (this.done || piece.length === 0) return;
+    if (this.done || this.refused || piece.length === 0) return;
     const p = piece.length < COPY_BELOW ? Buffer.from(piece) : piece;
     this.pieces.push(p);
     this.pendingBytes += p.length;
@@ -85,6 +92,31 @@ export class ChunkStream {
     if (this.done || this.finished !== null) return;
     this.finished = flag;
     this.writer.pump();
+  }
+
+  /**
+   * The next hop answered the open sub-chunk with an error before its end: the rest of the chunk is not
+   * sent (queued octets dropped, later pushes swallowed) and the sub-chunk is ended with `#` (RFC 4975
+   * §7.1: the sender aborts a chunk the receiver refused).
+   */
+  refuse(): void {
+    if (this.done || this.refused) return;
+    this.writer.queued(-this.pendingBytes);
+    this.pieces = [];
+    this.pendingBytes = 0;
+    this.refused = true;
+    this.finished = '#';
+    this.writer.pump();
+  }
+
+  /** Number of the last octet put on the wire so far (start - 1 before the first). */
+  get written(): number {
+    return this.offset - 1;
+  }
+
+  /** True once {@link refuse} was called: the source's further octets go nowhere. */
+  get isRefused(): boolean {
+    return this.refused;
   }
 
   /** True once the final end-line went out (or the connection died). */
@@ -296,6 +328,7 @@ export class OutboundWriter {
     s.subStart = s.offset;
     if (s.subCount++ > 0) this.counters.rechunked++;
     this.conn.writeFrame([head]);
+    s.spec.onOpen?.(tid, s.offset);
   }
 
   /** Ends the open sub-chunk of `s` (opening an empty one if none is open) with `flag`. */

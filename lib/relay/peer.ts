@@ -52,7 +52,15 @@ export type IncomingFrame =
       received: number;
     }
   | { kind: 'collect'; head: RequestHead; pieces: Buffer[] }
-  | { kind: 'drop'; head: RequestHead; status: number; comment: string; ourUri: string };
+  | {
+      kind: 'drop';
+      head: RequestHead;
+      status: number;
+      comment: string;
+      ourUri: string;
+      /** Body octets read (and discarded) so far; absent until the first. */
+      received?: number;
+    };
 
 /** Limits a peer applies to what it reads. */
 export interface PeerLimits {
@@ -181,6 +189,8 @@ export class Peer implements ParserHandler {
       f.dest.throttle(this);
     } else if (f.kind === 'collect') {
       f.pieces.push(Buffer.from(piece));
+    } else {
+      f.received = (f.received ?? 0) + piece.length;
     }
   }
 

@@ -108,14 +108,11 @@ export class RelayReports {
   /**
    * A sub-chunk of a tracked chunk was written to the recipient. With Failure-Report `no`/`partial` no
    * 200 will come, so the octets count as acknowledged now; otherwise the transaction carries the message
-   * until its response.
+   * until its response. With `partial` it carries it too: a non-200 (RFC 4975 §7.1.1: the only response
+   * `partial` allows) still fails the message when it comes before the message is complete.
    */
-  sent(chunk: TrackedIm, fr: FailureReport, start: number, end: number): TrackedImMessage | undefined {
-    if (acknowledgedOnSend(fr)) {
-      this.tracker.acked(chunk.msg, start, end);
-      return undefined;
-    }
-    return chunk.msg;
+  sent(chunk: TrackedIm, fr: FailureReport, start: number, end: number): void {
+    if (acknowledgedOnSend(fr)) this.tracker.acked(chunk.msg, start, end);
   }
 
   /** The recipient answered a forwarded sub-chunk of `msg`. */

@@ -34,7 +34,7 @@ import { Listeners } from './listeners.js';
 import type { Logger } from './logger.js';
 import { NextHops } from './next-hops.js';
 import { resolveRelayOptions, type RelayAddress, type RelayLimits, type RelayOptions } from './options.js';
-import type { SubChunkSent } from './outbound-writer.js';
+import type { ChunkStream, SubChunkSent } from './outbound-writer.js';
 import { Peer, type IncomingFrame, type PeerLimits, type PeerOwner } from './peer.js';
 import { firstUri, splitPath, transactionResponse } from './replies.js';
 import { routeRequest, type RouteContext, type RouteResult } from './router.js';
@@ -246,30 +246,60 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     const ourUri = route.ourUri;
     const total = byteRange?.total ?? '*';
     const tracked = this.reports.begin(peer, head, route.toPath, byteRange, dest);
-    const stream = dest.writer.openStream({
+    const transaction = (
+      tid: string,
+      start: number,
+      end: number,
+    ): ForwardedTransaction<Peer, TrackedImMessage> => ({
+      // With FR no nothing answers; otherwise the transaction carries the message (see reports.sent).
+      tracked: tracked === null || fr === 'no' ? undefined : tracked.msg,
+      tid,
+      dest,
+      source: peer,
+      sourceTid: head.transactionId,
+      method: 'SEND',
+      failureReport: fr,
+      messageId,
+      rangeStart: start,
+      rangeEnd: end,
+      total,
+      reportTo,
+      ourUri,
+      hops: 0,
+      deadline: 0,
+      open: false,
+      stream: null,
+      earlyOk: false,
+    });
+    // The sub-chunk whose head is out and whose end-line is not: the next hop may answer it early.
+    let open: ForwardedTransaction<Peer, TrackedImMessage> | null = null;
+    const stream: ChunkStream = dest.writer.openStream({
       headers,
       byteRange,
       byteRangeIndex: brIndex,
-      onSent: (sub: SubChunkSent) => {
-        const trackedMsg = tracked === null ? undefined : this.reports.sent(tracked, fr, sub.start, sub.end);
+      onOpen: (tid: string, start: number) => {
         if (fr === 'no') return;
-        this.track({
-          tracked: trackedMsg,
-          tid: sub.tid,
-          dest,
-          source: peer,
-          sourceTid: head.transactionId,
-          method: 'SEND',
-          failureReport: fr,
-          messageId,
-          rangeStart: sub.start,
-          rangeEnd: sub.end,
-          total,
-          reportTo,
-          ourUri,
-          hops: 0,
-          deadline: 0,
-        });
+        open = transaction(tid, start, start - 1);
+        open.stream = stream;
+        this.transactions.addOpen(open);
+      },
+      onSent: (sub: SubChunkSent) => {
+        if (tracked !== null) this.reports.sent(tracked, fr, sub.start, sub.end);
+        if (fr === 'no') return;
+        const tx = open;
+        open = null;
+        if (tx !== null && tx.tid === sub.tid) {
+          if (tx.earlyOk === true) {
+            // Answered 200 before its end-line: that answer covers the whole sub-chunk, now out.
+            this.transactions.take(tx.tid, dest);
+            if (tx.tracked !== undefined) this.reports.answered(tx.tracked, 200, sub.start, sub.end);
+            return;
+          }
+          // Known since its head went out: its timer starts now, unless it was refused already.
+          this.transactions.close(tx, sub.end, Date.now() + this.opts.transactionTimeoutMs);
+          return;
+        }
+        this.track(transaction(sub.tid, sub.start, sub.end));
       },
     });
     this.counters.forwarded++;
@@ -283,10 +313,12 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
 
   onOverrun(_peer: Peer, frame: IncomingFrame & { kind: 'stream' }): IncomingFrame {
     frame.stream.finish('#');
-    this.reports.end(frame.tracked, '#');
     const start = frame.stream.spec.byteRange?.start ?? 1;
     const tooLarge = start - 1 + frame.received > this.opts.maxMessageBytes;
+    // Issue 5 / DESIGN.md: a 413 fails the message (a `failed` IMDN when asked); the abort that follows
+    // would only forget it, so the failure goes first.
     if (tooLarge && frame.tracked !== null) this.reports.failed(frame.tracked.msg, 413);
+    this.reports.end(frame.tracked, '#');
     bump(this.counters.parseErrors, tooLarge ? 'MSRP_ERR_MESSAGE_TOO_LARGE' : 'MSRP_ERR_BODY_OVERRUN');
     return {
       kind: 'drop',
@@ -294,6 +326,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       status: tooLarge ? 413 : 400,
       comment: tooLarge ? 'Message too large' : 'Body longer than its Byte-Range',
       ourUri: frame.ourUri,
+      received: frame.received,
     };
   }
 
@@ -315,7 +348,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
         if (frame.stream.isAborted) {
           // The next hop went away before the chunk was through: not received, so no 200.
           if (frame.tracked !== null) this.reports.failed(frame.tracked.msg, 481);
-          this.failures.refuse(peer, head, 481, 'Next hop connection lost', frame.ourUri);
+          this.failures.refuse(peer, head, 481, 'Next hop connection lost', frame.ourUri, frame.received);
           return;
         }
         // RFC 4976 §6.5: with Failure-Report yes the relay answers 200 at once, meaning "received".
@@ -323,7 +356,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
           peer.send([transactionResponse(head, 200, 'OK', frame.ourUri)], peer);
         return;
       case 'drop':
-        this.failures.refuse(peer, head, frame.status, frame.comment, frame.ourUri);
+        this.failures.refuse(peer, head, frame.status, frame.comment, frame.ourUri, frame.received);
         return;
       case 'collect':
         this.onCollected(peer, head, frame.pieces, flag);
@@ -338,11 +371,24 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       return;
     }
     if (tx.method === 'SEND') {
+      // RFC 4975 §7.1: answered before its end-line went out. An error stops the rest of the chunk toward
+      // the next hop (ended with `#`) and is reported upstream now, for the octets written so far.
+      const early = tx.open ? tx.stream : null;
+      if (early !== null) {
+        if (head.statusCode === 200) {
+          tx.earlyOk = true; // counted once the whole sub-chunk is out (onSent)
+          this.transactions.addOpen(tx);
+          return;
+        }
+        tx.rangeEnd = early.written;
+      }
+      // The message fails before its stream is cut, so no octet written meanwhile can complete it.
       if (tx.tracked !== undefined)
         this.reports.answered(tx.tracked, head.statusCode, tx.rangeStart, tx.rangeEnd);
       // RFC 4976 §6.5: a non-200 from the next hop becomes a failure REPORT (FR yes or partial).
       if (head.statusCode !== 200)
         this.failures.sendFailureReport(tx, head.statusCode, head.comment || 'Failed');
+      early?.refuse();
       return;
     }
     // End-to-end response (AUTH through, extension methods): pop our URI, push it, restore the tid.
@@ -361,7 +407,11 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
 
   onParseError(peer: Peer, err: MsrpError, context: ErrorContext | null, frame: IncomingFrame | null): void {
     bump(this.counters.parseErrors, err.code);
-    if (frame?.kind === 'stream') this.reports.end(frame.tracked, '#');
+    if (frame?.kind === 'stream' && frame.tracked !== null) {
+      // A body over the limit is answered 413, which fails the message as in onOverrun; then the abort.
+      if (err.statusCode === 413) this.reports.failed(frame.tracked.msg, 413);
+      this.reports.end(frame.tracked, '#');
+    }
     this.log.info({ conn: peer.id, remote: peer.conn.remote, code: err.code, fatal: err.fatal }, err.message);
     // RFC 4975 §7.2: a malformed request gets 400 (413 for a body over the limit) when its paths are known.
     const toPath = context === null ? undefined : getHeader(context.headers, 'to-path');
@@ -375,7 +425,8 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
         hasBody: false,
       };
       const ourUri = frame?.kind === 'stream' ? frame.ourUri : firstUri(toPath);
-      this.failures.refuse(peer, head, err.statusCode, err.message, ourUri);
+      const received = frame?.kind === 'stream' || frame?.kind === 'drop' ? frame.received : 0;
+      this.failures.refuse(peer, head, err.statusCode, err.message, ourUri, received);
     }
     if (err.fatal) peer.close(`parse-error:${err.code}`);
   }
@@ -477,7 +528,8 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     }
     const route = this.route(peer, head);
     if (!route.ok) {
-      this.failures.refuse(peer, head, route.statusCode, route.comment, route.ourUri);
+      const received = pieces.reduce((n, p) => n + p.length, 0);
+      this.failures.refuse(peer, head, route.statusCode, route.comment, route.ourUri, received);
       return;
     }
     const body = head.hasBody ? Buffer.concat(pieces) : null;
@@ -507,7 +559,9 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     const fr = failureReportOf(head);
     if (head.method !== 'REPORT' && fr !== 'no') {
       const range = byteRangeOf(head, { start: 1, end: 0, total: 0 });
+      // The same fields in the same order as a SEND chunk's (one object shape in the table).
       this.track({
+        tracked: undefined,
         tid,
         dest,
         source: peer,
@@ -522,6 +576,9 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
         ourUri: route.ourUri,
         hops: splitPath(to).length - splitPath(route.toPath).length,
         deadline: 0,
+        open: false,
+        stream: null,
+        earlyOk: false,
       });
     }
     dest.send(parts, peer);
@@ -583,8 +640,8 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   private tick(): void {
     const now = Date.now();
     for (const tx of this.transactions.takeExpired(now)) {
-      if (tx.tracked !== undefined) this.reports.failed(tx.tracked, 408);
       if (tx.failureReport !== 'yes') continue; // RFC 4976 §6.5: no timer for partial
+      if (tx.tracked !== undefined) this.reports.failed(tx.tracked, 408);
       this.counters.transactionTimeouts++;
       if (tx.method === 'SEND') this.failures.sendFailureReport(tx, 408, 'Request Timeout');
       else this.failures.answerUpstream(tx, 408, 'Request Timeout');

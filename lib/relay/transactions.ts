@@ -19,9 +19,12 @@ export interface ForwardedTransaction<P, T = unknown> {
   readonly failureReport: 'yes' | 'no' | 'partial';
   /** Message-ID, when the request had one. */
   readonly messageId: string | undefined;
-  /** Octets this hop's chunk carried (1-based, inclusive) and the message total, for failure REPORTs. */
+  /**
+   * Octets this hop's chunk carried (1-based, inclusive) and the message total, for failure REPORTs.
+   * While the chunk is still being written ({@link open}) the end is the last octet written so far.
+   */
   readonly rangeStart: number;
-  readonly rangeEnd: number;
+  rangeEnd: number;
   readonly total: number | '*';
   /** The From-Path as it arrived: where a failure REPORT goes (RFC 4976 §6.5). */
   readonly reportTo: string;
@@ -33,15 +36,47 @@ export interface ForwardedTransaction<P, T = unknown> {
   readonly tracked?: T;
   /** Deadline in ms since the epoch; entries with FR `partial` never produce a timeout report. */
   deadline: number;
+  /**
+   * True while the chunk's head is out but not its end-line (added by {@link TransactionTable.addOpen}):
+   * the next hop may already answer (RFC 4975 §7.1); no timer runs yet.
+   */
+  open: boolean;
+  /** The stream writing the chunk, while it may be refused early (set with `open`); null otherwise. */
+  stream: { readonly written: number; refuse(): void } | null;
+  /** The next hop answered 200 while the chunk was open. */
+  earlyOk: boolean;
 }
 
 /** Outstanding forwarded transactions, indexed by transaction id and by destination. */
 export class TransactionTable<P, T = unknown> {
   private readonly byTid = new Map<string, ForwardedTransaction<P, T>>();
   private readonly byDest = new Map<P, Set<ForwardedTransaction<P, T>>>();
+  /** Chunks whose end-line is not out yet: no deadline, so kept apart from the deadline-ordered map. */
+  private readonly openByTid = new Map<string, ForwardedTransaction<P, T>>();
 
   get size(): number {
-    return this.byTid.size;
+    return this.byTid.size + this.openByTid.size;
+  }
+
+  /** Records a chunk whose head went out; {@link close} starts its timer when its end-line follows. */
+  addOpen(tx: ForwardedTransaction<P, T>): void {
+    tx.open = true;
+    this.openByTid.set(tx.tid, tx);
+  }
+
+  /**
+   * The open chunk `tx` got its end-line: it now waits for its response until `deadline`, its octets
+   * ending at `rangeEnd`. False when it is no longer open (answered early, or its connection went).
+   */
+  close(tx: ForwardedTransaction<P, T>, rangeEnd: number, deadline: number): boolean {
+    if (this.openByTid.get(tx.tid) !== tx) return false;
+    this.openByTid.delete(tx.tid);
+    tx.open = false;
+    tx.stream = null;
+    tx.rangeEnd = rangeEnd;
+    tx.deadline = deadline;
+    this.add(tx);
+    return true;
   }
 
   add(tx: ForwardedTransaction<P, T>): void {
@@ -54,13 +89,26 @@ export class TransactionTable<P, T = unknown> {
   /** Removes and returns the transaction `tid` if it was sent to `dest`. */
   take(tid: string, dest: P): ForwardedTransaction<P, T> | undefined {
     const tx = this.byTid.get(tid);
-    if (tx === undefined || tx.dest !== dest) return undefined;
+    if (tx === undefined) return this.takeOpen(tid, dest);
+    if (tx.dest !== dest) return undefined;
     this.remove(tx);
     return tx;
   }
 
-  /** Removes and returns every transaction sent to `dest` (its connection closed). */
+  private takeOpen(tid: string, dest: P): ForwardedTransaction<P, T> | undefined {
+    if (this.openByTid.size === 0) return undefined;
+    const tx = this.openByTid.get(tid);
+    if (tx === undefined || tx.dest !== dest) return undefined;
+    this.openByTid.delete(tid);
+    return tx;
+  }
+
+  /**
+   * Removes and returns every transaction sent to `dest` (its connection closed). Open chunks are
+   * dropped, not returned: their streams are aborted with the connection and report it themselves.
+   */
   takeAllTo(dest: P): ForwardedTransaction<P, T>[] {
+    for (const tx of this.openByTid.values()) if (tx.dest === dest) this.openByTid.delete(tx.tid);
     const set = this.byDest.get(dest);
     if (set === undefined) return [];
     this.byDest.delete(dest);

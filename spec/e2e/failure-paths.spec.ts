@@ -1,0 +1,230 @@
+/**
+ * Failure paths found by the fourth session's conformance audit, each with real traffic through the relay:
+ * a next hop that answers a chunk before its end-line (RFC 4975 §7.1), the Byte-Range of a refused
+ * `Failure-Report: partial` chunk (digest §1.10), and the `failed` IMDN for `partial` non-200s and for
+ * 413s (issue 5, DESIGN.md "Report policy").
+ */
+import { expect } from 'chai';
+import type { MsrpEndpoint } from '../../lib/client/endpoint.js';
+import { parseByteRange } from '../../lib/msrp/headers.js';
+import { getHeader, type Frame } from '../../lib/msrp/message.js';
+import { serializeRequest } from '../../lib/msrp/serializer.js';
+import { Harness, next, until } from '../helpers/relay.js';
+
+const CRLF = '\r\n';
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Collects everything an endpoint's socket receives, as latin1 text. */
+function tap(ep: MsrpEndpoint): { text: () => string } {
+  const parts: string[] = [];
+  ep.socket.on('data', (d: Buffer) => parts.push(d.toString('latin1')));
+  return { text: () => parts.join('') };
+}
+
+/** An RFC 5438 IM from alice to bob asking for `notify`. */
+function im(imdnId: string, notify: string, text = 'hi'): Buffer {
+  return Buffer.from(
+    [
+      'From: <im:alice@example.org>',
+      'To: <im:bob@example.net>',
+      'DateTime: 2026-11-24T10:00:00Z',
+      'NS: imdn <urn:ietf:params:imdn>',
+      `imdn.Message-ID: ${imdnId}`,
+      `imdn.Disposition-Notification: ${notify}`,
+    ].join(CRLF) +
+      CRLF +
+      CRLF +
+      'Content-Type: text/plain' +
+      CRLF +
+      CRLF +
+      text,
+  );
+}
+
+/** Every complete SEND frame (raw text) written to `ep`'s socket whose body is a delivery notification. */
+function rawReports(ep: MsrpEndpoint): () => string[] {
+  const chunks: Buffer[] = [];
+  ep.socket.on('data', (d: Buffer) => chunks.push(d));
+  return () => {
+    const s = Buffer.concat(chunks).toString('utf8');
+    const out: string[] = [];
+    const re = /MSRP (\S+) SEND\r\n/g;
+    for (let m = re.exec(s); m !== null; m = re.exec(s)) {
+      const end = s.indexOf(`\r\n-------${m[1]}$`, m.index);
+      if (end === -1) continue;
+      const frame = s.slice(m.index, end);
+      if (/<delivery-notification>|<type>delivery<\/type>/.test(frame)) out.push(frame);
+    }
+    return out;
+  };
+}
+
+const statusOf = (frame: string): string => /<status><(\w+)\/><\/status>/.exec(frame)?.[1] ?? '?';
+
+describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => {
+  const h = new Harness();
+  afterEach(() => h.cleanup());
+
+  it('turns a 413 the next hop sends mid-chunk into a 000 413 failure REPORT at once and stops the chunk', async () => {
+    const relay = await h.relay({ transactionTimeoutMs: 5000 });
+    const alice = await h.client(relay, 'alice', { respond: () => null });
+    const bob = await h.client(relay, 'bob', { respond: () => null });
+    const bobWire = tap(bob);
+    const N = 20000;
+    alice.write(
+      Buffer.from(
+        `MSRP big00413 SEND\r\nTo-Path: ${alice.toPathFor(bob.path)}\r\nFrom-Path: ${alice.uri}\r\n` +
+          `Message-ID: bigmsg413\r\nByte-Range: 1-*/${N}\r\nContent-Type: text/plain\r\n\r\n` +
+          'a'.repeat(8000),
+        'latin1',
+      ),
+    );
+    await until(() => /^MSRP \S+ SEND/.test(bobWire.text()), 2000, 'forwarded head at bob');
+    const tid = /^MSRP (\S+) SEND/.exec(bobWire.text())![1]!;
+    const report = next<Frame>(alice, 'report', 2000);
+    // Bob refuses the transfer mid-chunk (a receiver cancelling a file transfer).
+    bob.write(
+      Buffer.from(
+        `MSRP ${tid} 413 Too large\r\nTo-Path: ${alice.usePath[0]}\r\nFrom-Path: ${bob.uri}\r\n-------${tid}$\r\n`,
+        'latin1',
+      ),
+    );
+    // Before the fix the 413 was dropped as unknown: a 000 408 REPORT came only when the timer fired.
+    const f = await report;
+    const range = parseByteRange(getHeader(f.headers, 'byte-range')!);
+    expect([getHeader(f.headers, 'status'), getHeader(f.headers, 'message-id')]).to.deep.equal([
+      '000 413 Too large',
+      'bigmsg413',
+    ]);
+    expect([range.start, range.total]).to.deep.equal([1, N]);
+    // The rest of the chunk does not reach bob: the sub-chunk he refused ends with `#`.
+    alice.write(Buffer.from('b'.repeat(N - 8000) + '\r\n-------big00413$\r\n', 'latin1'));
+    await until(() => bobWire.text().includes(`-------${tid}#`), 2000, 'the aborted end-line at bob');
+    await sleep(100);
+    expect(bobWire.text()).not.to.include('b'.repeat(100));
+  });
+
+  it('counts a 200 the next hop sends mid-chunk once the chunk is out: delivered, and no 408 later', async () => {
+    const relay = await h.relay({ transactionTimeoutMs: 200, reports: 'on-ack' });
+    const alice = await h.client(relay, 'alice', { respond: () => null });
+    const bob = await h.client(relay, 'bob', { respond: () => null });
+    const bobWire = tap(bob);
+    const reports = rawReports(alice);
+    const failures: Frame[] = [];
+    alice.on('report', (f: Frame) => failures.push(f));
+    const body = im('early200', 'positive-delivery', 'z'.repeat(6000));
+    const head =
+      `MSRP early200 SEND\r\nTo-Path: ${alice.toPathFor(bob.path)}\r\nFrom-Path: ${alice.uri}\r\n` +
+      `Message-ID: early200m\r\nByte-Range: 1-${body.length}/${body.length}\r\nContent-Type: message/cpim\r\n\r\n`;
+    alice.write(Buffer.concat([Buffer.from(head), body.subarray(0, 3000)]));
+    await until(() => /^MSRP \S+ SEND/.test(bobWire.text()), 2000, 'forwarded head at bob');
+    const tid = /^MSRP (\S+) SEND/.exec(bobWire.text())![1]!;
+    bob.write(
+      Buffer.from(
+        `MSRP ${tid} 200 OK\r\nTo-Path: ${alice.usePath[0]}\r\nFrom-Path: ${bob.uri}\r\n-------${tid}$\r\n`,
+        'latin1',
+      ),
+    );
+    await sleep(50);
+    alice.write(Buffer.concat([body.subarray(3000), Buffer.from('\r\n-------early200$\r\n')]));
+    await until(() => reports().length === 1, 2000, 'the delivered report');
+    await sleep(600); // three transaction timeouts: the answered chunk must not time out
+    expect([reports().map(statusOf), failures.length]).to.deep.equal([['delivered'], 0]);
+    expect(bobWire.text()).to.include(`-------${tid}$`);
+  });
+
+  it('gives a refused Failure-Report: partial chunk of unknown end a Byte-Range naming the octets received', async () => {
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice', { respond: () => null });
+    const report = next<Frame>(alice, 'report', 2000);
+    // 403 (spoofed From-Path), FR partial: the relay answers with a failure REPORT (docs/architecture.md).
+    alice.write(
+      Buffer.from(
+        `MSRP part0403 SEND\r\nTo-Path: ${alice.usePath[0]} msrp://bob.example.net:7394/s8Fh2kQpZr;tcp\r\n` +
+          `From-Path: msrp://spoof.example.org:1/x1x1;tcp\r\nMessage-ID: midpart01\r\nByte-Range: 1-*/100\r\n` +
+          `Failure-Report: partial\r\nContent-Type: text/plain\r\n\r\nHelloWorld\r\n-------part0403+\r\n`,
+        'latin1',
+      ),
+    );
+    const f = await report;
+    const br = getHeader(f.headers, 'byte-range')!;
+    // Before the fix: `1-0/100`, an end before the start that the relay's own parser refuses.
+    expect(() => parseByteRange(br)).to.not.throw();
+    expect(br).to.equal('1-10/100');
+  });
+
+  it('injects `failed`, not `delivered`, when a Failure-Report: partial chunk gets a non-200 before the last chunk is out', async () => {
+    // DESIGN.md "When": failed when a chunk gets a non-200. docs/reports.md: "with `partial` a later non-200
+    // still fails the message if it comes before the last octet is written".
+    const relay = await h.relay({ reports: 'on-ack' });
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob', { respond: () => 486 });
+    const reports = rawReports(alice);
+    const body = im('partial1', 'positive-delivery, negative-delivery', 'y'.repeat(300));
+    const chunk = (tid: string, s: number, e: number, flag: '+' | '$'): Buffer =>
+      serializeRequest({
+        method: 'SEND',
+        transactionId: tid,
+        toPath: alice.toPathFor(bob.path),
+        fromPath: alice.uri,
+        headers: [
+          ['Message-ID', 'partMsg1'],
+          ['Failure-Report', 'partial'],
+          ['Byte-Range', `${s}-${e}/${body.length}`],
+        ],
+        contentType: 'message/cpim',
+        body: body.subarray(s - 1, e),
+        flag,
+      });
+    let bobGot = 0;
+    bob.on('request', () => bobGot++);
+    alice.write(chunk('tidPart1', 1, 250, '+'));
+    await until(() => bobGot === 1, 3000, 'chunk 1 at bob');
+    await sleep(200); // bob's 486 for chunk 1 reaches the relay
+    alice.write(chunk('tidPart2', 251, body.length, '$'));
+    await until(() => bobGot === 2, 3000, 'chunk 2 at bob');
+    await sleep(300);
+    expect(reports().map(statusOf)).to.deep.equal(['failed']);
+  });
+
+  it('injects a `failed` IMDN when a chunk passes --max-message-size mid-body (413, negative-delivery asked)', async () => {
+    // DESIGN.md Limits: one message over the max → 413 to the chunk; docs/reports.md: failed on "a 413".
+    const relay = await h.relay({ maxMessageBytes: 1000 });
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const reports = rawReports(alice);
+    const body = im('big413a', 'negative-delivery', 'x'.repeat(2000));
+    const head = (tid: string, range: string): string =>
+      `MSRP ${tid} SEND\r\nTo-Path: ${alice.toPathFor(bob.path)}\r\nFrom-Path: ${alice.uri}\r\n` +
+      `Message-ID: big413a\r\nByte-Range: ${range}\r\nContent-Type: message/cpim\r\n\r\n`;
+    alice.write(
+      Buffer.concat([
+        Buffer.from(head('tidBigA', '1-500/*')),
+        body.subarray(0, 500),
+        Buffer.from('\r\n-------tidBigA+\r\n'),
+        Buffer.from(head('tidBigB', '501-*/*')),
+        body.subarray(500, 1300),
+        Buffer.from('\r\n-------tidBigB$\r\n'),
+      ]),
+    );
+    await until(() => relay.reports.counters.requests.imdn['negative-delivery'] === 1, 3000, 'the head read');
+    await sleep(400);
+    expect(reports().map(statusOf)).to.deep.equal(['failed']);
+  });
+
+  it('injects a `failed` IMDN when a chunk of unknown size passes the body limit (413, negative-delivery asked)', async () => {
+    const relay = await h.relay({ maxMessageBytes: 1000 });
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const reports = rawReports(alice);
+    const body = im('big413b', 'negative-delivery', 'x'.repeat(2000));
+    const head =
+      `MSRP tidBigC SEND\r\nTo-Path: ${alice.toPathFor(bob.path)}\r\nFrom-Path: ${alice.uri}\r\n` +
+      `Message-ID: big413b\r\nByte-Range: 1-*/*\r\nContent-Type: message/cpim\r\n\r\n`;
+    alice.write(Buffer.concat([Buffer.from(head), body.subarray(0, 400)]));
+    await until(() => relay.reports.counters.requests.imdn['negative-delivery'] === 1, 3000, 'the head read');
+    alice.write(Buffer.concat([body.subarray(400), Buffer.from('\r\n-------tidBigC$\r\n')]));
+    await sleep(400);
+    expect(reports().map(statusOf)).to.deep.equal(['failed']);
+  });
+});
