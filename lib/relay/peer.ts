@@ -80,8 +80,10 @@ export class Peer implements ParserHandler {
   readonly dialed: boolean;
   /** Authority key (`scheme://host:port`) of a dialed connection, for reuse. */
   readonly dialKey: string | undefined;
-  /** Requests seen so far (probation ends with the first). */
+  /** Requests seen so far. */
   requests = 0;
+  /** Requests the relay accepted: forwarded, or AUTH granted (RFC 4976 §6.3: probation ends with the first). */
+  accepted = 0;
   /** AUTH attempts refused on this connection (RFC 4976 §6.3: close after several). */
   authFailures = 0;
   /** Time of the last byte read, ms. */

@@ -37,7 +37,7 @@ import { resolveRelayOptions, type RelayAddress, type RelayLimits, type RelayOpt
 import type { ChunkStream, SubChunkSent } from './outbound-writer.js';
 import { Peer, type IncomingFrame, type PeerLimits, type PeerOwner } from './peer.js';
 import { firstUri, splitPath, transactionResponse } from './replies.js';
-import { routeRequest, type RouteContext, type RouteResult } from './router.js';
+import { routeRequest, tryParse, type RouteContext, type RouteResult } from './router.js';
 import { RelayReports, type TrackedIm, type TrackedImMessage } from './relay-reports.js';
 import {
   bump,
@@ -303,6 +303,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       },
     });
     this.counters.forwarded++;
+    peer.accepted++;
     const start = byteRange?.start ?? 1;
     const fromRange =
       byteRange !== null && typeof byteRange.end === 'number' ? byteRange.end - start + 1 : Infinity;
@@ -365,6 +366,15 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
 
   onResponse(peer: Peer, head: FrameHead & { kind: 'response' }): void {
     bump(this.counters.responsesIn, String(head.statusCode));
+    // RFC 4976 §6.6: a response whose To-Path does not name this relay is dropped (the transaction stays).
+    const addressee = tryParse(firstUri(head.headers[0]![1]));
+    if (addressee === null || !this.isOurs(addressee)) {
+      this.log.debug(
+        { conn: peer.id, tid: head.transactionId },
+        'response not addressed to this relay dropped',
+      );
+      return;
+    }
     const tx = this.transactions.take(head.transactionId, peer);
     if (tx === undefined) {
       this.log.debug({ conn: peer.id, tid: head.transactionId }, 'response for no known transaction dropped');
@@ -583,6 +593,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     }
     dest.send(parts, peer);
     this.counters.forwarded++;
+    peer.accepted++;
     if (head.method === 'SEND' && fr === 'yes')
       peer.send([transactionResponse(head, 200, 'OK', route.ourUri)], peer);
   }
@@ -610,8 +621,10 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       peer,
     );
     bump(this.counters.auth, outcome.result);
-    if (outcome.result === 'ok') this.counters.authOk++;
-    else if (outcome.result === 'challenge' || outcome.result === 'stale') this.counters.authChallenged++;
+    if (outcome.result === 'ok') {
+      this.counters.authOk++;
+      peer.accepted++;
+    } else if (outcome.result === 'challenge' || outcome.result === 'stale') this.counters.authChallenged++;
     else this.counters.authFailed++;
     if (outcome.result === 'failed' || outcome.result === 'bad-request' || outcome.result === 'bad-expires') {
       if (outcome.result === 'failed') peer.authFailures++;
@@ -651,8 +664,9 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     for (const peer of this.peers) {
       if (peer.closing) continue;
       const age = now - (this.connectedAt.get(peer) ?? now);
-      // RFC 4976 §6.3: a connection that sends no request within the probation period is closed.
-      if (peer.requests === 0 && !peer.dialed && age > this.opts.probationMs) peer.close('probation');
+      // RFC 4976 §6.3: a connection without a successful request within the probation period is closed
+      // (silent, or every request refused).
+      if (peer.accepted === 0 && !peer.dialed && age > this.opts.probationMs) peer.close('probation');
       else if (!this.tokens.hasOwner(peer) && !peer.dialed && now - peer.lastActivity > this.opts.probationMs)
         // Holding no token, a connection only gets the probation period of silence (RFC 4976 §6.3).
         peer.close('idle-unauthenticated');

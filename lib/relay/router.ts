@@ -42,7 +42,8 @@ const uriCache = new Map<string, MsrpUri | null>();
 const URI_CACHE_MAX = 20_000;
 const URI_CACHE_MAX_LENGTH = 256;
 
-function tryParse(text: string | undefined): MsrpUri | null {
+/** The URI `text` parsed (shared, cached), or null when it is not a valid MSRP URI. */
+export function tryParse(text: string | undefined): MsrpUri | null {
   if (text === undefined) return null;
   const hit = uriCache.get(text);
   if (hit !== undefined) return hit;

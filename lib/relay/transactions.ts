@@ -86,6 +86,12 @@ export class TransactionTable<P, T = unknown> {
     set.add(tx);
   }
 
+  /** The transaction `tid` if it was sent to `dest`, left in place. */
+  find(tid: string, dest: P): ForwardedTransaction<P, T> | undefined {
+    const tx = this.byTid.get(tid) ?? this.openByTid.get(tid);
+    return tx !== undefined && tx.dest === dest ? tx : undefined;
+  }
+
   /** Removes and returns the transaction `tid` if it was sent to `dest`. */
   take(tid: string, dest: P): ForwardedTransaction<P, T> | undefined {
     const tx = this.byTid.get(tid);

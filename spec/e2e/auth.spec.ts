@@ -136,4 +136,29 @@ describe('relay AUTH (RFC 4976 §5, §6.3)', () => {
     await next(ep, 'close', 3000);
     expect(ep.isClosed).to.equal(true);
   });
+
+  it('closes a connection whose every request is refused within the probation period', async () => {
+    // RFC 4976 §6.3: probation ends with a successful request, not with any request. The requests keep
+    // coming every 100 ms, so the close cannot be the idle rule (silence for the probation period).
+    const relay = await h.relay({ probationMs: 300 });
+    const ep = await h.connect(relay);
+    const statuses: number[] = [];
+    const at = relay.addresses()[0]!;
+    for (let i = 0; i < 15 && !ep.isClosed; i++) {
+      ep.request({
+        method: 'SEND',
+        toPath: `msrp://${at.host}:${at.port}/NoSuchToken00000000;tcp msrp://x.invalid:1/y;tcp`,
+        fromPath: ep.uri,
+        headers: [['Message-ID', `refused${i}`]],
+      }).then(
+        (res) => res.kind === 'response' && statuses.push(res.statusCode),
+        () => undefined,
+      );
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect([ep.isClosed, statuses.length > 0 && statuses.every((c) => c === 481)]).to.deep.equal([
+      true,
+      true,
+    ]);
+  });
 });

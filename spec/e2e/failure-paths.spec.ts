@@ -227,4 +227,23 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     await sleep(400);
     expect(reports().map(statusOf)).to.deep.equal(['failed']);
   });
+  it('drops a response whose To-Path does not name the relay instead of acting on it', async () => {
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice', { respond: () => null });
+    const bob = await h.client(relay, 'bob', { respond: () => null });
+    const forwarded = next<Frame>(bob, 'request');
+    await alice.send({ toPath: alice.toPathFor(bob.path), body: 'Hello', messageId: 'misaddr01' });
+    const tid = (await forwarded).transactionId;
+    const reports: Frame[] = [];
+    alice.on('report', (f: Frame) => reports.push(f));
+    bob.write(
+      Buffer.from(
+        `MSRP ${tid} 415 Nope\r\nTo-Path: msrp://elsewhere.example.com:9/zzzz;tcp\r\nFrom-Path: ${bob.uri}\r\n-------${tid}$\r\n`,
+        'latin1',
+      ),
+    );
+    await sleep(300);
+    // Before the fix the relay turned it into `Status: 000 415 Nope` toward alice.
+    expect(reports.map((r) => getHeader(r.headers, 'status'))).to.deep.equal([]);
+  });
 });
