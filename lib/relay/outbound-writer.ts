@@ -257,7 +257,14 @@ export class OutboundWriter {
         // whose declared octets have all been written only lacks its end-line, which is let through.
         if (a !== null && a.subOpen) {
           if (awaitingEndLine(a)) return;
-          this.closeSub(a, '+');
+          if (a.pendingBytes === 0 && a.finished !== null) {
+            // Only the end-line is left and its flag is known: it goes now. Interrupting here would
+            // leave an empty continuation chunk (`N+1-N/T`) to carry the flag.
+            this.closeSub(a, a.finished);
+            this.retire(a);
+          } else {
+            this.closeSub(a, '+');
+          }
         }
         this.flushControl();
         continue;
@@ -391,14 +398,16 @@ export class OutboundWriter {
 }
 
 /**
- * True when an open sub-chunk has written every octet its incoming Byte-Range declared: only the
- * end-line is missing, so interrupting it would produce an empty continuation chunk.
+ * True when an open sub-chunk has written every octet its incoming Byte-Range declared (its end, or the
+ * message total when the end is `*`): only the end-line is missing, so interrupting it would produce an
+ * empty continuation chunk.
  */
 function awaitingEndLine(s: ChunkStream): boolean {
-  const end = s.spec.byteRange?.end;
-  return (
-    s.subOpen && s.pendingBytes === 0 && s.finished === null && typeof end === 'number' && s.offset > end
-  );
+  if (!s.subOpen || s.pendingBytes !== 0 || s.finished !== null) return false;
+  const range = s.spec.byteRange;
+  if (range === null) return false;
+  const last = typeof range.end === 'number' ? range.end : range.total;
+  return typeof last === 'number' && s.offset > last;
 }
 
 /** Removes exactly `len` octets from the front of the stream's queue (one copy when pieces join). */

@@ -51,7 +51,13 @@ export type IncomingFrame =
       declared: number;
       received: number;
     }
-  | { kind: 'collect'; head: RequestHead; pieces: Buffer[] }
+  | {
+      kind: 'collect';
+      head: RequestHead;
+      pieces: Buffer[];
+      /** A SEND held whole (dedupe): the body octets its Byte-Range declares, and octets read so far. */
+      held?: { declared: number; received: number; ourUri: string };
+    }
   | {
       kind: 'drop';
       head: RequestHead;
@@ -190,6 +196,19 @@ export class Peer implements ParserHandler {
       if (f.tracked !== null) this.owner.onTrackedBody(f.tracked, piece);
       f.dest.throttle(this);
     } else if (f.kind === 'collect') {
+      const held = f.held;
+      if (held !== undefined && (held.received += piece.length) > held.declared) {
+        // A held SEND longer than its Byte-Range: refused like a streamed one, nothing more is kept.
+        this.frame = {
+          kind: 'drop',
+          head: f.head,
+          status: 400,
+          comment: 'Body longer than its Byte-Range',
+          ourUri: held.ourUri,
+          received: held.received,
+        };
+        return;
+      }
       f.pieces.push(Buffer.from(piece));
     } else {
       f.received = (f.received ?? 0) + piece.length;

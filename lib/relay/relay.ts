@@ -227,7 +227,11 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       }
     }
     // A small CPIM SEND from a recipient may be its own delivery IMDN, dropped when already reported.
-    if (mayHold && this.reports.holdForDedupe(head, byteRange)) return { kind: 'collect', head, pieces: [] };
+    if (mayHold && byteRange !== null && this.reports.holdForDedupe(head, byteRange)) {
+      // Held in memory, so bounded by its Byte-Range (1-N/N, N at most the dedupe hold limit).
+      const declared = typeof byteRange.end === 'number' ? byteRange.end - byteRange.start + 1 : 0;
+      return { kind: 'collect', head, pieces: [], held: { declared, received: 0, ourUri: route.ourUri } };
+    }
     const dest = this.nextPeer(route);
     const headers = rewritePaths(head.headers, route.toPath, route.fromPath);
     // RFC 7977 §5.1: toward a WebSocket peer every sub-chunk must fit one message; a head that leaves
@@ -305,8 +309,10 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     this.counters.forwarded++;
     peer.accepted++;
     const start = byteRange?.start ?? 1;
-    const fromRange =
-      byteRange !== null && typeof byteRange.end === 'number' ? byteRange.end - start + 1 : Infinity;
+    // The octets the Byte-Range allows: up to its end, or up to the total when the end is `*`.
+    const last =
+      byteRange === null ? Infinity : typeof byteRange.end === 'number' ? byteRange.end : byteRange.total;
+    const fromRange = typeof last === 'number' ? last - start + 1 : Infinity;
     // DESIGN.md limits: no octet of a message past --max-message-size, even when its total is `*`.
     const declared = Math.min(fromRange, this.opts.maxMessageBytes - start + 1);
     return { kind: 'stream', head, stream, dest, ourUri, tracked, declared, received: 0 };
@@ -437,6 +443,15 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       const ourUri = frame?.kind === 'stream' ? frame.ourUri : firstUri(toPath);
       const received = frame?.kind === 'stream' || frame?.kind === 'drop' ? frame.received : 0;
       this.failures.refuse(peer, head, err.statusCode, err.message, ourUri, received);
+    } else if (context !== null && context.method !== undefined && !err.fatal) {
+      // A request whose paths cannot be read cannot be answered: rather than drop it unseen, the
+      // connection is closed (logged), as for a fatal error.
+      this.log.warn(
+        { conn: peer.id, remote: peer.conn.remote, code: err.code },
+        'unanswerable request: closing',
+      );
+      peer.close(`parse-error:${err.code}`);
+      return;
     }
     if (err.fatal) peer.close(`parse-error:${err.code}`);
   }
@@ -557,6 +572,11 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
         frame.stream.push(body);
       }
       this.onRequestEnd(peer, frame, flag);
+      return;
+    }
+    if (head.method === 'SEND' && !hasValidByteRange(head)) {
+      // As for a SEND with a body (openForward): a Byte-Range that does not parse is refused here.
+      this.failures.refuse(peer, head, 400, 'Bad Byte-Range', route.ourUri);
       return;
     }
     const dest = this.nextPeer(route);
@@ -680,4 +700,16 @@ const closeWaiters = new WeakMap<Peer, () => void>();
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** False when the request has a Byte-Range header that does not parse (RFC 4975 §9). */
+function hasValidByteRange(head: RequestHead): boolean {
+  const i = findHeader(head.headers, 'byte-range');
+  if (i < 0) return true;
+  try {
+    parseByteRange(head.headers[i]![1]);
+    return true;
+  } catch {
+    return false;
+  }
 }

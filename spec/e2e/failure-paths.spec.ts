@@ -246,4 +246,126 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     // Before the fix the relay turned it into `Status: 000 415 Nope` toward alice.
     expect(reports.map((r) => getHeader(r.headers, 'status'))).to.deep.equal([]);
   });
+  it('lets a chunk whose octets are all out end with its own flag when a response for the receiver waits', async () => {
+    // Fuzz finding: the end-line split from the body while a control frame waited became `+`, then an
+    // empty continuation `1001-1000/1000 $` that receivers refuse.
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const bobWire = tap(bob);
+    const at = relay.addresses()[0]!;
+    const head =
+      `MSRP split001 SEND\r\nTo-Path: ${alice.toPathFor(bob.path)}\r\nFrom-Path: ${alice.uri}\r\n` +
+      `Message-ID: splitend1\r\nByte-Range: 1-1000/1000\r\nContent-Type: text/plain\r\n\r\n`;
+    alice.write(Buffer.from(head + 'a'.repeat(1000) + '\r\n-------split001', 'latin1'));
+    await until(() => bobWire.text().includes('a'.repeat(1000)), 2000, 'the body at bob');
+    // Bob sends something the relay answers itself (481): a response for bob waits behind the chunk.
+    bob.write(
+      Buffer.from(
+        `MSRP ctl00001 NICKNAME\r\nTo-Path: msrp://${at.host}:${at.port}/NoSuchToken00000000;tcp msrp://x.invalid:1/y;tcp\r\n` +
+          `From-Path: ${bob.uri}\r\n-------ctl00001$\r\n`,
+        'latin1',
+      ),
+    );
+    await sleep(100);
+    alice.write(Buffer.from('$\r\n', 'latin1'));
+    await until(() => / 481 /.test(bobWire.text()), 2000, 'the 481 at bob');
+    await sleep(100);
+    const ranges = [...bobWire.text().matchAll(/Byte-Range: (\S+)/g)].map((m) => m[1]);
+    expect(ranges).to.deep.equal(['1-1000/1000']);
+    expect(bobWire.text()).to.match(/\r\n-------\S+\$\r\n/);
+  });
+  it('refuses a SEND held for dedupe whose body outgrows its Byte-Range, keeping none of it', async () => {
+    // Fuzz finding: the held body was collected without bound (up to the 64 MiB chunk limit, outside
+    // --max-queued-bytes) and forwarded whole under `Byte-Range: 1-10/10`.
+    const relay = await h.relay({ reports: 'on-ack' });
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const reports = rawReports(alice);
+    const aliceWire = tap(alice);
+    await alice.send({
+      toPath: alice.toPathFor(bob.path),
+      body: im('heldcap1', 'positive-delivery'),
+      contentType: 'message/cpim',
+    });
+    await until(() => reports().length === 1, 3000, 'the delivered report'); // bob's session may now be held
+    const res = await bob.request({
+      method: 'SEND',
+      toPath: bob.toPathFor(alice.path),
+      fromPath: bob.uri,
+      headers: [
+        ['Message-ID', 'heldcap2'],
+        ['Byte-Range', '1-10/10'],
+      ],
+      contentType: 'message/cpim',
+      body: Buffer.alloc(200_000, 0x62),
+    });
+    await sleep(100);
+    expect([
+      res.kind === 'response' && res.statusCode,
+      aliceWire.text().includes('bbbbbbbbbb'),
+    ]).to.deep.equal([400, false]);
+  });
+  it('refuses a chunk longer than the total its Byte-Range names when the end is `*`', async () => {
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const bobWire = tap(bob);
+    const res = await alice.request({
+      method: 'SEND',
+      toPath: alice.toPathFor(bob.path),
+      fromPath: alice.uri,
+      headers: [
+        ['Message-ID', 'startotal'],
+        ['Byte-Range', '1-*/20'],
+      ],
+      contentType: 'text/plain',
+      body: Buffer.alloc(200_000, 0x63),
+    });
+    await sleep(100);
+    expect([
+      res.kind === 'response' && res.statusCode,
+      bobWire.text().includes('c'.repeat(21)),
+    ]).to.deep.equal([400, false]);
+  });
+
+  it('refuses a bodiless SEND whose Byte-Range does not parse instead of forwarding it', async () => {
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const toBob: Frame[] = [];
+    bob.on('request', (f: Frame) => toBob.push(f));
+    const codes: Array<number | false> = [];
+    for (const range of ['2-1/1', '-1-5/5']) {
+      const res = await alice.request({
+        method: 'SEND',
+        toPath: alice.toPathFor(bob.path),
+        fromPath: alice.uri,
+        headers: [
+          ['Message-ID', 'badrange1'],
+          ['Byte-Range', range],
+        ],
+      });
+      codes.push(res.kind === 'response' && res.statusCode);
+    }
+    await sleep(100);
+    expect([codes, toBob.length]).to.deep.equal([[400, 400], 0]);
+  });
+
+  it('closes a connection whose request cannot be answered because a path line is malformed', async () => {
+    // Fuzz finding: a From-Path line ending in a bare LF left the SEND without answer on an open connection.
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const closed = next(alice, 'close', 3000);
+    alice.write(
+      Buffer.from(
+        `MSRP silent01 SEND\r\nTo-Path: ${alice.toPathFor(bob.path)}\r\nFrom-Path: ${alice.uri}\n` +
+          `Message-ID: s1\r\nByte-Range: 1-2/2\r\nContent-Type: text/plain\r\n\r\nhi\r\n-------silent01$\r\n`,
+        'latin1',
+      ),
+    );
+    await closed;
+    expect(alice.isClosed).to.equal(true);
+  });
 });
