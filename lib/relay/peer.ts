@@ -26,6 +26,8 @@ export interface PeerOwner {
   onRequestHead(peer: Peer, head: RequestHead): IncomingFrame;
   /** A streamed chunk carried more octets than declared: returns the frame that replaces it. */
   onOverrun(peer: Peer, frame: IncomingFrame & { kind: 'stream' }): IncomingFrame;
+  /** A SEND without Byte-Range held for dedupe outgrew the hold: forward it from here (`piece` is new). */
+  onHeldOverflow(peer: Peer, frame: IncomingFrame & { kind: 'collect' }, piece: Buffer): IncomingFrame;
   /** Body octets of a tracked chunk (the report tracker keeps the CPIM head). */
   onTrackedBody(chunk: TrackedIm, piece: Buffer): void;
   /** A tracked chunk was cut by the connection closing: it ends as if with `#`. */
@@ -55,8 +57,11 @@ export type IncomingFrame =
       kind: 'collect';
       head: RequestHead;
       pieces: Buffer[];
-      /** A SEND held whole (dedupe): the body octets its Byte-Range declares, and octets read so far. */
-      held?: { declared: number; received: number; ourUri: string };
+      /**
+       * A SEND held whole (dedupe): the body octets it may have (its Byte-Range's, or the hold limit when
+       * it has none: `unbounded`, then forwarded as usual past the limit) and the octets read so far.
+       */
+      held?: { declared: number; received: number; ourUri: string; unbounded: boolean };
     }
   | {
       kind: 'drop';
@@ -198,6 +203,11 @@ export class Peer implements ParserHandler {
     } else if (f.kind === 'collect') {
       const held = f.held;
       if (held !== undefined && (held.received += piece.length) > held.declared) {
+        if (held.unbounded) {
+          // Too long to be an IMDN: streamed on from here like any SEND, what was held first.
+          this.frame = this.owner.onHeldOverflow(this, f, piece);
+          return;
+        }
         // A held SEND longer than its Byte-Range: refused like a streamed one, nothing more is kept.
         this.frame = {
           kind: 'drop',

@@ -143,6 +143,11 @@ export class RelayReports {
     return this.policy.isImdnCandidate(getHeader(head.headers, 'content-type'), range, session);
   }
 
+  /** Octets of a SEND without Byte-Range held for dedupe before it is forwarded as usual. */
+  get holdLimit(): number {
+    return this.policy.holdLimit;
+  }
+
   /** True when a held SEND is the recipient's own delivery IMDN for a message already reported. */
   isDuplicate(head: RequestHead, body: Buffer): boolean {
     return this.policy.isDuplicateImdnBody(recipientSessionKey(head.headers[1]![1]), body);

@@ -227,10 +227,21 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       }
     }
     // A small CPIM SEND from a recipient may be its own delivery IMDN, dropped when already reported.
-    if (mayHold && byteRange !== null && this.reports.holdForDedupe(head, byteRange)) {
-      // Held in memory, so bounded by its Byte-Range (1-N/N, N at most the dedupe hold limit).
-      const declared = typeof byteRange.end === 'number' ? byteRange.end - byteRange.start + 1 : 0;
-      return { kind: 'collect', head, pieces: [], held: { declared, received: 0, ourUri: route.ourUri } };
+    if (mayHold && this.reports.holdForDedupe(head, byteRange)) {
+      // Held in memory, so bounded: by its Byte-Range (1-N/N, N at most the hold limit), else by the limit.
+      const unbounded = byteRange === null;
+      const declared =
+        byteRange === null
+          ? this.reports.holdLimit
+          : typeof byteRange.end === 'number'
+            ? byteRange.end - byteRange.start + 1
+            : 0;
+      return {
+        kind: 'collect',
+        head,
+        pieces: [],
+        held: { declared, received: 0, ourUri: route.ourUri, unbounded },
+      };
     }
     const dest = this.nextPeer(route);
     const headers = rewritePaths(head.headers, route.toPath, route.fromPath);
@@ -335,6 +346,18 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       ourUri: frame.ourUri,
       received: frame.received,
     };
+  }
+
+  onHeldOverflow(peer: Peer, frame: IncomingFrame & { kind: 'collect' }, piece: Buffer): IncomingFrame {
+    const next = this.openForward(peer, frame.head, this.route(peer, frame.head), false);
+    if (next.kind !== 'stream') return next;
+    for (const p of [...frame.pieces, piece]) {
+      next.received += p.length;
+      if (next.tracked !== null) this.reports.data(next.tracked, p);
+      next.stream.push(p);
+    }
+    next.dest.throttle(peer);
+    return next;
   }
 
   onTrackedBody(chunk: TrackedIm, piece: Buffer): void {
@@ -558,7 +581,8 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       return;
     }
     const body = head.hasBody ? Buffer.concat(pieces) : null;
-    if (head.method === 'SEND' && body !== null && this.reports.isDuplicate(head, body)) {
+    // Only a whole message can be a duplicate IMDN: its one chunk ended with `$`.
+    if (head.method === 'SEND' && body !== null && flag === '$' && this.reports.isDuplicate(head, body)) {
       // DESIGN.md "Exactly one": the relay already reported delivery; the recipient's copy is dropped.
       if (failureReportOf(head) === 'yes')
         peer.send([transactionResponse(head, 200, 'OK', route.ourUri)], peer);

@@ -295,12 +295,15 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
    * Whether a SEND chunk may be a recipient's delivery IMDN the relay should hold whole (instead of
    * cutting it through) to run {@link isDuplicateImdnBody} on it: dedupe on, something reported delivered in
    * the sender's session `sessionKey` (when given), a `message/cpim` body in one chunk `1-N/N` of at
-   * most `maxImdnBytes`.
+   * most `maxImdnBytes`, or in a chunk without Byte-Range (held up to {@link holdLimit} octets).
    */
   isImdnCandidate(contentType: string | undefined, range: ByteRange | null, sessionKey?: string): boolean {
     if (!this.dedupe || this.mode === 'off' || this.delivered.size === 0) return false;
     if (sessionKey !== undefined && !this.delivered.hasSession(sessionKey)) return false;
-    if (!isCpimType(contentType) || range === null) return false;
+    if (!isCpimType(contentType)) return false;
+    // No Byte-Range: the whole message is in this chunk (RFC 4975 §7.3.1), its size unknown until its
+    // end; the caller holds at most maxImdnBytes of it and forwards it as usual beyond that.
+    if (range === null) return true;
     const { start, end, total } = range;
     return start === 1 && typeof total === 'number' && end === total && total <= this.maxImdnBytes;
   }
@@ -347,6 +350,11 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
   }
 
   // ---- TrackerHandler ------------------------------------------------------------------------------
+
+  /** Body octets of a SEND without Byte-Range held for the dedupe check before it is forwarded as usual. */
+  get holdLimit(): number {
+    return this.maxImdnBytes;
+  }
 
   /** Reads the CPIM head: keeps the message when it requested a report this relay gives. */
   onHead(msg: TrackedMessage<O, M>, prefix: Buffer, final: boolean): HeadVerdict {

@@ -9,7 +9,7 @@ import type { MsrpEndpoint } from '../../lib/client/endpoint.js';
 import { parseByteRange } from '../../lib/msrp/headers.js';
 import { getHeader, type Frame } from '../../lib/msrp/message.js';
 import { serializeRequest } from '../../lib/msrp/serializer.js';
-import { Harness, next, until } from '../helpers/relay.js';
+import { Harness, next, nextMessage, until } from '../helpers/relay.js';
 
 const CRLF = '\r\n';
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -367,5 +367,62 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     );
     await closed;
     expect(alice.isClosed).to.equal(true);
+  });
+  it("drops the recipient's own delivery IMDN sent as one whole SEND without Byte-Range (dedupe)", async () => {
+    // DESIGN.md "Exactly one"; digest §1.5: Byte-Range absent ⇒ the whole message is in this request.
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const reports = rawReports(alice);
+    await alice.send({
+      toPath: alice.toPathFor(bob.path),
+      body: im('dedupeNoBR', 'positive-delivery'),
+      contentType: 'message/cpim',
+    });
+    await until(() => reports().length === 1, 3000, 'the relay report');
+    const first = reports()[0]!;
+    const own = Buffer.from(first.slice(first.indexOf('\r\n\r\n') + 4), 'utf8'); // the same document, from bob
+    bob.write(
+      serializeRequest({
+        method: 'SEND',
+        toPath: bob.toPathFor(alice.path),
+        fromPath: bob.uri,
+        headers: [
+          ['Message-ID', 'bobOwnImdn1'],
+          ['Failure-Report', 'no'],
+        ],
+        contentType: 'message/cpim',
+        body: own,
+      }),
+    );
+    await sleep(300);
+    expect(reports().length).to.equal(1);
+    expect(relay.reports.counters.duplicatesDropped).to.equal(1);
+  });
+  it('forwards a CPIM SEND without Byte-Range byte-identical when it outgrows the dedupe hold', async () => {
+    const relay = await h.relay({ reports: 'on-ack' });
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const reports = rawReports(alice);
+    await alice.send({
+      toPath: alice.toPathFor(bob.path),
+      body: im('holdover1', 'positive-delivery'),
+      contentType: 'message/cpim',
+    });
+    await until(() => reports().length === 1, 3000, 'the delivered report'); // bob's SENDs may now be held
+    const big = im('holdover2', 'negative-delivery', 'q'.repeat(20_000) + 'end');
+    const got = nextMessage(alice, 3000);
+    bob.write(
+      serializeRequest({
+        method: 'SEND',
+        toPath: bob.toPathFor(alice.path),
+        fromPath: bob.uri,
+        headers: [['Message-ID', 'holdover2m']],
+        contentType: 'message/cpim',
+        body: big,
+      }),
+    );
+    const m = await got;
+    expect(Buffer.compare(m.body, big)).to.equal(0);
   });
 });

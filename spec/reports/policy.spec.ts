@@ -597,14 +597,16 @@ describe('ReportPolicy', () => {
       expect(h.policy.isImdnCandidate('message/cpim', one, SESSION)).to.equal(false);
     });
 
-    it('proposes holding only a small whole message/cpim SEND once something was reported', () => {
+    it('proposes holding only a small whole (or unranged) message/cpim SEND once something was reported', () => {
       const h = setup();
       const one = parseByteRange('1-590/590');
       expect(h.policy.isImdnCandidate('message/cpim', one)).to.equal(false);
       ackAll(h, send(h, imdnIm('positive-delivery')));
       expect(h.policy.isImdnCandidate('message/cpim', one)).to.equal(true);
       expect(h.policy.isImdnCandidate('text/plain', one)).to.equal(false);
-      expect(h.policy.isImdnCandidate('message/cpim', null)).to.equal(false);
+      // No Byte-Range: the whole message in one chunk (RFC 4975 §7.3.1), held up to holdLimit octets.
+      expect(h.policy.isImdnCandidate('message/cpim', null)).to.equal(true);
+      expect(h.policy.isImdnCandidate('text/plain', null)).to.equal(false);
       expect(h.policy.isImdnCandidate('message/cpim', parseByteRange('1-*/590'))).to.equal(false);
       expect(h.policy.isImdnCandidate('message/cpim', parseByteRange('1-9000/9000'))).to.equal(false);
     });
