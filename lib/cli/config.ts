@@ -125,7 +125,12 @@ const FIELDS: readonly Field[] = [
   field('maxMessageSize', SIZE, D.maxMessageBytes, 'largest message across all its chunks'),
   field('maxQueuedBytes', SIZE, D.maxQueuedBytes, 'queued bytes per connection before its sources pause'),
   field('transactionTimeout', TIME, D.transactionTimeoutMs / 1000, 'wait for a response from the next hop'),
-  field('probationTimeout', TIME, D.probationMs / 1000, 'wait for the first request on a connection'),
+  field(
+    'probationTimeout',
+    TIME,
+    D.probationMs / 1000,
+    'wait for the first successful request on a connection',
+  ),
   field('idleTimeout', TIME, D.idleTimeoutMs / 1000, 'close a connection silent this long'),
   field('reports', 'enum', 'on-ack', 'inject delivery reports', {
     arg: 'mode',
