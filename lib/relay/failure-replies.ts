@@ -10,7 +10,7 @@ import { byteRangeOf, failureReportOf } from './frame-utils.js';
 import type { Logger } from './logger.js';
 import type { Peer } from './peer.js';
 import type { TrackedImMessage } from './relay-reports.js';
-import { failureReport, transactionResponse, type FailureReportSpec } from './replies.js';
+import { failureReport, firstUri, transactionResponse, type FailureReportSpec } from './replies.js';
 import { bump, type RelayCounters } from './stats.js';
 import type { ForwardedTransaction } from './transactions.js';
 
@@ -47,7 +47,14 @@ export class FailureReplies {
           ourUri,
           messageId: getHeader(head.headers, 'message-id'),
           start: range.start,
-          end: typeof range.end === 'number' ? range.end : range.start - 1 + received,
+          // The octets read, within what the Byte-Range allowed (a chunk may be refused for overrunning).
+          end:
+            typeof range.end === 'number'
+              ? range.end
+              : Math.min(
+                  range.start - 1 + received,
+                  typeof range.total === 'number' ? range.total : Infinity,
+                ),
           total: range.total,
           statusCode,
           comment,
@@ -100,7 +107,7 @@ export class FailureReplies {
         transactionId: tx.sourceTid,
         statusCode,
         comment,
-        toPath: tx.reportTo.trim(),
+        toPath: tx.method === 'SEND' ? firstUri(tx.reportTo) : tx.reportTo.trim(),
         fromPath: tx.ourUri,
       }),
     ]);

@@ -69,6 +69,8 @@ export class ChunkStream {
   /** @internal */ done = false;
   private aborted = false;
   private refused = false;
+  /** The sender's chunk ended ({@link finish} was called). */
+  sourceEnded = false;
   private readonly writer: OutboundWriter;
 
   constructor(writer: OutboundWriter, spec: StreamSpec) {
@@ -89,6 +91,7 @@ export class ChunkStream {
 
   /** The incoming chunk ended with `flag`. */
   finish(flag: ContinuationFlag): void {
+    this.sourceEnded = true;
     if (this.done || this.finished !== null) return;
     this.finished = flag;
     this.writer.pump();
@@ -131,7 +134,8 @@ export class ChunkStream {
 
   /** @internal The destination is gone. */
   abort(): void {
-    if (!this.done) this.aborted = true;
+    // A refused chunk was reported when it was refused: its loss is not news to the sender.
+    if (!this.done && !this.refused) this.aborted = true;
     this.done = true;
   }
 }

@@ -350,6 +350,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
 
   onHeldOverflow(peer: Peer, frame: IncomingFrame & { kind: 'collect' }, piece: Buffer): IncomingFrame {
     const next = this.openForward(peer, frame.head, this.route(peer, frame.head), false);
+    if (next.kind === 'drop') next.received = frame.held?.received ?? 0; // the held octets and `piece`
     if (next.kind !== 'stream') return next;
     for (const p of [...frame.pieces, piece]) {
       next.received += p.length;
@@ -381,8 +382,9 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
           this.failures.refuse(peer, head, 481, 'Next hop connection lost', frame.ourUri, frame.received);
           return;
         }
-        // RFC 4976 §6.5: with Failure-Report yes the relay answers 200 at once, meaning "received".
-        if (failureReportOf(head) === 'yes')
+        // RFC 4976 §6.5: with Failure-Report yes the relay answers 200 at once, meaning "received" (unless
+        // the next hop refused the chunk while it came in: then it was answered with that error).
+        if (failureReportOf(head) === 'yes' && !frame.stream.isRefused)
           peer.send([transactionResponse(head, 200, 'OK', frame.ourUri)], peer);
         return;
       case 'drop':
@@ -424,9 +426,14 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       // The message fails before its stream is cut, so no octet written meanwhile can complete it.
       if (tx.tracked !== undefined)
         this.reports.answered(tx.tracked, head.statusCode, tx.rangeStart, tx.rangeEnd);
-      // RFC 4976 §6.5: a non-200 from the next hop becomes a failure REPORT (FR yes or partial).
-      if (head.statusCode !== 200)
-        this.failures.sendFailureReport(tx, head.statusCode, head.comment || 'Failed');
+      if (head.statusCode !== 200) {
+        // While the sender is still sending the chunk (FR yes) its own transaction is open: it gets the
+        // error as its response and can stop (RFC 4975 §7.1), and no 200 follows (onRequestEnd).
+        // Otherwise, RFC 4976 §6.5: the non-200 becomes a failure REPORT (FR yes or partial).
+        if (early !== null && !early.sourceEnded && tx.failureReport === 'yes')
+          this.failures.answerUpstream(tx, head.statusCode, head.comment || 'Failed');
+        else this.failures.sendFailureReport(tx, head.statusCode, head.comment || 'Failed');
+      }
       early?.refuse();
       return;
     }
@@ -468,11 +475,14 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       this.failures.refuse(peer, head, err.statusCode, err.message, ourUri, received);
     } else if (context !== null && context.method !== undefined && !err.fatal) {
       // A request whose paths cannot be read cannot be answered: rather than drop it unseen, the
-      // connection is closed (logged), as for a fatal error.
-      this.log.warn(
-        { conn: peer.id, remote: peer.conn.remote, code: err.code },
-        'unanswerable request: closing',
-      );
+      // connection is closed (logged), as for a fatal error. A REPORT, or a request with Failure-Report
+      // no, would get no answer anyway: it is dropped, logged, and the connection kept.
+      const log = { conn: peer.id, remote: peer.conn.remote, code: err.code, method: context.method };
+      if (context.method === 'REPORT' || getHeader(context.headers, 'failure-report') === 'no') {
+        this.log.warn(log, 'malformed request that takes no answer dropped');
+        return;
+      }
+      this.log.warn(log, 'unanswerable request: closing');
       peer.close(`parse-error:${err.code}`);
       return;
     }

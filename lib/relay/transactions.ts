@@ -42,7 +42,13 @@ export interface ForwardedTransaction<P, T = unknown> {
    */
   open: boolean;
   /** The stream writing the chunk, while it may be refused early (set with `open`); null otherwise. */
-  stream: { readonly written: number; refuse(): void } | null;
+  stream: {
+    /** Last octet put on the wire. */
+    readonly written: number;
+    /** The sender's chunk has ended (its end-line read): nothing later will report on this chunk. */
+    readonly sourceEnded: boolean;
+    refuse(): void;
+  } | null;
   /** The next hop answered 200 while the chunk was open. */
   earlyOk: boolean;
 }
@@ -51,17 +57,20 @@ export interface ForwardedTransaction<P, T = unknown> {
 export class TransactionTable<P, T = unknown> {
   private readonly byTid = new Map<string, ForwardedTransaction<P, T>>();
   private readonly byDest = new Map<P, Set<ForwardedTransaction<P, T>>>();
-  /** Chunks whose end-line is not out yet: no deadline, so kept apart from the deadline-ordered map. */
-  private readonly openByTid = new Map<string, ForwardedTransaction<P, T>>();
+  /**
+   * Chunks whose end-line is not out yet: no deadline, so kept apart from the deadline-ordered map. A
+   * connection has at most one (its writer streams one sub-chunk at a time).
+   */
+  private readonly openByDest = new Map<P, ForwardedTransaction<P, T>>();
 
   get size(): number {
-    return this.byTid.size + this.openByTid.size;
+    return this.byTid.size + this.openByDest.size;
   }
 
   /** Records a chunk whose head went out; {@link close} starts its timer when its end-line follows. */
   addOpen(tx: ForwardedTransaction<P, T>): void {
     tx.open = true;
-    this.openByTid.set(tx.tid, tx);
+    this.openByDest.set(tx.dest, tx);
   }
 
   /**
@@ -69,8 +78,8 @@ export class TransactionTable<P, T = unknown> {
    * ending at `rangeEnd`. False when it is no longer open (answered early, or its connection went).
    */
   close(tx: ForwardedTransaction<P, T>, rangeEnd: number, deadline: number): boolean {
-    if (this.openByTid.get(tx.tid) !== tx) return false;
-    this.openByTid.delete(tx.tid);
+    if (this.openByDest.get(tx.dest) !== tx) return false;
+    this.openByDest.delete(tx.dest);
     tx.open = false;
     tx.stream = null;
     tx.rangeEnd = rangeEnd;
@@ -86,40 +95,42 @@ export class TransactionTable<P, T = unknown> {
     set.add(tx);
   }
 
-  /** The transaction `tid` if it was sent to `dest`, left in place. */
-  find(tid: string, dest: P): ForwardedTransaction<P, T> | undefined {
-    const tx = this.byTid.get(tid) ?? this.openByTid.get(tid);
-    return tx !== undefined && tx.dest === dest ? tx : undefined;
-  }
-
   /** Removes and returns the transaction `tid` if it was sent to `dest`. */
   take(tid: string, dest: P): ForwardedTransaction<P, T> | undefined {
     const tx = this.byTid.get(tid);
-    if (tx === undefined) return this.takeOpen(tid, dest);
+    if (tx === undefined) {
+      const open = this.openByDest.get(dest);
+      if (open === undefined || open.tid !== tid) return undefined;
+      this.openByDest.delete(dest);
+      return open;
+    }
     if (tx.dest !== dest) return undefined;
     this.remove(tx);
     return tx;
   }
 
-  private takeOpen(tid: string, dest: P): ForwardedTransaction<P, T> | undefined {
-    if (this.openByTid.size === 0) return undefined;
-    const tx = this.openByTid.get(tid);
-    if (tx === undefined || tx.dest !== dest) return undefined;
-    this.openByTid.delete(tid);
-    return tx;
-  }
-
   /**
-   * Removes and returns every transaction sent to `dest` (its connection closed). Open chunks are
-   * dropped, not returned: their streams are aborted with the connection and report it themselves.
+   * Removes and returns every transaction sent to `dest` (its connection closed). An open chunk is
+   * returned, its range ending at the last octet written, only when its sender's chunk has ended;
+   * otherwise its stream is aborted with the connection and the relay reports it at that end-line.
    */
   takeAllTo(dest: P): ForwardedTransaction<P, T>[] {
-    for (const tx of this.openByTid.values()) if (tx.dest === dest) this.openByTid.delete(tx.tid);
+    const out: ForwardedTransaction<P, T>[] = [];
+    const open = this.openByDest.get(dest);
+    if (open !== undefined) {
+      this.openByDest.delete(dest);
+      if (open.stream?.sourceEnded === true) {
+        open.rangeEnd = open.stream.written;
+        out.push(open);
+      }
+    }
     const set = this.byDest.get(dest);
-    if (set === undefined) return [];
+    if (set === undefined) return out;
     this.byDest.delete(dest);
-    const out = [...set];
-    for (const tx of out) this.byTid.delete(tx.tid);
+    for (const tx of set) {
+      this.byTid.delete(tx.tid);
+      out.push(tx);
+    }
     return out;
   }
 

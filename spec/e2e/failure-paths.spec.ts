@@ -9,9 +9,9 @@ import type { MsrpEndpoint } from '../../lib/client/endpoint.js';
 import { parseByteRange } from '../../lib/msrp/headers.js';
 import { getHeader, type Frame } from '../../lib/msrp/message.js';
 import { serializeRequest } from '../../lib/msrp/serializer.js';
+import { imFromAlice } from '../helpers/cpim-fixtures.js';
 import { Harness, next, nextMessage, until } from '../helpers/relay.js';
 
-const CRLF = '\r\n';
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Collects everything an endpoint's socket receives, as latin1 text. */
@@ -19,26 +19,6 @@ function tap(ep: MsrpEndpoint): { text: () => string } {
   const parts: string[] = [];
   ep.socket.on('data', (d: Buffer) => parts.push(d.toString('latin1')));
   return { text: () => parts.join('') };
-}
-
-/** An RFC 5438 IM from alice to bob asking for `notify`. */
-function im(imdnId: string, notify: string, text = 'hi'): Buffer {
-  return Buffer.from(
-    [
-      'From: <im:alice@example.org>',
-      'To: <im:bob@example.net>',
-      'DateTime: 2026-11-24T10:00:00Z',
-      'NS: imdn <urn:ietf:params:imdn>',
-      `imdn.Message-ID: ${imdnId}`,
-      `imdn.Disposition-Notification: ${notify}`,
-    ].join(CRLF) +
-      CRLF +
-      CRLF +
-      'Content-Type: text/plain' +
-      CRLF +
-      CRLF +
-      text,
-  );
 }
 
 /** Every complete SEND frame (raw text) written to `ep`'s socket whose body is a delivery notification. */
@@ -65,11 +45,16 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
   const h = new Harness();
   afterEach(() => h.cleanup());
 
-  it('turns a 413 the next hop sends mid-chunk into a 000 413 failure REPORT at once and stops the chunk', async () => {
+  it('answers the sender 413 at once when the next hop refuses a chunk mid-way, and stops the chunk', async () => {
+    // RFC 4975 §7.1: a receiver cancels a transfer by answering the SEND in progress with 413; the
+    // sender's own transaction is still open, so it gets the 413 itself (and no 200 follows).
     const relay = await h.relay({ transactionTimeoutMs: 5000 });
     const alice = await h.client(relay, 'alice', { respond: () => null });
     const bob = await h.client(relay, 'bob', { respond: () => null });
     const bobWire = tap(bob);
+    const aliceWire = tap(alice);
+    const reports: Frame[] = [];
+    alice.on('report', (f: Frame) => reports.push(f));
     const N = 20000;
     alice.write(
       Buffer.from(
@@ -81,8 +66,6 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     );
     await until(() => /^MSRP \S+ SEND/.test(bobWire.text()), 2000, 'forwarded head at bob');
     const tid = /^MSRP (\S+) SEND/.exec(bobWire.text())![1]!;
-    const report = next<Frame>(alice, 'report', 2000);
-    // Bob refuses the transfer mid-chunk (a receiver cancelling a file transfer).
     bob.write(
       Buffer.from(
         `MSRP ${tid} 413 Too large\r\nTo-Path: ${alice.usePath[0]}\r\nFrom-Path: ${bob.uri}\r\n-------${tid}$\r\n`,
@@ -90,18 +73,53 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
       ),
     );
     // Before the fix the 413 was dropped as unknown: a 000 408 REPORT came only when the timer fired.
-    const f = await report;
-    const range = parseByteRange(getHeader(f.headers, 'byte-range')!);
-    expect([getHeader(f.headers, 'status'), getHeader(f.headers, 'message-id')]).to.deep.equal([
-      '000 413 Too large',
-      'bigmsg413',
-    ]);
-    expect([range.start, range.total]).to.deep.equal([1, N]);
+    await until(() => aliceWire.text().includes('MSRP big00413 413 Too large'), 2000, 'the 413 at alice');
     // The rest of the chunk does not reach bob: the sub-chunk he refused ends with `#`.
     alice.write(Buffer.from('b'.repeat(N - 8000) + '\r\n-------big00413$\r\n', 'latin1'));
     await until(() => bobWire.text().includes(`-------${tid}#`), 2000, 'the aborted end-line at bob');
     await sleep(100);
-    expect(bobWire.text()).not.to.include('b'.repeat(100));
+    expect([
+      bobWire.text().includes('b'.repeat(100)),
+      /MSRP big00413 200/.test(aliceWire.text()),
+    ]).to.deep.equal([false, false]);
+    expect(reports).to.deep.equal([]);
+  });
+
+  it('reports a 413 the next hop sends mid-chunk as a failure REPORT once the sender has finished', async () => {
+    const relay = await h.relay({ transactionTimeoutMs: 5000 });
+    const alice = await h.client(relay, 'alice', { respond: () => null });
+    const bob = await h.client(relay, 'bob', { respond: () => null });
+    const bobWire = tap(bob);
+    const table = relay.transactions as unknown as { openByDest: Map<unknown, { dest: { conn: object } }> };
+    // The whole chunk is read (and answered 200) while bob's socket is backed up, so its tail waits.
+    alice.write(
+      Buffer.from(
+        `MSRP fin00413 SEND\r\nTo-Path: ${alice.toPathFor(bob.path)}\r\nFrom-Path: ${alice.uri}\r\n` +
+          `Message-ID: finmsg413\r\nByte-Range: 1-20000/20000\r\nContent-Type: text/plain\r\n\r\n` +
+          'a'.repeat(10_000),
+        'latin1',
+      ),
+    );
+    await until(() => table.openByDest.size === 1, 3000, 'the open sub-chunk');
+    const open = [...table.openByDest.values()][0]!;
+    Object.defineProperty(open.dest.conn, 'writableLength', { get: () => 1 << 30 });
+    const report = next<Frame>(alice, 'report', 3000);
+    alice.write(Buffer.from('b'.repeat(10_000) + '\r\n-------fin00413$\r\n', 'latin1'));
+    await sleep(100);
+    const tid = /^MSRP (\S+) SEND/.exec(bobWire.text())![1]!;
+    bob.write(
+      Buffer.from(
+        `MSRP ${tid} 413 Too large\r\nTo-Path: ${alice.usePath[0]}\r\nFrom-Path: ${bob.uri}\r\n-------${tid}$\r\n`,
+        'latin1',
+      ),
+    );
+    const f = await report;
+    const range = parseByteRange(getHeader(f.headers, 'byte-range')!);
+    expect([getHeader(f.headers, 'status'), range.start, range.total]).to.deep.equal([
+      '000 413 Too large',
+      1,
+      20000,
+    ]);
   });
 
   it('counts a 200 the next hop sends mid-chunk once the chunk is out: delivered, and no 408 later', async () => {
@@ -112,7 +130,7 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     const reports = rawReports(alice);
     const failures: Frame[] = [];
     alice.on('report', (f: Frame) => failures.push(f));
-    const body = im('early200', 'positive-delivery', 'z'.repeat(6000));
+    const body = imFromAlice('early200', 'positive-delivery', 'z'.repeat(6000));
     const head =
       `MSRP early200 SEND\r\nTo-Path: ${alice.toPathFor(bob.path)}\r\nFrom-Path: ${alice.uri}\r\n` +
       `Message-ID: early200m\r\nByte-Range: 1-${body.length}/${body.length}\r\nContent-Type: message/cpim\r\n\r\n`;
@@ -160,7 +178,7 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     const alice = await h.client(relay, 'alice');
     const bob = await h.client(relay, 'bob', { respond: () => 486 });
     const reports = rawReports(alice);
-    const body = im('partial1', 'positive-delivery, negative-delivery', 'y'.repeat(300));
+    const body = imFromAlice('partial1', 'positive-delivery, negative-delivery', 'y'.repeat(300));
     const chunk = (tid: string, s: number, e: number, flag: '+' | '$'): Buffer =>
       serializeRequest({
         method: 'SEND',
@@ -193,7 +211,7 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     const alice = await h.client(relay, 'alice');
     const bob = await h.client(relay, 'bob');
     const reports = rawReports(alice);
-    const body = im('big413a', 'negative-delivery', 'x'.repeat(2000));
+    const body = imFromAlice('big413a', 'negative-delivery', 'x'.repeat(2000));
     const head = (tid: string, range: string): string =>
       `MSRP ${tid} SEND\r\nTo-Path: ${alice.toPathFor(bob.path)}\r\nFrom-Path: ${alice.uri}\r\n` +
       `Message-ID: big413a\r\nByte-Range: ${range}\r\nContent-Type: message/cpim\r\n\r\n`;
@@ -217,7 +235,7 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     const alice = await h.client(relay, 'alice');
     const bob = await h.client(relay, 'bob');
     const reports = rawReports(alice);
-    const body = im('big413b', 'negative-delivery', 'x'.repeat(2000));
+    const body = imFromAlice('big413b', 'negative-delivery', 'x'.repeat(2000));
     const head =
       `MSRP tidBigC SEND\r\nTo-Path: ${alice.toPathFor(bob.path)}\r\nFrom-Path: ${alice.uri}\r\n` +
       `Message-ID: big413b\r\nByte-Range: 1-*/*\r\nContent-Type: message/cpim\r\n\r\n`;
@@ -285,7 +303,7 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     const aliceWire = tap(alice);
     await alice.send({
       toPath: alice.toPathFor(bob.path),
-      body: im('heldcap1', 'positive-delivery'),
+      body: imFromAlice('heldcap1', 'positive-delivery'),
       contentType: 'message/cpim',
     });
     await until(() => reports().length === 1, 3000, 'the delivered report'); // bob's session may now be held
@@ -368,6 +386,22 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     await closed;
     expect(alice.isClosed).to.equal(true);
   });
+  it('keeps the connection when a malformed path line is in a request that takes no answer (Failure-Report: no)', async () => {
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    alice.write(
+      Buffer.from(
+        `MSRP silent02 SEND\r\nTo-Path: ${alice.toPathFor(bob.path)}\r\nFrom-Path: ${alice.uri}\n` +
+          `Message-ID: s2\r\nFailure-Report: no\r\nByte-Range: 1-2/2\r\nContent-Type: text/plain\r\n\r\nhi\r\n-------silent02$\r\n`,
+        'latin1',
+      ),
+    );
+    const got = nextMessage(bob, 3000);
+    await alice.send({ toPath: alice.toPathFor(bob.path), body: 'after' });
+    expect([(await got).body.toString(), alice.isClosed]).to.deep.equal(['after', false]);
+  });
+
   it("drops the recipient's own delivery IMDN sent as one whole SEND without Byte-Range (dedupe)", async () => {
     // DESIGN.md "Exactly one"; digest §1.5: Byte-Range absent ⇒ the whole message is in this request.
     const relay = await h.relay();
@@ -376,7 +410,7 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     const reports = rawReports(alice);
     await alice.send({
       toPath: alice.toPathFor(bob.path),
-      body: im('dedupeNoBR', 'positive-delivery'),
+      body: imFromAlice('dedupeNoBR', 'positive-delivery'),
       contentType: 'message/cpim',
     });
     await until(() => reports().length === 1, 3000, 'the relay report');
@@ -406,11 +440,11 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     const reports = rawReports(alice);
     await alice.send({
       toPath: alice.toPathFor(bob.path),
-      body: im('holdover1', 'positive-delivery'),
+      body: imFromAlice('holdover1', 'positive-delivery'),
       contentType: 'message/cpim',
     });
     await until(() => reports().length === 1, 3000, 'the delivered report'); // bob's SENDs may now be held
-    const big = im('holdover2', 'negative-delivery', 'q'.repeat(20_000) + 'end');
+    const big = imFromAlice('holdover2', 'negative-delivery', 'q'.repeat(20_000) + 'end');
     const got = nextMessage(alice, 3000);
     bob.write(
       serializeRequest({

@@ -49,3 +49,23 @@ export const E6_5 =
   'Content-Type: text/plain\r\n' +
   '\r\n' +
   'Ping';
+
+/** An RFC 5438 IM from alice to bob asking for `notify`. */
+export function imFromAlice(imdnId: string, notify: string, text = 'hi'): Buffer {
+  return Buffer.from(
+    [
+      'From: <im:alice@example.org>',
+      'To: <im:bob@example.net>',
+      'DateTime: 2026-11-24T10:00:00Z',
+      'NS: imdn <urn:ietf:params:imdn>',
+      `imdn.Message-ID: ${imdnId}`,
+      `imdn.Disposition-Notification: ${notify}`,
+    ].join('\r\n') +
+      '\r\n' +
+      '\r\n' +
+      'Content-Type: text/plain' +
+      '\r\n' +
+      '\r\n' +
+      text,
+  );
+}
