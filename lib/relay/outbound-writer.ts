@@ -98,8 +98,8 @@ export class ChunkStream {
   }
 
   /**
-   * The next hop answered the open sub-chunk with an error before its end: the rest of the chunk is not
-   * sent (queued octets dropped, later pushes swallowed) and the sub-chunk is ended with `#` (RFC 4975
+   * The next hop answered a sub-chunk of this chunk with an error: the rest of the chunk is not sent
+   * (queued octets dropped, later pushes swallowed) and an open sub-chunk is ended with `#` (RFC 4975
    * §7.1: the sender aborts a chunk the receiver refused).
    */
   refuse(): void {
@@ -108,8 +108,12 @@ export class ChunkStream {
     this.pieces = [];
     this.pendingBytes = 0;
     this.refused = true;
-    this.finished = '#';
-    this.writer.pump();
+    if (this.subOpen) {
+      this.finished = '#';
+      this.writer.pump();
+    } else {
+      this.writer.forget(this); // between sub-chunks: nothing to end, nothing more to send
+    }
   }
 
   /** Number of the last octet put on the wire so far (start - 1 before the first). */
@@ -393,6 +397,14 @@ export class OutboundWriter {
     if (byteRangeIndex >= 0) out[byteRangeIndex] = h;
     else out.splice(2, 0, h);
     return out;
+  }
+
+  /** @internal Drops a stream that has no sub-chunk open: it writes nothing more. */
+  forget(s: ChunkStream): void {
+    if (this.active === s) this.active = null;
+    const i = this.waiting.indexOf(s);
+    if (i !== -1) this.waiting.splice(i, 1);
+    s.done = true;
   }
 
   private retire(s: ChunkStream): void {

@@ -310,7 +310,12 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
             if (tx.tracked !== undefined) this.reports.answered(tx.tracked, 200, sub.start, sub.end);
             return;
           }
-          // Known since its head went out: its timer starts now, unless it was refused already.
+          if (stream.isRefused) {
+            // Cut because the chunk was refused (the sender has been told): no answer is awaited.
+            this.transactions.take(tx.tid, dest);
+            return;
+          }
+          // Known since its head went out: its timer starts now, unless it was answered already.
           this.transactions.close(tx, sub.end, Date.now() + this.opts.transactionTimeoutMs);
           return;
         }
@@ -412,9 +417,10 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       return;
     }
     if (tx.method === 'SEND') {
-      // RFC 4975 §7.1: answered before its end-line went out. An error stops the rest of the chunk toward
-      // the next hop (ended with `#`) and is reported upstream now, for the octets written so far.
-      const early = tx.open ? tx.stream : null;
+      // RFC 4975 §7.1: an error stops the rest of the chunk toward the next hop (an open sub-chunk ends
+      // with `#`). Answered before its end-line went out, it is reported for the octets written so far.
+      const stream = tx.stream;
+      const early = tx.open ? stream : null;
       if (early !== null) {
         if (head.statusCode === 200) {
           tx.earlyOk = true; // counted once the whole sub-chunk is out (onSent)
@@ -427,14 +433,16 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       if (tx.tracked !== undefined)
         this.reports.answered(tx.tracked, head.statusCode, tx.rangeStart, tx.rangeEnd);
       if (head.statusCode !== 200) {
+        // Another piece of a chunk already refused: its sender has been told.
+        if (stream?.isRefused === true) return;
         // While the sender is still sending the chunk (FR yes) its own transaction is open: it gets the
         // error as its response and can stop (RFC 4975 §7.1), and no 200 follows (onRequestEnd).
         // Otherwise, RFC 4976 §6.5: the non-200 becomes a failure REPORT (FR yes or partial).
-        if (early !== null && !early.sourceEnded && tx.failureReport === 'yes')
+        if (stream !== null && !stream.sourceEnded && tx.failureReport === 'yes')
           this.failures.answerUpstream(tx, head.statusCode, head.comment || 'Failed');
         else this.failures.sendFailureReport(tx, head.statusCode, head.comment || 'Failed');
+        stream?.refuse();
       }
-      early?.refuse();
       return;
     }
     // End-to-end response (AUTH through, extension methods): pop our URI, push it, restore the tid.

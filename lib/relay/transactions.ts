@@ -41,12 +41,14 @@ export interface ForwardedTransaction<P, T = unknown> {
    * the next hop may already answer (RFC 4975 §7.1); no timer runs yet.
    */
   open: boolean;
-  /** The stream writing the chunk, while it may be refused early (set with `open`); null otherwise. */
+  /** The stream writing the chunk (byte streams; null otherwise), so an error can stop the rest of it. */
   stream: {
     /** Last octet put on the wire. */
     readonly written: number;
     /** The sender's chunk has ended (its end-line read): nothing later will report on this chunk. */
     readonly sourceEnded: boolean;
+    /** {@link refuse} was called. */
+    readonly isRefused: boolean;
     refuse(): void;
   } | null;
   /** The next hop answered 200 while the chunk was open. */
@@ -81,7 +83,6 @@ export class TransactionTable<P, T = unknown> {
     if (this.openByDest.get(tx.dest) !== tx) return false;
     this.openByDest.delete(tx.dest);
     tx.open = false;
-    tx.stream = null;
     tx.rangeEnd = rangeEnd;
     tx.deadline = deadline;
     this.add(tx);

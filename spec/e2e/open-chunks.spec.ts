@@ -146,4 +146,48 @@ describe('chunks cut while the relay writes them', () => {
     expect(() => parseByteRange(br), `REPORT Byte-Range ${br}`).to.not.throw();
     expect(br).to.equal(`1-${big.length}/*`);
   });
+  it('stops the rest of a chunk when the next hop refuses a piece it already ended with `+`', async () => {
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice', { respond: () => null });
+    const bob = await h.client(relay, 'bob', { respond: () => null });
+    const bobWire: string[] = [];
+    bob.socket.on('data', (d: Buffer) => bobWire.push(d.toString('latin1')));
+    const aliceWire: string[] = [];
+    alice.socket.on('data', (d: Buffer) => aliceWire.push(d.toString('latin1')));
+    const at = relay.addresses()[0]!;
+    alice.write(
+      Buffer.from(
+        `MSRP cut00413 SEND\r\nTo-Path: ${alice.toPathFor(bob.path)}\r\nFrom-Path: ${alice.uri}\r\n` +
+          `Message-ID: cutmsg413\r\nByte-Range: 1-20000/20000\r\nContent-Type: text/plain\r\n\r\n` +
+          'a'.repeat(8000),
+        'latin1',
+      ),
+    );
+    // (The parser holds back the last octets until it knows they are not the start of an end-line.)
+    await until(() => bobWire.join('').includes('a'.repeat(7000)), 2000, 'the first octets at bob');
+    // A response for bob (481 to a request of his) interrupts the chunk: its piece ends with `+`.
+    bob.write(
+      Buffer.from(
+        `MSRP ctl00002 NICKNAME\r\nTo-Path: msrp://${at.host}:${at.port}/NoSuchToken00000000;tcp msrp://x.invalid:1/y;tcp\r\n` +
+          `From-Path: ${bob.uri}\r\n-------ctl00002$\r\n`,
+        'latin1',
+      ),
+    );
+    await until(() => / 481 /.test(bobWire.join('')), 2000, 'the 481 at bob');
+    const tid = /^MSRP (\S+) SEND/.exec(bobWire.join(''))![1]!;
+    expect(bobWire.join('')).to.include(`-------${tid}+`);
+    bob.write(
+      Buffer.from(
+        `MSRP ${tid} 413 Too large\r\nTo-Path: ${alice.usePath[0]}\r\nFrom-Path: ${bob.uri}\r\n-------${tid}$\r\n`,
+        'latin1',
+      ),
+    );
+    await until(() => aliceWire.join('').includes('MSRP cut00413 413'), 2000, 'the 413 at alice');
+    alice.write(Buffer.from('b'.repeat(12_000) + '\r\n-------cut00413$\r\n', 'latin1'));
+    await sleep(200);
+    expect([bobWire.join('').includes('bbbb'), /MSRP cut00413 200/.test(aliceWire.join(''))]).to.deep.equal([
+      false,
+      false,
+    ]);
+  });
 });
