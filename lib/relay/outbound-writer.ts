@@ -34,6 +34,8 @@ export interface SubChunkSent {
   start: number;
   end: number;
   flag: ContinuationFlag;
+  /** The incoming chunk's last piece (its own end-line), not an interruption. */
+  last: boolean;
 }
 
 /** How to write one forwarded SEND chunk. */
@@ -351,7 +353,8 @@ export class OutboundWriter {
     if (!s.subOpen) this.openSub(s);
     s.subOpen = false;
     this.conn.writeFrame([Buffer.from(frameTail(s.subTid, flag, true), 'latin1')]);
-    s.spec.onSent({ tid: s.subTid, start: s.subStart, end: s.offset - 1, flag });
+    const last = s.finished !== null && s.pendingBytes === 0;
+    s.spec.onSent({ tid: s.subTid, start: s.subStart, end: s.offset - 1, flag, last });
   }
 
   /** Message-framed transport: one whole sub-chunk of at most `maxChunkBody` octets per message. */
@@ -371,7 +374,7 @@ export class OutboundWriter {
     s.offset += len;
     if (s.subCount++ > 0) this.counters.rechunked++;
     this.conn.writeFrame([head, body, Buffer.from(frameTail(tid, flag, true), 'latin1')]);
-    s.spec.onSent({ tid, start, end: s.offset - 1, flag });
+    s.spec.onSent({ tid, start, end: s.offset - 1, flag, last });
     if (last) this.retire(s);
   }
 

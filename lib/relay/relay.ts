@@ -315,7 +315,11 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
             this.transactions.take(tx.tid, dest);
             return;
           }
-          // Known since its head went out: its timer starts now, unless it was answered already.
+          // Known since its head went out: its timer starts now, unless it was answered already. The
+          // stream stays reachable only while more of the chunk follows this piece (an interruption):
+          // otherwise it would outlive its last octet until the answer comes (thousands of them in a
+          // large transfer).
+          if (sub.last) tx.stream = null;
           this.transactions.close(tx, sub.end, Date.now() + this.opts.transactionTimeoutMs);
           return;
         }
