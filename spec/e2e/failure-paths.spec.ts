@@ -10,16 +10,10 @@ import { parseByteRange } from '../../lib/msrp/headers.js';
 import { getHeader, type Frame } from '../../lib/msrp/message.js';
 import { serializeRequest } from '../../lib/msrp/serializer.js';
 import { imFromAlice } from '../helpers/cpim-fixtures.js';
+import { refusedRequest, responseTo, sendHead, tap } from '../helpers/wire.js';
 import { Harness, next, nextMessage, until } from '../helpers/relay.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Collects everything an endpoint's socket receives, as latin1 text. */
-function tap(ep: MsrpEndpoint): { text: () => string } {
-  const parts: string[] = [];
-  ep.socket.on('data', (d: Buffer) => parts.push(d.toString('latin1')));
-  return { text: () => parts.join('') };
-}
 
 /** Every complete SEND frame (raw text) written to `ep`'s socket whose body is a delivery notification. */
 function rawReports(ep: MsrpEndpoint): () => string[] {
@@ -58,20 +52,16 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     const N = 20000;
     alice.write(
       Buffer.from(
-        `MSRP big00413 SEND\r\nTo-Path: ${alice.toPathFor(bob.path)}\r\nFrom-Path: ${alice.uri}\r\n` +
-          `Message-ID: bigmsg413\r\nByte-Range: 1-*/${N}\r\nContent-Type: text/plain\r\n\r\n` +
-          'a'.repeat(8000),
+        sendHead(alice, bob, 'big00413', [
+          ['Message-ID', 'bigmsg413'],
+          ['Byte-Range', `1-*/${N}`],
+        ]) + 'a'.repeat(8000),
         'latin1',
       ),
     );
     await until(() => /^MSRP \S+ SEND/.test(bobWire.text()), 2000, 'forwarded head at bob');
     const tid = /^MSRP (\S+) SEND/.exec(bobWire.text())![1]!;
-    bob.write(
-      Buffer.from(
-        `MSRP ${tid} 413 Too large\r\nTo-Path: ${alice.usePath[0]}\r\nFrom-Path: ${bob.uri}\r\n-------${tid}$\r\n`,
-        'latin1',
-      ),
-    );
+    bob.write(responseTo(bob, alice.usePath[0], tid, '413 Too large'));
     // Before the fix the 413 was dropped as unknown: a 000 408 REPORT came only when the timer fired.
     await until(() => aliceWire.text().includes('MSRP big00413 413 Too large'), 2000, 'the 413 at alice');
     // The rest of the chunk does not reach bob: the sub-chunk he refused ends with `#`.
@@ -94,9 +84,10 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     // The whole chunk is read (and answered 200) while bob's socket is backed up, so its tail waits.
     alice.write(
       Buffer.from(
-        `MSRP fin00413 SEND\r\nTo-Path: ${alice.toPathFor(bob.path)}\r\nFrom-Path: ${alice.uri}\r\n` +
-          `Message-ID: finmsg413\r\nByte-Range: 1-20000/20000\r\nContent-Type: text/plain\r\n\r\n` +
-          'a'.repeat(10_000),
+        sendHead(alice, bob, 'fin00413', [
+          ['Message-ID', 'finmsg413'],
+          ['Byte-Range', '1-20000/20000'],
+        ]) + 'a'.repeat(10_000),
         'latin1',
       ),
     );
@@ -107,12 +98,7 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     alice.write(Buffer.from('b'.repeat(10_000) + '\r\n-------fin00413$\r\n', 'latin1'));
     await sleep(100);
     const tid = /^MSRP (\S+) SEND/.exec(bobWire.text())![1]!;
-    bob.write(
-      Buffer.from(
-        `MSRP ${tid} 413 Too large\r\nTo-Path: ${alice.usePath[0]}\r\nFrom-Path: ${bob.uri}\r\n-------${tid}$\r\n`,
-        'latin1',
-      ),
-    );
+    bob.write(responseTo(bob, alice.usePath[0], tid, '413 Too large'));
     const f = await report;
     const range = parseByteRange(getHeader(f.headers, 'byte-range')!);
     expect([getHeader(f.headers, 'status'), range.start, range.total]).to.deep.equal([
@@ -131,18 +117,20 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     const failures: Frame[] = [];
     alice.on('report', (f: Frame) => failures.push(f));
     const body = imFromAlice('early200', 'positive-delivery', 'z'.repeat(6000));
-    const head =
-      `MSRP early200 SEND\r\nTo-Path: ${alice.toPathFor(bob.path)}\r\nFrom-Path: ${alice.uri}\r\n` +
-      `Message-ID: early200m\r\nByte-Range: 1-${body.length}/${body.length}\r\nContent-Type: message/cpim\r\n\r\n`;
+    const head = sendHead(
+      alice,
+      bob,
+      'early200',
+      [
+        ['Message-ID', 'early200m'],
+        ['Byte-Range', `1-${body.length}/${body.length}`],
+      ],
+      'message/cpim',
+    );
     alice.write(Buffer.concat([Buffer.from(head), body.subarray(0, 3000)]));
     await until(() => /^MSRP \S+ SEND/.test(bobWire.text()), 2000, 'forwarded head at bob');
     const tid = /^MSRP (\S+) SEND/.exec(bobWire.text())![1]!;
-    bob.write(
-      Buffer.from(
-        `MSRP ${tid} 200 OK\r\nTo-Path: ${alice.usePath[0]}\r\nFrom-Path: ${bob.uri}\r\n-------${tid}$\r\n`,
-        'latin1',
-      ),
-    );
+    bob.write(responseTo(bob, alice.usePath[0], tid, '200 OK'));
     await sleep(50);
     alice.write(Buffer.concat([body.subarray(3000), Buffer.from('\r\n-------early200$\r\n')]));
     await until(() => reports().length === 1, 2000, 'the delivered report');
@@ -236,9 +224,16 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     const bob = await h.client(relay, 'bob');
     const reports = rawReports(alice);
     const body = imFromAlice('big413b', 'negative-delivery', 'x'.repeat(2000));
-    const head =
-      `MSRP tidBigC SEND\r\nTo-Path: ${alice.toPathFor(bob.path)}\r\nFrom-Path: ${alice.uri}\r\n` +
-      `Message-ID: big413b\r\nByte-Range: 1-*/*\r\nContent-Type: message/cpim\r\n\r\n`;
+    const head = sendHead(
+      alice,
+      bob,
+      'tidBigC',
+      [
+        ['Message-ID', 'big413b'],
+        ['Byte-Range', '1-*/*'],
+      ],
+      'message/cpim',
+    );
     alice.write(Buffer.concat([Buffer.from(head), body.subarray(0, 400)]));
     await until(() => relay.reports.counters.requests.imdn['negative-delivery'] === 1, 3000, 'the head read');
     alice.write(Buffer.concat([body.subarray(400), Buffer.from('\r\n-------tidBigC$\r\n')]));
@@ -254,12 +249,7 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     const tid = (await forwarded).transactionId;
     const reports: Frame[] = [];
     alice.on('report', (f: Frame) => reports.push(f));
-    bob.write(
-      Buffer.from(
-        `MSRP ${tid} 415 Nope\r\nTo-Path: msrp://elsewhere.example.com:9/zzzz;tcp\r\nFrom-Path: ${bob.uri}\r\n-------${tid}$\r\n`,
-        'latin1',
-      ),
-    );
+    bob.write(responseTo(bob, 'msrp://elsewhere.example.com:9/zzzz;tcp', tid, '415 Nope'));
     await sleep(300);
     // Before the fix the relay turned it into `Status: 000 415 Nope` toward alice.
     expect(reports.map((r) => getHeader(r.headers, 'status'))).to.deep.equal([]);
@@ -272,19 +262,14 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     const bob = await h.client(relay, 'bob');
     const bobWire = tap(bob);
     const at = relay.addresses()[0]!;
-    const head =
-      `MSRP split001 SEND\r\nTo-Path: ${alice.toPathFor(bob.path)}\r\nFrom-Path: ${alice.uri}\r\n` +
-      `Message-ID: splitend1\r\nByte-Range: 1-1000/1000\r\nContent-Type: text/plain\r\n\r\n`;
+    const head = sendHead(alice, bob, 'split001', [
+      ['Message-ID', 'splitend1'],
+      ['Byte-Range', '1-1000/1000'],
+    ]);
     alice.write(Buffer.from(head + 'a'.repeat(1000) + '\r\n-------split001', 'latin1'));
     await until(() => bobWire.text().includes('a'.repeat(1000)), 2000, 'the body at bob');
     // Bob sends something the relay answers itself (481): a response for bob waits behind the chunk.
-    bob.write(
-      Buffer.from(
-        `MSRP ctl00001 NICKNAME\r\nTo-Path: msrp://${at.host}:${at.port}/NoSuchToken00000000;tcp msrp://x.invalid:1/y;tcp\r\n` +
-          `From-Path: ${bob.uri}\r\n-------ctl00001$\r\n`,
-        'latin1',
-      ),
-    );
+    bob.write(refusedRequest(bob, at, 'ctl00001'));
     await sleep(100);
     alice.write(Buffer.from('$\r\n', 'latin1'));
     await until(() => / 481 /.test(bobWire.text()), 2000, 'the 481 at bob');

@@ -8,6 +8,7 @@ import { expect } from 'chai';
 import { parseByteRange } from '../../lib/msrp/headers.js';
 import { getHeader, type Frame } from '../../lib/msrp/message.js';
 import { imFromAlice } from '../helpers/cpim-fixtures.js';
+import { refusedRequest, responseTo, sendHead } from '../helpers/wire.js';
 import { Harness, next, until } from '../helpers/relay.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -42,12 +43,7 @@ describe('chunks cut while the relay writes them', () => {
     const tx = [...table.openByDest.values()][0]!;
     // Bob's socket backs up: the relay cannot write toward him for now.
     Object.defineProperty(tx.dest.conn, 'writableLength', { get: () => 1 << 30 });
-    bob.write(
-      Buffer.from(
-        `MSRP ${tx.tid} 413 Stop\r\nTo-Path: ${alice.usePath[0]}\r\nFrom-Path: ${bob.uri}\r\n-------${tx.tid}$\r\n`,
-        'latin1',
-      ),
-    );
+    bob.write(responseTo(bob, alice.usePath[0], tx.tid, '413 Stop'));
     await until(() => reports.length === 1, 3000, 'the 413 REPORT');
     bob.socket.destroy(); // the receiver goes away
     await sleep(200);
@@ -62,9 +58,10 @@ describe('chunks cut while the relay writes them', () => {
     const bob = await h.client(relay, 'bob', { respond: () => null });
     const reports: Frame[] = [];
     alice.on('report', (f: Frame) => reports.push(f));
-    const head =
-      `MSRP osd00001 SEND\r\nTo-Path: ${alice.toPathFor(bob.path)}\r\nFrom-Path: ${alice.uri}\r\n` +
-      `Message-ID: osdmsg1\r\nByte-Range: 1-20000/20000\r\nContent-Type: text/plain\r\n\r\n`;
+    const head = sendHead(alice, bob, 'osd00001', [
+      ['Message-ID', 'osdmsg1'],
+      ['Byte-Range', '1-20000/20000'],
+    ]);
     alice.write(Buffer.from(head + 'a'.repeat(10_000), 'latin1'));
     const table = relay.transactions as unknown as { openByDest: Map<unknown, OpenTx> };
     await until(() => table.openByDest.size === 1, 3000, 'the open sub-chunk');
@@ -93,8 +90,11 @@ describe('chunks cut while the relay writes them', () => {
     const report = next<Frame>(alice, 'report', 2000);
     alice.write(
       Buffer.from(
-        `MSRP ovr00001 SEND\r\nTo-Path: ${alice.toPathFor(bob.path)}\r\nFrom-Path: ${alice.uri}\r\n` +
-          `Message-ID: ovrmsg1\r\nByte-Range: 1-*/20\r\nFailure-Report: partial\r\nContent-Type: text/plain\r\n\r\n` +
+        sendHead(alice, bob, 'ovr00001', [
+          ['Message-ID', 'ovrmsg1'],
+          ['Byte-Range', '1-*/20'],
+          ['Failure-Report', 'partial'],
+        ]) +
           'c'.repeat(200) +
           '\r\n-------ovr00001$\r\n',
         'latin1',
@@ -157,31 +157,21 @@ describe('chunks cut while the relay writes them', () => {
     const at = relay.addresses()[0]!;
     alice.write(
       Buffer.from(
-        `MSRP cut00413 SEND\r\nTo-Path: ${alice.toPathFor(bob.path)}\r\nFrom-Path: ${alice.uri}\r\n` +
-          `Message-ID: cutmsg413\r\nByte-Range: 1-20000/20000\r\nContent-Type: text/plain\r\n\r\n` +
-          'a'.repeat(8000),
+        sendHead(alice, bob, 'cut00413', [
+          ['Message-ID', 'cutmsg413'],
+          ['Byte-Range', '1-20000/20000'],
+        ]) + 'a'.repeat(8000),
         'latin1',
       ),
     );
     // (The parser holds back the last octets until it knows they are not the start of an end-line.)
     await until(() => bobWire.join('').includes('a'.repeat(7000)), 2000, 'the first octets at bob');
     // A response for bob (481 to a request of his) interrupts the chunk: its piece ends with `+`.
-    bob.write(
-      Buffer.from(
-        `MSRP ctl00002 NICKNAME\r\nTo-Path: msrp://${at.host}:${at.port}/NoSuchToken00000000;tcp msrp://x.invalid:1/y;tcp\r\n` +
-          `From-Path: ${bob.uri}\r\n-------ctl00002$\r\n`,
-        'latin1',
-      ),
-    );
+    bob.write(refusedRequest(bob, at, 'ctl00002'));
     await until(() => / 481 /.test(bobWire.join('')), 2000, 'the 481 at bob');
     const tid = /^MSRP (\S+) SEND/.exec(bobWire.join(''))![1]!;
     expect(bobWire.join('')).to.include(`-------${tid}+`);
-    bob.write(
-      Buffer.from(
-        `MSRP ${tid} 413 Too large\r\nTo-Path: ${alice.usePath[0]}\r\nFrom-Path: ${bob.uri}\r\n-------${tid}$\r\n`,
-        'latin1',
-      ),
-    );
+    bob.write(responseTo(bob, alice.usePath[0], tid, '413 Too large'));
     await until(() => aliceWire.join('').includes('MSRP cut00413 413'), 2000, 'the 413 at alice');
     alice.write(Buffer.from('b'.repeat(12_000) + '\r\n-------cut00413$\r\n', 'latin1'));
     await sleep(200);
