@@ -38,17 +38,28 @@ export function failureReportOf(head: RequestHead): 'yes' | 'no' | 'partial' {
 }
 
 /**
+ * The request's Byte-Range header (at `index`, found when not given): null when it has none, `bad` when
+ * it does not parse (RFC 4975 §9).
+ */
+export function readByteRange(
+  head: RequestHead,
+  index = findHeader(head.headers, 'byte-range'),
+): ByteRange | null | 'bad' {
+  if (index < 0) return null;
+  try {
+    return parseByteRange(head.headers[index]![1]);
+  } catch {
+    return 'bad';
+  }
+}
+
+/**
  * The request's Byte-Range for a failure REPORT, or `fallback` when it has none or it does not parse
  * (the REPORT still names the message).
  */
 export function byteRangeOf(head: RequestHead, fallback: ByteRange): ByteRange {
-  const br = getHeader(head.headers, 'byte-range');
-  if (br === undefined) return fallback;
-  try {
-    return parseByteRange(br);
-  } catch {
-    return fallback;
-  }
+  const range = readByteRange(head);
+  return range === null || range === 'bad' ? fallback : range;
 }
 
 /** The headers with To-Path and From-Path replaced (they are always the first two). */

@@ -14,7 +14,6 @@
 import { DEFAULTS, type ContinuationFlag } from '../constants.js';
 import type { MsrpError } from '../errors.js';
 import { getHeader, type FrameHead, type RequestHead } from '../msrp/message.js';
-import { parseByteRange, type ByteRange } from '../msrp/headers.js';
 import type { ErrorContext } from '../msrp/parser.js';
 import { formatHead, frameTail, randomId } from '../msrp/serializer.js';
 import type { MsrpUri } from '../msrp/uri.js';
@@ -24,6 +23,7 @@ import { DigestAuthenticator } from './digest-auth.js';
 import { FailureReplies } from './failure-replies.js';
 import {
   byteRangeOf,
+  readByteRange,
   failureReportOf,
   findHeader,
   headBytes,
@@ -212,30 +212,27 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   ): IncomingFrame {
     if (!route.ok)
       return { kind: 'drop', head, status: route.statusCode, comment: route.comment, ourUri: route.ourUri };
-    let byteRange: ByteRange | null = null;
     const brIndex = findHeader(head.headers, 'byte-range');
-    if (brIndex >= 0) {
-      try {
-        byteRange = parseByteRange(head.headers[brIndex]![1]);
-      } catch {
-        return { kind: 'drop', head, status: 400, comment: 'Bad Byte-Range', ourUri: route.ourUri };
-      }
+    const byteRange = readByteRange(head, brIndex);
+    if (byteRange === 'bad')
+      return { kind: 'drop', head, status: 400, comment: 'Bad Byte-Range', ourUri: route.ourUri };
+    if (byteRange !== null) {
       const max = this.opts.maxMessageBytes;
       if ((typeof byteRange.total === 'number' && byteRange.total > max) || byteRange.start > max) {
         this.reports.refused(route.toPath, getHeader(head.headers, 'message-id'), 413);
         return { kind: 'drop', head, status: 413, comment: 'Message too large', ourUri: route.ourUri };
       }
     }
+    const start = byteRange?.start ?? 1;
+    // The octets the Byte-Range allows: up to its end, or up to the total when the end is `*`.
+    const last =
+      byteRange === null ? Infinity : typeof byteRange.end === 'number' ? byteRange.end : byteRange.total;
+    const fromRange = typeof last === 'number' ? last - start + 1 : Infinity;
     // A small CPIM SEND from a recipient may be its own delivery IMDN, dropped when already reported.
     if (mayHold && this.reports.holdForDedupe(head, byteRange)) {
       // Held in memory, so bounded: by its Byte-Range (1-N/N, N at most the hold limit), else by the limit.
       const unbounded = byteRange === null;
-      const declared =
-        byteRange === null
-          ? this.reports.holdLimit
-          : typeof byteRange.end === 'number'
-            ? byteRange.end - byteRange.start + 1
-            : 0;
+      const declared = unbounded ? this.reports.holdLimit : fromRange;
       return {
         kind: 'collect',
         head,
@@ -328,11 +325,6 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     });
     this.counters.forwarded++;
     peer.accepted++;
-    const start = byteRange?.start ?? 1;
-    // The octets the Byte-Range allows: up to its end, or up to the total when the end is `*`.
-    const last =
-      byteRange === null ? Infinity : typeof byteRange.end === 'number' ? byteRange.end : byteRange.total;
-    const fromRange = typeof last === 'number' ? last - start + 1 : Infinity;
     // DESIGN.md limits: no octet of a message past --max-message-size, even when its total is `*`.
     const declared = Math.min(fromRange, this.opts.maxMessageBytes - start + 1);
     return { kind: 'stream', head, stream, dest, ourUri, tracked, declared, received: 0 };
@@ -620,7 +612,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       this.onRequestEnd(peer, frame, flag);
       return;
     }
-    if (head.method === 'SEND' && !hasValidByteRange(head)) {
+    if (head.method === 'SEND' && readByteRange(head) === 'bad') {
       // As for a SEND with a body (openForward): a Byte-Range that does not parse is refused here.
       this.failures.refuse(peer, head, 400, 'Bad Byte-Range', route.ourUri);
       return;
@@ -746,16 +738,4 @@ const closeWaiters = new WeakMap<Peer, () => void>();
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** False when the request has a Byte-Range header that does not parse (RFC 4975 §9). */
-function hasValidByteRange(head: RequestHead): boolean {
-  const i = findHeader(head.headers, 'byte-range');
-  if (i < 0) return true;
-  try {
-    parseByteRange(head.headers[i]![1]);
-    return true;
-  } catch {
-    return false;
-  }
 }
