@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { parseByteRange } from '../../lib/msrp/headers.js';
 import { getHeader, type Frame } from '../../lib/msrp/message.js';
 import { imFromAlice } from '../helpers/cpim-fixtures.js';
-import { refusedRequest, responseTo, sendHead } from '../helpers/wire.js';
+import { refusedRequest, responseTo, sendHead, tap } from '../helpers/wire.js';
 import { Harness, next, until } from '../helpers/relay.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -150,10 +150,8 @@ describe('chunks cut while the relay writes them', () => {
     const relay = await h.relay();
     const alice = await h.client(relay, 'alice', { respond: () => null });
     const bob = await h.client(relay, 'bob', { respond: () => null });
-    const bobWire: string[] = [];
-    bob.socket.on('data', (d: Buffer) => bobWire.push(d.toString('latin1')));
-    const aliceWire: string[] = [];
-    alice.socket.on('data', (d: Buffer) => aliceWire.push(d.toString('latin1')));
+    const bobWire = tap(bob);
+    const aliceWire = tap(alice);
     const at = relay.addresses()[0]!;
     alice.write(
       Buffer.from(
@@ -165,17 +163,17 @@ describe('chunks cut while the relay writes them', () => {
       ),
     );
     // (The parser holds back the last octets until it knows they are not the start of an end-line.)
-    await until(() => bobWire.join('').includes('a'.repeat(7000)), 2000, 'the first octets at bob');
+    await until(() => bobWire.text().includes('a'.repeat(7000)), 2000, 'the first octets at bob');
     // A response for bob (481 to a request of his) interrupts the chunk: its piece ends with `+`.
     bob.write(refusedRequest(bob, at, 'ctl00002'));
-    await until(() => / 481 /.test(bobWire.join('')), 2000, 'the 481 at bob');
-    const tid = /^MSRP (\S+) SEND/.exec(bobWire.join(''))![1]!;
-    expect(bobWire.join('')).to.include(`-------${tid}+`);
+    await until(() => / 481 /.test(bobWire.text()), 2000, 'the 481 at bob');
+    const tid = /^MSRP (\S+) SEND/.exec(bobWire.text())![1]!;
+    expect(bobWire.text()).to.include(`-------${tid}+`);
     bob.write(responseTo(bob, alice.usePath[0], tid, '413 Too large'));
-    await until(() => aliceWire.join('').includes('MSRP cut00413 413'), 2000, 'the 413 at alice');
+    await until(() => aliceWire.text().includes('MSRP cut00413 413'), 2000, 'the 413 at alice');
     alice.write(Buffer.from('b'.repeat(12_000) + '\r\n-------cut00413$\r\n', 'latin1'));
     await sleep(200);
-    expect([bobWire.join('').includes('bbbb'), /MSRP cut00413 200/.test(aliceWire.join(''))]).to.deep.equal([
+    expect([bobWire.text().includes('bbbb'), /MSRP cut00413 200/.test(aliceWire.text())]).to.deep.equal([
       false,
       false,
     ]);
