@@ -16,6 +16,7 @@
 import { DEFAULTS, type ContinuationFlag } from '../constants.js';
 import type { ByteRange, FailureReport } from '../msrp/headers.js';
 import { randomId } from '../msrp/serializer.js';
+import { DeliveredLog } from './delivered-log.js';
 import { parseImdn } from './imdn.js';
 import { ReportFrames } from './report-frame.js';
 import { readReportHead, readReportPayload } from './report-scan.js';
@@ -154,106 +155,6 @@ function isCpimType(value: string | undefined): boolean {
   // The usual value is exactly that: no lower-cased copy of it per message.
   if (value === 'message/cpim') return true;
   return mimeToken(value) === 'message/cpim';
-}
-
-/**
- * Remembered delivered reports: `session + " " + imdn id` keys that expire after the TTL, at most `max`
- * (the oldest dropped first), plus how many live keys each session has, so a SEND from a session never
- * reported to is not held for dedupe. The keys sit in a ring of `max` slots in the order they were written,
- * which is also expiry order (one TTL for all): remembering, evicting the oldest and expiring are O(1) per
- * key, with nothing allocated per report but the key.
- */
-class DeliveredLog {
-  private readonly slotOf = new Map<string, number>();
-  private readonly sessions = new Map<string, number>();
-  private readonly keys: Array<string | undefined>;
-  private readonly keySessions: Array<string | undefined>;
-  private readonly until: Float64Array;
-  private readonly ttlMs: number;
-  /** Slot the next key goes to. */
-  private head = 0;
-  /** Oldest slot still in the ring's window (live or emptied by {@link has}). */
-  private tail = 0;
-  /** Slots in the window, from `tail` up to `head`. */
-  private window = 0;
-  private live = 0;
-
-  constructor(max: number, ttlMs: number) {
-    const slots = Math.max(1, max);
-    this.keys = new Array<string | undefined>(slots);
-    this.keySessions = new Array<string | undefined>(slots);
-    this.until = new Float64Array(slots);
-    this.ttlMs = ttlMs;
-  }
-
-  get size(): number {
-    return this.live;
-  }
-
-  remember(session: string, messageId: string, now: number): void {
-    const key = session + ' ' + messageId;
-    const old = this.slotOf.get(key);
-    if (old !== undefined) {
-      // Renewed where it is (no second slot, so a renewal never pushes another key out): it keeps its
-      // place in eviction order, and expire() stops at it until its new time comes (keys behind it
-      // are still checked on lookup and evicted in turn).
-      this.until[old] = now + this.ttlMs;
-      return;
-    }
-    if (this.window === this.keys.length) this.advanceTail();
-    const slot = this.head;
-    this.keys[slot] = key;
-    this.keySessions[slot] = session;
-    this.until[slot] = now + this.ttlMs;
-    this.slotOf.set(key, slot);
-    this.sessions.set(session, (this.sessions.get(session) ?? 0) + 1);
-    this.head = (slot + 1) % this.keys.length;
-    this.window++;
-    this.live++;
-  }
-
-  has(session: string, messageId: string, now: number): boolean {
-    const slot = this.slotOf.get(session + ' ' + messageId);
-    if (slot === undefined) return false;
-    if (this.until[slot]! <= now) {
-      this.clear(slot);
-      return false;
-    }
-    return true;
-  }
-
-  /** True when something was reported delivered in `session` (expired entries may still count). */
-  hasSession(session: string): boolean {
-    return this.sessions.has(session);
-  }
-
-  /** Drops the entries that expired by `now`. */
-  expire(now: number): void {
-    while (this.window > 0) {
-      const slot = this.tail;
-      if (this.keys[slot] !== undefined && this.until[slot]! > now) return;
-      this.advanceTail();
-    }
-  }
-
-  /** Moves the oldest slot out of the window, forgetting its key if it still holds one. */
-  private advanceTail(): void {
-    const slot = this.tail;
-    if (this.keys[slot] !== undefined) this.clear(slot);
-    this.tail = (slot + 1) % this.keys.length;
-    this.window--;
-  }
-
-  private clear(slot: number): void {
-    this.slotOf.delete(this.keys[slot]!);
-    const session = this.keySessions[slot]!;
-    const n = (this.sessions.get(session) ?? 1) - 1;
-    if (n <= 0) this.sessions.delete(session);
-    else this.sessions.set(session, n);
-    this.keys[slot] = undefined;
-    this.keySessions[slot] = undefined;
-    this.live--;
-  }
 }
 
 /** Decides and builds injected delivery reports; see the module comment and DESIGN.md. */
