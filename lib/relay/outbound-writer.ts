@@ -9,6 +9,12 @@
  * On a message-framed transport (WebSocket) each chunk must fit one message (RFC 7977 §5.2): a stream
  * is cut into sub-chunks of at most `maxChunkBody` octets with exact Byte-Ranges.
  *
+ * The octet a chunk's Byte-Range declares last is held until the chunk's end-line arrives (on a byte
+ * stream, the whole piece that carries it; the end-line nearly always comes in the same read). So an open
+ * sub-chunk can always be interrupted and continued with at least one octet: a sender that withholds its
+ * end-line cannot hold the connection's responses and REPORTs, or other streams, behind its chunk, and no
+ * continuation is ever empty (`N+1-N/T`, which receivers refuse).
+ *
  * ```
  *  source ─push(piece)─► ChunkStream ─┐
  *  source ─push(piece)─► ChunkStream ─┼─► pump ─► Connection ─► socket
@@ -63,6 +69,11 @@ export class ChunkStream {
   /** @internal */ pendingBytes = 0;
   /** @internal */ finished: ContinuationFlag | null = null;
   /** @internal Next octet number to put on the wire. */ offset: number;
+  /**
+   * @internal The last octet the incoming Byte-Range declares (its end, or the total when the end is `*`),
+   * -1 when unknown: held until the end-line arrives (see the module comment).
+   */
+  readonly lastOctet: number;
   /** @internal */ subOpen = false;
   /** @internal */ subTid = '';
   /** @internal */ subStart = 0;
@@ -79,6 +90,26 @@ export class ChunkStream {
     this.writer = writer;
     this.spec = spec;
     this.offset = spec.byteRange?.start ?? 1;
+    const range = spec.byteRange;
+    const last = range === null ? '*' : typeof range.end === 'number' ? range.end : range.total;
+    this.lastOctet = typeof last === 'number' ? last : -1;
+  }
+
+  /** @internal True when the next queued piece carries the declared last octet and no end-line came yet. */
+  nextPieceHeld(): boolean {
+    const p = this.pieces[0];
+    return (
+      p !== undefined &&
+      this.finished === null &&
+      this.lastOctet >= 0 &&
+      this.offset + p.length > this.lastOctet
+    );
+  }
+
+  /** @internal Queued octets that may go before the end-line arrives (all of them once it has). */
+  get sendableOctets(): number {
+    if (this.finished !== null || this.lastOctet < 0) return this.pendingBytes;
+    return Math.max(0, Math.min(this.pendingBytes, this.lastOctet - this.offset));
   }
 
   /** Queues body octets (a view is fine: small ones are copied). */
@@ -263,10 +294,9 @@ export class OutboundWriter {
       if (this.conn.writableLength >= this.highWater) return; // wait for drain
       let a = this.active;
       if (this.control.length > 0) {
-        // RFC 4975 §7.1: interrupt a chunk in progress when responses or REPORTs are waiting; a chunk
-        // whose declared octets have all been written only lacks its end-line, which is let through.
+        // RFC 4975 §7.1: interrupt a chunk in progress when responses or REPORTs are waiting. Its declared
+        // last octet is still queued (held for the end-line), so the continuation is never empty.
         if (a !== null && a.subOpen) {
-          if (awaitingEndLine(a)) return;
           if (a.pendingBytes === 0 && a.finished !== null) {
             // Only the end-line is left and its flag is known: it goes now. Interrupting here would
             // leave an empty continuation chunk (`N+1-N/T`) to carry the flag.
@@ -279,10 +309,10 @@ export class OutboundWriter {
         this.flushControl();
         continue;
       }
-      const rotate = a !== null && a.finished === null && a.turnBytes >= QUANTUM && !awaitingEndLine(a);
+      const rotate = a !== null && a.finished === null && a.turnBytes >= QUANTUM;
       if (a === null || !this.ready(a) || (rotate && this.waiting.some((s) => this.ready(s)))) {
         const next = this.waiting.find((s) => this.ready(s));
-        if (next === undefined || (a !== null && awaitingEndLine(a))) {
+        if (next === undefined) {
           if (a === null || !this.ready(a)) return;
         } else {
           if (a !== null) {
@@ -306,8 +336,8 @@ export class OutboundWriter {
     // never empty (`N+1-N/T`) when the end-line arrives just after exactly `maxChunkBody` octets.
     // When the queue is over its limit a partial message goes too: otherwise streams each holding less
     // than one message could fill the queue with nothing ready to write, and never drain.
-    if (this.framed) return s.pendingBytes > this.maxChunkBody || (this.overLimit && s.pendingBytes > 0);
-    return s.pendingBytes > 0;
+    if (this.framed) return s.pendingBytes > this.maxChunkBody || (this.overLimit && s.sendableOctets > 0);
+    return s.pendingBytes > 0 && !s.nextPieceHeld();
   }
 
   private flushControl(): void {
@@ -323,7 +353,7 @@ export class OutboundWriter {
   private writeStream(s: ChunkStream): void {
     if (s.pendingBytes > 0) {
       if (!s.subOpen) this.openSub(s);
-      while (s.pieces.length > 0 && this.conn.writableLength < this.highWater) {
+      while (s.pieces.length > 0 && this.conn.writableLength < this.highWater && !s.nextPieceHeld()) {
         const p = s.pieces.shift()!;
         s.pendingBytes -= p.length;
         this.queuedBytes -= p.length;
@@ -360,8 +390,9 @@ export class OutboundWriter {
   /** Message-framed transport: one whole sub-chunk of at most `maxChunkBody` octets per message. */
   private writeMessage(s: ChunkStream): void {
     const last = s.finished !== null && s.pendingBytes <= this.maxChunkBody;
-    // A shorter message only when congested (see ready()): its Byte-Range is exact all the same.
-    const len = last ? s.pendingBytes : Math.min(s.pendingBytes, this.maxChunkBody);
+    // A shorter message only when congested (see ready()), never with the held last octet: its Byte-Range
+    // is exact all the same.
+    const len = last ? s.pendingBytes : Math.min(s.sendableOctets, this.maxChunkBody);
     const body = takeBytes(s, len);
     this.queuedBytes -= len;
     const flag: ContinuationFlag = last ? s.finished! : '+';
@@ -414,19 +445,6 @@ export class OutboundWriter {
     s.done = true;
     if (this.active === s) this.active = null;
   }
-}
-
-/**
- * True when an open sub-chunk has written every octet its incoming Byte-Range declared (its end, or the
- * message total when the end is `*`): only the end-line is missing, so interrupting it would produce an
- * empty continuation chunk.
- */
-function awaitingEndLine(s: ChunkStream): boolean {
-  if (!s.subOpen || s.pendingBytes !== 0 || s.finished !== null) return false;
-  const range = s.spec.byteRange;
-  if (range === null) return false;
-  const last = typeof range.end === 'number' ? range.end : range.total;
-  return typeof last === 'number' && s.offset > last;
 }
 
 /** Removes exactly `len` octets from the front of the stream's queue (one copy when pieces join). */

@@ -254,9 +254,10 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     // Before the fix the relay turned it into `Status: 000 415 Nope` toward alice.
     expect(reports.map((r) => getHeader(r.headers, 'status'))).to.deep.equal([]);
   });
-  it('lets a chunk whose octets are all out end with its own flag when a response for the receiver waits', async () => {
+  it('holds a chunk whose every declared octet came until its end-line, and sends it whole', async () => {
     // Fuzz finding: the end-line split from the body while a control frame waited became `+`, then an
-    // empty continuation `1001-1000/1000 $` that receivers refuse.
+    // empty continuation `1001-1000/1000 $` that receivers refuse. The piece carrying the last declared
+    // octet now waits for the end-line, so the response toward bob goes first and the chunk stays whole.
     const relay = await h.relay();
     const alice = await h.client(relay, 'alice');
     const bob = await h.client(relay, 'bob');
@@ -267,16 +268,48 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
       ['Byte-Range', '1-1000/1000'],
     ]);
     alice.write(Buffer.from(head + 'a'.repeat(1000) + '\r\n-------split001', 'latin1'));
-    await until(() => bobWire.text().includes('a'.repeat(1000)), 2000, 'the body at bob');
-    // Bob sends something the relay answers itself (481): a response for bob waits behind the chunk.
+    await until(() => relay.counters.forwarded === 1, 2000, 'the chunk routed');
+    // Bob sends something the relay answers itself (481): it is not stuck behind alice's chunk.
     bob.write(refusedRequest(bob, at, 'ctl00001'));
-    await sleep(100);
-    alice.write(Buffer.from('$\r\n', 'latin1'));
     await until(() => / 481 /.test(bobWire.text()), 2000, 'the 481 at bob');
-    await sleep(100);
+    expect(bobWire.text()).to.not.include('a'.repeat(1000));
+    alice.write(Buffer.from('$\r\n', 'latin1'));
+    await until(() => /a{1000}\r\n-------\S+\$\r\n/.test(bobWire.text()), 2000, 'the chunk at bob');
     const ranges = [...bobWire.text().matchAll(/Byte-Range: (\S+)/g)].map((m) => m[1]);
     expect(ranges).to.deep.equal(['1-1000/1000']);
-    expect(bobWire.text()).to.match(/\r\n-------\S+\$\r\n/);
+  });
+  it('interrupts an open chunk whose sender withholds its end-line for a response, and continues it after', async () => {
+    // Before, a sender that sent every declared octet but not the end-line held the receiver's responses
+    // and REPORTs (and, through a chained relay, every session's) until its idle timeout.
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const bobWire = tap(bob);
+    const got: Buffer[] = [];
+    bob.on('message', (m: { body: Buffer }) => got.push(m.body));
+    const at = relay.addresses()[0]!;
+    const body = Buffer.from('b'.repeat(500) + 'c'.repeat(500), 'latin1');
+    const head = sendHead(alice, bob, 'split002', [
+      ['Message-ID', 'splitend2'],
+      ['Byte-Range', '1-*/1000'],
+    ]);
+    alice.write(Buffer.concat([Buffer.from(head, 'latin1'), body.subarray(0, 500)]));
+    // The parser keeps the last few octets of a read until it knows they do not start the end-line.
+    await until(() => bobWire.text().includes('b'.repeat(400)), 2000, 'the first half at bob');
+    // Every declared octet, and the end-line but for its flag: the relay cannot know whether `+` or `$`.
+    alice.write(Buffer.concat([body.subarray(500), Buffer.from('\r\n-------split002', 'latin1')]));
+    await sleep(100);
+    bob.write(refusedRequest(bob, at, 'ctl00002'));
+    await until(() => / 481 /.test(bobWire.text()), 2000, 'the 481 at bob');
+    alice.write(Buffer.from('$\r\n', 'latin1'));
+    await until(() => got.length === 1, 2000, 'the message at bob');
+    const ranges = [...bobWire.text().matchAll(/Byte-Range: (\S+)/g)].map((m) => m[1]);
+    // The piece with the last declared octet waited for the flag: the continuation carries it.
+    expect(ranges.length).to.equal(2);
+    expect(ranges[0]).to.equal('1-*/1000');
+    expect(ranges[1]).to.match(/^(\d+)-\*\/1000$/);
+    expect(Number(ranges[1]!.split('-')[0])).to.be.within(501, 1000);
+    expect(got[0]!.equals(body)).to.equal(true);
   });
   it('refuses a SEND held for dedupe whose body outgrows its Byte-Range, keeping none of it', async () => {
     // Fuzz finding: the held body was collected without bound (up to the 64 MiB chunk limit, outside
