@@ -13,7 +13,9 @@
  * stream, the whole piece that carries it; the end-line nearly always comes in the same read). So an open
  * sub-chunk can always be interrupted and continued with at least one octet: a sender that withholds its
  * end-line cannot hold the connection's responses and REPORTs, or other streams, behind its chunk, and no
- * continuation is ever empty (`N+1-N/T`, which receivers refuse).
+ * continuation is ever empty (`N+1-N/T`, which receivers refuse). While the connection's queue is over
+ * its limit only that one octet is held: the sources are paused then, and held pieces must not keep them
+ * paused (their end-lines unread) for good.
  *
  * ```
  *  source ─push(piece)─► ChunkStream ─┐
@@ -95,6 +97,12 @@ export class ChunkStream {
     this.lastOctet = typeof last === 'number' ? last : -1;
   }
 
+  /** @internal Queued octets that may go before the end-line arrives: all but the declared last one. */
+  get sendableOctets(): number {
+    if (this.finished !== null || this.lastOctet < 0) return this.pendingBytes;
+    return Math.max(0, Math.min(this.pendingBytes, this.lastOctet - this.offset));
+  }
+
   /** @internal True when the next queued piece carries the declared last octet and no end-line came yet. */
   nextPieceHeld(): boolean {
     const p = this.pieces[0];
@@ -104,12 +112,6 @@ export class ChunkStream {
       this.lastOctet >= 0 &&
       this.offset + p.length > this.lastOctet
     );
-  }
-
-  /** @internal Queued octets that may go before the end-line arrives (all of them once it has). */
-  get sendableOctets(): number {
-    if (this.finished !== null || this.lastOctet < 0) return this.pendingBytes;
-    return Math.max(0, Math.min(this.pendingBytes, this.lastOctet - this.offset));
   }
 
   /** Queues body octets (a view is fine: small ones are copied). */
@@ -337,7 +339,8 @@ export class OutboundWriter {
     // When the queue is over its limit a partial message goes too: otherwise streams each holding less
     // than one message could fill the queue with nothing ready to write, and never drain.
     if (this.framed) return s.pendingBytes > this.maxChunkBody || (this.overLimit && s.sendableOctets > 0);
-    return s.pendingBytes > 0 && !s.nextPieceHeld();
+    if (!s.nextPieceHeld()) return s.pendingBytes > 0;
+    return this.overLimit && s.sendableOctets > 0;
   }
 
   private flushControl(): void {
@@ -353,8 +356,17 @@ export class OutboundWriter {
   private writeStream(s: ChunkStream): void {
     if (s.pendingBytes > 0) {
       if (!s.subOpen) this.openSub(s);
-      while (s.pieces.length > 0 && this.conn.writableLength < this.highWater && !s.nextPieceHeld()) {
-        const p = s.pieces.shift()!;
+      while (s.pieces.length > 0 && this.conn.writableLength < this.highWater) {
+        let p = s.pieces[0]!;
+        if (s.nextPieceHeld()) {
+          // Congested: all of it but the held octet (see the module comment).
+          const n = s.sendableOctets;
+          if (!this.overLimit || n === 0) break;
+          s.pieces[0] = p.subarray(n);
+          p = p.subarray(0, n);
+        } else {
+          s.pieces.shift();
+        }
         s.pendingBytes -= p.length;
         this.queuedBytes -= p.length;
         s.offset += p.length;

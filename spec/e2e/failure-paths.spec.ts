@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 /**
  * Failure paths found by the fourth session's conformance audit, each with real traffic through the relay:
  * a next hop that answers a chunk before its end-line (RFC 4975 §7.1), the Byte-Range of a refused
@@ -310,6 +311,32 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     expect(ranges[1]).to.match(/^(\d+)-\*\/1000$/);
     expect(Number(ranges[1]!.split('-')[0])).to.be.within(501, 1000);
     expect(got[0]!.equals(body)).to.equal(true);
+  });
+  it('lets a held last piece go but its final octet when the queue is over its limit, so its sender is read again', async () => {
+    // A piece held for its end-line counts toward --max-queued-bytes; past the limit the sender is paused,
+    // so holding it all would leave the end-line unread for good.
+    const relay = await h.relay({ maxQueuedBytes: 8192 });
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const bobWire = tap(bob);
+    const got: Buffer[] = [];
+    bob.on('message', (m: { body: Buffer }) => got.push(m.body));
+    const body = randomBytes(20_000);
+    const head = sendHead(alice, bob, 'split003', [
+      ['Message-ID', 'splitend3'],
+      ['Byte-Range', '1-20000/20000'],
+    ]);
+    alice.write(
+      Buffer.concat([Buffer.from(head, 'latin1'), body, Buffer.from('\r\n-------split003', 'latin1')]),
+    );
+    await sleep(200);
+    alice.write(Buffer.from('$\r\n', 'latin1'));
+    await until(() => got.length === 1, 3000, 'the message at bob');
+    expect(got[0]!.equals(body)).to.equal(true);
+    const ranges = [...bobWire.text().matchAll(/Byte-Range: (\S+)/g)].map((m) => m[1]);
+    expect(ranges.length).to.be.within(1, 2);
+    expect(ranges[0]).to.equal('1-20000/20000');
+    if (ranges.length === 2) expect(ranges[1]).to.equal('20000-20000/20000');
   });
   it('refuses a SEND held for dedupe whose body outgrows its Byte-Range, keeping none of it', async () => {
     // Fuzz finding: the held body was collected without bound (up to the 64 MiB chunk limit, outside
