@@ -12,7 +12,10 @@
  *
  * Run: `npm run bench:relay` (about 1-2 minutes). Environment: MSRP_BENCH_RELAY=cli|script (how the relay
  * is started: `bin/msrp-relay start`, the default, or bench/relay-server.js), MSRP_BENCH_SECONDS (length
- * of a and b, default 15 and 10), MSRP_BENCH_FILE_SIZE (default 1g). Prints one table.
+ * of a, b and e, default 15, 10 and 15), MSRP_BENCH_FILE_SIZE (default 1g), MSRP_BENCH_ONLY (the
+ * scenarios to run, e.g. `e` or `a,c`; default all), MSRP_BENCH_ROUNDS (rounds of e, each `off` then
+ * `on-ack`, default 1; with more, a last line gives each round's on-ack/off throughput and the median).
+ * Prints one table.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -128,6 +131,8 @@ interface Row {
 }
 
 const envSeconds = Number(process.env.MSRP_BENCH_SECONDS ?? 0);
+const only = new Set((process.env.MSRP_BENCH_ONLY ?? 'a,b,c,d,e').split(',').map((x) => x.trim()));
+const rounds = Math.max(1, Math.floor(Number(process.env.MSRP_BENCH_ROUNDS ?? 1)) || 1);
 const fileSize = parseSize(process.env.MSRP_BENCH_FILE_SIZE ?? '1g', 'MSRP_BENCH_FILE_SIZE');
 const dir = mkdtempSync(join(tmpdir(), 'msrp-bench-'));
 const usersFile = join(dir, 'users');
@@ -193,30 +198,38 @@ const rate = (v: number): string => (v >= 100 ? n(v) : f(v));
 const f = (v: number): string => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
 
 const started = Date.now();
-await scenario('a. 1 KiB × 50 sessions, max rate', {
-  sessions: 50,
-  concurrency: 4,
-  duration: envSeconds || 15,
-  sizes: 1024,
-  drain: 5,
-});
-await scenario('b. 100 B × 1 session, 1 in flight', {
-  sessions: 1,
-  concurrency: 1,
-  duration: envSeconds || 10,
-  sizes: 100,
-  drain: 5,
-});
-await scenario(`c. file ${(fileSize / MiB).toFixed(0)} MiB in 64 KiB chunks`, {
-  sessions: 1,
-  messages: 1,
-  sizes: fileSize,
-  chunkSize: 64 * 1024,
-  timeout: 120,
-  drain: 120,
-});
-await idle(1000);
-await idle(10000);
+if (only.has('a')) {
+  await scenario('a. 1 KiB × 50 sessions, max rate', {
+    sessions: 50,
+    concurrency: 4,
+    duration: envSeconds || 15,
+    sizes: 1024,
+    drain: 5,
+  });
+}
+if (only.has('b')) {
+  await scenario('b. 100 B × 1 session, 1 in flight', {
+    sessions: 1,
+    concurrency: 1,
+    duration: envSeconds || 10,
+    sizes: 100,
+    drain: 5,
+  });
+}
+if (only.has('c')) {
+  await scenario(`c. file ${(fileSize / MiB).toFixed(0)} MiB in 64 KiB chunks`, {
+    sessions: 1,
+    messages: 1,
+    sizes: fileSize,
+    chunkSize: 64 * 1024,
+    timeout: 120,
+    drain: 120,
+  });
+}
+if (only.has('d')) {
+  await idle(1000);
+  await idle(10000);
+}
 
 /** Issue 5's target: the same CPIM load with the relay's reports off, then on. */
 async function reports(mode: 'off' | 'on-ack'): Promise<void> {
@@ -245,8 +258,16 @@ async function reports(mode: 'off' | 'on-ack'): Promise<void> {
     },
   );
 }
-await reports('off');
-await reports('on-ack');
+/** Each round's reports on-ack throughput over reports off (scenario e), in order. */
+const ratios: number[] = [];
+if (only.has('e')) {
+  for (let i = 0; i < rounds; i++) {
+    await reports('off');
+    await reports('on-ack');
+    const [off, on] = rows.slice(-2).map((r) => r.report.throughput.deliveredMessagesPerSecond);
+    ratios.push(on! / Math.max(1, off!));
+  }
+}
 rmSync(dir, { recursive: true, force: true });
 
 // ---- the table ------------------------------------------------------------------------------------
@@ -293,3 +314,11 @@ console.log('');
 console.log(`| ${header.join(' | ')} |`);
 console.log(`|${header.map((_, i) => (i === 0 || i === header.length - 1 ? '---' : '---:')).join('|')}|`);
 for (const r of table) console.log(`| ${r.join(' | ')} |`);
+if (ratios.length > 1) {
+  const sorted = [...ratios].sort((x, y) => x - y);
+  const mid = sorted.length >> 1;
+  const median = sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  const pct = (v: number): string => `${(v * 100).toFixed(0)} %`;
+  console.log('');
+  console.log(`e. on-ack / off by round: ${ratios.map(pct).join(', ')}; median ${pct(median)}`);
+}
