@@ -312,6 +312,29 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     expect(Number(ranges[1]!.split('-')[0])).to.be.within(501, 1000);
     expect(got[0]!.equals(body)).to.equal(true);
   });
+  it("lets another sender's message through while a chunk toward the same receiver waits for its flag", async () => {
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const carol = await h.client(relay, 'carol');
+    const bob = await h.client(relay, 'bob');
+    const bobWire = tap(bob);
+    const got: string[] = [];
+    bob.on('message', (m: { messageId: string }) => got.push(m.messageId));
+    const body = Buffer.from('d'.repeat(600) + 'e'.repeat(600), 'latin1');
+    const head = sendHead(alice, bob, 'split004', [
+      ['Message-ID', 'splitend4'],
+      ['Byte-Range', '1-1200/1200'],
+    ]);
+    alice.write(Buffer.concat([Buffer.from(head, 'latin1'), body.subarray(0, 600)]));
+    await until(() => bobWire.text().includes('d'.repeat(500)), 2000, 'the first part at bob');
+    alice.write(Buffer.concat([body.subarray(600), Buffer.from('\r\n-------split004', 'latin1')]));
+    await sleep(100);
+    await carol.send({ toPath: carol.toPathFor(bob.path), body: 'meanwhile', messageId: 'carol0001' });
+    await until(() => got.includes('carol0001'), 2000, "carol's message at bob");
+    expect(got).to.deep.equal(['carol0001']);
+    alice.write(Buffer.from('$\r\n', 'latin1'));
+    await until(() => got.includes('splitend4'), 2000, "alice's message at bob");
+  });
   it('lets a held last piece go but its final octet when the queue is over its limit, so its sender is read again', async () => {
     // A piece held for its end-line counts toward --max-queued-bytes; past the limit the sender is paused,
     // so holding it all would leave the end-line unread for good.
