@@ -13,8 +13,10 @@
  * stream, the whole piece that carries it; the end-line nearly always comes in the same read). So an open
  * sub-chunk can always be interrupted and continued with at least one octet: a sender that withholds its
  * end-line cannot hold the connection's responses and REPORTs, or other streams, behind its chunk, and no
- * continuation is ever empty (`N+1-N/T`, which receivers refuse). While the connection's queue is over
- * its limit only that one octet is held: the sources are paused then, and held pieces must not keep them
+ * continuation is empty (`N+1-N/T`, which receivers refuse). A chunk whose last octet is not declared
+ * (range-end and total both `*`, or no Byte-Range) holds nothing: interrupted just before its end-line,
+ * its continuation may carry no octet, which is well-formed. While the connection's queue is over its
+ * limit only that one octet is held: the sources are paused then, and held pieces must not keep them
  * paused (their end-lines unread) for good.
  *
  * ```
@@ -216,6 +218,8 @@ export class OutboundWriter {
   private pumping = false;
   private overLimit = false;
   private dead = false;
+  /** A {@link Connection.whenFlushed} call is pending (see {@link pump}). */
+  private flushWatch = false;
 
   constructor(conn: Connection, options: OutboundWriterOptions) {
     this.conn = conn;
@@ -284,9 +288,23 @@ export class OutboundWriter {
     } finally {
       this.pumping = false;
     }
-    if (this.overLimit && this.totalQueued < this.maxQueuedBytes >> 1) {
+    if (!this.overLimit) return;
+    if (this.totalQueued < this.maxQueuedBytes >> 1) {
       this.overLimit = false;
       this.onLowWater();
+    } else if (
+      !this.flushWatch &&
+      this.queuedBytes < this.maxQueuedBytes >> 1 &&
+      this.conn.writableLength < this.highWater
+    ) {
+      // Only octets in the transport keep the queue over half its limit, and below its high-water mark
+      // the transport owes no 'drain': without another look once they have left, the paused sources
+      // (and the end-lines of held pieces) would never be read again.
+      this.flushWatch = true;
+      this.conn.whenFlushed(() => {
+        this.flushWatch = false;
+        this.pump();
+      });
     }
   }
 
@@ -296,8 +314,8 @@ export class OutboundWriter {
       if (this.conn.writableLength >= this.highWater) return; // wait for drain
       let a = this.active;
       if (this.control.length > 0) {
-        // RFC 4975 §7.1: interrupt a chunk in progress when responses or REPORTs are waiting. Its declared
-        // last octet is still queued (held for the end-line), so the continuation is never empty.
+        // RFC 4975 §7.1: interrupt a chunk in progress when responses or REPORTs are waiting. A declared
+        // last octet is still queued (held for the end-line), so the continuation is not empty.
         if (a !== null && a.subOpen) {
           if (a.pendingBytes === 0 && a.finished !== null) {
             // Only the end-line is left and its flag is known: it goes now. Interrupting here would

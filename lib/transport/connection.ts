@@ -44,6 +44,11 @@ export interface Connection {
   writeFrame(parts: readonly Buffer[]): boolean;
   /** Writes a piece of an open frame (stream transports only). */
   writePiece(piece: Buffer): boolean;
+  /**
+   * Calls `cb` once everything written so far has left the process (handed to the kernel). Unlike
+   * `onDrain` it fires when the buffer never passed its high-water mark too. Not called when closed.
+   */
+  whenFlushed(cb: () => void): void;
   /** Stops reading from the peer (backpressure toward it). */
   pause(): void;
   /** Resumes reading. */
@@ -55,6 +60,7 @@ export interface Connection {
 }
 
 let nextConnectionId = 1;
+const EMPTY = Buffer.alloc(0);
 
 /** Allocates process-unique connection ids. */
 export function connectionId(): number {
@@ -122,6 +128,14 @@ export class StreamConnection implements Connection {
     this.batch();
     this.bytesOut += piece.length;
     return this.socket.write(piece);
+  }
+
+  whenFlushed(cb: () => void): void {
+    if (this.closed) return;
+    // An empty write completes after every write queued before it (writes complete in order).
+    this.socket.write(EMPTY, () => {
+      if (!this.closed) cb();
+    });
   }
 
   /**

@@ -31,6 +31,7 @@ export const WS_PING_INTERVAL_MS = 30_000;
 
 /** Milliseconds a closing connection may take for the close handshake before it is torn down. */
 const CLOSE_GRACE_MS = 5000;
+const EMPTY = Buffer.alloc(0);
 
 const kConn = Symbol('msrpConnection');
 type TaggedWs = WebSocket & { [kConn]?: WsConnection };
@@ -101,6 +102,15 @@ export class WsConnection implements Connection {
     this.bytesOut += data.length;
     this.ws.send(data, { binary: true, compress: false });
     return !this.socket.writableNeedDrain;
+  }
+
+  whenFlushed(cb: () => void): void {
+    if (this.closed) return;
+    // `ws` writes each message to this socket as it is sent (no compression): an empty write on the
+    // socket completes after them, and adds no octet to the stream.
+    this.socket.write(EMPTY, () => {
+      if (!this.closed) cb();
+    });
   }
 
   /** Never called: a message-framed transport only takes whole frames (the writer knows). */

@@ -361,6 +361,35 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     expect(ranges[0]).to.equal('1-20000/20000');
     if (ranges.length === 2) expect(ranges[1]).to.equal('20000-20000/20000');
   });
+  it('reads a paused sender again once a small queue has flushed, with no drain event to wake it', async () => {
+    // Review finding (older than the held piece): under a small --max-queued-bytes the queue stayed over
+    // half its limit in the socket's buffer, below the 16 KiB at which the socket would emit 'drain', so
+    // the sender, paused at the limit, was never read again: here the 12,000-octet chunk's flag.
+    const relay = await h.relay({ maxQueuedBytes: 8192 });
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const got: Buffer[] = [];
+    bob.on('message', (m: { body: Buffer }) => got.push(m.body));
+    const body = randomBytes(12_000);
+    const head = sendHead(alice, bob, 'lowwat01', [
+      ['Message-ID', 'lowwater1'],
+      ['Byte-Range', '1-12000/12000'],
+    ]);
+    alice.write(
+      Buffer.concat([Buffer.from(head, 'latin1'), body, Buffer.from('\r\n-------lowwat01', 'latin1')]),
+    );
+    await sleep(200);
+    alice.write(Buffer.from('$\r\n', 'latin1'));
+    await until(() => got.length === 1, 3000, 'the message at bob');
+    expect(got[0]!.equals(body)).to.equal(true);
+    // And a whole chunk over the limit in one write does not leave the sender paused either.
+    const head2 = sendHead(alice, bob, 'lowwat02', [
+      ['Message-ID', 'lowwater2'],
+      ['Byte-Range', '1-5/5'],
+    ]);
+    alice.write(Buffer.from(head2 + 'hello\r\n-------lowwat02$\r\n', 'latin1'));
+    await until(() => got.length === 2, 3000, 'the second message at bob');
+  });
   it('refuses a SEND held for dedupe whose body outgrows its Byte-Range, keeping none of it', async () => {
     // Fuzz finding: the held body was collected without bound (up to the 64 MiB chunk limit, outside
     // --max-queued-bytes) and forwarded whole under `Byte-Range: 1-10/10`.
