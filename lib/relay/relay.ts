@@ -320,7 +320,11 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
           this.transactions.close(tx, sub.end, Date.now() + this.opts.transactionTimeoutMs);
           return;
         }
-        this.track(transaction(sub.tid, sub.start, sub.end));
+        // A message-framed sub-chunk (WebSocket), recorded once it is out. While more of the chunk follows,
+        // its transaction keeps the stream, so an error for it stops the rest (RFC 4975 §7.1).
+        const framed = transaction(sub.tid, sub.start, sub.end);
+        if (!sub.last) framed.stream = stream;
+        this.track(framed);
       },
     });
     this.counters.forwarded++;

@@ -5,6 +5,7 @@ import { parseFrames } from '../../lib/msrp/frame-collector.js';
 import { getHeader, type Frame } from '../../lib/msrp/message.js';
 import { parseUri } from '../../lib/msrp/uri.js';
 import { Harness, nextMessage, until, USERS } from '../helpers/relay.js';
+import { sendHead } from '../helpers/wire.js';
 import { testCertificate } from '../helpers/tls.js';
 import {
   closeCode,
@@ -17,6 +18,8 @@ import {
   wssRelayOptions,
   wsUrl,
 } from '../helpers/ws.js';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('relay over WebSocket (RFC 7977)', () => {
   const h = new Harness();
@@ -130,6 +133,36 @@ describe('relay over WebSocket (RFC 7977)', () => {
     expect(new Set(frames.map((f) => f.transactionId)).size).to.equal(9);
     expect(raw.every((msg) => msg.length <= max)).to.equal(true);
     expect(Buffer.concat(frames.map((f) => f.body!)).equals(file)).to.equal(true);
+  });
+
+  it('stops the rest of a chunk toward a WebSocket client that refused one of its messages (413)', async () => {
+    // RFC 4975 §7.1: a receiver answers 413 to stop a transfer. Toward WebSocket each message is a
+    // sub-chunk of its own; before, the refusal became a REPORT but the rest of the chunk still went.
+    const max = 16_384;
+    const relay = await h.relay(wsRelayOptions({ wsMaxMessageBytes: max }));
+    const carol = await wsClient(h, relay, 'carol', { respond: () => 413 });
+    const bob = await h.client(relay, 'bob');
+    const raw: Buffer[] = [];
+    carol.ws!.on('message', (d: Buffer) => raw.push(d));
+    const responses: string[] = [];
+    bob.socket.on('data', (d: Buffer) => {
+      for (const m of d.toString('latin1').matchAll(/^MSRP refuse01 (\d{3})/gm)) responses.push(m[1]!);
+    });
+    const body = randomBytes(100_000);
+    const head = sendHead(bob, carol, 'refuse01', [
+      ['Message-ID', 'refusedws1'],
+      ['Byte-Range', '1-100000/100000'],
+    ]);
+    bob.write(Buffer.concat([Buffer.from(head, 'latin1'), body.subarray(0, 30_000)]));
+    await until(() => raw.length >= 2, 2000, 'the first messages at carol');
+    await sleep(200); // carol's 413 reaches the relay
+    bob.write(Buffer.concat([body.subarray(30_000), Buffer.from('\r\n-------refuse01$\r\n', 'latin1')]));
+    await until(() => responses.length === 1, 2000, "bob's response");
+    await sleep(200);
+    // Bob hears the 413 on his own transaction (still sending, Failure-Report yes) and nothing else.
+    expect(responses).to.deep.equal(['413']);
+    // Carol got only what was out before her answer (at most the 30,000 octets sent by then).
+    expect(raw.length).to.be.within(2, 3);
   });
 
   it('binds the Use-Path token to the WebSocket connection: another connection using it gets 403', async () => {
