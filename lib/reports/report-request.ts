@@ -19,8 +19,11 @@ export type ReportKind = 'positive-delivery' | 'negative-delivery' | 'display' |
 export interface ReportRequest {
   /** `imdn` for a Disposition-Notification request (answered with message/imdn+xml), `legacy` for Receipt-Request. */
   dialect: 'imdn' | 'legacy';
-  /** The known dispositions requested; `read` is mapped to `display`, unknown tokens are dropped. */
-  kinds: Set<ReportKind>;
+  /**
+   * The known dispositions requested, in the order positive-delivery, negative-delivery, display,
+   * processing; `read` is mapped to `display`, unknown tokens are dropped. Shared between requests.
+   */
+  kinds: ReadonlySet<ReportKind>;
   /** The IM's identifier: `imdn.Message-ID`, else the unprefixed legacy `Message-ID` (unescaped). */
   messageId: string;
   /** The IM's `DateTime` value, exactly as sent (RFC 5438 echoes it in `<datetime>`). */
@@ -32,7 +35,7 @@ export interface ReportRequest {
   /** The IM's `imdn.Original-To` in wire form, echoed as `<original-recipient-uri>`. */
   originalTo?: string;
   /** The IM's `imdn.IMDN-Record-Route` values in wire form, in order (copied to `IMDN-Route`). */
-  recordRoutes: string[];
+  recordRoutes: readonly string[];
 }
 
 /** What a report-carrying CPIM payload is: an RFC 5438 IMDN, a legacy report, or an aggregate of IMDNs. */
@@ -93,11 +96,34 @@ const KNOWN = new Map<string, ReportKind>([
   ['read', 'display'],
 ]);
 
+/** Each kind's bit in a set of kinds, in the order a request's `kinds` lists them. */
+const KIND_BITS: ReadonlyArray<[ReportKind, number]> = [
+  ['positive-delivery', 1],
+  ['negative-delivery', 2],
+  ['display', 4],
+  ['processing', 8],
+];
+const BIT_OF = new Map(KIND_BITS);
+
+/**
+ * One set per combination of kinds, shared by every request that asks for it: a request allocates no set
+ * of its own, and lives as long as its IM is tracked (until the recipient's 200).
+ */
+const KIND_SETS: ReadonlyArray<ReadonlySet<ReportKind>> = Array.from(
+  { length: 16 },
+  (_, bits) => new Set(KIND_BITS.filter(([, bit]) => (bits & bit) !== 0).map(([kind]) => kind)),
+);
+
 /**
  * Reads a request value: `notify-req *(COMMA notify-req)` with `COMMA = *SP "," *SP`, each request
- * possibly followed by `;param=value` extensions. RFC 5438 §7.2.1: unknown values are ignored.
+ * possibly followed by `;param=value` extensions. RFC 5438 §7.2.1: unknown values are ignored. Returns
+ * the kinds' bits.
  */
-function addKinds(value: string, kinds: Set<ReportKind>): void {
+function kindBits(value: string): number {
+  // The usual value is one known token exactly: no slices for it.
+  const whole = KNOWN.get(value);
+  if (whole !== undefined) return BIT_OF.get(whole)!;
+  let bits = 0;
   let at = 0;
   while (at <= value.length) {
     let comma = value.indexOf(',', at);
@@ -106,9 +132,10 @@ function addKinds(value: string, kinds: Set<ReportKind>): void {
     const end = semi !== -1 && semi < comma ? semi : comma;
     // A Map, not an object: `constructor` or `__proto__` in a request are unknown values, not kinds.
     const kind = KNOWN.get(value.slice(at, end).trim().toLowerCase());
-    if (kind !== undefined) kinds.add(kind);
+    if (kind !== undefined) bits |= BIT_OF.get(kind)!;
     at = comma + 1;
   }
+  return bits;
 }
 
 /** Where a Disposition-Notification may be: RFC 5438, draft-ietf-simple-imdn-00, unprefixed (digest §6.4). */
@@ -145,7 +172,7 @@ export interface RequestParts {
   to: string | undefined;
   originalTo: string | undefined;
   /** Wire forms of the RFC 5438 `IMDN-Record-Route` headers in order. */
-  recordRoutes: string[];
+  recordRoutes: readonly string[];
 }
 
 /**
@@ -153,15 +180,15 @@ export interface RequestParts {
  * `Receipt-Request` / `Request-Receipt` alone in the draft's form; null without a known kind or a message id.
  */
 export function requestFrom(parts: RequestParts): ReportRequest | null {
-  const kinds = new Set<ReportKind>();
-  for (const value of parts.notifications) addKinds(value, kinds);
-  for (const value of parts.receipts) addKinds(value, kinds);
-  if (kinds.size === 0) return null;
+  let bits = 0;
+  for (const value of parts.notifications) bits |= kindBits(value);
+  for (const value of parts.receipts) bits |= kindBits(value);
+  if (bits === 0) return null;
   const messageId = parts.messageId?.trim() ?? '';
   if (messageId === '') return null;
   const req: ReportRequest = {
     dialect: parts.notifications.length > 0 ? 'imdn' : 'legacy',
-    kinds,
+    kinds: KIND_SETS[bits]!,
     messageId,
     recordRoutes: parts.recordRoutes,
   };

@@ -153,7 +153,7 @@ export function scanReportHead(buf: Buffer): HeadScan {
     from: scan.from,
     to: scan.to,
     originalTo: scan.originalToImdn ?? scan.originalToDraft,
-    recordRoutes: scan.recordRoutes ?? [],
+    recordRoutes: scan.recordRoutes ?? NONE,
   });
 }
 
