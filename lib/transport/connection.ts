@@ -133,8 +133,8 @@ export class StreamConnection implements Connection {
   whenFlushed(cb: () => void): void {
     if (this.closed) return;
     // An empty write completes after every write queued before it (writes complete in order).
-    this.socket.write(EMPTY, () => {
-      if (!this.closed) cb();
+    this.socket.write(EMPTY, (err?: Error | null) => {
+      if (!err && !this.closed) cb();
     });
   }
 

@@ -105,11 +105,14 @@ export class WsConnection implements Connection {
   }
 
   whenFlushed(cb: () => void): void {
-    if (this.closed) return;
+    // Once `ws` is closing (close frame sent or received, socket ended) its 'close' may be up to 30 s
+    // away: an empty write fails at once then, and calling back would only ask again, in a loop that
+    // starves the event loop.
+    if (this.closed || this.ws.readyState !== this.ws.OPEN) return;
     // `ws` writes each message to this socket as it is sent (no compression): an empty write on the
     // socket completes after them, and adds no octet to the stream.
-    this.socket.write(EMPTY, () => {
-      if (!this.closed) cb();
+    this.socket.write(EMPTY, (err?: Error | null) => {
+      if (!err && !this.closed && this.ws.readyState === this.ws.OPEN) cb();
     });
   }
 

@@ -1,10 +1,11 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { get as httpGet } from 'node:http';
+import type { Socket } from 'node:net';
 import { parseFrames } from '../../lib/msrp/frame-collector.js';
 import { getHeader, type Frame } from '../../lib/msrp/message.js';
 import { parseUri } from '../../lib/msrp/uri.js';
-import { Harness, nextMessage, until, USERS } from '../helpers/relay.js';
+import { Harness, nextMessage, sleep, until, USERS } from '../helpers/relay.js';
 import { sendHead } from '../helpers/wire.js';
 import { testCertificate } from '../helpers/tls.js';
 import {
@@ -18,8 +19,6 @@ import {
   wssRelayOptions,
   wsUrl,
 } from '../helpers/ws.js';
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('relay over WebSocket (RFC 7977)', () => {
   const h = new Harness();
@@ -155,7 +154,7 @@ describe('relay over WebSocket (RFC 7977)', () => {
     ]);
     bob.write(Buffer.concat([Buffer.from(head, 'latin1'), body.subarray(0, 30_000)]));
     await until(() => raw.length >= 2, 2000, 'the first messages at carol');
-    await sleep(200); // carol's 413 reaches the relay
+    await until(() => (relay.counters.responsesIn['413'] ?? 0) >= 1, 2000, "carol's 413 at the relay");
     bob.write(Buffer.concat([body.subarray(30_000), Buffer.from('\r\n-------refuse01$\r\n', 'latin1')]));
     await until(() => responses.length === 1, 2000, "bob's response");
     await sleep(200);
@@ -163,6 +162,40 @@ describe('relay over WebSocket (RFC 7977)', () => {
     expect(responses).to.deep.equal(['413']);
     // Carol got only what was out before her answer (at most the 30,000 octets sent by then).
     expect(raw.length).to.be.within(2, 3);
+  });
+
+  it('keeps its event loop turning while it forwards to a WebSocket client that sent its close frame', async () => {
+    // Review finding: with a small --max-queued-bytes the writer asked a closing WebSocket connection to
+    // call back once flushed; the empty write failed at once, the callback came anyway and the writer
+    // asked again, in a nextTick loop that starved timers and I/O (the process hung).
+    const relay = await h.relay(wsRelayOptions({ maxQueuedBytes: 8192 }));
+    const carol = await wsClient(h, relay, 'carol');
+    const bob = await h.client(relay, 'bob');
+    // Carol's close frame (masked, code 1000) goes out raw and her socket stops reading: the relay answers
+    // and ends its half, then waits up to 30 s for her FIN, its connection not closed meanwhile.
+    const sock = (carol.ws as unknown as { _socket: Socket })._socket;
+    const mask = Buffer.from([1, 2, 3, 4]);
+    sock.write(Buffer.concat([Buffer.from([0x88, 0x82]), mask, Buffer.from([0x03 ^ 1, 0xe8 ^ 2])]));
+    sock.pause();
+    // Nothing on the relay shows the close frame was read; if it was not within this, the test proves
+    // nothing but cannot fail.
+    await sleep(100);
+    const head = sendHead(bob, carol, 'closing1', [
+      ['Message-ID', 'closing1'],
+      ['Byte-Range', '1-9000/9000'],
+    ]);
+    bob.write(
+      Buffer.concat([
+        Buffer.from(head, 'latin1'),
+        randomBytes(9000),
+        Buffer.from('\r\n-------closing1$\r\n'),
+      ]),
+    );
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 10);
+    await until(() => ticks >= 20, 2000, 'timers firing');
+    clearInterval(timer);
+    expect(ticks).to.be.at.least(20);
   });
 
   it('binds the Use-Path token to the WebSocket connection: another connection using it gets 403', async () => {
