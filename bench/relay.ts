@@ -132,7 +132,19 @@ interface Row {
 
 const envSeconds = Number(process.env.MSRP_BENCH_SECONDS ?? 0);
 const only = new Set((process.env.MSRP_BENCH_ONLY ?? 'a,b,c,d,e').split(',').map((x) => x.trim()));
-const rounds = Math.max(1, Math.floor(Number(process.env.MSRP_BENCH_ROUNDS ?? 1)) || 1);
+const rounds = Number(process.env.MSRP_BENCH_ROUNDS ?? 1);
+for (const x of only) {
+  if (!/^[a-e]$/.test(x))
+    usage(`MSRP_BENCH_ONLY: '${x}' is not a scenario (a, b, c, d or e, comma-separated)`);
+}
+if (!Number.isInteger(rounds) || rounds < 1)
+  usage('MSRP_BENCH_ROUNDS: expected a whole number of rounds, 1 or more');
+
+/** A bad setting: one line on stderr, exit 2. */
+function usage(message: string): never {
+  process.stderr.write(`bench/relay: ${message}\n`);
+  process.exit(2);
+}
 const fileSize = parseSize(process.env.MSRP_BENCH_FILE_SIZE ?? '1g', 'MSRP_BENCH_FILE_SIZE');
 const dir = mkdtempSync(join(tmpdir(), 'msrp-bench-'));
 const usersFile = join(dir, 'users');

@@ -13,9 +13,10 @@
  * stream, the whole piece that carries it; the end-line nearly always comes in the same read). So an open
  * sub-chunk can always be interrupted and continued with at least one octet: a sender that withholds its
  * end-line cannot hold the connection's responses and REPORTs, or other streams, behind its chunk, and no
- * continuation is empty (`N+1-N/T`, which receivers refuse). A chunk whose last octet is not declared
- * (range-end and total both `*`, or no Byte-Range) holds nothing: interrupted just before its end-line,
- * its continuation may carry no octet, which is well-formed. While the connection's queue is over its
+ * continuation is empty (`N+1-N/T`, which receivers refuse). That holds once the declared last octet has
+ * arrived: a chunk that declares none (range-end and total both `*`, or no Byte-Range) holds nothing, and
+ * a sender may end its chunk with `+` before the declared end; interrupted just before such an end-line,
+ * the continuation may carry no octet (`N+1-*` with the total), which is well-formed. While the connection's queue is over its
  * limit only that one octet is held: the sources are paused then, and held pieces must not keep them
  * paused (their end-lines unread) for good.
  *

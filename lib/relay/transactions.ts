@@ -41,7 +41,10 @@ export interface ForwardedTransaction<P, T = unknown> {
    * the next hop may already answer (RFC 4975 §7.1); no timer runs yet.
    */
   open: boolean;
-  /** The stream writing the chunk (byte streams; null otherwise), so an error can stop the rest of it. */
+  /**
+   * The stream writing the chunk while more of it may follow (null after its last piece), so an error can
+   * stop the rest of it.
+   */
   stream: {
     /** Last octet put on the wire. */
     readonly written: number;

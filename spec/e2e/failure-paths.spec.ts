@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 /**
  * Failure paths found by the fourth session's conformance audit, each with real traffic through the relay:
  * a next hop that answers a chunk before its end-line (RFC 4975 §7.1), the Byte-Range of a refused
@@ -6,15 +5,22 @@ import { randomBytes } from 'node:crypto';
  * 413s (issue 5, DESIGN.md "Report policy").
  */
 import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
 import type { MsrpEndpoint } from '../../lib/client/endpoint.js';
+import type { Relay } from '../../lib/relay/relay.js';
 import { parseByteRange } from '../../lib/msrp/headers.js';
 import { getHeader, type Frame } from '../../lib/msrp/message.js';
 import { serializeRequest } from '../../lib/msrp/serializer.js';
 import { imFromAlice } from '../helpers/cpim-fixtures.js';
 import { refusedRequest, responseTo, sendHead, tap } from '../helpers/wire.js';
-import { Harness, next, nextMessage, until } from '../helpers/relay.js';
+import { Harness, next, nextMessage, sleep, until } from '../helpers/relay.js';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** Writes `bytes` from `ep` and resolves once the relay has read them (its TCP connections' bytesIn). */
+async function writeRead(relay: Relay, ep: MsrpEndpoint, bytes: Buffer): Promise<void> {
+  const before = relay.stats().bytesIn.tcp;
+  ep.write(bytes);
+  await until(() => relay.stats().bytesIn.tcp >= before + bytes.length, 3000, 'the write read by the relay');
+}
 
 /** Every complete SEND frame (raw text) written to `ep`'s socket whose body is a delivery notification. */
 function rawReports(ep: MsrpEndpoint): () => string[] {
@@ -298,8 +304,11 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     // The parser keeps the last few octets of a read until it knows they do not start the end-line.
     await until(() => bobWire.text().includes('b'.repeat(400)), 2000, 'the first half at bob');
     // Every declared octet, and the end-line but for its flag: the relay cannot know whether `+` or `$`.
-    alice.write(Buffer.concat([body.subarray(500), Buffer.from('\r\n-------split002', 'latin1')]));
-    await sleep(100);
+    await writeRead(
+      relay,
+      alice,
+      Buffer.concat([body.subarray(500), Buffer.from('\r\n-------split002', 'latin1')]),
+    );
     bob.write(refusedRequest(bob, at, 'ctl00002'));
     await until(() => / 481 /.test(bobWire.text()), 2000, 'the 481 at bob');
     alice.write(Buffer.from('$\r\n', 'latin1'));
@@ -327,8 +336,11 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     ]);
     alice.write(Buffer.concat([Buffer.from(head, 'latin1'), body.subarray(0, 600)]));
     await until(() => bobWire.text().includes('d'.repeat(500)), 2000, 'the first part at bob');
-    alice.write(Buffer.concat([body.subarray(600), Buffer.from('\r\n-------split004', 'latin1')]));
-    await sleep(100);
+    await writeRead(
+      relay,
+      alice,
+      Buffer.concat([body.subarray(600), Buffer.from('\r\n-------split004', 'latin1')]),
+    );
     await carol.send({ toPath: carol.toPathFor(bob.path), body: 'meanwhile', messageId: 'carol0001' });
     await until(() => got.includes('carol0001'), 2000, "carol's message at bob");
     expect(got).to.deep.equal(['carol0001']);
@@ -349,10 +361,12 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
       ['Message-ID', 'splitend3'],
       ['Byte-Range', '1-20000/20000'],
     ]);
-    alice.write(
+    // Read whole before the flag comes: the piece with the last octet is held, the queue over its limit.
+    await writeRead(
+      relay,
+      alice,
       Buffer.concat([Buffer.from(head, 'latin1'), body, Buffer.from('\r\n-------split003', 'latin1')]),
     );
-    await sleep(200);
     alice.write(Buffer.from('$\r\n', 'latin1'));
     await until(() => got.length === 1, 3000, 'the message at bob');
     expect(got[0]!.equals(body)).to.equal(true);
@@ -375,10 +389,12 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
       ['Message-ID', 'lowwater1'],
       ['Byte-Range', '1-12000/12000'],
     ]);
-    alice.write(
+    // Read whole before the flag comes: the piece with the last octet is held, the queue over its limit.
+    await writeRead(
+      relay,
+      alice,
       Buffer.concat([Buffer.from(head, 'latin1'), body, Buffer.from('\r\n-------lowwat01', 'latin1')]),
     );
-    await sleep(200);
     alice.write(Buffer.from('$\r\n', 'latin1'));
     await until(() => got.length === 1, 3000, 'the message at bob');
     expect(got[0]!.equals(body)).to.equal(true);

@@ -9,9 +9,7 @@ import { parseByteRange } from '../../lib/msrp/headers.js';
 import { getHeader, type Frame } from '../../lib/msrp/message.js';
 import { imFromAlice } from '../helpers/cpim-fixtures.js';
 import { refusedRequest, responseTo, sendHead, tap } from '../helpers/wire.js';
-import { Harness, next, until } from '../helpers/relay.js';
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+import { Harness, next, sleep, until } from '../helpers/relay.js';
 
 /** The relay's open sub-chunk entry, as far as these tests look at it. */
 interface OpenTx {

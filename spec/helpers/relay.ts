@@ -87,6 +87,11 @@ export function nextMessage(ep: MsrpEndpoint, ms = 5000): Promise<ReceivedMessag
   return next<ReceivedMessage>(ep, 'message', ms);
 }
 
+/** Resolves after `ms` milliseconds (for a wait nothing observable ends; prefer {@link until}). */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
 /** Polls `cond` until it holds (rejects after `ms`). */
 export async function until(cond: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
   const end = Date.now() + ms;
