@@ -16,8 +16,8 @@
  * session hash only makes the relay hold (not drop) a small SEND it did not need to.
  */
 
-/** An empty table cell. */
-const EMPTY = -1;
+/** An empty table cell; a full one holds its key's ring slot + 1, so a new table is all zeros (untouched). */
+const EMPTY = 0;
 
 /** Per-process seeds: the table's layout cannot be predicted from outside. */
 const SEED_A = (Math.random() * 0x100000000) | 0;
@@ -68,7 +68,7 @@ function avalanche(h: number): number {
 /** Remembered delivered reports; see the module comment. */
 export class DeliveredLog {
   private readonly ttlMs: number;
-  // The table: a cell holds a key's two hashes and its ring slot, or EMPTY.
+  // The table: a cell holds a key's two hashes and its ring slot + 1, or EMPTY.
   private readonly mask: number;
   private readonly cellA: Int32Array;
   private readonly cellB: Int32Array;
@@ -98,7 +98,7 @@ export class DeliveredLog {
     this.mask = cells - 1;
     this.cellA = new Int32Array(cells);
     this.cellB = new Int32Array(cells);
-    this.cellSlot = new Int32Array(cells).fill(EMPTY);
+    this.cellSlot = new Int32Array(cells);
     this.slotA = new Int32Array(slots);
     this.slotB = new Int32Array(slots);
     this.slotSession = new Int32Array(slots);
@@ -119,7 +119,7 @@ export class DeliveredLog {
       // Renewed where it is (no second slot, so a renewal never pushes another key out): it keeps its
       // place in eviction order, and expire() stops at it until its new time comes (keys behind it
       // are still checked on lookup and evicted in turn).
-      this.until[this.cellSlot[cell]!] = now + this.ttlMs;
+      this.until[this.cellSlot[cell]! - 1] = now + this.ttlMs;
       return;
     }
     const a = hashA;
@@ -136,7 +136,7 @@ export class DeliveredLog {
     const free = this.find(a, b);
     this.cellA[free] = a;
     this.cellB[free] = b;
-    this.cellSlot[free] = slot;
+    this.cellSlot[free] = slot + 1;
     this.sessions.set(s, (this.sessions.get(s) ?? 0) + 1);
     this.head = (slot + 1) % this.slotLive.length;
     this.window++;
@@ -146,8 +146,9 @@ export class DeliveredLog {
   /** True when `messageId` was reported delivered in `session` and its time is not up. */
   has(session: string, messageId: string, now: number): boolean {
     hashKey(session, messageId);
-    const slot = this.cellSlot[this.find(hashA, hashB)]!;
-    if (slot === EMPTY) return false;
+    const stored = this.cellSlot[this.find(hashA, hashB)]!;
+    if (stored === EMPTY) return false;
+    const slot = stored - 1;
     if (this.until[slot]! <= now) {
       this.clear(slot);
       return false;
