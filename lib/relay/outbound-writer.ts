@@ -16,9 +16,9 @@
  * continuation is empty (`N+1-N/T`, which receivers refuse). That holds once the declared last octet has
  * arrived: a chunk that declares none (range-end and total both `*`, or no Byte-Range) holds nothing, and
  * a sender may end its chunk with `+` before the declared end; interrupted just before such an end-line,
- * the continuation may carry no octet (`N+1-*` with the total), which is well-formed. While the connection's queue is over its
- * limit only that one octet is held: the sources are paused then, and held pieces must not keep them
- * paused (their end-lines unread) for good.
+ * the continuation may carry no octet (`N+1-*` with the total), which is well-formed. While the
+ * connection's queue is over its limit only that one octet is held: the sources are paused then, and
+ * held pieces must not keep them paused (their end-lines unread) for good.
  *
  * ```
  *  source ─push(piece)─► ChunkStream ─┐

@@ -60,7 +60,8 @@ export interface Connection {
 }
 
 let nextConnectionId = 1;
-const EMPTY = Buffer.alloc(0);
+/** The empty write behind {@link Connection.whenFlushed}. */
+export const EMPTY_WRITE = Buffer.alloc(0);
 
 /** Allocates process-unique connection ids. */
 export function connectionId(): number {
@@ -133,7 +134,7 @@ export class StreamConnection implements Connection {
   whenFlushed(cb: () => void): void {
     if (this.closed) return;
     // An empty write completes after every write queued before it (writes complete in order).
-    this.socket.write(EMPTY, (err?: Error | null) => {
+    this.socket.write(EMPTY_WRITE, (err?: Error | null) => {
       if (!err && !this.closed) cb();
     });
   }

@@ -21,7 +21,7 @@ import {
 import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { connectionId, type Connection, type ConnectionEvents } from './connection.js';
+import { connectionId, EMPTY_WRITE, type Connection, type ConnectionEvents } from './connection.js';
 
 /** The WebSocket subprotocol of MSRP (RFC 7977 §4.1, IANA registry). */
 export const WS_SUBPROTOCOL = 'msrp';
@@ -31,7 +31,6 @@ export const WS_PING_INTERVAL_MS = 30_000;
 
 /** Milliseconds a closing connection may take for the close handshake before it is torn down. */
 const CLOSE_GRACE_MS = 5000;
-const EMPTY = Buffer.alloc(0);
 
 const kConn = Symbol('msrpConnection');
 type TaggedWs = WebSocket & { [kConn]?: WsConnection };
@@ -111,7 +110,7 @@ export class WsConnection implements Connection {
     if (this.closed || this.ws.readyState !== this.ws.OPEN) return;
     // `ws` writes each message to this socket as it is sent (no compression): an empty write on the
     // socket completes after them, and adds no octet to the stream.
-    this.socket.write(EMPTY, (err?: Error | null) => {
+    this.socket.write(EMPTY_WRITE, (err?: Error | null) => {
       if (!err && !this.closed && this.ws.readyState === this.ws.OPEN) cb();
     });
   }
