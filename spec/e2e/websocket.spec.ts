@@ -164,6 +164,42 @@ describe('relay over WebSocket (RFC 7977)', () => {
     expect(raw.length).to.be.within(2, 3);
   });
 
+  it('carries a chunk whose flag comes late to a WebSocket client under a small queue limit, no message empty', async () => {
+    // Congested, the writer sends WebSocket messages shorter than the limit, but never the declared last
+    // octet before the flag: the chunk's last message carries it, not an empty `30001-30000/30000`.
+    const relay = await h.relay(wsRelayOptions({ maxQueuedBytes: 8192, wsMaxMessageBytes: 16_384 }));
+    const carol = await wsClient(h, relay, 'carol');
+    const bob = await h.client(relay, 'bob');
+    const raw: Buffer[] = [];
+    carol.ws!.on('message', (d: Buffer) => raw.push(d));
+    const got = nextMessage(carol, 5000);
+    const body = randomBytes(30_000);
+    const first = Buffer.concat([
+      Buffer.from(
+        sendHead(bob, carol, 'late0001', [
+          ['Message-ID', 'lateflag1'],
+          ['Byte-Range', '1-30000/30000'],
+        ]),
+        'latin1',
+      ),
+      body,
+      Buffer.from('\r\n-------late0001', 'latin1'),
+    ]);
+    const before = relay.stats().bytesIn.tcp;
+    bob.write(first);
+    await until(
+      () => relay.stats().bytesIn.tcp >= before + first.length,
+      3000,
+      'the chunk read by the relay',
+    );
+    bob.write(Buffer.from('$\r\n', 'latin1'));
+    expect((await got).body.equals(body)).to.equal(true);
+    const frames = raw.map((m) => parseFrames(m).frames[0]!);
+    expect(frames.every((f) => (f.body?.length ?? 0) > 0)).to.equal(true);
+    expect(frames.at(-1)!.flag).to.equal('$');
+    expect(getHeader(frames.at(-1)!.headers, 'byte-range')).to.match(/-30000\/30000$/);
+  });
+
   it('keeps its event loop turning while it forwards to a WebSocket client that sent its close frame', async () => {
     // Review finding: with a small --max-queued-bytes the writer asked a closing WebSocket connection to
     // call back once flushed; the empty write failed at once, the callback came anyway and the writer
