@@ -19,9 +19,8 @@
 /** An empty table cell; a full one holds its key's ring slot + 1, so a new table is all zeros (untouched). */
 const EMPTY = 0;
 
-/** Per-process seeds: the table's layout cannot be predicted from outside. */
-const SEED_A = (Math.random() * 0x100000000) | 0;
-const SEED_B = (Math.random() * 0x100000000) | 0;
+/** A random 32-bit seed: the table's layout cannot be predicted from outside. */
+const randomSeed = (): number => (Math.random() * 0x100000000) | 0;
 
 /** Where {@link hashKey} leaves its results. */
 let hashA = 0;
@@ -29,13 +28,13 @@ let hashB = 0;
 let hashSession = 0;
 
 /**
- * Hashes `session`, a separator and `messageId` into {@link hashA} and {@link hashB} (FNV-1a and a
+ * Hashes `session`, a separator and `messageId` (seeded by `seedA` and `seedB`) into {@link hashA} and {@link hashB} (FNV-1a and a
  * multiply-xorshift over the UTF-16 code units, each finished with an avalanche), and `session` alone into
  * {@link hashSession} (30 bits).
  */
-function hashKey(session: string, messageId: string): void {
-  let a = 0x811c9dc5 ^ SEED_A;
-  let b = SEED_B;
+function hashKey(session: string, messageId: string, seedA: number, seedB: number): void {
+  let a = 0x811c9dc5 ^ seedA;
+  let b = seedB;
   for (let i = 0; i < session.length; i++) {
     const c = session.charCodeAt(i);
     a = Math.imul(a ^ c, 0x01000193);
@@ -89,7 +88,12 @@ export class DeliveredLog {
   private window = 0;
   private live = 0;
 
-  constructor(max: number, ttlMs: number) {
+  private readonly seedA: number;
+  private readonly seedB: number;
+
+  /** `seeds` fixes the hash seeds (tests replaying a failure); random by default. */
+  constructor(max: number, ttlMs: number, seeds: readonly [number, number] = [randomSeed(), randomSeed()]) {
+    [this.seedA, this.seedB] = seeds;
     const slots = Math.max(1, max);
     this.ttlMs = ttlMs;
     // At most half full, so probes stay short.
@@ -113,7 +117,7 @@ export class DeliveredLog {
 
   /** Remembers `messageId` reported delivered in `session` until `now` + TTL; renews a key it holds. */
   remember(session: string, messageId: string, now: number): void {
-    hashKey(session, messageId);
+    hashKey(session, messageId, this.seedA, this.seedB);
     const cell = this.find(hashA, hashB);
     if (this.cellSlot[cell] !== EMPTY) {
       // Renewed where it is (no second slot, so a renewal never pushes another key out): it keeps its
@@ -145,7 +149,7 @@ export class DeliveredLog {
 
   /** True when `messageId` was reported delivered in `session` and its time is not up. */
   has(session: string, messageId: string, now: number): boolean {
-    hashKey(session, messageId);
+    hashKey(session, messageId, this.seedA, this.seedB);
     const stored = this.cellSlot[this.find(hashA, hashB)]!;
     if (stored === EMPTY) return false;
     const slot = stored - 1;
@@ -158,7 +162,7 @@ export class DeliveredLog {
 
   /** True when something was reported delivered in `session` (expired entries may still count). */
   hasSession(session: string): boolean {
-    hashKey(session, '');
+    hashKey(session, '', this.seedA, this.seedB);
     return this.sessions.has(hashSession);
   }
 
