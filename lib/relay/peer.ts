@@ -26,8 +26,11 @@ export interface PeerOwner {
   onRequestHead(peer: Peer, head: RequestHead): IncomingFrame;
   /** A streamed chunk carried more octets than declared: returns the frame that replaces it. */
   onOverrun(peer: Peer, frame: IncomingFrame & { kind: 'stream' }): IncomingFrame;
-  /** A SEND without Byte-Range held for dedupe outgrew the hold: forward it from here (`piece` is new). */
-  onHeldOverflow(peer: Peer, frame: IncomingFrame & { kind: 'collect' }, piece: Buffer): IncomingFrame;
+  /**
+   * A SEND without Byte-Range held for dedupe outgrew the hold: returns the frame that forwards it from
+   * its head (the peer then feeds it the held octets as any body).
+   */
+  onHeldOverflow(peer: Peer, frame: IncomingFrame & { kind: 'collect' }): IncomingFrame;
   /** Body octets of a tracked chunk (the report tracker keeps the CPIM head). */
   onTrackedBody(chunk: TrackedIm, piece: Buffer): void;
   /** A tracked chunk was cut by the connection closing: it ends as if with `#`. */
@@ -204,8 +207,10 @@ export class Peer implements ParserHandler {
       const held = f.held;
       if (held !== undefined && (held.received += piece.length) > held.declared) {
         if (held.unbounded) {
-          // Too long to be an IMDN: streamed on from here like any SEND, what was held first.
-          this.frame = this.owner.onHeldOverflow(this, f, piece);
+          // Too long to be an IMDN: forwarded like any SEND, what was held first, through this same path.
+          this.frame = this.owner.onHeldOverflow(this, f);
+          for (const p of f.pieces) this.onBody(p);
+          this.onBody(piece);
           return;
         }
         // A held SEND longer than its Byte-Range: refused like a streamed one, nothing more is kept.

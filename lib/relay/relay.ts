@@ -353,17 +353,8 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     };
   }
 
-  onHeldOverflow(peer: Peer, frame: IncomingFrame & { kind: 'collect' }, piece: Buffer): IncomingFrame {
-    const next = this.openForward(peer, frame.head, this.route(peer, frame.head), false);
-    if (next.kind === 'drop') next.received = frame.held?.received ?? 0; // the held octets and `piece`
-    if (next.kind !== 'stream') return next;
-    for (const p of [...frame.pieces, piece]) {
-      next.received += p.length;
-      if (next.tracked !== null) this.reports.data(next.tracked, p);
-      next.stream.push(p);
-    }
-    next.dest.throttle(peer);
-    return next;
+  onHeldOverflow(peer: Peer, frame: IncomingFrame & { kind: 'collect' }): IncomingFrame {
+    return this.openForward(peer, frame.head, this.route(peer, frame.head), false);
   }
 
   onTrackedBody(chunk: TrackedIm, piece: Buffer): void {
