@@ -5,22 +5,13 @@
  * 413s (issue 5, DESIGN.md "Report policy").
  */
 import { expect } from 'chai';
-import { randomBytes } from 'node:crypto';
 import type { MsrpEndpoint } from '../../lib/client/endpoint.js';
-import type { Relay } from '../../lib/relay/relay.js';
 import { parseByteRange } from '../../lib/msrp/headers.js';
 import { getHeader, type Frame } from '../../lib/msrp/message.js';
 import { serializeRequest } from '../../lib/msrp/serializer.js';
 import { imFromAlice } from '../helpers/cpim-fixtures.js';
-import { refusedRequest, responseTo, sendHead, tap } from '../helpers/wire.js';
+import { refusedRequest, responseTo, sendFlagLate, sendHead, tap, writeRead } from '../helpers/wire.js';
 import { Harness, next, nextMessage, sleep, until } from '../helpers/relay.js';
-
-/** Writes `bytes` from `ep` and resolves once the relay has read them (its TCP connections' bytesIn). */
-async function writeRead(relay: Relay, ep: MsrpEndpoint, bytes: Buffer): Promise<void> {
-  const before = relay.stats().bytesIn.tcp;
-  ep.write(bytes);
-  await until(() => relay.stats().bytesIn.tcp >= before + bytes.length, 3000, 'the write read by the relay');
-}
 
 /** Every complete SEND frame (raw text) written to `ep`'s socket whose body is a delivery notification. */
 function rawReports(ep: MsrpEndpoint): () => string[] {
@@ -356,18 +347,8 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     const bobWire = tap(bob);
     const got: Buffer[] = [];
     bob.on('message', (m: { body: Buffer }) => got.push(m.body));
-    const body = randomBytes(20_000);
-    const head = sendHead(alice, bob, 'split003', [
-      ['Message-ID', 'splitend3'],
-      ['Byte-Range', '1-20000/20000'],
-    ]);
     // Read whole before the flag comes: the piece with the last octet is held, the queue over its limit.
-    await writeRead(
-      relay,
-      alice,
-      Buffer.concat([Buffer.from(head, 'latin1'), body, Buffer.from('\r\n-------split003', 'latin1')]),
-    );
-    alice.write(Buffer.from('$\r\n', 'latin1'));
+    const body = await sendFlagLate(relay, alice, bob, 'split003', 'splitend3', 20_000);
     await until(() => got.length === 1, 3000, 'the message at bob');
     expect(got[0]!.equals(body)).to.equal(true);
     const ranges = [...bobWire.text().matchAll(/Byte-Range: (\S+)/g)].map((m) => m[1]);
@@ -384,18 +365,8 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     const bob = await h.client(relay, 'bob');
     const got: Buffer[] = [];
     bob.on('message', (m: { body: Buffer }) => got.push(m.body));
-    const body = randomBytes(12_000);
-    const head = sendHead(alice, bob, 'lowwat01', [
-      ['Message-ID', 'lowwater1'],
-      ['Byte-Range', '1-12000/12000'],
-    ]);
     // Read whole before the flag comes: the piece with the last octet is held, the queue over its limit.
-    await writeRead(
-      relay,
-      alice,
-      Buffer.concat([Buffer.from(head, 'latin1'), body, Buffer.from('\r\n-------lowwat01', 'latin1')]),
-    );
-    alice.write(Buffer.from('$\r\n', 'latin1'));
+    const body = await sendFlagLate(relay, alice, bob, 'lowwat01', 'lowwater1', 12_000);
     await until(() => got.length === 1, 3000, 'the message at bob');
     expect(got[0]!.equals(body)).to.equal(true);
     // And a whole chunk over the limit in one write does not leave the sender paused either.

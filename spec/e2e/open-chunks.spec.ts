@@ -29,10 +29,11 @@ describe('chunks cut while the relay writes them', () => {
     alice.on('report', (f: Frame) => reports.push(f));
     alice.write(
       Buffer.from(
-        `MSRP erc00001 SEND\r\nTo-Path: ${alice.toPathFor(bob.path)}\r\nFrom-Path: ${alice.uri}\r\n` +
-          `Message-ID: ercmsg1\r\nByte-Range: 1-*/*\r\nFailure-Report: partial\r\n` +
-          `Content-Type: text/plain\r\n\r\n` +
-          'a'.repeat(10_000),
+        sendHead(alice, bob, 'erc00001', [
+          ['Message-ID', 'ercmsg1'],
+          ['Byte-Range', '1-*/*'],
+          ['Failure-Report', 'partial'],
+        ]) + 'a'.repeat(10_000),
         'latin1',
       ),
     );

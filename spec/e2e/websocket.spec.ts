@@ -6,7 +6,7 @@ import { parseFrames } from '../../lib/msrp/frame-collector.js';
 import { getHeader, type Frame } from '../../lib/msrp/message.js';
 import { parseUri } from '../../lib/msrp/uri.js';
 import { Harness, nextMessage, sleep, until, USERS } from '../helpers/relay.js';
-import { sendHead } from '../helpers/wire.js';
+import { sendFlagLate, sendHead } from '../helpers/wire.js';
 import { testCertificate } from '../helpers/tls.js';
 import {
   closeCode,
@@ -173,26 +173,7 @@ describe('relay over WebSocket (RFC 7977)', () => {
     const raw: Buffer[] = [];
     carol.ws!.on('message', (d: Buffer) => raw.push(d));
     const got = nextMessage(carol, 5000);
-    const body = randomBytes(30_000);
-    const first = Buffer.concat([
-      Buffer.from(
-        sendHead(bob, carol, 'late0001', [
-          ['Message-ID', 'lateflag1'],
-          ['Byte-Range', '1-30000/30000'],
-        ]),
-        'latin1',
-      ),
-      body,
-      Buffer.from('\r\n-------late0001', 'latin1'),
-    ]);
-    const before = relay.stats().bytesIn.tcp;
-    bob.write(first);
-    await until(
-      () => relay.stats().bytesIn.tcp >= before + first.length,
-      3000,
-      'the chunk read by the relay',
-    );
-    bob.write(Buffer.from('$\r\n', 'latin1'));
+    const body = await sendFlagLate(relay, bob, carol, 'late0001', 'lateflag1', 30_000);
     expect((await got).body.equals(body)).to.equal(true);
     const frames = raw.map((m) => parseFrames(m).frames[0]!);
     expect(frames.every((f) => (f.body?.length ?? 0) > 0)).to.equal(true);

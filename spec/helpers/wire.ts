@@ -2,7 +2,10 @@
  * Raw frames for tests that must control exactly what goes on the wire (a chunk cut before its end-line,
  * a response to a forwarded transaction id), and a tap of what an endpoint's socket receives.
  */
+import { randomBytes } from 'node:crypto';
 import type { MsrpEndpoint } from '../../lib/client/endpoint.js';
+import type { Relay } from '../../lib/relay/relay.js';
+import { until } from './relay.js';
 
 /** Everything `ep`'s socket receives from now on, as latin1 text. */
 export function tap(ep: MsrpEndpoint): { text: () => string } {
@@ -45,4 +48,37 @@ export function refusedRequest(
       `msrp://x.invalid:1/y;tcp\r\nFrom-Path: ${ep.uri}\r\n-------${tid}$\r\n`,
     'latin1',
   );
+}
+
+/** Writes `bytes` from `ep` and resolves once the relay has read them (its TCP connections' bytesIn). */
+export async function writeRead(relay: Relay, ep: MsrpEndpoint, bytes: Buffer): Promise<void> {
+  const before = relay.stats().bytesIn.tcp;
+  ep.write(bytes);
+  await until(() => relay.stats().bytesIn.tcp >= before + bytes.length, 3000, 'the write read by the relay');
+}
+
+/**
+ * Sends a whole chunk of `size` random octets (`Byte-Range: 1-size/size`) from `from` (TCP) to `to`, its
+ * end-line but the flag read by the relay before the `$` follows; resolves with the body once `$` is written.
+ */
+export async function sendFlagLate(
+  relay: Relay,
+  from: MsrpEndpoint,
+  to: MsrpEndpoint,
+  tid: string,
+  messageId: string,
+  size: number,
+): Promise<Buffer> {
+  const body = randomBytes(size);
+  const head = sendHead(from, to, tid, [
+    ['Message-ID', messageId],
+    ['Byte-Range', `1-${size}/${size}`],
+  ]);
+  await writeRead(
+    relay,
+    from,
+    Buffer.concat([Buffer.from(head, 'latin1'), body, Buffer.from(`\r\n-------${tid}`, 'latin1')]),
+  );
+  from.write(Buffer.from('$\r\n', 'latin1'));
+  return body;
 }
