@@ -22,7 +22,6 @@ import { authenticate, type AuthContext } from './auth.js';
 import { DigestAuthenticator } from './digest-auth.js';
 import { FailureReplies } from './failure-replies.js';
 import {
-  byteRangeOf,
   readByteRange,
   failureReportOf,
   findHeader,
@@ -607,7 +606,8 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       this.onRequestEnd(peer, frame, flag);
       return;
     }
-    if (head.method === 'SEND' && readByteRange(head) === 'bad') {
+    const byteRange = readByteRange(head);
+    if (head.method === 'SEND' && byteRange === 'bad') {
       // As for a SEND with a body (openForward): a Byte-Range that does not parse is refused here.
       this.failures.refuse(peer, head, 400, 'Bad Byte-Range', route.ourUri);
       return;
@@ -621,7 +621,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     parts.push(Buffer.from(frameTail(tid, flag, body !== null), 'latin1'));
     const fr = failureReportOf(head);
     if (head.method !== 'REPORT' && fr !== 'no') {
-      const range = byteRangeOf(head, { start: 1, end: 0, total: 0 });
+      const range = byteRange === null || byteRange === 'bad' ? { start: 1, end: 0, total: 0 } : byteRange;
       // The same fields in the same order as a SEND chunk's (one object shape in the table).
       this.track({
         tracked: undefined,
