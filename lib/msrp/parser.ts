@@ -49,7 +49,7 @@ export interface ParserOptions {
   maxHeadBytes?: number;
   /** Header lines per frame (default 64). Over it: 400 for that frame. */
   maxHeaders?: number;
-  /** Body of one SEND chunk (default 64 MiB). Over it: 413 for that frame. */
+  /** Body of one SEND chunk (default 64 MiB). Over it: 413 for that frame, after the octets up to it. */
   maxChunkBytes?: number;
   /** Body of any other request (default 64 KiB). Over it: 413 for that frame. */
   maxOtherBodyBytes?: number;
@@ -495,6 +495,9 @@ export class MsrpParser {
     if (this.state !== State.BODY) return; // DISCARD_BODY
     this.bodyBytes += end - start;
     if (this.bodyBytes > this.bodyLimit) {
+      // The octets up to the limit still go out (a relay's report scan may need the head they carry).
+      const room = this.bodyLimit - (this.bodyBytes - (end - start));
+      if (room > 0) this.handler.onBody(buf.subarray(start, start + room));
       this.state = State.DISCARD_BODY;
       this.report(
         createError(ErrorCodes.BODY_TOO_LARGE, `body exceeds ${this.bodyLimit} bytes`, 413, false),

@@ -208,8 +208,7 @@ export class Peer implements ParserHandler {
       if (held !== undefined && (held.received += piece.length) > held.declared) {
         if (held.unbounded) {
           // Too long to be an IMDN: forwarded like any SEND, what was held first, through this same path.
-          this.frame = this.owner.onHeldOverflow(this, f);
-          for (const p of f.pieces) this.onBody(p);
+          this.forwardHeld(f);
           this.onBody(piece);
           return;
         }
@@ -238,10 +237,21 @@ export class Peer implements ParserHandler {
   }
 
   onError(err: MsrpError, context: ErrorContext | null): void {
-    const f = this.frame;
+    let f = this.frame;
+    // A held SEND that passes --max-message-size (a limit below the hold's) fails like a streamed chunk
+    // over it: forwarded from its head, then cut, so the message gets its `failed` IMDN when asked.
+    if (f?.kind === 'collect' && f.held?.unbounded === true && err.statusCode === 413)
+      f = this.forwardHeld(f);
     this.frame = null;
     if (f !== null && f.kind === 'stream') f.stream.finish('#');
     this.owner.onParseError(this, err, context, f);
+  }
+
+  /** Opens the forward of a held SEND and feeds it the octets held so far; returns the new frame. */
+  private forwardHeld(f: IncomingFrame & { kind: 'collect' }): IncomingFrame | null {
+    this.frame = this.owner.onHeldOverflow(this, f);
+    for (const p of f.pieces) this.onBody(p);
+    return this.frame;
   }
 
   // ---- connection events ---------------------------------------------------------------------------

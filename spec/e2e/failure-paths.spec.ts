@@ -238,6 +238,34 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     await sleep(400);
     expect(reports().map(statusOf)).to.deep.equal(['failed']);
   });
+
+  it('injects a `failed` IMDN when a SEND held for dedupe passes a --max-message-size below the hold (413)', async () => {
+    // A SEND without Byte-Range from a session the relay reported to is held whole (up to 8 KiB) in case
+    // it is the recipient's own delivery IMDN. Before the fix, a 413 while it was held got no IMDN.
+    const relay = await h.relay({ maxMessageBytes: 1000 });
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    await alice.send({
+      toPath: alice.toPathFor(bob.path),
+      body: imFromAlice('first413', 'positive-delivery'),
+      contentType: 'message/cpim',
+    });
+    await until(() => relay.reports.counters.injected.imdn.delivered === 1, 3000, "the report of alice's IM");
+    const reports = rawReports(bob);
+    const body = imFromAlice('held413a', 'negative-delivery', 'x'.repeat(2000));
+    const wire = tap(bob);
+    bob.write(
+      Buffer.concat([
+        Buffer.from(sendHead(bob, alice, 'tidHeld1', [['Message-ID', 'held413a']], 'message/cpim')),
+        body,
+        Buffer.from('\r\n-------tidHeld1$\r\n'),
+      ]),
+    );
+    await until(() => wire.text().includes('MSRP tidHeld1 413'), 3000, 'the 413 at bob');
+    await until(() => reports().length === 1, 3000, 'the failed IMDN');
+    expect(reports().map(statusOf)).to.deep.equal(['failed']);
+  });
+
   it('drops a response whose To-Path does not name the relay instead of acting on it', async () => {
     const relay = await h.relay();
     const alice = await h.client(relay, 'alice', { respond: () => null });

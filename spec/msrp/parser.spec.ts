@@ -513,5 +513,21 @@ describe('MsrpParser', () => {
         [ErrorCodes.BODY_TOO_LARGE, 413],
       ]);
     });
+
+    it('hands on the octets up to maxChunkBytes before the 413, and none after', () => {
+      // The relay reads a report request from the head of a body refused for its size (issue 5).
+      const rec = new Recorder();
+      const parser = new MsrpParser(rec, { maxChunkBytes: 4096 });
+      const send = serializeRequest({
+        method: 'SEND',
+        toPath: TO,
+        fromPath: FROM,
+        body: Buffer.alloc(5000, 0x41),
+      });
+      for (const piece of randomSplit(send, seededRandom(3), 700)) parser.write(piece);
+      let seen = 0;
+      for (const e of rec.events) if (e.startsWith('body:')) seen += Number(e.slice(5));
+      expect([seen, rec.errors.map((e) => e.err.statusCode)]).to.deep.equal([4096, [413]]);
+    });
   });
 });
