@@ -74,6 +74,11 @@ export type IncomingFrame =
       ourUri: string;
       /** Body octets read (and discarded) so far; absent until the first. */
       received?: number;
+      /**
+       * A first chunk refused for its size: tracked while its body is discarded, so a report request at
+       * its head still gets its `failed` IMDN (issue 5).
+       */
+      tracked?: TrackedIm | null;
     };
 
 /** Limits a peer applies to what it reads. */
@@ -226,6 +231,7 @@ export class Peer implements ParserHandler {
       f.pieces.push(Buffer.from(piece));
     } else {
       f.received = (f.received ?? 0) + piece.length;
+      if (f.tracked != null) this.owner.onTrackedBody(f.tracked, piece);
     }
   }
 
@@ -311,10 +317,8 @@ export class Peer implements ParserHandler {
     const f = this.frame;
     this.frame = null;
     // The source is gone mid-chunk: the message cannot complete, so the chunk ends with `#`.
-    if (f !== null && f.kind === 'stream') {
-      f.stream.finish('#');
-      if (f.tracked !== null) this.owner.onTrackedAbort(f.tracked);
-    }
+    if (f !== null && f.kind === 'stream') f.stream.finish('#');
+    if (f !== null && f.kind !== 'collect' && f.tracked != null) this.owner.onTrackedAbort(f.tracked);
     this.writer.kill();
     this.releaseSources();
     for (const dest of this.blockedBy) dest.pausedSources.delete(this);

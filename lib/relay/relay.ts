@@ -218,8 +218,21 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     if (byteRange !== null) {
       const max = this.opts.maxMessageBytes;
       if ((typeof byteRange.total === 'number' && byteRange.total > max) || byteRange.start > max) {
+        // A later chunk fails its message; a first one is tracked while its body is discarded, so a
+        // negative-delivery request at its head is still answered (issue 5: a 413 yields `failed`).
         this.reports.refused(route.toPath, getHeader(head.headers, 'message-id'), 413);
-        return { kind: 'drop', head, status: 413, comment: 'Message too large', ourUri: route.ourUri };
+        const tracked =
+          route.next.kind === 'peer'
+            ? this.reports.begin(peer, head, route.toPath, byteRange, route.next.peer)
+            : null;
+        return {
+          kind: 'drop',
+          head,
+          status: 413,
+          comment: 'Message too large',
+          ourUri: route.ourUri,
+          tracked,
+        };
       }
     }
     const start = byteRange?.start ?? 1;
@@ -339,8 +352,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     const tooLarge = start - 1 + frame.received > this.opts.maxMessageBytes;
     // Issue 5 / DESIGN.md: a 413 fails the message (a `failed` IMDN when asked); the abort that follows
     // would only forget it, so the failure goes first.
-    if (tooLarge && frame.tracked !== null) this.reports.failed(frame.tracked.msg, 413);
-    this.reports.end(frame.tracked, '#');
+    this.failTracked(frame.tracked, tooLarge ? 413 : 0);
     bump(this.counters.parseErrors, tooLarge ? 'MSRP_ERR_MESSAGE_TOO_LARGE' : 'MSRP_ERR_BODY_OVERRUN');
     return {
       kind: 'drop',
@@ -350,6 +362,16 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       ourUri: frame.ourUri,
       received: frame.received,
     };
+  }
+
+  /**
+   * A tracked chunk ends unfinished: with `code` (a 413) its message fails first (a `failed` IMDN when
+   * asked); the abort that follows would only forget it. `code` 0: only the abort.
+   */
+  private failTracked(tracked: TrackedIm | null, code: number): void {
+    if (tracked === null) return;
+    if (code !== 0) this.reports.failed(tracked.msg, code);
+    this.reports.end(tracked, '#');
   }
 
   onHeldOverflow(peer: Peer, frame: IncomingFrame & { kind: 'collect' }): IncomingFrame {
@@ -383,6 +405,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
           peer.send([transactionResponse(head, 200, 'OK', frame.ourUri)], peer);
         return;
       case 'drop':
+        this.failTracked(frame.tracked ?? null, frame.status);
         this.failures.refuse(peer, head, frame.status, frame.comment, frame.ourUri, frame.received);
         return;
       case 'collect':
@@ -451,11 +474,9 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
 
   onParseError(peer: Peer, err: MsrpError, context: ErrorContext | null, frame: IncomingFrame | null): void {
     bump(this.counters.parseErrors, err.code);
-    if (frame?.kind === 'stream' && frame.tracked !== null) {
-      // A body over the limit is answered 413, which fails the message as in onOverrun; then the abort.
-      if (err.statusCode === 413) this.reports.failed(frame.tracked.msg, 413);
-      this.reports.end(frame.tracked, '#');
-    }
+    // A body over the limit is answered 413, which fails the message as in onOverrun; then the abort.
+    if (frame !== null && frame.kind !== 'collect')
+      this.failTracked(frame.tracked ?? null, err.statusCode === 413 ? 413 : 0);
     this.log.info({ conn: peer.id, remote: peer.conn.remote, code: err.code, fatal: err.fatal }, err.message);
     // RFC 4975 §7.2: a malformed request gets 400 (413 for a body over the limit) when its paths are known.
     const toPath = context === null ? undefined : getHeader(context.headers, 'to-path');

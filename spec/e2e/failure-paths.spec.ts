@@ -239,6 +239,35 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     expect(reports().map(statusOf)).to.deep.equal(['failed']);
   });
 
+  it('injects a `failed` IMDN when a first chunk is refused on its head for its size (413)', async () => {
+    // The Byte-Range total is over --max-message-size, so nothing is forwarded; the body is still read
+    // for its CPIM head. Before the fix the sender got the 413 and no IMDN.
+    const relay = await h.relay({ maxMessageBytes: 1000 });
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const reports = rawReports(alice);
+    const wire = tap(alice);
+    const bobWire = tap(bob);
+    const body = imFromAlice('head413a', 'negative-delivery', 'x'.repeat(2000));
+    const head = sendHead(
+      alice,
+      bob,
+      'tidHead1',
+      [
+        ['Message-ID', 'head413a'],
+        ['Byte-Range', `1-${body.length}/${body.length}`],
+      ],
+      'message/cpim',
+    );
+    alice.write(Buffer.concat([Buffer.from(head), body, Buffer.from('\r\n-------tidHead1$\r\n')]));
+    await until(() => reports().length === 1, 3000, 'the failed IMDN');
+    expect([reports().map(statusOf), /MSRP tidHead1 413/.test(wire.text())]).to.deep.equal([
+      ['failed'],
+      true,
+    ]);
+    expect(bobWire.text()).to.not.include('head413a');
+  });
+
   it('injects a `failed` IMDN when a SEND held for dedupe passes a --max-message-size below the hold (413)', async () => {
     // A SEND without Byte-Range from a session the relay reported to is held whole (up to 8 KiB) in case
     // it is the recipient's own delivery IMDN. Before the fix, a 413 while it was held got no IMDN.
