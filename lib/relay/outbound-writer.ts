@@ -9,16 +9,15 @@
  * On a message-framed transport (WebSocket) each chunk must fit one message (RFC 7977 §5.2): a stream
  * is cut into sub-chunks of at most `maxChunkBody` octets with exact Byte-Ranges.
  *
- * The octet a chunk's Byte-Range declares last is held until the chunk's end-line arrives (on a byte
- * stream, the whole piece that carries it; the end-line nearly always comes in the same read). So an open
- * sub-chunk can always be interrupted and continued with at least one octet: a sender that withholds its
- * end-line cannot hold the connection's responses and REPORTs, or other streams, behind its chunk, and no
- * continuation is empty (`N+1-N/T`, which receivers refuse). That holds once the declared last octet has
- * arrived: a chunk that declares none (range-end and total both `*`, or no Byte-Range) holds nothing, and
- * a sender may end its chunk with `+` before the declared end; interrupted just before such an end-line,
- * the continuation may carry no octet (`N+1-*` with the total), which is well-formed. While the
- * connection's queue is over its limit only that one octet is held: the sources are paused then, and
- * held pieces must not keep them paused (their end-lines unread) for good.
+ * The newest octet of a chunk is held until more octets or the chunk's end-line arrive, and the whole
+ * piece that carries the octet its Byte-Range declares last (the end-line nearly always comes in the
+ * same read). So an open sub-chunk can always be interrupted and continued with at least one octet: a
+ * sender that withholds its end-line cannot hold the connection's responses and REPORTs, or other
+ * streams, behind its chunk, and no continuation is empty (`N+1-N/T`, which receivers refuse), whether
+ * the chunk declares its last octet or not (range-end and total `*`, no Byte-Range) and whether its
+ * sender ends it at the declared end or earlier with `+` (as a relay that interrupts its own chunks
+ * does). While the connection's queue is over its limit only the newest octet is held: the sources are
+ * paused then, and held pieces must not keep them paused (their end-lines unread) for good.
  *
  * ```
  *  source ─push(piece)─► ChunkStream ─┐
@@ -100,21 +99,19 @@ export class ChunkStream {
     this.lastOctet = typeof last === 'number' ? last : -1;
   }
 
-  /** @internal Queued octets that may go before the end-line arrives: all but the declared last one. */
+  /** @internal Queued octets that may go before the end-line arrives: all but the newest one. */
   get sendableOctets(): number {
-    if (this.finished !== null || this.lastOctet < 0) return this.pendingBytes;
-    return Math.max(0, Math.min(this.pendingBytes, this.lastOctet - this.offset));
+    return this.finished !== null || this.pendingBytes === 0 ? this.pendingBytes : this.pendingBytes - 1;
   }
 
-  /** @internal True when the next queued piece carries the declared last octet and no end-line came yet. */
+  /** @internal True when the next queued piece is the newest and no end-line came yet: its last octet waits. */
   nextPieceHeld(): boolean {
-    const p = this.pieces[0];
-    return (
-      p !== undefined &&
-      this.finished === null &&
-      this.lastOctet >= 0 &&
-      this.offset + p.length > this.lastOctet
-    );
+    return this.finished === null && this.pieces.length === 1;
+  }
+
+  /** @internal True when the held piece carries the declared last octet: it waits whole unless congested. */
+  heldWhole(): boolean {
+    return this.lastOctet >= 0 && this.offset + this.pendingBytes > this.lastOctet;
   }
 
   /** Queues body octets (a view is fine: small ones are copied). */
@@ -315,8 +312,8 @@ export class OutboundWriter {
       if (this.conn.writableLength >= this.highWater) return; // wait for drain
       let a = this.active;
       if (this.control.length > 0) {
-        // RFC 4975 §7.1: interrupt a chunk in progress when responses or REPORTs are waiting. A declared
-        // last octet is still queued (held for the end-line), so the continuation is not empty.
+        // RFC 4975 §7.1: interrupt a chunk in progress when responses or REPORTs are waiting. Its newest
+        // octet is still queued (held for the end-line), so the continuation is not empty.
         if (a !== null && a.subOpen) {
           if (a.pendingBytes === 0 && a.finished !== null) {
             // Only the end-line is left and its flag is known: it goes now. Interrupting here would
@@ -359,7 +356,7 @@ export class OutboundWriter {
     // than one message could fill the queue with nothing ready to write, and never drain.
     if (this.framed) return s.pendingBytes > this.maxChunkBody || (this.overLimit && s.sendableOctets > 0);
     if (!s.nextPieceHeld()) return s.pendingBytes > 0;
-    return this.overLimit && s.sendableOctets > 0;
+    return (this.overLimit || !s.heldWhole()) && s.sendableOctets > 0;
   }
 
   private flushControl(): void {
@@ -378,9 +375,10 @@ export class OutboundWriter {
       while (s.pieces.length > 0 && this.conn.writableLength < this.highWater) {
         let p = s.pieces[0]!;
         if (s.nextPieceHeld()) {
-          // Congested: all of it but the held octet (see the module comment).
+          // All of it but the held octet; a piece with the declared last octet only when congested (see
+          // the module comment).
           const n = s.sendableOctets;
-          if (!this.overLimit || n === 0) break;
+          if (n === 0 || (!this.overLimit && s.heldWhole())) break;
           s.pieces[0] = p.subarray(n);
           p = p.subarray(0, n);
         } else {
@@ -400,7 +398,12 @@ export class OutboundWriter {
 
   private openSub(s: ChunkStream): void {
     const tid = randomId();
-    const head = formatHead(`MSRP ${tid} SEND`, this.subHeaders(s, s.subCount === 0 ? null : '*'), true);
+    // RFC 4975 §7.1 (digest §1.7, §2.8): range-end is `*` while the relay may still interrupt the chunk.
+    // It is exact (the head as received, for a first sub-chunk) only when the end-line came and every
+    // octet left goes out in this same pass (below the transport's high-water mark), with no interruption.
+    const whole = s.finished !== null && s.pendingBytes + this.conn.writableLength < this.highWater;
+    const end = !whole ? '*' : s.subCount === 0 ? null : s.offset + s.pendingBytes - 1;
+    const head = formatHead(`MSRP ${tid} SEND`, this.subHeaders(s, end), true);
     s.subOpen = true;
     s.subTid = tid;
     s.subStart = s.offset;
@@ -443,17 +446,12 @@ export class OutboundWriter {
   /**
    * Headers of the next sub-chunk. `end` null keeps the incoming Byte-Range verbatim (first piece of an
    * unsplit chunk); otherwise Byte-Range becomes `offset-end/total` (RFC 4976 §6.7: exact when known,
-   * `*` when the relay may still interrupt).
+   * `*` when the relay may still interrupt), with the incoming total.
    */
   private subHeaders(s: ChunkStream, end: number | '*' | null): Header[] {
     const { headers, byteRange, byteRangeIndex } = s.spec;
     if (end === null) return headers;
-    const incomingEnd = byteRange?.end ?? '*';
-    const range: ByteRange = {
-      start: s.offset,
-      end: end === '*' ? (typeof incomingEnd === 'number' ? incomingEnd : '*') : end,
-      total: byteRange?.total ?? '*',
-    };
+    const range: ByteRange = { start: s.offset, end, total: byteRange?.total ?? '*' };
     const out = headers.slice();
     const h: Header = [
       byteRangeIndex >= 0 ? headers[byteRangeIndex]![0] : 'Byte-Range',

@@ -362,13 +362,62 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     alice.write(Buffer.from('$\r\n', 'latin1'));
     await until(() => got.length === 1, 2000, 'the message at bob');
     const ranges = [...bobWire.text().matchAll(/Byte-Range: (\S+)/g)].map((m) => m[1]);
-    // The piece with the last declared octet waited for the flag: the continuation carries it.
+    // The piece with the last declared octet waited for the flag: the continuation carries it, and, sent
+    // whole after its end-line came, says exactly where it ends.
     expect(ranges.length).to.equal(2);
     expect(ranges[0]).to.equal('1-*/1000');
-    expect(ranges[1]).to.match(/^(\d+)-\*\/1000$/);
+    expect(ranges[1]).to.match(/^(\d+)-1000\/1000$/);
     expect(Number(ranges[1]!.split('-')[0])).to.be.within(501, 1000);
     expect(got[0]!.equals(body)).to.equal(true);
   });
+  for (const [what, range, flag] of [
+    ['declares no last octet (no Byte-Range)', null, '$'],
+    ['its sender ends early with `+`', '1-*/2000', '+'],
+  ] as const) {
+    it(`continues an interrupted chunk that ${what} with at least one octet`, async () => {
+      // Before, only a declared last octet was held: these chunks, interrupted just before their end-line,
+      // were continued with no octet (`1001-*`); the first went out with no Byte-Range though it ended `+`.
+      const relay = await h.relay();
+      const alice = await h.client(relay, 'alice');
+      const bob = await h.client(relay, 'bob');
+      const bobWire = tap(bob);
+      const got: Buffer[] = [];
+      bob.on('message', (m: { body: Buffer }) => got.push(m.body));
+      const body = Buffer.from('d'.repeat(1000) + 'e'.repeat(1000), 'latin1');
+      const headers: Array<[string, string]> = [['Message-ID', 'splitend5']];
+      if (range !== null) headers.push(['Byte-Range', range]);
+      const whole = flag === '$' ? body : body.subarray(0, 1000);
+      await writeRead(
+        relay,
+        alice,
+        Buffer.concat([Buffer.from(sendHead(alice, bob, 'split005', headers)), whole]),
+      );
+      await until(() => bobWire.text().includes('d'.repeat(900)), 2000, 'the first octets at bob');
+      await writeRead(relay, alice, Buffer.from('\r\n-------split005', 'latin1'));
+      bob.write(refusedRequest(bob, relay.addresses()[0]!, 'ctl00005'));
+      await until(() => / 481 /.test(bobWire.text()), 2000, 'the 481 at bob');
+      alice.write(Buffer.from(`${flag}\r\n`, 'latin1'));
+      if (flag === '+') {
+        const rest = sendHead(alice, bob, 'split006', [
+          ['Message-ID', 'splitend5'],
+          ['Byte-Range', '1001-2000/2000'],
+        ]);
+        alice.write(
+          Buffer.concat([Buffer.from(rest), body.subarray(1000), Buffer.from('\r\n-------split006$\r\n')]),
+        );
+      }
+      await until(() => got.length === 1, 2000, 'the message at bob');
+      expect(got[0]!.equals(body)).to.equal(true);
+      const ranges = [...bobWire.text().matchAll(/Byte-Range: (\S+)/g)].map((m) => m[1]!);
+      const total = range === null ? '*' : 2000;
+      expect(ranges[0]).to.equal(`1-*/${total}`);
+      // Sent whole after the end-line: exact, and not empty.
+      const cont = parseByteRange(ranges[1]!);
+      const end = flag === '$' ? 2000 : 1000;
+      expect([cont.end, cont.total]).to.deep.equal([end, total]);
+      expect(cont.start).to.be.within(2, end);
+    });
+  }
   it("lets another sender's message through while a chunk toward the same receiver waits for its flag", async () => {
     const relay = await h.relay();
     const alice = await h.client(relay, 'alice');
@@ -409,8 +458,10 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     await until(() => got.length === 1, 3000, 'the message at bob');
     expect(got[0]!.equals(body)).to.equal(true);
     const ranges = [...bobWire.text().matchAll(/Byte-Range: (\S+)/g)].map((m) => m[1]);
+    // Opened before its end-line came, the chunk says `*` for its range-end (RFC 4975 §7.1: it may be
+    // interrupted); a continuation sent whole after the end-line is exact.
     expect(ranges.length).to.be.within(1, 2);
-    expect(ranges[0]).to.equal('1-20000/20000');
+    expect(ranges[0]).to.equal('1-*/20000');
     if (ranges.length === 2) expect(ranges[1]).to.equal('20000-20000/20000');
   });
   it('reads a paused sender again once a small queue has flushed, with no drain event to wake it', async () => {

@@ -384,7 +384,12 @@ describe('relay forwarding (RFC 4976 §6.4-§6.8)', () => {
     expect(long.length).to.equal(2);
     expect(long[0]!.flag).to.equal('+');
     expect(long[0]!.body!.length).to.be.at.least(39_000);
-    expect(getHeader(long[1]!.headers, 'byte-range')).to.equal(`${long[0]!.body!.length + 1}-100000/100000`);
+    // RFC 4975 §7.1: range-end is `*` on a sub-chunk the relay may still interrupt; exact when it went
+    // out whole after its end-line came.
+    expect(getHeader(long[0]!.headers, 'byte-range')).to.equal('1-*/100000');
+    expect(getHeader(long[1]!.headers, 'byte-range')).to.match(
+      new RegExp(`^${long[0]!.body!.length + 1}-(\\*|100000)/100000$`),
+    );
     expect(Buffer.concat([long[0]!.body!, long[1]!.body!]).equals(body)).to.equal(true);
     expect(requestsOf(chunks, 'SEND').length).to.equal(3);
   });
