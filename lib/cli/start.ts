@@ -9,7 +9,14 @@ import { createError, ErrorCodes, isMsrpError } from '../errors.js';
 import { randomId } from '../msrp/serializer.js';
 import { createRelay, type Relay, type RelayOptions } from '../relay/relay.js';
 import { FileUserStore, type UserStore } from '../relay/users.js';
-import { addRelayOptions, describeConfig, resolveConfig, type RelayConfig } from './config.js';
+import { uriHost } from '../msrp/uri.js';
+import {
+  addRelayOptions,
+  describeConfig,
+  formatHostPort,
+  resolveConfig,
+  type RelayConfig,
+} from './config.js';
 import { createWebHandler } from '../web/page.js';
 import { createLogger } from './logger.js';
 import { startMetricsServer, type MetricsServer } from './metrics.js';
@@ -94,6 +101,10 @@ async function start(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): Pr
   const log = createLogger(cfg.logLevel, cfg.logFormat);
   const users = loadUsers(cfg);
   const relay = createRelay({ ...relayOptionsFrom(cfg, users.store), logger: log });
+  // A stop asked for before the listeners are up: nothing is in flight yet, so exit 0 at once.
+  const early = (): never => process.exit(0);
+  process.once('SIGINT', early);
+  process.once('SIGTERM', early);
   try {
     await relay.listen();
   } catch (err) {
@@ -112,6 +123,8 @@ async function start(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): Pr
     }
   }
   if (!cfg.auth) log.warn({}, 'authentication is off (--no-auth): any client can obtain a Use-Path token');
+  process.off('SIGINT', early);
+  process.off('SIGTERM', early);
   printBanner(relay, cfg, users, metrics);
   log.info(
     { addresses: relay.addresses(), metrics: metrics?.url, config: describeConfig(cfg) },
@@ -121,13 +134,13 @@ async function start(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): Pr
 }
 
 function printBanner(relay: Relay, cfg: RelayConfig, users: UsersSetup, metrics: MetricsServer | null): void {
-  const host = cfg.publicHost ?? relay.addresses()[0]?.host ?? '127.0.0.1';
+  const host = uriHost(cfg.publicHost ?? relay.addresses()[0]?.host ?? '127.0.0.1');
   const user = users.demo?.username ?? 'USER';
   const lines = ['msrp-relay is running. Clients AUTH to:'];
   for (const a of relay.addresses()) {
     const scheme = a.kind === 'tls' || a.kind === 'wss' ? 'msrps' : 'msrp';
     const where =
-      a.kind === 'ws' || a.kind === 'wss' ? `${a.kind}://${a.host}:${a.port}/` : `${a.host}:${a.port}`;
+      a.kind === 'ws' || a.kind === 'wss' ? `${a.kind}://${formatHostPort(a)}/` : formatHostPort(a);
     lines.push(
       `  ${a.kind.padEnd(4)} ${where}   AUTH To-Path: ${scheme}://${user}@${host}:${a.port};${a.kind.startsWith('ws') ? 'ws' : 'tcp'}`,
     );

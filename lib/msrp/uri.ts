@@ -326,6 +326,11 @@ export function parseUri(text: string, opts?: ParseUriOptions): MsrpUri {
   return uri;
 }
 
+/** A host as an MSRP URI writes it: an IPv6 address in brackets (RFC 3986 IP-literal), others as they are. */
+export function uriHost(host: string): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+}
+
 /** Serialises a URI in canonical form; `formatUri(parseUri(s)) === s` for any `s` with lower-case scheme and transport. */
 export function formatUri(uri: MsrpUri): string {
   let s = uri.scheme + '://';

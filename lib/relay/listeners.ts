@@ -4,7 +4,7 @@
  */
 import { createServer, type Server } from 'node:net';
 import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
-import type { MsrpUri } from '../msrp/uri.js';
+import { uriHost, type MsrpUri } from '../msrp/uri.js';
 import { StreamConnection, type Connection, type TransportKind } from '../transport/connection.js';
 import { listenWs } from '../transport/ws.js';
 import type { Logger } from './logger.js';
@@ -40,13 +40,13 @@ export type ListenersOptions = Pick<
 
 /** The relay's bound servers and the authorities they make its own. */
 export class Listeners {
-  /** Host name put in Use-Path URIs. */
+  /** Host put in Use-Path URIs (an IPv6 address in brackets). */
   readonly publicHost: string;
   private readonly bound: BoundListener[] = [];
   private readonly authorities = new Set<string>();
 
   constructor(private readonly opts: ListenersOptions) {
-    this.publicHost = opts.publicHost;
+    this.publicHost = uriHost(opts.publicHost);
   }
 
   /** Starts every listener: TCP, then TLS, then WebSocket; resolves when all are bound. */

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { getHeader, type Frame } from '../../lib/msrp/message.js';
+import type { ReceivedMessage } from '../../lib/client/endpoint.js';
 import { serializeRequest, serializeResponse } from '../../lib/msrp/serializer.js';
 import { parseUri } from '../../lib/msrp/uri.js';
 import { Harness, next, nextMessage, until, USERS } from '../helpers/relay.js';
@@ -11,6 +12,26 @@ const requestsOf = (frames: Frame[], method: string): Frame[] =>
 describe('relay forwarding (RFC 4976 §6.4-§6.8)', () => {
   const h = new Harness();
   afterEach(() => h.cleanup());
+
+  it('writes an IPv6 public host in brackets in its Use-Path, and forwards on it', async function () {
+    // Audit finding: `msrp://::1:port/...` (no brackets) made every SEND through the token a 400.
+    let relay;
+    try {
+      relay = await h.relay({ listen: [{ host: '::1', port: 0 }] });
+    } catch {
+      this.skip(); // no IPv6 loopback on this machine
+    }
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    expect(alice.usePath[0]).to.match(/^msrp:\/\/\[::1\]:\d+\/\S+;tcp$/);
+    const got = next<ReceivedMessage>(bob, 'message');
+    const res = await alice.send({
+      toPath: alice.toPathFor(bob.path),
+      body: 'over v6',
+      messageId: 'v6msg001',
+    });
+    expect([res.statuses, (await got).body.toString()]).to.deep.equal([[200], 'over v6']);
+  });
 
   it('delivers a single-chunk SEND with popped To-Path, pushed From-Path and a new transaction id', async () => {
     const relay = await h.relay();

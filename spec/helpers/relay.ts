@@ -3,6 +3,7 @@
  */
 import { MsrpEndpoint, type EndpointOptions, type ReceivedMessage } from '../../lib/client/endpoint.js';
 import type { Frame } from '../../lib/msrp/message.js';
+import { uriHost } from '../../lib/msrp/uri.js';
 import { createRelay, type Relay, type RelayOptions } from '../../lib/relay/relay.js';
 import { FileUserStore } from '../../lib/relay/users.js';
 
@@ -29,7 +30,7 @@ export class Harness {
   /** The relay's AUTH URI (device URI, no session-id). */
   relayUri(relay: Relay, user = 'alice'): string {
     const a = relay.addresses()[0]!;
-    return `msrp://${user}@${a.host}:${a.port};tcp`;
+    return `msrp://${user}@${uriHost(a.host)}:${a.port};tcp`;
   }
 
   async connect(relay: Relay, options: Partial<EndpointOptions> = {}): Promise<MsrpEndpoint> {
