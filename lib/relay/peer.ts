@@ -103,6 +103,8 @@ export class Peer implements ParserHandler {
   requests = 0;
   /** Requests the relay accepted: forwarded, or AUTH granted (RFC 4976 §6.3: probation ends with the first). */
   accepted = 0;
+  /** True once a token was issued on this connection (a client that authenticated). */
+  authenticated = false;
   /** AUTH attempts refused on this connection (RFC 4976 §6.3: close after several). */
   authFailures = 0;
   /** Time of the last byte read, ms. */

@@ -682,6 +682,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
         const kind = listener?.kind ?? peer.conn.kind;
         const scheme = kind === 'tls' || kind === 'wss' ? 'msrps' : 'msrp';
         const port = listener?.port ?? DEFAULTS.port;
+        peer.authenticated = true;
         const token = this.tokens.issue(peer, client, username, Date.now() + expiresSec * 1000, (id) => {
           return `${scheme}://${this.listeners.publicHost}:${port}/${id};tcp`;
         });
@@ -736,15 +737,19 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     this.tokens.sweep(now);
     this.reports.sweep(now);
     for (const peer of this.peers) {
-      if (peer.closing) continue;
+      // A connection whose reading the relay paused (backpressure) is silent by the relay's own doing.
+      if (peer.closing || peer.isPaused) continue;
       const age = now - (this.connectedAt.get(peer) ?? now);
+      const silent = now - peer.lastActivity;
       // RFC 4976 §6.3: a connection without a successful request within the probation period is closed
       // (silent, or every request refused).
       if (peer.accepted === 0 && !peer.dialed && age > this.opts.probationMs) peer.close('probation');
-      else if (!this.tokens.hasOwner(peer) && !peer.dialed && now - peer.lastActivity > this.opts.probationMs)
-        // Holding no token, a connection only gets the probation period of silence (RFC 4976 §6.3).
+      else if (peer.authenticated && !this.tokens.hasOwner(peer) && silent > this.opts.probationMs)
+        // A client whose tokens all expired gets only the probation period of silence to AUTH again.
         peer.close('idle-unauthenticated');
-      else if (now - peer.lastActivity > this.opts.idleTimeoutMs && !this.tokens.hasOwner(peer))
+      else if (silent > this.opts.idleTimeoutMs && !this.tokens.hasOwner(peer))
+        // Digest §2.5: relays keep connections (an upstream relay's, a next hop's) and may close them
+        // after an idle hour (--idle-timeout).
         peer.close('idle');
     }
   }

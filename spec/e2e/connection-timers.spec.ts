@@ -1,0 +1,93 @@
+/**
+ * Which silent connections the relay closes (RFC 4976 §6.3 probation, digest §2.5: relays keep
+ * connections and may close them after an idle hour), and which it keeps: a chained relay's connection
+ * holds no token of ours, and one whose reading the relay paused is silent by the relay's own doing.
+ */
+import { expect } from 'chai';
+import { getHeader, type Frame } from '../../lib/msrp/message.js';
+import { Harness, nextMessage, sleep, until } from '../helpers/relay.js';
+
+describe('connection timers', () => {
+  const h = new Harness();
+  afterEach(() => h.cleanup());
+
+  it('sends the 408 failure REPORT back through a chained relay whose connection went quiet', async () => {
+    // RFC 4976 §6.5 (digest §2.7): no answer from the next hop within the transaction timeout ⇒ a
+    // `000 408` failure REPORT toward the sender. Before, R2 closed R1's connection (no token, silent
+    // for the probation period), and the REPORT toward alice had no way back.
+    const r1 = await h.relay();
+    const r2 = await h.relay({ probationMs: 400, transactionTimeoutMs: 1500 });
+    const alice = await h.client(r1, 'alice');
+    const bob = await h.client(r2, 'bob', { respond: () => null }); // bob never answers
+    const reports: Frame[] = [];
+    alice.on('report', (f: Frame) => reports.push(f));
+    const res = await alice.send({
+      toPath: alice.toPathFor(bob.path),
+      body: 'hello bob',
+      messageId: 'chn408a1',
+    });
+    expect(res.statuses).to.deep.equal([200]);
+    await until(() => reports.length > 0, 4000, 'the 408 failure REPORT at alice').catch(() => undefined);
+    expect({
+      reports: reports.map((r) => getHeader(r.headers, 'status')),
+      r2Closed: r2.counters.closed.tcp,
+    }).to.deep.equal({ reports: ['000 408 Request Timeout'], r2Closed: {} });
+  });
+
+  it('keeps a chained relay connection whose reading it paused for backpressure', async () => {
+    // R2 stops reading from R1 while bob's queue is full; before, it then closed R1's connection as
+    // silent, and every chunk in flight became a 481 failure REPORT.
+    const r1 = await h.relay();
+    const r2 = await h.relay({ probationMs: 1000, maxQueuedBytes: 64 * 1024 });
+    const alice = await h.client(r1, 'alice');
+    const bob = await h.client(r2, 'bob');
+    const reports: Frame[] = [];
+    alice.on('report', (f: Frame) => reports.push(f));
+    const got = nextMessage(bob, 10_000);
+    bob.socket.pause(); // bob reads nothing for a while
+    const file = Buffer.alloc(8 * 1024 * 1024, 0x61);
+    const sent = alice.send({
+      toPath: alice.toPathFor(bob.path),
+      body: file,
+      chunkSize: 64 * 1024,
+      messageId: 'bpchain1',
+    });
+    await sleep(2500);
+    bob.socket.resume();
+    const m = await got.catch((e: Error) => e);
+    await sent.catch(() => undefined);
+    expect({
+      received: m instanceof Error ? m.message : m.body.length,
+      failureReports: reports.length,
+      r2Closed: r2.counters.closed.tcp,
+    }).to.deep.equal({ received: file.length, failureReports: 0, r2Closed: {} });
+  });
+
+  it('closes a chained relay connection silent longer than --idle-timeout', async () => {
+    const r1 = await h.relay();
+    const r2 = await h.relay({ probationMs: 200, idleTimeoutMs: 900 });
+    const alice = await h.client(r1, 'alice');
+    const bob = await h.client(r2, 'bob');
+    await alice.send({ toPath: alice.toPathFor(bob.path), body: 'hello', messageId: 'idlechn1' });
+    await sleep(500); // past the probation period: R1's connection stays
+    const early = { ...r2.counters.closed.tcp };
+    await until(() => r2.counters.closed.tcp['idle'] === 1, 3000, 'the idle close');
+    expect([early, r2.counters.closed.tcp]).to.deep.equal([{}, { idle: 1 }]);
+  });
+
+  it('gives a client whose tokens all expired the probation period of silence to AUTH again', async () => {
+    const relay = await h.relay({ probationMs: 300, authExpires: 1, authMinExpires: 1 });
+    const alice = await h.connect(relay);
+    const res = await alice.auth({
+      relayUri: h.relayUri(relay, 'alice'),
+      username: 'alice',
+      password: 'alice-pw',
+      expires: 1,
+    });
+    expect(res.kind === 'response' && res.statusCode).to.equal(200);
+    await sleep(700); // silent, but holding a live token
+    const early = { ...relay.counters.closed.tcp };
+    await until(() => relay.counters.closed.tcp['idle-unauthenticated'] === 1, 3000, 'the close');
+    expect([early, relay.counters.closed.tcp]).to.deep.equal([{}, { 'idle-unauthenticated': 1 }]);
+  });
+});
