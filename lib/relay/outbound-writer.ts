@@ -79,6 +79,8 @@ export class ChunkStream {
    */
   readonly lastOctet: number;
   /** @internal */ subOpen = false;
+  /** @internal The open sub-chunk went out with an exact range: it is written to its end, never cut. */
+  subWhole = false;
   /** @internal */ subTid = '';
   /** @internal */ subStart = 0;
   /** @internal */ subCount = 0;
@@ -372,7 +374,13 @@ export class OutboundWriter {
   private writeStream(s: ChunkStream): void {
     if (s.pendingBytes > 0) {
       if (!s.subOpen) this.openSub(s);
-      while (s.pieces.length > 0 && this.conn.writableLength < this.highWater) {
+      // A whole sub-chunk goes on past the high-water mark (by its head at most: see openSub), so that
+      // nothing can interrupt it; any other goes on until it carries one octet at least, so that an
+      // interruption never leaves an empty `+` sub-chunk (whose failure REPORT would say `1-0/T`).
+      while (
+        s.pieces.length > 0 &&
+        (s.subWhole || s.offset === s.subStart || this.conn.writableLength < this.highWater)
+      ) {
         let p = s.pieces[0]!;
         if (s.nextPieceHeld()) {
           // All of it but the held octet; a piece with the declared last octet only when congested (see
@@ -390,7 +398,9 @@ export class OutboundWriter {
         s.turnBytes += p.length;
         this.conn.writePiece(p);
       }
-      return;
+      // Everything written and the flag known: the end-line goes with it (a whole sub-chunk always ends
+      // here, so nothing queued meanwhile can interrupt it).
+      if (s.pendingBytes > 0 || s.finished === null) return;
     }
     this.closeSub(s, s.finished!);
     this.retire(s);
@@ -405,6 +415,7 @@ export class OutboundWriter {
     const end = !whole ? '*' : s.subCount === 0 ? null : s.offset + s.pendingBytes - 1;
     const head = formatHead(`MSRP ${tid} SEND`, this.subHeaders(s, end), true);
     s.subOpen = true;
+    s.subWhole = whole;
     s.subTid = tid;
     s.subStart = s.offset;
     if (s.subCount++ > 0) this.counters.rechunked++;

@@ -5,8 +5,11 @@
  * review of the fourth session's change; the backed-up socket is simulated by overriding writableLength).
  */
 import { expect } from 'chai';
+import type { ContinuationFlag } from '../../lib/constants.js';
 import { parseByteRange } from '../../lib/msrp/headers.js';
-import { getHeader, type Frame } from '../../lib/msrp/message.js';
+import { getHeader, type Frame, type FrameHead } from '../../lib/msrp/message.js';
+import { MsrpParser } from '../../lib/msrp/parser.js';
+import type { MsrpEndpoint, ReceivedMessage } from '../../lib/client/endpoint.js';
 import { imFromAlice } from '../helpers/cpim-fixtures.js';
 import { refusedRequest, responseTo, sendHead, tap } from '../helpers/wire.js';
 import { Harness, next, sleep, until } from '../helpers/relay.js';
@@ -15,6 +18,73 @@ import { Harness, next, sleep, until } from '../helpers/relay.js';
 interface OpenTx {
   tid: string;
   dest: { conn: object };
+}
+
+/** One SEND sub-chunk as an endpoint received it. */
+interface SubChunk {
+  byteRange: string | null;
+  body: string;
+  flag: ContinuationFlag;
+}
+
+/** The SEND sub-chunks of message `messageId` in what an endpoint's socket received (see `tap`). */
+function subChunksOf(wire: string, messageId: string): SubChunk[] {
+  const out: SubChunk[] = [];
+  let cur: { head: FrameHead; parts: Buffer[] } | null = null;
+  const parser = new MsrpParser({
+    onHead: (head) => (cur = { head, parts: [] }),
+    onBody: (piece) => cur!.parts.push(Buffer.from(piece)),
+    onEnd: (flag) => {
+      const { head, parts } = cur!;
+      if (
+        head.kind === 'request' &&
+        head.method === 'SEND' &&
+        getHeader(head.headers, 'message-id') === messageId
+      )
+        out.push({
+          byteRange: getHeader(head.headers, 'byte-range') ?? null,
+          body: Buffer.concat(parts).toString('latin1'),
+          flag,
+        });
+      cur = null;
+    },
+    onError: (err) => {
+      throw err;
+    },
+  });
+  parser.write(Buffer.from(wire, 'latin1'));
+  return out;
+}
+
+/**
+ * A whole chunk from `from` to `to` that leaves the relay's corked socket toward `to` `below` octets under
+ * 16 KiB (the writer's high-water mark with --max-queued-bytes 32 KiB) when it is forwarded in the same
+ * read as what follows it. Calibrated on one chunk that `to` receives first.
+ */
+async function fillerChunk(from: MsrpEndpoint, to: MsrpEndpoint, below: number): Promise<string> {
+  const wire = tap(to);
+  from.write(
+    Buffer.from(
+      sendHead(from, to, 'cal00001', [
+        ['Message-ID', 'calmsg01'],
+        ['Byte-Range', '1-100/100'],
+      ]) +
+        'c'.repeat(100) +
+        '\r\n-------cal00001$\r\n',
+      'latin1',
+    ),
+  );
+  await until(() => wire.text().includes('$\r\n'), 3000, 'the calibration chunk');
+  await sleep(50);
+  const size = 16 * 1024 - below - (wire.text().length - 100); // less the forwarded head and end-line
+  return (
+    sendHead(from, to, 'fil00001', [
+      ['Message-ID', 'filmsg01'],
+      ['Byte-Range', `1-${size}/${size}`],
+    ]) +
+    'f'.repeat(size) +
+    '\r\n-------fil00001$\r\n'
+  );
 }
 
 describe('chunks cut while the relay writes them', () => {
@@ -175,6 +245,65 @@ describe('chunks cut while the relay writes them', () => {
     expect([bobWire.text().includes('bbbb'), /MSRP cut00413 200/.test(aliceWire.text())]).to.deep.equal([
       false,
       false,
+    ]);
+  });
+  it('never interrupts a sub-chunk whose head went out as received (a whole message)', async () => {
+    // Audit finding: a SEND without Byte-Range whose head went out just below the writer's high-water
+    // mark was cut by a REPORT from the same read: bob got `+` on a head that says "whole message" (RFC
+    // 4975 §7.1: a chunk that may be interrupted says range-end `*`), then `1-1/*`.
+    const relay = await h.relay({ maxQueuedBytes: 32 * 1024 }); // the writer's high water: 16 KiB
+    const alice = await h.client(relay, 'alice', { respond: () => null });
+    const bob = await h.client(relay, 'bob');
+    const burst =
+      (await fillerChunk(alice, bob, 40)) +
+      sendHead(alice, bob, 'wsc0000B', [['Message-ID', 'wscmsgB1']]) +
+      'b\r\n-------wsc0000B$\r\n' +
+      `MSRP wsc0000C REPORT\r\nTo-Path: ${alice.toPathFor(bob.path)}\r\nFrom-Path: ${alice.uri}\r\n` +
+      'Message-ID: wscmsgZ1\r\nByte-Range: 1-1/1\r\nStatus: 000 200 OK\r\n-------wsc0000C$\r\n';
+    const bobWire = tap(bob);
+    alice.write(Buffer.from(burst, 'latin1'));
+    await until(() => bobWire.text().includes('wscmsgZ1'), 3000, 'the REPORT at bob');
+    expect(subChunksOf(bobWire.text(), 'wscmsgB1')).to.deep.equal([
+      { byteRange: null, body: 'b', flag: '$' },
+    ]);
+  });
+
+  it('puts one octet at least in a sub-chunk before an interruption can end it', async () => {
+    // Audit finding: a head that took the socket past its high-water mark left the sub-chunk empty; a
+    // response toward bob then ended it with `+` (an empty chunk; a 413 for it became a failure REPORT
+    // with `Byte-Range: 1-0/*`).
+    const relay = await h.relay({ maxQueuedBytes: 32 * 1024 });
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const at = relay.addresses()[0]!;
+    const filler = await fillerChunk(alice, bob, 100);
+    const bobWire = tap(bob);
+    const got: string[] = [];
+    bob.on('message', (m: ReceivedMessage) => got.push(`${m.messageId}:${m.body.toString('latin1')}`));
+    const body = 'x'.repeat(60) + 'y'.repeat(40);
+    const head = sendHead(alice, bob, 'emp00001', [
+      ['Message-ID', 'empmsg01'],
+      ['Byte-Range', '1-100/100'],
+    ]);
+    // Written in one turn, the two reach the relay in one turn: alice's read opens the sub-chunk (its head
+    // takes bob's corked socket past the high-water mark), then bob's read queues a 481 toward him.
+    alice.write(Buffer.from(filler + head + body.slice(0, 60), 'latin1'));
+    bob.write(refusedRequest(bob, at, 'ctl00003'));
+    await until(() => / 481 /.test(bobWire.text()), 2000, 'the 481 at bob');
+    alice.write(Buffer.from(body.slice(60) + '\r\n-------emp00001$\r\n', 'latin1'));
+    await until(() => got.some((m) => m.startsWith('empmsg01:')), 3000, 'the message at bob');
+    expect(got).to.deep.equal([`filmsg01:${'f'.repeat(got[0]!.length - 9)}`, `empmsg01:${body}`]);
+    const subs = subChunksOf(bobWire.text(), 'empmsg01');
+    // RFC 4975 §7.1: a chunk that may be interrupted says range-end `*`; the continuation starts at the
+    // next octet, its end exact or `*`.
+    const shape = (c: SubChunk, i: number): unknown[] => [
+      i === 0 ? c.byteRange : c.byteRange!.replace(/-(\d+|\*)\//, '-N/'),
+      c.flag,
+      c.body.length > 0,
+    ];
+    expect(subs.map(shape)).to.deep.equal([
+      ['1-*/100', '+', true],
+      [`${subs[0]!.body.length + 1}-N/100`, '$', true],
     ]);
   });
 });
