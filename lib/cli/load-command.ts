@@ -74,6 +74,7 @@ export function loadOptionsFromFlags(flags: LoadFlags): LoadOptions {
       status.toLowerCase() === 'none' ? null : number(flags, 'receiverStatus', '--receiver-status', true);
   }
   o.rampUp = seconds(flags, 'rampUp', '--ramp-up');
+  o.warmUp = seconds(flags, 'warmUp', '--warm-up');
   o.drain = seconds(flags, 'drain', '--drain');
   o.timeout = seconds(flags, 'timeout', '--timeout');
   o.hold = seconds(flags, 'hold', '--hold');
@@ -188,6 +189,10 @@ export function registerLoadCommand(program: Command): void {
     .option('--receiver-imdn', 'receiving endpoints send delivery IMDNs themselves (default: off)')
     .option('--receiver-status <code>', 'status the receiver answers each chunk with, or none (default: 200)')
     .option('--ramp-up <time>', 'open the sessions over this time (default: 0, all before traffic)')
+    .option(
+      '--warm-up <time>',
+      'leave messages sent in this first part of the traffic out of the latency figures (default: 0)',
+    )
     .option('--drain <time>', 'wait at the end for outstanding messages and reports (default: 10s)')
     .option('--timeout <time>', 'transaction timeout of each chunk (default: 30s)')
     .option('--hold <time>', 'keep the sessions open, idle, after the traffic (default: 0)')

@@ -72,6 +72,11 @@ export interface LoadOptions {
   usersFile?: string;
   /** Seconds over which sessions are opened (traffic starts per session as it comes up). Default 0. */
   rampUp?: number;
+  /**
+   * Seconds at the start whose messages are left out of the latency figures (JIT compilation and heap
+   * growth in the relay and in this process). Default 0.
+   */
+  warmUp?: number;
   /** Seconds to wait at the end for outstanding messages and reports. Default 10. */
   drain?: number;
   /** Seconds a chunk waits for its transaction response (RFC 4975: 30). Default 30. */
@@ -113,6 +118,7 @@ export interface LoadConfig {
   receiverStatus: number | null;
   users: LoadUser[];
   rampUp: number;
+  warmUp: number;
   drain: number;
   timeout: number;
   hold: number;
@@ -333,6 +339,7 @@ export function resolveLoadOptions(options: LoadOptions): LoadConfig {
     receiverStatus,
     users,
     rampUp: nonNegative(options.rampUp, '--ramp-up') ?? 0,
+    warmUp: nonNegative(options.warmUp, '--warm-up') ?? 0,
     drain: nonNegative(options.drain, '--drain') ?? DEFAULT_DRAIN,
     timeout: nonNegative(options.timeout, '--timeout') ?? DEFAULT_TIMEOUT,
     hold: nonNegative(options.hold, '--hold') ?? 0,
@@ -343,6 +350,11 @@ export function resolveLoadOptions(options: LoadOptions): LoadConfig {
     idPrefix: randomPrefix(),
   };
   if (config.timeout === 0) throw optionError('--timeout must be more than 0 seconds');
+  if (config.duration !== null && config.warmUp >= config.duration) {
+    throw optionError(
+      `--warm-up must be shorter than --duration (got ${config.warmUp} s and ${config.duration} s)`,
+    );
+  }
   if (options.tlsCa !== undefined) config.tlsCa = options.tlsCa.toString();
   if (options.authExpires !== undefined)
     config.authExpires = positiveInt(options.authExpires, '--auth-expires');

@@ -48,6 +48,8 @@ export interface LoadReport {
     messages: number | null;
     durationSeconds: number | null;
     rampUpSeconds: number;
+    /** Messages sent in the first seconds of traffic, left out of the latency figures. */
+    warmUpSeconds: number;
     drainSeconds: number;
     timeoutSeconds: number;
     holdSeconds: number;
@@ -208,6 +210,7 @@ export function buildReport(c: ReportContext): LoadReport {
       messages: cfg.messages,
       durationSeconds: cfg.duration,
       rampUpSeconds: cfg.rampUp,
+      warmUpSeconds: cfg.warmUp,
       drainSeconds: cfg.drain,
       timeoutSeconds: cfg.timeout,
       holdSeconds: cfg.hold,
@@ -364,7 +367,16 @@ export function formatReport(r: LoadReport): string {
     ]),
     '',
     ...table(
-      ['latency (ms)', 'count', 'p50', 'p90', 'p99', 'p99.9', 'max', 'mean'],
+      [
+        c.warmUpSeconds > 0 ? `latency (ms, after a ${c.warmUpSeconds} s warm-up)` : 'latency (ms)',
+        'count',
+        'p50',
+        'p90',
+        'p99',
+        'p99.9',
+        'max',
+        'mean',
+      ],
       [
         lat('first hop (SEND→200)', r.latency.firstHop),
         lat('delivery (end to end)', r.latency.delivery),

@@ -28,6 +28,11 @@ export interface SessionContext {
   readonly payload: PayloadSource;
   /** Called at every message outcome (the thread keeps the time of the last one). */
   outcome(): void;
+  /**
+   * performance.now() from which a message counts in the latency histograms (traffic start plus
+   * `--warm-up`); messages and chunks sent before it are counted in everything else.
+   */
+  latencyFrom: number;
 }
 
 /** A session could not be set up; `reason` is a short key for the report (`AUTH 401`, `connect ECONNREFUSED`). */
@@ -363,7 +368,7 @@ export class LoadSession {
     this.pendingCount--;
     m.messagesDelivered++;
     m.bytesDelivered += tr.bytes;
-    m.delivery.recordMs(performance.now() - tr.t0);
+    if (tr.t0 >= this.ctx.latencyFrom) m.delivery.recordMs(performance.now() - tr.t0);
     if (tr.positive && !tr.reported) this.awaitingReports++;
     this.settled(tr);
     if (cfg.receiverImdn) {
@@ -476,7 +481,7 @@ export class LoadSession {
 
   private chunkAnswered(tr: Tracked, res: Frame, sentAt: number): void {
     const m = this.ctx.metrics;
-    m.firstHop.recordMs(performance.now() - sentAt);
+    if (sentAt >= this.ctx.latencyFrom) m.firstHop.recordMs(performance.now() - sentAt);
     const code = res.kind === 'response' ? res.statusCode : 0;
     if (code === 200) {
       m.chunksAcknowledged++;
@@ -537,8 +542,11 @@ export class LoadSession {
     const wasAwaited = tr.state === DELIVERED && tr.positive && !tr.reported;
     tr.reported = true;
     if (wasAwaited) this.awaitingReports--;
-    if (status === 'delivered') m.report.recordMs(performance.now() - tr.t0);
-    else this.fail(tr);
+    if (status === 'delivered') {
+      if (tr.t0 >= this.ctx.latencyFrom) m.report.recordMs(performance.now() - tr.t0);
+    } else {
+      this.fail(tr);
+    }
     this.forgetIfDone(tr);
   }
 

@@ -88,6 +88,7 @@ export async function runShare(cfg: LoadConfig, share: ShareSpec, hooks: ShareHo
     outcome: () => {
       lastOutcome = performance.now();
     },
+    latencyFrom: Infinity, // set when traffic starts
   };
   const sessions: LoadSession[] = [];
   const report = hooks.progress;
@@ -119,6 +120,7 @@ export async function runShare(cfg: LoadConfig, share: ShareSpec, hooks: ShareHo
   await sleep((await hooks.ready()) - epochNow());
 
   const go = performance.now();
+  ctx.latencyFrom = go + cfg.warmUp * 1000;
   const budget = new MessageBudget(
     share.messages,
     cfg.duration === null ? Infinity : go + cfg.duration * 1000,

@@ -91,7 +91,7 @@ describe('load options', () => {
       false,
       200,
     ]);
-    expect([c.drain, c.timeout, c.workers, c.maxErrorRate]).to.deep.equal([10, 30, 1, 0.01]);
+    expect([c.drain, c.timeout, c.workers, c.maxErrorRate, c.warmUp]).to.deep.equal([10, 30, 1, 0.01, 0]);
     expect(c.idPrefix).to.match(/^[A-Z0-9]{6}$/);
   });
 
@@ -115,6 +115,8 @@ describe('load options', () => {
       [{ receiverStatus: 42 }, /^--receiver-status must be a 3-digit status code/],
       [{ password: 'x' }, /^--password needs --user/],
       [{ sizes: [] }, /^--size needs at least one size/],
+      [{ warmUp: -1 }, /^--warm-up must be/],
+      [{ warmUp: 10 }, /^--warm-up must be shorter than --duration \(got 10 s and 10 s\)/],
     ];
     for (const [options, re] of cases) expect(configError(() => resolveLoadOptions(options))).to.match(re);
   });

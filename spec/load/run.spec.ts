@@ -38,6 +38,7 @@ const SCHEMA_FIELDS = [
     'messages',
     'durationSeconds',
     'rampUpSeconds',
+    'warmUpSeconds',
     'drainSeconds',
     'timeoutSeconds',
     'holdSeconds',
@@ -296,6 +297,17 @@ describe('runLoad against a relay', function () {
     expect(r.config.pacing).to.equal('open-loop');
     expect(r.messages.sent).to.be.within(180, 201);
     expect(r.messages.delivered).to.equal(r.messages.sent);
+  });
+
+  it('leaves the messages of the warm-up out of the latency figures, and counts them in the rest', async () => {
+    const relay = await h.relay();
+    const r = await run(relay, { sessions: 2, rate: 200, duration: 0.6, warmUp: 0.3 });
+    expect(r.config.warmUpSeconds).to.equal(0.3);
+    expect(r.messages.delivered).to.equal(r.messages.sent);
+    // About half the messages fall due in the warm-up: the histograms hold only the rest.
+    expect(r.latency.firstHop.count).to.be.within(40, 80);
+    expect(r.latency.delivery.count).to.equal(r.latency.firstHop.count);
+    expect(r.messages.sent - r.latency.firstHop.count).to.be.within(40, 80);
   });
 
   it('opens sessions over the ramp-up and still sends every message', async () => {
