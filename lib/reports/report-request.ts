@@ -129,13 +129,31 @@ function kindBits(value: string): number {
     let comma = value.indexOf(',', at);
     if (comma === -1) comma = value.length;
     const semi = value.indexOf(';', at);
-    const end = semi !== -1 && semi < comma ? semi : comma;
+    const params = semi !== -1 && semi < comma;
     // A Map, not an object: `constructor` or `__proto__` in a request are unknown values, not kinds.
-    const kind = KNOWN.get(value.slice(at, end).trim().toLowerCase());
+    const kind = KNOWN.get(
+      value
+        .slice(at, params ? semi : comma)
+        .trim()
+        .toLowerCase(),
+    );
     if (kind !== undefined) bits |= BIT_OF.get(kind)!;
-    at = comma + 1;
+    // RFC 5438 §10 / RFC 3862 §4.5: a parameter value may be a quoted String, commas and all.
+    at = (params ? nextItem(value, semi) : comma) + 1;
   }
   return bits;
+}
+
+/** Index of the first comma at or after `from` outside a quoted String (backslash escapes), or the length. */
+function nextItem(value: string, from: number): number {
+  let quoted = false;
+  for (let i = from; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (quoted && c === 0x5c /* \\ */) i++;
+    else if (c === 0x22 /* " */) quoted = !quoted;
+    else if (c === 0x2c /* , */ && !quoted) return i;
+  }
+  return value.length;
 }
 
 /** Where a Disposition-Notification may be: RFC 5438, draft-ietf-simple-imdn-00, unprefixed (digest §6.4). */

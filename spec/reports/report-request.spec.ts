@@ -106,6 +106,14 @@ describe('detectReportRequest', () => {
     expect([...req.kinds]).to.deep.equal(['display', 'processing']);
   });
 
+  it('reads a quoted parameter value as one value, commas and all (RFC 5438 §10, RFC 3862 §4.5)', () => {
+    // Audit finding: `display;note="a, positive-delivery, b"` asked for positive-delivery too.
+    const req = request(asking(' display;note="a, positive-delivery, b", processing'));
+    expect([...req.kinds]).to.deep.equal(['display', 'processing']);
+    const escaped = request(asking(' display;note="say \\"x, negative-delivery\\""'));
+    expect([...escaped.kinds]).to.deep.equal(['display']);
+  });
+
   it('recognises a prefix bound to urn:ietf:params:cpim-headers:imdn', () => {
     const req = request(
       im(
