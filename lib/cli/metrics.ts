@@ -63,6 +63,7 @@ const SKIP_REASONS = {
   late: 'late',
   aborted: 'aborted',
   timed_out: 'timedOut',
+  recipient_reported: 'recipientReported',
 } as const;
 
 /** Event-loop delay since the previous scrape, seconds. */

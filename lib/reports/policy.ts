@@ -79,6 +79,11 @@ export interface ReportCounters {
   injected: Record<ReportDialect, Record<ReportOutcome, number>>;
   /** Recipient delivery IMDNs dropped because the relay had reported delivery already. */
   duplicatesDropped: number;
+  /**
+   * IMs the recipient reported delivery (or failure) of itself before its 200 (under `on-ack`): its
+   * IMDN went on, and the relay injects none for them.
+   */
+  recipientReported: number;
   /** Messages not tracked because a cap was reached (or the message had too many holes). */
   untracked: number;
   /** Chunks of messages that had already finished (late, repeated, or sent after a failure). */
@@ -114,6 +119,7 @@ export function createReportCounters(): ReportCounters {
     requests: { imdn: kinds(), legacy: kinds() },
     injected: { imdn: outcomes(), legacy: outcomes() },
     duplicatesDropped: 0,
+    recipientReported: 0,
     untracked: 0,
     late: 0,
     inspectionFailures: 0,
@@ -131,6 +137,8 @@ export function createReportCounters(): ReportCounters {
 const SENT_DELIVERED = 1;
 const SENT_FAILED = 2;
 const SENT_PROCESSED = 4;
+/** The message is in `ReportPolicy.awaiting`. */
+const AWAITING = 8;
 
 /**
  * The session key to track a message under: the recipient's session URI, which is the last URI of the
@@ -169,6 +177,15 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
   private readonly maxImdnBytes: number;
   private readonly now: () => number;
   private readonly newId: () => string;
+  /**
+   * `on-ack` IMs that asked for a delivery report and have none yet, by recipient session and
+   * imdn.Message-ID: a recipient that sends its own delivery IMDN before its 200 reports them itself
+   * (DESIGN.md "Exactly one"), so its IMDN is held and checked like a duplicate (dedupe on). A session's
+   * map stays while it empties and fills again; {@link sweep} drops the empty ones.
+   */
+  private readonly awaiting = new Map<string, Map<string, TrackedMessage<O, M>>>();
+  /** Entries in all of {@link awaiting}'s maps. */
+  private awaitingCount = 0;
 
   constructor(options: ReportPolicyOptions<O, M>) {
     this.mode = options.mode ?? 'on-ack';
@@ -194,19 +211,29 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
 
   /**
    * Whether a SEND chunk may be a recipient's delivery IMDN the relay should hold whole (instead of
-   * cutting it through) to run {@link isDuplicateImdnBody} on it: dedupe on, something reported delivered in
-   * the sender's session `sessionKey` (when given), a `message/cpim` body in one chunk `1-N/N` of at
-   * most `maxImdnBytes`, or in a chunk without Byte-Range (held up to {@link holdLimit} octets).
+   * cutting it through) to run {@link isDuplicateImdnBody} on it: dedupe on; something reported delivered
+   * in the sender's session `sessionKey` (when given), or an IM toward it awaiting its report; a
+   * `message/cpim` body in one chunk `1-N/N` (or range-end `*`) of at most `maxImdnBytes`, or in a chunk
+   * without Byte-Range (held up to {@link holdLimit} octets).
    */
   isImdnCandidate(contentType: string | undefined, range: ByteRange | null, sessionKey?: string): boolean {
-    if (!this.dedupe || this.mode === 'off' || this.delivered.size === 0) return false;
-    if (sessionKey !== undefined && !this.delivered.hasSession(sessionKey)) return false;
+    if (!this.dedupe || this.mode === 'off' || (this.delivered.size === 0 && this.awaitingCount === 0))
+      return false;
+    if (
+      sessionKey !== undefined &&
+      !this.delivered.hasSession(sessionKey) &&
+      (this.awaiting.get(sessionKey)?.size ?? 0) === 0
+    )
+      return false;
     if (!isCpimType(contentType)) return false;
     // No Byte-Range: the whole message is in this chunk (RFC 4975 §7.3.1), its size unknown until its
     // end; the caller holds at most maxImdnBytes of it and forwards it as usual beyond that.
     if (range === null) return true;
     const { start, end, total } = range;
-    return start === 1 && typeof total === 'number' && end === total && total <= this.maxImdnBytes;
+    // `1-*/N`: a whole message whose sender kept the right to interrupt it (RFC 4975 §7.1).
+    return (
+      start === 1 && typeof total === 'number' && (end === total || end === '*') && total <= this.maxImdnBytes
+    );
   }
 
   /**
@@ -227,9 +254,11 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
    * IM this relay already reported delivered in session `sessionKey`: the caller drops it (DESIGN.md
    * "Exactly one"; digest §5.4: at most one notification per category). The entry stays until it
    * expires, so a repeated copy is dropped too. Counted. The head is read by the same scan as an IM's.
+   * A delivery notification for an IM the relay has not reported yet goes on, and the relay then injects
+   * none for that IM.
    */
   isDuplicateImdnBody(sessionKey: string, cpimBody: Buffer): boolean {
-    if (!this.dedupe || this.delivered.size === 0) return false;
+    if (!this.dedupe || (this.delivered.size === 0 && this.awaitingCount === 0)) return false;
     let doc;
     try {
       const found = readReportPayload(cpimBody);
@@ -240,7 +269,16 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
       return false; // not ours to judge (malformed head or document): forwarded as it is
     }
     if (doc.notification !== 'delivery') return false;
-    if (!this.delivered.has(sessionKey, doc.messageId, this.now())) return false;
+    if (!this.delivered.has(sessionKey, doc.messageId, this.now())) {
+      const msg = this.awaiting.get(sessionKey)?.get(doc.messageId);
+      if (msg !== undefined) {
+        // The recipient reported first: one notification per category (digest §5.4), so none of ours.
+        msg.flags |= SENT_DELIVERED | SENT_FAILED;
+        this.unawait(msg);
+        this.counters.recipientReported++;
+      }
+      return false;
+    }
     this.counters.duplicatesDropped++;
     return true;
   }
@@ -248,6 +286,7 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
   /** Forgets delivered reports remembered for dedupe whose time is up; call from the periodic tick. */
   sweep(now = this.now()): void {
     this.delivered.expire(now);
+    for (const [session, msgs] of this.awaiting) if (msgs.size === 0) this.awaiting.delete(session);
   }
 
   // ---- TrackerHandler ------------------------------------------------------------------------------
@@ -299,6 +338,13 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
       return 'drop';
     }
     msg.request = req;
+    if (
+      this.dedupe &&
+      this.mode === 'on-ack' &&
+      (req.kinds.has('positive-delivery') || req.kinds.has('negative-delivery'))
+    ) {
+      this.await(msg, req);
+    }
     return 'keep';
   }
 
@@ -319,6 +365,7 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
 
   /** Every octet received and acknowledged by the recipient: `delivered` under `on-ack`. */
   onComplete(msg: TrackedMessage<O, M>): void {
+    if ((msg.flags & AWAITING) !== 0) this.unawait(msg);
     const req = msg.request;
     if (req === null || this.mode !== 'on-ack') return;
     if (req.kinds.has('positive-delivery')) this.report(msg, 'delivered');
@@ -326,13 +373,15 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
 
   /** A chunk got a non-200, timed out (408), the recipient was lost (481) or refused the size (413). */
   onFailed(msg: TrackedMessage<O, M>, code: number): void {
+    if ((msg.flags & AWAITING) !== 0) this.unawait(msg);
     const req = msg.request;
     if (req === null || (msg.flags & SENT_DELIVERED) !== 0) return;
     if (req.kinds.has('negative-delivery')) this.report(msg, 'failed', code);
   }
 
   /** Counts messages forgotten without an outcome. */
-  onDropped(_msg: TrackedMessage<O, M>, reason: DropReason): void {
+  onDropped(msg: TrackedMessage<O, M>, reason: DropReason): void {
+    if ((msg.flags & AWAITING) !== 0) this.unawait(msg);
     if (reason === 'aborted') this.counters.aborted++;
     else if (reason === 'timeout') this.counters.timedOut++;
     else if (reason === 'holes') this.counters.untracked++;
@@ -345,6 +394,25 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
   }
 
   // ---- internals -----------------------------------------------------------------------------------
+
+  /** Enters `msg` in {@link awaiting}; a message with the same key already there stays (the first wins). */
+  private await(msg: TrackedMessage<O, M>, req: ReportRequest): void {
+    let msgs = this.awaiting.get(msg.sessionKey);
+    if (msgs === undefined) {
+      msgs = new Map();
+      this.awaiting.set(msg.sessionKey, msgs);
+    } else if (msgs.has(req.messageId)) {
+      return;
+    }
+    msgs.set(req.messageId, msg);
+    this.awaitingCount++;
+    msg.flags |= AWAITING;
+  }
+
+  private unawait(msg: TrackedMessage<O, M>): void {
+    msg.flags &= ~AWAITING;
+    if (this.awaiting.get(msg.sessionKey)?.delete(msg.request!.messageId) === true) this.awaitingCount--;
+  }
 
   /** True when the request asks for something this relay answers. */
   private answers(req: ReportRequest): boolean {

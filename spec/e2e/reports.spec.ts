@@ -4,7 +4,8 @@ import { getHeader, type Frame } from '../../lib/msrp/message.js';
 import { serializeRequest } from '../../lib/msrp/serializer.js';
 import { parseCpimHead } from '../../lib/reports/cpim.js';
 import { parseImdn, validateImdnDocument, type ImdnDocument } from '../../lib/reports/imdn.js';
-import { Harness, until } from '../helpers/relay.js';
+import { Harness, sleep, until } from '../helpers/relay.js';
+import { responseTo } from '../helpers/wire.js';
 
 const CRLF = '\r\n';
 
@@ -39,6 +40,29 @@ function reportsTo(
     out.push({ frame: m, doc: parseImdn(m.body.subarray(head.bodyOffset)), contentType: ct });
   });
   return out;
+}
+
+/** Bob's own RFC 5438 delivery IMDN for alice's IM `imdnId`, as a CPIM body. */
+function bobsImdn(imdnId: string, ownId: string): Buffer {
+  return Buffer.from(
+    [
+      'From: <im:bob@example.net>',
+      'To: <im:alice@example.org>',
+      'DateTime: 2026-11-24T10:00:01Z',
+      'NS: imdn <urn:ietf:params:imdn>',
+      `imdn.Message-ID: ${ownId}`,
+      '',
+      'Content-Type: message/imdn+xml',
+      'Content-Disposition: notification',
+      '',
+      '<?xml version="1.0" encoding="UTF-8"?>',
+      '<imdn xmlns="urn:ietf:params:xml:ns:imdn">',
+      `<message-id>${imdnId}</message-id>`,
+      '<datetime>2026-11-24T10:00:00Z</datetime>',
+      '<delivery-notification><status><delivered/></status></delivery-notification>',
+      '</imdn>',
+    ].join(CRLF),
+  );
 }
 
 describe('delivery reports injected by the relay (DESIGN.md "Report policy")', () => {
@@ -245,6 +269,71 @@ describe('delivery reports injected by the relay (DESIGN.md "Report policy")', (
     await new Promise((r) => setTimeout(r, 150));
     expect(reports.length).to.equal(1);
     expect(relay.reports.counters.duplicatesDropped).to.equal(1);
+  });
+
+  it('injects nothing for a message whose recipient sent its own delivery IMDN before its 200', async () => {
+    // Reports audit: the relay reported on the 200, after the recipient's IMDN had gone through, and the
+    // sender had two delivery notifications (DESIGN.md "Exactly one"; digest §5.4). Also for the first
+    // message of a session, before the relay ever reported in it.
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob', { respond: () => null }); // bob answers by hand
+    const reports = reportsTo(alice);
+    for (const id of ['early001', 'early002']) {
+      const seen = new Promise<Frame>((resolve) => bob.once('request', resolve));
+      const sent = alice.send({
+        toPath: alice.toPathFor(bob.path),
+        body: im(id, 'hi', 'positive-delivery,negative-delivery'),
+        contentType: 'message/cpim',
+      });
+      const f = await seen;
+      await bob.send({
+        toPath: bob.toPathFor(alice.path),
+        body: bobsImdn(id, `own-${id}`),
+        contentType: 'message/cpim',
+      });
+      bob.write(responseTo(bob, f.headers[1]![1].split(' ')[0]!, f.transactionId, '200 OK'));
+      await sent;
+      await until(() => reports.length === Number(id.slice(-1)), 3000, 'the IMDN at alice');
+    }
+    await sleep(200);
+    expect(
+      reports.map((r) => [r.doc.messageId, r.frame.body.includes('own-early') ? 'bob' : 'relay']),
+    ).to.deep.equal([
+      ['early001', 'bob'],
+      ['early002', 'bob'],
+    ]);
+    expect(relay.reports.counters.recipientReported).to.equal(2);
+  });
+
+  it("drops the recipient's own delivery IMDN sent whole as `1-*/N`", async () => {
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const reports = reportsTo(alice);
+    await alice.send({
+      toPath: alice.toPathFor(bob.path),
+      body: im('dedupe02', 'hi', 'positive-delivery'),
+      contentType: 'message/cpim',
+    });
+    await until(() => reports.length === 1, 3000, 'the relay report');
+    const own = bobsImdn('dedupe02', 'own-dedupe02');
+    bob.write(
+      serializeRequest({
+        method: 'SEND',
+        transactionId: 'star0001',
+        toPath: bob.toPathFor(alice.path),
+        fromPath: bob.uri,
+        headers: [
+          ['Message-ID', 'starimdn1'],
+          ['Byte-Range', `1-*/${own.length}`],
+        ],
+        contentType: 'message/cpim',
+        body: own,
+      }),
+    );
+    await sleep(200);
+    expect([reports.length, relay.reports.counters.duplicatesDropped]).to.deep.equal([1, 1]);
   });
 
   it('still tracks and reports ordinary CPIM messages once dedupe holds small SENDs whole', async () => {

@@ -607,7 +607,10 @@ describe('ReportPolicy', () => {
       // No Byte-Range: the whole message in one chunk (RFC 4975 §7.3.1), held up to holdLimit octets.
       expect(h.policy.isImdnCandidate('message/cpim', null)).to.equal(true);
       expect(h.policy.isImdnCandidate('text/plain', null)).to.equal(false);
-      expect(h.policy.isImdnCandidate('message/cpim', parseByteRange('1-*/590'))).to.equal(false);
+      // Range-end `*`: whole all the same when its total fits (RFC 4975 §7.1).
+      expect(h.policy.isImdnCandidate('message/cpim', parseByteRange('1-*/590'))).to.equal(true);
+      expect(h.policy.isImdnCandidate('message/cpim', parseByteRange('2-*/590'))).to.equal(false);
+      expect(h.policy.isImdnCandidate('message/cpim', parseByteRange('1-*/9000'))).to.equal(false);
       expect(h.policy.isImdnCandidate('message/cpim', parseByteRange('1-9000/9000'))).to.equal(false);
     });
   });
