@@ -389,21 +389,23 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   onRequestEnd(peer: Peer, frame: IncomingFrame, flag: ContinuationFlag): void {
     const head = frame.head;
     switch (frame.kind) {
-      case 'stream':
+      case 'stream': {
+        const aborted = frame.stream.isAborted;
+        // RFC 4976 §6.5: with Failure-Report yes the relay answers 200 at once, meaning "received" (unless
+        // the next hop refused the chunk while it came in: then it was answered with that error). It goes
+        // before an on-receipt report for the message, so the sender has its 200 before the IMDN.
+        if (!aborted && failureReportOf(head) === 'yes' && !frame.stream.isRefused)
+          peer.send([transactionResponse(head, 200, 'OK', frame.ourUri)], peer);
         // DESIGN.md on-receipt: the delivery report is injected before the final end-line goes on.
         this.reports.end(frame.tracked, flag);
         frame.stream.finish(flag);
-        if (frame.stream.isAborted) {
+        if (aborted) {
           // The next hop went away before the chunk was through: not received, so no 200.
           if (frame.tracked !== null) this.reports.failed(frame.tracked.msg, 481);
           this.failures.refuse(peer, head, 481, 'Next hop connection lost', frame.ourUri, frame.received);
-          return;
         }
-        // RFC 4976 §6.5: with Failure-Report yes the relay answers 200 at once, meaning "received" (unless
-        // the next hop refused the chunk while it came in: then it was answered with that error).
-        if (failureReportOf(head) === 'yes' && !frame.stream.isRefused)
-          peer.send([transactionResponse(head, 200, 'OK', frame.ourUri)], peer);
         return;
+      }
       case 'drop':
         this.failTracked(frame.tracked ?? null, frame.status);
         this.failures.refuse(peer, head, frame.status, frame.comment, frame.ourUri, frame.received);

@@ -5,7 +5,7 @@ import { serializeRequest } from '../../lib/msrp/serializer.js';
 import { parseCpimHead } from '../../lib/reports/cpim.js';
 import { parseImdn, validateImdnDocument, type ImdnDocument } from '../../lib/reports/imdn.js';
 import { Harness, sleep, until } from '../helpers/relay.js';
-import { responseTo } from '../helpers/wire.js';
+import { responseTo, tap } from '../helpers/wire.js';
 
 const CRLF = '\r\n';
 
@@ -127,6 +127,7 @@ describe('delivery reports injected by the relay (DESIGN.md "Report policy")', (
     const alice = await h.client(relay, 'alice');
     const bob = await h.client(relay, 'bob', { respond: () => null });
     const reports = reportsTo(alice);
+    const aliceWire = tap(alice);
     await alice.send({
       toPath: alice.toPathFor(bob.path),
       body: im('rcpt0001', 'x', 'positive-delivery'),
@@ -134,6 +135,13 @@ describe('delivery reports injected by the relay (DESIGN.md "Report policy")', (
     });
     await until(() => reports.length === 1, 3000, 'a report');
     expect(reports[0]!.doc.status).to.equal('delivered');
+    // Reports audit: the IMDN came before the 200 to alice's SEND; a client that marks a message sent on
+    // its 200 would then undo "delivered".
+    const wire = aliceWire.text();
+    expect([wire.search(/^MSRP \S+ 200 OK\r\n/m), wire.indexOf(' SEND\r\n')]).to.satisfy(
+      ([ok, report]: number[]) => ok !== -1 && report > ok,
+      wire,
+    );
   });
 
   it('does not report delivered on-ack while the recipient stays silent', async () => {
