@@ -215,6 +215,8 @@ export class OutboundWriter {
   private waiting: ChunkStream[] = [];
   private active: ChunkStream | null = null;
   private queuedBytes = 0;
+  /** Octets of whole frames waiting in {@link control} (not yet handed to the transport). */
+  private controlBytes = 0;
   private pumping = false;
   private overLimit = false;
   private dead = false;
@@ -247,8 +249,19 @@ export class OutboundWriter {
     let n = 0;
     for (const p of parts) n += p.length;
     this.control.push(parts);
+    this.controlBytes += n;
     this.queued(n);
     this.pump();
+  }
+
+  /**
+   * True when whole frames (responses, REPORTs) waiting here, not forwarded chunks, fill half the queue:
+   * the peer does not read what the relay answers it. A connection that also carries forwarded chunks
+   * (to a chained relay) is congested by those as well, and pausing it for them could stop both relays
+   * reading the one connection between them for good.
+   */
+  get controlCongested(): boolean {
+    return this.overLimit && this.controlBytes > this.maxQueuedBytes >> 1;
   }
 
   /** Starts a forwarded chunk; its bytes follow through {@link ChunkStream.push}. */
@@ -268,6 +281,7 @@ export class OutboundWriter {
     this.waiting = [];
     this.active = null;
     this.control = [];
+    this.controlBytes = 0;
     this.queuedBytes = 0;
     // A dead connection never drains: it must not keep (or start) pausing its sources.
     this.overLimit = false;
@@ -364,6 +378,7 @@ export class OutboundWriter {
   private flushControl(): void {
     const frames = this.control;
     this.control = [];
+    this.controlBytes = 0;
     for (const parts of frames) {
       for (const p of parts) this.queuedBytes -= p.length;
       this.conn.writeFrame(parts);

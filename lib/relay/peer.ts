@@ -165,9 +165,15 @@ export class Peer implements ParserHandler {
     if (producer !== undefined) this.throttle(producer);
   }
 
-  /** Pauses `source` while this peer's queue is over its limit (backpressure across the relay). */
+  /**
+   * Pauses `source` while this peer's queue is over its limit (backpressure across the relay). A peer
+   * pauses itself (its answers pile up) only for what it does not read of the relay's answers: on a
+   * connection between two relays that carries chunks both ways, each relay pausing it for the chunks
+   * queued on it would wait for the other to read first (a deadlock).
+   */
   throttle(source: Peer): void {
     if (this.isClosed || !this.writer.congested || source.isClosed) return;
+    if (source === this && !this.writer.controlCongested) return;
     if (!this.pausedSources.has(source)) {
       this.pausedSources.add(source);
       source.blockedBy.add(this);

@@ -23,6 +23,33 @@ describe('relay robustness', () => {
   const h = new Harness();
   afterEach(() => h.cleanup());
 
+  it('stops reading a client that does not read the answers to its requests, within --max-queued-bytes', async function () {
+    this.timeout(20_000);
+    // The relay pauses a connection for its own answers piling up (not for chunks queued on it toward a
+    // chained relay: relay-chain.spec.ts), so a client that sends and never reads cannot grow its queue.
+    const relay = await h.relay({ maxQueuedBytes: 64 * 1024 });
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    alice.socket.pause();
+    const frames: Buffer[] = [];
+    for (let i = 0; i < 20_000; i++) {
+      const tid = `nr${String(i).padStart(6, '0')}`;
+      frames.push(
+        sendHead(tid, alice.toPathFor(bob.path), alice.uri, `nrm${i}`, '1-1/1'),
+        Buffer.from(`x\r\n-------${tid}$\r\n`),
+      );
+    }
+    alice.write(Buffer.concat(frames));
+    await until(() => relay.stats().pausedReaders === 1, 10_000, 'alice paused');
+    let peak = 0;
+    for (let i = 0; i < 10; i++) {
+      peak = Math.max(peak, relay.stats().queuedBytesMax);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    // Her 200s wait in the relay's queue toward her (a bounded overshoot: the frames of one read).
+    expect(peak).to.be.below(512 * 1024);
+  });
+
   it('refuses a chunk whose body runs past its Byte-Range with 400 and keeps the recipient reachable', async () => {
     const relay = await h.relay();
     const mallory = await h.client(relay, 'carol');
