@@ -44,6 +44,9 @@ export class NextHops {
       kind = 'tcp';
     }
     const peer = adopt(new StreamConnection(socket, kind), key);
+    socket.once(kind === 'tls' ? 'secureConnect' : 'connect', () => {
+      peer.established = true;
+    });
     this.dialed.set(key, peer);
     return peer;
   }

@@ -64,6 +64,12 @@ export interface StreamSpec {
    * so the relay can know the transaction from then on.
    */
   onOpen?(tid: string, start: number): void;
+  /**
+   * Called when the destination died after the sender had finished this chunk, with the octets that
+   * never went on the wire (`from` > `to` when none): the sender was answered already, so only a failure
+   * REPORT can tell it. Not called while a sub-chunk is open: that transaction's REPORT covers the rest.
+   */
+  onAbort?(from: number, to: number): void;
 }
 
 /** A forwarded chunk in transit: the source pushes pieces and finally the end-line flag. */
@@ -158,6 +164,11 @@ export class ChunkStream {
     return this.offset - 1;
   }
 
+  /** Number of the last octet the source gave, written or still queued here. */
+  get lastQueued(): number {
+    return this.offset + this.pendingBytes - 1;
+  }
+
   /** True once {@link refuse} was called: the source's further octets go nowhere. */
   get isRefused(): boolean {
     return this.refused;
@@ -173,10 +184,13 @@ export class ChunkStream {
     return this.aborted;
   }
 
-  /** @internal The destination is gone. */
-  abort(): void {
+  /** @internal The destination is gone; `notify`: tell {@link StreamSpec.onAbort}. */
+  abort(notify = true): void {
     // A refused chunk was reported when it was refused: its loss is not news to the sender.
-    if (!this.done && !this.refused) this.aborted = true;
+    if (!this.done && !this.refused) {
+      this.aborted = true;
+      if (notify && this.sourceEnded) this.spec.onAbort?.(this.offset, this.lastQueued);
+    }
     this.done = true;
   }
 }
@@ -267,7 +281,8 @@ export class OutboundWriter {
   /** Starts a forwarded chunk; its bytes follow through {@link ChunkStream.push}. */
   openStream(spec: StreamSpec): ChunkStream {
     const s = new ChunkStream(this, spec);
-    if (this.dead) s.done = true;
+    // Toward a dead connection: aborted from the start, so the sender is refused at its end-line.
+    if (this.dead) s.abort(false);
     else this.waiting.push(s);
     return s;
   }

@@ -97,6 +97,11 @@ export class Peer implements ParserHandler {
   readonly writer: OutboundWriter;
   /** True when the relay dialed this connection (a next hop); false for accepted ones. */
   readonly dialed: boolean;
+  /**
+   * True once the connection was up: at once for an accepted one, on connect (TLS: handshake done) for a
+   * dialed one. A next hop that never came up fails its transactions with 408, one lost with 481.
+   */
+  established: boolean;
   /** Authority key (`scheme://host:port`) of a dialed connection, for reuse. */
   readonly dialKey: string | undefined;
   /** Requests seen so far. */
@@ -124,6 +129,7 @@ export class Peer implements ParserHandler {
     this.owner = owner;
     this.conn = conn;
     this.dialed = dialKey !== undefined;
+    this.established = !this.dialed;
     this.dialKey = dialKey;
     this.parser = new MsrpParser(this, {
       maxHeadBytes: limits.maxHeadBytes,

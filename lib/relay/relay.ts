@@ -307,6 +307,15 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
         open.stream = stream;
         this.transactions.addOpen(open);
       },
+      onAbort: (from: number, to: number) => {
+        // The sender had its 200 (or, with `partial`, waits for a REPORT on failure): the octets that never
+        // went out are reported lost (RFC 4976 §6.5, digest §2.11).
+        if (fr === 'no' || open !== null) return; // an open sub-chunk's REPORT covers the rest
+        const code = lostCode(dest);
+        if (tracked !== null) this.reports.failed(tracked.msg, code);
+        if (to >= from)
+          this.failures.sendFailureReport(transaction('', from, to), code, 'Next hop connection lost');
+      },
       onSent: (sub: SubChunkSent) => {
         if (tracked !== null) this.reports.sent(tracked, fr, sub.start, sub.end);
         if (fr === 'no') return;
@@ -401,8 +410,9 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
         frame.stream.finish(flag);
         if (aborted) {
           // The next hop went away before the chunk was through: not received, so no 200.
-          if (frame.tracked !== null) this.reports.failed(frame.tracked.msg, 481);
-          this.failures.refuse(peer, head, 481, 'Next hop connection lost', frame.ourUri, frame.received);
+          const code = lostCode(frame.dest);
+          if (frame.tracked !== null) this.reports.failed(frame.tracked.msg, code);
+          this.failures.refuse(peer, head, code, 'Next hop connection lost', frame.ourUri, frame.received);
         }
         return;
       }
@@ -536,11 +546,10 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       'connection closed',
     );
     // RFC 4976 §6.5: the next hop is gone, so what was sent to it failed.
-    const everConnected = peer.requests > 0 || !peer.dialed || reason !== 'error:ECONNREFUSED';
+    const code = lostCode(peer);
     for (const tx of pending) {
-      if (tx.tracked !== undefined) this.reports.failed(tx.tracked, everConnected ? 481 : 408);
-      if (tx.method === 'SEND')
-        this.failures.sendFailureReport(tx, everConnected ? 481 : 408, 'Next hop connection lost');
+      if (tx.tracked !== undefined) this.reports.failed(tx.tracked, code);
+      if (tx.method === 'SEND') this.failures.sendFailureReport(tx, code, 'Next hop connection lost');
       else this.failures.answerUpstream(tx, 408, 'Next hop connection lost');
     }
     this.reports.peerClosed(peer);
@@ -761,4 +770,9 @@ const closeWaiters = new WeakMap<Peer, () => void>();
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The failure code for what was sent toward `peer`, now closed: 481 when it was up, 408 when it never came up. */
+function lostCode(peer: Peer): number {
+  return peer.established || peer.requests > 0 ? 481 : 408;
 }

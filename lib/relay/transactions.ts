@@ -48,6 +48,8 @@ export interface ForwardedTransaction<P, T = unknown> {
   stream: {
     /** Last octet put on the wire. */
     readonly written: number;
+    /** Last octet the sender gave, written or not. */
+    readonly lastQueued: number;
     /** The sender's chunk has ended (its end-line read): nothing later will report on this chunk. */
     readonly sourceEnded: boolean;
     /** {@link refuse} was called. */
@@ -115,7 +117,8 @@ export class TransactionTable<P, T = unknown> {
 
   /**
    * Removes and returns every transaction sent to `dest` (its connection closed). An open chunk is
-   * returned, its range ending at the last octet written, only when its sender's chunk has ended;
+   * returned, its range ending at the chunk's last octet (the rest never went out either), only when its
+   * sender's chunk has ended;
    * otherwise its stream is aborted with the connection and the relay reports it at that end-line.
    */
   takeAllTo(dest: P): ForwardedTransaction<P, T>[] {
@@ -124,7 +127,8 @@ export class TransactionTable<P, T = unknown> {
     if (open !== undefined) {
       this.openByDest.delete(dest);
       if (open.stream?.sourceEnded === true) {
-        open.rangeEnd = open.stream.written;
+        // The rest of the chunk never went out either: one REPORT for all of it.
+        open.rangeEnd = open.stream.lastQueued;
         out.push(open);
       }
     }

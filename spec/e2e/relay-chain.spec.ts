@@ -6,7 +6,24 @@
  */
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { Harness, nextMessage, sleep, USERS } from '../helpers/relay.js';
+import { createServer, type Server, type Socket } from 'node:net';
+import { getHeader, type Frame } from '../../lib/msrp/message.js';
+import { Harness, next, nextMessage, sleep, until, USERS } from '../helpers/relay.js';
+import { testCertificate } from '../helpers/tls.js';
+import { portOf, wssRelayOptions } from '../helpers/ws.js';
+import { tap } from '../helpers/wire.js';
+
+/** A next hop that accepts connections and never reads from them; `drop()` closes them all. */
+async function stuckNextHop(): Promise<{ port: number; drop: () => void; server: Server }> {
+  const held: Socket[] = [];
+  const server = createServer((s) => {
+    s.pause();
+    held.push(s);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as { port: number }).port;
+  return { port, server, drop: () => held.forEach((s) => s.destroy()) };
+}
 
 describe('relay chaining under stress', () => {
   const h = new Harness();
@@ -56,5 +73,93 @@ describe('relay chaining under stress', () => {
     };
     await Promise.race([Promise.all([s1, s2]), sleep(100)]).catch(() => undefined);
     expect(res).to.deep.equal({ toBob: true, toAlice: true, pausedReaders: [0, 0] });
+  });
+  it('reports every chunk it answered 200 and still held when the next hop goes away (TCP)', async function () {
+    this.timeout(20_000);
+    // Before, chunks queued toward a next hop that stopped reading were dropped without a word when it
+    // closed: the sender had its 200 and no failure REPORT.
+    const hop = await stuckNextHop();
+    try {
+      const r1 = await h.relay();
+      const alice = await h.client(r1, 'alice');
+      const wire = tap(alice);
+      const reports: Frame[] = [];
+      alice.on('report', (f: Frame) => reports.push(f));
+      const farEnd = `msrp://127.0.0.1:${hop.port}/farSession02;tcp`;
+      const body = Buffer.alloc(128 * 1024, 0x61);
+      for (let i = 0; i < 400; i++)
+        void alice
+          .send({ toPath: alice.toPathFor([farEnd]), body, messageId: `tcpq${i}` })
+          .catch(() => undefined);
+      await until(() => r1.stats().pausedReaders > 0, 10_000, 'alice paused: the next hop is full');
+      await sleep(300);
+      const acked = (wire.text().match(/^MSRP \S+ 200 OK\r$/gm) ?? []).length;
+      hop.drop(); // the next hop goes away; it never answered anything
+      await until(() => reports.length >= acked, 5000, 'a failure REPORT per acknowledged chunk').catch(
+        () => {},
+      );
+      const statuses = new Set(reports.map((r) => getHeader(r.headers, 'status')));
+      expect([
+        new Set(reports.map((r) => getHeader(r.headers, 'message-id'))).size,
+        [...statuses],
+      ]).to.deep.equal([acked, ['000 481 Next hop connection lost']]);
+    } finally {
+      hop.server.close();
+    }
+  });
+
+  it('reports 408 for chunks queued toward a next relay whose TLS handshake never completed', async function () {
+    this.timeout(20_000);
+    const hop = await stuckNextHop(); // accepts, and never answers the ClientHello
+    try {
+      const r1 = await h.relay({ maxQueuedBytes: 256 * 1024 });
+      const alice = await h.client(r1, 'alice');
+      const reports: Frame[] = [];
+      alice.on('report', (f: Frame) => reports.push(f));
+      const farEnd = `msrps://127.0.0.1:${hop.port}/farSession01;tcp`;
+      const acked: string[] = [];
+      for (let i = 0; i < 40; i++)
+        void alice
+          .send({ toPath: alice.toPathFor([farEnd]), body: randomBytes(16 * 1024), messageId: `queued${i}` })
+          .then((r) => r.statuses[0] === 200 && acked.push(`queued${i}`))
+          .catch(() => undefined);
+      await until(() => acked.length >= 10, 5000, 'chunks answered 200');
+      await sleep(300);
+      const ackedBeforeDrop = [...acked];
+      hop.drop();
+      await sleep(500);
+      const reported = new Map(
+        reports.map((r) => [getHeader(r.headers, 'message-id'), getHeader(r.headers, 'status')]),
+      );
+      expect(ackedBeforeDrop.map((id) => reported.get(id))).to.deep.equal(
+        ackedBeforeDrop.map(() => '000 408 Next hop connection lost'),
+      );
+    } finally {
+      hop.server.close();
+    }
+  });
+
+  it('reports 408 when the TLS connection to the next relay fails its handshake (architecture.md)', async () => {
+    const r1 = await h.relay(); // no CA for R2's certificate
+    const r2 = await h.relay({ ...wssRelayOptions(), wssListen: [] });
+    const alice = await h.client(r1, 'alice');
+    const bob = await h.connect(r2, { tls: { ca: testCertificate().cert, servername: 'localhost' } });
+    await bob.auth({
+      relayUri: `msrps://bob@127.0.0.1:${portOf(r2, 'tls')};tcp`,
+      username: 'bob',
+      password: USERS.bob,
+    });
+    const report = next<Frame>(alice, 'report', 3000);
+    const res = await alice.send({
+      toPath: alice.toPathFor(bob.path),
+      body: 'hello',
+      messageId: 'tlsFail01',
+    });
+    expect(res.statuses).to.deep.equal([200]);
+    const f = await report;
+    expect([getHeader(f.headers, 'status'), r1.counters.closed.tls]).to.deep.equal([
+      '000 408 Next hop connection lost',
+      { 'error:DEPTH_ZERO_SELF_SIGNED_CERT': 1 },
+    ]);
   });
 });
