@@ -471,7 +471,10 @@ export class OutboundWriter {
     const body = takeBytes(s, len);
     this.queuedBytes -= len;
     const flag: ContinuationFlag = last ? s.finished! : '+';
-    const whole = last && s.subCount === 0;
+    // The head as received only when it says exactly what this message carries: none, or an exact range
+    // (RFC 4976 §6.7: the relay makes the range exact when it knows it; RFC 7977 §5.1).
+    const range = s.spec.byteRange;
+    const whole = last && s.subCount === 0 && (range === null || typeof range.end === 'number');
     let tid = randomId();
     while (body.includes('\r\n-------' + tid)) tid = randomId();
     const headers = this.subHeaders(s, whole ? null : s.offset + len - 1);

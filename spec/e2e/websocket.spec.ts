@@ -100,6 +100,28 @@ describe('relay over WebSocket (RFC 7977)', () => {
     expect(m.fromPath).to.equal([carol.usePath[0], alice.usePath[0], alice.uri].join(' '));
   });
 
+  it('gives a chunk received with range-end `*` an exact Byte-Range toward a WebSocket client', async () => {
+    // Chaining audit: `1-*/10` went on as received, though the relay sends it whole and knows its end
+    // (RFC 4976 §6.7; architecture.md: exact Byte-Ranges toward WebSocket).
+    const relay = await h.relay(wsRelayOptions());
+    const bob = await h.client(relay, 'bob');
+    const carol = await wsClient(h, relay, 'carol');
+    const got = new Promise<Frame>((resolve) => carol.once('request', resolve));
+    const res = await bob.request({
+      method: 'SEND',
+      toPath: bob.toPathFor(carol.path),
+      fromPath: bob.uri,
+      headers: [
+        ['Message-ID', 'star0001'],
+        ['Byte-Range', '1-*/10'],
+      ],
+      contentType: 'text/plain',
+      body: '0123456789',
+    });
+    expect(res.kind === 'response' && res.statusCode).to.equal(200);
+    expect(getHeader((await got).headers, 'byte-range')).to.equal('1-10/10');
+  });
+
   it('re-chunks a 100 000-octet chunk from TCP into complete chunks of one WebSocket message each', async () => {
     const max = 16_384;
     const relay = await h.relay(wsRelayOptions({ wsMaxMessageBytes: max }));
