@@ -121,6 +121,8 @@ export class MsrpEndpoint extends EventEmitter {
   private readonly keepBodiesUpTo: number;
   private closed = false;
   private corked = false;
+  /** The pending {@link whenDrained} promise. */
+  private drainWait: Promise<void> | null = null;
   /** Parse errors seen (a conforming relay produces none). */
   readonly errors: CollectedError[] = [];
 
@@ -352,10 +354,28 @@ export class MsrpEndpoint extends EventEmitter {
       else this.writeFramed(frameRequest(spec));
       offset += piece.length;
       if (!this.socket.writableNeedDrain) continue;
-      await new Promise((r) => this.socket.once('drain', r));
+      await this.whenDrained();
     } while (offset < body.length);
     const frames = await Promise.all(waits);
     return { messageId, statuses: frames.map((f) => (f.kind === 'response' ? f.statusCode : 0)) };
+  }
+
+  /**
+   * Resolves at the socket's next 'drain' (or close): one promise and one pair of listeners for all the
+   * sends waiting, however many run at once.
+   */
+  private whenDrained(): Promise<void> {
+    this.drainWait ??= new Promise<void>((resolve) => {
+      const done = (): void => {
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        this.drainWait = null;
+        resolve();
+      };
+      this.socket.on('drain', done);
+      this.socket.on('close', done);
+    });
+    return this.drainWait;
   }
 
   /** Closes the connection. */
