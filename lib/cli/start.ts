@@ -123,6 +123,12 @@ async function start(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): Pr
     }
   }
   if (!cfg.auth) log.warn({}, 'authentication is off (--no-auth): any client can obtain a Use-Path token');
+  if (cfg.listen.length === 0 && cfg.tlsListen.length === 0)
+    // RFC 7977 §6: a relay's Use-Path names a TCP/TLS address; other relays cannot dial a WebSocket one.
+    log.warn(
+      {},
+      'no --listen or --tls-listen: Use-Path URIs name a WebSocket port, which other relays cannot reach (clients of this relay can still talk to each other)',
+    );
   process.off('SIGINT', early);
   process.off('SIGTERM', early);
   printBanner(relay, cfg, users, metrics);

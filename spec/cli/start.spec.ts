@@ -92,6 +92,19 @@ describe('msrp-relay CLI', () => {
     expect(await r.exit).to.equal(0);
   });
 
+  it('warns that other relays cannot reach a relay with WebSocket listeners only', async () => {
+    const r = run(['start', '--listen', '', '--ws-listen', '127.0.0.1:0', '--log-format', 'pretty']);
+    running.push(r);
+    const end = Date.now() + 10_000;
+    while (!/ws +ws:\/\/127\.0\.0\.1:\d+/.test(r.stderr()) && Date.now() < end)
+      await new Promise((res) => setTimeout(res, 20));
+    r.child.kill('SIGTERM');
+    expect(await r.exit).to.equal(0);
+    expect(r.stdout() + r.stderr()).to.match(
+      /WARN .*no --listen or --tls-listen: Use-Path URIs name a WebSocket port/,
+    );
+  });
+
   it('reloads the users file on SIGHUP without dropping connections', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'msrp-cli-'));
     const users = join(dir, 'users');
