@@ -2,7 +2,7 @@
  * The relay's listening side: the bound TCP, TLS and WebSocket (RFC 7977) servers, the authorities
  * (`host:port`) that name this relay in MSRP URIs, and the listener a Use-Path URI points at.
  */
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
 import { uriHost, type MsrpUri } from '../msrp/uri.js';
 import { StreamConnection, type Connection, type TransportKind } from '../transport/connection.js';
@@ -44,6 +44,8 @@ export class Listeners {
   readonly publicHost: string;
   private readonly bound: BoundListener[] = [];
   private readonly authorities = new Set<string>();
+  /** Every socket the servers accepted and that is still open, a relay connection yet or not. */
+  private readonly sockets = new Set<Socket>();
 
   constructor(private readonly opts: ListenersOptions) {
     this.publicHost = uriHost(opts.publicHost);
@@ -142,8 +144,21 @@ export class Listeners {
     }
   }
 
+  /**
+   * Destroys the accepted sockets that are still open: those that never became relay connections (a TLS
+   * handshake or a WebSocket upgrade that never came) would otherwise keep {@link close} from resolving.
+   */
+  destroySockets(): void {
+    for (const s of this.sockets) s.destroy();
+    this.sockets.clear();
+  }
+
   private register(server: Server, kind: TransportKind, spec: ListenSpec, port: number): void {
     server.on('error', (err) => this.opts.log.error({ err: String(err), kind }, 'listener error'));
+    server.on('connection', (socket: Socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+    });
     this.bound.push({ kind, server, host: spec.host, port });
     this.authorities.add(`${this.publicHost.toLowerCase()}:${port}`);
     this.authorities.add(`${spec.host.toLowerCase()}:${port}`);

@@ -179,6 +179,9 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     });
     await Promise.race([Promise.all(closed), timeout]);
     await Promise.all(closed);
+    // Sockets that never became peers (a TLS handshake, a WebSocket upgrade that never came) hold the
+    // servers open: nothing is in flight on them.
+    this.listeners.destroySockets();
     await stopped;
   }
 

@@ -5,7 +5,10 @@
  */
 import { expect } from 'chai';
 import { getHeader, type Frame } from '../../lib/msrp/message.js';
+import { connect, type Socket } from 'node:net';
+import { createRelay } from '../../lib/relay/relay.js';
 import { Harness, nextMessage, sleep, until } from '../helpers/relay.js';
+import { portOf, wssRelayOptions } from '../helpers/ws.js';
 
 describe('connection timers', () => {
   const h = new Harness();
@@ -89,5 +92,25 @@ describe('connection timers', () => {
     const early = { ...relay.counters.closed.tcp };
     await until(() => relay.counters.closed.tcp['idle-unauthenticated'] === 1, 3000, 'the close');
     expect([early, relay.counters.closed.tcp]).to.deep.equal([{}, { 'idle-unauthenticated': 1 }]);
+  });
+  it('stops on close() while sockets sit on its TLS and WebSocket ports without a handshake', async () => {
+    // Operations audit: SIGTERM never finished while a socket sat on a --ws-listen or --tls-listen port
+    // (a load balancer's health check, a browser preconnect): it never became a relay connection, so
+    // the relay never closed it, and the server's close waited for it.
+    const relay = createRelay(wssRelayOptions({ wsListen: [{ host: '127.0.0.1', port: 0 }] }));
+    await relay.listen();
+    const silent: Socket[] = [];
+    try {
+      for (const kind of ['tls', 'ws', 'wss'] as const) {
+        const s = connect(portOf(relay, kind), '127.0.0.1');
+        s.on('error', () => undefined);
+        await new Promise((r) => s.once('connect', r));
+        silent.push(s);
+      }
+      const closed = relay.close(100).then(() => 'closed');
+      expect(await Promise.race([closed, sleep(5000).then(() => 'still open after 5 s')])).to.equal('closed');
+    } finally {
+      for (const s of silent) s.destroy();
+    }
   });
 });
