@@ -380,6 +380,8 @@ function readConfigFile(path: string, where: string): ConfigFile {
     throw fail(`cannot read config file ${path} (${where}): ${code}; check the path and permissions`);
   }
   let data: unknown;
+  // A byte-order mark (an editor's UTF-8 with BOM) is not JSON; the users file and YAML skip it too.
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   try {
     data = ext === '.json' ? JSON.parse(text) : (parseYaml(text) ?? {});
   } catch (err) {

@@ -217,6 +217,11 @@ describe('relay configuration', () => {
       expect(cfg.listen).to.deep.equal([{ host: '127.0.0.1', port: 5 }]);
     });
 
+    it('reads a JSON config file that starts with a UTF-8 byte-order mark', () => {
+      const file = writeTemp('relay.json', '\ufeff{"maxQueuedBytes": 555}');
+      expect(resolve(['--config', file]).maxQueuedBytes).to.equal(555);
+    });
+
     it('reads the config file named by MSRP_RELAY_CONFIG', () => {
       const file = writeTemp('relay.json', '{"maxQueuedBytes": 777}');
       expect(resolve([], { MSRP_RELAY_CONFIG: file }).maxQueuedBytes).to.equal(777);
