@@ -94,10 +94,17 @@ function readText(path: string, flag: string): string {
   }
 }
 
-/** The command line as typed, for the report (`msrp-relay load --sessions 50 ...`). */
-function commandLine(argv: readonly string[]): string {
+/**
+ * The command line as typed, for the report (`msrp-relay load --sessions 50 ...`), the `--password`
+ * value masked: reports are kept and shared.
+ */
+export function commandLine(argv: readonly string[]): string {
   const quote = (a: string): string => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
-  return ['msrp-relay', ...argv.slice(2)].map(quote).join(' ');
+  const args = argv.slice(2).map((a, i, all) => {
+    if (all[i - 1] === '--password') return '***';
+    return a.startsWith('--password=') ? '--password=***' : a;
+  });
+  return ['msrp-relay', ...args].map(quote).join(' ');
 }
 
 /**

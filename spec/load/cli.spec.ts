@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  commandLine,
   loadCommand,
   loadOptionsFromFlags,
   registerLoadCommand,
@@ -88,6 +89,11 @@ describe('msrp-relay load (CLI)', function () {
     )) {
       expect(o.description, o.long).to.match(/default|implies/);
     }
+  });
+
+  it('masks the --password value in the command line the report keeps', () => {
+    const argv = ['node', 'msrp-relay', 'load', '--user', 'u', '--password', 's3cret', '--password=x y'];
+    expect(commandLine(argv)).to.equal("msrp-relay load --user u --password '***' '--password=***'");
   });
 
   it('turns parsed flags into load options', () => {
