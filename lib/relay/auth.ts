@@ -55,7 +55,9 @@ export function authenticate(ctx: AuthContext, head: RequestHead, failures: numb
     try {
       expires = parseExpires(expiresValue);
     } catch {
-      return badRequest('Bad Expires');
+      // RFC 4976 §5.1: Expires is 1*DIGIT; digits too many to count are past any maximum (423 below).
+      if (!/^\s*\d+\s*$/.test(expiresValue)) return badRequest('Bad Expires');
+      expires = Infinity;
     }
   }
   let username = '';

@@ -120,6 +120,17 @@ describe('relay AUTH (RFC 4976 §5, §6.3)', () => {
     });
     expect(high.kind === 'response' && high.statusCode).to.equal(423);
     expect(getHeader(high.headers, 'max-expires')).to.equal('1000');
+    // Operations audit: 21 digits (valid `1*DIGIT`, RFC 4976 §5.1) got 400 Bad Expires.
+    const huge = await ep.auth({
+      relayUri: h.relayUri(relay),
+      username: 'alice',
+      password: USERS.alice,
+      expires: 1e20,
+    });
+    expect([
+      huge.kind === 'response' && huge.statusCode,
+      getHeader(huge.headers, 'max-expires'),
+    ]).to.deep.equal([423, '1000']);
   });
 
   it('grants AUTH without a challenge when authentication is off', async () => {
