@@ -10,6 +10,7 @@
  */
 import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { createSecureContext } from 'node:tls';
 import { dirname, extname, resolve as resolvePath } from 'node:path';
 import { Command, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
@@ -440,7 +441,19 @@ function finish(cfg: RelayConfig, where: Record<string, string>): void {
     const path = cfg[key];
     if (path !== undefined) checkReadable(path, where[key]);
   }
-  const seen = new Map<string, string>();
+  if (cfg.tlsCert !== undefined && cfg.tlsKey !== undefined) {
+    // Found now rather than at bind time, with the files named (check-config too).
+    try {
+      createSecureContext({ cert: readFileSync(cfg.tlsCert), key: readFileSync(cfg.tlsKey) });
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      const reason = `${e.code ?? ''} ${e.message.replace(/^error:[\dA-F]+:/, '')}`.trim();
+      throw fail(
+        `${where.tlsCert} ${show(cfg.tlsCert)} and ${where.tlsKey} ${show(cfg.tlsKey)} are not a usable certificate and key (${reason}): give PEM files of a certificate and its own private key`,
+      );
+    }
+  }
+  const seen: Array<[ListenAddress, string]> = [];
   const bound: Array<[ListenAddress, string]> = lists.flatMap((k) =>
     cfg[k].map((a): [ListenAddress, string] => [a, where[k]]),
   );
@@ -448,10 +461,22 @@ function finish(cfg: RelayConfig, where: Record<string, string>): void {
   for (const [addr, label] of bound) {
     if (addr.port === 0) continue;
     const id = formatHostPort(addr);
-    const other = seen.get(id);
-    if (other !== undefined)
-      throw fail(`${label} repeats ${id} already used by ${other}: give each listener its own port`);
-    seen.set(id, label);
+    // The same port on the same host, or on every interface, cannot be bound twice.
+    const clash = seen.find(
+      ([a]) =>
+        a.port === addr.port && (a.host === addr.host || WILDCARDS.has(a.host) || WILDCARDS.has(addr.host)),
+    );
+    if (clash !== undefined) {
+      const [a, other] = clash;
+      const hint =
+        other === where.listen
+          ? ` (${where.listen} defaults to 127.0.0.1:${DEFAULTS.port}; '' turns it off)`
+          : '';
+      throw fail(
+        `${label} ${id} clashes with ${formatHostPort(a)} of ${other}${hint}: give each listener its own port`,
+      );
+    }
+    seen.push([addr, label]);
   }
   if (cfg.publicHost === undefined) {
     if (WILDCARDS.has(first.host)) {

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +15,7 @@ import {
   type RelayConfig,
 } from '../../lib/cli/config.js';
 import { MsrpError } from '../../lib/errors.js';
+import { testCertificate } from '../helpers/tls.js';
 
 function parseFlags(args: string[]): Record<string, unknown> {
   const cmd = addRelayOptions(new Command('x').exitOverride());
@@ -51,8 +53,7 @@ describe('relay configuration', () => {
 
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'msrp-relay-config-'));
-    cert = writeTemp('cert.pem', '-----BEGIN CERTIFICATE-----\n');
-    key = writeTemp('key.pem', '-----BEGIN PRIVATE KEY-----\n');
+    ({ certPath: cert, keyPath: key } = testCertificate());
     users = writeTemp('users.txt', 'alice:secret\n');
   });
 
@@ -419,6 +420,42 @@ describe('relay configuration', () => {
         cert,
         key,
       ]);
+    });
+
+    it('rejects a certificate or key that is not PEM, or a key of another certificate, naming both flags', () => {
+      // Operations audit: found only at bind time, as `cannot listen: ERR_OSSL_PEM_NO_START_LINE ...`.
+      const other = writeTemp(
+        'other-key.pem',
+        execFileSync('openssl', ['genrsa', '2048'], { stdio: 'pipe' }).toString(),
+      );
+      for (const args of [
+        ['--tls-cert', users, '--tls-key', key],
+        ['--tls-cert', cert, '--tls-key', cert],
+        ['--tls-cert', cert, '--tls-key', other],
+      ]) {
+        const err = configError(['--tls-listen', '127.0.0.1:0', ...args]);
+        expect(err.message).to.match(
+          /^--tls-cert .* and --tls-key .* are not a usable certificate and key \(/,
+        );
+        expect(err.message).not.to.include('\n');
+      }
+    });
+
+    it('rejects a wildcard listener on the port of another listener (the default --listen too)', () => {
+      // Operations audit: `--tls-listen :2855` passed check-config and failed at bind with EADDRINUSE.
+      const err = configError([
+        '--tls-listen',
+        ':2855',
+        '--tls-cert',
+        cert,
+        '--tls-key',
+        key,
+        '--public-host',
+        'x.example',
+      ]);
+      expect(err.message).to.equal(
+        "--tls-listen 0.0.0.0:2855 clashes with 127.0.0.1:2855 of --listen (--listen defaults to 127.0.0.1:2855; '' turns it off): give each listener its own port",
+      );
     });
 
     it('accepts a readable users file', () => {
