@@ -17,6 +17,9 @@ import type { Relay } from '../relay/relay.js';
 import { KNOWN_METHODS, type ConnectionState, type RelayStats } from '../relay/stats.js';
 import type { TransportKind } from '../transport/connection.js';
 
+/** Sampling interval of the event-loop delay monitor, ms. */
+const LOOP_RESOLUTION_MS = 10;
+
 /** What the metrics layer needs from a relay. */
 export type MetricsSource = Pick<Relay, 'stats' | 'isDraining'>;
 
@@ -87,7 +90,7 @@ export class RelayMetrics {
   constructor(relay: MetricsSource, options: { defaultMetrics?: boolean } = {}) {
     this.relay = relay;
     this.snap = relay.stats();
-    this.loop = monitorEventLoopDelay({ resolution: 10 });
+    this.loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
     this.loop.enable();
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
     this.define();
@@ -97,7 +100,11 @@ export class RelayMetrics {
   async render(): Promise<string> {
     this.snap = this.relay.stats();
     const h = this.loop;
-    this.lag = { p50: h.percentile(50) / 1e9, p99: h.percentile(99) / 1e9, max: h.max / 1e9 };
+    // Each sample is the time between two ticks of the monitor's timer, so an idle loop reads the
+    // resolution itself: the delay is what lies beyond it.
+    const lag = (ns: number): number =>
+      h.count === 0 ? 0 : Math.max(0, ns / 1e6 - LOOP_RESOLUTION_MS) / 1e3;
+    this.lag = { p50: lag(h.percentile(50)), p99: lag(h.percentile(99)), max: lag(h.max) };
     h.reset();
     return this.registry.metrics();
   }

@@ -105,6 +105,9 @@ async function start(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): Pr
   const early = (): never => process.exit(0);
   process.once('SIGINT', early);
   process.once('SIGTERM', early);
+  // A reload asked for before the handlers are in place must not kill the process (Node's default).
+  const earlyHup = (): void => log.warn({}, 'SIGHUP before the relay was up: ignored');
+  process.on('SIGHUP', earlyHup);
   try {
     await relay.listen();
   } catch (err) {
@@ -131,6 +134,7 @@ async function start(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): Pr
     );
   process.off('SIGINT', early);
   process.off('SIGTERM', early);
+  process.off('SIGHUP', earlyHup);
   printBanner(relay, cfg, users, metrics);
   log.info(
     { addresses: relay.addresses(), metrics: metrics?.url, config: describeConfig(cfg) },
