@@ -4,7 +4,7 @@ import { getHeader, type Frame } from '../../lib/msrp/message.js';
 import type { ReceivedMessage } from '../../lib/client/endpoint.js';
 import { serializeRequest, serializeResponse } from '../../lib/msrp/serializer.js';
 import { parseUri } from '../../lib/msrp/uri.js';
-import { Harness, next, nextMessage, until, USERS } from '../helpers/relay.js';
+import { Harness, next, nextMessage, until } from '../helpers/relay.js';
 
 const requestsOf = (frames: Frame[], method: string): Frame[] =>
   frames.filter((f) => f.kind === 'request' && f.method === method);
@@ -151,15 +151,9 @@ describe('relay forwarding (RFC 4976 §6.4-§6.8)', () => {
     const alice = await h.client(r1, 'alice');
     const t1 = alice.usePath[0]!;
     // RFC 4976 §5.1: the second AUTH goes through the first relay (To-Path: its Use-Path, then relay 2).
-    const viaR1 = await alice.auth({
-      relayUri: `${t1} ${h.relayUri(r2)}`,
-      username: 'alice',
-      password: USERS.alice,
-    });
-    expect(viaR1.kind === 'response' && viaR1.statusCode).to.equal(200);
-    const t2 = alice.usePath[0]!;
+    const t2 = await h.authThrough(alice, r2, 'alice');
     expect(parseUri(t2).port).to.equal(r2.addresses()[0]!.port);
-    alice.usePath = [t1, t2];
+    expect(alice.usePath).to.deep.equal([t1, t2]);
     const bob = await h.client(r2, 'bob');
     const toBob = nextMessage(bob);
     const sent = await alice.send({ toPath: alice.toPathFor(bob.path), body: 'through two of mine' });

@@ -38,14 +38,7 @@ describe('relay chaining under stress', () => {
     const r2 = await h.relay(opts);
     // alice is behind R1 and R2 (RFC 4976 §5.1 AUTH through R1): R2 reaches her on the connection R1 opened.
     const alice = await h.client(r1, 'alice');
-    const t1 = alice.usePath[0]!;
-    const viaR1 = await alice.auth({
-      relayUri: `${t1} ${h.relayUri(r2)}`,
-      username: 'alice',
-      password: USERS.alice,
-    });
-    expect(viaR1.kind === 'response' && viaR1.statusCode).to.equal(200);
-    alice.usePath = [t1, alice.usePath[0]!];
+    await h.authThrough(alice, r2, 'alice');
     const bob = await h.client(r2, 'bob');
     const carol = await h.client(r1, 'carol'); // R1 → R2 toward bob
     const dave = await h.client(r2, 'carol'); // R2 → R1 toward alice, on the same connection

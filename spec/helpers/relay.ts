@@ -56,6 +56,25 @@ export class Harness {
     return ep;
   }
 
+  /**
+   * Authenticates `user` (already a client of its first relay, `ep`) to `second` through the first
+   * (RFC 4976 §5.1: To-Path = its first Use-Path, then the second relay) and sets `ep.usePath` to both
+   * tokens, outermost first. Returns the second token.
+   */
+  async authThrough(ep: MsrpEndpoint, second: Relay, user: keyof typeof USERS): Promise<string> {
+    const t1 = ep.usePath[0]!;
+    const res = await ep.auth({
+      relayUri: `${t1} ${this.relayUri(second, user)}`,
+      username: user,
+      password: USERS[user],
+    });
+    if (res.kind !== 'response' || res.statusCode !== 200)
+      throw new Error(`AUTH for ${user} through a relay failed`);
+    const t2 = ep.usePath[0]!;
+    ep.usePath = [t1, t2];
+    return t2;
+  }
+
   async cleanup(): Promise<void> {
     await Promise.all(this.endpoints.map((e) => e.close()));
     await Promise.all(this.relays.map((r) => r.close(100)));
