@@ -410,9 +410,16 @@ function checkReadable(path: string, where: string): void {
 
 const WILDCARDS = new Set([WILDCARD_V4, '::', '0:0:0:0:0:0:0:0']);
 
-/** Checks that span fields, and fills publicHost and realm. */
-function finish(cfg: RelayConfig, where: Record<string, string>): void {
-  const { authExpires, authMinExpires, authMaxExpires } = cfg;
+/**
+ * Checks that span fields, and fills publicHost and realm. `defaulted`: the fields nobody set (flag,
+ * environment or file).
+ */
+function finish(cfg: RelayConfig, where: Record<string, string>, defaulted: ReadonlySet<string>): void {
+  const { authMinExpires, authMaxExpires } = cfg;
+  // A default AUTH lifetime follows the bounds the operator set (--auth-max-expires 300 alone is fine).
+  if (defaulted.has('authExpires'))
+    cfg.authExpires = Math.min(authMaxExpires, Math.max(authMinExpires, cfg.authExpires));
+  const { authExpires } = cfg;
   if (authMinExpires > authMaxExpires) {
     throw fail(
       `${where.authMinExpires} (${authMinExpires}) exceeds ${where.authMaxExpires} (${authMaxExpires}): lower the minimum or raise the maximum`,
@@ -552,6 +559,7 @@ export function resolveConfig(flags: Record<string, unknown>, env: NodeJS.Proces
   }
   const out: Record<string, unknown> = {};
   const where: Record<string, string> = {};
+  const defaulted = new Set<string>();
   for (const field of FIELDS) {
     const flag = `--${kebab(field.key)}`;
     const envValue = env[envName(field.key)];
@@ -568,10 +576,11 @@ export function resolveConfig(flags: Record<string, unknown>, env: NodeJS.Proces
     } else {
       where[field.key] = flag;
       out[field.key] = structuredClone(field.def);
+      defaulted.add(field.key);
     }
   }
   const cfg = out as unknown as RelayConfig;
-  finish(cfg, where);
+  finish(cfg, where, defaulted);
   const ordered: Record<string, unknown> = {};
   for (const field of FIELDS) if (out[field.key] !== undefined) ordered[field.key] = out[field.key];
   return ordered as unknown as RelayConfig;

@@ -407,6 +407,15 @@ describe('relay configuration', () => {
       ]);
     });
 
+    it('brings the default AUTH lifetime within bounds the operator set, but not one given', () => {
+      // Operations audit: --auth-max-expires 300 alone failed, naming an --auth-expires nobody gave.
+      expect(resolve(['--auth-max-expires', '300']).authExpires).to.equal(300);
+      expect(resolve(['--auth-min-expires', '1200']).authExpires).to.equal(1200);
+      expect(configError(['--auth-max-expires', '300', '--auth-expires', '600']).message).to.match(
+        /^--auth-expires \(600\) must lie between/,
+      );
+    });
+
     it('keeps --realm apart from the public host', () => {
       expect(resolve(['--realm', 'example.com']).realm).to.equal('example.com');
     });
