@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import { createError, ErrorCodes, isMsrpError } from '../errors.js';
 import { randomId } from '../msrp/serializer.js';
 import { createRelay, type Relay, type RelayOptions } from '../relay/relay.js';
+import type { ListenError } from '../relay/listeners.js';
 import { FileUserStore, type UserStore } from '../relay/users.js';
 import { uriHost } from '../msrp/uri.js';
 import {
@@ -111,8 +112,18 @@ async function start(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): Pr
   try {
     await relay.listen();
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw createError(ErrorCodes.CONFIG, `cannot listen: ${e.code ?? ''} ${e.message}`.trim(), 0, true);
+    const e = err as Partial<ListenError> & Error;
+    if (e.listener === undefined)
+      throw createError(ErrorCodes.CONFIG, `cannot listen: ${e.message}`, 0, true);
+    const { kind, host, port } = e.listener;
+    const flag = { tcp: '--listen', tls: '--tls-listen', ws: '--ws-listen', wss: '--wss-listen' }[kind];
+    const reason = e.code === 'EADDRINUSE' ? 'address already in use' : e.message.replace(/^.*?: /, '');
+    throw createError(
+      ErrorCodes.CONFIG,
+      `${flag} ${uriHost(host)}:${port}: cannot listen (${reason}): stop what holds it or pick another address`,
+      0,
+      true,
+    );
   }
   let metrics: MetricsServer | null = null;
   if (cfg.metricsListen !== undefined) {

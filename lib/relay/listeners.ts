@@ -110,7 +110,7 @@ export class Listeners {
 
   private async bind(server: Server, kind: TransportKind, spec: ListenSpec): Promise<void> {
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      server.once('error', (err: Error) => reject(listenError(err, kind, spec)));
       server.listen(spec.port, spec.host, () => {
         server.off('error', reject);
         resolve();
@@ -139,6 +139,8 @@ export class Listeners {
         maxPayload: this.opts.wsMaxPayload,
         onConnection: (conn) => this.opts.onConnection(conn),
         onHttpRequest,
+      }).catch((err: Error) => {
+        throw listenError(err, secure ? 'wss' : 'ws', spec);
       });
       this.register(l.server, l.kind, spec, l.port);
     }
@@ -164,4 +166,18 @@ export class Listeners {
     this.authorities.add(`${spec.host.toLowerCase()}:${port}`);
     if (spec.host.includes(':')) this.authorities.add(`[${spec.host.toLowerCase()}]:${port}`);
   }
+}
+
+/** A listener that could not bind: which one, and the system's reason (`code`, e.g. EADDRINUSE). */
+export interface ListenError extends Error {
+  code?: string;
+  listener: { kind: TransportKind; host: string; port: number };
+}
+
+function listenError(err: NodeJS.ErrnoException, kind: TransportKind, spec: ListenSpec): ListenError {
+  const reason = err.code === 'EADDRINUSE' ? 'address already in use' : err.message;
+  const out = new Error(`${kind} listener ${uriHost(spec.host)}:${spec.port}: ${reason}`) as ListenError;
+  if (err.code !== undefined) out.code = err.code;
+  out.listener = { kind, host: spec.host, port: spec.port };
+  return out;
 }

@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { MsrpEndpoint } from '../../lib/client/endpoint.js';
 
@@ -90,6 +91,22 @@ describe('msrp-relay CLI', () => {
     await ep.close();
     r.child.kill('SIGTERM');
     expect(await r.exit).to.equal(0);
+  });
+
+  it('names the flag of a listener whose port is taken, in one line, exit 2', async () => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      const r = run(['start', '--listen', '127.0.0.1:0', '--ws-listen', `127.0.0.1:${port}`]);
+      running.push(r);
+      expect(await r.exit).to.equal(2);
+      expect(r.stderr()).to.equal(
+        `msrp-relay: --ws-listen 127.0.0.1:${port}: cannot listen (address already in use): stop what holds it or pick another address\n`,
+      );
+    } finally {
+      taken.close();
+    }
   });
 
   it('warns that other relays cannot reach a relay with WebSocket listeners only', async () => {
