@@ -164,6 +164,14 @@ export class Peer implements ParserHandler {
     return this.blockedBy.size > 0;
   }
 
+  /**
+   * True while reading from this connection is paused for another connection's queue: its silence is
+   * the relay's doing. Paused only for its own unread answers, it is silent by its own.
+   */
+  get isPausedByOthers(): boolean {
+    return this.blockedBy.size > (this.blockedBy.has(this) ? 1 : 0);
+  }
+
   /** Writes a whole frame (response, REPORT, collected request) ahead of streaming chunks. */
   send(parts: Buffer[], producer?: Peer): void {
     if (this.closedReason !== null) return;

@@ -752,7 +752,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     this.reports.sweep(now);
     for (const peer of this.peers) {
       // A connection whose reading the relay paused (backpressure) is silent by the relay's own doing.
-      if (peer.closing || peer.isPaused) continue;
+      if (peer.closing || peer.isPausedByOthers) continue;
       const age = now - (this.connectedAt.get(peer) ?? now);
       const silent = now - peer.lastActivity;
       // RFC 4976 §6.3: a connection without a successful request within the probation period is closed
