@@ -696,7 +696,9 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
         const kind = listener?.kind ?? peer.conn.kind;
         const scheme = kind === 'tls' || kind === 'wss' ? 'msrps' : 'msrp';
         const port = listener?.port ?? DEFAULTS.port;
-        peer.authenticated = true;
+        // A client on this very connection, not one whose AUTH a relay before us forwarded (RFC 4976 §5.1:
+        // its From-Path then names that relay too): the relay's connection serves other sessions.
+        if (splitPath(head.headers[1]![1]).length === 1) peer.authenticated = true;
         const token = this.tokens.issue(peer, client, username, Date.now() + expiresSec * 1000, (id) => {
           return `${scheme}://${this.listeners.publicHost}:${port}/${id};tcp`;
         });

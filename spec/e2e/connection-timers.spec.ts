@@ -78,6 +78,17 @@ describe('connection timers', () => {
     expect([early, r2.counters.closed.tcp]).to.deep.equal([{}, { idle: 1 }]);
   });
 
+  it('keeps a chained relay connection that carried an AUTH through it after that token expired', async () => {
+    // Chaining audit: R2 took R1's connection for a client's once it had issued a token over it, and
+    // closed it after the probation period of silence when that token expired.
+    const r1 = await h.relay();
+    const r2 = await h.relay({ probationMs: 300, authExpires: 1, authMinExpires: 1 });
+    const alice = await h.client(r1, 'alice');
+    await h.authThrough(alice, r2, 'alice');
+    await sleep(1800); // the token (1 s) expired, then more than the probation period of silence
+    expect(r2.counters.closed.tcp).to.deep.equal({});
+  });
+
   it('gives a client whose tokens all expired the probation period of silence to AUTH again', async () => {
     const relay = await h.relay({ probationMs: 300, authExpires: 1, authMinExpires: 1 });
     const alice = await h.connect(relay);
