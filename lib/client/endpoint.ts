@@ -121,7 +121,7 @@ export class MsrpEndpoint extends EventEmitter {
   private readonly keepBodiesUpTo: number;
   private closed = false;
   private corked = false;
-  /** The pending {@link whenDrained} promise. */
+  /** The pending {@link whenWritable} promise. */
   private drainWait: Promise<void> | null = null;
   /** Parse errors seen (a conforming relay produces none). */
   readonly errors: CollectedError[] = [];
@@ -353,18 +353,19 @@ export class MsrpEndpoint extends EventEmitter {
       if (fr === 'yes') waits.push(this.request(spec, 35_000));
       else this.writeFramed(frameRequest(spec));
       offset += piece.length;
-      if (!this.socket.writableNeedDrain) continue;
-      await this.whenDrained();
+      const gate = this.whenWritable();
+      if (gate !== null) await gate;
     } while (offset < body.length);
     const frames = await Promise.all(waits);
     return { messageId, statuses: frames.map((f) => (f.kind === 'response' ? f.statusCode : 0)) };
   }
 
   /**
-   * Resolves at the socket's next 'drain' (or close): one promise and one pair of listeners for all the
-   * sends waiting, however many run at once.
+   * Null while the socket takes more; else a promise for its next 'drain' (or close): one promise and
+   * one pair of listeners for every writer waiting, however many run at once.
    */
-  private whenDrained(): Promise<void> {
+  whenWritable(): Promise<void> | null {
+    if (!this.socket.writableNeedDrain) return null;
     this.drainWait ??= new Promise<void>((resolve) => {
       const done = (): void => {
         this.socket.off('drain', done);

@@ -203,7 +203,6 @@ export class LoadSession {
   private awaitingReports = 0;
   private closed = false;
   private closing = false;
-  private drainGate: Promise<void> | null = null;
 
   private constructor(
     ctx: SessionContext,
@@ -457,26 +456,9 @@ export class LoadSession {
         () => this.chunkFailed(tr, ep.isClosed),
       );
       offset = end;
-      const gate = this.writable();
+      const gate = ep.whenWritable();
       if (gate !== null) await gate;
     } while (offset < total);
-  }
-
-  /** Null when the sender's socket takes more; else a promise for its next 'drain' (or close). */
-  private writable(): Promise<void> | null {
-    const socket = (this.sender as { socket?: MsrpEndpoint['socket'] }).socket;
-    if (socket === undefined || !socket.writableNeedDrain) return null;
-    this.drainGate ??= new Promise<void>((resolve) => {
-      const done = (): void => {
-        socket.off('drain', done);
-        socket.off('close', done);
-        this.drainGate = null;
-        resolve();
-      };
-      socket.on('drain', done);
-      socket.on('close', done);
-    });
-    return this.drainGate;
   }
 
   private chunkAnswered(tr: Tracked, res: Frame, sentAt: number): void {
