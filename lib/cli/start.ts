@@ -117,10 +117,9 @@ async function start(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): Pr
       throw createError(ErrorCodes.CONFIG, `cannot listen: ${e.message}`, 0, true);
     const { kind, host, port } = e.listener;
     const flag = { tcp: '--listen', tls: '--tls-listen', ws: '--ws-listen', wss: '--wss-listen' }[kind];
-    const reason = e.code === 'EADDRINUSE' ? 'address already in use' : e.message.replace(/^.*?: /, '');
     throw createError(
       ErrorCodes.CONFIG,
-      `${flag} ${uriHost(host)}:${port}: cannot listen (${reason}): stop what holds it or pick another address`,
+      `${flag} ${uriHost(host)}:${port}: cannot listen (${e.reason}): stop what holds it or pick another address`,
       0,
       true,
     );

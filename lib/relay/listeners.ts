@@ -168,9 +168,10 @@ export class Listeners {
   }
 }
 
-/** A listener that could not bind: which one, and the system's reason (`code`, e.g. EADDRINUSE). */
+/** A listener that could not bind: which one, and why (`reason`; `code`, e.g. EADDRINUSE). */
 export interface ListenError extends Error {
   code?: string;
+  reason: string;
   listener: { kind: TransportKind; host: string; port: number };
 }
 
@@ -178,6 +179,7 @@ function listenError(err: NodeJS.ErrnoException, kind: TransportKind, spec: List
   const reason = err.code === 'EADDRINUSE' ? 'address already in use' : err.message;
   const out = new Error(`${kind} listener ${uriHost(spec.host)}:${spec.port}: ${reason}`) as ListenError;
   if (err.code !== undefined) out.code = err.code;
+  out.reason = reason;
   out.listener = { kind, host: spec.host, port: spec.port };
   return out;
 }
