@@ -779,5 +779,5 @@ function sleep(ms: number): Promise<void> {
 
 /** The failure code for what was sent toward `peer`, now closed: 481 when it was up, 408 when it never came up. */
 function lostCode(peer: Peer): number {
-  return peer.established || peer.requests > 0 ? 481 : 408;
+  return peer.established ? 481 : 408;
 }
