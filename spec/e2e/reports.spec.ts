@@ -260,17 +260,23 @@ describe('delivery reports injected by the relay (DESIGN.md "Report policy")', (
     expect(reports).to.deep.equal([]);
   });
 
-  it("drops the recipient's own delivery IMDN for a message the relay already reported", async () => {
+  /** Alice's IM `imdnId` to bob, and the delivered report the relay injected for it. */
+  async function reportedOnce(imdnId: string) {
     const relay = await h.relay();
     const alice = await h.client(relay, 'alice');
     const bob = await h.client(relay, 'bob');
     const reports = reportsTo(alice);
     await alice.send({
       toPath: alice.toPathFor(bob.path),
-      body: im('dedupe01', 'hi', 'positive-delivery'),
+      body: im(imdnId, 'hi', 'positive-delivery'),
       contentType: 'message/cpim',
     });
     await until(() => reports.length === 1, 3000, 'the relay report');
+    return { relay, alice, bob, reports };
+  }
+
+  it("drops the recipient's own delivery IMDN for a message the relay already reported", async () => {
+    const { relay, alice, bob, reports } = await reportedOnce('dedupe01');
     const own = reports[0]!.frame.body; // the same document, now sent by bob himself
     const res = await bob.send({ toPath: bob.toPathFor(alice.path), body: own, contentType: 'message/cpim' });
     expect(res.statuses).to.deep.equal([200]);
@@ -315,16 +321,7 @@ describe('delivery reports injected by the relay (DESIGN.md "Report policy")', (
   });
 
   it("drops the recipient's own delivery IMDN sent whole as `1-*/N`", async () => {
-    const relay = await h.relay();
-    const alice = await h.client(relay, 'alice');
-    const bob = await h.client(relay, 'bob');
-    const reports = reportsTo(alice);
-    await alice.send({
-      toPath: alice.toPathFor(bob.path),
-      body: im('dedupe02', 'hi', 'positive-delivery'),
-      contentType: 'message/cpim',
-    });
-    await until(() => reports.length === 1, 3000, 'the relay report');
+    const { relay, alice, bob, reports } = await reportedOnce('dedupe02');
     const own = bobsImdn('dedupe02', 'own-dedupe02');
     bob.write(
       serializeRequest({
