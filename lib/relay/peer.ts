@@ -110,7 +110,7 @@ export class Peer implements ParserHandler {
   accepted = 0;
   /** True once a token was issued on this connection (a client that authenticated). */
   authenticated = false;
-  /** AUTH attempts refused on this connection (RFC 4976 §6.3: close after several). */
+  /** AUTH attempts refused on this connection since its last granted one (RFC 4976 §6.3: close after several). */
   authFailures = 0;
   /** Time of the last byte read, ms. */
   lastActivity = Date.now();

@@ -715,6 +715,9 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     if (outcome.result === 'ok') {
       this.counters.authOk++;
       peer.accepted++;
+      // Failures close a connection when they come in a row (RFC 4976 §6.3): a client that re-AUTHs on
+      // one connection for days is not closed for a mistyped password now and then.
+      peer.authFailures = 0;
     } else if (outcome.result === 'challenge' || outcome.result === 'stale') this.counters.authChallenged++;
     else this.counters.authFailed++;
     if (outcome.result === 'failed' || outcome.result === 'bad-request' || outcome.result === 'bad-expires') {

@@ -73,6 +73,26 @@ describe('relay AUTH (RFC 4976 §5, §6.3)', () => {
     expect(ep.isClosed).to.equal(true);
   });
 
+  it('counts failed AUTH attempts since the last granted one, not over the connection life', async () => {
+    const relay = await h.relay();
+    const ep = await h.connect(relay);
+    const relayUri = h.relayUri(relay);
+    const fail = async (i: number): Promise<void> => {
+      const res = await ep.auth({ relayUri, username: 'alice', password: `bad${i}` });
+      expect(res.kind === 'response' && res.statusCode).to.equal(401);
+    };
+    await fail(0);
+    await fail(1);
+    const ok = await ep.auth({ relayUri, username: 'alice', password: USERS.alice });
+    expect(ok.kind === 'response' && ok.statusCode).to.equal(200);
+    await fail(2);
+    await fail(3);
+    // Four failures in all, never three in a row: the connection still serves.
+    const again = await ep.auth({ relayUri, username: 'alice', password: USERS.alice });
+    expect(again.kind === 'response' && again.statusCode).to.equal(200);
+    expect(ep.isClosed).to.equal(false);
+  });
+
   it('rejects an Authorization whose uri is not the rightmost To-Path URI', async () => {
     const relay = await h.relay();
     const ep = await h.connect(relay);
