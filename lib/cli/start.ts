@@ -190,11 +190,15 @@ function installSignals(
       process.exit(1);
     }
     stopping = true;
+    const drainingSince = Date.now();
     log.info({ signal, connections: relay.connectionCount }, 'draining');
     // The metrics server stays up while draining, so /healthz answers 503 until the relay is gone.
     void relay.close(10_000).then(async () => {
       await metrics?.close();
-      log.info({}, 'stopped');
+      log.info(
+        { signal, connections: relay.connectionCount, drainMs: Date.now() - drainingSince },
+        'stopped',
+      );
       log.flush?.();
       setTimeout(() => process.exit(0), 50).unref();
     });

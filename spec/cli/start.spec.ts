@@ -93,6 +93,25 @@ describe('msrp-relay CLI', () => {
     expect(await r.exit).to.equal(0);
   });
 
+  it('logs draining and stopped with the signal on SIGINT', async () => {
+    const r = run(['start', '--listen', '127.0.0.1:0', '--no-auth']);
+    running.push(r);
+    await bannerPort(r);
+    r.child.kill('SIGINT');
+    expect(await r.exit).to.equal(0);
+    const lines = r
+      .stdout()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { msg: string; signal?: string; connections?: number; drainMs?: number });
+    const draining = lines.find((l) => l.msg === 'draining');
+    const stopped = lines.find((l) => l.msg === 'stopped');
+    expect(draining?.signal).to.equal('SIGINT');
+    expect(stopped?.signal).to.equal('SIGINT');
+    expect(stopped?.connections).to.equal(0);
+    expect(stopped?.drainMs).to.be.a('number');
+  });
+
   it('names the flag of a listener whose port is taken, in one line, exit 2', async () => {
     const taken = createServer();
     await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
