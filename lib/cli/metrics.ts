@@ -236,6 +236,12 @@ export class RelayMetrics {
     this.counter('msrp_relay_failure_reports_total', 'Failure REPORTs sent, by status code.', ['code'], () =>
       entries(s().counters.failureReports).map(([code, n]): Sample => [{ code }, n]),
     );
+    this.counter(
+      'msrp_relay_failure_reports_undeliverable_total',
+      'Failure REPORTs not sent: the sender was a direct client whose connection had closed.',
+      [],
+      () => [[{}, s().counters.failureReportsUndeliverable]],
+    );
     this.counter('msrp_relay_parse_errors_total', 'Malformed input, by MSRP_ERR_ code.', ['code'], () =>
       entries(s().counters.parseErrors).map(([code, n]): Sample => [{ code }, n]),
     );

@@ -16,9 +16,14 @@ import type { ForwardedTransaction } from './transactions.js';
 
 /** Sends the relay's failure answers toward senders, counting failure REPORTs by status. */
 export class FailureReplies {
+  /**
+   * `reroute`: another way back toward `reportTo`'s first URI when the connection the request came on
+   * is gone (see {@link sendFailureReport}), or null when there is none.
+   */
   constructor(
     private readonly counters: RelayCounters,
     private readonly log: Logger,
+    private readonly reroute: (reportTo: string, gone: Peer) => Peer | null = () => null,
   ) {}
 
   /**
@@ -66,14 +71,21 @@ export class FailureReplies {
     peer.send([transactionResponse(head, statusCode, comment, ourUri)], peer);
   }
 
-  /** A failure REPORT toward the sender of a forwarded SEND chunk (RFC 4976 §6.5), unless FR is no. */
+  /**
+   * A failure REPORT toward the sender of a forwarded SEND chunk (RFC 4976 §6.5), unless FR is no. It goes
+   * back on the connection the chunk came on. When that connection is gone, the REPORT is a request like
+   * any other (digest §2.6 step 7: a relay may open a connection for a request, never for a response):
+   * it goes to its To-Path's first URI, the previous relay, over a live or new connection. A direct
+   * client's connection has no other way back (its URI is not a listener): that REPORT is counted and
+   * logged as undeliverable.
+   */
   sendFailureReport(
     tx: ForwardedTransaction<Peer, TrackedImMessage>,
     statusCode: number,
     comment: string,
   ): void {
-    if (tx.failureReport === 'no' || tx.source.isClosed) return;
-    this.report(tx.source, {
+    if (tx.failureReport === 'no') return;
+    const spec: FailureReportSpec = {
       reportTo: tx.reportTo,
       ourUri: tx.ourUri,
       messageId: tx.messageId,
@@ -82,7 +94,31 @@ export class FailureReplies {
       total: tx.total,
       statusCode,
       comment,
-    });
+    };
+    if (!tx.source.isClosed) {
+      this.report(tx.source, spec);
+      return;
+    }
+    const other = this.reroute(tx.reportTo, tx.source);
+    if (other !== null) {
+      this.log.info(
+        { gone: tx.source.id, conn: other.id, to: firstUri(tx.reportTo) },
+        'failure REPORT re-routed',
+      );
+      this.report(other, spec);
+      return;
+    }
+    this.counters.failureReportsUndeliverable++;
+    this.log.warn(
+      {
+        gone: tx.source.id,
+        to: firstUri(tx.reportTo),
+        messageId: tx.messageId,
+        status: statusCode,
+        range: `${tx.rangeStart}-${tx.rangeEnd}`,
+      },
+      "failure REPORT undeliverable: the sender's connection is gone",
+    );
   }
 
   /** Counts, logs and writes one failure REPORT toward `to`. */

@@ -91,7 +91,13 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       log: this.log,
       onConnection: (conn) => this.accept(conn),
     });
-    this.failures = new FailureReplies(this.counters, this.log);
+    this.failures = new FailureReplies(this.counters, this.log, (reportTo, gone) => {
+      // A client that authenticated on the connection is reached on no other (its URI is not a listener).
+      if (gone.authenticated) return null;
+      const previous = tryParse(firstUri(reportTo));
+      if (previous === null || this.isOurs(previous)) return null;
+      return this.dial(previous);
+    });
     this.authenticator = this.opts.auth
       ? new DigestAuthenticator({ realm: resolved.realm, users: resolved.users })
       : null;

@@ -36,6 +36,8 @@ export interface RelayCounters {
   readerPauses: number;
   /** Failure REPORTs sent, by status code. */
   failureReports: Record<string, number>;
+  /** Failure REPORTs not sent: the sender was a direct client whose connection had closed. */
+  failureReportsUndeliverable: number;
   transactionTimeouts: number;
   /** Parse errors, by `MSRP_ERR_…` code. */
   parseErrors: Record<string, number>;
@@ -95,6 +97,7 @@ export function createRelayCounters(): RelayCounters {
     rechunked: 0,
     readerPauses: 0,
     failureReports: {},
+    failureReportsUndeliverable: 0,
     transactionTimeouts: 0,
     parseErrors: {},
   };

@@ -155,4 +155,48 @@ describe('relay chaining under stress', () => {
       { 'error:DEPTH_ZERO_SELF_SIGNED_CERT': 1 },
     ]);
   });
+
+  it("sends a failure REPORT over a new connection when the previous relay's connection is gone", async () => {
+    // Before, R2 dropped the REPORT without a word: the connection the SEND came on (R1's) had closed.
+    const r1 = await h.relay();
+    const r2 = await h.relay({ transactionTimeoutMs: 500 });
+    const alice = await h.client(r1, 'alice');
+    const bob = await h.client(r2, 'bob', { respond: () => null }); // never answers
+    const report = next<Frame>(alice, 'report', 5000);
+    const received = nextMessage(bob, 3000);
+    const res = await alice.send({
+      toPath: alice.toPathFor(bob.path),
+      body: 'hello',
+      messageId: 'reRoute01',
+    });
+    expect(res.statuses).to.deep.equal([200]);
+    await received;
+    // R1 closes the connection it opened toward R2 while R2 still waits for bob's answer.
+    const r1Peers = (r1 as unknown as { peers: Set<{ dialed: boolean; close(reason: string): void }> }).peers;
+    const toR2 = [...r1Peers].filter((p) => p.dialed);
+    expect(toR2).to.have.length(1);
+    toR2[0]!.close('test');
+    const f = await report;
+    expect([getHeader(f.headers, 'status'), getHeader(f.headers, 'message-id')]).to.deep.equal([
+      '000 408 Request Timeout',
+      'reRoute01',
+    ]);
+    expect(r2.counters.failureReportsUndeliverable).to.equal(0);
+  });
+
+  it('counts a failure REPORT whose sender, a direct client, has gone', async () => {
+    const r1 = await h.relay({ transactionTimeoutMs: 300 });
+    const alice = await h.client(r1, 'alice');
+    const bob = await h.client(r1, 'bob', { respond: () => null });
+    const received = nextMessage(bob, 3000);
+    await alice.send({ toPath: alice.toPathFor(bob.path), body: 'hello', messageId: 'gone01' });
+    await received;
+    await alice.close();
+    await until(
+      () => r1.counters.failureReportsUndeliverable === 1,
+      3000,
+      'the REPORT counted as undeliverable',
+    );
+    expect(r1.counters.failureReports).to.deep.equal({});
+  });
 });
