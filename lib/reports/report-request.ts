@@ -24,7 +24,10 @@ export interface ReportRequest {
    * processing; `read` is mapped to `display`, unknown tokens are dropped. Shared between requests.
    */
   kinds: ReadonlySet<ReportKind>;
-  /** The IM's identifier: `imdn.Message-ID`, else the unprefixed legacy `Message-ID` (unescaped). */
+  /**
+   * The IM's identifier: `imdn.Message-ID`, else the unprefixed legacy `Message-ID` (unescaped); an empty or
+   * white-space value counts as absent.
+   */
   messageId: string;
   /** The IM's `DateTime` value, exactly as sent (RFC 5438 echoes it in `<datetime>`). */
   dateTime?: string;
@@ -181,7 +184,7 @@ export interface RequestParts {
   notifications: readonly string[];
   /** Decoded `Receipt-Request` values, then `Request-Receipt` values, in wire order. */
   receipts: readonly string[];
-  /** Decoded value of the first `Message-ID` found in the RFC 5438, draft, core namespaces in that order. */
+  /** Decoded value of the first non-blank `Message-ID` in the RFC 5438, draft, core namespaces in that order. */
   messageId: string | undefined;
   /** Decoded value of the first core `DateTime`. */
   dateTime: string | undefined;
@@ -236,13 +239,24 @@ export function detectReportRequest(head: CpimHead, knownNotReport = false): Rep
   return requestFrom({
     notifications,
     receipts,
-    messageId: first(head, REQUEST_NAMESPACES, 'Message-ID')?.value,
+    messageId: messageIdOf(head),
     dateTime: head.get(CPIM_CORE_NS, 'DateTime')?.value,
     from: head.get(CPIM_CORE_NS, 'From')?.rawValue,
     to: head.get(CPIM_CORE_NS, 'To')?.rawValue,
     originalTo: first(head, ORIGINAL_TO_NAMESPACES, 'Original-To')?.rawValue,
     recordRoutes: values(head, IMDN_HEADER_NS, 'IMDN-Record-Route', [], true),
   });
+}
+
+/**
+ * The first `Message-ID` value with more than white space, in the RFC 5438, draft, core namespaces in that
+ * order: an empty `imdn.Message-ID` does not hide a legacy unprefixed one.
+ */
+function messageIdOf(head: CpimHead): string | undefined {
+  for (const ns of REQUEST_NAMESPACES) {
+    for (const h of head.getAll(ns, 'Message-ID')) if (h.value.trim() !== '') return h.value;
+  }
+  return undefined;
 }
 
 /** Appends the (wire-form when `raw`) values of every header `local` in namespace `ns` to `out`. */

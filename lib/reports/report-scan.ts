@@ -78,7 +78,7 @@ class Scan {
   dnCore: string[] | null = null;
   receiptRequests: string[] | null = null;
   requestReceipts: string[] | null = null;
-  /** The first Message-ID of each namespace, the first Original-To of the two IMDN namespaces. */
+  /** The first non-blank Message-ID of each namespace, the first Original-To of the two IMDN namespaces. */
   idImdn: string | undefined;
   idDraft: string | undefined;
   idCore: string | undefined;
@@ -303,7 +303,8 @@ function messageHeader(scan: Scan, start: number, end: number): boolean {
     else (scan.dnCore ??= []).push(v);
   } else if (bytesEqualIgnoringAsciiCase(buf, ls, colon, 'Message-ID')) {
     const first = ns === IMDN ? scan.idImdn : ns === DRAFT ? scan.idDraft : scan.idCore;
-    if (first === undefined) {
+    // An empty or white-space id is no id: the next one (or the next namespace's) is the IM's.
+    if (first === undefined && vs < ve) {
       const v = decodedValue(buf, vs, ve);
       if (v === undefined) return false;
       if (ns === IMDN) scan.idImdn = v;

@@ -176,6 +176,47 @@ describe('detectReportRequest', () => {
     expect(request(h).messageId).to.equal('new-id');
   });
 
+  it('uses the unprefixed Message-ID when imdn.Message-ID is empty or white space', () => {
+    const empty = im(
+      'NS: imdn <urn:ietf:params:imdn>',
+      'imdn.Message-ID:',
+      'Message-ID: legacy-id',
+      'imdn.Disposition-Notification: display',
+    );
+    expect(request(empty).messageId).to.equal('legacy-id');
+    // Escaped white space (RFC 3862 §2.3): the decoded value is a tab, a space and a tab.
+    const blank = im(
+      'NS: imdn <urn:ietf:params:imdn>',
+      'imdn.Message-ID: \\t \\t',
+      'Message-ID: legacy-id',
+      'Receipt-Request: read',
+    );
+    expect(blank.get('urn:ietf:params:imdn', 'Message-ID')?.value).to.equal('\t \t');
+    expect(request(blank).messageId).to.equal('legacy-id');
+  });
+
+  it('uses imdn.Message-ID when the unprefixed Message-ID is empty', () => {
+    const h = im(
+      'NS: imdn <urn:ietf:params:imdn>',
+      'Message-ID:',
+      'imdn.Message-ID: new-id',
+      'imdn.Disposition-Notification: display',
+    );
+    expect(request(h).messageId).to.equal('new-id');
+  });
+
+  it('returns null when every Message-ID is empty, as when there is none', () => {
+    const h = im(
+      'NS: imdn <urn:ietf:params:imdn>',
+      'NS: d <urn:ietf:params:cpim-headers:imdn>',
+      'imdn.Message-ID:',
+      'd.Message-ID:',
+      'Message-ID:',
+      'imdn.Disposition-Notification: display',
+    );
+    expect(detectReportRequest(h)).to.equal(null);
+  });
+
   it('answers in RFC 5438 form when both request forms are present', () => {
     const h = im(
       'NS: imdn <urn:ietf:params:imdn>',

@@ -206,6 +206,30 @@ describe('scanReportHead', () => {
     for (const c of cases) expect(agree(c), c).to.equal(true);
   });
 
+  it('takes the next Message-ID form when one is empty or white space, as the parser does', () => {
+    const im = (...lines: string[]): Buffer =>
+      Buffer.from(
+        [
+          'From: <im:a@x>',
+          'To: <im:b@y>',
+          'DateTime: 2024-05-06T10:15:30Z',
+          'NS: imdn <urn:ietf:params:imdn>',
+        ]
+          .concat(lines, 'imdn.Disposition-Notification: display')
+          .join('\r\n') + '\r\n\r\nContent-Type: text/plain\r\n\r\nHi',
+      );
+    const id = (buf: Buffer): unknown => {
+      expect(agree(buf), buf.toString('latin1')).to.equal(true);
+      const r = scanReportHead(buf);
+      return r !== null && typeof r === 'object' ? r.messageId : r;
+    };
+    expect(id(im('imdn.Message-ID:', 'Message-ID: legacy-id'))).to.equal('legacy-id');
+    expect(id(im('imdn.Message-ID:  \t ', 'Message-ID: legacy-id'))).to.equal('legacy-id');
+    expect(id(im('Message-ID:', 'imdn.Message-ID: new-id'))).to.equal('new-id');
+    expect(id(im('Message-ID: legacy-id', 'imdn.Message-ID: new-id'))).to.equal('new-id');
+    expect(id(im('imdn.Message-ID: ', 'Message-ID:   '))).to.equal(null);
+  });
+
   it('agrees with the parser on generated heads (fast-check)', () => {
     const names = [
       'From',
