@@ -85,6 +85,47 @@ function isFlag(c: number | undefined): boolean {
   return c === FLAG_PLUS || c === FLAG_DOLLAR || c === FLAG_HASH;
 }
 
+/**
+ * The status code of a response start line's rest (`NNN` or `NNN SP comment`, RFC 4975 §9) at
+ * `start`..`end`, or -1 when it is not one: three digits, then nothing or a space and a comment without
+ * a CR.
+ */
+function statusCodeAt(buf: Buffer, start: number, end: number): number {
+  const len = end - start;
+  if (len < 3) return -1;
+  const a = buf[start]! - 0x30;
+  const b = buf[start + 1]! - 0x30;
+  const c = buf[start + 2]! - 0x30;
+  if (a < 0 || a > 9 || b < 0 || b > 9 || c < 0 || c > 9) return -1;
+  if (len > 3) {
+    if (buf[start + 3] !== 0x20) return -1;
+    const cr = buf.indexOf(CR, start + 4);
+    if (cr !== -1 && cr < end) return -1;
+  }
+  return a * 100 + b * 10 + c;
+}
+
+/** True when `start`..`end` is a method name: one or more of A-Z. */
+function isMethodAt(buf: Buffer, start: number, end: number): boolean {
+  if (end <= start) return false;
+  for (let i = start; i < end; i++) {
+    const c = buf[i]!;
+    if (c < 0x41 || c > 0x5a) return false;
+  }
+  return true;
+}
+
+/** The method name at `start`..`end`; SEND, the one on nearly every frame, without a new string. */
+function methodName(buf: Buffer, start: number, end: number): string {
+  const isSend =
+    end - start === 4 &&
+    buf[start] === 0x53 &&
+    buf[start + 1] === 0x45 &&
+    buf[start + 2] === 0x4e &&
+    buf[start + 3] === 0x44;
+  return isSend ? 'SEND' : buf.toString('latin1', start, end);
+}
+
 function isIdentAt(buf: Buffer, start: number, end: number): boolean {
   const len = end - start;
   if (len < 4 || len > 32) return false;
@@ -271,18 +312,19 @@ export class MsrpParser {
     }
     this.transactionId = line.toString('latin1', tidStart, sp);
     this.needle = Buffer.from('\r\n' + END_LINE_PREFIX + this.transactionId, 'latin1');
-    const rest = line.toString('latin1', sp + 1, end);
-    const code = /^(\d{3})(?: (.*))?$/.exec(rest);
-    if (code !== null) {
-      this.statusCode = Number(code[1]);
-      this.comment = code[2] ?? '';
-    } else if (/^[A-Z]+$/.test(rest)) {
-      this.method = rest;
+    const r = sp + 1;
+    const status = statusCodeAt(line, r, end);
+    if (status !== -1) {
+      // `NNN` or `NNN SP comment`; the comment runs to the CR (one inside it makes the line bad).
+      this.statusCode = status;
+      this.comment = end - r > 4 ? line.toString('latin1', r + 4, end) : '';
+    } else if (isMethodAt(line, r, end)) {
+      this.method = methodName(line, r, end);
     } else {
       // The transaction id is known, so the frame can still be skipped to its end-line.
       this.pendingError = createError(
         ErrorCodes.BAD_START_LINE,
-        `bad method or status "${rest}"`,
+        `bad method or status "${line.toString('latin1', r, end)}"`,
         400,
         false,
       );

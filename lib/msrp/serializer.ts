@@ -133,17 +133,14 @@ export interface ResponseSpec {
 
 /** A response: no body, end-line flag `$` (RFC 4975 §7.2). */
 export function serializeResponse(spec: ResponseSpec): Buffer {
+  // One string, one buffer: every SEND a relay forwards is answered with one of these.
   const comment = spec.comment ?? STATUS_PHRASES[spec.statusCode] ?? '';
-  const start = `MSRP ${spec.transactionId} ${spec.statusCode}` + (comment === '' ? '' : ' ' + comment);
-  const headers: Header[] = [
-    ['To-Path', spec.toPath],
-    ['From-Path', spec.fromPath],
-  ];
-  if (spec.headers) headers.push(...spec.headers);
-  return Buffer.concat([
-    formatHead(start, headers, false),
-    Buffer.from(endLine(spec.transactionId, '$'), 'latin1'),
-  ]);
+  let s =
+    `MSRP ${spec.transactionId} ${spec.statusCode}` +
+    (comment === '' ? '' : ' ' + comment) +
+    `\r\nTo-Path: ${spec.toPath}\r\nFrom-Path: ${spec.fromPath}\r\n`;
+  if (spec.headers) s += headerLines(spec.headers);
+  return Buffer.from(s + endLine(spec.transactionId, '$'), 'latin1');
 }
 
 /**

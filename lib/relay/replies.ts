@@ -15,7 +15,10 @@ export function firstUri(path: string): string {
 
 /** The URIs of a path header value. */
 export function splitPath(path: string): string[] {
-  return path.trim().split(/[ \t]+/);
+  const s = path.trim();
+  // URIs apart by one space, as senders write them: a plain split, no regular expression.
+  if (s.indexOf('\t') === -1 && s.indexOf('  ') === -1) return s.split(' ');
+  return s.split(/[ \t]+/);
 }
 
 /**

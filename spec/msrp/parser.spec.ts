@@ -136,6 +136,46 @@ describe('MsrpParser', () => {
     });
   });
 
+  describe('start lines', () => {
+    // What the start line's rest (after the transaction id) makes of a frame: a status and comment, a
+    // method, or a start-line error with the frame still skipped to its end-line.
+    const cases: Array<[string, string]> = [
+      ['200', 'status 200 ""'],
+      ['200 ', 'status 200 ""'],
+      ['200 OK', 'status 200 "OK"'],
+      ['000 odd but three digits', 'status 0 "odd but three digits"'],
+      ['481  two  spaces ', 'status 481 " two  spaces "'],
+      ['2000', `error:${ErrorCodes.BAD_START_LINE}`],
+      ['20x OK', `error:${ErrorCodes.BAD_START_LINE}`],
+      ['200\tOK', `error:${ErrorCodes.BAD_START_LINE}`],
+      ['200 a\rb', `error:${ErrorCodes.BAD_START_LINE}`],
+      ['SEND', 'method SEND'],
+      ['NICKNAME', 'method NICKNAME'],
+      ['SENDX', 'method SENDX'],
+      ['SEN', 'method SEN'],
+      ['Send', `error:${ErrorCodes.BAD_START_LINE}`],
+      ['SEND ', `error:${ErrorCodes.BAD_START_LINE}`],
+    ];
+    for (const [rest, want] of cases) {
+      it(`reads "MSRP tid ${JSON.stringify(rest).slice(1, -1)}" as ${want}`, () => {
+        const wire = lines(
+          `MSRP abcd1234 ${rest}`,
+          `To-Path: ${TO}`,
+          `From-Path: ${FROM}`,
+          '-------abcd1234$',
+        );
+        const { frames, errors } = parseFrames(wire);
+        const got =
+          errors.length > 0
+            ? `error:${errors[0]!.error.code}`
+            : frames[0]!.kind === 'response'
+              ? `status ${frames[0]!.statusCode} ${JSON.stringify(frames[0]!.comment)}`
+              : `method ${frames[0]!.kind === 'request' ? frames[0]!.method : ''}`;
+        expect(got).to.equal(want);
+      });
+    }
+  });
+
   describe('streaming', () => {
     it('hands body octets on before the end-line arrives, holding back at most an end-line', () => {
       const rec = new Recorder();
