@@ -26,6 +26,7 @@ import {
   type FramedRequest,
   type RequestSpec,
 } from '../msrp/serializer.js';
+import { StringMap } from '../util/string-map.js';
 
 /** Where and how to connect. */
 export interface EndpointOptions {
@@ -114,7 +115,7 @@ export class MsrpEndpoint extends EventEmitter {
   /** The WebSocket when connected over one, else null. */
   readonly ws: WebSocket | null;
   private readonly parser: MsrpParser;
-  private readonly pending = new Map<string, Pending>();
+  private readonly pending = new StringMap<Pending>();
   private readonly assemblies = new Map<string, Assembly>();
   private readonly respond: (frame: Frame) => number | null;
   private readonly maxMessageBytes: number;

@@ -20,6 +20,7 @@ import type { LoadMetrics } from './metrics.js';
 import type { LoadConfig, LoadUser } from './options.js';
 import { cpimHead, readReports, receiverImdn, type MessageBody, type PayloadSource } from './payload.js';
 import { authUri, connectOptions } from './target.js';
+import { StringMap } from '../util/string-map.js';
 
 /** What every session of a thread shares. */
 export interface SessionContext {
@@ -195,7 +196,7 @@ export class LoadSession {
   private readonly cpimFrom: string;
   private readonly cpimTo: string;
   private readonly idBase: string;
-  private readonly outstanding = new Map<string, Tracked>();
+  private readonly outstanding = new StringMap<Tracked>();
   /** One bit per sequence number whose delivery report has been seen (duplicate detection). */
   private reportedBits = new Uint8Array(128);
   private seq = 0;

@@ -303,6 +303,10 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       open: false,
       stream: null,
       earlyOk: false,
+      prevAll: null,
+      nextAll: null,
+      prevDest: null,
+      nextDest: null,
     });
     // The sub-chunk whose head is out and whose end-line is not: the next hop may answer it early.
     let open: ForwardedTransaction<Peer, TrackedImMessage> | null = null;
@@ -683,6 +687,10 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
         open: false,
         stream: null,
         earlyOk: false,
+        prevAll: null,
+        nextAll: null,
+        prevDest: null,
+        nextDest: null,
       });
     }
     dest.send(parts, peer);

@@ -3,7 +3,12 @@
  * RFC 4976 §6.4), kept until the next hop answers, the timer fires, or the next hop's connection goes.
  * Every entry has the same timeout, so insertion order is deadline order and one periodic sweep of the
  * oldest entries replaces a timer per transaction.
+ *
+ * An entry is added and removed for every chunk forwarded, so the table allocates nothing per entry: the
+ * entries are linked into lists through their own fields (deadline order; per destination), and found by
+ * transaction id in a {@link StringMap} (see there why not a Map, nor a Set per destination).
  */
+import { StringMap } from '../util/string-map.js';
 
 /** What the relay needs to finish a forwarded transaction. */
 export interface ForwardedTransaction<P, T = unknown> {
@@ -58,26 +63,57 @@ export interface ForwardedTransaction<P, T = unknown> {
   } | null;
   /** The next hop answered 200 while the chunk was open. */
   earlyOk: boolean;
+  /** @internal {@link TransactionTable}'s links (null when not in one of its lists). */
+  prevAll: ForwardedTransaction<P, T> | null;
+  /** @internal */ nextAll: ForwardedTransaction<P, T> | null;
+  /** @internal */ prevDest: ForwardedTransaction<P, T> | null;
+  /** @internal */ nextDest: ForwardedTransaction<P, T> | null;
+}
+
+/** What the table keeps per destination: its open chunk and its waiting transactions, oldest first. */
+interface DestEntry<P, T> {
+  open: ForwardedTransaction<P, T> | null;
+  head: ForwardedTransaction<P, T> | null;
+  tail: ForwardedTransaction<P, T> | null;
 }
 
 /** Outstanding forwarded transactions, indexed by transaction id and by destination. */
 export class TransactionTable<P, T = unknown> {
-  private readonly byTid = new Map<string, ForwardedTransaction<P, T>>();
-  private readonly byDest = new Map<P, Set<ForwardedTransaction<P, T>>>();
+  private readonly byTid = new StringMap<ForwardedTransaction<P, T>>(256);
+  /** Per destination (kept until {@link takeAllTo}, when its connection has closed). */
+  private readonly dests = new Map<P, DestEntry<P, T>>();
+  /** Every waiting transaction, oldest (first deadline) first. */
+  private head: ForwardedTransaction<P, T> | null = null;
+  private tail: ForwardedTransaction<P, T> | null = null;
   /**
-   * Chunks whose end-line is not out yet: no deadline, so kept apart from the deadline-ordered map. A
+   * Chunks whose end-line is not out yet: no deadline, so kept apart from the deadline-ordered list. A
    * connection has at most one (its writer streams one sub-chunk at a time).
    */
-  private readonly openByDest = new Map<P, ForwardedTransaction<P, T>>();
+  private openCount = 0;
 
   get size(): number {
-    return this.byTid.size + this.openByDest.size;
+    return this.byTid.size + this.openCount;
+  }
+
+  /** @internal The chunks whose head is out and whose end-line is not (tests look at them). */
+  openChunks(): ForwardedTransaction<P, T>[] {
+    const out: ForwardedTransaction<P, T>[] = [];
+    for (const e of this.dests.values()) if (e.open !== null) out.push(e.open);
+    return out;
+  }
+
+  private dest(dest: P): DestEntry<P, T> {
+    let e = this.dests.get(dest);
+    if (e === undefined) this.dests.set(dest, (e = { open: null, head: null, tail: null }));
+    return e;
   }
 
   /** Records a chunk whose head went out; {@link close} starts its timer when its end-line follows. */
   addOpen(tx: ForwardedTransaction<P, T>): void {
     tx.open = true;
-    this.openByDest.set(tx.dest, tx);
+    const e = this.dest(tx.dest);
+    if (e.open === null) this.openCount++;
+    e.open = tx;
   }
 
   /**
@@ -85,8 +121,10 @@ export class TransactionTable<P, T = unknown> {
    * ending at `rangeEnd`. False when it is no longer open (answered early, or its connection went).
    */
   close(tx: ForwardedTransaction<P, T>, rangeEnd: number, deadline: number): boolean {
-    if (this.openByDest.get(tx.dest) !== tx) return false;
-    this.openByDest.delete(tx.dest);
+    const e = this.dests.get(tx.dest);
+    if (e === undefined || e.open !== tx) return false;
+    e.open = null;
+    this.openCount--;
     tx.open = false;
     tx.rangeEnd = rangeEnd;
     tx.deadline = deadline;
@@ -95,19 +133,31 @@ export class TransactionTable<P, T = unknown> {
   }
 
   add(tx: ForwardedTransaction<P, T>): void {
+    const stale = this.byTid.get(tx.tid);
+    if (stale !== undefined) this.remove(stale); // a reused id: the newer transaction wins
     this.byTid.set(tx.tid, tx);
-    let set = this.byDest.get(tx.dest);
-    if (set === undefined) this.byDest.set(tx.dest, (set = new Set()));
-    set.add(tx);
+    tx.prevAll = this.tail;
+    tx.nextAll = null;
+    if (this.tail === null) this.head = tx;
+    else this.tail.nextAll = tx;
+    this.tail = tx;
+    const e = this.dest(tx.dest);
+    tx.prevDest = e.tail;
+    tx.nextDest = null;
+    if (e.tail === null) e.head = tx;
+    else e.tail.nextDest = tx;
+    e.tail = tx;
   }
 
   /** Removes and returns the transaction `tid` if it was sent to `dest`. */
   take(tid: string, dest: P): ForwardedTransaction<P, T> | undefined {
     const tx = this.byTid.get(tid);
     if (tx === undefined) {
-      const open = this.openByDest.get(dest);
-      if (open === undefined || open.tid !== tid) return undefined;
-      this.openByDest.delete(dest);
+      const e = this.dests.get(dest);
+      const open = e?.open ?? null;
+      if (open === null || open.tid !== tid) return undefined;
+      e!.open = null;
+      this.openCount--;
       return open;
     }
     if (tx.dest !== dest) return undefined;
@@ -123,21 +173,25 @@ export class TransactionTable<P, T = unknown> {
    */
   takeAllTo(dest: P): ForwardedTransaction<P, T>[] {
     const out: ForwardedTransaction<P, T>[] = [];
-    const open = this.openByDest.get(dest);
-    if (open !== undefined) {
-      this.openByDest.delete(dest);
+    const e = this.dests.get(dest);
+    if (e === undefined) return out;
+    this.dests.delete(dest);
+    const open = e.open;
+    if (open !== null) {
+      this.openCount--;
       if (open.stream?.sourceEnded === true) {
         // The rest of the chunk never went out either: one REPORT for all of it.
         open.rangeEnd = open.stream.lastQueued;
         out.push(open);
       }
     }
-    const set = this.byDest.get(dest);
-    if (set === undefined) return out;
-    this.byDest.delete(dest);
-    for (const tx of set) {
+    for (let tx = e.head; tx !== null;) {
+      const nextTx = tx.nextDest;
+      this.unlinkAll(tx);
       this.byTid.delete(tx.tid);
+      tx.prevDest = tx.nextDest = null;
       out.push(tx);
+      tx = nextTx;
     }
     return out;
   }
@@ -145,18 +199,36 @@ export class TransactionTable<P, T = unknown> {
   /** Removes and returns every transaction whose deadline has passed. */
   takeExpired(now: number): ForwardedTransaction<P, T>[] {
     const out: ForwardedTransaction<P, T>[] = [];
-    for (const tx of this.byTid.values()) {
-      if (tx.deadline > now) break; // insertion order is deadline order
+    // Insertion order is deadline order.
+    while (this.head !== null && this.head.deadline <= now) {
+      const tx = this.head;
+      this.remove(tx);
       out.push(tx);
     }
-    for (const tx of out) this.remove(tx);
+    this.byTid.shrink();
+    // Entries of destinations with nothing waiting go (a closed connection's, should one have come back
+    // after takeAllTo); a live one's is made again by its next chunk. Once per sweep, not per chunk.
+    for (const [dest, e] of this.dests) if (e.open === null && e.head === null) this.dests.delete(dest);
     return out;
   }
 
   private remove(tx: ForwardedTransaction<P, T>): void {
     this.byTid.delete(tx.tid);
-    const set = this.byDest.get(tx.dest);
-    set?.delete(tx);
-    if (set?.size === 0) this.byDest.delete(tx.dest);
+    this.unlinkAll(tx);
+    const e = this.dests.get(tx.dest);
+    if (e === undefined) return;
+    if (tx.prevDest === null) e.head = tx.nextDest;
+    else tx.prevDest.nextDest = tx.nextDest;
+    if (tx.nextDest === null) e.tail = tx.prevDest;
+    else tx.nextDest.prevDest = tx.prevDest;
+    tx.prevDest = tx.nextDest = null;
+  }
+
+  private unlinkAll(tx: ForwardedTransaction<P, T>): void {
+    if (tx.prevAll === null) this.head = tx.nextAll;
+    else tx.prevAll.nextAll = tx.nextAll;
+    if (tx.nextAll === null) this.tail = tx.prevAll;
+    else tx.nextAll.prevAll = tx.prevAll;
+    tx.prevAll = tx.nextAll = null;
   }
 }

@@ -78,7 +78,7 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     const alice = await h.client(relay, 'alice', { respond: () => null });
     const bob = await h.client(relay, 'bob', { respond: () => null });
     const bobWire = tap(bob);
-    const table = relay.transactions as unknown as { openByDest: Map<unknown, { dest: { conn: object } }> };
+    const table = relay.transactions as unknown as { openChunks(): { dest: { conn: object } }[] };
     // The whole chunk is read (and answered 200) while bob's socket is backed up, so its tail waits.
     alice.write(
       Buffer.from(
@@ -89,8 +89,8 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
         'latin1',
       ),
     );
-    await until(() => table.openByDest.size === 1, 3000, 'the open sub-chunk');
-    const open = [...table.openByDest.values()][0]!;
+    await until(() => table.openChunks().length === 1, 3000, 'the open sub-chunk');
+    const open = table.openChunks()[0]!;
     Object.defineProperty(open.dest.conn, 'writableLength', { get: () => 1 << 30 });
     const report = next<Frame>(alice, 'report', 3000);
     alice.write(Buffer.from('b'.repeat(10_000) + '\r\n-------fin00413$\r\n', 'latin1'));

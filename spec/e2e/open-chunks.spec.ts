@@ -107,9 +107,9 @@ describe('chunks cut while the relay writes them', () => {
         'latin1',
       ),
     );
-    const table = relay.transactions as unknown as { openByDest: Map<unknown, OpenTx> };
-    await until(() => table.openByDest.size === 1, 3000, 'the open sub-chunk');
-    const tx = [...table.openByDest.values()][0]!;
+    const table = relay.transactions as unknown as { openChunks(): OpenTx[] };
+    await until(() => table.openChunks().length === 1, 3000, 'the open sub-chunk');
+    const tx = table.openChunks()[0]!;
     // Bob's socket backs up: the relay cannot write toward him for now.
     Object.defineProperty(tx.dest.conn, 'writableLength', { get: () => 1 << 30 });
     bob.write(responseTo(bob, alice.usePath[0], tx.tid, '413 Stop'));
@@ -132,9 +132,9 @@ describe('chunks cut while the relay writes them', () => {
       ['Byte-Range', '1-20000/20000'],
     ]);
     alice.write(Buffer.from(head + 'a'.repeat(10_000), 'latin1'));
-    const table = relay.transactions as unknown as { openByDest: Map<unknown, OpenTx> };
-    await until(() => table.openByDest.size === 1, 3000, 'the open sub-chunk');
-    const tx = [...table.openByDest.values()][0]!;
+    const table = relay.transactions as unknown as { openChunks(): OpenTx[] };
+    await until(() => table.openChunks().length === 1, 3000, 'the open sub-chunk');
+    const tx = table.openChunks()[0]!;
     Object.defineProperty(tx.dest.conn, 'writableLength', { get: () => 1 << 30 }); // bob's socket backs up
     const responses: string[] = [];
     alice.socket.on('data', (d: Buffer) => {
