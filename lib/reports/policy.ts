@@ -29,6 +29,7 @@ import type {
   TrackerHandler,
   UntrackedReason,
 } from './tracker.js';
+import { StringMap } from '../util/string-map.js';
 
 /** When the relay reports delivery (`--reports`). */
 export type ReportMode = 'on-ack' | 'on-receipt' | 'off';
@@ -181,9 +182,10 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
    * `on-ack` IMs that asked for a delivery report and have none yet, by recipient session and
    * imdn.Message-ID: a recipient that sends its own delivery IMDN before its 200 reports them itself
    * (DESIGN.md "Exactly one"), so its IMDN is held and checked like a duplicate (dedupe on). A session's
-   * map stays while it empties and fills again; {@link sweep} drops the empty ones.
+   * map stays while it empties and fills again; {@link sweep} drops the empty ones. The inner maps are
+   * StringMaps: an entry comes and goes per IM (see lib/util/string-map.ts).
    */
-  private readonly awaiting = new Map<string, Map<string, TrackedMessage<O, M>>>();
+  private readonly awaiting = new Map<string, StringMap<TrackedMessage<O, M>>>();
   /** Entries in all of {@link awaiting}'s maps. */
   private awaitingCount = 0;
 
@@ -399,7 +401,7 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
   private await(msg: TrackedMessage<O, M>, req: ReportRequest): void {
     let msgs = this.awaiting.get(msg.sessionKey);
     if (msgs === undefined) {
-      msgs = new Map();
+      msgs = new StringMap(16);
       this.awaiting.set(msg.sessionKey, msgs);
     } else if (msgs.has(req.messageId)) {
       return;

@@ -27,6 +27,7 @@ import { CR, DEFAULTS, LF, type ContinuationFlag } from '../constants.js';
 import type { ByteRange } from '../msrp/headers.js';
 import { ExpiringKeys } from './expiring-keys.js';
 import type { ReportRequest } from './report-request.js';
+import { StringMap } from '../util/string-map.js';
 
 /**
  * A set of octet numbers kept as sorted, disjoint, non-adjacent inclusive intervals. Adding in order
@@ -239,6 +240,9 @@ export class TrackedMessage<O, M> {
   /** @internal */ ownerNext: TrackedMessage<O, M> | null = null;
   /** @internal True while in the owner's list. */
   ownerLinked = true;
+  /** @internal Neighbours in the tracker's list of live messages (oldest first). */
+  allPrev: TrackedMessage<O, M> | null = null;
+  /** @internal */ allNext: TrackedMessage<O, M> | null = null;
   /** @internal Octets reserved for the head; 0 once inspection is over. */
   headCap: number;
   /** @internal */ headBuf: Buffer | null = null;
@@ -331,8 +335,13 @@ export class MessageTracker<O, M> {
   private readonly maxHeadBytesPerOwner: number;
   private readonly maxIntervals: number;
   private readonly now: () => number;
-  /** Live messages by key. */
-  private readonly messages = new Map<string, TrackedMessage<O, M>>();
+  /**
+   * Live messages by key (a StringMap: one comes and goes per IM, see lib/util/string-map.ts), and in
+   * the order they began, as a list threaded through them.
+   */
+  private readonly messages = new StringMap<TrackedMessage<O, M>>();
+  private oldest: TrackedMessage<O, M> | null = null;
+  private newest: TrackedMessage<O, M> | null = null;
   /** Keys of finished messages until their tombstone expires. */
   private readonly finished: ExpiringKeys;
   private readonly owners = new Map<O, OwnerRecord<O, M>>();
@@ -404,6 +413,10 @@ export class MessageTracker<O, M> {
       msg = new TrackedMessage(key, sessionKey, messageId, owner, meta, reserve, now);
       msg.total = total;
       this.messages.set(key, msg);
+      msg.allPrev = this.newest;
+      if (this.newest !== null) this.newest.allNext = msg;
+      else this.oldest = msg;
+      this.newest = msg;
       this.reservedHeadBytes += reserve;
       const r = rec ?? { first: null, last: null, count: 0, headBytes: 0 };
       if (rec === undefined) this.owners.set(owner, r);
@@ -518,7 +531,7 @@ export class MessageTracker<O, M> {
   /** Fails every live message `match` selects (e.g. those toward a connection that was lost). */
   failWhere(match: (msg: TrackedMessage<O, M>) => boolean, code: number): number {
     const hit: Array<TrackedMessage<O, M>> = [];
-    for (const msg of this.messages.values()) if (match(msg)) hit.push(msg);
+    for (let msg = this.oldest; msg !== null; msg = msg.allNext) if (match(msg)) hit.push(msg);
     for (const msg of hit) this.fail(msg, code);
     return hit.length;
   }
@@ -554,13 +567,14 @@ export class MessageTracker<O, M> {
   sweep(now = this.now()): void {
     const cutoff = now - this.idleTimeoutMs;
     const expired: Array<TrackedMessage<O, M>> = [];
-    for (const msg of this.messages.values()) {
+    for (let msg = this.oldest; msg !== null; msg = msg.allNext) {
       if (msg.lastActivity <= cutoff && msg.openChunks === 0) expired.push(msg);
     }
     for (const msg of expired) {
       if (msg.wasWhole) this.fail(msg, 408);
       else this.forget(msg, 'timeout');
     }
+    this.messages.shrink();
     this.finished.expire(now);
   }
 
@@ -648,6 +662,11 @@ export class MessageTracker<O, M> {
     msg.done = true;
     this.releaseHead(msg);
     this.messages.delete(msg.key);
+    if (msg.allPrev !== null) msg.allPrev.allNext = msg.allNext;
+    else this.oldest = msg.allNext;
+    if (msg.allNext !== null) msg.allNext.allPrev = msg.allPrev;
+    else this.newest = msg.allPrev;
+    msg.allPrev = msg.allNext = null;
     const rec = this.owners.get(msg.owner);
     // The owner's record stays, empty, until dropOwner: a busy connection does not rebuild it per message.
     if (rec !== undefined && msg.ownerLinked) {
