@@ -126,6 +126,37 @@ function methodName(buf: Buffer, start: number, end: number): string {
   return isSend ? 'SEND' : buf.toString('latin1', start, end);
 }
 
+/**
+ * Header names as RFC 4975 and RFC 4976 spell them: a header written so is named by this shared string
+ * instead of a new one (a frame has six to eight headers). Any other spelling is read as written.
+ */
+const KNOWN_NAMES: ReadonlyArray<readonly [Buffer, string]> = [
+  'To-Path',
+  'From-Path',
+  'Message-ID',
+  'Byte-Range',
+  'Failure-Report',
+  'Success-Report',
+  'Content-Type',
+  'Status',
+  'Use-Path',
+  'Expires',
+  'Content-Disposition',
+].map((n) => [Buffer.from(n, 'latin1'), n] as const);
+
+/** The shared string for a known header name at `start`..`end` spelled exactly so, else undefined. */
+function knownName(buf: Buffer, start: number, end: number): string | undefined {
+  const len = end - start;
+  for (let k = 0; k < KNOWN_NAMES.length; k++) {
+    const [bytes, name] = KNOWN_NAMES[k]!;
+    if (bytes.length !== len || bytes[0] !== buf[start]) continue;
+    let i = 1;
+    while (i < len && bytes[i] === buf[start + i]) i++;
+    if (i === len) return name;
+  }
+  return undefined;
+}
+
 function isIdentAt(buf: Buffer, start: number, end: number): boolean {
   const len = end - start;
   if (len < 4 || len > 32) return false;
@@ -362,7 +393,7 @@ export class MsrpParser {
     }
     let v = colon + 1;
     while (v < end && (line[v] === 0x20 || line[v] === 0x09)) v++;
-    const name = line.toString('latin1', start, colon);
+    const name = knownName(line, start, colon) ?? line.toString('latin1', start, colon);
     const value = line.toString('latin1', v, end);
     const index = this.headers.length;
     if (index >= this.maxHeaders) {
