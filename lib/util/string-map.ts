@@ -11,15 +11,36 @@
  * The table is at most half full: it doubles when it would pass that, and halves in {@link shrink}
  * (which a periodic sweep calls) once it is an eighth full, or goes back to its first size when it
  * empties, so a burst does not hold memory for good.
- * Keys may come from the network: a lookup stops at the first empty slot, and only the owner's keys
- * are ever stored, so no input can make the probe runs long.
+ * Keys may come from the network (Message-IDs), so the hash is seeded per map from the CSPRNG: keys
+ * cannot be chosen to share a hash without knowing the seed. Should a probe run still grow long (more
+ * than {@link MAX_PROBE} slots), the map draws a new seed and rehashes.
  */
+import { randomFillSync } from 'node:crypto';
+
+/** A probe run longer than this makes the map re-seed its hash (expected runs at half load: ~2). */
+const MAX_PROBE = 48;
+
+/** Seeds for new maps, drawn from the CSPRNG a batch at a time. */
+const seeds = new Int32Array(64);
+let seedsUsed = seeds.length;
+
+function newSeed(): number {
+  if (seedsUsed === seeds.length) {
+    randomFillSync(seeds);
+    seedsUsed = 0;
+  }
+  return seeds[seedsUsed++]!;
+}
+
 export class StringMap<V> {
   private keys: Array<string | null>;
   private vals: Array<V | null>;
   private hashes: Int32Array;
   private mask: number;
   private count = 0;
+  private seed = newSeed();
+  /** Set by {@link place} when a probe run passed {@link MAX_PROBE}. */
+  private longRun = false;
 
   /** `minCapacity`: a power of two, the size it starts at and never shrinks below. */
   constructor(private readonly minCapacity = 64) {
@@ -33,11 +54,13 @@ export class StringMap<V> {
     return this.count;
   }
 
-  /** FNV-1a over the key's UTF-16 code units, with a final mix. */
-  private static hash(key: string): number {
-    let h = 0x811c9dc5;
+  /** Seeded FNV-1a over the key's UTF-16 code units, finished with murmur3's mix (the low bits pick the slot). */
+  private hash(key: string): number {
+    let h = 0x811c9dc5 ^ this.seed;
     for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
-    return (h ^ (h >>> 15)) | 0;
+    h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+    return (h ^ (h >>> 16)) | 0;
   }
 
   /** The slot holding `key`, or -1. */
@@ -50,16 +73,16 @@ export class StringMap<V> {
   }
 
   get(key: string): V | undefined {
-    const i = this.find(key, StringMap.hash(key));
+    const i = this.find(key, this.hash(key));
     return i === -1 ? undefined : this.vals[i]!;
   }
 
   has(key: string): boolean {
-    return this.find(key, StringMap.hash(key)) !== -1;
+    return this.find(key, this.hash(key)) !== -1;
   }
 
   set(key: string, value: V): this {
-    const h = StringMap.hash(key);
+    const h = this.hash(key);
     const i = this.find(key, h);
     if (i !== -1) {
       this.vals[i] = value;
@@ -68,11 +91,17 @@ export class StringMap<V> {
     if ((this.count + 1) * 2 > this.keys.length) this.resize(this.keys.length * 2);
     this.place(key, value, h);
     this.count++;
+    if (this.longRun) {
+      // Keys that share a hash run: a new seed spreads them (see the class comment).
+      this.longRun = false;
+      this.seed = newSeed();
+      this.resize(this.keys.length, true);
+    }
     return this;
   }
 
   delete(key: string): boolean {
-    let i = this.find(key, StringMap.hash(key));
+    let i = this.find(key, this.hash(key));
     if (i === -1) return false;
     // Backward shift: later entries of the probe run move into the hole unless their home slot lies
     // cyclically in (hole, their slot], where a lookup would no longer reach them.
@@ -118,13 +147,17 @@ export class StringMap<V> {
 
   private place(key: string, value: V, h: number): void {
     let i = h & this.mask;
-    while (this.keys[i] !== null) i = (i + 1) & this.mask;
+    for (let run = 0; this.keys[i] !== null; run++) {
+      if (run === MAX_PROBE) this.longRun = true;
+      i = (i + 1) & this.mask;
+    }
     this.keys[i] = key;
     this.vals[i] = value;
     this.hashes[i] = h;
   }
 
-  private resize(capacity: number): void {
+  /** Moves every entry to a table of `capacity` slots; `rehash`: hash the keys again (a new seed). */
+  private resize(capacity: number, rehash = false): void {
     const keys = this.keys;
     const vals = this.vals;
     const hashes = this.hashes;
@@ -132,6 +165,10 @@ export class StringMap<V> {
     this.vals = new Array<V | null>(capacity).fill(null);
     this.hashes = new Int32Array(capacity);
     this.mask = capacity - 1;
-    for (let i = 0; i < keys.length; i++) if (keys[i] !== null) this.place(keys[i]!, vals[i]!, hashes[i]!);
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i]!;
+      if (k !== null) this.place(k, vals[i]!, rehash ? this.hash(k) : hashes[i]!);
+    }
+    // Runs met while moving are left to the next set (which re-seeds at most once per call).
   }
 }

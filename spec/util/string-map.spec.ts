@@ -16,7 +16,75 @@ function rng(seed: number): () => number {
   };
 }
 
+const ALPHA = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+const fnvStep = (h: number, s: string): number => {
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h;
+};
+
+/**
+ * 2^k suffixes of [A-Za-z0-9] such that `prefix + suffix` all reach the same FNV-1a state from `h0`
+ * (found in the eighth session's review): keys an attacker who knew `h0` could send as Message-IDs.
+ */
+function collidingSuffixes(h0: number, prefix: string, k: number): string[] {
+  let h = fnvStep(h0, prefix);
+  const stages: Array<[string, string]> = [];
+  for (let s = 0; s < k; s++) {
+    // Two 3-character blocks whose states agree above bit 6, then a 4th character each that cancels the rest.
+    const seen = new Map<number, [string, number]>();
+    let pair: [string, string] | null = null;
+    search: for (const a of ALPHA)
+      for (const b of ALPHA)
+        for (const c of ALPHA) {
+          const x = fnvStep(h, a + b + c);
+          const o = seen.get(x >>> 7);
+          if (o === undefined) {
+            seen.set(x >>> 7, [a + b + c, x]);
+            continue;
+          }
+          const d = (o[1] ^ x) & 127;
+          for (const e of ALPHA) {
+            const f = String.fromCharCode(e.charCodeAt(0) ^ d);
+            if (!ALPHA.includes(f)) continue;
+            pair = [o[0] + e, a + b + c + f];
+            break search;
+          }
+        }
+    stages.push(pair!);
+    h = fnvStep(h, pair![0]);
+  }
+  return Array.from({ length: 1 << k }, (_, m) => stages.map((p, i) => p[(m >> i) & 1]).join(''));
+}
+
+/** The longest distance of an entry from its home slot. */
+function longestRun(map: StringMap<unknown>): number {
+  const inner = map as unknown as { keys: Array<string | null>; hashes: Int32Array; mask: number };
+  let longest = 0;
+  for (let i = 0; i < inner.keys.length; i++)
+    if (inner.keys[i] !== null)
+      longest = Math.max(longest, (i - (inner.hashes[i]! & inner.mask)) & inner.mask);
+  return longest;
+}
+
 describe('StringMap', () => {
+  it('keeps probe runs short for keys that share an unseeded FNV-1a hash', () => {
+    const session = 'msrp://127.0.0.1:2855/abcdefghijklmnopqrst;tcp msrp://bob.invalid:1/s;tcp ';
+    const map = new StringMap<number>();
+    for (const id of collidingSuffixes(0x811c9dc5, session, 10)) map.set(session + id, 1);
+    expect([map.size, longestRun(map) < 48]).to.deep.equal([1024, true]);
+  });
+
+  it('draws a new seed when keys share its hash, and still finds every key', () => {
+    const map = new StringMap<number>();
+    const seed = (map as unknown as { seed: number }).seed;
+    // Keys that collide under this very seed (its FNV-1a start state), as if the seed had leaked.
+    const keys = collidingSuffixes(0x811c9dc5 ^ seed, 'k', 8).map((s) => 'k' + s);
+    keys.forEach((k, i) => map.set(k, i));
+    expect((map as unknown as { seed: number }).seed).to.not.equal(seed);
+    expect(longestRun(map)).to.be.lessThan(48);
+    expect(keys.every((k, i) => map.get(k) === i)).to.equal(true);
+  });
+
   for (const seed of [11, 12, 13]) {
     it(`behaves as a Map over 60,000 random operations (seed ${seed})`, () => {
       const random = rng(seed);
