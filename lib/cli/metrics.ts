@@ -238,7 +238,7 @@ export class RelayMetrics {
     );
     this.counter(
       'msrp_relay_failure_reports_undeliverable_total',
-      'Failure REPORTs not sent: the sender was a direct client whose connection had closed.',
+      'Failure REPORTs not sent: the connection back to the sender had closed and there was no other.',
       [],
       () => [[{}, s().counters.failureReportsUndeliverable]],
     );

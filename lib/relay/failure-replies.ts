@@ -74,10 +74,10 @@ export class FailureReplies {
   /**
    * A failure REPORT toward the sender of a forwarded SEND chunk (RFC 4976 §6.5), unless FR is no. It goes
    * back on the connection the chunk came on. When that connection is gone, the REPORT is a request like
-   * any other (digest §2.6 step 7: a relay may open a connection for a request, never for a response):
-   * it goes to its To-Path's first URI, the previous relay, over a live or new connection. A direct
-   * client's connection has no other way back (its URI is not a listener): that REPORT is counted and
-   * logged as undeliverable.
+   * any other (digest §2.6 step 7): it goes to its To-Path's first URI, the previous relay, over a
+   * connection this relay has to that relay already (it opens none: that URI is the unauthenticated
+   * sender's word). Otherwise, and always toward a direct client (its URI is not a listener), the REPORT
+   * is counted and logged as undeliverable.
    */
   sendFailureReport(
     tx: ForwardedTransaction<Peer, TrackedImMessage>,

@@ -96,7 +96,9 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       if (gone.authenticated) return null;
       const previous = tryParse(firstUri(reportTo));
       if (previous === null || this.isOurs(previous)) return null;
-      return this.dial(previous);
+      // Only over a connection this relay already has to that authority: the From-Path comes from a
+      // sender nobody authenticated, and the relay must not connect wherever a stranger names.
+      return this.nextHops.live(previous) ?? null;
     });
     this.authenticator = this.opts.auth
       ? new DigestAuthenticator({ realm: resolved.realm, users: resolved.users })

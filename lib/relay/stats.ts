@@ -36,7 +36,10 @@ export interface RelayCounters {
   readerPauses: number;
   /** Failure REPORTs sent, by status code. */
   failureReports: Record<string, number>;
-  /** Failure REPORTs not sent: the sender was a direct client whose connection had closed. */
+  /**
+   * Failure REPORTs not sent: the connection the chunk came on had closed, and the relay has no connection
+   * of its own to the previous relay (or the sender was a direct client).
+   */
   failureReportsUndeliverable: number;
   transactionTimeouts: number;
   /** Parse errors, by `MSRP_ERR_…` code. */

@@ -161,7 +161,13 @@ describe('relay chaining under stress', () => {
     const r1 = await h.relay();
     const r2 = await h.relay({ transactionTimeoutMs: 500 });
     const alice = await h.client(r1, 'alice');
-    const bob = await h.client(r2, 'bob', { respond: () => null }); // never answers
+    let answer: number | null = 200;
+    const bob = await h.client(r2, 'bob', { respond: () => answer });
+    // bob writes first: R2 opens its own connection toward R1, the way the REPORT goes back later.
+    const toAlice = nextMessage(alice, 3000);
+    await bob.send({ toPath: bob.toPathFor(alice.path), body: 'hi', messageId: 'reRoute00' });
+    await toAlice;
+    answer = null; // bob stops answering
     const report = next<Frame>(alice, 'report', 5000);
     const received = nextMessage(bob, 3000);
     const res = await alice.send({
@@ -176,12 +182,47 @@ describe('relay chaining under stress', () => {
     const toR2 = [...r1Peers].filter((p) => p.dialed);
     expect(toR2).to.have.length(1);
     toR2[0]!.close('test');
+    const r2Opened = r2.counters.connectionsOpened;
     const f = await report;
     expect([getHeader(f.headers, 'status'), getHeader(f.headers, 'message-id')]).to.deep.equal([
       '000 408 Request Timeout',
       'reRoute01',
     ]);
-    expect(r2.counters.failureReportsUndeliverable).to.equal(0);
+    // Over R2's own connection to R1: none opened for it.
+    expect([r2.counters.failureReportsUndeliverable, r2.counters.connectionsOpened]).to.deep.equal([
+      0,
+      r2Opened,
+    ]);
+  });
+
+  it('does not connect where the From-Path of an unauthenticated sender that has gone points', async () => {
+    // Found by the eighth session's review: re-routing by dialing would let a stranger make the relay
+    // connect (and write a REPORT) to any host and port.
+    const got: string[] = [];
+    const victim = createServer((s: Socket) => s.on('data', (d: Buffer) => got.push(d.toString('latin1'))));
+    await new Promise<void>((r) => victim.listen(0, '127.0.0.1', () => r()));
+    const victimPort = (victim.address() as { port: number }).port;
+    try {
+      const relay = await h.relay({ transactionTimeoutMs: 300 });
+      const bob = await h.client(relay, 'bob', { respond: () => null }); // the relay's timer answers: 408
+      const received = nextMessage(bob, 3000);
+      const outsider = await h.connect(relay); // no AUTH: toward bob, whose path it learnt
+      outsider.write(
+        Buffer.from(
+          `MSRP evil0001 SEND\r\nTo-Path: ${bob.path.join(' ')}\r\n` +
+            `From-Path: msrp://127.0.0.1:${victimPort}/internal;tcp\r\n` +
+            'Message-ID: ssrf1\r\nByte-Range: 1-5/5\r\nContent-Type: text/plain\r\n\r\nhello\r\n-------evil0001$\r\n',
+          'latin1',
+        ),
+      );
+      await received;
+      await outsider.close();
+      await until(() => relay.counters.failureReportsUndeliverable === 1, 3000, 'the REPORT counted');
+      await sleep(200);
+      expect(got.join('')).to.equal('');
+    } finally {
+      victim.close();
+    }
   });
 
   it('counts a failure REPORT whose sender, a direct client, has gone', async () => {
