@@ -156,7 +156,7 @@ describe('relay chaining under stress', () => {
     ]);
   });
 
-  it("sends a failure REPORT over a new connection when the previous relay's connection is gone", async () => {
+  it("sends a failure REPORT over its own connection to the previous relay when that relay's is gone", async () => {
     // Before, R2 dropped the REPORT without a word: the connection the SEND came on (R1's) had closed.
     const r1 = await h.relay();
     const r2 = await h.relay({ transactionTimeoutMs: 500 });
