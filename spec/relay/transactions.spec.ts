@@ -4,20 +4,10 @@
  * shift entries back on removal and shrink again.
  */
 import { expect } from 'chai';
+import { rng } from '../helpers/random.js';
 import { TransactionTable, type ForwardedTransaction } from '../../lib/relay/transactions.js';
 
 type Tx = ForwardedTransaction<string>;
-
-/** A deterministic generator (mulberry32), so a failure replays. */
-function rng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function tx(tid: string, dest: string, deadline: number): Tx {
   return {

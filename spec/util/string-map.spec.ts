@@ -3,18 +3,8 @@
  * bursts that make the table double and shrink; keys that share hash slots exercise backward shifting.
  */
 import { expect } from 'chai';
+import { rng } from '../helpers/random.js';
 import { StringMap } from '../../lib/util/string-map.js';
-
-/** A deterministic generator (mulberry32), so a failure replays. */
-function rng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const ALPHA = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 const fnvStep = (h: number, s: string): number => {
