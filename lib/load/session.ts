@@ -18,7 +18,13 @@ import { getHeader, type Frame, type Header } from '../msrp/message.js';
 import { serializeRequest, randomId, type RequestSpec } from '../msrp/serializer.js';
 import type { LoadMetrics } from './metrics.js';
 import type { LoadConfig, LoadUser } from './options.js';
-import { cpimHead, readReports, receiverImdn, type MessageBody, type PayloadSource } from './payload.js';
+import {
+  CpimHeadTemplate,
+  readReports,
+  receiverImdn,
+  type MessageBody,
+  type PayloadSource,
+} from './payload.js';
 import { authUri, connectOptions } from './target.js';
 import { StringMap } from '../util/string-map.js';
 
@@ -193,8 +199,8 @@ export class LoadSession {
   private backPath = '';
   private readonly users: [LoadUser | undefined, LoadUser | undefined];
   private readonly refreshTimers: [NodeJS.Timeout | null, NodeJS.Timeout | null] = [null, null];
-  private readonly cpimFrom: string;
-  private readonly cpimTo: string;
+  /** The CPIM head of this session's IMs (`--cpim`), or null. */
+  private readonly cpim: CpimHeadTemplate | null;
   private readonly idBase: string;
   private readonly outstanding = new StringMap<Tracked>();
   /** One bit per sequence number whose delivery report has been seen (duplicate detection). */
@@ -221,8 +227,11 @@ export class LoadSession {
     this.scheduleRefresh(0, sender.expires);
     this.scheduleRefresh(1, receiver.expires);
     const host = ctx.config.target.authHost;
-    this.cpimFrom = `sip:${users[0]?.username ?? `load-${index}-a`}@${host}`;
-    this.cpimTo = `sip:${users[1]?.username ?? `load-${index}-b`}@${host}`;
+    const from = `sip:${users[0]?.username ?? `load-${index}-a`}@${host}`;
+    const to = `sip:${users[1]?.username ?? `load-${index}-b`}@${host}`;
+    this.cpim = ctx.config.cpim
+      ? new CpimHeadTemplate({ from, to, reports: ctx.config.requestReports })
+      : null;
     this.idBase = `${ctx.config.idPrefix}-${index.toString(36)}-`;
     for (const ep of [this.sender, this.receiver]) {
       owners.set(ep, this);
@@ -273,14 +282,7 @@ export class LoadSession {
     const m = this.ctx.metrics;
     const seq = this.seq++;
     const messageId = this.idBase + seq.toString(36);
-    const head = cfg.cpim
-      ? cpimHead({
-          from: this.cpimFrom,
-          to: this.cpimTo,
-          imdnId: `i${messageId}`,
-          reports: cfg.requestReports,
-        })
-      : undefined;
+    const head = this.cpim?.head(`i${messageId}`);
     const body = this.ctx.payload.body(payloadBytes, head);
     const tr: Tracked = {
       messageId,

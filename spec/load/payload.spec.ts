@@ -1,7 +1,14 @@
 import { expect } from 'chai';
 import { parseCpimHead } from '../../lib/reports/cpim.js';
 import { detectReportRequest } from '../../lib/reports/imdn.js';
-import { cpimHead, PayloadSource, readReports, receiverImdn, SizePicker } from '../../lib/load/payload.js';
+import {
+  CpimHeadTemplate,
+  cpimHead,
+  PayloadSource,
+  readReports,
+  receiverImdn,
+  SizePicker,
+} from '../../lib/load/payload.js';
 
 describe('load payload', () => {
   it('picks sizes exactly in proportion to their weights, interleaved', () => {
@@ -45,6 +52,28 @@ describe('load payload', () => {
     expect(req?.messageId).to.equal('iL12345-0-1');
     expect([...(req?.kinds ?? [])]).to.deep.equal(['positive-delivery', 'negative-delivery']);
     expect(parsed.contentHeader('Content-Type')).to.equal('text/plain');
+  });
+
+  it('makes from its template the very head cpimHead builds, for plain and other ids and URIs', () => {
+    const at = Date.UTC(2026, 11, 6, 17, 40, 5, 123);
+    const dateTime = new Date(at).toISOString();
+    const cases: Array<[string, string, string, string]> = [
+      ['sip:alice@example.com', 'sip:bob@example.com', 'iL12345-0-1z', 'plain id'],
+      [
+        'sip:alice@example.com',
+        'sip:bob@example.com',
+        'i"odd\\id é',
+        'an id the template leaves to cpimHead',
+      ],
+      ['sip:"al ice"@example.com', 'sip:bøb@example.com', 'iX-1', 'URIs formatCpim escapes or encodes'],
+    ];
+    for (const [from, to, imdnId, what] of cases)
+      for (const reports of [[], ['positive-delivery', 'negative-delivery']] as const) {
+        const template = new CpimHeadTemplate({ from, to, reports });
+        const want = cpimHead({ from, to, imdnId, reports, dateTime });
+        expect(template.head(imdnId, at).equals(want), what).to.equal(true);
+        expect(template.head(imdnId, at).equals(want), `${what}, again`).to.equal(true);
+      }
   });
 
   it('asks for no report when none is requested', () => {
