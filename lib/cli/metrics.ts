@@ -238,7 +238,7 @@ export class RelayMetrics {
     );
     this.counter(
       'msrp_relay_failure_reports_undeliverable_total',
-      'Failure REPORTs not sent: the connection back to the sender had closed and there was no other.',
+      'Failure REPORTs not sent: the connection the failed chunk came on had closed.',
       [],
       () => [[{}, s().counters.failureReportsUndeliverable]],
     );

@@ -16,14 +16,9 @@ import type { ForwardedTransaction } from './transactions.js';
 
 /** Sends the relay's failure answers toward senders, counting failure REPORTs by status. */
 export class FailureReplies {
-  /**
-   * `reroute`: another way back toward `reportTo`'s first URI when the connection the request came on
-   * is gone (see {@link sendFailureReport}), or null when there is none.
-   */
   constructor(
     private readonly counters: RelayCounters,
     private readonly log: Logger,
-    private readonly reroute: (reportTo: string, gone: Peer) => Peer | null = () => null,
   ) {}
 
   /**
@@ -73,11 +68,9 @@ export class FailureReplies {
 
   /**
    * A failure REPORT toward the sender of a forwarded SEND chunk (RFC 4976 §6.5), unless FR is no. It goes
-   * back on the connection the chunk came on. When that connection is gone, the REPORT is a request like
-   * any other (digest §2.6 step 7): it goes to its To-Path's first URI, the previous relay, over a
-   * connection this relay has to that relay already (it opens none: that URI is the unauthenticated
-   * sender's word). Otherwise, and always toward a direct client (its URI is not a listener), the REPORT
-   * is counted and logged as undeliverable.
+   * back on the connection the chunk came on only. When that connection has closed, the REPORT is counted
+   * and logged as undeliverable: sending it elsewhere would mean trusting the From-Path, which the sender
+   * alone wrote (docs/architecture.md).
    */
   sendFailureReport(
     tx: ForwardedTransaction<Peer, TrackedImMessage>,
@@ -85,7 +78,21 @@ export class FailureReplies {
     comment: string,
   ): void {
     if (tx.failureReport === 'no') return;
-    const spec: FailureReportSpec = {
+    if (tx.source.isClosed) {
+      this.counters.failureReportsUndeliverable++;
+      this.log.warn(
+        {
+          gone: tx.source.id,
+          to: firstUri(tx.reportTo),
+          messageId: tx.messageId,
+          status: statusCode,
+          range: `${tx.rangeStart}-${tx.rangeEnd}`,
+        },
+        "failure REPORT undeliverable: the sender's connection is gone",
+      );
+      return;
+    }
+    this.report(tx.source, {
       reportTo: tx.reportTo,
       ourUri: tx.ourUri,
       messageId: tx.messageId,
@@ -94,31 +101,7 @@ export class FailureReplies {
       total: tx.total,
       statusCode,
       comment,
-    };
-    if (!tx.source.isClosed) {
-      this.report(tx.source, spec);
-      return;
-    }
-    const other = this.reroute(tx.reportTo, tx.source);
-    if (other !== null) {
-      this.log.info(
-        { gone: tx.source.id, conn: other.id, to: firstUri(tx.reportTo) },
-        'failure REPORT re-routed',
-      );
-      this.report(other, spec);
-      return;
-    }
-    this.counters.failureReportsUndeliverable++;
-    this.log.warn(
-      {
-        gone: tx.source.id,
-        to: firstUri(tx.reportTo),
-        messageId: tx.messageId,
-        status: statusCode,
-        range: `${tx.rangeStart}-${tx.rangeEnd}`,
-      },
-      "failure REPORT undeliverable: the sender's connection is gone",
-    );
+    });
   }
 
   /** Counts, logs and writes one failure REPORT toward `to`. */

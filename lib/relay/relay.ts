@@ -91,15 +91,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       log: this.log,
       onConnection: (conn) => this.accept(conn),
     });
-    this.failures = new FailureReplies(this.counters, this.log, (reportTo, gone) => {
-      // A client that authenticated on the connection is reached on no other (its URI is not a listener).
-      if (gone.authenticated) return null;
-      const previous = tryParse(firstUri(reportTo));
-      if (previous === null || this.isOurs(previous)) return null;
-      // Only over a connection this relay already has to that authority: the From-Path comes from a
-      // sender nobody authenticated, and the relay must not connect wherever a stranger names.
-      return this.nextHops.live(previous) ?? null;
-    });
+    this.failures = new FailureReplies(this.counters, this.log);
     this.authenticator = this.opts.auth
       ? new DigestAuthenticator({ realm: resolved.realm, users: resolved.users })
       : null;

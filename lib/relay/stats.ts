@@ -36,10 +36,7 @@ export interface RelayCounters {
   readerPauses: number;
   /** Failure REPORTs sent, by status code. */
   failureReports: Record<string, number>;
-  /**
-   * Failure REPORTs not sent: the connection the chunk came on had closed, and the relay has no connection
-   * of its own to the previous relay (or the sender was a direct client).
-   */
+  /** Failure REPORTs not sent: the connection the chunk came on had closed. */
   failureReportsUndeliverable: number;
   transactionTimeouts: number;
   /** Parse errors, by `MSRP_ERR_…` code. */
