@@ -255,8 +255,10 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
         held: { declared, received: 0, ourUri: route.ourUri, unbounded },
       };
     }
-    const dest = this.nextPeer(route);
     const headers = rewritePaths(head.headers, route.toPath, route.fromPath);
+    if (headBytes(headers) > DEFAULTS.maxHeadBytes)
+      return { kind: 'drop', head, status: 400, comment: HEAD_TOO_LARGE, ourUri: route.ourUri };
+    const dest = this.nextPeer(route);
     // RFC 7977 §5.1: toward a WebSocket peer every sub-chunk must fit one message; a head that leaves
     // no room for the body within wsMaxMessageBytes cannot be forwarded there.
     if (dest.conn.messageFramed && headBytes(headers) > this.wsHeadRoom())
@@ -651,10 +653,14 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       this.failures.refuse(peer, head, 400, 'Bad Byte-Range', route.ourUri);
       return;
     }
+    const headers = rewritePaths(head.headers, route.toPath, route.fromPath);
+    if (headBytes(headers) > DEFAULTS.maxHeadBytes) {
+      this.failures.refuse(peer, head, 400, HEAD_TOO_LARGE, route.ourUri);
+      return;
+    }
     const dest = this.nextPeer(route);
     let tid = randomId();
     if (body !== null) while (body.includes('\r\n-------' + tid)) tid = randomId();
-    const headers = rewritePaths(head.headers, route.toPath, route.fromPath);
     const parts = [formatHead(`MSRP ${tid} ${head.method}`, headers, body !== null)];
     if (body !== null) parts.push(body);
     parts.push(Buffer.from(frameTail(tid, flag, body !== null), 'latin1'));
@@ -781,6 +787,13 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     }
   }
 }
+
+/**
+ * Why a request is not forwarded when its head, as this relay writes it (its own transaction id, a
+ * Byte-Range made exact, with {@link headBytes}' margin), could pass the 16 KiB head limit a next relay
+ * like this one enforces: that relay would close the connection for it, with every session it carries.
+ */
+const HEAD_TOO_LARGE = 'Head too large to forward';
 
 const closeWaiters = new WeakMap<Peer, () => void>();
 

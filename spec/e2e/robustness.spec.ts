@@ -68,6 +68,44 @@ describe('relay robustness', () => {
     expect((await got).body.toString()).to.equal('still flowing');
   });
 
+  it('refuses with 400 a request whose head, as the relay would write it, could pass the 16 KiB limit', async () => {
+    // Found by the eighth session's review: the relay's head is a little longer than the one it read (its
+    // own 16-character transaction id, a rewritten Byte-Range). One that passes the limit makes a next
+    // relay like this one close the connection, and every session on it with it.
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const pad = 'a'.repeat(16_000); // the head read stays under 16 KiB (the relay's parser takes it)
+    const refused = await alice.request({
+      method: 'SEND',
+      toPath: alice.toPathFor(bob.path),
+      fromPath: alice.uri,
+      headers: [
+        ['Message-ID', 'bigHead1'],
+        ['Byte-Range', '1-2/2'],
+        ['X-Pad', pad],
+      ],
+      contentType: 'text/plain',
+      body: 'hi',
+    });
+    const other = await alice.request({
+      method: 'NICKNAME',
+      toPath: alice.toPathFor(bob.path),
+      fromPath: alice.uri,
+      headers: [['X-Pad', pad]],
+    });
+    const got = nextMessage(bob);
+    const res = await alice.send({ toPath: alice.toPathFor(bob.path), body: 'still flowing' });
+    expect([
+      refused.kind === 'response' && refused.statusCode,
+      refused.kind === 'response' && refused.comment,
+      other.kind === 'response' && other.statusCode,
+      res.statuses,
+      (await got).body.toString(),
+      bob.isClosed,
+    ]).to.deep.equal([400, 'Head too large to forward', 400, [200], 'still flowing', false]);
+  });
+
   it('answers 413 when a chunk of unknown total carries octets past --max-message-size', async () => {
     const relay = await h.relay({ maxMessageBytes: 100_000 });
     const alice = await h.client(relay, 'alice');
