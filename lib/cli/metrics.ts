@@ -237,6 +237,12 @@ export class RelayMetrics {
       entries(s().counters.failureReports).map(([code, n]): Sample => [{ code }, n]),
     );
     this.counter(
+      'msrp_relay_requests_refused_total',
+      'Requests not forwarded, by the status they were refused with (answered or, as REPORTs are, not).',
+      ['code'],
+      () => entries(s().counters.refused).map(([code, n]): Sample => [{ code }, n]),
+    );
+    this.counter(
       'msrp_relay_failure_reports_undeliverable_total',
       'Failure REPORTs not sent: the connection the failed chunk came on had closed.',
       [],

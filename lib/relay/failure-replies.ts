@@ -35,6 +35,7 @@ export class FailureReplies {
     ourUri: string,
     received = 0,
   ): void {
+    bump(this.counters.refused, String(statusCode));
     if (head.method === 'REPORT') return;
     const fr = failureReportOf(head);
     if (fr === 'no') return;

@@ -36,6 +36,11 @@ export interface RelayCounters {
   readerPauses: number;
   /** Failure REPORTs sent, by status code. */
   failureReports: Record<string, number>;
+  /**
+   * Requests the relay did not forward, by the status it refused them with (answered as a response or a
+   * failure REPORT, or, for REPORTs and Failure-Report `no`, not answered at all). AUTH is counted apart.
+   */
+  refused: Record<string, number>;
   /** Failure REPORTs not sent: the connection the chunk came on had closed. */
   failureReportsUndeliverable: number;
   transactionTimeouts: number;
@@ -97,6 +102,7 @@ export function createRelayCounters(): RelayCounters {
     rechunked: 0,
     readerPauses: 0,
     failureReports: {},
+    refused: {},
     failureReportsUndeliverable: 0,
     transactionTimeouts: 0,
     parseErrors: {},

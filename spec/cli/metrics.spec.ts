@@ -179,6 +179,7 @@ describe('metrics and health (--metrics-listen)', () => {
     expect(m.value('msrp_relay_responses_total', { code: '415' })).to.equal(1);
     expect(m.value('msrp_relay_forwarded_total')).to.equal(N + 2);
     expect(m.value('msrp_relay_failure_reports_total', { code: '415' })).to.equal(1);
+    expect(m.text).to.not.include('msrp_relay_requests_refused_total{');
     expect(m.value('msrp_relay_transaction_timeouts_total')).to.equal(0);
     expect(m.value('msrp_relay_rechunked_total')).to.equal(0);
     expect(
@@ -211,6 +212,34 @@ describe('metrics and health (--metrics-listen)', () => {
     expect(m.value('msrp_relay_bytes_sent_total', { transport: 'tcp' })).to.equal(totals.read);
     for (const stat of ['p50', 'p99', 'max'])
       expect(m.value('msrp_relay_event_loop_lag_seconds', { stat })).to.be.a('number').and.at.least(0);
+  });
+
+  it('counts requests it refuses by status, REPORTs it drops unanswered included', async () => {
+    const relay = await h.relay();
+    const metrics = await metricsFor(relay);
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const gone = `msrp://127.0.0.1:${relay.addresses()[0]!.port}/noSuchToken01;tcp`;
+    const r481 = await alice.request({
+      method: 'SEND',
+      toPath: `${alice.usePath[0]} ${gone} ${bob.uri}`,
+      fromPath: alice.uri,
+      headers: [['Message-ID', 'm481']],
+      contentType: 'text/plain',
+      body: 'x',
+    });
+    expect(r481.kind === 'response' && r481.statusCode).to.equal(481);
+    // A REPORT toward nobody: never answered (RFC 4975 §7.1.2), counted all the same.
+    alice.write(
+      Buffer.from(
+        `MSRP rep00001 REPORT\r\nTo-Path: ${gone} ${bob.uri}\r\nFrom-Path: ${alice.uri}\r\n` +
+          'Message-ID: m481\r\nByte-Range: 1-1/1\r\nStatus: 000 200 OK\r\n-------rep00001$\r\n',
+        'latin1',
+      ),
+    );
+    await until(() => relay.counters.refused['481'] === 2, 3000, 'both refusals counted');
+    const m = await scrape(metrics.url);
+    expect(m.value('msrp_relay_requests_refused_total', { code: '481' })).to.equal(2);
   });
 
   it('counts re-chunked sub-chunks toward a WebSocket client and its octets exactly', async () => {
