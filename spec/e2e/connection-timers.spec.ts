@@ -66,6 +66,36 @@ describe('connection timers', () => {
     }).to.deep.equal({ received: file.length, failureReports: 0, r2Closed: {} });
   });
 
+  it('does not shelter a connection paused for its own unread answers from the probation period', async function () {
+    this.timeout(20_000);
+    // 0f2d195: only a pause for another connection's queue is the relay's doing. A stranger that sends
+    // refused requests and never reads the answers is paused for them, and must still leave when its
+    // probation period (no accepted request) ends; sheltered, it would hold its socket and queue for good.
+    const relay = await h.relay({ probationMs: 4000, maxQueuedBytes: 64 * 1024 });
+    const port = relay.addresses()[0]!.port;
+    const stranger = await h.connect(relay);
+    stranger.socket.pause(); // reads none of its answers
+    const frames: string[] = [];
+    // 100,000 refused SENDs: their 481s (15 MB) are more than the kernel's buffers absorb.
+    for (let i = 0; i < 100_000; i++) {
+      const tid = `pb${String(i).padStart(6, '0')}`;
+      frames.push(
+        `MSRP ${tid} SEND\r\nTo-Path: msrp://127.0.0.1:${port}/noSuchToken0;tcp msrp://x.invalid:1/s;tcp\r\n` +
+          `From-Path: ${stranger.uri}\r\nMessage-ID: pbm${i}\r\nByte-Range: 1-1/1\r\n` +
+          `Content-Type: text/plain\r\n\r\nx\r\n-------${tid}$\r\n`,
+      );
+    }
+    stranger.write(Buffer.from(frames.join(''), 'latin1'));
+    await until(() => relay.stats().pausedReaders === 1, 10_000, 'the stranger paused for its 481s');
+    // The close is graceful (its answers may still leave), so the relay's side of it is what shows.
+    const peers = (relay as unknown as { peers: Set<{ closing: boolean; isPausedByOthers: boolean }> }).peers;
+    const [peer] = [...peers];
+    expect([peers.size, peer!.isPausedByOthers]).to.deep.equal([1, false]);
+    await until(() => peer!.closing, 8000, 'the probation close');
+    // Closed while still paused: the timer saw past a pause that was the connection's own doing.
+    expect([relay.stats().pausedReaders, relay.counters.refused['481']! > 0]).to.deep.equal([1, true]);
+  });
+
   it('closes a chained relay connection silent longer than --idle-timeout', async () => {
     const r1 = await h.relay();
     const r2 = await h.relay({ probationMs: 200, idleTimeoutMs: 900 });
