@@ -25,8 +25,8 @@ export class NextHops {
     const host = uri.host.startsWith('[') ? uri.host.slice(1, -1) : uri.host;
     const port = uri.port ?? DEFAULTS.port;
     const key = `${uri.scheme}://${host.toLowerCase()}:${port}`;
-    const existing = this.live(uri);
-    if (existing !== undefined) return existing;
+    const existing = this.dialed.get(key);
+    if (existing !== undefined && !existing.closing && !existing.isClosed) return existing;
     let socket: Socket;
     let kind: 'tcp' | 'tls';
     if (uri.scheme === 'msrps') {
@@ -49,13 +49,6 @@ export class NextHops {
     });
     this.dialed.set(key, peer);
     return peer;
-  }
-
-  /** The live connection this relay opened toward `uri`'s scheme, host and port, if any. */
-  live(uri: MsrpUri): Peer | undefined {
-    const host = uri.host.startsWith('[') ? uri.host.slice(1, -1) : uri.host;
-    const existing = this.dialed.get(`${uri.scheme}://${host.toLowerCase()}:${uri.port ?? DEFAULTS.port}`);
-    return existing !== undefined && !existing.closing && !existing.isClosed ? existing : undefined;
   }
 
   /** Forgets a closed peer, unless a newer connection has taken its key. */
