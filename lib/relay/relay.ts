@@ -256,12 +256,13 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       };
     }
     const headers = rewritePaths(head.headers, route.toPath, route.fromPath);
-    if (headBytes(headers) > DEFAULTS.maxHeadBytes)
+    const forwardedHead = headBytes(headers);
+    if (forwardedHead > DEFAULTS.maxHeadBytes)
       return { kind: 'drop', head, status: 400, comment: HEAD_TOO_LARGE, ourUri: route.ourUri };
     const dest = this.nextPeer(route);
     // RFC 7977 §5.1: toward a WebSocket peer every sub-chunk must fit one message; a head that leaves
     // no room for the body within wsMaxMessageBytes cannot be forwarded there.
-    if (dest.conn.messageFramed && headBytes(headers) > this.wsHeadRoom())
+    if (dest.conn.messageFramed && forwardedHead > this.wsHeadRoom())
       return {
         kind: 'drop',
         head,
