@@ -115,22 +115,20 @@ function isMethodAt(buf: Buffer, start: number, end: number): boolean {
   return true;
 }
 
-/** The method name at `start`..`end`; SEND, the one on nearly every frame, without a new string. */
-function methodName(buf: Buffer, start: number, end: number): string {
-  const isSend =
-    end - start === 4 &&
-    buf[start] === 0x53 &&
-    buf[start + 1] === 0x45 &&
-    buf[start + 2] === 0x4e &&
-    buf[start + 3] === 0x44;
-  return isSend ? 'SEND' : buf.toString('latin1', start, end);
-}
+/** A spelling to match octet for octet, and the one string that stands for it. */
+type Interned = readonly [bytes: Buffer, text: string];
+
+const interned = (names: readonly string[]): readonly Interned[] =>
+  names.map((n) => [Buffer.from(n, 'latin1'), n] as const);
+
+/** Methods read without a new string: SEND is on nearly every frame. */
+const KNOWN_METHODS = interned(['SEND', 'REPORT', 'AUTH']);
 
 /**
  * Header names as RFC 4975 and RFC 4976 spell them: a header written so is named by this shared string
  * instead of a new one (a frame has six to eight headers). Any other spelling is read as written.
  */
-const KNOWN_NAMES: ReadonlyArray<readonly [Buffer, string]> = [
+const KNOWN_NAMES = interned([
   'To-Path',
   'From-Path',
   'Message-ID',
@@ -142,19 +140,19 @@ const KNOWN_NAMES: ReadonlyArray<readonly [Buffer, string]> = [
   'Use-Path',
   'Expires',
   'Content-Disposition',
-].map((n) => [Buffer.from(n, 'latin1'), n] as const);
+]);
 
-/** The shared string for a known header name at `start`..`end` spelled exactly so, else undefined. */
-function knownName(buf: Buffer, start: number, end: number): string | undefined {
+/** The text at `start`..`end`: a shared string when `table` spells it exactly so, else a new one. */
+function textAt(table: readonly Interned[], buf: Buffer, start: number, end: number): string {
   const len = end - start;
-  for (let k = 0; k < KNOWN_NAMES.length; k++) {
-    const [bytes, name] = KNOWN_NAMES[k]!;
+  for (let k = 0; k < table.length; k++) {
+    const [bytes, text] = table[k]!;
     if (bytes.length !== len || bytes[0] !== buf[start]) continue;
     let i = 1;
     while (i < len && bytes[i] === buf[start + i]) i++;
-    if (i === len) return name;
+    if (i === len) return text;
   }
-  return undefined;
+  return buf.toString('latin1', start, end);
 }
 
 function isIdentAt(buf: Buffer, start: number, end: number): boolean {
@@ -350,7 +348,7 @@ export class MsrpParser {
       this.statusCode = status;
       this.comment = end - r > 4 ? line.toString('latin1', r + 4, end) : '';
     } else if (isMethodAt(line, r, end)) {
-      this.method = methodName(line, r, end);
+      this.method = textAt(KNOWN_METHODS, line, r, end);
     } else {
       // The transaction id is known, so the frame can still be skipped to its end-line.
       this.pendingError = createError(
@@ -393,7 +391,7 @@ export class MsrpParser {
     }
     let v = colon + 1;
     while (v < end && (line[v] === 0x20 || line[v] === 0x09)) v++;
-    const name = knownName(line, start, colon) ?? line.toString('latin1', start, colon);
+    const name = textAt(KNOWN_NAMES, line, start, colon);
     const value = line.toString('latin1', v, end);
     const index = this.headers.length;
     if (index >= this.maxHeaders) {
