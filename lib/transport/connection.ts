@@ -6,6 +6,7 @@
  */
 import type { Socket } from 'node:net';
 import { uncorkAfterTurn } from '../io/uncork.js';
+import { noteBytesRead } from '../io/read-gc.js';
 
 /** The transport under a connection. */
 export type TransportKind = 'tcp' | 'tls' | 'ws' | 'wss';
@@ -183,6 +184,7 @@ export class StreamConnection implements Connection {
   /** @internal */
   handleData(data: Buffer): void {
     this.bytesIn += data.length;
+    noteBytesRead(data.length);
     this.events?.onData(data);
   }
 

@@ -21,6 +21,7 @@ import {
 import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { noteBytesRead } from '../io/read-gc.js';
 import { connectionId, EMPTY_WRITE, type Connection, type ConnectionEvents } from './connection.js';
 
 /** The WebSocket subprotocol of MSRP (RFC 7977 §4.1, IANA registry). */
@@ -164,6 +165,7 @@ export class WsConnection implements Connection {
     this.alive = true;
     const buf = toBuffer(data);
     this.bytesIn += buf.length;
+    noteBytesRead(buf.length);
     this.events?.onData(buf);
   }
 
