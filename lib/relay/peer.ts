@@ -11,6 +11,7 @@ import { classifyWsMessage, firstFrameHead } from '../msrp/ws-message.js';
 import type { Connection } from '../transport/connection.js';
 import { OutboundWriter, type ChunkStream, type WriterCounters } from './outbound-writer.js';
 import type { TrackedIm } from './relay-reports.js';
+import type { RouteMemo } from './router.js';
 
 /** Counters a peer and its writer bump: plain numbers the metrics layer reads. */
 export interface PeerCounters extends WriterCounters {
@@ -114,6 +115,8 @@ export class Peer implements ParserHandler {
   authFailures = 0;
   /** Time of the last byte read, ms. */
   lastActivity = Date.now();
+  /** The route of this connection's last routed request (lib/relay/router.ts). */
+  routeMemo: RouteMemo<Peer> | null = null;
   /** Set once the relay asked this connection to close. */
   closing = false;
   /** Destinations whose full queues pause our reading. */

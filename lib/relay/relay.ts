@@ -598,7 +598,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   }
 
   private route(peer: Peer, head: RequestHead): RouteResult<Peer> {
-    return routeRequest(this, peer, head.headers[0]![1], head.headers[1]![1]);
+    return routeRequest(this, peer, head.headers[0]![1], head.headers[1]![1], Date.now(), peer);
   }
 
   private nextPeer(route: RouteResult<Peer> & { ok: true }): Peer {

@@ -60,65 +60,114 @@ export function tryParse(text: string | undefined): MsrpUri | null {
   return uri;
 }
 
-/** Routes a request that arrived from `source`; see the module comment for the rules. */
+/**
+ * The last route one source took: its path values as received, the result, and the tokens the rules
+ * consulted. A session's requests repeat the same two paths, so the next one is routed by comparing two
+ * strings and looking its tokens up again, without splitting, parsing or joining its paths.
+ */
+export interface RouteMemo<P> {
+  readonly to: string;
+  readonly from: string;
+  readonly result: RouteResult<P> & { ok: true };
+  readonly tokens: readonly Token<P>[];
+}
+
+/** Where a source keeps its {@link RouteMemo} (the relay's Peer). */
+export interface RouteMemoHolder<P> {
+  routeMemo: RouteMemo<P> | null;
+}
+
+/**
+ * Routes a request that arrived from `source`; see the module comment for the rules. With `holder`, a
+ * request with the same paths as the source's last routed one gets that route again while every token it
+ * went through is still live (tokens are immutable and die on expiry or with their connection; whether a
+ * URI is ours does not change), so the outcome is the one the rules would give.
+ */
 export function routeRequest<P>(
   ctx: RouteContext<P>,
   source: P,
   toPathValue: string,
   fromPathValue: string,
   now = Date.now(),
+  holder?: RouteMemoHolder<P>,
 ): RouteResult<P> {
+  const memo = holder?.routeMemo ?? null;
+  if (memo !== null && memo.to === toPathValue && memo.from === fromPathValue) {
+    let live = true;
+    for (const t of memo.tokens) if (ctx.tokens.get(t.id, now) !== t) live = false;
+    if (live) return memo.result;
+  }
+  const result = routeByRules(ctx, source, toPathValue, fromPathValue, now);
+  if (holder !== undefined) {
+    holder.routeMemo = result.route.ok
+      ? { to: toPathValue, from: fromPathValue, result: result.route, tokens: result.tokens }
+      : null;
+  }
+  return result.route;
+}
+
+/** The rules themselves: the route, and the tokens it went through. */
+function routeByRules<P>(
+  ctx: RouteContext<P>,
+  source: P,
+  toPathValue: string,
+  fromPathValue: string,
+  now: number,
+): { route: RouteResult<P>; tokens: Token<P>[] } {
+  const tokens: Token<P>[] = [];
+  const fail = (statusCode: number, comment: string): { route: RouteResult<P>; tokens: Token<P>[] } => ({
+    route: { ok: false, statusCode, comment, ourUri },
+    tokens,
+  });
   const to = splitPath(toPathValue);
   const from = splitPath(fromPathValue);
   const ourUri = to[0]!;
   let fromChecked = false;
   for (let hop = 0; ; hop++) {
     const first = tryParse(to[0]);
-    if (first === null) return { ok: false, statusCode: 400, comment: 'Bad To-Path URI', ourUri };
+    if (first === null) return fail(400, 'Bad To-Path URI');
     if (!ctx.isOurs(first) || first.sessionId === undefined) {
       // RFC 4976 §6.4: a request not addressed to this relay is not forwarded (no open relaying).
-      if (hop === 0) return { ok: false, statusCode: 403, comment: 'Not addressed to this relay', ourUri };
-      return {
+      if (hop === 0) return fail(403, 'Not addressed to this relay');
+      const route: RouteResult<P> = {
         ok: true,
         toPath: to.join(' '),
         fromPath: from.join(' '),
         next: { kind: 'dial', uri: first },
         ourUri,
       };
+      return { route, tokens };
     }
     const token: Token<P> | undefined = ctx.tokens.get(first.sessionId, now);
-    if (token === undefined) return { ok: false, statusCode: 481, comment: 'Session does not exist', ourUri };
+    if (token === undefined) return fail(481, 'Session does not exist');
+    tokens.push(token);
     let towardClient: boolean;
     if (token.owner === source && !fromChecked) {
       // Outgoing from the client: it must speak with the path it authenticated.
       const sender = from[0] === token.clientUri ? token.clientParsed : tryParse(from[0]);
       if (sender === null || !uriEquals(sender, token.clientParsed)) {
-        return {
-          ok: false,
-          statusCode: 403,
-          comment: 'From-Path does not match the authenticated client',
-          ourUri,
-        };
+        return fail(403, 'From-Path does not match the authenticated client');
       }
       fromChecked = true;
       towardClient = false;
     } else {
       const next = to[1] === token.clientUri ? token.clientParsed : tryParse(to[1]);
       if (next === null || !uriEquals(next, token.clientParsed)) {
-        return { ok: false, statusCode: 403, comment: 'Token used from a foreign connection', ourUri };
+        return fail(403, 'Token used from a foreign connection');
       }
       towardClient = true;
     }
     from.unshift(to.shift()!);
-    if (to.length === 0) return { ok: false, statusCode: 400, comment: 'To-Path ends at the relay', ourUri };
+    if (to.length === 0) return fail(400, 'To-Path ends at the relay');
     if (towardClient) {
-      return {
+      const route: RouteResult<P> = {
         ok: true,
         toPath: to.join(' '),
         fromPath: from.join(' '),
         next: { kind: 'peer', peer: token.owner },
         ourUri,
       };
+      return { route, tokens };
     }
   }
 }
