@@ -6,7 +6,7 @@
  * generation fills with JavaScript allocations, not with those outside octets. A bulk transfer reads
  * hundreds of MiB per second but allocates little on the heap, so with a large young generation dead
  * read buffers pile up until V8's external-memory limit forces full (mark-compact) collections: with an
- * 8 MiB semi-space a 1 GiB transfer peaked at 112 MiB RSS against 88 MiB with 2 MiB.
+ * 8 MiB semi-space a 1 GiB transfer peaked at 114 MiB RSS against 87 MiB with 2 MiB.
  *
  * A small young generation keeps a transfer's RSS low but costs message traffic dearly: each message's
  * state lives a round trip, so scavenges every 2 MiB copy and promote it (relay CPU per CPIM message with
