@@ -13,6 +13,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { pacedCollections } from '../io/read-gc.js';
 import type { Relay } from '../relay/relay.js';
 import { KNOWN_METHODS, type ConnectionState, type RelayStats } from '../relay/stats.js';
 import type { TransportKind } from '../transport/connection.js';
@@ -247,6 +248,12 @@ export class RelayMetrics {
       'Failure REPORTs not sent: the connection the failed chunk came on had closed.',
       [],
       () => [[{}, s().counters.failureReportsUndeliverable]],
+    );
+    this.counter(
+      'msrp_relay_paced_young_gcs_total',
+      'Young collections the relay ran itself, one per 8 MiB read (needs node --expose-gc).',
+      [],
+      () => [[{}, pacedCollections()]],
     );
     this.counter('msrp_relay_parse_errors_total', 'Malformed input, by MSRP_ERR_ code.', ['code'], () =>
       entries(s().counters.parseErrors).map(([code, n]): Sample => [{ code }, n]),

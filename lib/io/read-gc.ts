@@ -29,13 +29,14 @@ let paced = 0;
 export function noteBytesRead(n: number): void {
   readSince += n;
   if (readSince < READ_GC_BYTES) return;
-  readSince = 0;
+  // What the crossing read carried past the mark counts toward the next one: one per READ_GC_BYTES.
+  readSince %= READ_GC_BYTES;
   if (collect === null) return;
   paced++;
   collect({ type: 'minor' });
 }
 
-/** Young collections run by {@link noteBytesRead} so far (metrics). */
+/** Young collections run by {@link noteBytesRead} so far (`msrp_relay_paced_young_gcs_total`). */
 export function pacedCollections(): number {
   return paced;
 }

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startMetricsServer, type MetricsServer } from '../../lib/cli/metrics.js';
+import { READ_GC_BYTES, setCollector } from '../../lib/io/read-gc.js';
 import { MsrpEndpoint, type ReceivedMessage } from '../../lib/client/endpoint.js';
 import { getHeader, type Frame } from '../../lib/msrp/message.js';
 import type { Logger } from '../../lib/relay/logger.js';
@@ -240,6 +241,32 @@ describe('metrics and health (--metrics-listen)', () => {
     await until(() => relay.counters.refused['481'] === 2, 3000, 'both refusals counted');
     const m = await scrape(metrics.url);
     expect(m.value('msrp_relay_requests_refused_total', { code: '481' })).to.equal(2);
+  });
+
+  it('counts the young collections the relay paces by octets read', async () => {
+    // mocha runs without --expose-gc: a stand-in collector counts what the relay asks for.
+    const asked: unknown[] = [];
+    const before = setCollector((options) => asked.push(options));
+    try {
+      const relay = await h.relay();
+      const metrics = await metricsFor(relay);
+      const start = (await scrape(metrics.url)).value('msrp_relay_paced_young_gcs_total');
+      expect(start).to.be.a('number');
+      const alice = await h.client(relay, 'alice');
+      const bob = await h.client(relay, 'bob');
+      const file = randomBytes(READ_GC_BYTES * 2 + 1000);
+      const got = new Promise<ReceivedMessage>((resolve) => bob.once('message', resolve));
+      await alice.send({ toPath: alice.toPathFor(bob.path), body: file });
+      expect((await got).body.equals(file)).to.equal(true);
+      // The relay read the file (and a little more): two paced collections, each a young one.
+      expect(asked).to.have.length(2);
+      expect(asked[0]).to.deep.equal({ type: 'minor' });
+      const m = await scrape(metrics.url);
+      expect(m.value('msrp_relay_paced_young_gcs_total')).to.equal(start! + 2);
+      expect(m.type('msrp_relay_paced_young_gcs_total')).to.equal('counter');
+    } finally {
+      setCollector(before);
+    }
   });
 
   it('counts re-chunked sub-chunks toward a WebSocket client and its octets exactly', async () => {

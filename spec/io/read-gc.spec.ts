@@ -27,6 +27,21 @@ describe('read-paced young collections', () => {
     }
   });
 
+  it('carries the octets a read brings past the mark toward the next collection', () => {
+    const calls: unknown[] = [];
+    const before = setCollector((options) => calls.push(options));
+    try {
+      noteBytesRead(READ_GC_BYTES + 100);
+      expect(calls).to.have.length(1);
+      noteBytesRead(READ_GC_BYTES - 101);
+      expect(calls).to.have.length(1);
+      noteBytesRead(1);
+      expect(calls).to.have.length(2);
+    } finally {
+      setCollector(before);
+    }
+  });
+
   it('does nothing without an exposed collector', () => {
     const before = setCollector(null);
     try {
