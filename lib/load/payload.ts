@@ -13,7 +13,7 @@ import {
   readImdn,
   type ImdnStatus,
 } from '../reports/imdn.js';
-import { mimeToken } from '../reports/report-request.js';
+import { mimeToken, payloadKind, type ReportPayloadKind } from '../reports/report-request.js';
 import { randomId } from '../msrp/serializer.js';
 import { readReportPayload } from '../reports/report-scan.js';
 import type { RequestedReport, SizeWeight } from './options.js';
@@ -199,8 +199,9 @@ export function readReports(contentType: string | undefined, body: Buffer): Inco
   if (mimeToken(contentType) !== 'message/cpim') return null;
   try {
     // The plain heads relays and endpoints write are read in place; anything else by the CPIM parser.
-    const found = readReportPayload(body);
-    if (found === null || found === 'incomplete') return null;
+    const plain = plainReportPayload(body);
+    const found = plain === null ? readReportPayload(body) : plain;
+    if (found === null || found === 'incomplete' || found === 'im') return null;
     const payload = body.subarray(found.bodyOffset);
     const docs =
       found.kind === 'aggregate' ? parseAggregatedImdn(found.contentType, payload) : [readImdn(payload)];
@@ -211,6 +212,64 @@ export function readReports(contentType: string | undefined, body: Buffer): Inco
   } catch {
     return null;
   }
+}
+
+const CRLF_CRLF = Buffer.from('\r\n\r\n', 'latin1');
+const CONTENT_TYPE = 'content-type:';
+const CONTENT_DISPOSITION = 'content-disposition:';
+
+/**
+ * Where the payload of a report in the plain shape relays write starts, without the CPIM scan: a CPIM
+ * head of `Name: value` lines, a blank line, MIME header lines (Content-Type, Content-Disposition, ...)
+ * without folding, a blank line (RFC 3862 §3.1). Null for anything else (the caller then scans the head
+ * properly), or `'im'` for a plain message whose MIME type carries no report. The load tester reads one
+ * report per message at full rate, and this is most of what the scan cost it.
+ * @internal Exported for tests.
+ */
+export function plainReportPayload(
+  body: Buffer,
+): { kind: ReportPayloadKind; bodyOffset: number; contentType: string } | 'im' | null {
+  const headEnd = body.indexOf(CRLF_CRLF);
+  if (headEnd <= 0) return null;
+  const mimeStart = headEnd + 4;
+  const mimeEnd = body.indexOf(CRLF_CRLF, mimeStart);
+  if (mimeEnd < mimeStart) return null;
+  // Every CPIM line `Name: value` with a token name: anything else goes to the scan, which knows why.
+  for (let at = 0; at < headEnd;) {
+    let eol = body.indexOf(0x0a, at);
+    if (eol === -1 || eol > headEnd) eol = headEnd + 1;
+    if (!plainHeaderLine(body, at, eol - 1)) return null;
+    at = eol + 1;
+  }
+  let contentType: string | undefined;
+  let disposition: string | undefined;
+  for (let at = mimeStart; at < mimeEnd;) {
+    let eol = body.indexOf(0x0a, at);
+    if (eol === -1 || eol > mimeEnd) eol = mimeEnd + 1;
+    if (!plainHeaderLine(body, at, eol - 1)) return null;
+    const line = body.toString('latin1', at, eol - 1);
+    const lower = line.slice(0, CONTENT_DISPOSITION.length).toLowerCase();
+    if (contentType === undefined && lower.startsWith(CONTENT_TYPE))
+      contentType = line.slice(CONTENT_TYPE.length).trim();
+    else if (disposition === undefined && lower.startsWith(CONTENT_DISPOSITION))
+      disposition = line.slice(CONTENT_DISPOSITION.length).trim();
+    at = eol + 1;
+  }
+  const kind = payloadKind(contentType, disposition);
+  return kind === null ? 'im' : { kind, bodyOffset: mimeEnd + 4, contentType: contentType ?? '' };
+}
+
+/** True when octets `start` to `end` (the CR excluded) are `Name: value`: a token, a colon, a space. */
+function plainHeaderLine(buf: Buffer, start: number, end: number): boolean {
+  if (end <= start || buf[end] !== 0x0d) return false;
+  let i = start;
+  for (; i < end; i++) {
+    const c = buf[i]!;
+    if (c === 0x3a) break;
+    // RFC 3862 §3.1 / RFC 5322: a name of printable ASCII other than the colon (a prefix's `.` is fine).
+    if (c <= 0x20 || c >= 0x7f) return false;
+  }
+  return i > start && i + 1 < end && buf[i + 1] === 0x20;
 }
 
 /**

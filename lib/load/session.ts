@@ -202,6 +202,8 @@ export class LoadSession {
   /** The CPIM head of this session's IMs (`--cpim`), or null. */
   private readonly cpim: CpimHeadTemplate | null;
   private readonly idBase: string;
+  /** `i` + {@link idBase}: how this session's imdn.Message-IDs begin. */
+  private readonly imdnBase: string;
   private readonly outstanding = new StringMap<Tracked>();
   /** One bit per sequence number whose delivery report has been seen (duplicate detection). */
   private reportedBits = new Uint8Array(128);
@@ -233,6 +235,7 @@ export class LoadSession {
       ? new CpimHeadTemplate({ from, to, reports: ctx.config.requestReports })
       : null;
     this.idBase = `${ctx.config.idPrefix}-${index.toString(36)}-`;
+    this.imdnBase = 'i' + this.idBase;
     for (const ep of [this.sender, this.receiver]) {
       owners.set(ep, this);
       ep.on('close', endpointOnClose);
@@ -511,7 +514,7 @@ export class LoadSession {
   /** A delivery report about `imdnId` (`i` + the MSRP Message-ID this session gave the IM). */
   private onReport(imdnId: string, status: string): void {
     const m = this.ctx.metrics;
-    const base = `i${this.idBase}`;
+    const base = this.imdnBase;
     const seq = imdnId.startsWith(base) ? parseInt(imdnId.slice(base.length), 36) : NaN;
     if (!Number.isSafeInteger(seq) || seq < 0 || seq >= this.seq) {
       m.reportsUnmatched++;

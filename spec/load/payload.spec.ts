@@ -1,10 +1,12 @@
 import { expect } from 'chai';
 import { parseCpimHead } from '../../lib/reports/cpim.js';
-import { detectReportRequest } from '../../lib/reports/imdn.js';
+import { buildDeliveryReport, detectReportRequest } from '../../lib/reports/imdn.js';
+import { readReportPayload } from '../../lib/reports/report-scan.js';
 import {
   CpimHeadTemplate,
   cpimHead,
   PayloadSource,
+  plainReportPayload,
   readReports,
   receiverImdn,
   SizePicker,
@@ -99,5 +101,87 @@ describe('load payload', () => {
     expect(readReports('message/cpim', im)).to.equal(null);
     expect(readReports('text/plain', Buffer.from('x'))).to.equal(null);
     expect(readReports('message/cpim', Buffer.from('garbage\r\n\r\n\r\n'))).to.equal(null);
+  });
+
+  describe('reports in the plain shape, read without the CPIM scan', () => {
+    const rfcIm = Buffer.concat([
+      cpimHead({
+        from: 'sip:a@x',
+        to: 'sip:b@x',
+        imdnId: 'iQ1',
+        reports: ['positive-delivery', 'negative-delivery'],
+      }),
+      Buffer.from('hello'),
+    ]);
+    const legacyIm = Buffer.from(
+      'From: Alice <im:alice@example.org>\r\nTo: Bob <im:bob@example.net>\r\nMessage-ID: 7fGh2Kp9\r\n' +
+        'Receipt-Request: positive-delivery, negative-delivery\r\n\r\nContent-Type: text/plain\r\n\r\nPing',
+    );
+    const reportsOf = (im: Buffer): Buffer[] => {
+      const head = parseCpimHead(im);
+      if (head === 'incomplete') throw new Error('incomplete CPIM head');
+      const req = detectReportRequest(head)!;
+      return (['delivered', 'failed'] as const).map(
+        (o) => buildDeliveryReport(req, o, { now: new Date(Date.UTC(2026, 11, 6)), messageId: 'rep1' }).body,
+      );
+    };
+    const plain = [...reportsOf(rfcIm), ...reportsOf(legacyIm)];
+    const text = (b: Buffer): string => b.toString('latin1');
+    const variants: Array<[string, Buffer]> = [
+      ['an IM', rfcIm],
+      ['a legacy IM', legacyIm],
+      [
+        'lower-case MIME names',
+        Buffer.from(text(plain[0]!).replace('Content-Type:', 'content-type:'), 'latin1'),
+      ],
+      ['bare LF line ends', Buffer.from(text(plain[0]!).replace(/\r\n/g, '\n'), 'latin1')],
+      [
+        'a folded MIME header',
+        Buffer.from(text(plain[0]!).replace('Content-Disposition: ', 'Content-Disposition:\r\n '), 'latin1'),
+      ],
+      [
+        'no MIME disposition',
+        Buffer.from(text(plain[0]!).replace(/Content-Disposition: [^\r]*\r\n/, ''), 'latin1'),
+      ],
+      ['a CPIM line without a colon', Buffer.from('From <sip:a@x>\r\n' + text(plain[0]!), 'latin1')],
+      [
+        'a head only',
+        Buffer.from(text(plain[0]!).slice(0, text(plain[0]!).indexOf('\r\n\r\n') + 4), 'latin1'),
+      ],
+      ['nothing', Buffer.alloc(0)],
+    ];
+
+    it('finds the payload of the reports relays write, as the CPIM scan does', () => {
+      for (const body of plain) {
+        const quick = plainReportPayload(body);
+        expect(quick, text(body)).to.not.equal(null);
+        expect(quick).to.deep.equal(readReportPayload(body));
+      }
+      expect(plain.map((b) => readReports('message/cpim', b))).to.deep.equal([
+        [{ imdnId: 'iQ1', status: 'delivered' }],
+        [{ imdnId: 'iQ1', status: 'failed' }],
+        [{ imdnId: '7fGh2Kp9', status: 'delivered' }],
+        [{ imdnId: '7fGh2Kp9', status: 'failed' }],
+      ]);
+    });
+
+    it('agrees with the CPIM scan on everything else, or leaves it to the scan', () => {
+      for (const [name, body] of variants) {
+        const quick = plainReportPayload(body);
+        if (quick === null) continue; // the scan decides
+        const full = readReportPayload(body);
+        expect(quick === 'im' ? null : quick, name).to.deep.equal(full);
+      }
+      // The odd shapes are not taken in place.
+      for (const name of [
+        'bare LF line ends',
+        'a folded MIME header',
+        'a CPIM line without a colon',
+        'a head only',
+        'nothing',
+      ])
+        expect(plainReportPayload(variants.find(([n]) => n === name)![1]), name).to.equal(null);
+      expect(plainReportPayload(rfcIm)).to.equal('im');
+    });
   });
 });
