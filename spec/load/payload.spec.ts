@@ -149,6 +149,11 @@ describe('load payload', () => {
         Buffer.from(text(plain[0]!).slice(0, text(plain[0]!).indexOf('\r\n\r\n') + 4), 'latin1'),
       ],
       ['nothing', Buffer.alloc(0)],
+      [
+        'an empty MIME head',
+        Buffer.from(text(plain[0]!).replace(/\r\n\r\nContent-Type[^]*?\r\n\r\n/, '\r\n\r\n\r\n'), 'latin1'),
+      ],
+      ['a CR inside a name', Buffer.from('Fr\rom: <sip:a@x>\r\n' + text(plain[0]!), 'latin1')],
     ];
 
     it('finds the payload of the reports relays write, as the CPIM scan does', () => {
@@ -179,6 +184,8 @@ describe('load payload', () => {
         'a CPIM line without a colon',
         'a head only',
         'nothing',
+        'an empty MIME head',
+        'a CR inside a name',
       ])
         expect(plainReportPayload(variants.find(([n]) => n === name)![1]), name).to.equal(null);
       expect(plainReportPayload(rfcIm)).to.equal('im');
