@@ -15,7 +15,7 @@ import {
 } from '../reports/imdn.js';
 import { mimeToken, payloadKind, type ReportPayloadKind } from '../reports/report-request.js';
 import { randomId } from '../msrp/serializer.js';
-import { readReportPayload } from '../reports/report-scan.js';
+import { NAMECHAR, readReportPayload } from '../reports/report-scan.js';
 import type { RequestedReport, SizeWeight } from './options.js';
 
 /**
@@ -234,14 +234,18 @@ export function plainReportPayload(
   let mimeStart = -1;
   let contentType: string | undefined;
   let disposition: string | undefined;
+  let dot = -1;
   for (let i = 0; i < body.length; i++) {
     const c = body[i]!;
+    // Octets past ASCII are decoded as UTF-8 by the scan: such a head is its to read.
+    if (c >= 0x80) return null;
     if (c !== 0x0a) {
       if (colon !== -1) continue;
       if (c === 0x3a) colon = i;
-      // A name of printable ASCII other than the colon (a prefix's `.` is fine); CR only at the line end.
-      else if ((c <= 0x20 || c >= 0x7f) && !(c === 0x0d && i === lineStart && body[i + 1] === 0x0a))
-        return null;
+      // RFC 3862 §3.1, §3.6: a CPIM name is `[prefix.]Name` of NAMECHARs (a MIME name has no prefix);
+      // a CR only as the blank line's. Anything else is left to the scan.
+      else if (c === 0x2e && dot === -1 && !inMime) dot = i;
+      else if (NAMECHAR[c] !== 1 && !(c === 0x0d && i === lineStart && body[i + 1] === 0x0a)) return null;
       continue;
     }
     if (body[i - 1] !== 0x0d) return null; // bare LF: the scan decides
@@ -252,6 +256,7 @@ export function plainReportPayload(
         inMime = true;
         lineStart = mimeStart = i + 1;
         colon = -1;
+        dot = -1;
         continue;
       }
       const kind = payloadKind(contentType, disposition);
@@ -259,6 +264,7 @@ export function plainReportPayload(
     }
     // `Name: value`: a name, a colon, a space, a value.
     if (colon <= lineStart || colon + 2 >= i || body[colon + 1] !== 0x20) return null;
+    if (dot === lineStart || dot === colon - 1) return null; // an empty prefix or name
     if (inMime) {
       if (contentType === undefined && nameIs(body, lineStart, colon, CONTENT_TYPE))
         contentType = body.toString('latin1', colon + 2, i - 1).trim();
@@ -267,6 +273,7 @@ export function plainReportPayload(
     }
     lineStart = i + 1;
     colon = -1;
+    dot = -1;
   }
   return null;
 }

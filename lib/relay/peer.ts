@@ -348,6 +348,9 @@ export class Peer implements ParserHandler {
     this.releaseSources();
     for (const dest of this.blockedBy) dest.pausedSources.delete(this);
     this.blockedBy.clear();
+    // A closed connection's memo must not keep its last destination (and that one's memo...) alive. A
+    // live connection's memo may still name this one until its next request: one closed peer at most.
+    this.routeMemo = null;
     this.owner.onClose(this, reason);
   }
 

@@ -46,7 +46,8 @@ const HASH = 0x23;
 const BACKSLASH = 0x5c;
 
 /** RFC 3862 §3.6 NAMECHAR, by octet. */
-const NAMECHAR = new Uint8Array(128);
+/** RFC 3862 §3.6 NAMECHAR, by ASCII code: 1 for a name character (no `.`, no colon). */
+export const NAMECHAR = new Uint8Array(128);
 for (const c of "!#$%&'*+-^_`|~") NAMECHAR[c.charCodeAt(0)] = 1;
 for (let c = 0x30; c <= 0x39; c++) NAMECHAR[c] = 1;
 for (let c = 0x41; c <= 0x5a; c++) NAMECHAR[c] = NAMECHAR[c + 0x20] = 1;

@@ -68,6 +68,45 @@ describe('relay forwarding (RFC 4976 §6.4-§6.8)', () => {
     expect(f.body!.toString()).to.equal('Hello');
   });
 
+  it('routes a session’s repeated paths from its memo until a token dies, and forgets the memo on close', async () => {
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const toPath = alice.toPathFor(bob.path);
+    for (let i = 0; i < 3; i++) {
+      const got = nextMessage(bob);
+      expect((await alice.send({ toPath, body: `m${i}` })).statuses).to.deep.equal([200]);
+      expect((await got).body.toString()).to.equal(`m${i}`);
+    }
+    type MemoPeer = { routeMemo: unknown; closing: boolean };
+    const peers = [...(relay as unknown as { peers: Set<MemoPeer> }).peers];
+    const memoed = peers.filter((p) => p.routeMemo !== null);
+    expect(memoed).to.have.length(1); // alice's connection: bob only answered
+    // Bob goes: his token dies with his connection, so the same paths no longer route (481).
+    await bob.close();
+    await until(() => relay.connectionCount === 1, 3000, 'bob’s connection to close');
+    const refused = await alice.request({
+      method: 'SEND',
+      toPath,
+      fromPath: alice.uri,
+      headers: [
+        ['Message-ID', 'late1'],
+        ['Byte-Range', '1-4/4'],
+      ],
+      contentType: 'text/plain',
+      body: 'late',
+    });
+    expect(refused.kind === 'response' && refused.statusCode).to.equal(481);
+    expect(memoed[0]!.routeMemo).to.equal(null); // a refusal is not remembered
+    const third = await h.client(relay, 'carol');
+    expect((await alice.send({ toPath: alice.toPathFor(third.path), body: 'again' })).statuses).to.deep.equal(
+      [200],
+    );
+    expect(memoed[0]!.routeMemo).to.not.equal(null);
+    await alice.close();
+    await until(() => memoed[0]!.routeMemo === null, 3000, 'alice’s memo to be dropped with her connection');
+  });
+
   it('gives the client whole messages, one chunk or many, and only counts those above keepBodiesUpTo', async () => {
     const relay = await h.relay();
     const alice = await h.client(relay, 'alice');

@@ -154,6 +154,19 @@ describe('load payload', () => {
         Buffer.from(text(plain[0]!).replace(/\r\n\r\nContent-Type[^]*?\r\n\r\n/, '\r\n\r\n\r\n'), 'latin1'),
       ],
       ['a CR inside a name', Buffer.from('Fr\rom: <sip:a@x>\r\n' + text(plain[0]!), 'latin1')],
+      // From a review: names the CPIM parser refuses, and octets past ASCII (the scan decodes UTF-8).
+      ['a name with a parenthesis', Buffer.from('a(b: x\r\n' + text(plain[0]!), 'latin1')],
+      ['a name with two dots', Buffer.from('a.b.c: x\r\n' + text(plain[0]!), 'latin1')],
+      ['an empty prefix', Buffer.from('.x: y\r\n' + text(plain[0]!), 'latin1')],
+      ['an empty name after the prefix', Buffer.from('x.: y\r\n' + text(plain[0]!), 'latin1')],
+      [
+        'a lone 0xA0 after the MIME type',
+        Buffer.from(text(plain[0]!).replace('imdn+xml', 'imdn+xml\u00a0'), 'latin1'),
+      ],
+      [
+        'a UTF-8 no-break space after the MIME type',
+        Buffer.from(text(plain[0]!).replace('imdn+xml', 'imdn+xml\u00a0'), 'utf8'),
+      ],
     ];
 
     it('finds the payload of the reports relays write, as the CPIM scan does', () => {
@@ -186,6 +199,12 @@ describe('load payload', () => {
         'nothing',
         'an empty MIME head',
         'a CR inside a name',
+        'a name with a parenthesis',
+        'a name with two dots',
+        'an empty prefix',
+        'an empty name after the prefix',
+        'a lone 0xA0 after the MIME type',
+        'a UTF-8 no-break space after the MIME type',
       ])
         expect(plainReportPayload(variants.find(([n]) => n === name)![1]), name).to.equal(null);
       expect(plainReportPayload(rfcIm)).to.equal('im');
