@@ -105,6 +105,12 @@ function statusCodeAt(buf: Buffer, start: number, end: number): number {
   return a * 100 + b * 10 + c;
 }
 
+/** True when `a[aStart..aStart+n)` equals `b[bStart..bStart+n)` (short runs: no native call). */
+function bytesAt(a: Buffer, aStart: number, b: Buffer, bStart: number, n: number): boolean {
+  for (let i = 0; i < n; i++) if (a[aStart + i] !== b[bStart + i]) return false;
+  return true;
+}
+
 /** True when `start`..`end` is a method name: one or more of A-Z. */
 function isMethodAt(buf: Buffer, start: number, end: number): boolean {
   if (end <= start) return false;
@@ -198,7 +204,13 @@ export class MsrpParser {
   private headBytes = 0;
   private lastWasContentType = false;
   private sawMime = false;
+  /**
+   * `CRLF -------<transaction-id>`: the end-line searched for in the current frame's body, a view of
+   * {@link needleBytes} rewritten in place at each start line (and re-made only when the id's length
+   * changes), so a frame costs no new buffer.
+   */
   private needle: Buffer = Buffer.alloc(0);
+  private readonly needleBytes = Buffer.from('\r\n' + END_LINE_PREFIX + ' '.repeat(32), 'latin1');
   private bodyBytes = 0;
   private bodyLimit = 0;
   /** A non-fatal head error, reported once the head ends so that it carries every header. */
@@ -323,7 +335,7 @@ export class MsrpParser {
     this.method = undefined;
     this.statusCode = 0;
     this.comment = '';
-    if (end - start < MSRP_PREFIX.length || line.compare(MSRP_PREFIX, 0, 5, start, start + 5) !== 0) {
+    if (end - start < MSRP_PREFIX.length || !bytesAt(line, start, MSRP_PREFIX, 0, MSRP_PREFIX.length)) {
       this.fail(createError(ErrorCodes.BAD_START_LINE, 'start line does not begin with "MSRP "', 400, true));
       return;
     }
@@ -340,7 +352,7 @@ export class MsrpParser {
       return;
     }
     this.transactionId = line.toString('latin1', tidStart, sp);
-    this.needle = Buffer.from('\r\n' + END_LINE_PREFIX + this.transactionId, 'latin1');
+    this.setNeedle(line, tidStart, sp);
     const r = sp + 1;
     const status = statusCodeAt(line, r, end);
     if (status !== -1) {
@@ -505,7 +517,16 @@ export class MsrpParser {
   private isEndLine(line: Buffer, start: number, end: number): boolean {
     const n = this.needle.length - 2; // without the leading CRLF
     if (end - start !== n + 1 || !isFlag(line[end - 1])) return false;
-    return line.compare(this.needle, 2, this.needle.length, start, start + n) === 0;
+    return bytesAt(line, start, this.needle, 2, n);
+  }
+
+  /** Points {@link needle} at the end-line of the transaction id at `line[start..end)` (4-32 octets). */
+  private setNeedle(line: Buffer, start: number, end: number): void {
+    const at = 2 + END_LINE_PREFIX.length;
+    const length = at + end - start;
+    const bytes = this.needleBytes;
+    for (let i = start; i < end; i++) bytes[at + i - start] = line[i]!;
+    if (this.needle.length !== length) this.needle = bytes.subarray(0, length);
   }
 
   // ---- bodies --------------------------------------------------------------------------------------

@@ -177,6 +177,34 @@ describe('MsrpParser', () => {
   });
 
   describe('streaming', () => {
+    it('ends each frame at its own end-line only, as transaction ids change length from frame to frame', () => {
+      // The parser rewrites its end-line needle in place per frame: a body that carries the previous
+      // frame's end-line (same id length, then a shorter and a longer id) must not end there.
+      const frame = (tid: string, body: string): string =>
+        `MSRP ${tid} SEND${CRLF}To-Path: ${TO}${CRLF}From-Path: ${FROM}${CRLF}Content-Type: a/b${CRLF}${CRLF}` +
+        `${body}${CRLF}-------${tid}$${CRLF}`;
+      const wire = Buffer.from(
+        frame('tidAAAA1', 'first') +
+          frame('tidBBBB2', `x${CRLF}-------tidAAAA1$${CRLF}y`) +
+          frame('tidC', `${CRLF}-------tidBBBB2$${CRLF}`) +
+          frame('tidDDDDDDDDDDDDDDDDDDDDDDDDDDD32', `${CRLF}-------tidC$ and ${CRLF}-------tidC`) +
+          frame('tidE', 'last'),
+        'latin1',
+      );
+      const rand = seededRandom(4975);
+      for (const input of [wire, randomSplit(wire, rand, 7), randomSplit(wire, rand, 1)]) {
+        const { frames, errors } = parseFrames(input);
+        expect(errors).to.deep.equal([]);
+        expect(frames.map((f) => [f.transactionId, f.body!.toString('latin1')])).to.deep.equal([
+          ['tidAAAA1', 'first'],
+          ['tidBBBB2', `x${CRLF}-------tidAAAA1$${CRLF}y`],
+          ['tidC', `${CRLF}-------tidBBBB2$${CRLF}`],
+          ['tidDDDDDDDDDDDDDDDDDDDDDDDDDDD32', `${CRLF}-------tidC$ and ${CRLF}-------tidC`],
+          ['tidE', 'last'],
+        ]);
+      }
+    });
+
     it('hands body octets on before the end-line arrives, holding back at most an end-line', () => {
       const rec = new Recorder();
       const parser = new MsrpParser(rec);
