@@ -418,9 +418,10 @@ export class MsrpParser {
     this.headers.push([name, value]);
     if (this.pendingError !== null) return; // only collecting context for the error now
     // RFC 4975 §7.1: To-Path is the first header and From-Path the second, always.
-    if (index === 0 && !equalsIgnoringAsciiCase(name, 'to-path')) {
+    // Names spelled as the RFC spells them are the shared strings of KNOWN_NAMES: `===` settles those.
+    if (index === 0 && name !== 'To-Path' && !equalsIgnoringAsciiCase(name, 'to-path')) {
       this.pendingError = createError(ErrorCodes.HEADER_ORDER, 'first header is not To-Path', 400, false);
-    } else if (index === 1 && !equalsIgnoringAsciiCase(name, 'from-path')) {
+    } else if (index === 1 && name !== 'From-Path' && !equalsIgnoringAsciiCase(name, 'from-path')) {
       this.pendingError = createError(ErrorCodes.HEADER_ORDER, 'second header is not From-Path', 400, false);
     } else if (this.lastWasContentType) {
       // RFC 4975 §7.1: Content-Type, when present, is the last header.
@@ -430,6 +431,9 @@ export class MsrpParser {
         400,
         false,
       );
+    } else if (name === 'Content-Type') {
+      this.sawMime = true;
+      this.lastWasContentType = true;
     } else {
       const c0 = line[start]!;
       if (
