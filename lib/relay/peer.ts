@@ -115,6 +115,8 @@ export class Peer implements ParserHandler {
   authFailures = 0;
   /** Time of the last byte read, ms. */
   lastActivity = Date.now();
+  /** The last To-Path value of a response on this connection found addressed to this relay. */
+  ourResponseTo: string | null = null;
   /** The route of this connection's last routed request (lib/relay/router.ts). */
   routeMemo: RouteMemo<Peer> | null = null;
   /** Set once the relay asked this connection to close. */

@@ -435,17 +435,25 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     }
   }
 
+  /** True when the first URI of To-Path value `to` names this relay (host and port of a listener). */
+  private addressedHere(to: string): boolean {
+    const addressee = tryParse(firstUri(to));
+    return addressee !== null && this.isOurs(addressee);
+  }
+
   onResponse(peer: Peer, head: FrameHead & { kind: 'response' }): void {
     bump(this.counters.responsesIn, String(head.statusCode));
     // RFC 4976 §6.6: a response whose To-Path does not name this relay is dropped (the transaction stays).
-    const addressee = tryParse(firstUri(head.headers[0]![1]));
-    if (addressee === null || !this.isOurs(addressee)) {
+    // A connection's responses repeat one To-Path: the last one found ours is remembered, by its value.
+    const toPath = head.headers[0]![1];
+    if (toPath !== peer.ourResponseTo && !this.addressedHere(toPath)) {
       this.log.debug(
         { conn: peer.id, tid: head.transactionId },
         'response not addressed to this relay dropped',
       );
       return;
     }
+    peer.ourResponseTo = toPath;
     const tx = this.transactions.take(head.transactionId, peer);
     if (tx === undefined) {
       this.log.debug({ conn: peer.id, tid: head.transactionId }, 'response for no known transaction dropped');
