@@ -45,7 +45,6 @@ const GT = 0x3e;
 const HASH = 0x23;
 const BACKSLASH = 0x5c;
 
-/** RFC 3862 §3.6 NAMECHAR, by octet. */
 /** RFC 3862 §3.6 NAMECHAR, by ASCII code: 1 for a name character (no `.`, no colon). */
 export const NAMECHAR = new Uint8Array(128);
 for (const c of "!#$%&'*+-^_`|~") NAMECHAR[c.charCodeAt(0)] = 1;
