@@ -36,6 +36,10 @@ export class FailureReplies {
     received = 0,
   ): void {
     bump(this.counters.refused, String(statusCode));
+    this.log.debug(
+      { conn: peer.id, tid: head.transactionId, method: head.method, status: statusCode, comment },
+      'request refused',
+    );
     if (head.method === 'REPORT') return;
     const fr = failureReportOf(head);
     if (fr === 'no') return;

@@ -370,6 +370,40 @@ describe('metrics and health (--metrics-listen)', () => {
     await res.text();
   });
 
+  it('logs each refused request at debug, REPORTs included, with its status', async () => {
+    const lines: LogLine[] = [];
+    const relay = await h.relay({ logger: captureLogger(lines) });
+    const alice = await h.client(relay, 'alice');
+    // Alice's relay URI with a token the relay never issued: 481 for a SEND, silence for a REPORT.
+    const toPath = `${alice.usePath[0]!.replace(/\/[^/;]+;tcp$/, '/nosuchtoken00001;tcp')} ${alice.uri}`;
+    const res = await alice.request({
+      transactionId: 'refSend01',
+      method: 'SEND',
+      toPath,
+      fromPath: alice.uri,
+      headers: [
+        ['Message-ID', 'mRef1'],
+        ['Byte-Range', '1-2/2'],
+      ],
+      contentType: 'text/plain',
+      body: 'hi',
+    });
+    expect(res.kind === 'response' && res.statusCode).to.equal(481);
+    alice.write(
+      Buffer.from(
+        `MSRP refRep01 REPORT\r\nTo-Path: ${toPath}\r\nFrom-Path: ${alice.uri}\r\n` +
+          'Message-ID: mRef1\r\nByte-Range: 1-2/2\r\nStatus: 000 200 OK\r\n-------refRep01$\r\n',
+        'latin1',
+      ),
+    );
+    await until(() => relay.counters.refused['481'] === 2, 3000, 'both refusals counted');
+    const refused = lines.filter((l) => l.msg === 'request refused');
+    expect(refused.map((l) => [l.level, l.fields.tid, l.fields.method, l.fields.status])).to.deep.equal([
+      ['debug', 'refSend01', 'SEND', 481],
+      ['debug', 'refRep01', 'REPORT', 481],
+    ]);
+  });
+
   it('logs connection open/close with totals, AUTH failures and failure REPORTs, never a body', async () => {
     const lines: LogLine[] = [];
     const relay = await h.relay({ logger: captureLogger(lines) });
