@@ -14,6 +14,7 @@ import {
   type ImdnStatus,
 } from '../reports/imdn.js';
 import { mimeToken, payloadKind, type ReportPayloadKind } from '../reports/report-request.js';
+import { bytesEqualIgnoringAsciiCase } from '../msrp/ascii.js';
 import { randomId } from '../msrp/serializer.js';
 import { NAMECHAR, readReportPayload } from '../reports/report-scan.js';
 import type { RequestedReport, SizeWeight } from './options.js';
@@ -214,9 +215,6 @@ export function readReports(contentType: string | undefined, body: Buffer): Inco
   }
 }
 
-const CONTENT_TYPE = Buffer.from('content-type', 'latin1');
-const CONTENT_DISPOSITION = Buffer.from('content-disposition', 'latin1');
-
 /**
  * Where the payload of a report in the plain shape relays write starts, without the CPIM scan: a CPIM
  * head of `Name: value` lines, a blank line, MIME header lines (Content-Type, Content-Disposition, ...)
@@ -266,9 +264,12 @@ export function plainReportPayload(
     if (colon <= lineStart || colon + 2 >= i || body[colon + 1] !== 0x20) return null;
     if (dot === lineStart || dot === colon - 1) return null; // an empty prefix or name
     if (inMime) {
-      if (contentType === undefined && nameIs(body, lineStart, colon, CONTENT_TYPE))
+      if (contentType === undefined && bytesEqualIgnoringAsciiCase(body, lineStart, colon, 'Content-Type'))
         contentType = body.toString('latin1', colon + 2, i - 1).trim();
-      else if (disposition === undefined && nameIs(body, lineStart, colon, CONTENT_DISPOSITION))
+      else if (
+        disposition === undefined &&
+        bytesEqualIgnoringAsciiCase(body, lineStart, colon, 'Content-Disposition')
+      )
         disposition = body.toString('latin1', colon + 2, i - 1).trim();
     }
     lineStart = i + 1;
@@ -276,13 +277,6 @@ export function plainReportPayload(
     dot = -1;
   }
   return null;
-}
-
-/** True when octets `start` to `end` spell `lower` in any case. */
-function nameIs(buf: Buffer, start: number, end: number, lower: Buffer): boolean {
-  if (end - start !== lower.length) return false;
-  for (let k = 0; k < lower.length; k++) if ((buf[start + k]! | 0x20) !== lower[k]) return false;
-  return true;
 }
 
 /**
