@@ -33,10 +33,10 @@ function newSeed(): number {
 }
 
 export class StringMap<V> {
-  private keys: Array<string | null>;
-  private vals: Array<V | null>;
-  private hashes: Int32Array;
-  private mask: number;
+  private keys: Array<string | null> = [];
+  private vals: Array<V | null> = [];
+  private hashes = new Int32Array(0);
+  private mask = 0;
   private count = 0;
   private seed = newSeed();
   /** Set by {@link place} when a probe run passed {@link MAX_PROBE}. */
@@ -44,10 +44,7 @@ export class StringMap<V> {
 
   /** `minCapacity`: a power of two, the size it starts at and never shrinks below. */
   constructor(private readonly minCapacity = 64) {
-    this.keys = new Array<string | null>(minCapacity).fill(null);
-    this.vals = new Array<V | null>(minCapacity).fill(null);
-    this.hashes = new Int32Array(minCapacity);
-    this.mask = minCapacity - 1;
+    this.allocate(minCapacity);
   }
 
   get size(): number {
@@ -131,10 +128,7 @@ export class StringMap<V> {
   }
 
   clear(): void {
-    this.keys = new Array<string | null>(this.minCapacity).fill(null);
-    this.vals = new Array<V | null>(this.minCapacity).fill(null);
-    this.hashes = new Int32Array(this.minCapacity);
-    this.mask = this.minCapacity - 1;
+    this.allocate(this.minCapacity);
     this.count = 0;
   }
 
@@ -156,15 +150,20 @@ export class StringMap<V> {
     this.hashes[i] = h;
   }
 
+  /** Empty tables of `capacity` slots (a power of two); the entries are the caller's to place. */
+  private allocate(capacity: number): void {
+    this.keys = new Array<string | null>(capacity).fill(null);
+    this.vals = new Array<V | null>(capacity).fill(null);
+    this.hashes = new Int32Array(capacity);
+    this.mask = capacity - 1;
+  }
+
   /** Moves every entry to a table of `capacity` slots; `rehash`: hash the keys again (a new seed). */
   private resize(capacity: number, rehash = false): void {
     const keys = this.keys;
     const vals = this.vals;
     const hashes = this.hashes;
-    this.keys = new Array<string | null>(capacity).fill(null);
-    this.vals = new Array<V | null>(capacity).fill(null);
-    this.hashes = new Int32Array(capacity);
-    this.mask = capacity - 1;
+    this.allocate(capacity);
     for (let i = 0; i < keys.length; i++) {
       const k = keys[i]!;
       if (k !== null) this.place(k, vals[i]!, rehash ? this.hash(k) : hashes[i]!);
