@@ -13,6 +13,7 @@ export * from './msrp/serializer.js';
 export { FrameCollector, parseFrames, type CollectedError } from './msrp/frame-collector.js';
 export { createRelay, Relay, type RelayOptions, type RelayAddress, type ListenSpec } from './relay/relay.js';
 export type { RelayCounters, RelayStats } from './relay/relay.js';
+export type { TlsCertificateInfo, TlsCredentials } from './relay/listeners.js';
 export { FileUserStore, type UserStore } from './relay/users.js';
 export type { Logger } from './relay/logger.js';
 export {

@@ -22,7 +22,7 @@ import type { TransportKind } from '../transport/connection.js';
 const LOOP_RESOLUTION_MS = 10;
 
 /** What the metrics layer needs from a relay. */
-export type MetricsSource = Pick<Relay, 'stats' | 'isDraining'>;
+export type MetricsSource = Pick<Relay, 'stats' | 'isDraining' | 'tlsCertificate'>;
 
 /** Options of {@link startMetricsServer}. */
 export interface MetricsServerOptions {
@@ -157,6 +157,15 @@ export class RelayMetrics {
       '1 once shutdown started (no new connections, in-flight transactions finishing), else 0.',
       [],
       () => (s().draining ? 1 : 0),
+    );
+    this.gauge(
+      'msrp_relay_tls_certificate_expiry_timestamp_seconds',
+      'Expiry (notAfter) of the certificate the TLS and WSS listeners present, Unix time; absent without one.',
+      ['subject'],
+      () => {
+        const c = this.relay.tlsCertificate();
+        return c === null ? [] : [[{ subject: c.subject.replace(/\n/g, ', ') }, c.notAfter / 1000]];
+      },
     );
     this.gauge(
       'msrp_relay_event_loop_lag_seconds',

@@ -1,14 +1,14 @@
 /**
  * `msrp-relay start`: resolves the configuration, starts the relay (and `--metrics-listen`), prints how to
  * reach it, and handles signals (SIGINT/SIGTERM: drain and exit 0, the metrics server answering /healthz
- * 503 meanwhile; SIGHUP: reload the users file and the log level).
+ * 503 meanwhile; SIGHUP: reload the users file, the TLS certificate and key, and the log level).
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { createError, ErrorCodes, isMsrpError } from '../errors.js';
 import { randomId } from '../msrp/serializer.js';
 import { createRelay, type Relay, type RelayOptions } from '../relay/relay.js';
-import type { ListenError } from '../relay/listeners.js';
+import type { ListenError, TlsCredentials } from '../relay/listeners.js';
 import { FileUserStore, type UserStore } from '../relay/users.js';
 import { uriHost } from '../msrp/uri.js';
 import {
@@ -37,9 +37,39 @@ function loadUsers(cfg: RelayConfig): UsersSetup {
   return { store: FileUserStore.fromMap({ [demo.username]: demo.password }), demo };
 }
 
-function readTls(cfg: RelayConfig): RelayOptions['tls'] {
+function readTls(cfg: RelayConfig): TlsCredentials | undefined {
   if (cfg.tlsCert === undefined || cfg.tlsKey === undefined) return undefined;
   return { cert: readFileSync(cfg.tlsCert), key: readFileSync(cfg.tlsKey) };
+}
+
+/** True when the relay has a TLS or WSS listener (what a certificate reload is for). */
+function servesTls(relay: Relay): boolean {
+  return relay.addresses().some((a) => a.kind === 'tls' || a.kind === 'wss');
+}
+
+/** The presented certificate as log fields, or undefined without TLS listeners. */
+function certificateFields(relay: Relay): Record<string, string> | undefined {
+  const c = relay.tlsCertificate();
+  if (c === null) return undefined;
+  return {
+    subject: c.subject.replace(/\n/g, ', '),
+    notAfter: new Date(c.notAfter).toISOString(),
+    fingerprint256: c.fingerprint256,
+  };
+}
+
+/** Certificates are renewed about 30 days ahead (ACME clients): fewer days left means renewal is failing. */
+const EXPIRY_WARNING_DAYS = 14;
+
+/** Logs a warning when the presented certificate expires within {@link EXPIRY_WARNING_DAYS}, an error once expired. */
+function checkCertificateExpiry(relay: Relay, log: ReturnType<typeof createLogger>): void {
+  const c = relay.tlsCertificate();
+  if (c === null) return;
+  const days = (c.notAfter - Date.now()) / 86_400_000;
+  const fields = { notAfter: new Date(c.notAfter).toISOString(), days: Math.floor(days) };
+  if (days <= 0) log.error(fields, 'TLS certificate has expired: renew it, then send SIGHUP');
+  else if (days < EXPIRY_WARNING_DAYS)
+    log.warn(fields, 'TLS certificate expires soon: renew it, then send SIGHUP');
 }
 
 /** Maps the CLI configuration onto relay options (seconds → milliseconds). */
@@ -147,9 +177,15 @@ async function start(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): Pr
   process.off('SIGHUP', earlyHup);
   printBanner(relay, cfg, users, metrics);
   log.info(
-    { addresses: relay.addresses(), metrics: metrics?.url, config: describeConfig(cfg) },
+    {
+      addresses: relay.addresses(),
+      metrics: metrics?.url,
+      config: describeConfig(cfg),
+      tls: certificateFields(relay),
+    },
     'relay started',
   );
+  checkCertificateExpiry(relay, log);
   installSignals(relay, metrics, flags, env, log);
 }
 
@@ -207,10 +243,18 @@ function installSignals(
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGHUP', () => {
     try {
+      // Everything is read and checked before anything is applied: a bad file changes nothing.
       const cfg = resolveConfig(flags, env);
-      if (cfg.users !== undefined) relay.setUsers(FileUserStore.fromFile(cfg.users));
+      const users = cfg.users === undefined ? undefined : FileUserStore.fromFile(cfg.users);
+      const tls = servesTls(relay) ? readTls(cfg) : undefined;
+      if (tls !== undefined) relay.setTlsCredentials(tls); // throws on a pair that does not match
+      if (users !== undefined) relay.setUsers(users);
       log.level = cfg.logLevel;
-      log.info({ users: cfg.users, logLevel: cfg.logLevel }, 'configuration reloaded (SIGHUP)');
+      log.info(
+        { users: cfg.users, logLevel: cfg.logLevel, tls: certificateFields(relay) },
+        'configuration reloaded (SIGHUP)',
+      );
+      checkCertificateExpiry(relay, log);
     } catch (err) {
       log.error(
         { err: isMsrpError(err) ? err.message : String(err) },

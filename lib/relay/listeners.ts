@@ -2,8 +2,14 @@
  * The relay's listening side: the bound TCP, TLS and WebSocket (RFC 7977) servers, the authorities
  * (`host:port`) that name this relay in MSRP URIs, and the listener a Use-Path URI points at.
  */
+import { X509Certificate } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
-import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
+import {
+  createSecureContext,
+  createServer as createTlsServer,
+  type Server as TlsServer,
+  type TlsOptions,
+} from 'node:tls';
 import { uriHost, type MsrpUri } from '../msrp/uri.js';
 import { StreamConnection, type Connection, type TransportKind } from '../transport/connection.js';
 import { listenWs } from '../transport/ws.js';
@@ -17,6 +23,24 @@ export interface BoundListener {
   server: Server;
   host: string;
   port: number;
+}
+
+/** Oldest TLS version the TLS and WSS listeners accept. */
+const MIN_TLS = 'TLSv1.2';
+
+/** A certificate chain and its private key, PEM. */
+export interface TlsCredentials {
+  cert: string | Buffer;
+  key: string | Buffer;
+}
+
+/** What the TLS and WSS listeners present: the first certificate of the chain. */
+export interface TlsCertificateInfo {
+  subject: string;
+  /** Expiry (notAfter), ms since the epoch. */
+  notAfter: number;
+  /** SHA-256 fingerprint, colon-separated hex. */
+  fingerprint256: string;
 }
 
 /** What {@link Listeners} needs: the listen specs and TLS material, and where connections go. */
@@ -46,9 +70,14 @@ export class Listeners {
   private readonly authorities = new Set<string>();
   /** Every socket the servers accepted and that is still open, a relay connection yet or not. */
   private readonly sockets = new Set<Socket>();
+  /** What TLS and WSS listeners present; replaced by {@link setTlsCredentials}. */
+  private credentials: TlsCredentials | undefined;
 
   constructor(private readonly opts: ListenersOptions) {
     this.publicHost = uriHost(opts.publicHost);
+    const t = opts.tls;
+    this.credentials =
+      t?.cert !== undefined && t.key !== undefined ? { cert: t.cert, key: t.key } : undefined;
   }
 
   /** Starts every listener: TCP, then TLS, then WebSocket; resolves when all are bound. */
@@ -58,10 +87,9 @@ export class Listeners {
       await this.bind(server, 'tcp', spec);
     }
     if (this.opts.tlsListen.length > 0) {
-      const t = this.opts.tls;
-      if (t?.cert === undefined || t.key === undefined)
-        throw new Error('TLS listeners need a certificate and key');
-      const tlsOpts: TlsOptions = { cert: t.cert, key: t.key, minVersion: 'TLSv1.2' };
+      const t = this.credentials;
+      if (t === undefined) throw new Error('TLS listeners need a certificate and key');
+      const tlsOpts: TlsOptions = { cert: t.cert, key: t.key, minVersion: MIN_TLS };
       for (const spec of this.opts.tlsListen) {
         const server = createTlsServer(tlsOpts, (socket) =>
           this.opts.onConnection(new StreamConnection(socket, 'tls')),
@@ -70,6 +98,36 @@ export class Listeners {
       }
     }
     await this.listenWebSocket();
+  }
+
+  /**
+   * Presents `creds` on every TLS and WSS listener from the next handshake on; connections already up
+   * keep the session they have. Throws, changing nothing, when the certificate and key do not make a
+   * usable pair.
+   */
+  setTlsCredentials(creds: TlsCredentials): void {
+    createSecureContext({ cert: creds.cert, key: creds.key, minVersion: MIN_TLS }); // throws on a bad pair
+    this.credentials = { cert: creds.cert, key: creds.key };
+    for (const l of this.bound) {
+      // https.Server (WSS) is a tls.Server too.
+      if (l.kind === 'tls' || l.kind === 'wss')
+        (l.server as TlsServer).setSecureContext({ cert: creds.cert, key: creds.key, minVersion: MIN_TLS });
+    }
+  }
+
+  /**
+   * The certificate the TLS and WSS listeners present, or null when none is bound (or the certificate
+   * cannot be read).
+   */
+  tlsCertificate(): TlsCertificateInfo | null {
+    const cert = this.credentials?.cert;
+    if (cert === undefined || !this.bound.some((l) => l.kind === 'tls' || l.kind === 'wss')) return null;
+    try {
+      const x = new X509Certificate(cert); // the first certificate of a PEM chain
+      return { subject: x.subject, notAfter: Date.parse(x.validTo), fingerprint256: x.fingerprint256 };
+    } catch {
+      return null;
+    }
   }
 
   /** The bound listeners (ports resolved). */
@@ -123,9 +181,8 @@ export class Listeners {
   /** WebSocket listeners (RFC 7977): one HTTP(S) server each, closed with the others in {@link close}. */
   private async listenWebSocket(): Promise<void> {
     const { wsListen, wssListen, wsAllowedOrigins: allowedOrigins, onHttpRequest } = this.opts;
-    const t = this.opts.tls;
-    if (wssListen.length > 0 && (t?.cert === undefined || t.key === undefined))
-      throw new Error('WSS listeners need a certificate and key');
+    const t = this.credentials;
+    if (wssListen.length > 0 && t === undefined) throw new Error('WSS listeners need a certificate and key');
     const specs = [
       ...wsListen.map((spec) => ({ spec, secure: false })),
       ...wssListen.map((spec) => ({ spec, secure: true })),
@@ -134,7 +191,7 @@ export class Listeners {
       const l = await listenWs({
         host: spec.host,
         port: spec.port,
-        tls: secure ? { cert: t!.cert!, key: t!.key! } : undefined,
+        tls: secure ? t : undefined,
         allowedOrigins,
         maxPayload: this.opts.wsMaxPayload,
         onConnection: (conn) => this.opts.onConnection(conn),

@@ -29,7 +29,7 @@ import {
   rewritePaths,
   WS_HEAD_ROOM,
 } from './frame-utils.js';
-import { Listeners } from './listeners.js';
+import { Listeners, type TlsCertificateInfo, type TlsCredentials } from './listeners.js';
 import type { Logger } from './logger.js';
 import { NextHops } from './next-hops.js';
 import { resolveRelayOptions, type RelayAddress, type RelayLimits, type RelayOptions } from './options.js';
@@ -100,6 +100,19 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   /** Replaces the user store (SIGHUP reload); live connections and tokens are kept. */
   setUsers(users: UserStore): void {
     if (this.authenticator !== null) this.authenticator.users = users;
+  }
+
+  /**
+   * Replaces the certificate and key of the TLS and WSS listeners (SIGHUP reload): new handshakes get
+   * them, live connections are kept. Throws, changing nothing, on a pair that does not match.
+   */
+  setTlsCredentials(creds: TlsCredentials): void {
+    this.listeners.setTlsCredentials(creds);
+  }
+
+  /** The certificate the TLS and WSS listeners present (subject, expiry, fingerprint), or null. */
+  tlsCertificate(): TlsCertificateInfo | null {
+    return this.listeners.tlsCertificate();
   }
 
   /** Starts every listener; resolves when all are bound. */

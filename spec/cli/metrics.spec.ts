@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -13,6 +13,7 @@ import { getHeader, type Frame } from '../../lib/msrp/message.js';
 import type { Logger } from '../../lib/relay/logger.js';
 import type { Relay } from '../../lib/relay/relay.js';
 import { Harness, next, until, USERS } from '../helpers/relay.js';
+import { otherCertificate, testCertificate } from '../helpers/tls.js';
 import { connectWs, wsRelayOptions, wsRelayUri } from '../helpers/ws.js';
 
 const CRLF = '\r\n';
@@ -354,6 +355,28 @@ describe('metrics and health (--metrics-listen)', () => {
     bob.socket.destroy();
     await closing;
     expect(await health(metrics)).to.deep.equal([503, 'draining']);
+  });
+
+  it('exports the expiry of the presented TLS certificate, and follows a replaced one', async () => {
+    const first = testCertificate();
+    const renewed = otherCertificate();
+    const name = 'msrp_relay_tls_certificate_expiry_timestamp_seconds';
+    const plain = await metricsFor(await h.relay());
+    const none = await scrape(plain.url);
+    expect(none.type(name)).to.equal('gauge');
+    expect(none.text).to.not.match(new RegExp(`^${name}`, 'm'));
+    const relay = await h.relay({
+      listen: [],
+      tlsListen: [{ host: '127.0.0.1', port: 0 }],
+      tls: { cert: first.cert, key: first.key },
+    });
+    const m = await metricsFor(relay);
+    const notAfter = (pem: Buffer): number => Date.parse(new X509Certificate(pem).validTo) / 1000;
+    expect((await scrape(m.url)).value(name, { subject: 'CN=localhost' })).to.equal(notAfter(first.cert));
+    relay.setTlsCredentials({ cert: renewed.cert, key: renewed.key });
+    const after = await scrape(m.url);
+    expect(after.value(name, { subject: 'CN=localhost-renewed' })).to.equal(notAfter(renewed.cert));
+    expect(after.value(name, { subject: 'CN=localhost' })).to.equal(undefined);
   });
 
   it('keeps each relay in its own registry, and answers 404 elsewhere', async () => {

@@ -1,11 +1,12 @@
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { MsrpEndpoint } from '../../lib/client/endpoint.js';
+import { fingerprintOf, otherCertificate, presentedFingerprint, testCertificate } from '../helpers/tls.js';
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'msrp-relay');
 
@@ -161,5 +162,53 @@ describe('msrp-relay CLI', () => {
     expect(after.kind === 'response' && after.statusCode).to.equal(200);
     expect(ep.isClosed).to.equal(false);
     await ep.close();
+  });
+
+  it('reloads the TLS certificate and key on SIGHUP, and keeps them when the new pair is bad', async () => {
+    const first = testCertificate();
+    const renewed = otherCertificate();
+    const dir = mkdtempSync(join(tmpdir(), 'msrp-cli-'));
+    const cert = join(dir, 'cert.pem');
+    const key = join(dir, 'key.pem');
+    copyFileSync(first.certPath, cert);
+    copyFileSync(first.keyPath, key);
+    const r = run([
+      'start',
+      '--listen',
+      '127.0.0.1:0',
+      '--tls-listen',
+      '127.0.0.1:0',
+      '--tls-cert',
+      cert,
+      '--tls-key',
+      key,
+      '--log-level',
+      'info',
+    ]);
+    running.push(r);
+    await bannerPort(r);
+    const tlsPort = Number(/tls +127\.0\.0\.1:(\d+)/.exec(r.stderr())![1]);
+    const logged = async (text: string, count: number): Promise<void> => {
+      const end = Date.now() + 5000;
+      while (r.stdout().split(text).length - 1 < count && Date.now() < end)
+        await new Promise((s) => setTimeout(s, 20));
+      expect(r.stdout().split(text).length - 1).to.equal(count);
+    };
+    expect(await presentedFingerprint(tlsPort)).to.equal(fingerprintOf(first.cert));
+    // The test certificates live two days: the start-up check warns (level 40) about them.
+    await logged('TLS certificate expires soon', 1);
+    expect(r.stdout()).to.match(/"level":40,[^\n]*"days":1,[^\n]*TLS certificate expires soon/);
+
+    copyFileSync(renewed.certPath, cert);
+    copyFileSync(renewed.keyPath, key);
+    r.child.kill('SIGHUP');
+    await logged('configuration reloaded', 1);
+    expect(await presentedFingerprint(tlsPort)).to.equal(fingerprintOf(renewed.cert));
+    expect(r.stdout()).to.include(fingerprintOf(renewed.cert));
+
+    copyFileSync(first.keyPath, key); // the renewed certificate with the old key: not a pair
+    r.child.kill('SIGHUP');
+    await logged('reload failed', 1);
+    expect(await presentedFingerprint(tlsPort)).to.equal(fingerprintOf(renewed.cert));
   });
 });

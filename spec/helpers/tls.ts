@@ -1,17 +1,31 @@
 /**
- * A self-signed certificate for localhost / 127.0.0.1, made once per test run with openssl (on every
+ * Self-signed certificates for localhost / 127.0.0.1, made once per test run with openssl (on every
  * machine of this project; .ci/run needs nothing more).
  */
 import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 
-let cached: { cert: Buffer; key: Buffer; certPath: string; keyPath: string } | undefined;
+/** A certificate and its key, PEM, with the files they were read from. */
+export interface TestCertificate {
+  cert: Buffer;
+  key: Buffer;
+  certPath: string;
+  keyPath: string;
+}
 
-/** Certificate and key (PEM) valid for DNS:localhost and IP:127.0.0.1. */
-export function testCertificate(): { cert: Buffer; key: Buffer; certPath: string; keyPath: string } {
-  if (cached) return cached;
+const cached = new Map<string, TestCertificate>();
+
+/**
+ * A certificate and key valid for DNS:localhost and IP:127.0.0.1, for two days. Each `commonName` gets
+ * a certificate (and key) of its own: `otherCertificate()` is a second one, for replacing the first.
+ */
+export function testCertificate(commonName = 'localhost'): TestCertificate {
+  const known = cached.get(commonName);
+  if (known !== undefined) return known;
   const dir = mkdtempSync(join(tmpdir(), 'msrp-tls-'));
   const certPath = join(dir, 'cert.pem');
   const keyPath = join(dir, 'key.pem');
@@ -26,7 +40,7 @@ export function testCertificate(): { cert: Buffer; key: Buffer; certPath: string
       '-days',
       '2',
       '-subj',
-      '/CN=localhost',
+      `/CN=${commonName}`,
       '-addext',
       'subjectAltName=DNS:localhost,IP:127.0.0.1',
       '-keyout',
@@ -36,6 +50,30 @@ export function testCertificate(): { cert: Buffer; key: Buffer; certPath: string
     ],
     { stdio: 'ignore' },
   );
-  cached = { cert: readFileSync(certPath), key: readFileSync(keyPath), certPath, keyPath };
-  return cached;
+  const made = { cert: readFileSync(certPath), key: readFileSync(keyPath), certPath, keyPath };
+  cached.set(commonName, made);
+  return made;
+}
+
+/** A second certificate for localhost, with its own key (CN `localhost-renewed`). */
+export function otherCertificate(): TestCertificate {
+  return testCertificate('localhost-renewed');
+}
+
+/** The SHA-256 fingerprint of the certificate a TLS server on 127.0.0.1:`port` presents now. */
+export function presentedFingerprint(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
+      const fp = socket.getPeerCertificate().fingerprint256;
+      socket.end();
+      resolve(fp);
+    });
+    socket.setTimeout(5000, () => socket.destroy(new Error('TLS handshake timed out')));
+    socket.once('error', reject);
+  });
+}
+
+/** The SHA-256 fingerprint of a PEM certificate, as `getPeerCertificate()` spells it. */
+export function fingerprintOf(pem: Buffer): string {
+  return new X509Certificate(pem).fingerprint256;
 }
