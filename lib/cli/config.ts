@@ -50,6 +50,10 @@ export interface RelayConfig {
   authMaxExpires: number;
   maxMessageSize: number;
   maxQueuedBytes: number;
+  /** Accepted connections open at once (0: no limit; absent: the open-file limit minus a reserve). */
+  maxConnections?: number;
+  /** Accepted connections open at once from one IPv4 address or IPv6 /64 (0: no limit). */
+  maxConnectionsPerIp: number;
   transactionTimeout: number;
   probationTimeout: number;
   idleTimeout: number;
@@ -63,7 +67,8 @@ export interface RelayConfig {
 }
 
 type Key = keyof RelayConfig;
-type ScalarKind = 'size' | 'duration' | 'seconds' | 'count' | 'boolean' | 'host' | 'text' | 'path' | 'enum';
+type ScalarKind =
+  'size' | 'duration' | 'seconds' | 'count' | 'limit' | 'boolean' | 'host' | 'text' | 'path' | 'enum';
 type Kind = ScalarKind | 'addresses' | 'address' | 'origins';
 
 interface Field {
@@ -83,6 +88,8 @@ const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'silent'];
 const WILDCARD_V4 = '0.0.0.0';
 /** Largest count a flag takes (--reports-dedupe-entries: its slots are allocated at start). */
 const MAX_COUNT = 1_000_000;
+/** Largest connection limit a flag takes (0 means none). */
+const MAX_LIMIT = 100_000_000;
 /** setTimeout() holds at most 2^31-1 ms. */
 const MAX_SECONDS = Math.floor(0x7fffffff / 1000);
 
@@ -91,6 +98,7 @@ const ARG_NAMES: Partial<Record<Kind, string>> = {
   seconds: 'duration',
   path: 'file',
   count: 'n',
+  limit: 'n',
 };
 
 function argOf(kind: Kind): string {
@@ -125,6 +133,12 @@ const FIELDS: readonly Field[] = [
   field('authMaxExpires', SECS, D.authMaxExpires, 'longest AUTH lifetime accepted'),
   field('maxMessageSize', SIZE, D.maxMessageBytes, 'largest message across all its chunks'),
   field('maxQueuedBytes', SIZE, D.maxQueuedBytes, 'queued bytes per connection before its sources pause'),
+  field('maxConnections', 'limit', undefined, 'accepted connections open at once; 0: no limit', {
+    defText: 'the open-file limit minus 128',
+  }),
+  field('maxConnectionsPerIp', 'limit', 0, 'accepted connections open at once per IPv4 address or IPv6 /64', {
+    defText: '0, no limit',
+  }),
   field('transactionTimeout', TIME, D.transactionTimeoutMs / 1000, 'wait for a response from the next hop'),
   field(
     'probationTimeout',
@@ -335,6 +349,16 @@ function convert(field: Field, raw: unknown, where: string, baseDir?: string): u
       const n = /^\d{1,9}$/.test(text) ? Number(text) : NaN;
       if (!(n >= 1 && n <= MAX_COUNT)) {
         throw fail(`invalid ${where} ${show(raw)}: expected a whole number from 1 to ${MAX_COUNT}`);
+      }
+      return n;
+    }
+    case 'limit': {
+      const text = typeof raw === 'number' ? String(raw) : typeof raw === 'string' ? raw.trim() : '';
+      const n = /^\d{1,9}$/.test(text) ? Number(text) : NaN;
+      if (!(n >= 0 && n <= MAX_LIMIT)) {
+        throw fail(
+          `invalid ${where} ${show(raw)}: expected a whole number from 0 (no limit) to ${MAX_LIMIT}`,
+        );
       }
       return n;
     }

@@ -194,6 +194,18 @@ export class RelayMetrics {
         ),
     );
     this.counter(
+      'msrp_relay_connections_refused_total',
+      'Sockets closed at accept because a connection limit was reached, by transport and limit.',
+      ['transport', 'reason'],
+      () =>
+        TRANSPORTS.flatMap((transport) =>
+          entries(s().counters.refusedConnections[transport]).map(([reason, n]): Sample => [
+            { transport, reason },
+            n,
+          ]),
+        ),
+    );
+    this.counter(
       'msrp_relay_bytes_received_total',
       'MSRP octets read, by transport (WebSocket: message payloads).',
       ['transport'],

@@ -57,10 +57,19 @@ export type ListenersOptions = Pick<
 > & {
   /** Largest incoming WebSocket message, bytes. */
   wsMaxPayload: number;
+  /** Accepted sockets open at once, all listeners (0: no limit). */
+  maxConnections: number;
+  /** Accepted sockets open at once per IPv4 address or IPv6 /64 (0: no limit). */
+  maxConnectionsPerIp: number;
   log: Logger;
   /** Called with every accepted connection. */
   onConnection: (conn: Connection) => void;
+  /** Called for every socket closed at accept because a limit was reached. */
+  onRefused: (kind: TransportKind, reason: RefusalReason, remote: string) => void;
 };
+
+/** Why an accepted socket was closed at once. */
+export type RefusalReason = 'max-connections' | 'max-connections-per-ip';
 
 /** The relay's bound servers and the authorities they make its own. */
 export class Listeners {
@@ -70,6 +79,8 @@ export class Listeners {
   private readonly authorities = new Set<string>();
   /** Every socket the servers accepted and that is still open, a relay connection yet or not. */
   private readonly sockets = new Set<Socket>();
+  /** Open accepted sockets by {@link addressKey} (kept only with a per-IP limit). */
+  private readonly perIp = new Map<string, number>();
   /** What TLS and WSS listeners present; replaced by {@link setTlsCredentials}. */
   private credentials: TlsCredentials | undefined;
 
@@ -83,7 +94,10 @@ export class Listeners {
   /** Starts every listener: TCP, then TLS, then WebSocket; resolves when all are bound. */
   async listen(): Promise<void> {
     for (const spec of this.opts.listen) {
-      const server = createServer((socket) => this.opts.onConnection(new StreamConnection(socket, 'tcp')));
+      const server = createServer((socket) => {
+        // A socket refused by the gate in register() was destroyed before this listener ran.
+        if (!socket.destroyed) this.opts.onConnection(new StreamConnection(socket, 'tcp'));
+      });
       await this.bind(server, 'tcp', spec);
     }
     if (this.opts.tlsListen.length > 0) {
@@ -204,6 +218,35 @@ export class Listeners {
   }
 
   /**
+   * Lets an accepted socket in, or closes it when a connection limit is reached; an admitted socket is
+   * tracked until it closes.
+   */
+  private admit(socket: Socket, kind: TransportKind): void {
+    const { maxConnections, maxConnectionsPerIp } = this.opts;
+    let reason: RefusalReason | null = null;
+    let key = '';
+    if (maxConnections > 0 && this.sockets.size >= maxConnections) reason = 'max-connections';
+    else if (maxConnectionsPerIp > 0) {
+      key = addressKey(socket.remoteAddress);
+      if ((this.perIp.get(key) ?? 0) >= maxConnectionsPerIp) reason = 'max-connections-per-ip';
+    }
+    if (reason !== null) {
+      refuse(socket, kind);
+      this.opts.onRefused(kind, reason, `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`);
+      return;
+    }
+    this.sockets.add(socket);
+    if (maxConnectionsPerIp > 0) this.perIp.set(key, (this.perIp.get(key) ?? 0) + 1);
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      if (maxConnectionsPerIp === 0) return;
+      const left = (this.perIp.get(key) ?? 1) - 1;
+      if (left > 0) this.perIp.set(key, left);
+      else this.perIp.delete(key);
+    });
+  }
+
+  /**
    * Destroys the accepted sockets that are still open: those that never became relay connections (a TLS
    * handshake or a WebSocket upgrade that never came) would otherwise keep {@link close} from resolving.
    */
@@ -214,15 +257,48 @@ export class Listeners {
 
   private register(server: Server, kind: TransportKind, spec: ListenSpec, port: number): void {
     server.on('error', (err) => this.opts.log.error({ err: String(err), kind }, 'listener error'));
-    server.on('connection', (socket: Socket) => {
-      this.sockets.add(socket);
-      socket.once('close', () => this.sockets.delete(socket));
-    });
+    // Ahead of the server's own listener (the relay's for TCP, the TLS or HTTP machinery otherwise).
+    server.prependListener('connection', (socket: Socket) => this.admit(socket, kind));
     this.bound.push({ kind, server, host: spec.host, port });
     this.authorities.add(`${this.publicHost.toLowerCase()}:${port}`);
     this.authorities.add(`${spec.host.toLowerCase()}:${port}`);
     if (spec.host.includes(':')) this.authorities.add(`[${spec.host.toLowerCase()}]:${port}`);
   }
+}
+
+/** Closes a socket refused at accept (a limit was reached): no MSRP answer, the peer sees the close. */
+function refuse(socket: Socket, kind: TransportKind): void {
+  if (kind === 'tcp') {
+    socket.destroy(); // the TCP listener sees `destroyed` and never makes a connection of it
+    return;
+  }
+  // The TLS and HTTP servers' own listeners run right after this one and need the socket's handle (TLS
+  // wraps it): close it once they are done, before any handshake byte is read.
+  socket.pause();
+  setImmediate(() => socket.destroy());
+}
+
+/**
+ * What a per-IP limit counts by: an IPv4 address (IPv4-mapped IPv6 included) as it is, an IPv6 address
+ * by its /64 prefix (a host is given a whole /64, so its addresses count together), lower-case.
+ */
+export function addressKey(address: string | undefined): string {
+  if (address === undefined) return '';
+  const bare = address.replace(/%.*$/, '').toLowerCase(); // zone id (fe80::1%eth0)
+  if (!bare.includes(':')) return bare;
+  if (/^::ffff:\d+\.\d+\.\d+\.\d+$/.test(bare)) return bare.slice(7);
+  const [head = '', tail] = bare.split('::', 2) as [string, string | undefined];
+  const groups = (part: string): string[] => (part === '' ? [] : part.split(':'));
+  const left = groups(head);
+  const right = tail === undefined ? [] : groups(tail);
+  // An embedded IPv4 address at the end stands for two groups.
+  const width = (g: string[]): number => g.reduce((n, x) => n + (x.includes('.') ? 2 : 1), 0);
+  const zeros = tail === undefined ? 0 : Math.max(0, 8 - width(left) - width(right));
+  const all = [...left, ...Array<string>(zeros).fill('0'), ...right];
+  return all
+    .slice(0, 4)
+    .map((g) => (/^[0-9a-f]{1,4}$/.test(g) ? parseInt(g, 16).toString(16) : g))
+    .join(':');
 }
 
 /** A listener that could not bind: which one, and why (`reason`; `code`, e.g. EADDRINUSE). */

@@ -3,6 +3,7 @@
  * limit defaulted from DESIGN.md's table (`DEFAULTS` in `lib/constants.ts`), the listeners, the public
  * host and the Digest realm.
  */
+import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { DEFAULTS } from '../constants.js';
 import type { TransportKind } from '../transport/connection.js';
@@ -65,6 +66,15 @@ export interface RelayOptions {
   maxOtherBodyBytes?: number;
   /** Queued bytes toward one connection before its sources pause. */
   maxQueuedBytes?: number;
+  /**
+   * Accepted connections open at once, all listeners together (sockets still in their TLS or WebSocket
+   * handshake included); one more is closed at once. 0: no limit. Default: the process's open-file limit
+   * minus {@link FD_RESERVE}, so that accepting never runs the process out of descriptors (no limit when
+   * the open-file limit cannot be read).
+   */
+  maxConnections?: number;
+  /** Accepted connections open at once from one IPv4 address or one IPv6 /64. 0 (default): no limit. */
+  maxConnectionsPerIp?: number;
   transactionTimeoutMs?: number;
   probationMs?: number;
   idleTimeoutMs?: number;
@@ -163,10 +173,28 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
       maxMessageBytes: options.maxMessageBytes ?? DEFAULTS.maxMessageBytes,
       maxOtherBodyBytes: options.maxOtherBodyBytes ?? DEFAULTS.maxOtherBodyBytes,
       maxQueuedBytes: options.maxQueuedBytes ?? DEFAULTS.maxQueuedBytes,
+      maxConnections: options.maxConnections ?? defaultMaxConnections(),
+      maxConnectionsPerIp: options.maxConnectionsPerIp ?? 0,
       wsMaxMessageBytes: options.wsMaxMessageBytes ?? DEFAULTS.wsMaxMessageBytes,
       transactionTimeoutMs: options.transactionTimeoutMs ?? DEFAULTS.transactionTimeoutMs,
       probationMs: options.probationMs ?? DEFAULTS.probationMs,
       idleTimeoutMs: options.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
     },
   };
+}
+
+/**
+ * Descriptors kept free of accepted connections by the default {@link RelayOptions.maxConnections}:
+ * listeners, connections to next hops, the metrics server, files read on reload.
+ */
+export const FD_RESERVE = 128;
+
+/** The open-file limit (RLIMIT_NOFILE, soft) minus {@link FD_RESERVE}; 0 (no limit) when unknown. */
+export function defaultMaxConnections(): number {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return m === null ? 0 : Math.max(1, Number(m[1]) - FD_RESERVE);
+  } catch {
+    return 0; // not Linux: no /proc
+  }
 }

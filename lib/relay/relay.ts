@@ -17,7 +17,7 @@ import { getHeader, type FrameHead, type RequestHead } from '../msrp/message.js'
 import type { ErrorContext } from '../msrp/parser.js';
 import { formatHead, frameTail, randomId } from '../msrp/serializer.js';
 import type { MsrpUri } from '../msrp/uri.js';
-import type { Connection } from '../transport/connection.js';
+import type { Connection, TransportKind } from '../transport/connection.js';
 import { authenticate, type AuthContext } from './auth.js';
 import { DigestAuthenticator } from './digest-auth.js';
 import { FailureReplies } from './failure-replies.js';
@@ -29,7 +29,7 @@ import {
   rewritePaths,
   WS_HEAD_ROOM,
 } from './frame-utils.js';
-import { Listeners, type TlsCertificateInfo, type TlsCredentials } from './listeners.js';
+import { Listeners, type RefusalReason, type TlsCertificateInfo, type TlsCredentials } from './listeners.js';
 import type { Logger } from './logger.js';
 import { NextHops } from './next-hops.js';
 import { resolveRelayOptions, type RelayAddress, type RelayLimits, type RelayOptions } from './options.js';
@@ -78,6 +78,9 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   private draining = false;
   /** Octets of connections already closed, by transport ({@link stats} adds the open ones). */
   private readonly retiredBytes = { in: perTransport(() => 0), out: perTransport(() => 0) };
+  /** Sockets refused at accept since the last log line about it, and when that line was written. */
+  private refusedSinceLog = 0;
+  private refusedLoggedAt = -Infinity;
 
   constructor(options: RelayOptions) {
     const resolved = resolveRelayOptions(options);
@@ -88,13 +91,35 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     this.listeners = new Listeners({
       ...resolved,
       wsMaxPayload: Math.max(this.opts.wsMaxMessageBytes, this.opts.maxQueuedBytes),
+      maxConnections: this.opts.maxConnections,
+      maxConnectionsPerIp: this.opts.maxConnectionsPerIp,
       log: this.log,
       onConnection: (conn) => this.accept(conn),
+      onRefused: (kind, reason, remote) => this.onRefused(kind, reason, remote),
     });
     this.failures = new FailureReplies(this.counters, this.log);
     this.authenticator = this.opts.auth
       ? new DigestAuthenticator({ realm: resolved.realm, users: resolved.users })
       : null;
+  }
+
+  /**
+   * A socket closed at accept by a connection limit: counted, and logged at most once per
+   * {@link REFUSAL_LOG_INTERVAL_MS} (with the number refused since the previous line), so a flood of
+   * connections cannot flood the log too.
+   */
+  private onRefused(kind: TransportKind, reason: RefusalReason, remote: string): void {
+    bump(this.counters.refusedConnections[kind], reason);
+    this.refusedSinceLog++;
+    const now = Date.now();
+    if (now - this.refusedLoggedAt < REFUSAL_LOG_INTERVAL_MS) return;
+    const limit = reason === 'max-connections' ? this.opts.maxConnections : this.opts.maxConnectionsPerIp;
+    this.log.warn(
+      { transport: kind, reason, limit, remote, refused: this.refusedSinceLog },
+      'connection refused: limit reached',
+    );
+    this.refusedSinceLog = 0;
+    this.refusedLoggedAt = now;
   }
 
   /** Replaces the user store (SIGHUP reload); live connections and tokens are kept. */
@@ -134,6 +159,11 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   /** The bound listeners (ports resolved). */
   addresses(): RelayAddress[] {
     return this.listeners.addresses();
+  }
+
+  /** Accepted connections allowed open at once, in all and per IP (0: no limit), as resolved. */
+  get connectionLimits(): { maxConnections: number; maxConnectionsPerIp: number } {
+    return { maxConnections: this.opts.maxConnections, maxConnectionsPerIp: this.opts.maxConnectionsPerIp };
   }
 
   /** Live connections. */
@@ -816,6 +846,8 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
  * like this one enforces: that relay would close the connection for it, with every session it carries.
  */
 const HEAD_TOO_LARGE = 'Head too large to forward';
+/** Least time between two log lines about connections refused at accept. */
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
 const closeWaiters = new WeakMap<Peer, () => void>();
 

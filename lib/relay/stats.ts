@@ -18,6 +18,8 @@ export interface RelayCounters {
   opened: Record<TransportKind, number>;
   /** Connections closed, by transport and close reason (`peer-closed`, `idle`, `error:ECONNRESET`...). */
   closed: Record<TransportKind, Record<string, number>>;
+  /** Sockets closed at accept, by transport and limit (`max-connections`, `max-connections-per-ip`). */
+  refusedConnections: Record<TransportKind, Record<string, number>>;
   authOk: number;
   /** AUTHs answered 401 with a challenge (`challenge` and `stale`). */
   authChallenged: number;
@@ -92,6 +94,7 @@ export function createRelayCounters(): RelayCounters {
     connectionsClosed: 0,
     opened: perTransport(() => 0),
     closed: perTransport(() => ({})),
+    refusedConnections: perTransport(() => ({})),
     authOk: 0,
     authChallenged: 0,
     authFailed: 0,

@@ -110,6 +110,7 @@ describe('relay configuration', () => {
         authMaxExpires: 3600,
         maxMessageSize: 64 * 1024 * 1024,
         maxQueuedBytes: 1024 * 1024,
+        maxConnectionsPerIp: 0,
         transactionTimeout: 30,
         probationTimeout: 30,
         idleTimeout: 3600,
@@ -206,6 +207,17 @@ describe('relay configuration', () => {
       expect(resolve([], { MSRP_RELAY_REPORTS_DEDUPE_ENTRIES: '42' }).reportsDedupeEntries).to.equal(42);
       for (const bad of ['0', '-3', '1.5', 'many', '', '1e3', '0x10', '2000000', '99999999999']) {
         expect(() => resolve(['--reports-dedupe-entries', bad]), bad).to.throw(/reports-dedupe-entries/);
+      }
+    });
+
+    it('reads --max-connections and --max-connections-per-ip as whole numbers, 0 for no limit', () => {
+      expect(resolve(['--max-connections', '50000']).maxConnections).to.equal(50_000);
+      expect(resolve(['--max-connections', '0']).maxConnections).to.equal(0);
+      expect(resolve([]).maxConnections).to.equal(undefined); // the relay derives it (open-file limit)
+      expect(resolve([], { MSRP_RELAY_MAX_CONNECTIONS_PER_IP: '64' }).maxConnectionsPerIp).to.equal(64);
+      for (const bad of ['-1', '1.5', 'lots', '', '1e3', '999999999999']) {
+        expect(() => resolve(['--max-connections', bad]), bad).to.throw(/max-connections/);
+        expect(() => resolve(['--max-connections-per-ip', bad]), bad).to.throw(/max-connections-per-ip/);
       }
     });
 

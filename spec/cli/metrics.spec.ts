@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, X509Certificate } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import { createConnection, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -377,6 +377,26 @@ describe('metrics and health (--metrics-listen)', () => {
     const after = await scrape(m.url);
     expect(after.value(name, { subject: 'CN=localhost-renewed' })).to.equal(notAfter(renewed.cert));
     expect(after.value(name, { subject: 'CN=localhost' })).to.equal(undefined);
+  });
+
+  it('counts sockets refused at accept by transport and limit', async () => {
+    const relay = await h.relay({ maxConnectionsPerIp: 1 });
+    const m = await metricsFor(relay);
+    await h.client(relay, 'alice');
+    const port = relay.addresses()[0]!.port;
+    await new Promise<void>((resolve) => {
+      const s = createConnection({ host: '127.0.0.1', port });
+      s.on('error', () => {});
+      s.on('close', () => resolve());
+    });
+    const got = await scrape(m.url);
+    expect(got.type('msrp_relay_connections_refused_total')).to.equal('counter');
+    expect(
+      got.value('msrp_relay_connections_refused_total', {
+        transport: 'tcp',
+        reason: 'max-connections-per-ip',
+      }),
+    ).to.equal(1);
   });
 
   it('keeps each relay in its own registry, and answers 404 elsewhere', async () => {

@@ -1,0 +1,186 @@
+import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { WebSocket } from 'ws';
+import { addressKey } from '../../lib/relay/listeners.js';
+import type { Logger } from '../../lib/relay/logger.js';
+import { defaultMaxConnections, FD_RESERVE } from '../../lib/relay/options.js';
+import { createRelay, type Relay } from '../../lib/relay/relay.js';
+import { Harness, sleep, until, USERS } from '../helpers/relay.js';
+import { testCertificate } from '../helpers/tls.js';
+import { portOf, wsUrl } from '../helpers/ws.js';
+
+interface Outcome {
+  /** Octets the relay sent before the socket closed. */
+  received: number;
+  /** The TLS handshake or the WebSocket upgrade completed. */
+  opened: boolean;
+}
+
+/** Opens a plain TCP socket and resolves once the relay closes it (rejects if it stays open 3 s). */
+function closedByRelay(port: number): Promise<Outcome> {
+  return new Promise((resolve, reject) => {
+    const s = netConnect({ host: '127.0.0.1', port });
+    let received = 0;
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error('the relay kept the connection open'));
+    }, 3000);
+    s.on('data', (d: Buffer) => (received += d.length));
+    s.on('error', () => {});
+    s.on('close', () => {
+      clearTimeout(timer);
+      resolve({ received, opened: true });
+    });
+  });
+}
+
+/** A TLS connection attempt: whether its handshake completed before the socket closed. */
+function tlsAttempt(port: number): Promise<Outcome> {
+  return new Promise((resolve, reject) => {
+    let opened = false;
+    const s = tlsConnect({ host: '127.0.0.1', port, ca: testCertificate().cert, servername: 'localhost' });
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error('neither handshake nor close within 3 s'));
+    }, 3000);
+    s.on('secureConnect', () => {
+      opened = true;
+      clearTimeout(timer);
+      s.end();
+      resolve({ received: 0, opened });
+    });
+    s.on('error', () => {});
+    s.on('close', () => {
+      clearTimeout(timer);
+      resolve({ received: 0, opened });
+    });
+  });
+}
+
+/** A WebSocket upgrade attempt (subprotocol `msrp`): whether it opened. */
+function wsAttempt(url: string): Promise<Outcome> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, ['msrp']);
+    const timer = setTimeout(() => {
+      ws.terminate();
+      reject(new Error('neither open nor close within 3 s'));
+    }, 3000);
+    ws.on('open', () => {
+      clearTimeout(timer);
+      ws.close();
+      resolve({ received: 0, opened: true });
+    });
+    ws.on('error', () => {});
+    ws.on('close', () => {
+      clearTimeout(timer);
+      resolve({ received: 0, opened: false });
+    });
+  });
+}
+
+function refused(relay: Relay, kind: 'tcp' | 'tls' | 'ws' | 'wss', reason: string): number {
+  return relay.stats().counters.refusedConnections[kind][reason] ?? 0;
+}
+
+describe('connection limits (--max-connections, --max-connections-per-ip)', () => {
+  const h = new Harness();
+  afterEach(() => h.cleanup());
+
+  it('closes a TCP connection over the per-IP limit at once, and admits one again when a slot frees', async () => {
+    const relay = await h.relay({ maxConnectionsPerIp: 2 });
+    const alice = await h.client(relay, 'alice');
+    await h.client(relay, 'bob');
+    const third = await closedByRelay(portOf(relay, 'tcp'));
+    expect(third.received).to.equal(0);
+    expect(refused(relay, 'tcp', 'max-connections-per-ip')).to.equal(1);
+    // The two admitted connections keep working.
+    const again = await alice.auth({ relayUri: h.relayUri(relay), username: 'alice', password: USERS.alice });
+    expect(again.kind === 'response' && again.statusCode).to.equal(200);
+    await alice.close();
+    await until(() => relay.connectionCount === 1, 3000, 'alice gone');
+    const carol = await h.client(relay, 'carol');
+    expect(carol.isClosed).to.equal(false);
+    expect(refused(relay, 'tcp', 'max-connections-per-ip')).to.equal(1);
+  });
+
+  it('counts sockets still in their TLS handshake or WebSocket upgrade against --max-connections', async () => {
+    const { cert, key } = testCertificate();
+    const relay = await h.relay({
+      listen: [],
+      tlsListen: [{ host: '127.0.0.1', port: 0 }],
+      wsListen: [{ host: '127.0.0.1', port: 0 }],
+      tls: { cert, key },
+      maxConnections: 2,
+    });
+    const tlsPort = portOf(relay, 'tls');
+    // Two raw sockets that never start a handshake take both slots.
+    const idle = [0, 1].map(() => netConnect({ host: '127.0.0.1', port: tlsPort }));
+    for (const s of idle) s.on('error', () => {});
+    await until(() => idle.every((s) => !s.connecting), 3000, 'two raw sockets connected');
+    await sleep(100); // the relay, in this process, accepts them on its next turns
+    expect((await tlsAttempt(tlsPort)).opened).to.equal(false);
+    expect((await wsAttempt(wsUrl(relay))).opened).to.equal(false);
+    expect(refused(relay, 'tls', 'max-connections')).to.equal(1);
+    expect(refused(relay, 'ws', 'max-connections')).to.equal(1);
+    for (const s of idle) s.destroy();
+    await sleep(100);
+    expect((await tlsAttempt(tlsPort)).opened).to.equal(true);
+    expect((await wsAttempt(wsUrl(relay))).opened).to.equal(true);
+    expect(refused(relay, 'tls', 'max-connections') + refused(relay, 'ws', 'max-connections')).to.equal(2);
+  });
+
+  it('logs the first refusal, then at most one line per 10 s, while counting every one', async () => {
+    const lines: Array<{ level: string; fields: Record<string, unknown>; msg: string }> = [];
+    const at =
+      (level: string) =>
+      (fields: Record<string, unknown>, msg: string): void => {
+        lines.push({ level, fields, msg });
+      };
+    const logger: Logger = {
+      trace: at('trace'),
+      debug: at('debug'),
+      info: at('info'),
+      warn: at('warn'),
+      error: at('error'),
+    };
+    const relay = await h.relay({ maxConnections: 1, logger });
+    await h.client(relay, 'alice');
+    for (let i = 0; i < 5; i++) await closedByRelay(portOf(relay, 'tcp'));
+    expect(refused(relay, 'tcp', 'max-connections')).to.equal(5);
+    const warned = lines.filter((l) => l.msg === 'connection refused: limit reached');
+    expect(warned).to.have.length(1);
+    expect(warned[0]!.level).to.equal('warn');
+    expect(warned[0]!.fields).to.include({
+      transport: 'tcp',
+      reason: 'max-connections',
+      limit: 1,
+      refused: 1,
+    });
+  });
+
+  it('defaults --max-connections to the open-file limit minus the reserve, and per IP to none', () => {
+    const relay = createRelay({ listen: [{ host: '127.0.0.1', port: 0 }] });
+    const limits = relay.connectionLimits;
+    expect(limits.maxConnectionsPerIp).to.equal(0);
+    expect(limits.maxConnections).to.equal(defaultMaxConnections());
+    if (process.platform === 'linux') {
+      const soft = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+      if (soft !== null) expect(limits.maxConnections).to.equal(Number(soft[1]) - FD_RESERVE);
+    }
+  });
+
+  it('counts IPv4 addresses as they are and IPv6 addresses by their /64', () => {
+    expect(addressKey('192.0.2.7')).to.equal('192.0.2.7');
+    expect(addressKey('::ffff:192.0.2.7')).to.equal('192.0.2.7');
+    expect(addressKey('2001:db8::1')).to.equal('2001:db8:0:0');
+    expect(addressKey('2001:0DB8:0000:0000:ffff::2')).to.equal('2001:db8:0:0');
+    expect(addressKey('2001:db8:1:2:3:4:5:6')).to.equal('2001:db8:1:2');
+    expect(addressKey('2001:db8:1::')).to.equal('2001:db8:1:0');
+    expect(addressKey('::1')).to.equal('0:0:0:0');
+    expect(addressKey('fe80::1%eth0')).to.equal('fe80:0:0:0');
+    expect(addressKey('64:ff9b::192.0.2.7')).to.equal('64:ff9b:0:0');
+    expect(addressKey(undefined)).to.equal('');
+  });
+});
