@@ -231,8 +231,9 @@ export class Listeners {
       if ((this.perIp.get(key) ?? 0) >= maxConnectionsPerIp) reason = 'max-connections-per-ip';
     }
     if (reason !== null) {
+      const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`; // gone once destroyed
       refuse(socket, kind);
-      this.opts.onRefused(kind, reason, `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`);
+      this.opts.onRefused(kind, reason, remote);
       return;
     }
     this.sockets.add(socket);
@@ -279,26 +280,49 @@ function refuse(socket: Socket, kind: TransportKind): void {
 }
 
 /**
- * What a per-IP limit counts by: an IPv4 address (IPv4-mapped IPv6 included) as it is, an IPv6 address
- * by its /64 prefix (a host is given a whole /64, so its addresses count together), lower-case.
+ * What a per-IP limit counts by: an IPv4 address as it is (IPv4-mapped IPv6 and the NAT64 well-known
+ * prefix `64:ff9b::/96` included: each stands for one IPv4 host), any other IPv6 address by its /64
+ * prefix (a host is given a whole /64, so its addresses count together), lower-case hex.
  */
 export function addressKey(address: string | undefined): string {
   if (address === undefined) return '';
   const bare = address.replace(/%.*$/, '').toLowerCase(); // zone id (fe80::1%eth0)
   if (!bare.includes(':')) return bare;
-  if (/^::ffff:\d+\.\d+\.\d+\.\d+$/.test(bare)) return bare.slice(7);
-  const [head = '', tail] = bare.split('::', 2) as [string, string | undefined];
-  const groups = (part: string): string[] => (part === '' ? [] : part.split(':'));
-  const left = groups(head);
-  const right = tail === undefined ? [] : groups(tail);
-  // An embedded IPv4 address at the end stands for two groups.
-  const width = (g: string[]): number => g.reduce((n, x) => n + (x.includes('.') ? 2 : 1), 0);
-  const zeros = tail === undefined ? 0 : Math.max(0, 8 - width(left) - width(right));
-  const all = [...left, ...Array<string>(zeros).fill('0'), ...right];
-  return all
+  const groups = ipv6Groups(bare);
+  if (groups === null) return bare;
+  const v4 = (): string => [groups[6]! >> 8, groups[6]! & 0xff, groups[7]! >> 8, groups[7]! & 0xff].join('.');
+  const zero = (from: number, to: number): boolean => groups.slice(from, to).every((g) => g === 0);
+  if (zero(0, 5) && groups[5] === 0xffff) return v4(); // ::ffff:a.b.c.d
+  if (groups[0] === 0x64 && groups[1] === 0xff9b && zero(2, 6)) return v4(); // 64:ff9b::a.b.c.d
+  return groups
     .slice(0, 4)
-    .map((g) => (/^[0-9a-f]{1,4}$/.test(g) ? parseInt(g, 16).toString(16) : g))
+    .map((g) => g.toString(16))
     .join(':');
+}
+
+/** The eight 16-bit groups of an IPv6 address (`::` expanded, a dotted IPv4 tail read), or null. */
+function ipv6Groups(text: string): number[] | null {
+  const halves = text.split('::');
+  if (halves.length > 2) return null;
+  const parse = (part: string): number[] | null => {
+    if (part === '') return [];
+    const out: number[] = [];
+    for (const g of part.split(':')) {
+      if (g.includes('.')) {
+        const b = g.split('.').map(Number);
+        if (b.length !== 4 || b.some((x) => !(x >= 0 && x <= 255 && Number.isInteger(x)))) return null;
+        out.push((b[0]! << 8) | b[1]!, (b[2]! << 8) | b[3]!);
+      } else if (/^[0-9a-f]{1,4}$/.test(g)) out.push(parseInt(g, 16));
+      else return null;
+    }
+    return out;
+  };
+  const left = parse(halves[0]!);
+  const right = halves.length === 2 ? parse(halves[1]!) : [];
+  if (left === null || right === null) return null;
+  const missing = 8 - left.length - right.length;
+  if (halves.length === 2 ? missing < 1 : missing !== 0) return null;
+  return [...left, ...Array<number>(missing).fill(0), ...right];
 }
 
 /** A listener that could not bind: which one, and why (`reason`; `code`, e.g. EADDRINUSE). */

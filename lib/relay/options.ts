@@ -75,6 +75,11 @@ export interface RelayOptions {
   maxConnections?: number;
   /** Accepted connections open at once from one IPv4 address or one IPv6 /64. 0 (default): no limit. */
   maxConnectionsPerIp?: number;
+  /**
+   * After a connection refused at accept is logged, further refusals are summed into one line per this
+   * many ms (default 10 000).
+   */
+  refusalLogIntervalMs?: number;
   transactionTimeoutMs?: number;
   probationMs?: number;
   idleTimeoutMs?: number;
@@ -175,6 +180,7 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
       maxQueuedBytes: options.maxQueuedBytes ?? DEFAULTS.maxQueuedBytes,
       maxConnections: options.maxConnections ?? defaultMaxConnections(),
       maxConnectionsPerIp: options.maxConnectionsPerIp ?? 0,
+      refusalLogIntervalMs: options.refusalLogIntervalMs ?? 10_000,
       wsMaxMessageBytes: options.wsMaxMessageBytes ?? DEFAULTS.wsMaxMessageBytes,
       transactionTimeoutMs: options.transactionTimeoutMs ?? DEFAULTS.transactionTimeoutMs,
       probationMs: options.probationMs ?? DEFAULTS.probationMs,

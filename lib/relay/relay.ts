@@ -78,9 +78,10 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   private draining = false;
   /** Octets of connections already closed, by transport ({@link stats} adds the open ones). */
   private readonly retiredBytes = { in: perTransport(() => 0), out: perTransport(() => 0) };
-  /** Sockets refused at accept since the last log line about it, and when that line was written. */
-  private refusedSinceLog = 0;
-  private refusedLoggedAt = -Infinity;
+  /** While set, refusals at accept are summed in {@link refusedInWindow} rather than logged each. */
+  private refusalWindow: NodeJS.Timeout | null = null;
+  /** Refusals at accept held for the next summary line, by `transport/reason`. */
+  private refusedInWindow: Record<string, number> = {};
 
   constructor(options: RelayOptions) {
     const resolved = resolveRelayOptions(options);
@@ -104,22 +105,42 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   }
 
   /**
-   * A socket closed at accept by a connection limit: counted, and logged at most once per
-   * {@link REFUSAL_LOG_INTERVAL_MS} (with the number refused since the previous line), so a flood of
-   * connections cannot flood the log too.
+   * A socket closed at accept by a connection limit: counted, and logged so that a flood of connections
+   * cannot flood the log too. The first refusal is logged at once with its address; those that follow
+   * within `refusalLogIntervalMs` (10 s) are summed into one line when that time is up (by transport
+   * and limit), and so on while refusals go on.
    */
   private onRefused(kind: TransportKind, reason: RefusalReason, remote: string): void {
     bump(this.counters.refusedConnections[kind], reason);
-    this.refusedSinceLog++;
-    const now = Date.now();
-    if (now - this.refusedLoggedAt < REFUSAL_LOG_INTERVAL_MS) return;
+    if (this.refusalWindow !== null) {
+      bump(this.refusedInWindow, `${kind}/${reason}`);
+      return;
+    }
     const limit = reason === 'max-connections' ? this.opts.maxConnections : this.opts.maxConnectionsPerIp;
-    this.log.warn(
-      { transport: kind, reason, limit, remote, refused: this.refusedSinceLog },
-      'connection refused: limit reached',
-    );
-    this.refusedSinceLog = 0;
-    this.refusedLoggedAt = now;
+    this.log.warn({ transport: kind, reason, limit, remote }, 'connection refused: limit reached');
+    this.openRefusalWindow();
+  }
+
+  private openRefusalWindow(): void {
+    this.refusalWindow = setTimeout(() => {
+      this.refusalWindow = null;
+      const held = this.refusedInWindow;
+      let refused = 0;
+      for (const k in held) refused += held[k]!;
+      if (refused === 0) return;
+      this.refusedInWindow = {};
+      this.log.warn(
+        {
+          refused,
+          byLimit: held,
+          limits: this.connectionLimits,
+          seconds: this.opts.refusalLogIntervalMs / 1000,
+        },
+        'connections refused: limit reached',
+      );
+      this.openRefusalWindow();
+    }, this.opts.refusalLogIntervalMs);
+    this.refusalWindow.unref();
   }
 
   /** Replaces the user store (SIGHUP reload); live connections and tokens are kept. */
@@ -215,6 +236,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     const deadline = Date.now() + graceMs;
     while (this.transactions.size > 0 && Date.now() < deadline) await sleep(20);
     if (this.housekeeping !== null) clearInterval(this.housekeeping);
+    if (this.refusalWindow !== null) clearTimeout(this.refusalWindow);
     const closed = [...this.peers].map((p) => new Promise<void>((resolve) => closeWaiters.set(p, resolve)));
     for (const p of this.peers) p.close('shutdown');
     const timeout = sleep(2000).then(() => {
@@ -846,8 +868,6 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
  * like this one enforces: that relay would close the connection for it, with every session it carries.
  */
 const HEAD_TOO_LARGE = 'Head too large to forward';
-/** Least time between two log lines about connections refused at accept. */
-const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
 const closeWaiters = new WeakMap<Peer, () => void>();
 
