@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { isMsrpError } from '../errors.js';
 import { registerLoadCommand } from './load-command.js';
+import { registerPasswdCommand } from './passwd.js';
 import { registerCheckConfigCommand, registerStartCommand } from './start.js';
 
 const VERSION = '0.1.0';
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
   registerStartCommand(program);
   registerCheckConfigCommand(program);
   registerLoadCommand(program);
+  registerPasswdCommand(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }

@@ -64,6 +64,16 @@ function entryFor(username: string, value: string): UserEntry | string {
   return new PasswordEntry(username, value);
 }
 
+/**
+ * What is wrong with `username` as a users-file name (empty, white space, control characters, or `:`,
+ * which ends the name in a line), or undefined when it is fine.
+ */
+export function userNameProblem(username: string): string | undefined {
+  return (
+    checkUsername(username) ?? (username.includes(':') ? `user name '${username}' contains ':'` : undefined)
+  );
+}
+
 function checkUsername(username: string): string | undefined {
   if (username.length === 0) return 'empty user name';
   // eslint-disable-next-line no-control-regex
@@ -128,9 +138,7 @@ export class FileUserStore implements UserStore {
   static fromMap(users: Readonly<Record<string, string>>): FileUserStore {
     const entries = new Map<string, UserEntry>();
     for (const [username, value] of Object.entries(users)) {
-      const problem =
-        checkUsername(username) ??
-        (username.includes(':') ? `user name '${username}' contains ':'` : undefined);
+      const problem = userNameProblem(username);
       if (problem !== undefined) throw configError(`users map: ${problem}; ${FORMS}`);
       const entry = entryFor(username, value);
       if (typeof entry === 'string') throw configError(`users map: ${entry}; ${FORMS}`);
