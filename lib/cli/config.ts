@@ -8,6 +8,7 @@
  * relative to the file's folder; `:port` binds every IPv4 interface (`0.0.0.0`), `[::]:port` every IPv6
  * (and, on most systems, IPv4) interface.
  */
+import { X509Certificate } from 'node:crypto';
 import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { createSecureContext } from 'node:tls';
@@ -36,6 +37,8 @@ export interface RelayConfig {
   tlsListen: ListenAddress[];
   tlsCert?: string;
   tlsKey?: string;
+  /** PEM CA certificates trusted for `msrps` next hops, besides Node's bundled roots. */
+  tlsCa?: string;
   wsListen: ListenAddress[];
   wssListen: ListenAddress[];
   wsAllowedOrigins: string[];
@@ -119,6 +122,7 @@ const FIELDS: readonly Field[] = [
   field('tlsListen', 'addresses', [], 'TLS listener, repeatable; needs --tls-cert and --tls-key'),
   field('tlsCert', 'path', undefined, 'PEM certificate chain for TLS and WSS listeners'),
   field('tlsKey', 'path', undefined, 'PEM private key for TLS and WSS listeners'),
+  field('tlsCa', 'path', undefined, "PEM CA certificates trusted for msrps next hops, besides Node's roots"),
   field('wsListen', 'addresses', [], 'WebSocket listener, repeatable'),
   field('wssListen', 'addresses', [], 'secure WebSocket listener, repeatable'),
   field('wsAllowedOrigins', 'origins', [], 'WebSocket Origin allowed in, repeatable', { defText: 'any' }),
@@ -422,6 +426,25 @@ function readConfigFile(path: string, where: string): ConfigFile {
   return { path, data };
 }
 
+/**
+ * The certificates of a PEM CA file, each checked; throws naming the file when there is none or one does
+ * not parse.
+ */
+export function readCaFile(path: string, where = '--tls-ca'): string[] {
+  const text = readFileSync(path, 'latin1');
+  const pems = text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  if (pems.length === 0)
+    throw fail(`${where} ${show(path)} holds no PEM certificate: give a file of "BEGIN CERTIFICATE" blocks`);
+  for (const [i, pem] of pems.entries()) {
+    try {
+      new X509Certificate(pem);
+    } catch {
+      throw fail(`${where} ${show(path)}: certificate ${i + 1} of ${pems.length} does not parse`);
+    }
+  }
+  return pems;
+}
+
 function checkReadable(path: string, where: string): void {
   try {
     if (!statSync(path).isFile()) throw Object.assign(new Error('not a file'), { code: 'ENOTFILE' });
@@ -468,10 +491,11 @@ function finish(cfg: RelayConfig, where: Record<string, string>, defaulted: Read
       }
     }
   }
-  for (const key of ['tlsCert', 'tlsKey', 'users'] as const) {
+  for (const key of ['tlsCert', 'tlsKey', 'tlsCa', 'users'] as const) {
     const path = cfg[key];
     if (path !== undefined) checkReadable(path, where[key]);
   }
+  if (cfg.tlsCa !== undefined) readCaFile(cfg.tlsCa, where.tlsCa!);
   if (cfg.tlsCert !== undefined && cfg.tlsKey !== undefined) {
     // Found now rather than at bind time, with the files named (check-config too).
     try {

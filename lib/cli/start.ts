@@ -1,9 +1,10 @@
 /**
  * `msrp-relay start`: resolves the configuration, starts the relay (and `--metrics-listen`), prints how to
  * reach it, and handles signals (SIGINT/SIGTERM: drain and exit 0, the metrics server answering /healthz
- * 503 meanwhile; SIGHUP: reload the users file, the TLS certificate and key, and the log level).
+ * 503 meanwhile; SIGHUP: reload the users file, the TLS certificate, key and CA file, and the log level).
  */
 import { readFileSync } from 'node:fs';
+import { rootCertificates } from 'node:tls';
 import type { Command } from 'commander';
 import { createError, ErrorCodes, isMsrpError } from '../errors.js';
 import { randomId } from '../msrp/serializer.js';
@@ -15,6 +16,7 @@ import {
   addRelayOptions,
   describeConfig,
   formatHostPort,
+  readCaFile,
   resolveConfig,
   type RelayConfig,
 } from './config.js';
@@ -40,6 +42,11 @@ function loadUsers(cfg: RelayConfig): UsersSetup {
 function readTls(cfg: RelayConfig): TlsCredentials | undefined {
   if (cfg.tlsCert === undefined || cfg.tlsKey === undefined) return undefined;
   return { cert: readFileSync(cfg.tlsCert), key: readFileSync(cfg.tlsKey) };
+}
+
+/** What `msrps` next hops are checked against: Node's bundled roots plus `--tls-ca`, or undefined (the roots). */
+function readCa(cfg: RelayConfig): string[] | undefined {
+  return cfg.tlsCa === undefined ? undefined : [...rootCertificates, ...readCaFile(cfg.tlsCa)];
 }
 
 /** True when the relay has a TLS or WSS listener (what a certificate reload is for). */
@@ -81,7 +88,7 @@ export function relayOptionsFrom(cfg: RelayConfig, users: UserStore | undefined)
     wssListen: cfg.wssListen,
     wsAllowedOrigins: cfg.wsAllowedOrigins,
     wsMaxMessageBytes: cfg.wsMaxMessage,
-    tls: readTls(cfg),
+    tls: { ...readTls(cfg), ca: readCa(cfg) },
     publicHost: cfg.publicHost,
     realm: cfg.realm,
     users,
@@ -250,11 +257,13 @@ function installSignals(
       const cfg = resolveConfig(flags, env);
       const users = cfg.users === undefined ? undefined : FileUserStore.fromFile(cfg.users);
       const tls = servesTls(relay) ? readTls(cfg) : undefined;
+      const ca = readCa(cfg);
       if (tls !== undefined) relay.setTlsCredentials(tls); // throws on a pair that does not match
+      relay.setOutboundCa(ca);
       if (users !== undefined) relay.setUsers(users);
       log.level = cfg.logLevel;
       log.info(
-        { users: cfg.users, logLevel: cfg.logLevel, tls: certificateFields(relay) },
+        { users: cfg.users, logLevel: cfg.logLevel, tls: certificateFields(relay), tlsCa: cfg.tlsCa },
         'configuration reloaded (SIGHUP)',
       );
       checkCertificateExpiry(relay, log);

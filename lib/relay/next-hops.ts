@@ -10,12 +10,27 @@ import { StreamConnection } from '../transport/connection.js';
 import type { RelayOptions } from './options.js';
 import type { Peer } from './peer.js';
 
+/** CAs for outbound TLS, as `tls.connect` takes them. */
+export type OutboundCa = NonNullable<RelayOptions['tls']>['ca'];
+
 /** The relay's outbound connections, keyed `scheme://host:port`. */
 export class NextHops {
   private readonly dialed = new Map<string, Peer>();
 
+  /** CAs trusted for outbound `msrps` connections (Node's bundled roots when undefined). */
+  private ca: OutboundCa;
+  private readonly rejectUnauthorized: boolean;
+
   /** `tls`: trust settings for outbound `msrps` connections. */
-  constructor(private readonly tls: RelayOptions['tls']) {}
+  constructor(tls: RelayOptions['tls']) {
+    this.ca = tls?.ca;
+    this.rejectUnauthorized = tls?.rejectUnauthorized ?? true;
+  }
+
+  /** Trusts `ca` for connections dialed from now on (SIGHUP reload); undefined: Node's bundled roots. */
+  setCa(ca: OutboundCa): void {
+    this.ca = ca;
+  }
 
   /**
    * The live connection toward `uri`'s scheme, host and port, or a new one: its socket is opened here
@@ -30,13 +45,12 @@ export class NextHops {
     let socket: Socket;
     let kind: 'tcp' | 'tls';
     if (uri.scheme === 'msrps') {
-      const t = this.tls;
       socket = tlsConnect({
         host,
         port,
         servername: /^[\d.]+$|:/.test(host) ? undefined : host,
-        ca: t?.ca,
-        rejectUnauthorized: t?.rejectUnauthorized ?? true,
+        ca: this.ca,
+        rejectUnauthorized: this.rejectUnauthorized,
       });
       kind = 'tls';
     } else {

@@ -44,8 +44,16 @@ export interface RelayOptions {
   wsMaxMessageBytes?: number;
   /** Plain HTTP requests reaching a WebSocket listener (default 404). */
   onHttpRequest?: (req: IncomingMessage, res: ServerResponse) => void;
-  /** TLS material for listeners, plus trust settings for outbound `msrps` connections. */
-  tls?: { cert?: string | Buffer; key?: string | Buffer; ca?: string | Buffer; rejectUnauthorized?: boolean };
+  /**
+   * TLS material for listeners, plus trust settings for outbound `msrps` connections: `ca` replaces
+   * Node's bundled roots for those (include `tls.rootCertificates` to add to them).
+   */
+  tls?: {
+    cert?: string | Buffer;
+    key?: string | Buffer;
+    ca?: string | Buffer | Array<string | Buffer>;
+    rejectUnauthorized?: boolean;
+  };
   /** Host name put in Use-Path URIs (default: the first listen host). */
   publicHost?: string;
   /** Digest realm (default: publicHost). */

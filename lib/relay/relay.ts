@@ -31,7 +31,7 @@ import {
 } from './frame-utils.js';
 import { Listeners, type RefusalReason, type TlsCertificateInfo, type TlsCredentials } from './listeners.js';
 import type { Logger } from './logger.js';
-import { NextHops } from './next-hops.js';
+import { NextHops, type OutboundCa } from './next-hops.js';
 import { resolveRelayOptions, type RelayAddress, type RelayLimits, type RelayOptions } from './options.js';
 import type { ChunkStream, SubChunkSent } from './outbound-writer.js';
 import { Peer, type IncomingFrame, type PeerLimits, type PeerOwner } from './peer.js';
@@ -154,6 +154,14 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
    */
   setTlsCredentials(creds: TlsCredentials): void {
     this.listeners.setTlsCredentials(creds);
+  }
+
+  /**
+   * Replaces the CAs trusted when dialing next hops over `msrps` (SIGHUP reload); connections already up
+   * are kept. Undefined: Node's bundled roots.
+   */
+  setOutboundCa(ca: OutboundCa): void {
+    this.nextHops.setCa(ca);
   }
 
   /** The certificate the TLS and WSS listeners present (subject, expiry, fingerprint), or null. */

@@ -443,6 +443,21 @@ describe('relay configuration', () => {
       ]);
     });
 
+    it('reads --tls-ca as a file of PEM certificates, and names it when it holds none or a broken one', () => {
+      expect(resolve(['--tls-ca', cert]).tlsCa).to.equal(cert);
+      const broken = writeTemp(
+        'broken-ca.pem',
+        '-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n',
+      );
+      expect(configError(['--tls-ca', users]).message).to.match(/^--tls-ca .* holds no PEM certificate/);
+      expect(configError(['--tls-ca', broken]).message).to.match(
+        /^--tls-ca .*: certificate 1 of 1 does not parse/,
+      );
+      expect(configError(['--tls-ca', '/nonexistent/ca.pem']).message).to.match(
+        /^--tls-ca .* is not a readable file/,
+      );
+    });
+
     it('rejects a certificate or key that is not PEM, or a key of another certificate, naming both flags', () => {
       // Operations audit: found only at bind time, as `cannot listen: ERR_OSSL_PEM_NO_START_LINE ...`.
       const other = writeTemp(

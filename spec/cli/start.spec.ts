@@ -6,6 +6,10 @@ import { dirname, join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { MsrpEndpoint } from '../../lib/client/endpoint.js';
+import { parseStatus } from '../../lib/msrp/headers.js';
+import { getHeader, type Frame } from '../../lib/msrp/message.js';
+import { createRelay } from '../../lib/relay/relay.js';
+import { FileUserStore } from '../../lib/relay/users.js';
 import { fingerprintOf, otherCertificate, presentedFingerprint, testCertificate } from '../helpers/tls.js';
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'msrp-relay');
@@ -210,5 +214,55 @@ describe('msrp-relay CLI', () => {
     r.child.kill('SIGHUP');
     await logged('reload failed', 1);
     expect(await presentedFingerprint(tlsPort)).to.equal(fingerprintOf(renewed.cert));
+  });
+
+  it('dials msrps next hops trusting --tls-ca, and fails them without it', async function () {
+    this.timeout(20_000);
+    const { cert, key, certPath } = testCertificate();
+    const far = createRelay({
+      listen: [],
+      tlsListen: [{ host: '127.0.0.1', port: 0 }],
+      tls: { cert, key },
+      users: FileUserStore.fromMap({ bob: 'bob-pw' }),
+    });
+    await far.listen();
+    const bob = await MsrpEndpoint.connect({
+      host: '127.0.0.1',
+      port: far.addresses()[0]!.port,
+      tls: { ca: cert, servername: 'localhost' },
+    });
+    try {
+      const bobAuth = await bob.auth({
+        relayUri: `msrps://bob@127.0.0.1:${far.addresses()[0]!.port};tcp`,
+        username: 'bob',
+        password: 'bob-pw',
+      });
+      expect(bobAuth.kind === 'response' && bobAuth.statusCode).to.equal(200);
+      /** Alice on a CLI relay started with `extra` sends to bob on `far`; resolves with what came of it. */
+      const attempt = async (extra: string[]): Promise<'delivered' | number> => {
+        const r = run(['start', '--listen', '127.0.0.1:0', '--no-auth', '--log-level', 'warn', ...extra]);
+        running.push(r);
+        const port = await bannerPort(r);
+        const alice = await MsrpEndpoint.connect({ host: '127.0.0.1', port });
+        try {
+          await alice.auth({ relayUri: `msrp://alice@127.0.0.1:${port};tcp` });
+          const got = new Promise<'delivered'>((resolve) => bob.once('message', () => resolve('delivered')));
+          const failed = new Promise<number>((resolve) =>
+            alice.once('report', (f: Frame) => resolve(parseStatus(getHeader(f.headers, 'status')!).code)),
+          );
+          await alice.send({ toPath: alice.toPathFor(bob.path), body: Buffer.from('over msrps') });
+          return await Promise.race([got, failed]);
+        } finally {
+          await alice.close();
+          r.child.kill('SIGKILL');
+        }
+      };
+      expect(await attempt(['--tls-ca', certPath])).to.equal('delivered');
+      const code = await attempt([]);
+      expect(code).to.be.a('number').and.not.equal(200);
+    } finally {
+      await bob.close();
+      await far.close(100);
+    }
   });
 });
