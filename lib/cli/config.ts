@@ -11,7 +11,7 @@
 import { X509Certificate } from 'node:crypto';
 import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { createSecureContext } from 'node:tls';
+import { checkTlsPair } from '../relay/listeners.js';
 import { dirname, extname, resolve as resolvePath } from 'node:path';
 import { Command, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
@@ -499,7 +499,7 @@ function finish(cfg: RelayConfig, where: Record<string, string>, defaulted: Read
   if (cfg.tlsCert !== undefined && cfg.tlsKey !== undefined) {
     // Found now rather than at bind time, with the files named (check-config too).
     try {
-      createSecureContext({ cert: readFileSync(cfg.tlsCert), key: readFileSync(cfg.tlsKey) });
+      checkTlsPair({ cert: readFileSync(cfg.tlsCert), key: readFileSync(cfg.tlsKey) });
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       const reason = `${e.code ?? ''} ${e.message.replace(/^error:[\dA-F]+:/, '')}`.trim();

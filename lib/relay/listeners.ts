@@ -2,7 +2,7 @@
  * The relay's listening side: the bound TCP, TLS and WebSocket (RFC 7977) servers, the authorities
  * (`host:port`) that name this relay in MSRP URIs, and the listener a Use-Path URI points at.
  */
-import { X509Certificate } from 'node:crypto';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import {
   createSecureContext,
@@ -120,7 +120,7 @@ export class Listeners {
    * usable pair.
    */
   setTlsCredentials(creds: TlsCredentials): void {
-    createSecureContext({ cert: creds.cert, key: creds.key, minVersion: MIN_TLS }); // throws on a bad pair
+    checkTlsPair(creds);
     this.credentials = { cert: creds.cert, key: creds.key };
     for (const l of this.bound) {
       // https.Server (WSS) is a tls.Server too.
@@ -265,6 +265,19 @@ export class Listeners {
     this.authorities.add(`${spec.host.toLowerCase()}:${port}`);
     if (spec.host.includes(':')) this.authorities.add(`[${spec.host.toLowerCase()}]:${port}`);
   }
+}
+
+/**
+ * Throws unless `creds` make a usable pair: PEM that OpenSSL loads, and a key that is the certificate's
+ * own. OpenSSL compares the two only when they are of the same type: an EC certificate with an RSA key
+ * loads, then fails every handshake, hence the explicit check.
+ */
+export function checkTlsPair(creds: TlsCredentials): void {
+  createSecureContext({ cert: creds.cert, key: creds.key, minVersion: MIN_TLS });
+  if (!new X509Certificate(creds.cert).checkPrivateKey(createPrivateKey(creds.key)))
+    throw Object.assign(new Error("the key is not the certificate's own private key"), {
+      code: 'ERR_KEY_MISMATCH',
+    });
 }
 
 /** Closes a socket refused at accept (a limit was reached): no MSRP answer, the peer sees the close. */

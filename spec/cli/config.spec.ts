@@ -15,7 +15,7 @@ import {
   type RelayConfig,
 } from '../../lib/cli/config.js';
 import { MsrpError } from '../../lib/errors.js';
-import { testCertificate } from '../helpers/tls.js';
+import { ecCertificate, testCertificate } from '../helpers/tls.js';
 
 function parseFlags(args: string[]): Record<string, unknown> {
   const cmd = addRelayOptions(new Command('x').exitOverride());
@@ -468,6 +468,7 @@ describe('relay configuration', () => {
         ['--tls-cert', users, '--tls-key', key],
         ['--tls-cert', cert, '--tls-key', cert],
         ['--tls-cert', cert, '--tls-key', other],
+        ['--tls-cert', ecCertificate().certPath, '--tls-key', key],
       ]) {
         const err = configError(['--tls-listen', '127.0.0.1:0', ...args]);
         expect(err.message).to.match(

@@ -23,7 +23,7 @@ const cached = new Map<string, TestCertificate>();
  * A certificate and key valid for DNS:localhost and IP:127.0.0.1, for two days. Each `commonName` gets
  * a certificate (and key) of its own: `otherCertificate()` is a second one, for replacing the first.
  */
-export function testCertificate(commonName = 'localhost'): TestCertificate {
+export function testCertificate(commonName = 'localhost', keyType: 'rsa' | 'ec' = 'rsa'): TestCertificate {
   const known = cached.get(commonName);
   if (known !== undefined) return known;
   const dir = mkdtempSync(join(tmpdir(), 'msrp-tls-'));
@@ -35,7 +35,7 @@ export function testCertificate(commonName = 'localhost'): TestCertificate {
       'req',
       '-x509',
       '-newkey',
-      'rsa:2048',
+      ...(keyType === 'rsa' ? ['rsa:2048'] : ['ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1']),
       '-nodes',
       '-days',
       '2',
@@ -58,6 +58,11 @@ export function testCertificate(commonName = 'localhost'): TestCertificate {
 /** A second certificate for localhost, with its own key (CN `localhost-renewed`). */
 export function otherCertificate(): TestCertificate {
   return testCertificate('localhost-renewed');
+}
+
+/** A certificate for localhost with an EC (P-256) key (CN `localhost-ec`). */
+export function ecCertificate(): TestCertificate {
+  return testCertificate('localhost-ec', 'ec');
 }
 
 /** The SHA-256 fingerprint of the certificate a TLS server on 127.0.0.1:`port` presents now. */
