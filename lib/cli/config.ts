@@ -12,6 +12,7 @@ import { X509Certificate } from 'node:crypto';
 import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { checkTlsPair } from '../relay/listeners.js';
+import { defaultMaxConnections } from '../relay/options.js';
 import { dirname, extname, resolve as resolvePath } from 'node:path';
 import { Command, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
@@ -53,7 +54,7 @@ export interface RelayConfig {
   authMaxExpires: number;
   maxMessageSize: number;
   maxQueuedBytes: number;
-  /** Accepted connections open at once (0: no limit; absent: the open-file limit minus a reserve). */
+  /** Accepted connections open at once (0: no limit); resolved from the open-file limit when not given. */
   maxConnections?: number;
   /** Accepted connections open at once from one IPv4 address or IPv6 /64 (0: no limit). */
   maxConnectionsPerIp: number;
@@ -542,6 +543,8 @@ function finish(cfg: RelayConfig, where: Record<string, string>, defaulted: Read
     cfg.publicHost = first.host;
   }
   cfg.realm ??= cfg.publicHost;
+  // Resolved here, not in the relay, so that check-config and 'relay started' show the value in force.
+  cfg.maxConnections ??= defaultMaxConnections();
 }
 
 /**

@@ -14,6 +14,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { pacedCollections } from '../io/read-gc.js';
+import type { RefusalReason } from '../relay/listeners.js';
 import type { Relay } from '../relay/relay.js';
 import { KNOWN_METHODS, type ConnectionState, type RelayStats } from '../relay/stats.js';
 import type { TransportKind } from '../transport/connection.js';
@@ -51,6 +52,7 @@ type Sample = readonly [Labels, number];
 
 const TRANSPORTS: readonly TransportKind[] = ['tcp', 'tls', 'ws', 'wss'];
 const STATES: readonly ConnectionState[] = ['authenticated', 'unauthenticated', 'dialed'];
+const REFUSAL_REASONS: readonly RefusalReason[] = ['max-connections', 'max-connections-per-ip'];
 const AUTH_RESULTS = ['ok', 'challenge', 'stale', 'failed', 'bad-expires', 'bad-request'] as const;
 const DIALECTS = ['imdn', 'legacy'] as const;
 const REPORT_KINDS = ['positive-delivery', 'negative-delivery', 'display', 'processing'] as const;
@@ -153,6 +155,12 @@ export class RelayMetrics {
       () => s().pausedReaders,
     );
     this.gauge(
+      'msrp_relay_handshakes_pending',
+      'Accepted TLS, WS and WSS sockets still in their handshake (closed if not done within the probation time).',
+      [],
+      () => s().handshakesPending,
+    );
+    this.gauge(
       'msrp_relay_draining',
       '1 once shutdown started (no new connections, in-flight transactions finishing), else 0.',
       [],
@@ -199,11 +207,17 @@ export class RelayMetrics {
       ['transport', 'reason'],
       () =>
         TRANSPORTS.flatMap((transport) =>
-          entries(s().counters.refusedConnections[transport]).map(([reason, n]): Sample => [
+          REFUSAL_REASONS.map((reason): Sample => [
             { transport, reason },
-            n,
+            s().counters.refusedConnections[transport][reason] ?? 0,
           ]),
         ),
+    );
+    this.counter(
+      'msrp_relay_handshake_timeouts_total',
+      'TLS, WS and WSS sockets closed for not finishing their handshake within the probation time.',
+      ['transport'],
+      () => TRANSPORTS.map((transport): Sample => [{ transport }, s().counters.handshakeTimeouts[transport]]),
     );
     this.counter(
       'msrp_relay_bytes_received_total',

@@ -3,6 +3,7 @@
  * reach it, and handles signals (SIGINT/SIGTERM: drain and exit 0, the metrics server answering /healthz
  * 503 meanwhile; SIGHUP: reload the users file, the TLS certificate, key and CA file, and the log level).
  */
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import type { Command } from 'commander';
@@ -65,6 +66,19 @@ function certificateFields(relay: Relay): Record<string, string> | undefined {
   };
 }
 
+/**
+ * Throws when the (first) certificate of `cert` is not valid now: a reload does not swap a working
+ * certificate for one that clients refuse (at start the relay runs with it, and logs an error).
+ */
+function checkValidNow(cert: string | Buffer): void {
+  const x = new X509Certificate(cert);
+  const now = Date.now();
+  if (Date.parse(x.validTo) <= now)
+    throw createError(ErrorCodes.CONFIG, `the new TLS certificate expired on ${x.validTo}`, 0);
+  if (Date.parse(x.validFrom) > now)
+    throw createError(ErrorCodes.CONFIG, `the new TLS certificate is not valid before ${x.validFrom}`, 0);
+}
+
 /** Certificates are renewed about 30 days ahead (ACME clients): fewer days left means renewal is failing. */
 const EXPIRY_WARNING_DAYS = 14;
 
@@ -73,7 +87,7 @@ function checkCertificateExpiry(relay: Relay, log: ReturnType<typeof createLogge
   const c = relay.tlsCertificate();
   if (c === null) return;
   const days = (c.notAfter - Date.now()) / 86_400_000;
-  const fields = { notAfter: new Date(c.notAfter).toISOString(), days: Math.floor(days) };
+  const fields = { notAfter: new Date(c.notAfter).toISOString(), days: Math.trunc(days) };
   if (days <= 0) log.error(fields, 'TLS certificate has expired: renew it, then send SIGHUP');
   else if (days < EXPIRY_WARNING_DAYS)
     log.warn(fields, 'TLS certificate expires soon: renew it, then send SIGHUP');
@@ -257,6 +271,7 @@ function installSignals(
       const cfg = resolveConfig(flags, env);
       const users = cfg.users === undefined ? undefined : FileUserStore.fromFile(cfg.users);
       const tls = servesTls(relay) ? readTls(cfg) : undefined;
+      if (tls !== undefined) checkValidNow(tls.cert);
       const ca = readCa(cfg);
       if (tls !== undefined) relay.setTlsCredentials(tls); // throws on a pair that does not match
       relay.setOutboundCa(ca);

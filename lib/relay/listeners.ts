@@ -61,6 +61,13 @@ export type ListenersOptions = Pick<
   maxConnections: number;
   /** Accepted sockets open at once per IPv4 address or IPv6 /64 (0: no limit). */
   maxConnectionsPerIp: number;
+  /**
+   * Time a TLS, WS or WSS socket has to finish its handshake (or upgrade) and become a connection;
+   * destroyed after it. The relay's probation time.
+   */
+  handshakeTimeoutMs: number;
+  /** Called for every socket destroyed for not finishing its handshake in time. */
+  onHandshakeTimeout: (kind: TransportKind) => void;
   log: Logger;
   /** Called with every accepted connection. */
   onConnection: (conn: Connection) => void;
@@ -81,6 +88,12 @@ export class Listeners {
   private readonly sockets = new Set<Socket>();
   /** Open accepted sockets by {@link addressKey} (kept only with a per-IP limit). */
   private readonly perIp = new Map<string, number>();
+  /**
+   * Accepted TLS, WS and WSS sockets whose handshake is not done, by {@link handshakeKey}, with the
+   * timer that destroys them. Neither Node's TLS handshake timeout (it starts with the ClientHello) nor
+   * the relay's probation (it starts with the connection) covers a socket that sends nothing.
+   */
+  private readonly handshaking = new Map<string, NodeJS.Timeout>();
   /** What TLS and WSS listeners present; replaced by {@link setTlsCredentials}. */
   private credentials: TlsCredentials | undefined;
 
@@ -106,7 +119,7 @@ export class Listeners {
       const tlsOpts: TlsOptions = { cert: t.cert, key: t.key, minVersion: MIN_TLS };
       for (const spec of this.opts.tlsListen) {
         const server = createTlsServer(tlsOpts, (socket) =>
-          this.opts.onConnection(new StreamConnection(socket, 'tls')),
+          this.handOver(new StreamConnection(socket, 'tls')),
         );
         await this.bind(server, 'tls', spec);
       }
@@ -208,13 +221,29 @@ export class Listeners {
         tls: secure ? t : undefined,
         allowedOrigins,
         maxPayload: this.opts.wsMaxPayload,
-        onConnection: (conn) => this.opts.onConnection(conn),
+        onConnection: (conn) => this.handOver(conn),
         onHttpRequest,
       }).catch((err: Error) => {
         throw listenError(err, secure ? 'wss' : 'ws', spec);
       });
       this.register(l.server, l.kind, spec, l.port);
     }
+  }
+
+  /** Sockets accepted on TLS, WS and WSS listeners whose handshake is not done yet. */
+  get handshakesPending(): number {
+    return this.handshaking.size;
+  }
+
+  /** A TLS or WebSocket connection is up: its socket's handshake timer stops, and the relay takes it. */
+  private handOver(conn: Connection): void {
+    const pending = this.handshaking.size === 0 ? '' : handshakeKey(conn.localPort, conn.remote);
+    const timer = this.handshaking.get(pending);
+    if (timer !== undefined) {
+      clearTimeout(timer);
+      this.handshaking.delete(pending);
+    }
+    this.opts.onConnection(conn);
   }
 
   /**
@@ -238,7 +267,24 @@ export class Listeners {
     }
     this.sockets.add(socket);
     if (maxConnectionsPerIp > 0) this.perIp.set(key, (this.perIp.get(key) ?? 0) + 1);
+    const pending =
+      kind === 'tcp'
+        ? null
+        : handshakeKey(socket.localPort, `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`);
+    if (pending !== null) {
+      const timer = setTimeout(() => {
+        this.handshaking.delete(pending);
+        socket.destroy();
+        this.opts.onHandshakeTimeout(kind);
+      }, this.opts.handshakeTimeoutMs);
+      timer.unref();
+      this.handshaking.set(pending, timer);
+    }
     socket.once('close', () => {
+      if (pending !== null) {
+        clearTimeout(this.handshaking.get(pending));
+        this.handshaking.delete(pending);
+      }
       this.sockets.delete(socket);
       if (maxConnectionsPerIp === 0) return;
       const left = (this.perIp.get(key) ?? 1) - 1;
@@ -265,6 +311,14 @@ export class Listeners {
     this.authorities.add(`${spec.host.toLowerCase()}:${port}`);
     if (spec.host.includes(':')) this.authorities.add(`[${spec.host.toLowerCase()}]:${port}`);
   }
+}
+
+/**
+ * Names one accepted TCP connection by its local port and remote address and port (`Connection.remote`'s
+ * form): the same for the raw socket and for the TLS socket or WebSocket made on it.
+ */
+function handshakeKey(localPort: number | undefined, remote: string): string {
+  return `${localPort ?? 0}|${remote}`;
 }
 
 /**

@@ -57,7 +57,7 @@ export class NextHops {
       socket = netConnect({ host, port });
       kind = 'tcp';
     }
-    const peer = adopt(new StreamConnection(socket, kind), key);
+    const peer = adopt(new StreamConnection(socket, kind, `${host}:${port}`), key);
     socket.once(kind === 'tls' ? 'secureConnect' : 'connect', () => {
       peer.established = true;
     });

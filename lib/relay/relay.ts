@@ -97,6 +97,11 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       log: this.log,
       onConnection: (conn) => this.accept(conn),
       onRefused: (kind, reason, remote) => this.onRefused(kind, reason, remote),
+      handshakeTimeoutMs: this.opts.probationMs,
+      onHandshakeTimeout: (kind) => {
+        this.counters.handshakeTimeouts[kind]++;
+        this.log.debug({ transport: kind }, 'handshake not finished within the probation time: closed');
+      },
     });
     this.failures = new FailureReplies(this.counters, this.log);
     this.authenticator = this.opts.auth
@@ -222,6 +227,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       queuedBytesMax: levels.queuedBytesMax,
       queuedBytesTotal: levels.queuedBytesTotal,
       pausedReaders: levels.pausedReaders,
+      handshakesPending: this.listeners.handshakesPending,
       draining: this.draining,
       counters: structuredClone(this.counters),
       reports: structuredClone(this.reports.counters),

@@ -20,6 +20,8 @@ export interface RelayCounters {
   closed: Record<TransportKind, Record<string, number>>;
   /** Sockets closed at accept, by transport and limit (`max-connections`, `max-connections-per-ip`). */
   refusedConnections: Record<TransportKind, Record<string, number>>;
+  /** TLS, WS and WSS sockets closed for not finishing their handshake within the probation time. */
+  handshakeTimeouts: Record<TransportKind, number>;
   authOk: number;
   /** AUTHs answered 401 with a challenge (`challenge` and `stale`). */
   authChallenged: number;
@@ -71,6 +73,8 @@ export interface RelayStats {
   queuedBytesTotal: number;
   /** Connections whose reading is paused by backpressure. */
   pausedReaders: number;
+  /** Accepted TLS, WS and WSS sockets still in their handshake (not connections yet). */
+  handshakesPending: number;
   /** True once {@link Relay.close} has been called. */
   draining: boolean;
   /** A copy of {@link Relay.counters}. */
@@ -95,6 +99,7 @@ export function createRelayCounters(): RelayCounters {
     opened: perTransport(() => 0),
     closed: perTransport(() => ({})),
     refusedConnections: perTransport(() => ({})),
+    handshakeTimeouts: perTransport(() => 0),
     authOk: 0,
     authChallenged: 0,
     authFailed: 0,

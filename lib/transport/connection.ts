@@ -87,10 +87,11 @@ export class StreamConnection implements Connection {
   private ended = false;
   private corked = false;
 
-  constructor(socket: Socket, kind: 'tcp' | 'tls') {
+  /** `remote`: for a socket still connecting (dialed), the `host:port` it goes to. */
+  constructor(socket: Socket, kind: 'tcp' | 'tls', remote?: string) {
     this.socket = socket as TaggedSocket;
     this.kind = kind;
-    this.remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
+    this.remote = remote ?? `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
     this.localPort = socket.localPort ?? 0;
     this.socket[kConn] = this;
     socket.setNoDelay(true);

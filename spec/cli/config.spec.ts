@@ -15,6 +15,7 @@ import {
   type RelayConfig,
 } from '../../lib/cli/config.js';
 import { MsrpError } from '../../lib/errors.js';
+import { defaultMaxConnections } from '../../lib/relay/options.js';
 import { ecCertificate, testCertificate } from '../helpers/tls.js';
 
 function parseFlags(args: string[]): Record<string, unknown> {
@@ -110,6 +111,7 @@ describe('relay configuration', () => {
         authMaxExpires: 3600,
         maxMessageSize: 64 * 1024 * 1024,
         maxQueuedBytes: 1024 * 1024,
+        maxConnections: defaultMaxConnections(),
         maxConnectionsPerIp: 0,
         transactionTimeout: 30,
         probationTimeout: 30,
@@ -213,7 +215,7 @@ describe('relay configuration', () => {
     it('reads --max-connections and --max-connections-per-ip as whole numbers, 0 for no limit', () => {
       expect(resolve(['--max-connections', '50000']).maxConnections).to.equal(50_000);
       expect(resolve(['--max-connections', '0']).maxConnections).to.equal(0);
-      expect(resolve([]).maxConnections).to.equal(undefined); // the relay derives it (open-file limit)
+      expect(resolve([]).maxConnections).to.equal(defaultMaxConnections()); // from the open-file limit
       expect(resolve([], { MSRP_RELAY_MAX_CONNECTIONS_PER_IP: '64' }).maxConnectionsPerIp).to.equal(64);
       for (const bad of ['-1', '1.5', 'lots', '', '1e3', '999999999999']) {
         expect(() => resolve(['--max-connections', bad]), bad).to.throw(/max-connections/);

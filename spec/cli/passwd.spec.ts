@@ -31,7 +31,7 @@ function passwd(args: string[], input: string, env: NodeJS.ProcessEnv = {}): Pro
       child.kill('SIGKILL');
       reject(new Error('passwd did not exit within 10 s'));
     }, 10_000);
-    child.on('exit', (code) => {
+    child.on('close', (code) => {
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });

@@ -136,6 +136,35 @@ describe('connection limits (--max-connections, --max-connections-per-ip)', () =
     expect(refused(relay, 'ws', 'max-connections')).to.equal(1);
   });
 
+  it('closes TLS and WebSocket sockets that never finish their handshake within the probation time', async () => {
+    const { cert, key } = testCertificate();
+    const relay = await h.relay({
+      listen: [],
+      tlsListen: [{ host: '127.0.0.1', port: 0 }],
+      wsListen: [{ host: '127.0.0.1', port: 0 }],
+      tls: { cert, key },
+      probationMs: 400,
+    });
+    // A client that finishes its handshake and authenticates is a relay connection: no timer closes it.
+    const alice = await h.connect(relay, { tls: { ca: cert, servername: 'localhost' } });
+    const auth = await alice.auth({
+      relayUri: `msrps://alice@127.0.0.1:${portOf(relay, 'tls')};tcp`,
+      username: 'alice',
+      password: USERS.alice,
+    });
+    expect(auth.kind === 'response' && auth.statusCode).to.equal(200);
+    const silent = [closedByRelay(portOf(relay, 'tls')), closedByRelay(portOf(relay, 'ws'))];
+    await until(() => relay.stats().handshakesPending === 2, 2000, 'two handshakes pending');
+    const outcomes = await Promise.all(silent);
+    expect(outcomes.map((o) => o.received)).to.deep.equal([0, 0]);
+    const { handshakeTimeouts } = relay.stats().counters;
+    expect([handshakeTimeouts.tls, handshakeTimeouts.ws]).to.deep.equal([1, 1]);
+    expect(relay.stats().handshakesPending).to.equal(0);
+    await sleep(600);
+    expect(alice.isClosed).to.equal(false);
+    expect(relay.stats().counters.handshakeTimeouts.tls).to.equal(1);
+  });
+
   it('logs the first refusal with its address, then sums the others into one line per interval', async () => {
     const lines: Array<{ level: string; fields: Record<string, unknown>; msg: string }> = [];
     const at =
