@@ -51,6 +51,7 @@ export function loadOptionsFromFlags(flags: LoadFlags): LoadOptions {
   const transport = text(flags, 'transport');
   if (text(flags, 'target') !== undefined) o.target = text(flags, 'target');
   if (text(flags, 'targetWs') !== undefined) o.targetWs = text(flags, 'targetWs');
+  if (text(flags, 'receiverTarget') !== undefined) o.receiverTarget = text(flags, 'receiverTarget');
   if (transport !== undefined) o.transport = transport as LoadTransport;
   if (text(flags, 'authHost') !== undefined) o.authHost = text(flags, 'authHost');
   if (text(flags, 'tlsCa') !== undefined) o.tlsCa = readText(text(flags, 'tlsCa')!, '--tls-ca');
@@ -171,6 +172,10 @@ export function registerLoadCommand(program: Command): void {
     )
     .option('--target-ws <url>', 'WebSocket relay instead: ws://host:port/path or wss://host:port/path')
     .option('--transport <kind>', 'tcp, tls, ws or wss (default: from the target scheme)')
+    .option(
+      '--receiver-target <uri>',
+      'another relay for the receivers (msrp://, msrps://, host:port, ws:// or wss://): messages cross both (default: the target)',
+    )
     .option(
       '--auth-host <host>',
       'host in the AUTH To-Path URI, e.g. the Digest domain (default: the target host)',

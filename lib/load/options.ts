@@ -35,6 +35,12 @@ export interface LoadOptions {
   transport?: LoadTransport;
   /** Host written in the AUTH To-Path URI (Digest realm of some relays); default the target host. */
   authHost?: string;
+  /**
+   * Another relay for the receivers (same forms as `target`, or a `ws://`/`wss://` URL): senders
+   * authenticate at `target`, receivers here, and every message crosses both (RFC 4976 §5.2: the
+   * To-Path holds both relays' Use-Paths), which tests relay chaining. Default: `target`.
+   */
+  receiverTarget?: string;
   /** Expires asked for in AUTH, seconds; default none (the relay's default). */
   authExpires?: number;
   /** PEM CA to trust for tls/wss. */
@@ -102,6 +108,8 @@ export interface LoadOptions {
 /** The validated configuration: plain data, identical in every worker. */
 export interface LoadConfig {
   target: LoadTarget;
+  /** Where receivers connect and authenticate: `target` unless `--receiver-target` was given. */
+  receiverTarget: LoadTarget;
   tlsCa?: string;
   insecure: boolean;
   authExpires?: number;
@@ -265,6 +273,21 @@ function randomPrefix(): string {
 /** Validates `options`, applies the defaults and reads the users file; throws one-line `MsrpError`s. */
 export function resolveLoadOptions(options: LoadOptions): LoadConfig {
   const target = resolveTarget(options);
+  const r = options.receiverTarget;
+  let receiverTarget = target;
+  if (r !== undefined) {
+    try {
+      receiverTarget = resolveTarget(/^wss?:\/\//i.test(r) ? { targetWs: r } : { target: r });
+    } catch (err) {
+      // The same rules as --target: name the flag that was given.
+      throw optionError((err as Error).message.replace(/--target(-ws)?\b/g, '--receiver-target'));
+    }
+    const ws = (t: LoadTarget): boolean => t.transport === 'ws' || t.transport === 'wss';
+    if (ws(receiverTarget) !== ws(target))
+      throw optionError(
+        '--receiver-target must be a WebSocket relay exactly when the target is (chunk sizes follow the target)',
+      );
+  }
   const sessions = positiveInt(options.sessions, '--sessions') ?? 1;
   if (options.rate !== undefined && options.concurrency !== undefined) {
     throw optionError('--rate (open loop) and --concurrency (closed loop) exclude each other; give one');
@@ -325,6 +348,7 @@ export function resolveLoadOptions(options: LoadOptions): LoadConfig {
   if (maxErrorRate > 1) throw optionError(`--max-error-rate is a fraction from 0 to 1 (got ${maxErrorRate})`);
   const config: LoadConfig = {
     target,
+    receiverTarget,
     insecure: options.insecure ?? false,
     sessions,
     rate,

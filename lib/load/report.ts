@@ -38,6 +38,8 @@ export interface LoadReport {
     transport: LoadTransport;
     /** AUTH To-Path of the first endpoint (RFC 4976 §5.1). */
     authUri: string;
+    /** The relay receivers use (`--receiver-target`); the same as `target` unless given. */
+    receiverTarget: string;
     sessions: number;
     workers: number;
     pacing: 'open-loop' | 'closed-loop';
@@ -202,6 +204,7 @@ export function buildReport(c: ReportContext): LoadReport {
       target: cfg.target.display,
       transport: cfg.target.transport,
       authUri: authUri(cfg.target, cfg.users[0]?.username),
+      receiverTarget: cfg.receiverTarget.display,
       sessions: cfg.sessions,
       workers: cfg.workers,
       pacing: cfg.rate === null ? 'closed-loop' : 'open-loop',
@@ -333,6 +336,11 @@ export function formatReport(r: LoadReport): string {
     '',
     ...pairs([
       ['target', `${c.target} (${c.transport}), AUTH ${c.authUri}`],
+      ...(c.receiverTarget === c.target
+        ? []
+        : ([['receivers', `${c.receiverTarget}: each message crosses both relays`]] as Array<
+            [string, string]
+          >)),
       ['sessions', `${int(r.sessions.established)}/${int(r.sessions.requested)} up, ${c.workers} worker(s)`],
       ['pacing', pacing],
       ['messages', `${sizes}, chunks of ${bytes(c.chunkSize)}${c.cpim ? ', message/cpim' : ''}`],

@@ -25,7 +25,7 @@ import {
   type MessageBody,
   type PayloadSource,
 } from './payload.js';
-import { authUri, connectOptions } from './target.js';
+import { authUri, connectOptions, type LoadTarget } from './target.js';
 import { StringMap } from '../util/string-map.js';
 
 /** What every session of a thread shares. */
@@ -105,6 +105,7 @@ const KEEP_BODIES_UP_TO = 1024 * 1024;
 /** Connects one endpoint and authenticates it; throws {@link SetupError}. */
 async function openEndpoint(
   ctx: SessionContext,
+  target: LoadTarget,
   user: LoadUser | undefined,
   respond?: (frame: Frame) => number | null,
 ): Promise<Opened> {
@@ -116,7 +117,7 @@ async function openEndpoint(
     keepBodiesUpTo: KEEP_BODIES_UP_TO,
     ...(respond && { respond }),
   };
-  const options = connectOptions(cfg.target, cfg.tlsCa, cfg.insecure, extra);
+  const options = connectOptions(target, cfg.tlsCa, cfg.insecure, extra);
   const timeoutMs = cfg.timeout * 1000;
   let timer: NodeJS.Timeout | undefined;
   const connecting = MsrpEndpoint.connect(options);
@@ -135,7 +136,7 @@ async function openEndpoint(
     })
     .finally(() => clearTimeout(timer));
   try {
-    return { ep, expires: await authenticate(ctx, ep, user) };
+    return { ep, expires: await authenticate(ctx, target, ep, user) };
   } catch (err) {
     await ep.close();
     throw err;
@@ -148,6 +149,7 @@ async function openEndpoint(
  */
 async function authenticate(
   ctx: SessionContext,
+  target: LoadTarget,
   ep: MsrpEndpoint,
   user: LoadUser | undefined,
 ): Promise<number | null> {
@@ -155,7 +157,7 @@ async function authenticate(
   let res: Frame;
   try {
     res = await ep.auth({
-      relayUri: authUri(cfg.target, user?.username),
+      relayUri: authUri(target, user?.username),
       username: user?.username,
       password: user?.password,
       expires: cfg.authExpires,
@@ -255,10 +257,10 @@ export class LoadSession {
       users.length === 0 ? undefined : users[k % users.length];
     const pair: [LoadUser | undefined, LoadUser | undefined] = [pick(2 * index), pick(2 * index + 1)];
     const status = ctx.config.receiverStatus;
-    const sender = await openEndpoint(ctx, pair[0]);
+    const sender = await openEndpoint(ctx, ctx.config.target, pair[0]);
     let receiver: Opened;
     try {
-      receiver = await openEndpoint(ctx, pair[1], () => status);
+      receiver = await openEndpoint(ctx, ctx.config.receiverTarget, pair[1], () => status);
     } catch (err) {
       await sender.ep.close();
       throw err;
@@ -342,8 +344,10 @@ export class LoadSession {
     if (this.closed || this.closing) return;
     const m = this.ctx.metrics;
     try {
+      const cfg = this.ctx.config;
       const expires = await authenticate(
         this.ctx,
+        side === 0 ? cfg.target : cfg.receiverTarget,
         side === 0 ? this.sender : this.receiver,
         this.users[side],
       );

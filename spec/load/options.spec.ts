@@ -81,6 +81,20 @@ describe('load options', () => {
     expect(configError(() => readUsersFile(join(file, 'missing')))).to.match(/^--users: cannot read/);
   });
 
+  it('sends receivers to --receiver-target, the target by default, of the same transport family', () => {
+    expect(resolveLoadOptions({}).receiverTarget).to.include({ host: '127.0.0.1', port: 2855 });
+    const c = resolveLoadOptions({ target: '127.0.0.1:2855', receiverTarget: 'msrps://127.0.0.1:2856;tcp' });
+    expect(c.receiverTarget).to.include({ transport: 'tls', host: '127.0.0.1', port: 2856 });
+    expect(
+      resolveLoadOptions({ receiverTarget: 'ws://127.0.0.1:8080/', targetWs: 'ws://127.0.0.1:8081/' })
+        .receiverTarget,
+    ).to.include({ transport: 'ws', port: 8080 });
+    expect(() => resolveLoadOptions({ receiverTarget: 'ws://127.0.0.1:8080/' })).to.throw(
+      /--receiver-target/,
+    );
+    expect(() => resolveLoadOptions({ receiverTarget: 'nonsense://x' })).to.throw();
+  });
+
   it('applies the defaults: 1 session, closed loop of 1, 10 s, 1 KiB, 64 KiB chunks', () => {
     const c = resolveLoadOptions({});
     expect(c.target).to.include({ transport: 'tcp', host: '127.0.0.1', port: 2855 });

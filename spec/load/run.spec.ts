@@ -28,6 +28,7 @@ const SCHEMA_FIELDS = [
   ),
   ...[
     'target',
+    'receiverTarget',
     'transport',
     'authUri',
     'sessions',
@@ -163,6 +164,26 @@ describe('runLoad against a relay', function () {
     expectMonotonic(r.latency.delivery);
     expect(r.throughput.deliveredMessagesPerSecond).to.be.above(0);
     expect(r.result).to.deep.include({ errorRate: 0, passed: true, exitCode: 0 });
+  });
+
+  it("sends across two chained relays with --receiver-target; only the receivers' relay reports", async () => {
+    const first = await h.relay();
+    const second = await h.relay();
+    const r = await run(first, {
+      receiverTarget: target(second),
+      sessions: 3,
+      messages: 60,
+      concurrency: 2,
+      cpim: true,
+      requestReports: ['positive-delivery'],
+    });
+    expect(r.config.receiverTarget).to.equal(target(second));
+    expect(r.messages).to.deep.equal({ sent: 60, delivered: 60, failed: 0, lost: 0 });
+    expect(r.reports.received).to.deep.equal({ delivered: 60 });
+    // The first relay dialed the second and forwarded every SEND to it; the second injected the reports.
+    expect(first.stats().connections.tcp.dialed).to.equal(1);
+    expect(first.stats().reports.injected.imdn.delivered).to.equal(0);
+    expect(second.stats().reports.injected.imdn.delivered).to.equal(60);
   });
 
   it('reports every field of the JSON schema, and nothing else', async () => {
