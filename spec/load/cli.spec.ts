@@ -54,6 +54,7 @@ describe('msrp-relay load (CLI)', function () {
       '--target',
       '--target-ws',
       '--transport',
+      '--receiver-target',
       '--auth-host',
       '--auth-expires',
       '--tls-ca',
@@ -100,6 +101,8 @@ describe('msrp-relay load (CLI)', function () {
     const flags = parseFlags([
       '--target',
       'msrps://relay.example.com:2855;tcp',
+      '--receiver-target',
+      'msrps://relay2.example.com:2855;tcp',
       '-s',
       '50',
       '-r',
@@ -126,6 +129,7 @@ describe('msrp-relay load (CLI)', function () {
     ]);
     expect(loadOptionsFromFlags(flags)).to.deep.equal({
       target: 'msrps://relay.example.com:2855;tcp',
+      receiverTarget: 'msrps://relay2.example.com:2855;tcp',
       sessions: 50,
       rate: 1000,
       duration: 120,
