@@ -462,7 +462,12 @@ const WILDCARDS = new Set([WILDCARD_V4, '::', '0:0:0:0:0:0:0:0']);
  * Checks that span fields, and fills publicHost and realm. `defaulted`: the fields nobody set (flag,
  * environment or file).
  */
-function finish(cfg: RelayConfig, where: Record<string, string>, defaulted: ReadonlySet<string>): void {
+function finish(
+  cfg: RelayConfig,
+  where: Record<string, string>,
+  defaulted: ReadonlySet<string>,
+  checkFiles: boolean,
+): void {
   const { authMinExpires, authMaxExpires } = cfg;
   // A default AUTH lifetime follows the bounds the operator set (--auth-max-expires 300 alone is fine).
   if (defaulted.has('authExpires'))
@@ -494,10 +499,10 @@ function finish(cfg: RelayConfig, where: Record<string, string>, defaulted: Read
   }
   for (const key of ['tlsCert', 'tlsKey', 'tlsCa', 'users'] as const) {
     const path = cfg[key];
-    if (path !== undefined) checkReadable(path, where[key]);
+    if (path !== undefined && checkFiles) checkReadable(path, where[key]);
   }
-  if (cfg.tlsCa !== undefined) readCaFile(cfg.tlsCa, where.tlsCa!);
-  if (cfg.tlsCert !== undefined && cfg.tlsKey !== undefined) {
+  if (cfg.tlsCa !== undefined && checkFiles) readCaFile(cfg.tlsCa, where.tlsCa!);
+  if (cfg.tlsCert !== undefined && cfg.tlsKey !== undefined && checkFiles) {
     // Found now rather than at bind time, with the files named (check-config too).
     try {
       checkTlsPair({ cert: readFileSync(cfg.tlsCert), key: readFileSync(cfg.tlsKey) });
@@ -600,7 +605,15 @@ function defaultText(field: Field): string {
  * named by `flags.config` or `MSRP_RELAY_CONFIG`. Every bad value throws a fatal CONFIG {@link MsrpError}
  * whose one-line message names the flag, variable or file key and how to fix it.
  */
-export function resolveConfig(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): RelayConfig {
+/**
+ * `checkFiles: false` leaves the users, TLS and CA files unread (`passwd` needs only the realm, and may
+ * run before the users file exists or without the right to read the TLS key).
+ */
+export function resolveConfig(
+  flags: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+  { checkFiles = true }: { checkFiles?: boolean } = {},
+): RelayConfig {
   let file: ConfigFile | undefined;
   const envFile = env[`${ENV_PREFIX}CONFIG`]?.trim() ?? '';
   if (flags.config !== undefined && flags.config !== null) {
@@ -631,7 +644,7 @@ export function resolveConfig(flags: Record<string, unknown>, env: NodeJS.Proces
     }
   }
   const cfg = out as unknown as RelayConfig;
-  finish(cfg, where, defaulted);
+  finish(cfg, where, defaulted, checkFiles);
   const ordered: Record<string, unknown> = {};
   for (const field of FIELDS) if (out[field.key] !== undefined) ordered[field.key] = out[field.key];
   return ordered as unknown as RelayConfig;

@@ -24,7 +24,10 @@ export function registerPasswdCommand(program: Command): void {
     .action(async (user: string, flags: Record<string, unknown>) => {
       const problem = userNameProblem(user);
       if (problem !== undefined) throw configError(`${problem}: pick another user name`);
-      const realm = resolveConfig(flags, process.env).realm!;
+      const realm =
+        typeof flags.realm === 'string' && flags.realm !== ''
+          ? flags.realm
+          : resolveConfig(flags, process.env, { checkFiles: false }).realm!;
       const password = process.stdin.isTTY ? await askTwice() : await firstLineOfStdin();
       if (password === '') throw configError('empty password: give one');
       process.stderr.write(`HA1 for realm "${realm}" (a users-file line for --users):\n`);
@@ -50,39 +53,51 @@ async function firstLineOfStdin(): Promise<string> {
 }
 
 async function askTwice(): Promise<string> {
-  const first = await readHidden('Password: ');
-  const again = await readHidden('Again: ');
+  const [first, again] = await readHidden(['Password: ', 'Again: ']);
   if (first !== again) throw configError('the two passwords differ: run it again');
-  return first;
+  return first!;
 }
 
-/** Reads one line from the terminal without echoing it (Backspace edits, Ctrl-C or Ctrl-D cancels). */
-function readHidden(prompt: string): Promise<string> {
+/**
+ * Reads one line per prompt from the terminal without echoing it (Backspace edits, Ctrl-C or Ctrl-D
+ * cancels), in one raw-mode session so that text typed ahead answers the next prompt.
+ */
+function readHidden(prompts: readonly string[]): Promise<string[]> {
   const stdin = process.stdin;
-  process.stderr.write(prompt);
+  const answers: string[] = [];
+  process.stderr.write(prompts[0]!);
+  stdin.setEncoding('utf8'); // a multi-byte character split over two chunks is decoded whole
   stdin.setRawMode(true);
   stdin.resume();
   return new Promise((resolve, reject) => {
     let text = '';
+    let afterCr = false;
     const finish = (): void => {
       stdin.off('data', onData);
       stdin.setRawMode(false);
       stdin.pause();
-      process.stderr.write('\n');
     };
-    const onData = (d: Buffer): void => {
-      for (const ch of d.toString('utf8')) {
+    const onData = (chunk: string): void => {
+      for (const ch of chunk) {
+        const lf = ch === '\n' && afterCr; // CR LF ends one line, not two
+        afterCr = ch === '\r';
+        if (lf) continue;
         if (ch === '\r' || ch === '\n') {
+          answers.push(text);
+          text = '';
+          process.stderr.write('\n');
+          if (answers.length === prompts.length) {
+            finish();
+            resolve(answers);
+            return;
+          }
+          process.stderr.write(prompts[answers.length]!);
+        } else if (ch === '\u0003' || ch === '\u0004') {
           finish();
-          resolve(text);
-          return;
-        }
-        if (ch === '\u0003' || ch === '\u0004') {
-          finish();
+          process.stderr.write('\n');
           reject(configError('cancelled'));
           return;
-        }
-        if (ch === '\u007f' || ch === '\b') text = [...text].slice(0, -1).join('');
+        } else if (ch === '\u007f' || ch === '\b') text = [...text].slice(0, -1).join('');
         else text += ch;
       }
     };

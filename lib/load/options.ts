@@ -277,7 +277,11 @@ export function resolveLoadOptions(options: LoadOptions): LoadConfig {
   let receiverTarget = target;
   if (r !== undefined) {
     try {
-      receiverTarget = resolveTarget(/^wss?:\/\//i.test(r) ? { targetWs: r } : { target: r });
+      // --transport applies to both relays (a bare host:port takes it; a scheme must agree with it).
+      const transport = options.transport;
+      receiverTarget = resolveTarget(
+        /^wss?:\/\//i.test(r) ? { targetWs: r, transport } : { target: r, transport },
+      );
     } catch (err) {
       // The same rules as --target: name the flag that was given.
       throw optionError((err as Error).message.replace(/--target(-ws)?\b/g, '--receiver-target'));

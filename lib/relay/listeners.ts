@@ -237,7 +237,8 @@ export class Listeners {
 
   /** A TLS or WebSocket connection is up: its socket's handshake timer stops, and the relay takes it. */
   private handOver(conn: Connection): void {
-    const pending = this.handshaking.size === 0 ? '' : handshakeKey(conn.localPort, conn.remote);
+    const pending =
+      this.handshaking.size === 0 ? '' : handshakeKey(conn.localAddress, conn.localPort, conn.remote);
     const timer = this.handshaking.get(pending);
     if (timer !== undefined) {
       clearTimeout(timer);
@@ -267,10 +268,15 @@ export class Listeners {
     }
     this.sockets.add(socket);
     if (maxConnectionsPerIp > 0) this.perIp.set(key, (this.perIp.get(key) ?? 0) + 1);
+    // A socket without a remote address is closed already: nothing to time.
     const pending =
-      kind === 'tcp'
+      kind === 'tcp' || socket.remoteAddress === undefined
         ? null
-        : handshakeKey(socket.localPort, `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`);
+        : handshakeKey(
+            socket.localAddress,
+            socket.localPort,
+            `${socket.remoteAddress}:${socket.remotePort ?? 0}`,
+          );
     if (pending !== null) {
       const timer = setTimeout(() => {
         this.handshaking.delete(pending);
@@ -314,11 +320,16 @@ export class Listeners {
 }
 
 /**
- * Names one accepted TCP connection by its local port and remote address and port (`Connection.remote`'s
- * form): the same for the raw socket and for the TLS socket or WebSocket made on it.
+ * Names one accepted TCP connection by its four-tuple (local address and port, remote address and port
+ * in `Connection.remote`'s form): the same for the raw socket and for the TLS socket or WebSocket made on
+ * it, and unique among live connections.
  */
-function handshakeKey(localPort: number | undefined, remote: string): string {
-  return `${localPort ?? 0}|${remote}`;
+function handshakeKey(
+  localAddress: string | undefined,
+  localPort: number | undefined,
+  remote: string,
+): string {
+  return `${localAddress ?? ''}|${localPort ?? 0}|${remote}`;
 }
 
 /**

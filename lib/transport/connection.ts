@@ -29,6 +29,8 @@ export interface Connection {
   readonly remote: string;
   /** Local port the connection arrived on (listeners) or left from (outbound). */
   readonly localPort: number;
+  /** The local address the connection came in on (the listener's, or the socket's for a dialed one). */
+  readonly localAddress: string;
   /** True when each message carries exactly one frame (WebSocket): no cut-through pieces. */
   readonly messageFramed: boolean;
   /** Bytes accepted by {@link writeFrame}/{@link writePiece} but not yet handed to the kernel. */
@@ -78,6 +80,7 @@ export class StreamConnection implements Connection {
   readonly kind: TransportKind;
   readonly remote: string;
   readonly localPort: number;
+  readonly localAddress: string;
   readonly messageFramed = false;
   bytesIn = 0;
   bytesOut = 0;
@@ -93,6 +96,7 @@ export class StreamConnection implements Connection {
     this.kind = kind;
     this.remote = remote ?? `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
     this.localPort = socket.localPort ?? 0;
+    this.localAddress = socket.localAddress ?? '';
     this.socket[kConn] = this;
     socket.setNoDelay(true);
   }

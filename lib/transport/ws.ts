@@ -43,6 +43,7 @@ export class WsConnection implements Connection {
   readonly kind: 'ws' | 'wss';
   readonly remote: string;
   readonly localPort: number;
+  readonly localAddress: string;
   /** RFC 7977 §5.1: one MSRP frame per WebSocket message, so no cut-through pieces. */
   readonly messageFramed = true;
   /** The handshake's Origin header, when the client sent one (browsers do). */
@@ -68,6 +69,7 @@ export class WsConnection implements Connection {
     this.kind = kind;
     this.remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`;
     this.localPort = req.socket.localPort ?? 0;
+    this.localAddress = req.socket.localAddress ?? '';
     this.origin = req.headers.origin;
     this.ws[kConn] = this;
     this.socket[kConn] = this;

@@ -64,6 +64,19 @@ describe('msrp-relay passwd', () => {
     writeFileSync(config, JSON.stringify({ publicHost: 'relay.example.com' }));
     const fromFile = await passwd(['alice', '--config', config], 'pw\r\nignored second line\n');
     expect(fromFile.stdout).to.equal(`alice:${md5('alice:relay.example.com:pw')}\n`);
+    // Only the realm is needed: a users file yet to be written, or an unreadable TLS key, is no obstacle.
+    const early = join(dir, 'early.json');
+    writeFileSync(
+      early,
+      JSON.stringify({
+        publicHost: 'relay.example.com',
+        users: join(dir, 'users-to-come'),
+        tlsKey: '/root/none.pem',
+      }),
+    );
+    const beforeUsers = await passwd(['alice', '--config', early], 'pw\n');
+    expect(beforeUsers.code).to.equal(0);
+    expect(beforeUsers.stdout).to.equal(`alice:${md5('alice:relay.example.com:pw')}\n`);
     const fromEnv = await passwd(['alice'], 'pw', { MSRP_RELAY_REALM: 'env.realm' });
     expect(fromEnv.stdout).to.equal(`alice:${md5('alice:env.realm:pw')}\n`);
   });

@@ -93,6 +93,12 @@ describe('load options', () => {
       /--receiver-target/,
     );
     expect(() => resolveLoadOptions({ receiverTarget: 'nonsense://x' })).to.throw();
+    // --transport applies to both: a bare host:port takes it, a scheme must agree with it.
+    const tls = resolveLoadOptions({ transport: 'tls', target: 'h:5000', receiverTarget: 'h:6000' });
+    expect([tls.target.transport, tls.receiverTarget.transport]).to.deep.equal(['tls', 'tls']);
+    expect(() =>
+      resolveLoadOptions({ transport: 'tls', target: 'h:5000', receiverTarget: 'msrp://h:6000;tcp' }),
+    ).to.throw(/--receiver-target/);
   });
 
   it('applies the defaults: 1 session, closed loop of 1, 10 s, 1 KiB, 64 KiB chunks', () => {
