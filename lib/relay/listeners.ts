@@ -277,8 +277,9 @@ export class Listeners {
             socket.localPort,
             `${socket.remoteAddress}:${socket.remotePort ?? 0}`,
           );
+    let timer: NodeJS.Timeout | null = null;
     if (pending !== null) {
-      const timer = setTimeout(() => {
+      timer = setTimeout(() => {
         this.handshaking.delete(pending);
         socket.destroy();
         this.opts.onHandshakeTimeout(kind);
@@ -287,9 +288,10 @@ export class Listeners {
       this.handshaking.set(pending, timer);
     }
     socket.once('close', () => {
-      if (pending !== null) {
-        clearTimeout(this.handshaking.get(pending));
-        this.handshaking.delete(pending);
+      if (timer !== null) {
+        clearTimeout(timer);
+        // Only this socket's own entry (handOver may have removed it already).
+        if (this.handshaking.get(pending!) === timer) this.handshaking.delete(pending!);
       }
       this.sockets.delete(socket);
       if (maxConnectionsPerIp === 0) return;
