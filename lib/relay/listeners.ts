@@ -11,7 +11,12 @@ import {
   type TlsOptions,
 } from 'node:tls';
 import { uriHost, type MsrpUri } from '../msrp/uri.js';
-import { StreamConnection, type Connection, type TransportKind } from '../transport/connection.js';
+import {
+  formatRemote,
+  StreamConnection,
+  type Connection,
+  type TransportKind,
+} from '../transport/connection.js';
 import { listenWs } from '../transport/ws.js';
 import type { Logger } from './logger.js';
 import type { ListenSpec, RelayAddress, ResolvedRelayOptions } from './options.js';
@@ -261,7 +266,7 @@ export class Listeners {
       if ((this.perIp.get(key) ?? 0) >= maxConnectionsPerIp) reason = 'max-connections-per-ip';
     }
     if (reason !== null) {
-      const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`; // gone once destroyed
+      const remote = formatRemote(socket.remoteAddress, socket.remotePort); // gone once destroyed
       refuse(socket, kind);
       this.opts.onRefused(kind, reason, remote);
       return;
@@ -275,7 +280,7 @@ export class Listeners {
         : handshakeKey(
             socket.localAddress,
             socket.localPort,
-            `${socket.remoteAddress}:${socket.remotePort ?? 0}`,
+            formatRemote(socket.remoteAddress, socket.remotePort),
           );
     let timer: NodeJS.Timeout | null = null;
     if (pending !== null) {
@@ -323,7 +328,7 @@ export class Listeners {
 
 /**
  * Names one accepted TCP connection by its four-tuple (local address and port, remote address and port
- * in `Connection.remote`'s form): the same for the raw socket and for the TLS socket or WebSocket made on
+ * as {@link formatRemote} spells them): the same for the raw socket and for the TLS socket or WebSocket made on
  * it, and unique among live connections.
  */
 function handshakeKey(

@@ -74,6 +74,14 @@ export function connectionId(): number {
 const kConn = Symbol('msrpConnection');
 type TaggedSocket = Socket & { [kConn]?: StreamConnection };
 
+/**
+ * `address:port` of a socket's peer, as {@link Connection.remote} spells it (`?` and 0 for what is not
+ * known). The listeners match a raw socket to the connection made on it by this string.
+ */
+export function formatRemote(address: string | undefined, port: number | undefined): string {
+  return `${address ?? '?'}:${port ?? 0}`;
+}
+
 /** A TCP or TLS socket behind the {@link Connection} API. */
 export class StreamConnection implements Connection {
   readonly id = connectionId();
@@ -94,7 +102,7 @@ export class StreamConnection implements Connection {
   constructor(socket: Socket, kind: 'tcp' | 'tls', remote?: string) {
     this.socket = socket as TaggedSocket;
     this.kind = kind;
-    this.remote = remote ?? `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
+    this.remote = remote ?? formatRemote(socket.remoteAddress, socket.remotePort);
     this.localPort = socket.localPort ?? 0;
     this.localAddress = socket.localAddress ?? '';
     this.socket[kConn] = this;

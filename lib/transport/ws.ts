@@ -22,7 +22,13 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { noteBytesRead } from '../io/read-gc.js';
-import { connectionId, EMPTY_WRITE, type Connection, type ConnectionEvents } from './connection.js';
+import {
+  connectionId,
+  EMPTY_WRITE,
+  formatRemote,
+  type Connection,
+  type ConnectionEvents,
+} from './connection.js';
 
 /** The WebSocket subprotocol of MSRP (RFC 7977 §4.1, IANA registry). */
 export const WS_SUBPROTOCOL = 'msrp';
@@ -67,7 +73,7 @@ export class WsConnection implements Connection {
     this.ws = ws as TaggedWs;
     this.socket = req.socket as TaggedSocket;
     this.kind = kind;
-    this.remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`;
+    this.remote = formatRemote(req.socket.remoteAddress, req.socket.remotePort);
     this.localPort = req.socket.localPort ?? 0;
     this.localAddress = req.socket.localAddress ?? '';
     this.origin = req.headers.origin;
