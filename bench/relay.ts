@@ -28,6 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { parseSize, type LoadOptions } from '../lib/load/options.js';
 import type { LoadReport } from '../lib/load/report.js';
 import { runLoad } from '../lib/load/runner.js';
+import { openFileLimit } from '../lib/relay/options.js';
 
 const here = dirname(fileURLToPath(import.meta.url)); // build/bench
 const root = join(here, '..', '..');
@@ -60,16 +61,6 @@ function procCpuMs(pid: number): number {
     return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in USER_HZ (100)
   } catch {
     return 0;
-  }
-}
-
-/** Max open files of this process (RLIMIT_NOFILE soft limit), from /proc; Infinity when unknown. */
-function openFileLimit(): number {
-  try {
-    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
-    return m === null ? Infinity : Number(m[1]);
-  } catch {
-    return Infinity;
   }
 }
 

@@ -203,12 +203,18 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
  */
 export const FD_RESERVE = 128;
 
-/** The open-file limit (RLIMIT_NOFILE, soft) minus {@link FD_RESERVE}; 0 (no limit) when unknown. */
-export function defaultMaxConnections(): number {
+/** This process's open-file limit (RLIMIT_NOFILE, soft), from /proc; Infinity when unknown or unlimited. */
+export function openFileLimit(): number {
   try {
     const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
-    return m === null ? 0 : Math.max(1, Number(m[1]) - FD_RESERVE);
+    return m === null ? Infinity : Number(m[1]);
   } catch {
-    return 0; // not Linux: no /proc
+    return Infinity; // not Linux: no /proc
   }
+}
+
+/** The open-file limit minus {@link FD_RESERVE}; 0 (no limit) when the limit is unknown. */
+export function defaultMaxConnections(): number {
+  const limit = openFileLimit();
+  return limit === Infinity ? 0 : Math.max(1, limit - FD_RESERVE);
 }
