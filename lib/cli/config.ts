@@ -324,6 +324,16 @@ function toBoolean(raw: unknown, where: string): boolean {
   throw fail(`invalid ${where} ${show(raw)}: expected true or false`);
 }
 
+/** A whole number written in decimal digits (or a file's number), from `min` (shown as `minText`) to `max`. */
+function toWholeNumber(raw: unknown, where: string, min: number, max: number, minText: string): number {
+  const text = typeof raw === 'number' ? String(raw) : typeof raw === 'string' ? raw.trim() : '';
+  const n = /^\d{1,9}$/.test(text) ? Number(text) : NaN;
+  if (!(n >= min && n <= max)) {
+    throw fail(`invalid ${where} ${show(raw)}: expected a whole number from ${minText} to ${max}`);
+  }
+  return n;
+}
+
 function toText(raw: unknown, where: string): string {
   // eslint-disable-next-line no-control-regex
   if (typeof raw === 'string' && raw.trim() !== '' && !/[\x00-\x1f\x7f"]/.test(raw)) return raw.trim();
@@ -349,24 +359,10 @@ function convert(field: Field, raw: unknown, where: string, baseDir?: string): u
       }
       return seconds;
     }
-    case 'count': {
-      const text = typeof raw === 'number' ? String(raw) : typeof raw === 'string' ? raw.trim() : '';
-      const n = /^\d{1,9}$/.test(text) ? Number(text) : NaN;
-      if (!(n >= 1 && n <= MAX_COUNT)) {
-        throw fail(`invalid ${where} ${show(raw)}: expected a whole number from 1 to ${MAX_COUNT}`);
-      }
-      return n;
-    }
-    case 'limit': {
-      const text = typeof raw === 'number' ? String(raw) : typeof raw === 'string' ? raw.trim() : '';
-      const n = /^\d{1,9}$/.test(text) ? Number(text) : NaN;
-      if (!(n >= 0 && n <= MAX_LIMIT)) {
-        throw fail(
-          `invalid ${where} ${show(raw)}: expected a whole number from 0 (no limit) to ${MAX_LIMIT}`,
-        );
-      }
-      return n;
-    }
+    case 'count':
+      return toWholeNumber(raw, where, 1, MAX_COUNT, '1');
+    case 'limit':
+      return toWholeNumber(raw, where, 0, MAX_LIMIT, '0 (no limit)');
     case 'boolean':
       return toBoolean(raw, where);
     case 'host':
