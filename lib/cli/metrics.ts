@@ -14,7 +14,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { pacedCollections } from '../io/read-gc.js';
-import type { RefusalReason } from '../relay/listeners.js';
+import { REFUSAL_REASONS } from '../relay/listeners.js';
 import type { Relay } from '../relay/relay.js';
 import { KNOWN_METHODS, type ConnectionState, type RelayStats } from '../relay/stats.js';
 import type { TransportKind } from '../transport/connection.js';
@@ -52,7 +52,6 @@ type Sample = readonly [Labels, number];
 
 const TRANSPORTS: readonly TransportKind[] = ['tcp', 'tls', 'ws', 'wss'];
 const STATES: readonly ConnectionState[] = ['authenticated', 'unauthenticated', 'dialed'];
-const REFUSAL_REASONS: readonly RefusalReason[] = ['max-connections', 'max-connections-per-ip'];
 const AUTH_RESULTS = ['ok', 'challenge', 'stale', 'failed', 'bad-expires', 'bad-request'] as const;
 const DIALECTS = ['imdn', 'legacy'] as const;
 const REPORT_KINDS = ['positive-delivery', 'negative-delivery', 'display', 'processing'] as const;

@@ -286,8 +286,7 @@ export function resolveLoadOptions(options: LoadOptions): LoadConfig {
       // The same rules as --target: name the flag that was given.
       throw optionError((err as Error).message.replace(/--target(-ws)?\b/g, '--receiver-target'));
     }
-    const ws = (t: LoadTarget): boolean => t.transport === 'ws' || t.transport === 'wss';
-    if (ws(receiverTarget) !== ws(target))
+    if (isWebSocket(receiverTarget) !== isWebSocket(target))
       throw optionError(
         '--receiver-target must be a WebSocket relay exactly when the target is (chunk sizes follow the target)',
       );
@@ -318,7 +317,7 @@ export function resolveLoadOptions(options: LoadOptions): LoadConfig {
       throw optionError(`--size weights must be positive numbers (got ${String(s.weight)})`);
     }
   }
-  const ws = target.transport === 'ws' || target.transport === 'wss';
+  const ws = isWebSocket(target);
   const chunkSize =
     positiveInt(options.chunkSize, '--chunk-size') ?? (ws ? DEFAULT_WS_CHUNK_SIZE : DEFAULT_CHUNK_SIZE);
   const requestReports = [...(options.requestReports ?? [])];
@@ -387,4 +386,9 @@ export function resolveLoadOptions(options: LoadOptions): LoadConfig {
   if (options.authExpires !== undefined)
     config.authExpires = positiveInt(options.authExpires, '--auth-expires');
   return config;
+}
+
+/** True for a WebSocket relay (`ws`, `wss`): chunks must fit one WebSocket message. */
+function isWebSocket(t: LoadTarget): boolean {
+  return t.transport === 'ws' || t.transport === 'wss';
 }

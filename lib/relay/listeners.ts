@@ -80,8 +80,9 @@ export type ListenersOptions = Pick<
   onRefused: (kind: TransportKind, reason: RefusalReason, remote: string) => void;
 };
 
-/** Why an accepted socket was closed at once. */
-export type RefusalReason = 'max-connections' | 'max-connections-per-ip';
+/** Why an accepted socket can be closed at once: the limit it met. */
+export const REFUSAL_REASONS = ['max-connections', 'max-connections-per-ip'] as const;
+export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
 /** The relay's bound servers and the authorities they make its own. */
 export class Listeners {
@@ -142,7 +143,7 @@ export class Listeners {
     this.credentials = { cert: creds.cert, key: creds.key };
     for (const l of this.bound) {
       // https.Server (WSS) is a tls.Server too.
-      if (l.kind === 'tls' || l.kind === 'wss')
+      if (isSecure(l.kind))
         (l.server as TlsServer).setSecureContext({ cert: creds.cert, key: creds.key, minVersion: MIN_TLS });
     }
   }
@@ -153,7 +154,7 @@ export class Listeners {
    */
   tlsCertificate(): TlsCertificateInfo | null {
     const cert = this.credentials?.cert;
-    if (cert === undefined || !this.bound.some((l) => l.kind === 'tls' || l.kind === 'wss')) return null;
+    if (cert === undefined || !this.bound.some((l) => isSecure(l.kind))) return null;
     try {
       const x = new X509Certificate(cert); // the first certificate of a PEM chain
       return { subject: x.subject, notAfter: Date.parse(x.validTo), fingerprint256: x.fingerprint256 };
@@ -182,7 +183,7 @@ export class Listeners {
     const stream = (l: BoundListener): boolean => l.kind === 'tcp' || l.kind === 'tls';
     const own = this.bound.find((l) => stream(l) && l.kind === kind && l.port === peer.conn.localPort);
     if (own !== undefined) return own;
-    const secure = kind === 'wss' || kind === 'tls';
+    const secure = isSecure(kind);
     return (
       this.bound.find((l) => l.kind === (secure ? 'tls' : 'tcp')) ?? this.bound.find(stream) ?? this.bound[0]
     );
@@ -350,6 +351,11 @@ export function checkTlsPair(creds: TlsCredentials): void {
     throw Object.assign(new Error("the key is not the certificate's own private key"), {
       code: 'ERR_KEY_MISMATCH',
     });
+}
+
+/** True for the transports that present the TLS certificate (TLS and WSS). */
+function isSecure(kind: TransportKind): boolean {
+  return kind === 'tls' || kind === 'wss';
 }
 
 /** Closes a socket refused at accept (a limit was reached): no MSRP answer, the peer sees the close. */
