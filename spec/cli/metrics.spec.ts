@@ -10,9 +10,8 @@ import { startMetricsServer, type MetricsServer } from '../../lib/cli/metrics.js
 import { READ_GC_BYTES, setCollector } from '../../lib/io/read-gc.js';
 import { MsrpEndpoint, type ReceivedMessage } from '../../lib/client/endpoint.js';
 import { getHeader, type Frame } from '../../lib/msrp/message.js';
-import type { Logger } from '../../lib/relay/logger.js';
 import type { Relay } from '../../lib/relay/relay.js';
-import { Harness, next, until, USERS } from '../helpers/relay.js';
+import { captureLogger, Harness, next, until, USERS, type LogLine } from '../helpers/relay.js';
 import { otherCertificate, testCertificate } from '../helpers/tls.js';
 import { connectWs, wsRelayOptions, wsRelayUri } from '../helpers/ws.js';
 
@@ -85,22 +84,6 @@ function tcpTotals(eps: MsrpEndpoint[]): { written: number; read: number } {
     read += ep.socket.bytesRead;
   }
   return { written, read };
-}
-
-interface LogLine {
-  level: string;
-  fields: Record<string, unknown>;
-  msg: string;
-}
-
-/** A logger that keeps every line, at every level. */
-function captureLogger(lines: LogLine[]): Logger {
-  const at =
-    (level: string) =>
-    (fields: Record<string, unknown>, msg: string): void => {
-      lines.push({ level, fields, msg });
-    };
-  return { trace: at('trace'), debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }
 
 describe('metrics and health (--metrics-listen)', () => {

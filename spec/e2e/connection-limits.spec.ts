@@ -4,10 +4,9 @@ import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { WebSocket } from 'ws';
 import { addressKey } from '../../lib/relay/listeners.js';
-import type { Logger } from '../../lib/relay/logger.js';
 import { defaultMaxConnections, FD_RESERVE } from '../../lib/relay/options.js';
-import { createRelay, type Relay } from '../../lib/relay/relay.js';
-import { Harness, sleep, until, USERS } from '../helpers/relay.js';
+import { createRelay, type Relay, type RelayOptions } from '../../lib/relay/relay.js';
+import { captureLogger, Harness, sleep, until, USERS, type LogLine } from '../helpers/relay.js';
 import { testCertificate } from '../helpers/tls.js';
 import { portOf, wsUrl } from '../helpers/ws.js';
 
@@ -80,6 +79,18 @@ function wsAttempt(url: string): Promise<Outcome> {
   });
 }
 
+/** A relay with one TLS and one plain WebSocket listener (no TCP one), plus `extra`. */
+function tlsAndWs(extra: RelayOptions): RelayOptions {
+  const { cert, key } = testCertificate();
+  return {
+    listen: [],
+    tlsListen: [{ host: '127.0.0.1', port: 0 }],
+    wsListen: [{ host: '127.0.0.1', port: 0 }],
+    tls: { cert, key },
+    ...extra,
+  };
+}
+
 function refused(relay: Relay, kind: 'tcp' | 'tls' | 'ws' | 'wss', reason: string): number {
   return relay.stats().counters.refusedConnections[kind][reason] ?? 0;
 }
@@ -106,14 +117,7 @@ describe('connection limits (--max-connections, --max-connections-per-ip)', () =
   });
 
   it('counts sockets still in their TLS handshake or WebSocket upgrade against --max-connections', async () => {
-    const { cert, key } = testCertificate();
-    const relay = await h.relay({
-      listen: [],
-      tlsListen: [{ host: '127.0.0.1', port: 0 }],
-      wsListen: [{ host: '127.0.0.1', port: 0 }],
-      tls: { cert, key },
-      maxConnections: 2,
-    });
+    const relay = await h.relay(tlsAndWs({ maxConnections: 2 }));
     const tlsPort = portOf(relay, 'tls');
     // Two raw sockets that never start a handshake take both slots.
     const idle = [0, 1].map(() => netConnect({ host: '127.0.0.1', port: tlsPort }));
@@ -137,14 +141,8 @@ describe('connection limits (--max-connections, --max-connections-per-ip)', () =
   });
 
   it('closes TLS and WebSocket sockets that never finish their handshake within the probation time', async () => {
-    const { cert, key } = testCertificate();
-    const relay = await h.relay({
-      listen: [],
-      tlsListen: [{ host: '127.0.0.1', port: 0 }],
-      wsListen: [{ host: '127.0.0.1', port: 0 }],
-      tls: { cert, key },
-      probationMs: 400,
-    });
+    const { cert } = testCertificate();
+    const relay = await h.relay(tlsAndWs({ probationMs: 400 }));
     // A client that finishes its handshake and authenticates is a relay connection: no timer closes it.
     const alice = await h.connect(relay, { tls: { ca: cert, servername: 'localhost' } });
     const auth = await alice.auth({
@@ -166,20 +164,12 @@ describe('connection limits (--max-connections, --max-connections-per-ip)', () =
   });
 
   it('logs the first refusal with its address, then sums the others into one line per interval', async () => {
-    const lines: Array<{ level: string; fields: Record<string, unknown>; msg: string }> = [];
-    const at =
-      (level: string) =>
-      (fields: Record<string, unknown>, msg: string): void => {
-        lines.push({ level, fields, msg });
-      };
-    const logger: Logger = {
-      trace: at('trace'),
-      debug: at('debug'),
-      info: at('info'),
-      warn: at('warn'),
-      error: at('error'),
-    };
-    const relay = await h.relay({ maxConnections: 1, refusalLogIntervalMs: 400, logger });
+    const lines: LogLine[] = [];
+    const relay = await h.relay({
+      maxConnections: 1,
+      refusalLogIntervalMs: 400,
+      logger: captureLogger(lines),
+    });
     await h.client(relay, 'alice');
     for (let i = 0; i < 5; i++) await closedByRelay(portOf(relay, 'tcp'));
     expect(refused(relay, 'tcp', 'max-connections')).to.equal(5);

@@ -4,6 +4,7 @@
 import { MsrpEndpoint, type EndpointOptions, type ReceivedMessage } from '../../lib/client/endpoint.js';
 import type { Frame } from '../../lib/msrp/message.js';
 import { uriHost } from '../../lib/msrp/uri.js';
+import type { Logger } from '../../lib/relay/logger.js';
 import { createRelay, type Relay, type RelayOptions } from '../../lib/relay/relay.js';
 import { FileUserStore } from '../../lib/relay/users.js';
 
@@ -119,4 +120,21 @@ export async function until(cond: () => boolean, ms = 5000, what = 'condition'):
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/** One line a {@link captureLogger} kept. */
+export interface LogLine {
+  level: string;
+  fields: Record<string, unknown>;
+  msg: string;
+}
+
+/** A logger that keeps every line, at every level, in `lines`. */
+export function captureLogger(lines: LogLine[]): Logger {
+  const at =
+    (level: string) =>
+    (fields: Record<string, unknown>, msg: string): void => {
+      lines.push({ level, fields, msg });
+    };
+  return { trace: at('trace'), debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }
