@@ -15,6 +15,9 @@ export const HASH = 0x23;
 /** `-------`: the seven hyphens that open an end-line (RFC 4975 §7.1). */
 export const END_LINE_PREFIX = '-------';
 
+/** Oldest TLS version the relay's TLS and WSS listeners accept (also after a certificate reload). */
+export const MIN_TLS_VERSION = 'TLSv1.2';
+
 /** Continuation flags of an end-line: `+` more chunks, `$` last chunk, `#` message aborted. */
 export type ContinuationFlag = '+' | '$' | '#';
 

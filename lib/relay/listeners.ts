@@ -10,6 +10,7 @@ import {
   type Server as TlsServer,
   type TlsOptions,
 } from 'node:tls';
+import { MIN_TLS_VERSION } from '../constants.js';
 import { uriHost, type MsrpUri } from '../msrp/uri.js';
 import {
   formatRemote,
@@ -29,9 +30,6 @@ export interface BoundListener {
   host: string;
   port: number;
 }
-
-/** Oldest TLS version the TLS and WSS listeners accept. */
-const MIN_TLS = 'TLSv1.2';
 
 /** A certificate chain and its private key, PEM. */
 export interface TlsCredentials {
@@ -122,7 +120,7 @@ export class Listeners {
     if (this.opts.tlsListen.length > 0) {
       const t = this.credentials;
       if (t === undefined) throw new Error('TLS listeners need a certificate and key');
-      const tlsOpts: TlsOptions = { cert: t.cert, key: t.key, minVersion: MIN_TLS };
+      const tlsOpts: TlsOptions = { cert: t.cert, key: t.key, minVersion: MIN_TLS_VERSION };
       for (const spec of this.opts.tlsListen) {
         const server = createTlsServer(tlsOpts, (socket) =>
           this.handOver(new StreamConnection(socket, 'tls')),
@@ -144,7 +142,11 @@ export class Listeners {
     for (const l of this.bound) {
       // https.Server (WSS) is a tls.Server too.
       if (isSecure(l.kind))
-        (l.server as TlsServer).setSecureContext({ cert: creds.cert, key: creds.key, minVersion: MIN_TLS });
+        (l.server as TlsServer).setSecureContext({
+          cert: creds.cert,
+          key: creds.key,
+          minVersion: MIN_TLS_VERSION,
+        });
     }
   }
 
@@ -346,7 +348,7 @@ function handshakeKey(
  * loads, then fails every handshake, hence the explicit check.
  */
 export function checkTlsPair(creds: TlsCredentials): void {
-  createSecureContext({ cert: creds.cert, key: creds.key, minVersion: MIN_TLS });
+  createSecureContext({ cert: creds.cert, key: creds.key, minVersion: MIN_TLS_VERSION });
   if (!new X509Certificate(creds.cert).checkPrivateKey(createPrivateKey(creds.key)))
     throw Object.assign(new Error("the key is not the certificate's own private key"), {
       code: 'ERR_KEY_MISMATCH',

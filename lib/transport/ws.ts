@@ -21,6 +21,7 @@ import {
 import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { MIN_TLS_VERSION } from '../constants.js';
 import { noteBytesRead } from '../io/read-gc.js';
 import {
   connectionId,
@@ -273,7 +274,7 @@ export async function listenWs(opts: WsListenOptions): Promise<WsListener> {
   const server: HttpServer =
     opts.tls === undefined
       ? createHttpServer()
-      : createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' });
+      : createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key, minVersion: MIN_TLS_VERSION });
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: opts.maxPayload,
