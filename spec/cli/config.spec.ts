@@ -1,6 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { Command } from 'commander';
@@ -17,6 +16,7 @@ import {
 import { MsrpError } from '../../lib/errors.js';
 import { defaultMaxConnections } from '../../lib/relay/options.js';
 import { ecCertificate, testCertificate } from '../helpers/tls.js';
+import { tempDir } from '../helpers/temp.js';
 
 function parseFlags(args: string[]): Record<string, unknown> {
   const cmd = addRelayOptions(new Command('x').exitOverride());
@@ -53,7 +53,7 @@ describe('relay configuration', () => {
   let users = '';
 
   before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'msrp-relay-config-'));
+    dir = tempDir('msrp-relay-config-');
     ({ certPath: cert, keyPath: key } = testCertificate());
     users = writeTemp('users.txt', 'alice:secret\n');
   });

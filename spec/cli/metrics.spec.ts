@@ -1,9 +1,8 @@
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, X509Certificate } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createConnection, createServer, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startMetricsServer, type MetricsServer } from '../../lib/cli/metrics.js';
@@ -14,6 +13,7 @@ import type { Relay } from '../../lib/relay/relay.js';
 import { captureLogger, Harness, next, until, USERS, type LogLine } from '../helpers/relay.js';
 import { otherCertificate, testCertificate } from '../helpers/tls.js';
 import { connectWs, wsRelayOptions, wsRelayUri } from '../helpers/ws.js';
+import { tempDir } from '../helpers/temp.js';
 
 const CRLF = '\r\n';
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'msrp-relay');
@@ -503,7 +503,7 @@ describe('msrp-relay start --metrics-listen', () => {
   });
 
   it('prints the metrics URL in the banner and serves the relay’s counters there', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'msrp-metrics-'));
+    const dir = tempDir('msrp-metrics-');
     const users = join(dir, 'users');
     writeFileSync(users, 'alice:alice-pw\n');
     const r = run([

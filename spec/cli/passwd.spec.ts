@@ -1,12 +1,12 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FileUserStore } from '../../lib/relay/users.js';
 import { Harness } from '../helpers/relay.js';
+import { tempDir } from '../helpers/temp.js';
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'msrp-relay');
 
@@ -50,7 +50,7 @@ describe('msrp-relay passwd', () => {
     expect(r.code).to.equal(0);
     expect(r.stdout).to.equal(`bob:${md5('bob:test.realm:bob-pw')}\n`);
     expect(r.stderr).to.include('realm "test.realm"');
-    const file = join(mkdtempSync(join(tmpdir(), 'msrp-passwd-')), 'users');
+    const file = join(tempDir('msrp-passwd-'), 'users');
     writeFileSync(file, r.stdout);
     const relay = await h.relay({ realm: 'test.realm', users: FileUserStore.fromFile(file) });
     const ep = await h.connect(relay);
@@ -59,7 +59,7 @@ describe('msrp-relay passwd', () => {
   });
 
   it('takes the realm as start would: the config file, else the public host', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'msrp-passwd-'));
+    const dir = tempDir('msrp-passwd-');
     const config = join(dir, 'relay.json');
     writeFileSync(config, JSON.stringify({ publicHost: 'relay.example.com' }));
     const fromFile = await passwd(['alice', '--config', config], 'pw\r\nignored second line\n');

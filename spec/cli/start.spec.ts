@@ -1,7 +1,6 @@
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +10,7 @@ import { getHeader, type Frame } from '../../lib/msrp/message.js';
 import { createRelay } from '../../lib/relay/relay.js';
 import { FileUserStore } from '../../lib/relay/users.js';
 import { fingerprintOf, otherCertificate, presentedFingerprint, testCertificate } from '../helpers/tls.js';
+import { tempDir } from '../helpers/temp.js';
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'msrp-relay');
 
@@ -81,7 +81,7 @@ describe('msrp-relay CLI', () => {
   });
 
   it('starts a relay that answers AUTH, and drains and exits 0 on SIGTERM', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'msrp-cli-'));
+    const dir = tempDir('msrp-cli-');
     const users = join(dir, 'users');
     writeFileSync(users, 'alice:alice-pw\n');
     const r = run(['start', '--listen', '127.0.0.1:0', '--users', users, '--log-level', 'warn']);
@@ -148,7 +148,7 @@ describe('msrp-relay CLI', () => {
   });
 
   it('reloads the users file on SIGHUP without dropping connections', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'msrp-cli-'));
+    const dir = tempDir('msrp-cli-');
     const users = join(dir, 'users');
     writeFileSync(users, 'alice:alice-pw\n');
     const r = run(['start', '--listen', '127.0.0.1:0', '--users', users, '--log-level', 'info']);
@@ -172,7 +172,7 @@ describe('msrp-relay CLI', () => {
   it('reloads the TLS certificate and key on SIGHUP, and keeps them when the new pair is bad', async () => {
     const first = testCertificate();
     const renewed = otherCertificate();
-    const dir = mkdtempSync(join(tmpdir(), 'msrp-cli-'));
+    const dir = tempDir('msrp-cli-');
     const cert = join(dir, 'cert.pem');
     const key = join(dir, 'key.pem');
     copyFileSync(first.certPath, cert);

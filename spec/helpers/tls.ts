@@ -4,10 +4,10 @@
  */
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
+import { tempDir } from './temp.js';
 
 /** A certificate and its key, PEM, with the files they were read from. */
 export interface TestCertificate {
@@ -26,7 +26,7 @@ const cached = new Map<string, TestCertificate>();
 export function testCertificate(commonName = 'localhost', keyType: 'rsa' | 'ec' = 'rsa'): TestCertificate {
   const known = cached.get(commonName);
   if (known !== undefined) return known;
-  const dir = mkdtempSync(join(tmpdir(), 'msrp-tls-'));
+  const dir = tempDir('msrp-tls-');
   const certPath = join(dir, 'cert.pem');
   const keyPath = join(dir, 'key.pem');
   execFileSync(

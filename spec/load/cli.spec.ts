@@ -1,7 +1,6 @@
 import { expect } from 'chai';
 import { Command } from 'commander';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   commandLine,
@@ -13,6 +12,7 @@ import {
 import type { LoadReport } from '../../lib/load/report.js';
 import type { Relay } from '../../lib/relay/relay.js';
 import { Harness } from '../helpers/relay.js';
+import { tempDir } from '../helpers/temp.js';
 
 /** Runs the command with captured output; `argv` as commander would see it after `msrp-relay load`. */
 async function runCommand(flags: LoadFlags): Promise<{ code: number; out: string; err: string }> {
@@ -199,7 +199,7 @@ describe('msrp-relay load (CLI)', function () {
 
   it('writes the report as JSON with --json', async () => {
     const relay = await h.relay();
-    const file = join(mkdtempSync(join(tmpdir(), 'load-json-')), 'report.json');
+    const file = join(tempDir('load-json-'), 'report.json');
     const r = await runCommand({
       target: target(relay),
       user: 'bob',

@@ -1,6 +1,5 @@
 import { expect } from 'chai';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isMsrpError } from '../../lib/errors.js';
 import {
@@ -14,6 +13,7 @@ import {
 } from '../../lib/load/options.js';
 import { splitShares } from '../../lib/load/runner.js';
 import { authUri, connectOptions, resolveTarget } from '../../lib/load/target.js';
+import { tempDir } from '../helpers/temp.js';
 
 /** The message of the one-line config error `fn` throws. */
 function configError(fn: () => unknown): string {
@@ -70,7 +70,7 @@ describe('load options', () => {
   });
 
   it('reads a users file of user:password lines, passwords may hold colons', () => {
-    const file = join(mkdtempSync(join(tmpdir(), 'load-users-')), 'users');
+    const file = join(tempDir('load-users-'), 'users');
     writeFileSync(file, '# load users\nalice:a:b:c\n\nbob:pw\r\n');
     expect(readUsersFile(file)).to.deep.equal([
       { username: 'alice', password: 'a:b:c' },

@@ -1,10 +1,10 @@
 import { expect } from 'chai';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isMsrpError, type MsrpError } from '../../lib/errors.js';
 import { computeHA1 } from '../../lib/relay/digest-auth.js';
 import { FileUserStore } from '../../lib/relay/users.js';
+import { tempDir } from '../helpers/temp.js';
 
 const REALM = 'relay.example.com';
 const HA1 = '96dd0f04ed9b519d3e5d2abbb036e312'; // alice / relay.example.com / s3cret-Pw
@@ -15,7 +15,7 @@ describe('FileUserStore', () => {
   let seq = 0;
 
   before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'msrp-users-'));
+    dir = tempDir('msrp-users-');
   });
 
   after(() => {
