@@ -68,6 +68,11 @@ export const DEFAULTS = {
   authMaxExpires: 3600,
   /** Failed AUTH attempts on one connection before it is closed. */
   maxAuthFailures: 3,
+  /** Failed guesses for one user from one address (IPv4, IPv6 /64) that lock the pair out, and for how long (ms). */
+  authLockoutFailures: 10,
+  authLockoutMs: 900_000,
+  /** (address, user) pairs the lockout remembers at most (about 150 B each). */
+  authLockoutEntries: 100_000,
   /** Default MSRP port (IANA). */
   port: 2855,
 } as const;

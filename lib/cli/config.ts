@@ -52,6 +52,10 @@ export interface RelayConfig {
   authExpires: number;
   authMinExpires: number;
   authMaxExpires: number;
+  /** Failed guesses for one user from one address that lock the pair out (0: no lockout). */
+  authLockoutFailures: number;
+  /** Seconds: a gap this long ends a run of failures; a lockout lasts this long after its last failure. */
+  authLockoutTime: number;
   maxMessageSize: number;
   maxQueuedBytes: number;
   /** Accepted connections open at once (0: no limit); resolved from the open-file limit when not given. */
@@ -136,6 +140,13 @@ const FIELDS: readonly Field[] = [
   field('authExpires', SECS, D.authExpires, 'AUTH lifetime granted when none is asked'),
   field('authMinExpires', SECS, D.authMinExpires, 'shortest AUTH lifetime accepted'),
   field('authMaxExpires', SECS, D.authMaxExpires, 'longest AUTH lifetime accepted'),
+  field(
+    'authLockoutFailures',
+    'limit',
+    D.authLockoutFailures,
+    'failed AUTHs for one user from one address (IPv6: /64) that lock them out; 0: no lockout',
+  ),
+  field('authLockoutTime', TIME, D.authLockoutMs / 1000, 'how long a lockout lasts after the last failure'),
   field('maxMessageSize', SIZE, D.maxMessageBytes, 'largest message across all its chunks'),
   field('maxQueuedBytes', SIZE, D.maxQueuedBytes, 'queued bytes per connection before its sources pause'),
   field('maxConnections', 'limit', undefined, 'accepted connections open at once; 0: no limit', {

@@ -14,6 +14,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { pacedCollections } from '../io/read-gc.js';
+import { AUTH_RESULTS } from '../relay/auth.js';
 import { REFUSAL_REASONS } from '../relay/listeners.js';
 import type { Relay } from '../relay/relay.js';
 import { KNOWN_METHODS, type ConnectionState, type RelayStats } from '../relay/stats.js';
@@ -52,7 +53,6 @@ type Sample = readonly [Labels, number];
 
 const TRANSPORTS: readonly TransportKind[] = ['tcp', 'tls', 'ws', 'wss'];
 const STATES: readonly ConnectionState[] = ['authenticated', 'unauthenticated', 'dialed'];
-const AUTH_RESULTS = ['ok', 'challenge', 'stale', 'failed', 'bad-expires', 'bad-request'] as const;
 const DIALECTS = ['imdn', 'legacy'] as const;
 const REPORT_KINDS = ['positive-delivery', 'negative-delivery', 'display', 'processing'] as const;
 const OUTCOMES = ['delivered', 'failed', 'processed'] as const;
@@ -233,6 +233,18 @@ export class RelayMetrics {
     // ---- AUTH and requests ----
     this.counter('msrp_relay_auth_total', 'AUTH requests to this relay, by result.', ['result'], () =>
       withZeros(AUTH_RESULTS, s().counters.auth).map(([result, n]): Sample => [{ result }, n]),
+    );
+    this.counter(
+      'msrp_relay_auth_lockouts_total',
+      'Client address and user name pairs locked out for failed AUTHs (--auth-lockout-failures).',
+      [],
+      () => [[{}, s().counters.authLockouts]],
+    );
+    this.gauge(
+      'msrp_relay_auth_locked_out',
+      'Client address and user name pairs whose AUTHs are refused now.',
+      [],
+      () => s().authLockedOut,
     );
     this.counter(
       'msrp_relay_requests_total',

@@ -114,6 +114,8 @@ export function relayOptionsFrom(cfg: RelayConfig, users: UserStore | undefined)
     maxQueuedBytes: cfg.maxQueuedBytes,
     maxConnections: cfg.maxConnections,
     maxConnectionsPerIp: cfg.maxConnectionsPerIp,
+    authLockoutFailures: cfg.authLockoutFailures,
+    authLockoutMs: cfg.authLockoutTime * 1000,
     transactionTimeoutMs: cfg.transactionTimeout * 1000,
     probationMs: cfg.probationTimeout * 1000,
     idleTimeoutMs: cfg.idleTimeout * 1000,

@@ -15,9 +15,23 @@ export interface AuthContext {
   readonly authenticator: DigestAuthenticator | null;
   readonly expires: { readonly def: number; readonly min: number; readonly max: number };
   readonly maxFailures: number;
+  /** True when AUTHs for this user from this client are refused (lib/relay/auth-lockout.ts). */
+  isLockedOut?(username: string): boolean;
   /** Issues a token bound to the connection; returns the Use-Path URI. */
   issueToken(client: { uri: string; parsed: MsrpUri }, username: string, expiresSec: number): string;
 }
+
+/** Every {@link AuthOutcome.result}. */
+export const AUTH_RESULTS = [
+  'ok',
+  'challenge',
+  'stale',
+  'failed',
+  'locked-out',
+  'bad-expires',
+  'bad-request',
+] as const;
+export type AuthResult = (typeof AUTH_RESULTS)[number];
 
 /** The answer to one AUTH. */
 export interface AuthOutcome {
@@ -26,8 +40,12 @@ export interface AuthOutcome {
   headers: Header[];
   /** Close the connection after the response (too many failures). */
   close: boolean;
-  /** For logs and metrics: `ok`, `challenge`, `stale`, `failed`, `bad-expires`, `bad-request`. */
-  result: 'ok' | 'challenge' | 'stale' | 'failed' | 'bad-expires' | 'bad-request';
+  /**
+   * For logs and metrics: `ok`, `challenge`, `stale`, `failed`, `locked-out` (refused unchecked, 403),
+   * `bad-expires`, `bad-request`.
+   */
+  result: AuthResult;
+  /** The user granted, or the one failed credentials were for (when they parsed). */
   username?: string;
   reason?: string;
 }
@@ -75,8 +93,9 @@ export function authenticate(ctx: AuthContext, head: RequestHead, failures: numb
     }
     // RFC 4976 §5.1: the digest-uri is the rightmost URI of the AUTH To-Path.
     const rightmost = toPath.split(/[ \t]+/).at(-1)!;
-    const verdict = auth.verify(authorization, rightmost);
+    const verdict = auth.verify(authorization, rightmost, ctx.isLockedOut?.bind(ctx));
     if (!verdict.ok) {
+      const username = verdict.username;
       if (verdict.stale) {
         return {
           statusCode: 401,
@@ -84,15 +103,31 @@ export function authenticate(ctx: AuthContext, head: RequestHead, failures: numb
           close: false,
           result: 'stale',
           reason: verdict.reason,
+          username,
         };
       }
       // RFC 4976 §6.3: several failed attempts on one connection close it.
+      const close = failures + 1 >= ctx.maxFailures;
+      if (verdict.reason === 'locked-out') {
+        // 403 (digest §1.9, RFC 4975 §10): a policy refusal the client should not retry as is; no challenge.
+        const comment = 'Too many failed attempts, try later';
+        return {
+          statusCode: 403,
+          comment,
+          headers: [],
+          close,
+          result: 'locked-out',
+          reason: verdict.reason,
+          username,
+        };
+      }
       return {
         statusCode: 401,
         headers: [['WWW-Authenticate', auth.challenge()]],
-        close: failures + 1 >= ctx.maxFailures,
+        close,
         result: 'failed',
         reason: verdict.reason,
+        username,
       };
     }
     username = verdict.username;

@@ -219,7 +219,7 @@ export interface DigestAuthenticatorOptions {
 /**
  * Why {@link DigestAuthenticator.verify} refused credentials. `bad-nonce`: the nonce was not issued by
  * this relay (tampered, or from before a restart with another secret); `replay`: the nonce-count did
- * not increase.
+ * not increase; `locked-out`: the caller's `isLockedOut` said so, and the credentials were not checked.
  */
 export type DigestFailureReason =
   | 'bad-syntax'
@@ -230,22 +230,24 @@ export type DigestFailureReason =
   | 'bad-uri'
   | 'unsupported'
   | 'bad-nonce'
-  | 'replay';
+  | 'replay'
+  | 'locked-out';
 
 /**
  * Verdict of {@link DigestAuthenticator.verify}. On failure answer 401 with `challenge(stale)`;
  * `stale` is true only when the response itself verified (RFC 2617 §3.2.1), so the client may retry
  * with the new nonce without asking its user again, and the attempt should not count as a failure.
+ * A failure names the user the credentials were for once they parsed (decoded from UTF-8).
  */
 export type DigestVerifyResult =
   | { ok: true; username: string; authenticationInfo: string }
-  | { ok: false; reason: DigestFailureReason; stale: boolean };
+  | { ok: false; reason: DigestFailureReason; stale: boolean; username?: string };
 
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });
 const DUMMY_HA1 = '0'.repeat(32);
 
-function fail(reason: DigestFailureReason, stale = false): DigestVerifyResult {
-  return { ok: false, reason, stale };
+function fail(reason: DigestFailureReason, stale = false, username?: string): DigestVerifyResult {
+  return username === undefined ? { ok: false, reason, stale } : { ok: false, reason, stale, username };
 }
 
 /** Trims SP and HTAB only (not the latin1 NBSP that `String.prototype.trim` would also remove). */
@@ -305,9 +307,14 @@ export class DigestAuthenticator {
    * check is a plain string comparison after trimming SP/HTAB at both ends: clients copy the To-Path URI
    * verbatim, so RFC 4975 §6.1 URI equivalence (case-insensitive scheme and host) is not applied.
    * On success returns the user name (decoded from UTF-8) and the `Authentication-Info` value for the 200,
-   * carrying a `nextnonce`.
+   * carrying a `nextnonce`. `isLockedOut` (lib/relay/auth-lockout.ts) refuses a user before its
+   * credentials are checked, so guesses made while locked out learn nothing.
    */
-  verify(authorizationValue: string, toPathRightmostUri: string): DigestVerifyResult {
+  verify(
+    authorizationValue: string,
+    toPathRightmostUri: string,
+    isLockedOut?: (username: string) => boolean,
+  ): DigestVerifyResult {
     const scheme = authScheme(authorizationValue);
     if (scheme === undefined) return fail('bad-syntax');
     // RFC 4976 §5.1: Basic MUST NOT be used; Digest is the only scheme.
@@ -329,6 +336,8 @@ export class DigestAuthenticator {
     if (trimOws(creds.uri) !== trimOws(toPathRightmostUri)) return fail('bad-uri');
 
     const username = decodeUtf8(creds.username);
+    if (username !== undefined && isLockedOut?.(username) === true)
+      return fail('locked-out', false, username);
     const user = username === undefined ? undefined : this.users.lookup(username);
     const ha1 = user === undefined ? DUMMY_HA1 : user.ha1(this.realm);
     const input = {
@@ -342,15 +351,15 @@ export class DigestAuthenticator {
     const expected = Buffer.from(computeResponse(input), 'latin1');
     const given = Buffer.from(creds.response.toLowerCase(), 'latin1');
     const match = timingSafeEqual(expected, given); // both 32 octets: the parser checked the response
-    if (user === undefined || username === undefined) return fail('unknown-user');
-    if (!match) return fail('bad-response');
+    if (user === undefined || username === undefined) return fail('unknown-user', false, username);
+    if (!match) return fail('bad-response', false, username);
 
     // RFC 4976 §6.3: a nonce that is no longer valid gets a new challenge with stale=true when the
     // credentials themselves were right.
     const status = this.nonces.check(creds.nonce);
-    if (status === 'invalid') return fail('bad-nonce', true);
-    if (status === 'stale') return fail('stale', true);
-    if (!this.nonces.acceptNc(creds.nonce, parseInt(creds.nc, 16))) return fail('replay', true);
+    if (status === 'invalid') return fail('bad-nonce', true, username);
+    if (status === 'stale') return fail('stale', true, username);
+    if (!this.nonces.acceptNc(creds.nonce, parseInt(creds.nc, 16))) return fail('replay', true, username);
 
     // RFC 4976 §6.3: the 200 MUST carry Authentication-Info with rspauth, cnonce, nc and qop.
     const authenticationInfo = formatAuthenticationInfo({

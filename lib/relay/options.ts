@@ -68,6 +68,13 @@ export interface RelayOptions {
   authMaxExpires?: number;
   /** Failed AUTHs on one connection before it is closed. */
   maxAuthFailures?: number;
+  /**
+   * Failed guesses (wrong password, unknown user) for one user from one IPv4 address or IPv6 /64 that lock
+   * that pair out (403, credentials unchecked); 0 turns the lockout off (lib/relay/auth-lockout.ts).
+   */
+  authLockoutFailures?: number;
+  /** A gap this long ends a run of failures; a lockout lasts this long after its last failure (ms). */
+  authLockoutMs?: number;
   /** Largest message (and chunk) accepted, bytes. */
   maxMessageBytes?: number;
   /** Largest body of a non-SEND request, bytes. */
@@ -183,6 +190,8 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
       authMinExpires: options.authMinExpires ?? DEFAULTS.authMinExpires,
       authMaxExpires: options.authMaxExpires ?? DEFAULTS.authMaxExpires,
       maxAuthFailures: options.maxAuthFailures ?? DEFAULTS.maxAuthFailures,
+      authLockoutFailures: options.authLockoutFailures ?? DEFAULTS.authLockoutFailures,
+      authLockoutMs: options.authLockoutMs ?? DEFAULTS.authLockoutMs,
       maxMessageBytes: options.maxMessageBytes ?? DEFAULTS.maxMessageBytes,
       maxOtherBodyBytes: options.maxOtherBodyBytes ?? DEFAULTS.maxOtherBodyBytes,
       maxQueuedBytes: options.maxQueuedBytes ?? DEFAULTS.maxQueuedBytes,

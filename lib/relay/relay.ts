@@ -17,8 +17,9 @@ import { getHeader, type FrameHead, type RequestHead } from '../msrp/message.js'
 import type { ErrorContext } from '../msrp/parser.js';
 import { formatHead, frameTail, randomId } from '../msrp/serializer.js';
 import type { MsrpUri } from '../msrp/uri.js';
-import type { Connection, TransportKind } from '../transport/connection.js';
+import { remoteAddress, type Connection, type TransportKind } from '../transport/connection.js';
 import { authenticate, type AuthContext } from './auth.js';
+import { AuthLockout } from './auth-lockout.js';
 import { DigestAuthenticator } from './digest-auth.js';
 import { FailureReplies } from './failure-replies.js';
 import {
@@ -69,6 +70,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   readonly reports: RelayReports;
   private readonly opts: RelayLimits;
   private readonly authenticator: DigestAuthenticator | null;
+  private readonly lockout: AuthLockout;
   private readonly listeners: Listeners;
   private readonly failures: FailureReplies;
   private readonly nextHops: NextHops;
@@ -107,6 +109,11 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     this.authenticator = this.opts.auth
       ? new DigestAuthenticator({ realm: resolved.realm, users: resolved.users })
       : null;
+    this.lockout = new AuthLockout({
+      failures: this.opts.authLockoutFailures,
+      windowMs: this.opts.authLockoutMs,
+      maxEntries: DEFAULTS.authLockoutEntries,
+    });
   }
 
   /**
@@ -228,6 +235,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       queuedBytesTotal: levels.queuedBytesTotal,
       pausedReaders: levels.pausedReaders,
       handshakesPending: this.listeners.handshakesPending,
+      authLockedOut: this.lockout.lockedCount(Date.now()),
       draining: this.draining,
       counters: structuredClone(this.counters),
       reports: structuredClone(this.reports.counters),
@@ -789,10 +797,13 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   }
 
   private onAuth(peer: Peer, head: RequestHead): void {
+    const address = remoteAddress(peer.conn.remote);
+    const now = Date.now();
     const ctx: AuthContext = {
       authenticator: this.authenticator,
       expires: { def: this.opts.authExpires, min: this.opts.authMinExpires, max: this.opts.authMaxExpires },
       maxFailures: this.opts.maxAuthFailures,
+      isLockedOut: (username) => this.lockout.isLocked(address, username, now),
       issueToken: (client, username, expiresSec) => {
         const listener = this.listeners.useListener(peer);
         const kind = listener?.kind ?? peer.conn.kind;
@@ -820,21 +831,43 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       // Failures close a connection when they come in a row (RFC 4976 §6.3): a client that re-AUTHs on
       // one connection for days is not closed for a mistyped password now and then.
       peer.authFailures = 0;
+      if (outcome.username !== undefined) this.lockout.succeed(address, outcome.username);
     } else if (outcome.result === 'challenge' || outcome.result === 'stale') this.counters.authChallenged++;
     else this.counters.authFailed++;
-    if (outcome.result === 'failed' || outcome.result === 'bad-request' || outcome.result === 'bad-expires') {
-      if (outcome.result === 'failed') peer.authFailures++;
+    const { result, username: user } = outcome;
+    if (
+      result === 'failed' ||
+      result === 'locked-out' ||
+      result === 'bad-request' ||
+      result === 'bad-expires'
+    ) {
+      if (result === 'failed' || result === 'locked-out') peer.authFailures++;
       this.log.warn(
         {
           conn: peer.id,
           remote: peer.conn.remote,
-          result: outcome.result,
+          user,
+          result,
           status: outcome.statusCode,
           reason: outcome.reason,
           failures: peer.authFailures,
         },
         'AUTH failed',
       );
+      // Guesses count toward the lockout; malformed or misdirected credentials do not.
+      const guess = outcome.reason === 'bad-response' || outcome.reason === 'unknown-user';
+      if (guess && user !== undefined && this.lockout.fail(address, user, now)) {
+        this.counters.authLockouts++;
+        this.log.warn(
+          {
+            remote: peer.conn.remote,
+            user,
+            failures: this.opts.authLockoutFailures,
+            forMs: this.opts.authLockoutMs,
+          },
+          'AUTH locked out: too many failed attempts',
+        );
+      }
     } else if (outcome.result === 'ok') {
       this.log.debug({ conn: peer.id, user: outcome.username }, 'AUTH ok');
     }
@@ -857,6 +890,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     }
     this.tokens.sweep(now);
     this.reports.sweep(now);
+    this.lockout.sweep(now);
     for (const peer of this.peers) {
       // A connection whose reading the relay paused (backpressure) is silent by the relay's own doing.
       if (peer.closing || peer.isPausedByOthers) continue;

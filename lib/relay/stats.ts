@@ -25,10 +25,12 @@ export interface RelayCounters {
   authOk: number;
   /** AUTHs answered 401 with a challenge (`challenge` and `stale`). */
   authChallenged: number;
-  /** AUTHs refused (`failed`, `bad-expires`, `bad-request`). */
+  /** AUTHs refused (`failed`, `locked-out`, `bad-expires`, `bad-request`). */
   authFailed: number;
-  /** AUTHs by outcome: `ok`, `challenge`, `stale`, `failed`, `bad-expires`, `bad-request`. */
+  /** AUTHs by outcome (`AUTH_RESULTS` in auth.ts). */
   auth: Record<string, number>;
+  /** (address, user) pairs locked out for failed guesses (lib/relay/auth-lockout.ts). */
+  authLockouts: number;
   /** Requests read, by method (methods outside {@link KNOWN_METHODS} count as `other`). */
   requestsIn: Record<string, number>;
   /** Responses read, by status code. */
@@ -75,6 +77,8 @@ export interface RelayStats {
   pausedReaders: number;
   /** Accepted TLS, WS and WSS sockets still in their handshake (not connections yet). */
   handshakesPending: number;
+  /** (address, user) pairs whose AUTHs are refused now (lib/relay/auth-lockout.ts). */
+  authLockedOut: number;
   /** True once {@link Relay.close} has been called. */
   draining: boolean;
   /** A copy of {@link Relay.counters}. */
@@ -104,6 +108,7 @@ export function createRelayCounters(): RelayCounters {
     authChallenged: 0,
     authFailed: 0,
     auth: {},
+    authLockouts: 0,
     requestsIn: {},
     responsesIn: {},
     forwarded: 0,

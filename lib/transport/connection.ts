@@ -82,6 +82,12 @@ export function formatRemote(address: string | undefined, port: number | undefin
   return `${address ?? '?'}:${port ?? 0}`;
 }
 
+/** The address part of a {@link formatRemote} value (the host of a dialed connection's `host:port`). */
+export function remoteAddress(remote: string): string {
+  const colon = remote.lastIndexOf(':');
+  return colon < 0 ? remote : remote.slice(0, colon);
+}
+
 /** A TCP or TLS socket behind the {@link Connection} API. */
 export class StreamConnection implements Connection {
   readonly id = connectionId();

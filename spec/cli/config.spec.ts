@@ -109,6 +109,8 @@ describe('relay configuration', () => {
         authExpires: 600,
         authMinExpires: 60,
         authMaxExpires: 3600,
+        authLockoutFailures: 10,
+        authLockoutTime: 900,
         maxMessageSize: 64 * 1024 * 1024,
         maxQueuedBytes: 1024 * 1024,
         maxConnections: defaultMaxConnections(),

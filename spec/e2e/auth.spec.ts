@@ -7,7 +7,8 @@ import {
   formatDigestCredentials,
 } from '../../lib/msrp/digest.js';
 import { parseUri } from '../../lib/msrp/uri.js';
-import { Harness, next, USERS } from '../helpers/relay.js';
+import type { Relay } from '../../lib/relay/relay.js';
+import { captureLogger, Harness, next, USERS, type LogLine } from '../helpers/relay.js';
 
 const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
 
@@ -191,5 +192,110 @@ describe('relay AUTH (RFC 4976 §5, §6.3)', () => {
       true,
       true,
     ]);
+  });
+
+  describe('lockout of password guessing (--auth-lockout-failures)', () => {
+    const status = (res: { kind: string; statusCode?: number }): number | undefined =>
+      res.kind === 'response' ? res.statusCode : undefined;
+
+    /** `n` wrong passwords for `user`, two per connection (a third would close it anyway). */
+    async function guess(relay: Relay, user: string, n: number): Promise<number[]> {
+      const codes: number[] = [];
+      for (let i = 0; i < n; i += 2) {
+        const ep = await h.connect(relay);
+        for (let j = i; j < Math.min(n, i + 2); j++) {
+          codes.push(
+            status(await ep.auth({ relayUri: h.relayUri(relay), username: user, password: `bad${j}` }))!,
+          );
+        }
+        ep.close();
+      }
+      return codes;
+    }
+
+    it('refuses a user from an address with 403, unchecked, after that many failed guesses', async () => {
+      const lines: LogLine[] = [];
+      const relay = await h.relay({ authLockoutFailures: 4, logger: captureLogger(lines) });
+      expect(await guess(relay, 'alice', 4)).to.deep.equal([401, 401, 401, 401]);
+      const ep = await h.connect(relay);
+      // The right password now gets 403 with no challenge: guesses made while locked out learn nothing.
+      const res = await ep.auth({ relayUri: h.relayUri(relay), username: 'alice', password: USERS.alice });
+      expect([status(res), res.kind === 'response' && res.comment]).to.deep.equal([
+        403,
+        'Too many failed attempts, try later',
+      ]);
+      expect(getHeader(res.headers, 'www-authenticate')).to.equal(undefined);
+      // Another user from the same address is not locked out.
+      const other = await ep.auth({ relayUri: h.relayUri(relay), username: 'bob', password: USERS.bob });
+      expect(status(other)).to.equal(200);
+      const locked = lines.filter((l) => l.msg === 'AUTH locked out: too many failed attempts');
+      expect(locked.map((l) => [l.fields.user, l.fields.failures])).to.deep.equal([['alice', 4]]);
+      const failed = lines.filter((l) => l.msg === 'AUTH failed');
+      expect(failed.map((l) => [l.fields.user, l.fields.result])).to.deep.equal([
+        ['alice', 'failed'],
+        ['alice', 'failed'],
+        ['alice', 'failed'],
+        ['alice', 'failed'],
+        ['alice', 'locked-out'],
+      ]);
+      expect(relay.stats().counters.authLockouts).to.equal(1);
+      expect(relay.stats().authLockedOut).to.equal(1);
+      expect(relay.stats().counters.auth['locked-out']).to.equal(1);
+    });
+
+    it('lets the user in again once the lockout time has passed since the last failure', async () => {
+      const relay = await h.relay({ authLockoutFailures: 2, authLockoutMs: 400 });
+      expect(await guess(relay, 'alice', 2)).to.deep.equal([401, 401]);
+      const ep = await h.connect(relay);
+      const relayUri = h.relayUri(relay);
+      expect(status(await ep.auth({ relayUri, username: 'alice', password: USERS.alice }))).to.equal(403);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(status(await ep.auth({ relayUri, username: 'alice', password: USERS.alice }))).to.equal(200);
+      expect(relay.stats().authLockedOut).to.equal(0);
+    });
+
+    it('forgets the failures of a user who then gets in, and counts only wrong credentials', async () => {
+      const relay = await h.relay({ authLockoutFailures: 3 });
+      const relayUri = h.relayUri(relay);
+      expect(await guess(relay, 'carol', 2)).to.deep.equal([401, 401]);
+      const ep = await h.connect(relay);
+      expect(status(await ep.auth({ relayUri, username: 'carol', password: USERS.carol }))).to.equal(200);
+      expect(await guess(relay, 'carol', 2)).to.deep.equal([401, 401]);
+      // Credentials for another URI are a client's mistake, not a guess: they do not count.
+      const ep2 = await h.connect(relay);
+      const ch = await ep2.request({ method: 'AUTH', toPath: relayUri, fromPath: ep2.uri });
+      const c = parseDigestChallenge(getHeader(ch.headers, 'www-authenticate')!);
+      const ha1 = md5(`carol:${c.realm}:wrong`);
+      const uri = 'msrp://elsewhere.invalid:2855;tcp';
+      const response = md5(`${ha1}:${c.nonce}:00000001:cn:auth:${md5(`AUTH:${uri}`)}`);
+      const authorization = formatDigestCredentials({
+        username: 'carol',
+        realm: c.realm,
+        nonce: c.nonce,
+        uri,
+        response,
+        qop: 'auth',
+        nc: '00000001',
+        cnonce: 'cn',
+      });
+      const bad = await ep2.request({
+        method: 'AUTH',
+        toPath: relayUri,
+        fromPath: ep2.uri,
+        headers: [['Authorization', authorization]],
+      });
+      expect(status(bad)).to.equal(401);
+      const ep3 = await h.connect(relay);
+      expect(status(await ep3.auth({ relayUri, username: 'carol', password: USERS.carol }))).to.equal(200);
+    });
+
+    it('is off with 0', async () => {
+      const relay = await h.relay({ authLockoutFailures: 0 });
+      expect(await guess(relay, 'alice', 12)).to.deep.equal(Array(12).fill(401));
+      const ep = await h.connect(relay);
+      expect(
+        status(await ep.auth({ relayUri: h.relayUri(relay), username: 'alice', password: USERS.alice })),
+      ).to.equal(200);
+    });
   });
 });

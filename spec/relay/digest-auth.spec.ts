@@ -370,11 +370,28 @@ describe('DigestAuthenticator', () => {
     });
   });
 
+  it('refuses a user the caller says is locked out before checking the credentials', () => {
+    const asked: string[] = [];
+    const locked = (name: string): boolean => {
+      asked.push(name);
+      return name === USER;
+    };
+    expect(auth.verify(authorization(), URI, locked)).to.deep.equal({
+      ok: false,
+      reason: 'locked-out',
+      stale: false,
+      username: USER,
+    });
+    expect(auth.verify(authorization({ username: 'bob', password: 'b0b' }), URI, locked).ok).to.equal(true);
+    expect(asked).to.deep.equal([USER, 'bob']);
+  });
+
   it('refuses an unknown user as unknown-user', () => {
     expect(auth.verify(authorization({ username: 'mallory' }), URI)).to.deep.equal({
       ok: false,
       reason: 'unknown-user',
       stale: false,
+      username: 'mallory',
     });
   });
 
@@ -391,6 +408,7 @@ describe('DigestAuthenticator', () => {
       ok: false,
       reason: 'bad-response',
       stale: false,
+      username: USER,
     });
   });
 
@@ -399,6 +417,7 @@ describe('DigestAuthenticator', () => {
       ok: false,
       reason: 'bad-response',
       stale: false,
+      username: 'bob',
     });
   });
 
@@ -409,6 +428,7 @@ describe('DigestAuthenticator', () => {
       ok: false,
       reason: 'stale',
       stale: true,
+      username: USER,
     });
   });
 
@@ -419,6 +439,7 @@ describe('DigestAuthenticator', () => {
       ok: false,
       reason: 'bad-response',
       stale: false,
+      username: USER,
     });
   });
 
@@ -442,6 +463,7 @@ describe('DigestAuthenticator', () => {
       ok: false,
       reason: 'bad-nonce',
       stale: true,
+      username: USER,
     });
   });
 
@@ -450,6 +472,7 @@ describe('DigestAuthenticator', () => {
       ok: false,
       reason: 'bad-nonce',
       stale: true,
+      username: USER,
     });
   });
 
@@ -462,7 +485,12 @@ describe('DigestAuthenticator', () => {
   it('refuses a replayed nonce-count as replay with stale=true', () => {
     const v = authorization();
     auth.verify(v, URI);
-    expect(auth.verify(v, URI)).to.deep.equal({ ok: false, reason: 'replay', stale: true });
+    expect(auth.verify(v, URI)).to.deep.equal({
+      ok: false,
+      reason: 'replay',
+      stale: true,
+      username: 'alice',
+    });
   });
 
   it('accepts the same nonce again with a higher nonce-count', () => {
