@@ -62,6 +62,8 @@ export const DEFAULTS = {
   transactionTimeoutMs: 30_000,
   /** Milliseconds without traffic after which an authenticated connection is closed. */
   idleTimeoutMs: 3600_000,
+  /** Milliseconds a connection's queue may stay over its limit with nothing leaving before it is closed. */
+  writeStallMs: 60_000,
   /** AUTH lifetime in seconds: default, minimum, maximum (RFC 4976 §5.1). */
   authExpires: 600,
   authMinExpires: 60,

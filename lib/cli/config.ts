@@ -65,6 +65,8 @@ export interface RelayConfig {
   transactionTimeout: number;
   probationTimeout: number;
   idleTimeout: number;
+  /** Seconds a connection's queue may stay over its limit with nothing leaving before it is closed. */
+  writeStallTimeout: number;
   reports: ReportsMode;
   reportsDedupe: boolean;
   reportsDedupeEntries: number;
@@ -163,6 +165,12 @@ const FIELDS: readonly Field[] = [
     'wait for the first successful request on a connection',
   ),
   field('idleTimeout', TIME, D.idleTimeoutMs / 1000, 'close a connection silent this long'),
+  field(
+    'writeStallTimeout',
+    TIME,
+    D.writeStallMs / 1000,
+    'close a connection whose queue stays full with nothing leaving this long',
+  ),
   field('reports', 'enum', 'on-ack', 'inject delivery reports', {
     arg: 'mode',
     choices: ['on-ack', 'on-receipt', 'off'],

@@ -98,6 +98,12 @@ export interface RelayOptions {
   transactionTimeoutMs?: number;
   probationMs?: number;
   idleTimeoutMs?: number;
+  /**
+   * A connection whose queue stays over `maxQueuedBytes` with nothing taken by its transport for this long
+   * is closed: a peer that stopped reading would otherwise keep its sources paused, and with them every
+   * session on a connection they share (default 60 000 ms).
+   */
+  writeStallMs?: number;
   logger?: Logger;
 }
 
@@ -202,6 +208,7 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
       transactionTimeoutMs: options.transactionTimeoutMs ?? DEFAULTS.transactionTimeoutMs,
       probationMs: options.probationMs ?? DEFAULTS.probationMs,
       idleTimeoutMs: options.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
+      writeStallMs: options.writeStallMs ?? DEFAULTS.writeStallMs,
     },
   };
 }

@@ -121,6 +121,8 @@ export class Peer implements ParserHandler {
   routeMemo: RouteMemo<Peer> | null = null;
   /** Set once the relay asked this connection to close. */
   closing = false;
+  /** What the transport held when the queue was last seen moving while over its limit (see {@link stalledFor}). */
+  private stallMark: { bytesOut: number; unflushed: number; since: number } | null = null;
   /** Destinations whose full queues pause our reading. */
   readonly blockedBy = new Set<Peer>();
   /** Sources paused because our queue is full. */
@@ -201,6 +203,26 @@ export class Peer implements ParserHandler {
         this.owner.counters.readerPauses++;
       }
     }
+  }
+
+  /**
+   * How long (ms) the queue toward this connection has been over its limit with nothing leaving: no octet
+   * handed to the transport, none of those it holds flushed. 0 while the queue is under its limit or
+   * moving. Called from the relay's housekeeping tick, which samples it.
+   */
+  stalledFor(now: number): number {
+    if (!this.writer.congested || this.isClosed) {
+      this.stallMark = null;
+      return 0;
+    }
+    const bytesOut = this.conn.bytesOut;
+    const unflushed = this.conn.writableLength;
+    const m = this.stallMark;
+    if (m === null || m.bytesOut !== bytesOut || m.unflushed !== unflushed) {
+      this.stallMark = { bytesOut, unflushed, since: now };
+      return 0;
+    }
+    return now - m.since;
   }
 
   /** Ends the connection (after pending writes). */

@@ -191,6 +191,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
         this.opts.probationMs / 4,
         this.opts.transactionTimeoutMs / 4,
         this.opts.idleTimeoutMs / 4,
+        this.opts.writeStallMs / 4,
       ),
     );
     this.housekeeping = setInterval(() => this.tick(), tick);
@@ -892,8 +893,30 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     this.reports.sweep(now);
     this.lockout.sweep(now);
     for (const peer of this.peers) {
+      if (peer.closing) continue;
+      const stalled = peer.stalledFor(now);
+      // A connection holding no token of ours is another relay's (or a next hop's): its silence may be that
+      // relay waiting on a stalled client of its own, which its own timer closes first. Give it longer.
+      const stallLimit = this.opts.writeStallMs * (this.tokens.hasOwner(peer) ? 1 : RELAY_STALL_FACTOR);
+      if (stalled >= stallLimit) {
+        // Its sources stay paused while it does not read, and with them every session they carry.
+        this.log.warn(
+          {
+            conn: peer.id,
+            remote: peer.conn.remote,
+            queuedBytes: peer.writer.totalQueued,
+            pausedSources: peer.pausedSources.size,
+            stalledMs: stalled,
+          },
+          'peer stopped reading: closing its connection',
+        );
+        // At once: a graceful close would wait on the very octets it does not read.
+        peer.closing = true;
+        peer.conn.destroy('write-stall');
+        continue;
+      }
       // A connection whose reading the relay paused (backpressure) is silent by the relay's own doing.
-      if (peer.closing || peer.isPausedByOthers) continue;
+      if (peer.isPausedByOthers) continue;
       const age = now - (this.connectedAt.get(peer) ?? now);
       const silent = now - peer.lastActivity;
       // RFC 4976 §6.3: a connection without a successful request within the probation period is closed
@@ -916,6 +939,9 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
  * like this one enforces: that relay would close the connection for it, with every session it carries.
  */
 const HEAD_TOO_LARGE = 'Head too large to forward';
+
+/** How many `--write-stall-timeout`s a connection without a token (a relay's) may stall before it is closed. */
+const RELAY_STALL_FACTOR = 3;
 
 const closeWaiters = new WeakMap<Peer, () => void>();
 

@@ -118,6 +118,7 @@ describe('relay configuration', () => {
         transactionTimeout: 30,
         probationTimeout: 30,
         idleTimeout: 3600,
+        writeStallTimeout: 60,
         reports: 'on-ack',
         reportsDedupe: true,
         reportsDedupeEntries: 10_000,

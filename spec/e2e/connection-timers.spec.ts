@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { getHeader, type Frame } from '../../lib/msrp/message.js';
 import { connect, type Socket } from 'node:net';
 import { createRelay } from '../../lib/relay/relay.js';
-import { Harness, nextMessage, sleep, until } from '../helpers/relay.js';
+import { captureLogger, Harness, nextMessage, sleep, until, type LogLine } from '../helpers/relay.js';
 import { portOf, wssRelayOptions } from '../helpers/ws.js';
 
 describe('connection timers', () => {
@@ -153,5 +153,114 @@ describe('connection timers', () => {
     } finally {
       for (const s of silent) s.destroy();
     }
+  });
+
+  describe('--write-stall-timeout', () => {
+    it('closes a receiver that stops reading, so the sender it paused moves again', async () => {
+      const lines: LogLine[] = [];
+      const relay = await h.relay({
+        maxQueuedBytes: 64 * 1024,
+        writeStallMs: 600,
+        logger: captureLogger(lines),
+      });
+      const alice = await h.client(relay, 'alice');
+      const bob = await h.client(relay, 'bob');
+      const carol = await h.client(relay, 'carol');
+      bob.socket.pause(); // bob stops reading for good (and, paused, does not see the close either)
+      const toBob = alice
+        .send({
+          toPath: alice.toPathFor(bob.path),
+          body: Buffer.alloc(8 * 1024 * 1024, 0x62),
+          chunkSize: 64 * 1024,
+          messageId: 'stall1',
+        })
+        .catch((e: Error) => e);
+      await until(() => relay.counters.closed.tcp['write-stall'] === 1, 5000, "bob's connection closed");
+      // Alice was paused behind bob's full queue; once bob is gone her connection is read again.
+      const got = nextMessage(carol, 5000);
+      await alice.send({ toPath: alice.toPathFor(carol.path), body: 'still here', messageId: 'stall2' });
+      expect((await got).body.toString()).to.equal('still here');
+      await toBob;
+      const stalled = lines.filter((l) => l.msg === 'peer stopped reading: closing its connection');
+      expect(stalled.length).to.equal(1);
+      expect(stalled[0]!.fields.stalledMs).to.be.at.least(600);
+      expect(relay.counters.closed.tcp['write-stall']).to.equal(1);
+    });
+
+    it('closes a stalled client at the far relay first, keeping the connection between the relays', async () => {
+      const opts = { maxQueuedBytes: 64 * 1024, writeStallMs: 400 };
+      const r1 = await h.relay(opts);
+      const r2 = await h.relay(opts);
+      const alice = await h.client(r1, 'alice');
+      const bob = await h.client(r2, 'bob');
+      const carol = await h.client(r2, 'carol');
+      bob.socket.pause();
+      const toBob = alice
+        .send({
+          toPath: alice.toPathFor(bob.path),
+          body: Buffer.alloc(8 * 1024 * 1024, 0x62),
+          chunkSize: 64 * 1024,
+        })
+        .catch((e: Error) => e);
+      await until(() => r2.counters.closed.tcp['write-stall'] === 1, 5000, "bob's connection closed at r2");
+      const got = nextMessage(carol, 5000);
+      await alice.send({ toPath: alice.toPathFor(carol.path), body: 'via the same chain' });
+      expect((await got).body.toString()).to.equal('via the same chain');
+      await toBob;
+      expect([r1.counters.closed.tcp, r2.counters.closed.tcp]).to.deep.equal([{}, { 'write-stall': 1 }]);
+    });
+
+    it('gives a connection holding no token (another relay) three times as long', async () => {
+      const lines: LogLine[] = [];
+      const r1 = await h.relay({
+        maxQueuedBytes: 64 * 1024,
+        writeStallMs: 300,
+        logger: captureLogger(lines),
+      });
+      // r2 never gives up on bob (60 s); 32 MiB fill more than the socket buffers between them all.
+      const r2 = await h.relay({ maxQueuedBytes: 64 * 1024 });
+      const alice = await h.client(r1, 'alice');
+      const bob = await h.client(r2, 'bob');
+      bob.socket.pause();
+      const toBob = alice
+        .send({
+          toPath: alice.toPathFor(bob.path),
+          body: Buffer.alloc(32 * 1024 * 1024, 0x62),
+          chunkSize: 64 * 1024,
+        })
+        .catch((e: Error) => e);
+      await until(() => r1.counters.closed.tcp['write-stall'] === 1, 5000, 'r1 closing its connection to r2');
+      await toBob;
+      const stalled = lines.filter((l) => l.msg === 'peer stopped reading: closing its connection');
+      // The first close (alice's later chunks may go on a new connection, stalled in turn).
+      expect(stalled[0]!.fields.stalledMs).to.be.at.least(900);
+      expect(r2.counters.closed.tcp['write-stall']).to.equal(undefined);
+    });
+
+    it('keeps a receiver that reads slowly', async function () {
+      this.timeout(10_000);
+      const relay = await h.relay({ maxQueuedBytes: 64 * 1024, writeStallMs: 600 });
+      const alice = await h.client(relay, 'alice');
+      const bob = await h.client(relay, 'bob');
+      const file = Buffer.alloc(4 * 1024 * 1024, 0x63);
+      const got = nextMessage(bob, 9000);
+      // Bob reads in short bursts: 50 ms every 400 ms, less than the stall timeout apart.
+      bob.socket.pause();
+      const slow = setInterval(() => {
+        bob.socket.resume();
+        setTimeout(() => bob.socket.pause(), 50);
+      }, 400);
+      try {
+        const sent = alice.send({ toPath: alice.toPathFor(bob.path), body: file, chunkSize: 64 * 1024 });
+        await sleep(2500);
+        expect(relay.counters.closed.tcp['write-stall']).to.equal(undefined);
+        clearInterval(slow);
+        bob.socket.resume();
+        await sent;
+        expect((await got).body.equals(file)).to.equal(true);
+      } finally {
+        clearInterval(slow);
+      }
+    });
   });
 });
