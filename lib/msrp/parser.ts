@@ -614,10 +614,13 @@ export class MsrpParser {
   // ---- errors --------------------------------------------------------------------------------------
 
   private fail(err: MsrpError): void {
+    // Before a start line was read, the frame has no transaction: the fields still hold the previous
+    // frame's, which must not be answered a second time (or reported as failed) for this error.
+    const known = this.state !== State.START && this.transactionId !== '';
     this.state = State.FAILED;
     this.lineBuf = null;
     this.tail = null;
-    this.handler.onError(err, this.transactionId === '' ? null : this.context(false));
+    this.handler.onError(err, known ? this.context(false) : null);
   }
 
   private report(err: MsrpError, headEmitted: boolean): void {

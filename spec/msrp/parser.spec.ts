@@ -509,6 +509,26 @@ describe('MsrpParser', () => {
       expect(frames.map((f) => f.transactionId)).to.deep.equal(['t9Kx2mQ4']);
     });
 
+    it("gives no transaction context to a fatal error before the next frame's start line", () => {
+      // The previous frame's id, paths and Message-ID must not be answered again (or reported failed)
+      // for an error in a frame whose start line never came whole.
+      const oneSend = wireFixture('e1.1');
+      const cases: Array<[string, Buffer]> = [
+        ['bare LF', Buffer.from('MSRP newTID22 SEND\n', 'latin1')],
+        ['no line end within the head limit', Buffer.alloc(17 * 1024, 0x41)],
+      ];
+      for (const [name, next] of cases) {
+        const rec = new Recorder();
+        const parser = new MsrpParser(rec);
+        parser.write(oneSend);
+        parser.write(next);
+        expect(
+          rec.errors.map((e) => [e.err.fatal, e.ctx]),
+          name,
+        ).to.deep.equal([[true, null]]);
+      }
+    });
+
     it('ignores all input after a fatal error', () => {
       const rec = new Recorder();
       const parser = new MsrpParser(rec);
