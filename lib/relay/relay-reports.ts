@@ -59,7 +59,7 @@ export class RelayReports {
         msg.owner.send([frame]);
       },
     });
-    this.tracker = new MessageTracker<Peer, ImMeta>(this.policy);
+    this.tracker = new MessageTracker<Peer, ImMeta>(this.policy, { ownerKey: (p) => String(p.id) });
   }
 
   /** Counters for the metrics layer. */
@@ -126,10 +126,10 @@ export class RelayReports {
     this.tracker.fail(msg, code);
   }
 
-  /** A later chunk of a message was refused before forwarding (413). */
-  refused(toPath: string, messageId: string | undefined, code: number): void {
+  /** A later chunk of `source`'s message was refused before forwarding (413). */
+  refused(source: Peer, toPath: string, messageId: string | undefined, code: number): void {
     if (!this.off && messageId !== undefined)
-      this.tracker.failByKey(recipientSessionKey(toPath), messageId, code);
+      this.tracker.failByKey(source, recipientSessionKey(toPath), messageId, code);
   }
 
   /**

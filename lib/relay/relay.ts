@@ -311,7 +311,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       if ((typeof byteRange.total === 'number' && byteRange.total > max) || byteRange.start > max) {
         // A later chunk fails its message; a first one is tracked while its body is discarded, so a
         // negative-delivery request at its head is still answered (issue 5: a 413 yields `failed`).
-        this.reports.refused(route.toPath, getHeader(head.headers, 'message-id'), 413);
+        this.reports.refused(peer, route.toPath, getHeader(head.headers, 'message-id'), 413);
         const tracked =
           route.next.kind === 'peer'
             ? this.reports.begin(peer, head, route.toPath, byteRange, route.next.peer)

@@ -181,7 +181,7 @@ export interface TrackerHandler<O, M> {
 }
 
 /** Options of a {@link MessageTracker}; defaults from `DEFAULTS` in constants.ts. */
-export interface TrackerOptions {
+export interface TrackerOptions<O = unknown> {
   /** Octets at the start of a body kept for CPIM inspection (8 KiB). */
   headBytes?: number;
   /** A message without chunk or acknowledgement for this long is dropped by {@link MessageTracker.sweep}. */
@@ -198,11 +198,17 @@ export interface TrackerOptions {
   maxIntervals?: number;
   /** Milliseconds clock (tests). */
   now?: () => number;
+  /**
+   * A string naming the owner (the sending connection) in message keys (default `String`). A Message-ID
+   * is its sender's (RFC 4975 §7.1): two senders using one toward the same recipient session are two
+   * messages, and one must not complete or fail the other's.
+   */
+  ownerKey?: (owner: O) => string;
 }
 
 /** One message being tracked. Fields marked internal are the tracker's; handlers read the rest. */
 export class TrackedMessage<O, M> {
-  /** `sessionKey + ' ' + messageId`. */
+  /** The owner's key, the session key and the Message-ID, space-separated. */
   readonly key: string;
   readonly sessionKey: string;
   /** MSRP Message-ID. */
@@ -335,6 +341,7 @@ export class MessageTracker<O, M> {
   private readonly maxHeadBytesPerOwner: number;
   private readonly maxIntervals: number;
   private readonly now: () => number;
+  private readonly ownerKey: (owner: O) => string;
   /**
    * Live messages by key (a StringMap: one comes and goes per IM, see lib/util/string-map.ts), and in
    * the order they began, as a list threaded through them.
@@ -347,7 +354,7 @@ export class MessageTracker<O, M> {
   private readonly owners = new Map<O, OwnerRecord<O, M>>();
   private reservedHeadBytes = 0;
 
-  constructor(handler: TrackerHandler<O, M>, options: TrackerOptions = {}) {
+  constructor(handler: TrackerHandler<O, M>, options: TrackerOptions<O> = {}) {
     this.handler = handler;
     this.headBytes = options.headBytes ?? DEFAULTS.cpimHeadBytes;
     this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULTS.reportIdleTimeoutMs;
@@ -357,6 +364,7 @@ export class MessageTracker<O, M> {
     this.maxHeadBytesPerOwner = options.maxHeadBytesPerOwner ?? DEFAULTS.reportMaxHeadBytesPerOwner;
     this.maxIntervals = options.maxIntervals ?? DEFAULTS.reportMaxIntervals;
     this.now = options.now ?? Date.now;
+    this.ownerKey = options.ownerKey ?? String;
     this.finished = new ExpiringKeys(this.maxMessages);
   }
 
@@ -370,9 +378,9 @@ export class MessageTracker<O, M> {
     return this.reservedHeadBytes;
   }
 
-  /** The live message with this key, if any. */
-  get(sessionKey: string, messageId: string): TrackedMessage<O, M> | undefined {
-    return this.messages.get(sessionKey + ' ' + messageId);
+  /** The live message `owner` sends with this Message-ID toward this session, if any. */
+  get(owner: O, sessionKey: string, messageId: string): TrackedMessage<O, M> | undefined {
+    return this.messages.get(this.ownerKey(owner) + ' ' + sessionKey + ' ' + messageId);
   }
 
   /**
@@ -388,7 +396,7 @@ export class MessageTracker<O, M> {
     range: ByteRange | null,
     meta: M,
   ): TrackedChunk<O, M> | null {
-    const key = sessionKey + ' ' + messageId;
+    const key = this.ownerKey(owner) + ' ' + sessionKey + ' ' + messageId;
     let msg = this.messages.get(key);
     const now = this.now();
     if (msg === undefined) {
@@ -510,8 +518,8 @@ export class MessageTracker<O, M> {
   }
 
   /** {@link acked} by key; ignored when the message is not tracked. */
-  ackedByKey(sessionKey: string, messageId: string, start: number, end: number): void {
-    const msg = this.get(sessionKey, messageId);
+  ackedByKey(owner: O, sessionKey: string, messageId: string, start: number, end: number): void {
+    const msg = this.get(owner, sessionKey, messageId);
     if (msg !== undefined) this.acked(msg, start, end);
   }
 
@@ -523,8 +531,8 @@ export class MessageTracker<O, M> {
   }
 
   /** {@link fail} by key; ignored when the message is not tracked. */
-  failByKey(sessionKey: string, messageId: string, code: number): void {
-    const msg = this.get(sessionKey, messageId);
+  failByKey(owner: O, sessionKey: string, messageId: string, code: number): void {
+    const msg = this.get(owner, sessionKey, messageId);
     if (msg !== undefined) this.fail(msg, code);
   }
 

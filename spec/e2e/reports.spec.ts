@@ -201,6 +201,43 @@ describe('delivery reports injected by the relay (DESIGN.md "Report policy")', (
     expect(reports.map((r) => r.doc.messageId).sort()).to.deep.equal(['inter001', 'inter002']);
   });
 
+  it("never lets another sender's chunks complete or fail a message with the same Message-ID", async () => {
+    // RFC 4975 §7.1: a Message-ID is its sender's. Carol, on her own connection and token, sends toward
+    // bob's session under alice's Message-ID: first a 413 chunk, then the rest of alice's octets.
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const carol = await h.client(relay, 'carol');
+    const reports = reportsTo(alice);
+    const body = im('shared01', 'x'.repeat(300), 'positive-delivery, negative-delivery');
+    const cut = 200;
+    const chunk = (ep: MsrpEndpoint, range: string, part: Buffer, flag: '+' | '$'): Promise<Frame> =>
+      ep.request({
+        method: 'SEND',
+        toPath: ep.toPathFor(bob.path),
+        fromPath: ep.uri,
+        headers: [
+          ['Message-ID', 'sharedMsrpId'],
+          ['Byte-Range', range],
+        ],
+        contentType: 'message/cpim',
+        body: part,
+        flag,
+      });
+    const total = body.length;
+    expect((await chunk(alice, `1-${cut}/${total}`, body.subarray(0, cut), '+')).kind).to.equal('response');
+    const big = await chunk(carol, '999999999-999999999/999999999', Buffer.from('Z'), '$');
+    expect(big.kind === 'response' && big.statusCode).to.equal(413);
+    const rest = Buffer.alloc(total - cut, 0x5a);
+    await chunk(carol, `${cut + 1}-${total}/${total}`, rest, '$');
+    await sleep(200);
+    expect(reports.length).to.equal(0);
+    // Alice's own last chunk completes her message: one delivered report, to her.
+    await chunk(alice, `${cut + 1}-${total}/${total}`, body.subarray(cut), '$');
+    await until(() => reports.length === 1, 3000, "alice's report");
+    expect(reports.map((r) => [r.doc.messageId, r.doc.status])).to.deep.equal([['shared01', 'delivered']]);
+  });
+
   it('injects a failed IMDN when the recipient disconnects before answering (negative-delivery)', async () => {
     const relay = await h.relay();
     const alice = await h.client(relay, 'alice');

@@ -329,7 +329,7 @@ describe('ReportPolicy', () => {
       ['a non-200 response', 403, (h, msg) => h.tracker.fail(msg, 403)],
       ['a transaction timeout', 408, (h, msg) => h.tracker.fail(msg, 408)],
       ['the recipient connection lost', 481, (h) => h.tracker.failWhere((m) => m.meta.dest === 'bob', 481)],
-      ['a 413', 413, (h, msg) => h.tracker.failByKey(SESSION, msg.messageId, 413)],
+      ['a 413', 413, (h, msg) => h.tracker.failByKey(msg.owner, SESSION, msg.messageId, 413)],
     ];
     for (const [cause, code, fail] of causes) {
       it(`injects failed after ${cause} (${code}), RFC 5438 dialect`, () => {

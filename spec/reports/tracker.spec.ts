@@ -427,11 +427,30 @@ describe('MessageTracker', () => {
       expect(rec.events).to.deep.equal(['head:m1:final', 'whole:m1', 'complete:m1']);
     });
 
+    it("keeps two senders' messages apart when they use one Message-ID toward one session", () => {
+      // RFC 4975 §7.1: a Message-ID is its sender's. Carol's chunk must not complete, nor fail, Alice's.
+      const { tracker, rec } = setup();
+      feedChunk(tracker, 'alice', SESSION, 'm1', META, { range: '1-4/8', body: 'abcd', flag: '+' });
+      const carols = feedChunk(tracker, 'carol', SESSION, 'm1', META, {
+        range: '5-8/8',
+        body: 'ZZZZ',
+        flag: '$',
+      });
+      tracker.ackedByKey('alice', SESSION, 'm1', 1, 4);
+      tracker.ackedByKey('carol', SESSION, 'm1', 5, 8);
+      tracker.failByKey('carol', SESSION, 'm1', 413);
+      // Carol's message failed; Alice's is still tracked with her own 4 octets, none acknowledged twice.
+      expect(rec.events).to.deep.equal(['failed:m1:413']);
+      expect(carols!.msg.owner).to.equal('carol');
+      expect(tracker.get('alice', SESSION, 'm1')!.received.octets).to.equal(4);
+      expect(tracker.size).to.equal(1);
+    });
+
     it('acknowledges by key and ignores unknown keys', () => {
       const { tracker, rec } = setup();
       feedChunk(tracker, 'alice', SESSION, 'm1', META, { range: '1-4/4', body: 'abcd', flag: '$' });
-      tracker.ackedByKey(SESSION, 'nope', 1, 4);
-      tracker.ackedByKey(SESSION, 'm1', 1, 4);
+      tracker.ackedByKey('alice', SESSION, 'nope', 1, 4);
+      tracker.ackedByKey('alice', SESSION, 'm1', 1, 4);
       expect(rec.events).to.deep.equal(['head:m1:final', 'whole:m1', 'complete:m1']);
     });
 
@@ -466,7 +485,7 @@ describe('MessageTracker', () => {
     it('does not track chunks that arrive after a failure', () => {
       const { tracker, rec } = setup();
       feedChunk(tracker, 'alice', SESSION, 'm1', META, { range: '1-*/*', body: 'ab', flag: '+' });
-      tracker.failByKey(SESSION, 'm1', 413);
+      tracker.failByKey('alice', SESSION, 'm1', 413);
       const c = feedChunk(tracker, 'alice', SESSION, 'm1', META, { range: '3-4/4', body: 'cd', flag: '$' });
       expect(c).to.equal(null);
       expect(rec.events).to.deep.equal(['failed:m1:413', 'untracked:alice:finished']);
