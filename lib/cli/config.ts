@@ -91,6 +91,8 @@ interface Field {
   /** Default as shown in help when it is derived rather than fixed. */
   readonly defText?: string;
   readonly choices?: readonly string[];
+  /** A duration that also takes 0, meaning off. */
+  readonly zeroOff?: boolean;
 }
 
 const ENV_PREFIX = 'MSRP_RELAY_';
@@ -169,7 +171,8 @@ const FIELDS: readonly Field[] = [
     'writeStallTimeout',
     TIME,
     D.writeStallMs / 1000,
-    'close a connection whose queue stays full with nothing leaving this long',
+    'close a connection whose queue stays full with nothing leaving this long; 0: never',
+    { zeroOff: true },
   ),
   field('reports', 'enum', 'on-ack', 'inject delivery reports', {
     arg: 'mode',
@@ -372,6 +375,7 @@ function convert(field: Field, raw: unknown, where: string, baseDir?: string): u
     case 'seconds': {
       if (typeof raw !== 'string' && typeof raw !== 'number') throw fail(`invalid ${where} ${show(raw)}`);
       if (field.kind === 'size') return parseSize(raw, where);
+      if (field.zeroOff === true && String(raw).trim() === '0') return 0;
       const seconds = parseDuration(raw, where);
       if (field.kind === 'seconds' && !Number.isInteger(seconds)) {
         throw fail(`invalid ${where} ${show(raw)}: expected a whole number of seconds`);

@@ -2,17 +2,21 @@
  * Lockout of password guessing: failed Digest AUTHs counted per (client address, user name). A run of
  * failures counts while each comes within `windowMs` of the one before it; once a pair's run reaches
  * `failures`, AUTHs for that user from that address are refused with 403, their credentials unchecked,
- * until `windowMs` after the last counted failure (refused attempts do not extend it). RFC 4976 §6.3 only asks
- * that a connection be closed after several failures; a client that reconnects could otherwise guess
- * at the speed of the network.
+ * until `windowMs` after the last counted failure (refused attempts do not extend it). RFC 4976 §6.3 only
+ * asks that a connection be closed after several failures; a client that reconnects could otherwise
+ * guess at the speed of the network.
  *
- * The key holds the user name so that users behind one NAT address do not lock each other out; a
- * guesser that tries many user names from one address is left to the connection caps and to log-based
- * tools (each failure is logged with its address and user name: docs/operations.md).
- *
- * Memory is bounded: at most `maxEntries` pairs are remembered; when full, the pair updated longest ago
- * is forgotten first.
+ * The key holds the user name so that users behind one NAT address do not lock each other out. Unknown
+ * user names count like known ones (so a lockout tells nothing about which names exist), which lets a
+ * client make entries at will; memory stays bounded, and junk cannot lift a lockout:
+ * - a name longer than {@link MAX_NAME} is keyed by its hash;
+ * - one address holds at most `maxPerAddress` pairs; failures for further names from it count in one
+ *   overflow entry of the address, whose lockout refuses every name the address has no pair for (an
+ *   address that fails for that many names at once is spraying);
+ * - at most `maxEntries` pairs in all: when full, the pair updated longest ago that is not locked out is
+ *   forgotten; locked pairs are never evicted (when every pair is locked, a new one is not counted).
  */
+import { createHash } from 'node:crypto';
 import { addressKey } from './listeners.js';
 
 /** Settings of {@link AuthLockout}. */
@@ -21,11 +25,18 @@ export interface AuthLockoutOptions {
   failures: number;
   /** A gap this long ends a run of failures, and a lockout lasts this long after its last one (ms). */
   windowMs: number;
-  /** Pairs remembered at most. */
+  /** Pairs remembered at most, all addresses together. */
   maxEntries: number;
+  /** Pairs one address may hold (its overflow entry aside); default 64. */
+  maxPerAddress?: number;
 }
 
+/** Longest user name kept as it is in a key; longer ones are hashed. */
+export const MAX_NAME = 64;
+
 interface Entry {
+  /** The address as counted ({@link addressKey}). */
+  readonly address: string;
   /** Failures in the current run. */
   count: number;
   /** When the last counted failure came (ms). */
@@ -34,79 +45,139 @@ interface Entry {
 
 /** The per-(address, user) failure counts; see the module comment. */
 export class AuthLockout {
-  /** In order of last update (an updated entry is moved to the end), oldest first. */
-  private readonly entries = new Map<string, Entry>();
+  /** Pairs not locked out, in order of last update (an updated entry moves to the end). */
+  private readonly counting = new Map<string, Entry>();
+  /** Pairs locked out, in the order they were locked (the order they expire in). */
+  private readonly locked = new Map<string, Entry>();
+  /** Pairs held per address (overflow entries not included). */
+  private readonly perAddress = new Map<string, number>();
+  private readonly maxPerAddress: number;
 
-  constructor(private readonly opts: AuthLockoutOptions) {}
+  constructor(private readonly opts: AuthLockoutOptions) {
+    this.maxPerAddress = opts.maxPerAddress ?? 64;
+  }
 
   /** True when the lockout is on (`failures` above 0). */
   get enabled(): boolean {
     return this.opts.failures > 0;
   }
 
-  /** Pairs remembered now (for metrics). */
+  /** Entries remembered now, locked or not. */
   get size(): number {
-    return this.entries.size;
+    return this.counting.size + this.locked.size;
   }
 
-  /** Pairs locked out now (for metrics; walks the entries). */
+  /** Pairs (and overflowing addresses) locked out now. */
   lockedCount(now: number): number {
     let n = 0;
-    for (const e of this.entries.values()) if (this.locks(e, now)) n++;
+    for (const e of this.locked.values()) if (now - e.last < this.opts.windowMs) n++;
     return n;
   }
 
   /** True when AUTHs for `user` from `address` are refused now. */
   isLocked(address: string, user: string, now: number): boolean {
     if (!this.enabled) return false;
-    const e = this.entries.get(key(address, user));
-    return e !== undefined && this.locks(e, now);
+    const a = addressKey(address);
+    const k = pairKey(a, user);
+    if (this.lockedNow(k, now)) return true;
+    if (this.counting.has(k)) return false;
+    // A name the address holds no pair for: refused while the address's overflow entry is locked.
+    return this.lockedNow(overflowKey(a), now);
   }
 
   /**
-   * Counts a failed guess for `user` from `address`; returns true when this failure locks the pair out
-   * (it reaches the limit now).
+   * Counts a failed guess for `user` from `address`. Returns what this failure locks out: `user` (the
+   * pair), `address` (the overflow entry: every name the address holds no pair for), or null.
    */
-  fail(address: string, user: string, now: number): boolean {
-    if (!this.enabled) return false;
-    const k = key(address, user);
-    let e = this.entries.get(k);
-    if (e !== undefined) {
-      this.entries.delete(k); // re-inserted below: the Map stays in order of last update
-      if (now - e.last >= this.opts.windowMs) e = undefined;
+  fail(address: string, user: string, now: number): 'user' | 'address' | null {
+    if (!this.enabled) return null;
+    const a = addressKey(address);
+    let k = pairKey(a, user);
+    let e = this.counting.get(k);
+    if (e === undefined && this.stillLocked(k, now)) return null; // refused unchecked: not a guess
+    if (e === undefined && (this.perAddress.get(a) ?? 0) >= this.maxPerAddress) {
+      k = overflowKey(a);
+      e = this.counting.get(k);
+      if (e === undefined && this.stillLocked(k, now)) return null;
     }
-    if (e === undefined) {
-      e = { count: 0, last: now };
-      if (this.entries.size >= this.opts.maxEntries) {
-        const oldest = this.entries.keys().next();
-        if (oldest.done !== true) this.entries.delete(oldest.value);
-      }
+    if (e !== undefined) {
+      this.counting.delete(k); // re-inserted below: the Map stays in order of last update
+      if (now - e.last >= this.opts.windowMs) e.count = 0;
+    } else {
+      if (this.size >= this.opts.maxEntries && !this.evictOne()) return null;
+      e = { address: a, count: 0, last: now };
+      if (k !== overflowKey(a)) this.perAddress.set(a, (this.perAddress.get(a) ?? 0) + 1);
     }
     e.count++;
     e.last = now;
-    this.entries.set(k, e);
-    return e.count === this.opts.failures;
+    if (e.count >= this.opts.failures) {
+      this.locked.set(k, e);
+      return k === overflowKey(a) ? 'address' : 'user';
+    }
+    this.counting.set(k, e);
+    return null;
   }
 
   /** A granted AUTH: the pair's failures are forgotten. */
   succeed(address: string, user: string): void {
-    if (this.enabled) this.entries.delete(key(address, user));
+    if (!this.enabled) return;
+    const a = addressKey(address);
+    const k = pairKey(a, user);
+    if (this.counting.delete(k)) this.released(a, k);
   }
 
-  /** Forgets pairs whose last failure is a window old (they neither count nor lock any more). */
+  /** Forgets entries a window old: counts that lapsed, lockouts that ended. */
   sweep(now: number): void {
-    for (const [k, e] of this.entries) {
-      if (now - e.last < this.opts.windowMs) break; // the rest were updated later
-      this.entries.delete(k);
+    for (const map of [this.counting, this.locked]) {
+      for (const [k, e] of map) {
+        if (now - e.last < this.opts.windowMs) break; // the rest are newer
+        map.delete(k);
+        this.released(e.address, k);
+      }
     }
   }
 
-  private locks(e: Entry, now: number): boolean {
-    return e.count >= this.opts.failures && now - e.last < this.opts.windowMs;
+  /** True while `k` is locked out; an ended lockout the sweep has not reached yet is forgotten here. */
+  private stillLocked(k: string, now: number): boolean {
+    const e = this.locked.get(k);
+    if (e === undefined) return false;
+    if (now - e.last < this.opts.windowMs) return true;
+    this.locked.delete(k);
+    this.released(e.address, k);
+    return false;
+  }
+
+  private lockedNow(k: string, now: number): boolean {
+    const e = this.locked.get(k);
+    return e !== undefined && now - e.last < this.opts.windowMs;
+  }
+
+  /** Forgets the unlocked pair updated longest ago; false when every entry is locked. */
+  private evictOne(): boolean {
+    const oldest = this.counting.entries().next();
+    if (oldest.done === true) return false;
+    const [k, e] = oldest.value;
+    this.counting.delete(k);
+    this.released(e.address, k);
+    return true;
+  }
+
+  /** Bookkeeping once the entry `k` of `address` is gone. */
+  private released(address: string, k: string): void {
+    if (k === overflowKey(address)) return;
+    const n = (this.perAddress.get(address) ?? 1) - 1;
+    if (n > 0) this.perAddress.set(address, n);
+    else this.perAddress.delete(address);
   }
 }
 
-/** The address as counted (an IPv4 address, or an IPv6 /64) and the user name. */
-function key(address: string, user: string): string {
-  return `${addressKey(address)}\n${user}`;
+/** The key of a pair: the counted address and the user name (hashed when long). */
+function pairKey(address: string, user: string): string {
+  if (user.length <= MAX_NAME) return `${address}\n${user}`;
+  return `${address}\r${createHash('sha256').update(user).digest('base64')}`;
+}
+
+/** The key of an address's overflow entry (no user name makes it: a pair key has a \n or \r). */
+function overflowKey(address: string): string {
+  return `${address}\t`;
 }

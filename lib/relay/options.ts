@@ -101,7 +101,7 @@ export interface RelayOptions {
   /**
    * A connection whose queue stays over `maxQueuedBytes` with nothing taken by its transport for this long
    * is closed: a peer that stopped reading would otherwise keep its sources paused, and with them every
-   * session on a connection they share (default 60 000 ms).
+   * session on a connection they share (default 60 000 ms; 0: never).
    */
   writeStallMs?: number;
   logger?: Logger;

@@ -209,6 +209,12 @@ export class Peer implements ParserHandler {
    * How long (ms) the queue toward this connection has been over its limit with nothing leaving: no octet
    * handed to the transport, none of those it holds flushed. 0 while the queue is under its limit or
    * moving. Called from the relay's housekeeping tick, which samples it.
+   *
+   * Only a rise of the octets handed over or a fall of those the transport holds counts as movement: a
+   * WebSocket heartbeat ping adds to what the transport holds, and must not pass for the peer reading.
+   * The transport's count falls when a whole write completes, and the kernel wakes a blocked writer
+   * only once a good part of its send buffer is free: movement shows in steps of up to the writer's
+   * high-water mark (256 KiB) plus that part (docs/operations.md).
    */
   stalledFor(now: number): number {
     if (!this.writer.congested || this.isClosed) {
@@ -218,10 +224,11 @@ export class Peer implements ParserHandler {
     const bytesOut = this.conn.bytesOut;
     const unflushed = this.conn.writableLength;
     const m = this.stallMark;
-    if (m === null || m.bytesOut !== bytesOut || m.unflushed !== unflushed) {
+    if (m === null || bytesOut > m.bytesOut || unflushed < m.unflushed) {
       this.stallMark = { bytesOut, unflushed, since: now };
       return 0;
     }
+    m.unflushed = unflushed; // risen without anything handed over (a ping): not movement
     return now - m.since;
   }
 

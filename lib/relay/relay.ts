@@ -19,7 +19,7 @@ import { formatHead, frameTail, randomId } from '../msrp/serializer.js';
 import type { MsrpUri } from '../msrp/uri.js';
 import { remoteAddress, type Connection, type TransportKind } from '../transport/connection.js';
 import { authenticate, type AuthContext } from './auth.js';
-import { AuthLockout } from './auth-lockout.js';
+import { AuthLockout, MAX_NAME } from './auth-lockout.js';
 import { DigestAuthenticator } from './digest-auth.js';
 import { FailureReplies } from './failure-replies.js';
 import {
@@ -191,7 +191,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
         this.opts.probationMs / 4,
         this.opts.transactionTimeoutMs / 4,
         this.opts.idleTimeoutMs / 4,
-        this.opts.writeStallMs / 4,
+        this.opts.writeStallMs > 0 ? this.opts.writeStallMs / 4 : Infinity,
       ),
     );
     this.housekeeping = setInterval(() => this.tick(), tick);
@@ -847,7 +847,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
         {
           conn: peer.id,
           remote: peer.conn.remote,
-          user,
+          user: shortName(user),
           result,
           status: outcome.statusCode,
           reason: outcome.reason,
@@ -857,12 +857,14 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       );
       // Guesses count toward the lockout; malformed or misdirected credentials do not.
       const guess = outcome.reason === 'bad-response' || outcome.reason === 'unknown-user';
-      if (guess && user !== undefined && this.lockout.fail(address, user, now)) {
+      const lockedOut = guess && user !== undefined ? this.lockout.fail(address, user, now) : null;
+      if (lockedOut !== null) {
         this.counters.authLockouts++;
         this.log.warn(
           {
             remote: peer.conn.remote,
-            user,
+            user: shortName(user),
+            scope: lockedOut,
             failures: this.opts.authLockoutFailures,
             forMs: this.opts.authLockoutMs,
           },
@@ -894,11 +896,11 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     this.lockout.sweep(now);
     for (const peer of this.peers) {
       if (peer.closing) continue;
-      const stalled = peer.stalledFor(now);
+      const stalled = this.opts.writeStallMs > 0 ? peer.stalledFor(now) : 0;
       // A connection holding no token of ours is another relay's (or a next hop's): its silence may be that
       // relay waiting on a stalled client of its own, which its own timer closes first. Give it longer.
       const stallLimit = this.opts.writeStallMs * (this.tokens.hasOwner(peer) ? 1 : RELAY_STALL_FACTOR);
-      if (stalled >= stallLimit) {
+      if (stalled > 0 && stalled >= stallLimit) {
         // Its sources stay paused while it does not read, and with them every session they carry.
         this.log.warn(
           {
@@ -939,6 +941,11 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
  * like this one enforces: that relay would close the connection for it, with every session it carries.
  */
 const HEAD_TOO_LARGE = 'Head too large to forward';
+
+/** A user name as logged: cut to {@link MAX_NAME} characters (a name is whatever a client sends). */
+function shortName(user: string | undefined): string | undefined {
+  return user === undefined || user.length <= MAX_NAME ? user : `${user.slice(0, MAX_NAME)}…`;
+}
 
 /** How many `--write-stall-timeout`s a connection without a token (a relay's) may stall before it is closed. */
 const RELAY_STALL_FACTOR = 3;

@@ -199,7 +199,8 @@ export interface TrackerOptions<O = unknown> {
   /** Milliseconds clock (tests). */
   now?: () => number;
   /**
-   * A string naming the owner (the sending connection) in message keys (default `String`). A Message-ID
+   * A string naming the owner (the sending connection) in message keys (default: `String` of a
+   * primitive, a number drawn once per object for an object). A Message-ID
    * is its sender's (RFC 4975 §7.1): two senders using one toward the same recipient session are two
    * messages, and one must not complete or fail the other's.
    */
@@ -330,6 +331,17 @@ interface OwnerRecord<O, M> {
   headBytes: number;
 }
 
+const objectKeys = new WeakMap<object, string>();
+let lastObjectKey = 0;
+
+/** {@link TrackerOptions.ownerKey} by default: distinct objects get distinct keys (not `[object Object]`). */
+function defaultOwnerKey(owner: unknown): string {
+  if ((typeof owner !== 'object' || owner === null) && typeof owner !== 'function') return String(owner);
+  let k = objectKeys.get(owner);
+  if (k === undefined) objectKeys.set(owner, (k = `#${++lastObjectKey}`));
+  return k;
+}
+
 /** Tracks messages' octets and CPIM heads (see the module comment); `O` is the owner, `M` the meta. */
 export class MessageTracker<O, M> {
   private readonly handler: TrackerHandler<O, M>;
@@ -364,7 +376,7 @@ export class MessageTracker<O, M> {
     this.maxHeadBytesPerOwner = options.maxHeadBytesPerOwner ?? DEFAULTS.reportMaxHeadBytesPerOwner;
     this.maxIntervals = options.maxIntervals ?? DEFAULTS.reportMaxIntervals;
     this.now = options.now ?? Date.now;
-    this.ownerKey = options.ownerKey ?? String;
+    this.ownerKey = options.ownerKey ?? defaultOwnerKey;
     this.finished = new ExpiringKeys(this.maxMessages);
   }
 

@@ -8,7 +8,7 @@ import { getHeader, type Frame } from '../../lib/msrp/message.js';
 import { connect, type Socket } from 'node:net';
 import { createRelay } from '../../lib/relay/relay.js';
 import { captureLogger, Harness, nextMessage, sleep, until, type LogLine } from '../helpers/relay.js';
-import { portOf, wssRelayOptions } from '../helpers/ws.js';
+import { portOf, wsClient, wsRelayOptions, wssRelayOptions } from '../helpers/ws.js';
 
 describe('connection timers', () => {
   const h = new Harness();
@@ -229,7 +229,7 @@ describe('connection timers', () => {
           chunkSize: 64 * 1024,
         })
         .catch((e: Error) => e);
-      await until(() => r1.counters.closed.tcp['write-stall'] === 1, 5000, 'r1 closing its connection to r2');
+      await until(() => r1.counters.closed.tcp['write-stall'] === 1, 8000, 'r1 closing its connection to r2');
       await toBob;
       const stalled = lines.filter((l) => l.msg === 'peer stopped reading: closing its connection');
       // The first close (alice's later chunks may go on a new connection, stalled in turn).
@@ -237,7 +237,56 @@ describe('connection timers', () => {
       expect(r2.counters.closed.tcp['write-stall']).to.equal(undefined);
     });
 
-    it('keeps a receiver that reads slowly', async function () {
+    it('closes a WebSocket peer that sends but never reads, heartbeat pings notwithstanding', async function () {
+      // A ping adds its frame to what the transport holds; that rise is not the peer reading. Bob keeps
+      // sending, so the heartbeat never closes him either.
+      this.timeout(10_000);
+      const relay = await h.relay(wsRelayOptions({ maxQueuedBytes: 64 * 1024, writeStallMs: 600 }));
+      const alice = await h.client(relay, 'alice');
+      const carol = await h.client(relay, 'carol');
+      const bob = await wsClient(h, relay, 'bob');
+      const peers = (relay as unknown as { peers: Set<{ conn: { kind: string; heartbeat(): void } }> }).peers;
+      const bobConn = [...peers].map((p) => p.conn).find((c) => c.kind === 'ws')!;
+      bob.socket.pause();
+      void alice
+        .send({
+          toPath: alice.toPathFor(bob.path),
+          body: Buffer.alloc(32 * 1024 * 1024, 0x61),
+          chunkSize: 64 * 1024,
+        })
+        .catch(() => undefined);
+      const timers = [
+        setInterval(
+          () => void bob.send({ toPath: bob.toPathFor(carol.path), body: 'typing' }).catch(() => undefined),
+          200,
+        ),
+        setInterval(() => bobConn.heartbeat(), 300),
+      ];
+      try {
+        await until(() => relay.counters.closed.ws['write-stall'] === 1, 6000, 'bob closed for write-stall');
+      } finally {
+        for (const t of timers) clearInterval(t);
+      }
+    });
+
+    it('never closes for a stall with 0', async () => {
+      const relay = await h.relay({ maxQueuedBytes: 64 * 1024, writeStallMs: 0 });
+      const alice = await h.client(relay, 'alice');
+      const bob = await h.client(relay, 'bob');
+      bob.socket.pause();
+      void alice
+        .send({
+          toPath: alice.toPathFor(bob.path),
+          body: Buffer.alloc(16 * 1024 * 1024, 0x61),
+          chunkSize: 64 * 1024,
+        })
+        .catch(() => undefined);
+      await until(() => relay.stats().pausedReaders > 0, 5000, 'alice paused');
+      await sleep(1500);
+      expect([relay.counters.closed.tcp, relay.stats().pausedReaders]).to.deep.equal([{}, 1]);
+    });
+
+    it('keeps a receiver that reads in bursts', async function () {
       this.timeout(10_000);
       const relay = await h.relay({ maxQueuedBytes: 64 * 1024, writeStallMs: 600 });
       const alice = await h.client(relay, 'alice');
