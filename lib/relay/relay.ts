@@ -249,8 +249,9 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   }
 
   /**
-   * Stops accepting, lets in-flight transactions finish for up to `graceMs`, then closes every
-   * connection. Resolves when everything is closed.
+   * Stops accepting, lets in-flight transactions finish for up to `graceMs`, fails those still
+   * unanswered as their timeout would (408), then closes every connection (up to 2 s more for them to
+   * flush). Resolves when everything is closed.
    */
   async close(graceMs = 5000): Promise<void> {
     this.draining = true;
@@ -260,13 +261,18 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     while (this.transactions.size > 0 && Date.now() < deadline) await sleep(20);
     if (this.housekeeping !== null) clearInterval(this.housekeeping);
     if (this.refusalWindow !== null) clearTimeout(this.refusalWindow);
+    // What is still unanswered fails now, as at its timeout (a 408 failure REPORT, a `failed` report when
+    // one was asked), while every sender's connection is still up to carry it: closed first, the senders
+    // would hear nothing.
+    for (const tx of this.transactions.takeExpired(Infinity)) this.expire(tx);
     const closed = [...this.peers].map((p) => new Promise<void>((resolve) => closeWaiters.set(p, resolve)));
     for (const p of this.peers) p.close('shutdown');
-    const timeout = sleep(2000).then(() => {
+    // Those that do not finish flushing within 2 s are torn down.
+    const laggards = setTimeout(() => {
       for (const p of this.peers) p.conn.destroy('shutdown');
-    });
-    await Promise.race([Promise.all(closed), timeout]);
+    }, 2000);
     await Promise.all(closed);
+    clearTimeout(laggards);
     // Sockets that never became peers (a TLS handshake, a WebSocket upgrade that never came) hold the
     // servers open: nothing is in flight on them.
     this.listeners.destroySockets();
@@ -882,15 +888,18 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     this.transactions.add(tx);
   }
 
+  /** A forwarded transaction got no response in time (its timer, or the end of a drain): 408. */
+  private expire(tx: ForwardedTransaction<Peer, TrackedImMessage>): void {
+    if (tx.failureReport !== 'yes') return; // RFC 4976 §6.5: no timer for partial
+    if (tx.tracked !== undefined) this.reports.failed(tx.tracked, 408);
+    this.counters.transactionTimeouts++;
+    if (tx.method === 'SEND') this.failures.sendFailureReport(tx, 408, 'Request Timeout');
+    else this.failures.answerUpstream(tx, 408, 'Request Timeout');
+  }
+
   private tick(): void {
     const now = Date.now();
-    for (const tx of this.transactions.takeExpired(now)) {
-      if (tx.failureReport !== 'yes') continue; // RFC 4976 §6.5: no timer for partial
-      if (tx.tracked !== undefined) this.reports.failed(tx.tracked, 408);
-      this.counters.transactionTimeouts++;
-      if (tx.method === 'SEND') this.failures.sendFailureReport(tx, 408, 'Request Timeout');
-      else this.failures.answerUpstream(tx, 408, 'Request Timeout');
-    }
+    for (const tx of this.transactions.takeExpired(now)) this.expire(tx);
     this.tokens.sweep(now);
     this.reports.sweep(now);
     this.lockout.sweep(now);

@@ -253,6 +253,25 @@ describe('delivery reports injected by the relay (DESIGN.md "Report policy")', (
     expect(reports[0]!.doc).to.include({ messageId: 'negative1', status: 'failed' });
   });
 
+  it('fails what is unanswered when a drain ends: a 408 failure REPORT and a failed IMDN reach the sender', async () => {
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob', { respond: () => null }); // bob never answers
+    const reports = reportsTo(alice);
+    const failureReports: Frame[] = [];
+    alice.on('report', (f: Frame) => failureReports.push(f));
+    await alice.send({
+      toPath: alice.toPathFor(bob.path),
+      body: im('drain001', 'z', 'positive-delivery, negative-delivery'),
+      contentType: 'message/cpim',
+    });
+    await sleep(50); // bob has it, unanswered
+    await relay.close(200);
+    await until(() => reports.length === 1 && failureReports.length === 1, 3000, 'both reports at alice');
+    expect([reports[0]!.doc.messageId, reports[0]!.doc.status]).to.deep.equal(['drain001', 'failed']);
+    expect(getHeader(failureReports[0]!.headers, 'status')).to.equal('000 408 Request Timeout');
+  });
+
   it('counts a tracked chunk cut by its sender disconnecting as aborted, and reports nothing', async () => {
     const relay = await h.relay({ reports: 'on-ack' });
     const alice = await h.client(relay, 'alice');
