@@ -155,6 +155,12 @@ export const DEFAULT_MAX_ERROR_RATE = 0.01;
 export const DEFAULT_SETUP_CONCURRENCY = 200;
 /** Largest message the tester sends (4 GiB, the endpoint's Byte-Range arithmetic stays exact). */
 const MAX_SIZE = 4 * 1024 ** 3;
+/** Upper bounds of counts: beyond them a run would exhaust memory or descriptors before it measured anything. */
+const MAX_SESSIONS = 100_000;
+const MAX_CONCURRENCY = 10_000;
+const MAX_WORKERS = 64;
+/** Longest time a flag takes, in seconds: what a Node timer can wait (about 24.8 days). */
+const MAX_SECONDS = 2_147_483;
 const REPORT_KINDS: readonly RequestedReport[] = ['positive-delivery', 'negative-delivery'];
 
 /** The one error type of option checking: one line, `MSRP_ERR_CONFIG`. */
@@ -247,18 +253,25 @@ export function readUsersFile(path: string): LoadUser[] {
   return users;
 }
 
-function positiveInt(value: number | undefined, flag: string, min = 1): number | undefined {
+function positiveInt(
+  value: number | undefined,
+  flag: string,
+  min = 1,
+  max = Number.MAX_SAFE_INTEGER,
+): number | undefined {
   if (value === undefined) return undefined;
-  if (!Number.isInteger(value) || value < min) {
-    throw optionError(`${flag} must be an integer of at least ${min} (got ${String(value)})`);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `of at least ${min}` : `from ${min} to ${max}`;
+    throw optionError(`${flag} must be an integer ${range} (got ${String(value)})`);
   }
   return value;
 }
 
-function nonNegative(value: number | undefined, flag: string): number | undefined {
+/** A number of seconds from 0 to {@link MAX_SECONDS} (or another non-negative number with `max`). */
+function nonNegative(value: number | undefined, flag: string, max = MAX_SECONDS): number | undefined {
   if (value === undefined) return undefined;
-  if (!Number.isFinite(value) || value < 0) {
-    throw optionError(`${flag} must be a number of at least 0 (got ${String(value)})`);
+  if (!Number.isFinite(value) || value < 0 || value > max) {
+    throw optionError(`${flag} must be a number from 0 to ${max} (got ${String(value)})`);
   }
   return value;
 }
@@ -291,7 +304,7 @@ export function resolveLoadOptions(options: LoadOptions): LoadConfig {
         '--receiver-target must be a WebSocket relay exactly when the target is (chunk sizes follow the target)',
       );
   }
-  const sessions = positiveInt(options.sessions, '--sessions') ?? 1;
+  const sessions = positiveInt(options.sessions, '--sessions', 1, MAX_SESSIONS) ?? 1;
   if (options.rate !== undefined && options.concurrency !== undefined) {
     throw optionError('--rate (open loop) and --concurrency (closed loop) exclude each other; give one');
   }
@@ -299,7 +312,8 @@ export function resolveLoadOptions(options: LoadOptions): LoadConfig {
   if (rate !== null && (!Number.isFinite(rate) || rate <= 0)) {
     throw optionError(`--rate must be a positive number of messages per second (got ${String(rate)})`);
   }
-  const concurrency = rate === null ? (positiveInt(options.concurrency, '--concurrency') ?? 1) : null;
+  const concurrency =
+    rate === null ? (positiveInt(options.concurrency, '--concurrency', 1, MAX_CONCURRENCY) ?? 1) : null;
   const messages = positiveInt(options.messages, '--messages', 0) ?? null;
   let duration = nonNegative(options.duration, '--duration') ?? null;
   if (duration === 0) throw optionError('--duration must be more than 0 seconds');
@@ -319,7 +333,8 @@ export function resolveLoadOptions(options: LoadOptions): LoadConfig {
   }
   const ws = isWebSocket(target);
   const chunkSize =
-    positiveInt(options.chunkSize, '--chunk-size') ?? (ws ? DEFAULT_WS_CHUNK_SIZE : DEFAULT_CHUNK_SIZE);
+    positiveInt(options.chunkSize, '--chunk-size', 1, MAX_SIZE) ??
+    (ws ? DEFAULT_WS_CHUNK_SIZE : DEFAULT_CHUNK_SIZE);
   const requestReports = [...(options.requestReports ?? [])];
   for (const r of requestReports) {
     if (!REPORT_KINDS.includes(r)) throw optionError(`--request-reports: unknown report "${String(r)}"`);
@@ -346,8 +361,9 @@ export function resolveLoadOptions(options: LoadOptions): LoadConfig {
   else if (options.password !== undefined && users.length === 0) {
     throw optionError('--password needs --user');
   }
-  const workers = positiveInt(options.workers, '--workers') ?? 1;
-  const maxErrorRate = nonNegative(options.maxErrorRate, '--max-error-rate') ?? DEFAULT_MAX_ERROR_RATE;
+  const workers = positiveInt(options.workers, '--workers', 1, MAX_WORKERS) ?? 1;
+  const maxErrorRate =
+    nonNegative(options.maxErrorRate, '--max-error-rate', Infinity) ?? DEFAULT_MAX_ERROR_RATE;
   if (maxErrorRate > 1) throw optionError(`--max-error-rate is a fraction from 0 to 1 (got ${maxErrorRate})`);
   const config: LoadConfig = {
     target,

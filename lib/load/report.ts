@@ -140,7 +140,7 @@ export interface LoadReport {
   result: {
     /** (failed + lost) / sent; 0 when nothing was sent. */
     errorRate: number;
-    /** failed sessions / requested sessions. */
+    /** (failed + dropped) sessions / requested sessions. */
     sessionErrorRate: number;
     maxErrorRate: number;
     /** Both rates within maxErrorRate and at least one session up. */
@@ -179,7 +179,10 @@ export function buildReport(c: ReportContext): LoadReport {
     lost: m.messagesLost,
   };
   const errorRate = errorRateOf(messages);
-  const sessionErrorRate = m.sessionsRequested === 0 ? 0 : m.sessionsFailed / m.sessionsRequested;
+  // A session that came up and then lost a connection mid-run (the relay died or dropped it) fails the
+  // run as one that never came up does.
+  const sessionErrorRate =
+    m.sessionsRequested === 0 ? 0 : (m.sessionsFailed + m.sessionsDropped) / m.sessionsRequested;
   const passed =
     errorRate <= cfg.maxErrorRate &&
     sessionErrorRate <= cfg.maxErrorRate &&
@@ -426,7 +429,8 @@ export function formatReport(r: LoadReport): string {
     '',
   ];
   const why: string[] = [`error rate ${pct(r.result.errorRate)}`];
-  if (r.sessions.failed > 0) why.push(`session failures ${pct(r.result.sessionErrorRate)}`);
+  if (r.sessions.failed + r.sessions.dropped > 0)
+    why.push(`sessions failed or dropped ${pct(r.result.sessionErrorRate)}`);
   if (r.sessions.requested > 0 && r.sessions.established === 0) why.push('no session up');
   out.push(
     `result: ${r.result.passed ? 'PASS' : 'FAIL'} (${why.join(', ')}; max ${pct(r.result.maxErrorRate)})`,

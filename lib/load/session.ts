@@ -92,6 +92,8 @@ function endpointOnClose(this: MsrpEndpoint): void {
 }
 
 function releaseTracked(tr: Tracked): void {
+  // Cleared, not just forgotten: a pending 30 s timer would keep the process up after the run.
+  if (tr.timer !== null) clearTimeout(tr.timer);
   tr.timer = null;
   tr.release?.();
   tr.release = null;
@@ -320,7 +322,6 @@ export class LoadSession {
     for (const tr of this.outstanding.values()) {
       if (tr.state === PENDING) m.messagesLost++;
       else if (tr.state === DELIVERED && tr.positive && !tr.reported) m.reportsMissing++;
-      if (tr.timer !== null) clearTimeout(tr.timer);
       releaseTracked(tr);
     }
     this.outstanding.clear();

@@ -347,6 +347,18 @@ describe('runLoad against a relay', function () {
     expect(r.errors.bodyMismatches).to.equal(0);
   });
 
+  it('fails a run whose relay goes away mid-run, and leaves no timer behind', async () => {
+    const relay = await h.relay();
+    const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = timers();
+    setTimeout(() => void relay.close(0), 500);
+    const r = await run(relay, { sessions: 4, duration: 2, concurrency: 1, drain: 1 });
+    expect(r.sessions).to.deep.include({ requested: 4, established: 4, dropped: 4 });
+    expect(r.result).to.deep.include({ sessionErrorRate: 1, passed: false, exitCode: 1 });
+    // Each message's --timeout timer (30 s) is cleared with it: none keeps the process up after the run.
+    expect(timers()).to.be.at.most(before);
+  });
+
   it('runs over TLS (msrps) with the CA given', async () => {
     const { cert, key } = testCertificate();
     const relay = await h.relay({
