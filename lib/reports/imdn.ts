@@ -102,6 +102,11 @@ const NOT_XML_CHAR = /[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\u{10000}-\u{10ffff}]/u;
 /** RFC 3339 §5.6 date-time. */
 const DATE_TIME_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$/i;
 
+/** True for an RFC 3339 date-time, what CPIM `DateTime` (digest §4.5) and `<datetime>` hold. */
+export function isDateTime(text: string): boolean {
+  return DATE_TIME_RE.test(text.trim());
+}
+
 function badDoc(reason: string): MsrpError {
   return createError(ErrorCodes.BAD_HEADER_VALUE, `invalid report document: ${reason}`, 400);
 }

@@ -17,7 +17,7 @@ import { DEFAULTS, type ContinuationFlag } from '../constants.js';
 import type { ByteRange, FailureReport } from '../msrp/headers.js';
 import { randomId } from '../msrp/serializer.js';
 import { DeliveredLog } from './delivered-log.js';
-import { parseImdn } from './imdn.js';
+import { isDateTime, parseImdn } from './imdn.js';
 import { ReportFrames } from './report-frame.js';
 import { readReportHead, readReportPayload } from './report-scan.js';
 import { mimeToken, type ReportKind, type ReportRequest } from './report-request.js';
@@ -91,7 +91,7 @@ export interface ReportCounters {
   late: number;
   /** CPIM heads that did not parse, or were not complete within the head cap. */
   inspectionFailures: number;
-  /** Requests that cannot be answered: no CPIM From/To, or (RFC 5438 form) no DateTime to echo. */
+  /** Requests that cannot be answered: no CPIM From/To, or (RFC 5438 form) no valid DateTime to echo. */
   unanswerable: number;
   /** IMs that requested nothing. */
   notRequested: number;
@@ -331,10 +331,11 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
       return 'drop';
     }
     // Digest §5.4: the report swaps CPIM From and To and echoes DateTime; without them there is none.
+    // A DateTime that is no date-time cannot be echoed either: <datetime> must be one (RFC 5438 schema).
     if (
       req.from === undefined ||
       req.to === undefined ||
-      (req.dialect === 'imdn' && req.dateTime === undefined)
+      (req.dialect === 'imdn' && (req.dateTime === undefined || !isDateTime(req.dateTime)))
     ) {
       this.counters.unanswerable++;
       return 'drop';

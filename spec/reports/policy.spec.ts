@@ -28,11 +28,13 @@ const SESSION = 'msrp://bob.example.net:7394/s8Fh2kQpZr;tcp';
 const NOW = Date.UTC(2024, 4, 6, 10, 15, 31);
 
 /** An RFC 5438 IM (digest E5.1) with the given Disposition-Notification value (none when null). */
-function imdnIm(request: string | null, opts: { dateTime?: boolean; text?: string } = {}): string {
+function imdnIm(request: string | null, opts: { dateTime?: boolean | string; text?: string } = {}): string {
+  const dateTime =
+    opts.dateTime === undefined || opts.dateTime === true ? '2024-05-06T10:15:30Z' : opts.dateTime;
   return (
     'From: <im:alice@example.org>\r\n' +
     'To: <im:bob@example.net>\r\n' +
-    (opts.dateTime === false ? '' : 'DateTime: 2024-05-06T10:15:30Z\r\n') +
+    (dateTime === false ? '' : `DateTime: ${dateTime}\r\n`) +
     'NS: imdn <urn:ietf:params:imdn>\r\n' +
     'imdn.Message-ID: Qw8rT2zLk4\r\n' +
     (request === null ? '' : `imdn.Disposition-Notification: ${request}\r\n`) +
@@ -457,6 +459,15 @@ describe('ReportPolicy', () => {
       ackAll(h, send(h, imdnIm('positive-delivery', { dateTime: false })));
       expect(h.sent).to.deep.equal([]);
       expect(h.policy.counters.unanswerable).to.equal(1);
+    });
+
+    it('counts an RFC 5438 request whose DateTime is no date-time as unanswerable', () => {
+      // <datetime> echoes it and must be an RFC 3339 date-time: the report could only be invalid.
+      const h = setup();
+      ackAll(h, send(h, imdnIm('positive-delivery', { dateTime: 'yesterday' })));
+      ackAll(h, send(h, imdnIm('positive-delivery', { dateTime: '2024-05-06 10:15:30' })));
+      expect(h.sent).to.deep.equal([]);
+      expect(h.policy.counters.unanswerable).to.equal(2);
     });
 
     it('counts a malformed CPIM head as an inspection failure', () => {
