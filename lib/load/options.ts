@@ -398,7 +398,11 @@ export function resolveLoadOptions(options: LoadOptions): LoadConfig {
       `--warm-up must be shorter than --duration (got ${config.warmUp} s and ${config.duration} s)`,
     );
   }
-  if (options.tlsCa !== undefined) config.tlsCa = options.tlsCa.toString();
+  if (options.tlsCa !== undefined) {
+    config.tlsCa = options.tlsCa.toString();
+    if (!config.tlsCa.includes('-----BEGIN CERTIFICATE-----'))
+      throw optionError('--tls-ca holds no PEM certificate (-----BEGIN CERTIFICATE-----)');
+  }
   if (options.authExpires !== undefined)
     config.authExpires = positiveInt(options.authExpires, '--auth-expires');
   return config;

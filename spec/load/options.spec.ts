@@ -132,6 +132,7 @@ describe('load options', () => {
       [{ concurrency: 1e6 }, /^--concurrency must be an integer from 1 to 10000/],
       [{ workers: 10_000 }, /^--workers must be an integer from 1 to 64/],
       [{ timeout: 1e10 }, /^--timeout must be a number from 0 to 2147483/],
+      [{ tlsCa: 'not a certificate' }, /^--tls-ca holds no PEM certificate/],
       [{ sessions: 1.5 }, /^--sessions must be an integer/],
       [{ messages: -1 }, /^--messages must be an integer of at least 0/],
       [{ duration: 0 }, /^--duration must be more than 0/],
