@@ -10,11 +10,16 @@
  * user names count like known ones (so a lockout tells nothing about which names exist), which lets a
  * client make entries at will; memory stays bounded, and junk cannot lift a lockout:
  * - a name longer than {@link MAX_NAME} is keyed by its hash;
- * - one address holds at most `maxPerAddress` pairs; failures for further names from it count in one
- *   overflow entry of the address, whose lockout refuses every name the address has no pair for (an
- *   address that fails for that many names at once is spraying);
- * - at most `maxEntries` pairs in all: when full, the pair updated longest ago that is not locked out is
- *   forgotten; locked pairs are never evicted (when every pair is locked, a new one is not counted).
+ * - failures from one address open at most `maxPerAddress` pairs; failures for further names from it
+ *   count in one overflow entry of the address, whose lockout refuses every name the address has no
+ *   entry for (an address that fails for that many names at once is spraying). A name that then gets a
+ *   pair of its own starts from the overflow's count;
+ * - a granted AUTH leaves its pair as a marker (count 0, no share of the address): users who logged in
+ *   from an address in the last window (clients re-AUTH well within it) are judged by their own entry,
+ *   so another client's spraying from a shared address does not refuse them;
+ * - at most `maxEntries` entries in all: when full, the one updated longest ago that is not locked out is
+ *   forgotten; a lockout is forgotten early only when every entry is locked (the oldest first), which
+ *   takes `failures` guesses for each entry.
  */
 import { createHash } from 'node:crypto';
 import { addressKey } from './listeners.js';
@@ -27,7 +32,7 @@ export interface AuthLockoutOptions {
   windowMs: number;
   /** Pairs remembered at most, all addresses together. */
   maxEntries: number;
-  /** Pairs one address may hold (its overflow entry aside); default 64. */
+  /** Pairs failures from one address may open (its overflow entry and markers aside); default 64. */
   maxPerAddress?: number;
 }
 
@@ -37,6 +42,8 @@ export const MAX_NAME = 64;
 interface Entry {
   /** The address as counted ({@link addressKey}). */
   readonly address: string;
+  /** True while the entry takes one of its address's `maxPerAddress` slots (a pair opened by a failure). */
+  slot: boolean;
   /** Failures in the current run. */
   count: number;
   /** When the last counted failure came (ms). */
@@ -49,7 +56,7 @@ export class AuthLockout {
   private readonly counting = new Map<string, Entry>();
   /** Pairs locked out, in the order they were locked (the order they expire in). */
   private readonly locked = new Map<string, Entry>();
-  /** Pairs held per address (overflow entries not included). */
+  /** Slots taken per address ({@link Entry.slot}). */
   private readonly perAddress = new Map<string, number>();
   private readonly maxPerAddress: number;
 
@@ -95,18 +102,23 @@ export class AuthLockout {
     let k = pairKey(a, user);
     let e = this.counting.get(k);
     if (e === undefined && this.stillLocked(k, now)) return null; // refused unchecked: not a guess
+    const over = overflowKey(a);
+    if (e === undefined && this.stillLocked(over, now)) return null; // refused by the overflow's lockout
     if (e === undefined && (this.perAddress.get(a) ?? 0) >= this.maxPerAddress) {
-      k = overflowKey(a);
+      k = over;
       e = this.counting.get(k);
-      if (e === undefined && this.stillLocked(k, now)) return null;
     }
     if (e !== undefined) {
       this.counting.delete(k); // re-inserted below: the Map stays in order of last update
       if (now - e.last >= this.opts.windowMs) e.count = 0;
     } else {
-      if (this.size >= this.opts.maxEntries && !this.evictOne()) return null;
-      e = { address: a, count: 0, last: now };
-      if (k !== overflowKey(a)) this.perAddress.set(a, (this.perAddress.get(a) ?? 0) + 1);
+      if (this.size >= this.opts.maxEntries) this.evictOne();
+      // A name counted in the overflow until now keeps that count: freed slots give no fresh guesses.
+      const spill = this.counting.get(over);
+      const carried = spill !== undefined && now - spill.last < this.opts.windowMs ? spill.count : 0;
+      const slot = k !== over;
+      e = { address: a, slot, count: slot ? carried : 0, last: now };
+      if (slot) this.perAddress.set(a, (this.perAddress.get(a) ?? 0) + 1);
     }
     e.count++;
     e.last = now;
@@ -118,12 +130,26 @@ export class AuthLockout {
     return null;
   }
 
-  /** A granted AUTH: the pair's failures are forgotten. */
-  succeed(address: string, user: string): void {
+  /**
+   * A granted AUTH: the pair's failures are forgotten, and it stays as a marker (count 0, no slot), so
+   * the overflow's lockout does not refuse this user from this address (see the module comment).
+   */
+  succeed(address: string, user: string, now: number): void {
     if (!this.enabled) return;
     const a = addressKey(address);
     const k = pairKey(a, user);
-    if (this.counting.delete(k)) this.released(a, k);
+    let e = this.counting.get(k);
+    if (e !== undefined) {
+      this.counting.delete(k);
+      this.released(e);
+      e.slot = false;
+      e.count = 0;
+      e.last = now;
+    } else {
+      if (this.size >= this.opts.maxEntries) this.evictOne();
+      e = { address: a, slot: false, count: 0, last: now };
+    }
+    this.counting.set(k, e);
   }
 
   /** Forgets entries a window old: counts that lapsed, lockouts that ended. */
@@ -132,7 +158,7 @@ export class AuthLockout {
       for (const [k, e] of map) {
         if (now - e.last < this.opts.windowMs) break; // the rest are newer
         map.delete(k);
-        this.released(e.address, k);
+        this.released(e);
       }
     }
   }
@@ -143,7 +169,7 @@ export class AuthLockout {
     if (e === undefined) return false;
     if (now - e.last < this.opts.windowMs) return true;
     this.locked.delete(k);
-    this.released(e.address, k);
+    this.released(e);
     return false;
   }
 
@@ -152,22 +178,26 @@ export class AuthLockout {
     return e !== undefined && now - e.last < this.opts.windowMs;
   }
 
-  /** Forgets the unlocked pair updated longest ago; false when every entry is locked. */
-  private evictOne(): boolean {
-    const oldest = this.counting.entries().next();
-    if (oldest.done === true) return false;
+  /**
+   * Makes room for one entry: forgets the unlocked entry updated longest ago, or, when every entry is
+   * locked, the lockout made longest ago (lifting it early; filling the table with lockouts takes
+   * `failures` guesses an entry).
+   */
+  private evictOne(): void {
+    const map = this.counting.size > 0 ? this.counting : this.locked;
+    const oldest = map.entries().next();
+    if (oldest.done === true) return;
     const [k, e] = oldest.value;
-    this.counting.delete(k);
-    this.released(e.address, k);
-    return true;
+    map.delete(k);
+    this.released(e);
   }
 
-  /** Bookkeeping once the entry `k` of `address` is gone. */
-  private released(address: string, k: string): void {
-    if (k === overflowKey(address)) return;
-    const n = (this.perAddress.get(address) ?? 1) - 1;
-    if (n > 0) this.perAddress.set(address, n);
-    else this.perAddress.delete(address);
+  /** Bookkeeping once `e` is gone or gives up its slot. */
+  private released(e: Entry): void {
+    if (!e.slot) return;
+    const n = (this.perAddress.get(e.address) ?? 1) - 1;
+    if (n > 0) this.perAddress.set(e.address, n);
+    else this.perAddress.delete(e.address);
   }
 }
 

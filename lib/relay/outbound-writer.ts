@@ -236,6 +236,8 @@ export class OutboundWriter {
   private dead = false;
   /** A {@link Connection.whenFlushed} call is pending (see {@link pump}). */
   private flushWatch = false;
+  /** Called once the whole frames queued now have been handed to the transport ({@link whenControlSent}). */
+  private controlSent: (() => void) | null = null;
 
   constructor(conn: Connection, options: OutboundWriterOptions) {
     this.conn = conn;
@@ -276,6 +278,16 @@ export class OutboundWriter {
    */
   get controlCongested(): boolean {
     return this.overLimit && this.controlBytes > this.maxQueuedBytes >> 1;
+  }
+
+  /**
+   * Calls `cb` once every whole frame queued so far (responses, REPORTs) has been handed to the
+   * transport: at once when none waits, else when the queue next moves (on `drain`). For a close that must
+   * not drop what was just queued to say goodbye. Not called if the connection dies first.
+   */
+  whenControlSent(cb: () => void): void {
+    if (this.control.length === 0) cb();
+    else this.controlSent = cb;
   }
 
   /** Starts a forwarded chunk; its bytes follow through {@link ChunkStream.push}. */
@@ -397,6 +409,11 @@ export class OutboundWriter {
     for (const parts of frames) {
       for (const p of parts) this.queuedBytes -= p.length;
       this.conn.writeFrame(parts);
+    }
+    const cb = this.controlSent;
+    if (cb !== null) {
+      this.controlSent = null;
+      cb();
     }
   }
 

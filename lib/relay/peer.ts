@@ -239,6 +239,15 @@ export class Peer implements ParserHandler {
     this.conn.close(reason);
   }
 
+  /**
+   * Ends the connection once the responses and REPORTs queued toward it have been handed to the
+   * transport (shutdown: the last failure REPORTs must not be dropped behind a congested queue).
+   */
+  closeAfterAnswers(reason: string): void {
+    if (this.closing) return;
+    this.writer.whenControlSent(() => this.close(reason));
+  }
+
   // ---- parser events -------------------------------------------------------------------------------
 
   onHead(head: FrameHead): void {

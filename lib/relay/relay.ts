@@ -78,6 +78,8 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   private readonly connectedAt = new WeakMap<Peer, number>();
   private housekeeping: NodeJS.Timeout | null = null;
   private draining = false;
+  /** The shutdown under way or done ({@link close}). */
+  private closed: Promise<void> | null = null;
   /** Octets of connections already closed, by transport ({@link stats} adds the open ones). */
   private readonly retiredBytes = { in: perTransport(() => 0), out: perTransport(() => 0) };
   /** While set, refusals at accept are summed in {@link refusedInWindow} rather than logged each. */
@@ -253,7 +255,12 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
    * unanswered as their timeout would (408), then closes every connection (up to 2 s more for them to
    * flush). Resolves when everything is closed.
    */
-  async close(graceMs = 5000): Promise<void> {
+  close(graceMs = 5000): Promise<void> {
+    // One shutdown: a second call (a second signal, a test's cleanup) waits for the first.
+    return (this.closed ??= this.shutDown(graceMs));
+  }
+
+  private async shutDown(graceMs: number): Promise<void> {
     this.draining = true;
     // server.close() stops accepting now; its callback fires once every accepted connection is gone.
     const stopped = this.listeners.close();
@@ -266,7 +273,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     // would hear nothing.
     for (const tx of this.transactions.takeExpired(Infinity)) this.expire(tx);
     const closed = [...this.peers].map((p) => new Promise<void>((resolve) => closeWaiters.set(p, resolve)));
-    for (const p of this.peers) p.close('shutdown');
+    for (const p of this.peers) p.closeAfterAnswers('shutdown');
     // Those that do not finish flushing within 2 s are torn down.
     const laggards = setTimeout(() => {
       for (const p of this.peers) p.conn.destroy('shutdown');
@@ -838,7 +845,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       // Failures close a connection when they come in a row (RFC 4976 §6.3): a client that re-AUTHs on
       // one connection for days is not closed for a mistyped password now and then.
       peer.authFailures = 0;
-      if (outcome.username !== undefined) this.lockout.succeed(address, outcome.username);
+      if (outcome.username !== undefined) this.lockout.succeed(address, outcome.username, now);
     } else if (outcome.result === 'challenge' || outcome.result === 'stale') this.counters.authChallenged++;
     else this.counters.authFailed++;
     const { result, username: user } = outcome;

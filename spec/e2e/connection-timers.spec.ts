@@ -155,6 +155,13 @@ describe('connection timers', () => {
     }
   });
 
+  it('resolves both of two close() calls made at once', async () => {
+    const relay = await h.relay();
+    await h.client(relay, 'alice');
+    const both = Promise.all([relay.close(100), relay.close(100)]).then(() => 'closed');
+    expect(await Promise.race([both, sleep(4000).then(() => 'hung')])).to.equal('closed');
+  });
+
   describe('--write-stall-timeout', () => {
     it('closes a receiver that stops reading, so the sender it paused moves again', async () => {
       const lines: LogLine[] = [];

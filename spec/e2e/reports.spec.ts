@@ -272,6 +272,31 @@ describe('delivery reports injected by the relay (DESIGN.md "Report policy")', (
     expect(getHeader(failureReports[0]!.headers, 'status')).to.equal('000 408 Request Timeout');
   });
 
+  it("gets the drain's 408 failure REPORT to a sender whose queue is congested at that moment", async function () {
+    this.timeout(20_000);
+    const relay = await h.relay({ writeStallMs: 0 });
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob', { respond: () => null }); // never answers
+    const carol = await h.client(relay, 'carol');
+    const statuses: string[] = [];
+    alice.on('report', (f: Frame) => statuses.push(String(getHeader(f.headers, 'status'))));
+    await alice.send({ toPath: alice.toPathFor(bob.path), body: 'unanswered' });
+    alice.socket.pause(); // alice is slow for a moment while carol sends her a file
+    void carol
+      .send({
+        toPath: carol.toPathFor(alice.path),
+        body: Buffer.alloc(8 * 1024 * 1024, 0x63),
+        chunkSize: 256 * 1024,
+        failureReport: 'no',
+      })
+      .catch(() => undefined);
+    await until(() => relay.queuedBytes() > 256 * 1024, 5000, "alice's queue over the high-water mark");
+    setTimeout(() => alice.socket.resume(), 300); // and reads again 300 ms into the close
+    await relay.close(100);
+    await until(() => statuses.length > 0, 3000, 'the REPORT at alice').catch(() => undefined);
+    expect(statuses).to.deep.equal(['000 408 Request Timeout']);
+  });
+
   it('counts a tracked chunk cut by its sender disconnecting as aborted, and reports nothing', async () => {
     const relay = await h.relay({ reports: 'on-ack' });
     const alice = await h.client(relay, 'alice');

@@ -51,11 +51,11 @@ describe('AuthLockout', () => {
     expect(l.isLocked('192.0.2.7', 'bob', 2)).to.equal(true);
   });
 
-  it('forgets a pair on success', () => {
+  it("forgets a pair's failures on success, keeping it as a marker", () => {
     const l = make(2);
     l.fail('10.0.0.1', 'alice', 0);
-    l.succeed('10.0.0.1', 'alice');
-    expect(l.fail('10.0.0.1', 'alice', 1)).to.equal(null);
+    l.succeed('10.0.0.1', 'alice', 1);
+    expect(l.fail('10.0.0.1', 'alice', 2)).to.equal(null);
     expect(l.size).to.equal(1);
   });
 
@@ -71,15 +71,17 @@ describe('AuthLockout', () => {
     expect(l.fail('10.0.0.9', 'carol', 101)).to.equal(null);
   });
 
-  it('does not count a new pair when every entry is locked', () => {
+  it('lifts the oldest lockout to count a new pair when every entry is locked', () => {
+    // Never fail open: a new pair is always counted. Filling the table with lockouts took a guess each.
     const l = make(1, 10_000, 2);
     expect([l.fail('10.0.0.1', 'a', 0), l.fail('10.0.0.2', 'b', 1)]).to.deep.equal(['user', 'user']);
-    expect(l.fail('10.0.0.3', 'c', 2)).to.equal(null);
-    expect([l.size, l.isLocked('10.0.0.1', 'a', 3), l.isLocked('10.0.0.3', 'c', 3)]).to.deep.equal([
-      2,
-      true,
-      false,
-    ]);
+    expect(l.fail('10.0.0.3', 'c', 2)).to.equal('user');
+    expect([
+      l.size,
+      l.isLocked('10.0.0.1', 'a', 3),
+      l.isLocked('10.0.0.2', 'b', 3),
+      l.isLocked('10.0.0.3', 'c', 3),
+    ]).to.deep.equal([2, false, true, true]);
   });
 
   it('counts the names of an address past its share in one overflow entry, which locks names it holds no pair for', () => {
@@ -101,6 +103,40 @@ describe('AuthLockout', () => {
       l.isLocked('10.0.0.1', 'alice', 13),
       l.isLocked('10.0.0.2', 'bob', 13),
     ]).to.deep.equal([true, false, false]);
+  });
+
+  it('does not let the overflow refuse users who logged in from the address (markers)', () => {
+    // One client behind a shared address sprays; users who got in from it within the window stay judged
+    // by their own entry (clients re-AUTH well within the window, which keeps their marker).
+    const l = make(3, 10_000, 1000, 2);
+    l.succeed('10.0.0.1', 'bob', 0);
+    l.fail('10.0.0.1', 'n0', 1);
+    l.fail('10.0.0.1', 'n1', 2); // both slots taken
+    for (let i = 0; i < 3; i++) l.fail('10.0.0.1', `x${i}`, 3 + i); // the overflow locks
+    expect([l.isLocked('10.0.0.1', 'bob', 10), l.isLocked('10.0.0.1', 'carol', 10)]).to.deep.equal([
+      false,
+      true,
+    ]);
+    // bob mistypes: counted on his own entry, not refused.
+    expect(l.fail('10.0.0.1', 'bob', 11)).to.equal(null);
+  });
+
+  it('starts a name that gets a slot of its own from the overflow count', () => {
+    const l = make(3, 10_000, 1000, 1);
+    l.fail('10.0.0.1', 'n0', 0); // the one slot
+    l.fail('10.0.0.1', 'victim', 1);
+    l.fail('10.0.0.1', 'victim', 2); // overflow at 2
+    l.succeed('10.0.0.1', 'n0', 3); // frees the slot (n0 is a marker now)
+    // victim's next failure opens a pair at the overflow's count: it locks at 3, not 3 failures later.
+    expect(l.fail('10.0.0.1', 'victim', 4)).to.equal('user');
+  });
+
+  it('does not let fail() open a pair for a name the overflow refuses', () => {
+    const l = make(1, 10_000, 1000, 1);
+    expect(l.fail('10.0.0.1', 'n0', 0)).to.equal('user'); // the one slot, locked at once
+    expect(l.fail('10.0.0.1', 'x', 1)).to.equal('address');
+    expect(l.fail('10.0.0.1', 'y', 2)).to.equal(null); // refused by the overflow: no pair made
+    expect(l.isLocked('10.0.0.1', 'y', 3)).to.equal(true);
   });
 
   it('keys a long user name by its hash, so entries stay small', () => {
