@@ -375,8 +375,19 @@ function convert(field: Field, raw: unknown, where: string, baseDir?: string): u
     case 'seconds': {
       if (typeof raw !== 'string' && typeof raw !== 'number') throw fail(`invalid ${where} ${show(raw)}`);
       if (field.kind === 'size') return parseSize(raw, where);
-      if (field.zeroOff === true && String(raw).trim() === '0') return 0;
-      const seconds = parseDuration(raw, where);
+      if (field.zeroOff === true && withUnit(raw, TIME_UNITS) === 0) return 0; // 0, 0s, 0ms...
+      let seconds: number;
+      try {
+        seconds = parseDuration(raw, where);
+      } catch (err) {
+        if (field.zeroOff !== true) throw err;
+        throw fail(
+          (err as Error).message.replace(
+            'expected a duration above 0 and at most',
+            'expected 0 (off) or a duration of at most',
+          ),
+        );
+      }
       if (field.kind === 'seconds' && !Number.isInteger(seconds)) {
         throw fail(`invalid ${where} ${show(raw)}: expected a whole number of seconds`);
       }

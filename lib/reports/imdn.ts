@@ -100,11 +100,27 @@ const CDATA_SECTION_NODE = 4;
 /** XML 1.0 §2.2 Char production: what a document may hold at all. */
 const NOT_XML_CHAR = /[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\u{10000}-\u{10ffff}]/u;
 /** RFC 3339 §5.6 date-time. */
-const DATE_TIME_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$/i;
+const DATE_TIME_RE = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(?:Z|[+-](\d{2}):(\d{2}))$/i;
 
 /** True for an RFC 3339 date-time, what CPIM `DateTime` (digest §4.5) and `<datetime>` hold. */
 export function isDateTime(text: string): boolean {
-  return DATE_TIME_RE.test(text.trim());
+  const m = DATE_TIME_RE.exec(text.trim());
+  if (m === null) return false;
+  const n = (group: number): number => Number(m[group] ?? 0);
+  const daysInMonth = new Date(Date.UTC(n(1), n(2), 0)).getUTCDate();
+  // RFC 3339 §5.6-5.7: month 1-12, the month's days, hours to 23, minutes to 59, seconds to 60 (a leap
+  // second); an offset's hours and minutes likewise.
+  return (
+    n(2) >= 1 &&
+    n(2) <= 12 &&
+    n(3) >= 1 &&
+    n(3) <= daysInMonth &&
+    n(4) < 24 &&
+    n(5) < 60 &&
+    n(6) <= 60 &&
+    n(7) < 24 &&
+    n(8) < 60
+  );
 }
 
 function badDoc(reason: string): MsrpError {
@@ -482,8 +498,7 @@ export function validateImdnDocument(xml: string): string[] {
   else if (messageId === '') problems.push('<message-id> is empty');
   const dt = childText(root, IMDN_XML_NS, 'datetime');
   if (dt === undefined) problems.push('<datetime> is missing');
-  else if (!DATE_TIME_RE.test(dt))
-    problems.push(`<datetime> ${JSON.stringify(dt)} is not an RFC 3339 date-time`);
+  else if (!isDateTime(dt)) problems.push(`<datetime> ${JSON.stringify(dt)} is not an RFC 3339 date-time`);
   if (notifications.length !== 1) {
     problems.push(`expected exactly one notification element, found ${notifications.length}`);
   }

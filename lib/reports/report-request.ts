@@ -29,7 +29,7 @@ export interface ReportRequest {
    * white-space value counts as absent.
    */
   messageId: string;
-  /** The IM's `DateTime` value, exactly as sent (RFC 5438 echoes it in `<datetime>`). */
+  /** The IM's `DateTime` value as sent, `T` and `Z` upper-cased (RFC 5438 echoes it in `<datetime>`). */
   dateTime?: string;
   /** The IM's CPIM `From` in wire form (escapes kept), to become the report's `To`. */
   from?: string;
@@ -213,7 +213,8 @@ export function requestFrom(parts: RequestParts): ReportRequest | null {
     messageId,
     recordRoutes: parts.recordRoutes,
   };
-  if (parts.dateTime !== undefined) req.dateTime = parts.dateTime;
+  // Upper-case T and Z: RFC 3339 allows either case, XML Schema's dateTime (in <datetime>) only the upper.
+  if (parts.dateTime !== undefined) req.dateTime = parts.dateTime.toUpperCase();
   if (parts.from !== undefined) req.from = parts.from;
   if (parts.to !== undefined) req.to = parts.to;
   if (parts.originalTo !== undefined) req.originalTo = parts.originalTo;

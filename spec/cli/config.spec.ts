@@ -226,6 +226,17 @@ describe('relay configuration', () => {
       }
     });
 
+    it('reads --write-stall-timeout 0 in any spelling as off, and refuses a negative one', () => {
+      for (const zero of ['0', '0s', '0ms', '00', '0.0'])
+        expect(resolve(['--write-stall-timeout', zero]).writeStallTimeout, zero).to.equal(0);
+      expect(resolve(['--write-stall-timeout', '2m']).writeStallTimeout).to.equal(120);
+      expect(() => resolve(['--write-stall-timeout', '-1'])).to.throw(
+        /expected 0 \(off\) or a duration of at most/,
+      );
+      // Other durations still refuse 0.
+      expect(() => resolve(['--idle-timeout', '0'])).to.throw(/expected a duration above 0/);
+    });
+
     it('treats an empty environment variable as unset', () => {
       expect(resolve([], { MSRP_RELAY_MAX_QUEUED_BYTES: '' }).maxQueuedBytes).to.equal(1048576);
     });

@@ -6,6 +6,7 @@ import {
   buildDeliveryReport,
   detectReportRequest,
   IMDN_HEADER_NS,
+  isDateTime,
   parseAggregatedImdn,
   parseImdn,
   readImdn,
@@ -370,6 +371,46 @@ describe('parseAggregatedImdn', () => {
     expect(thrown(() => parseAggregatedImdn('multipart/mixed', Buffer.from(body))).message).to.contain(
       'boundary',
     );
+  });
+});
+
+describe('isDateTime (RFC 3339 §5.6)', () => {
+  it('accepts date-times with fractions, offsets, either case and a leap second', () => {
+    const good = [
+      '2024-05-06T10:15:30Z',
+      '2024-05-06t10:15:30z',
+      '2016-12-31T23:59:60Z',
+      '2024-02-29T00:00:00+05:30',
+      '2024-05-06T10:15:30.123-00:00',
+      ' 2024-05-06T10:15:30Z ',
+    ];
+    expect(good.filter((t) => !isDateTime(t))).to.deep.equal([]);
+  });
+
+  it('refuses text, impossible dates and times, and offsets out of range', () => {
+    const bad = [
+      'yesterday',
+      '2024-05-06 10:15:30Z',
+      '2024-05-06T10:15:30',
+      '2023-02-29T00:00:00Z',
+      '2026-02-30T10:00:00Z',
+      '2026-13-01T10:00:00Z',
+      '2026-00-10T10:00:00Z',
+      '2024-05-06T24:00:00Z',
+      '2024-05-06T10:60:00Z',
+      '2024-05-06T10:15:61Z',
+      '2024-05-06T10:15:30+24:00',
+    ];
+    expect(bad.filter((t) => isDateTime(t))).to.deep.equal([]);
+  });
+
+  it('is echoed in <datetime> with T and Z upper-cased (XML Schema dateTime)', () => {
+    const r = request(head(E5_1.replace(/DateTime: [^\r\n]+/, 'DateTime: 2024-05-06t10:15:30z')));
+    const xml = split(
+      buildDeliveryReport(r, 'delivered', { now: NOW, messageId: 'r1' }).body,
+    ).content.toString();
+    expect(xml).to.include('<datetime>2024-05-06T10:15:30Z</datetime>');
+    expect(validateImdnDocument(xml)).to.deep.equal([]);
   });
 });
 
