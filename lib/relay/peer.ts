@@ -245,7 +245,14 @@ export class Peer implements ParserHandler {
    */
   closeAfterAnswers(reason: string): void {
     if (this.closing) return;
-    this.writer.whenControlSent(() => this.close(reason));
+    this.closing = true;
+    // Nothing new is taken in meanwhile (it could not be answered); reading resumes for the close, so
+    // that the peer's own FIN is seen.
+    this.conn.pause();
+    this.writer.whenControlSent(() => {
+      this.conn.resume();
+      this.conn.close(reason);
+    });
   }
 
   // ---- parser events -------------------------------------------------------------------------------
