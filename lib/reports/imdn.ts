@@ -107,7 +107,9 @@ export function isDateTime(text: string): boolean {
   const m = DATE_TIME_RE.exec(text.trim());
   if (m === null) return false;
   const n = (group: number): number => Number(m[group] ?? 0);
-  const daysInMonth = new Date(Date.UTC(n(1), n(2), 0)).getUTCDate();
+  const year = n(1);
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  const daysInMonth = n(2) === 2 ? (leap ? 29 : 28) : [4, 6, 9, 11].includes(n(2)) ? 30 : 31;
   // RFC 3339 §5.6-5.7: month 1-12, the month's days, hours to 23, minutes to 59, seconds to 60 (a leap
   // second); an offset's hours and minutes likewise.
   return (
