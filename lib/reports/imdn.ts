@@ -99,29 +99,39 @@ const TEXT_NODE = 3;
 const CDATA_SECTION_NODE = 4;
 /** XML 1.0 §2.2 Char production: what a document may hold at all. */
 const NOT_XML_CHAR = /[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\u{10000}-\u{10ffff}]/u;
-/** RFC 3339 §5.6 date-time. */
-const DATE_TIME_RE = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(?:Z|[+-](\d{2}):(\d{2}))$/i;
+/** RFC 3339 §5.6 date-time, its syntax (the ranges are {@link isDateTime}'s). */
+const DATE_TIME_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$/i;
+
+/** The two-digit number at `i` of `s` (digits checked by the caller). */
+function twoDigits(s: string, i: number): number {
+  return (s.charCodeAt(i) - 48) * 10 + s.charCodeAt(i + 1) - 48;
+}
 
 /** True for an RFC 3339 date-time, what CPIM `DateTime` (digest §4.5) and `<datetime>` hold. */
 export function isDateTime(text: string): boolean {
-  const m = DATE_TIME_RE.exec(text.trim());
-  if (m === null) return false;
-  const n = (group: number): number => Number(m[group] ?? 0);
-  const year = n(1);
+  const t = text.trim();
+  if (!DATE_TIME_RE.test(t)) return false;
+  const year = twoDigits(t, 0) * 100 + twoDigits(t, 2);
+  const month = twoDigits(t, 5);
   const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
-  const daysInMonth = n(2) === 2 ? (leap ? 29 : 28) : [4, 6, 9, 11].includes(n(2)) ? 30 : 31;
+  const days =
+    month === 2 ? (leap ? 29 : 28) : month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
+  const day = twoDigits(t, 8);
+  const last = t.charCodeAt(t.length - 1);
+  // A numeric offset ends the string as `+HH:MM` (the syntax was checked); `Z` has none.
+  const offsetOk =
+    last === 0x5a || last === 0x7a || (twoDigits(t, t.length - 5) < 24 && twoDigits(t, t.length - 2) < 60);
   // RFC 3339 §5.6-5.7: month 1-12, the month's days, hours to 23, minutes to 59, seconds to 60 (a leap
   // second); an offset's hours and minutes likewise.
   return (
-    n(2) >= 1 &&
-    n(2) <= 12 &&
-    n(3) >= 1 &&
-    n(3) <= daysInMonth &&
-    n(4) < 24 &&
-    n(5) < 60 &&
-    n(6) <= 60 &&
-    n(7) < 24 &&
-    n(8) < 60
+    month >= 1 &&
+    month <= 12 &&
+    day >= 1 &&
+    day <= days &&
+    twoDigits(t, 11) < 24 &&
+    twoDigits(t, 14) < 60 &&
+    twoDigits(t, 17) <= 60 &&
+    offsetOk
   );
 }
 

@@ -7,6 +7,9 @@
  */
 import { CPIM_CORE_NS, type CpimHead, type CpimHeader } from './cpim.js';
 
+/** A `t` or `z` in a DateTime (RFC 3339 allows them; XML Schema's dateTime does not). */
+const LOWER_TZ = /[tz]/;
+
 /** Namespace of the RFC 5438 CPIM headers (`NS: imdn <urn:ietf:params:imdn>`). */
 export const IMDN_HEADER_NS = 'urn:ietf:params:imdn';
 /** Namespace of the IMDN headers in draft-ietf-simple-imdn-00. */
@@ -214,7 +217,8 @@ export function requestFrom(parts: RequestParts): ReportRequest | null {
     recordRoutes: parts.recordRoutes,
   };
   // Upper-case T and Z: RFC 3339 allows either case, XML Schema's dateTime (in <datetime>) only the upper.
-  if (parts.dateTime !== undefined) req.dateTime = parts.dateTime.toUpperCase();
+  const dt = parts.dateTime;
+  if (dt !== undefined) req.dateTime = LOWER_TZ.test(dt) ? dt.toUpperCase() : dt;
   if (parts.from !== undefined) req.from = parts.from;
   if (parts.to !== undefined) req.to = parts.to;
   if (parts.originalTo !== undefined) req.originalTo = parts.originalTo;
