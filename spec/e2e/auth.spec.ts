@@ -289,6 +289,21 @@ describe('relay AUTH (RFC 4976 §5, §6.3)', () => {
       expect(status(await ep3.auth({ relayUri, username: 'carol', password: USERS.carol }))).to.equal(200);
     });
 
+    it('refuses names an address sprays past its 64 pairs, but not users logged in from it', async function () {
+      this.timeout(15_000);
+      const relay = await h.relay({ authLockoutFailures: 2 });
+      const relayUri = h.relayUri(relay);
+      const bobEp = await h.connect(relay);
+      expect(status(await bobEp.auth({ relayUri, username: 'bob', password: USERS.bob }))).to.equal(200);
+      // One client behind the same address sprays: 64 names take the address's pairs, 2 more lock the rest.
+      for (let i = 0; i < 66; i++) await guess(relay, `spray${i}`, 1);
+      const carolEp = await h.connect(relay);
+      const carol = await carolEp.auth({ relayUri, username: 'carol', password: USERS.carol });
+      const bob = await bobEp.auth({ relayUri, username: 'bob', password: USERS.bob });
+      // carol has no entry from this address: refused while the spraying lockout lasts; bob logged in here.
+      expect([status(carol), status(bob)]).to.deep.equal([403, 200]);
+    });
+
     it('is off with 0', async () => {
       const relay = await h.relay({ authLockoutFailures: 0 });
       expect(await guess(relay, 'alice', 12)).to.deep.equal(Array(12).fill(401));
