@@ -486,7 +486,8 @@ function checkReadable(path: string, where: string): void {
   }
 }
 
-const WILDCARDS = new Set([WILDCARD_V4, '::', '0:0:0:0:0:0:0:0']);
+/** Listen hosts that bind every interface. */
+export const WILDCARD_HOSTS: ReadonlySet<string> = new Set([WILDCARD_V4, '::', '0:0:0:0:0:0:0:0']);
 
 /**
  * Checks that span fields, and fills publicHost and realm. `defaulted`: the fields nobody set (flag,
@@ -555,7 +556,8 @@ function finish(
     // The same port on the same host, or on every interface, cannot be bound twice.
     const clash = seen.find(
       ([a]) =>
-        a.port === addr.port && (a.host === addr.host || WILDCARDS.has(a.host) || WILDCARDS.has(addr.host)),
+        a.port === addr.port &&
+        (a.host === addr.host || WILDCARD_HOSTS.has(a.host) || WILDCARD_HOSTS.has(addr.host)),
     );
     if (clash !== undefined) {
       const [a, other] = clash;
@@ -570,7 +572,7 @@ function finish(
     seen.push([addr, label]);
   }
   if (cfg.publicHost === undefined) {
-    if (WILDCARDS.has(first.host)) {
+    if (WILDCARD_HOSTS.has(first.host)) {
       throw fail(
         `the first listener binds every interface (${formatHostPort(first)}): give --public-host with the name clients reach the relay by`,
       );

@@ -5,6 +5,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { rootCertificates } from 'node:tls';
 import type { Command } from 'commander';
 import { createError, ErrorCodes, isMsrpError } from '../errors.js';
@@ -19,6 +20,7 @@ import {
   formatHostPort,
   readCaFile,
   resolveConfig,
+  WILDCARD_HOSTS,
   type RelayConfig,
 } from './config.js';
 import { createWebHandler } from '../web/page.js';
@@ -197,6 +199,17 @@ async function start(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): Pr
     log.warn(
       {},
       'no --listen or --tls-listen: Use-Path URIs name a WebSocket port, which other relays cannot reach (clients of this relay can still talk to each other)',
+    );
+  // A Use-Path pairs the public host with the port of the listener the client came in on: with the public
+  // host an IP address, a listener bound to another address hands out URIs where nothing listens.
+  const publicIp = isIP(cfg.publicHost ?? '') !== 0;
+  const elsewhere = [...cfg.listen, ...cfg.tlsListen]
+    .map((l) => l.host)
+    .filter((host) => host !== cfg.publicHost && !WILDCARD_HOSTS.has(host));
+  if (publicIp && elsewhere.length > 0)
+    log.warn(
+      { publicHost: cfg.publicHost, listeners: [...new Set(elsewhere)] },
+      'a TCP/TLS listener is bound to another address than the public host: Use-Path URIs of its clients name the public host with its port; give --public-host a name that reaches every listener',
     );
   process.off('SIGINT', early);
   process.off('SIGTERM', early);

@@ -344,7 +344,7 @@ export function formatUri(uri: MsrpUri): string {
 }
 
 /** `host` reduced to the form RFC 4975 §6.1 compares: unreserved escapes decoded, lower case, IPv6 canonical. */
-function hostKey(host: string): string {
+export function hostKey(host: string): string {
   if (host.charCodeAt(0) === LBRACKET) {
     const groups = parseIPv6(host.slice(1, -1));
     if (groups !== null) return '[' + groups.map((g) => g.toString(16)).join(':') + ']';

@@ -11,7 +11,7 @@ import {
   type TlsOptions,
 } from 'node:tls';
 import { MIN_TLS_VERSION } from '../constants.js';
-import { uriHost, type MsrpUri } from '../msrp/uri.js';
+import { hostKey, uriHost, type MsrpUri } from '../msrp/uri.js';
 import {
   formatRemote,
   StreamConnection,
@@ -172,7 +172,8 @@ export class Listeners {
 
   /** True when `uri` names this relay (host and port of one of its authorities). */
   isOurs(uri: MsrpUri): boolean {
-    return uri.port !== undefined && this.authorities.has(`${uri.host.toLowerCase()}:${uri.port}`);
+    // RFC 4975 §6.1 host comparison: an IPv6 literal in any spelling ([::1], [0:0:0:0:0:0:0:1]) is one.
+    return uri.port !== undefined && this.authorities.has(`${hostKey(uri.host)}:${uri.port}`);
   }
 
   /**
@@ -323,9 +324,8 @@ export class Listeners {
     // Ahead of the server's own listener (the relay's for TCP, the TLS or HTTP machinery otherwise).
     server.prependListener('connection', (socket: Socket) => this.admit(socket, kind));
     this.bound.push({ kind, server, host: spec.host, port });
-    this.authorities.add(`${this.publicHost.toLowerCase()}:${port}`);
-    this.authorities.add(`${spec.host.toLowerCase()}:${port}`);
-    if (spec.host.includes(':')) this.authorities.add(`[${spec.host.toLowerCase()}]:${port}`);
+    this.authorities.add(`${hostKey(this.publicHost)}:${port}`);
+    this.authorities.add(`${hostKey(uriHost(spec.host))}:${port}`);
   }
 }
 

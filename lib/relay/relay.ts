@@ -730,6 +730,8 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   private onCollected(peer: Peer, head: RequestHead, pieces: Buffer[], flag: ContinuationFlag): void {
     const to = head.headers[0]![1];
     if (head.method === 'AUTH' && splitPath(to).length === 1) {
+      // Answered here whatever host its one URI names: the client connected to this relay, which it may
+      // know by a name the relay does not (a DNS alias, a load balancer's); see architecture.md.
       this.onAuth(peer, head);
       return;
     }
@@ -813,6 +815,11 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   private onAuth(peer: Peer, head: RequestHead): void {
     const address = remoteAddress(peer.conn.remote);
     const now = Date.now();
+    // RFC 4976 §5.1: a client behind another relay authenticates here through it; its From-Path names that
+    // relay first. That relay's connection carries other clients' sessions: their failures add up on it,
+    // and closing it for them would end every session it carries (digest §2.2: not for relay-relay
+    // connections). The lockout still counts them, by that relay's address.
+    const forwarded = splitPath(head.headers[1]![1]).length > 1;
     const ctx: AuthContext = {
       authenticator: this.authenticator,
       expires: { def: this.opts.authExpires, min: this.opts.authMinExpires, max: this.opts.authMaxExpires },
@@ -825,14 +832,14 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
         const port = listener?.port ?? DEFAULTS.port;
         // A client on this very connection, not one whose AUTH a relay before us forwarded (RFC 4976 §5.1:
         // its From-Path then names that relay too): the relay's connection serves other sessions.
-        if (splitPath(head.headers[1]![1]).length === 1) peer.authenticated = true;
+        if (!forwarded) peer.authenticated = true;
         const token = this.tokens.issue(peer, client, username, Date.now() + expiresSec * 1000, (id) => {
           return `${scheme}://${this.listeners.publicHost}:${port}/${id};tcp`;
         });
         return token.uri;
       },
     };
-    const outcome = authenticate(ctx, head, peer.authFailures);
+    const outcome = authenticate(ctx, head, forwarded ? 0 : peer.authFailures);
     const ourUri = head.headers[0]![1].trim();
     peer.send(
       [transactionResponse(head, outcome.statusCode, outcome.comment, ourUri, outcome.headers)],
@@ -855,7 +862,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       result === 'bad-request' ||
       result === 'bad-expires'
     ) {
-      if (result === 'failed' || result === 'locked-out') peer.authFailures++;
+      if (!forwarded && (result === 'failed' || result === 'locked-out')) peer.authFailures++;
       this.log.warn(
         {
           conn: peer.id,
@@ -887,7 +894,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     } else if (outcome.result === 'ok') {
       this.log.debug({ conn: peer.id, user: outcome.username }, 'AUTH ok');
     }
-    if (outcome.close) peer.close('auth-failures');
+    if (outcome.close && !forwarded) peer.close('auth-failures');
   }
 
   private track(tx: ForwardedTransaction<Peer, TrackedImMessage>): void {

@@ -147,6 +147,20 @@ describe('msrp-relay CLI', () => {
     );
   });
 
+  it('warns when a listener is bound to another address than an IP public host', async () => {
+    // Its clients' Use-Path would name the public host with that listener's port, where nothing listens.
+    const r = run(['start', '--listen', '127.0.0.1:0', '--listen', '[::1]:0', '--log-format', 'pretty']);
+    running.push(r);
+    const end = Date.now() + 10_000;
+    while (!/tcp +\[::1\]:\d+/.test(r.stderr()) && Date.now() < end)
+      await new Promise((res) => setTimeout(res, 20));
+    r.child.kill('SIGTERM');
+    expect(await r.exit).to.equal(0);
+    expect(r.stdout() + r.stderr()).to.match(
+      /WARN .*a TCP\/TLS listener is bound to another address than the public host/,
+    );
+  });
+
   it('reloads the users file on SIGHUP without dropping connections', async () => {
     const dir = tempDir('msrp-cli-');
     const users = join(dir, 'users');

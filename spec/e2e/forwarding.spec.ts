@@ -33,6 +33,24 @@ describe('relay forwarding (RFC 4976 §6.4-§6.8)', () => {
     expect([res.statuses, (await got).body.toString()]).to.deep.equal([[200], 'over v6']);
   });
 
+  it('knows its own IPv6 URI in any spelling of the address (RFC 4975 §6.1)', async function () {
+    let relay;
+    try {
+      relay = await h.relay({ listen: [{ host: '::1', port: 0 }] });
+    } catch {
+      this.skip(); // no IPv6 loopback on this machine
+    }
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const respell = (uri: string): string => uri.replace('[::1]', '[0:0:0:0:0:0:0:1]');
+    const got = next<ReceivedMessage>(bob, 'message');
+    const res = await alice.send({
+      toPath: [...alice.usePath.map(respell), ...bob.path].join(' '),
+      body: 'spelt out',
+    });
+    expect([res.statuses, (await got).body.toString()]).to.deep.equal([[200], 'spelt out']);
+  });
+
   it('delivers a single-chunk SEND with popped To-Path, pushed From-Path and a new transaction id', async () => {
     const relay = await h.relay();
     const alice = await h.client(relay, 'alice');

@@ -67,6 +67,31 @@ describe('relay chaining under stress', () => {
     await Promise.race([Promise.all([s1, s2]), sleep(100)]).catch(() => undefined);
     expect(res).to.deep.equal({ toBob: true, toAlice: true, pausedReaders: [0, 0] });
   });
+  it('does not close the connection between relays for failed AUTHs forwarded over it', async () => {
+    // RFC 4976 §5.1 AUTHs through R1 share R1's connection to R2: one client's wrong passwords must not
+    // close it (digest §2.2: not for relay-relay connections), or every session on it would end.
+    const r1 = await h.relay();
+    const r2 = await h.relay();
+    const carol = await h.client(r1, 'carol');
+    await h.authThrough(carol, r2, 'carol');
+    const mallory = await h.client(r1, 'bob');
+    const codes: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const res = await mallory.auth({
+        relayUri: `${mallory.usePath[0]!} ${h.relayUri(r2, 'alice')}`,
+        username: 'alice',
+        password: `wrong${i}`,
+      });
+      codes.push(res.kind === 'response' ? res.statusCode : 0);
+    }
+    expect(codes).to.deep.equal([401, 401, 401, 401]);
+    const bob = await h.client(r2, 'bob');
+    const got = nextMessage(bob, 5000);
+    await carol.send({ toPath: carol.toPathFor(bob.path), body: 'still chained' });
+    expect((await got).body.toString()).to.equal('still chained');
+    expect(r2.counters.closed.tcp['auth-failures']).to.equal(undefined);
+  });
+
   it('reports every chunk it answered 200 and still held when the next hop goes away (TCP)', async function () {
     this.timeout(20_000);
     // Before, chunks queued toward a next hop that stopped reading were dropped without a word when it
