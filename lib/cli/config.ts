@@ -93,6 +93,8 @@ interface Field {
   readonly choices?: readonly string[];
   /** A duration that also takes 0, meaning off. */
   readonly zeroOff?: boolean;
+  /** What 0 means for a 'limit' (default `no limit`), as error messages say it. */
+  readonly zeroMeans?: string;
 }
 
 const ENV_PREFIX = 'MSRP_RELAY_';
@@ -148,9 +150,15 @@ const FIELDS: readonly Field[] = [
     'authLockoutFailures',
     'limit',
     D.authLockoutFailures,
-    'failed AUTHs for one user from one address (IPv6: /64) that lock them out; 0: no lockout',
+    'wrong passwords (or unknown users) for one user from one address (IPv6: /64) that lock them out; 0: no lockout',
+    { zeroMeans: 'no lockout' },
   ),
-  field('authLockoutTime', TIME, D.authLockoutMs / 1000, 'how long a lockout lasts after the last failure'),
+  field(
+    'authLockoutTime',
+    TIME,
+    D.authLockoutMs / 1000,
+    'how long a lockout lasts after the last failure; a gap this long between failures restarts the count',
+  ),
   field('maxMessageSize', SIZE, D.maxMessageBytes, 'largest message across all its chunks'),
   field('maxQueuedBytes', SIZE, D.maxQueuedBytes, 'queued bytes per connection before its sources pause'),
   field('maxConnections', 'limit', undefined, 'accepted connections open at once; 0: no limit', {
@@ -171,7 +179,7 @@ const FIELDS: readonly Field[] = [
     'writeStallTimeout',
     TIME,
     D.writeStallMs / 1000,
-    'close a connection whose queue stays full with nothing leaving this long; 0: never',
+    'close a connection whose full queue has had nothing leave for this long (3x for other relays); 0: never',
     { zeroOff: true },
   ),
   field('reports', 'enum', 'on-ack', 'inject delivery reports', {
@@ -396,7 +404,7 @@ function convert(field: Field, raw: unknown, where: string, baseDir?: string): u
     case 'count':
       return toWholeNumber(raw, where, 1, MAX_COUNT, '1');
     case 'limit':
-      return toWholeNumber(raw, where, 0, MAX_LIMIT, '0 (no limit)');
+      return toWholeNumber(raw, where, 0, MAX_LIMIT, `0 (${field.zeroMeans ?? 'no limit'})`);
     case 'boolean':
       return toBoolean(raw, where);
     case 'host':

@@ -236,13 +236,13 @@ export class RelayMetrics {
     );
     this.counter(
       'msrp_relay_auth_lockouts_total',
-      'Client address and user name pairs locked out for failed AUTHs (--auth-lockout-failures).',
+      'Lockouts for failed AUTHs (--auth-lockout-failures): a user from an address, or a spraying address.',
       [],
       () => [[{}, s().counters.authLockouts]],
     );
     this.gauge(
       'msrp_relay_auth_locked_out',
-      'Client address and user name pairs whose AUTHs are refused now.',
+      'Lockouts in force now (a user from an address, or a spraying address).',
       [],
       () => s().authLockedOut,
     );

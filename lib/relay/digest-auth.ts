@@ -325,17 +325,20 @@ export class DigestAuthenticator {
     } catch {
       return fail('bad-syntax');
     }
-    // RFC 4976 §5.1: algorithm is MD5; MD5-sess (and anything else) is not allowed.
-    if (creds.algorithm !== undefined && creds.algorithm.toLowerCase() !== 'md5') return fail('unsupported');
-    // RFC 4976 §5.1: qop MUST be present and be "auth"; auth-int is not allowed.
-    if (creds.qop === undefined || creds.qop.toLowerCase() !== 'auth') return fail('unsupported');
-    // RFC 4976 §5.1: the client MUST send cnonce and nc.
-    if (creds.cnonce === undefined || creds.nc === undefined) return fail('unsupported');
-    if (creds.realm !== this.realmWire) return fail('bad-realm');
-    // RFC 4976 §5.1: digest-uri MUST be the rightmost URI of the AUTH To-Path.
-    if (trimOws(creds.uri) !== trimOws(toPathRightmostUri)) return fail('bad-uri');
-
+    // Named in every failure from here on (logs), though only guesses count toward a lockout.
     const username = decodeUtf8(creds.username);
+    // RFC 4976 §5.1: algorithm is MD5; MD5-sess (and anything else) is not allowed.
+    if (creds.algorithm !== undefined && creds.algorithm.toLowerCase() !== 'md5')
+      return fail('unsupported', false, username);
+    // RFC 4976 §5.1: qop MUST be present and be "auth"; auth-int is not allowed.
+    if (creds.qop === undefined || creds.qop.toLowerCase() !== 'auth')
+      return fail('unsupported', false, username);
+    // RFC 4976 §5.1: the client MUST send cnonce and nc.
+    if (creds.cnonce === undefined || creds.nc === undefined) return fail('unsupported', false, username);
+    if (creds.realm !== this.realmWire) return fail('bad-realm', false, username);
+    // RFC 4976 §5.1: digest-uri MUST be the rightmost URI of the AUTH To-Path.
+    if (trimOws(creds.uri) !== trimOws(toPathRightmostUri)) return fail('bad-uri', false, username);
+
     if (username !== undefined && isLockedOut?.(username) === true)
       return fail('locked-out', false, username);
     const user = username === undefined ? undefined : this.users.lookup(username);

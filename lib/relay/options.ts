@@ -99,9 +99,9 @@ export interface RelayOptions {
   probationMs?: number;
   idleTimeoutMs?: number;
   /**
-   * A connection whose queue stays over `maxQueuedBytes` with nothing taken by its transport for this long
-   * is closed: a peer that stopped reading would otherwise keep its sources paused, and with them every
-   * session on a connection they share (default 60 000 ms; 0: never).
+   * A connection whose queue is full (past `maxQueuedBytes`, not yet back under half) with nothing taken
+   * by its transport for this long is closed: a peer that stopped reading would otherwise keep its
+   * sources paused, and with them every session on a connection they share (default 60 000 ms; 0: never).
    */
   writeStallMs?: number;
   logger?: Logger;

@@ -308,6 +308,7 @@ describe('DigestAuthenticator', () => {
       ok: false,
       reason: 'unsupported',
       stale: false,
+      username: USER,
     });
   });
 
@@ -316,6 +317,7 @@ describe('DigestAuthenticator', () => {
       ok: false,
       reason: 'unsupported',
       stale: false,
+      username: USER,
     });
   });
 
@@ -324,22 +326,38 @@ describe('DigestAuthenticator', () => {
       ok: false,
       reason: 'unsupported',
       stale: false,
+      username: USER,
     });
   });
 
   it('refuses credentials without cnonce as unsupported', () => {
     const v = authorization().replace(`, cnonce="${CNONCE}"`, '');
-    expect(auth.verify(v, URI)).to.deep.equal({ ok: false, reason: 'unsupported', stale: false });
+    expect(auth.verify(v, URI)).to.deep.equal({
+      ok: false,
+      reason: 'unsupported',
+      stale: false,
+      username: USER,
+    });
   });
 
   it('refuses credentials without nc as unsupported', () => {
     const v = authorization().replace(`, nc=${NC}`, '');
-    expect(auth.verify(v, URI)).to.deep.equal({ ok: false, reason: 'unsupported', stale: false });
+    expect(auth.verify(v, URI)).to.deep.equal({
+      ok: false,
+      reason: 'unsupported',
+      stale: false,
+      username: USER,
+    });
   });
 
   it('refuses credentials without qop as unsupported', () => {
     const v = authorization().replace(', qop=auth', '');
-    expect(auth.verify(v, URI)).to.deep.equal({ ok: false, reason: 'unsupported', stale: false });
+    expect(auth.verify(v, URI)).to.deep.equal({
+      ok: false,
+      reason: 'unsupported',
+      stale: false,
+      username: USER,
+    });
   });
 
   it('refuses an unparsable Authorization as bad-syntax', () => {
@@ -359,6 +377,7 @@ describe('DigestAuthenticator', () => {
       ok: false,
       reason: 'bad-realm',
       stale: false,
+      username: USER,
     });
   });
 
@@ -367,6 +386,7 @@ describe('DigestAuthenticator', () => {
       ok: false,
       reason: 'bad-uri',
       stale: false,
+      username: USER,
     });
   });
 
