@@ -294,13 +294,16 @@ const TIME_UNITS: Record<string, number> = { '': 1, ms: -1000, s: 1, m: 60, h: 3
 
 /**
  * Parses a duration into seconds: a number of seconds, or a number with `ms`/`s`/`m`/`h`. The result is
- * above 0 and fits a Node timer (about 24.8 days); throws a CONFIG {@link MsrpError} otherwise.
+ * above 0 (or 0 itself, meaning off, with `zeroOff`) and fits a Node timer (about 24.8 days); throws a
+ * CONFIG {@link MsrpError} otherwise.
  */
-export function parseDuration(value: string | number, where = 'duration'): number {
+export function parseDuration(value: string | number, where = 'duration', zeroOff = false): number {
   const seconds = withUnit(value, TIME_UNITS);
-  if (Number.isFinite(seconds) && seconds > 0 && seconds <= MAX_SECONDS) return seconds;
+  if (Number.isFinite(seconds) && (seconds > 0 || (zeroOff && seconds === 0)) && seconds <= MAX_SECONDS)
+    return seconds;
+  const range = zeroOff ? '0 (off) or a duration of' : 'a duration above 0 and';
   throw fail(
-    `invalid ${where} ${show(value)}: expected a duration above 0 and at most ${MAX_SECONDS}s, e.g. 30, 500ms, 10m or 1h`,
+    `invalid ${where} ${show(value)}: expected ${range} at most ${MAX_SECONDS}s, e.g. 30, 500ms, 10m or 1h`,
   );
 }
 
@@ -383,19 +386,7 @@ function convert(field: Field, raw: unknown, where: string, baseDir?: string): u
     case 'seconds': {
       if (typeof raw !== 'string' && typeof raw !== 'number') throw fail(`invalid ${where} ${show(raw)}`);
       if (field.kind === 'size') return parseSize(raw, where);
-      if (field.zeroOff === true && withUnit(raw, TIME_UNITS) === 0) return 0; // 0, 0s, 0ms...
-      let seconds: number;
-      try {
-        seconds = parseDuration(raw, where);
-      } catch (err) {
-        if (field.zeroOff !== true) throw err;
-        throw fail(
-          (err as Error).message.replace(
-            'expected a duration above 0 and at most',
-            'expected 0 (off) or a duration of at most',
-          ),
-        );
-      }
+      const seconds = parseDuration(raw, where, field.zeroOff === true);
       if (field.kind === 'seconds' && !Number.isInteger(seconds)) {
         throw fail(`invalid ${where} ${show(raw)}: expected a whole number of seconds`);
       }

@@ -124,7 +124,7 @@ export class AuthLockout {
     e.last = now;
     if (e.count >= this.opts.failures) {
       this.locked.set(k, e);
-      return k === overflowKey(a) ? 'address' : 'user';
+      return k === over ? 'address' : 'user';
     }
     this.counting.set(k, e);
     return null;

@@ -16,7 +16,7 @@ export interface AuthContext {
   readonly expires: { readonly def: number; readonly min: number; readonly max: number };
   readonly maxFailures: number;
   /** True when AUTHs for this user from this client are refused (lib/relay/auth-lockout.ts). */
-  isLockedOut?(username: string): boolean;
+  readonly isLockedOut?: (username: string) => boolean;
   /** Issues a token bound to the connection; returns the Use-Path URI. */
   issueToken(client: { uri: string; parsed: MsrpUri }, username: string, expiresSec: number): string;
 }
@@ -93,7 +93,7 @@ export function authenticate(ctx: AuthContext, head: RequestHead, failures: numb
     }
     // RFC 4976 §5.1: the digest-uri is the rightmost URI of the AUTH To-Path.
     const rightmost = toPath.split(/[ \t]+/).at(-1)!;
-    const verdict = auth.verify(authorization, rightmost, ctx.isLockedOut?.bind(ctx));
+    const verdict = auth.verify(authorization, rightmost, ctx.isLockedOut);
     if (!verdict.ok) {
       const username = verdict.username;
       if (verdict.stale) {

@@ -839,7 +839,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
         return token.uri;
       },
     };
-    const outcome = authenticate(ctx, head, forwarded ? 0 : peer.authFailures);
+    const outcome = authenticate(ctx, head, peer.authFailures);
     const ourUri = head.headers[0]![1].trim();
     peer.send(
       [transactionResponse(head, outcome.statusCode, outcome.comment, ourUri, outcome.headers)],
