@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
-import { getHeader } from '../../lib/msrp/message.js';
+import type { MsrpEndpoint } from '../../lib/client/endpoint.js';
+import { getHeader, type Frame } from '../../lib/msrp/message.js';
 import {
   parseAuthenticationInfo,
   parseDigestChallenge,
@@ -11,6 +12,40 @@ import type { Relay } from '../../lib/relay/relay.js';
 import { captureLogger, Harness, next, USERS, type LogLine } from '../helpers/relay.js';
 
 const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
+
+/**
+ * An AUTH from `ep` to `relayUri` answering the relay's challenge with Digest credentials computed for
+ * `uri` (RFC 4976 §5.1 wants the rightmost To-Path URI there) and `password`.
+ */
+async function authForUri(
+  ep: MsrpEndpoint,
+  relayUri: string,
+  user: string,
+  password: string,
+  uri: string,
+  cnonce: string,
+): Promise<Frame> {
+  const ch = await ep.request({ method: 'AUTH', toPath: relayUri, fromPath: ep.uri });
+  const c = parseDigestChallenge(getHeader(ch.headers, 'www-authenticate')!);
+  const ha1 = md5(`${user}:${c.realm}:${password}`);
+  const response = md5(`${ha1}:${c.nonce}:00000001:${cnonce}:auth:${md5(`AUTH:${uri}`)}`);
+  const authorization = formatDigestCredentials({
+    username: user,
+    realm: c.realm,
+    nonce: c.nonce,
+    uri,
+    response,
+    qop: 'auth',
+    cnonce,
+    nc: '00000001',
+  });
+  return ep.request({
+    method: 'AUTH',
+    toPath: relayUri,
+    fromPath: ep.uri,
+    headers: [['Authorization', authorization]],
+  });
+}
 
 describe('relay AUTH (RFC 4976 §5, §6.3)', () => {
   const h = new Harness();
@@ -97,28 +132,8 @@ describe('relay AUTH (RFC 4976 §5, §6.3)', () => {
   it('rejects an Authorization whose uri is not the rightmost To-Path URI', async () => {
     const relay = await h.relay();
     const ep = await h.connect(relay);
-    const relayUri = h.relayUri(relay);
-    const ch = await ep.request({ method: 'AUTH', toPath: relayUri, fromPath: ep.uri });
-    const c = parseDigestChallenge(getHeader(ch.headers, 'www-authenticate')!);
     const uri = 'msrp://elsewhere.example.com:2855;tcp';
-    const ha1 = md5(`alice:${c.realm}:${USERS.alice}`);
-    const response = md5(`${ha1}:${c.nonce}:00000001:abcdef:auth:${md5(`AUTH:${uri}`)}`);
-    const authorization = formatDigestCredentials({
-      username: 'alice',
-      realm: c.realm,
-      nonce: c.nonce,
-      uri,
-      response,
-      qop: 'auth',
-      cnonce: 'abcdef',
-      nc: '00000001',
-    });
-    const res = await ep.request({
-      method: 'AUTH',
-      toPath: relayUri,
-      fromPath: ep.uri,
-      headers: [['Authorization', authorization]],
-    });
+    const res = await authForUri(ep, h.relayUri(relay), 'alice', USERS.alice, uri, 'abcdef');
     expect(res.kind === 'response' && res.statusCode).to.equal(401);
   });
 
@@ -263,27 +278,14 @@ describe('relay AUTH (RFC 4976 §5, §6.3)', () => {
       expect(await guess(relay, 'carol', 2)).to.deep.equal([401, 401]);
       // Credentials for another URI are a client's mistake, not a guess: they do not count.
       const ep2 = await h.connect(relay);
-      const ch = await ep2.request({ method: 'AUTH', toPath: relayUri, fromPath: ep2.uri });
-      const c = parseDigestChallenge(getHeader(ch.headers, 'www-authenticate')!);
-      const ha1 = md5(`carol:${c.realm}:wrong`);
-      const uri = 'msrp://elsewhere.invalid:2855;tcp';
-      const response = md5(`${ha1}:${c.nonce}:00000001:cn:auth:${md5(`AUTH:${uri}`)}`);
-      const authorization = formatDigestCredentials({
-        username: 'carol',
-        realm: c.realm,
-        nonce: c.nonce,
-        uri,
-        response,
-        qop: 'auth',
-        nc: '00000001',
-        cnonce: 'cn',
-      });
-      const bad = await ep2.request({
-        method: 'AUTH',
-        toPath: relayUri,
-        fromPath: ep2.uri,
-        headers: [['Authorization', authorization]],
-      });
+      const bad = await authForUri(
+        ep2,
+        relayUri,
+        'carol',
+        'wrong',
+        'msrp://elsewhere.invalid:2855;tcp',
+        'cn',
+      );
       expect(status(bad)).to.equal(401);
       const ep3 = await h.connect(relay);
       expect(status(await ep3.auth({ relayUri, username: 'carol', password: USERS.carol }))).to.equal(200);

@@ -4,6 +4,7 @@
  * holds no token of ours, and one whose reading the relay paused is silent by the relay's own doing.
  */
 import { expect } from 'chai';
+import type { MsrpEndpoint } from '../../lib/client/endpoint.js';
 import { getHeader, type Frame } from '../../lib/msrp/message.js';
 import { connect, type Socket } from 'node:net';
 import { createRelay } from '../../lib/relay/relay.js';
@@ -163,6 +164,21 @@ describe('connection timers', () => {
   });
 
   describe('--write-stall-timeout', () => {
+    /**
+     * `receiver` stops reading for good and `sender` sends it `mib` MiB in 64 KiB chunks: settles, with
+     * the outcome or the error, once the relay has let go of the message.
+     */
+    function floodStalled(sender: MsrpEndpoint, receiver: MsrpEndpoint, mib: number): Promise<unknown> {
+      receiver.socket.pause();
+      return sender
+        .send({
+          toPath: sender.toPathFor(receiver.path),
+          body: Buffer.alloc(mib * 1024 * 1024, 0x62),
+          chunkSize: 64 * 1024,
+        })
+        .catch((e: Error) => e);
+    }
+
     it('closes a receiver that stops reading, so the sender it paused moves again', async () => {
       const lines: LogLine[] = [];
       const relay = await h.relay({
@@ -173,15 +189,8 @@ describe('connection timers', () => {
       const alice = await h.client(relay, 'alice');
       const bob = await h.client(relay, 'bob');
       const carol = await h.client(relay, 'carol');
-      bob.socket.pause(); // bob stops reading for good (and, paused, does not see the close either)
-      const toBob = alice
-        .send({
-          toPath: alice.toPathFor(bob.path),
-          body: Buffer.alloc(8 * 1024 * 1024, 0x62),
-          chunkSize: 64 * 1024,
-          messageId: 'stall1',
-        })
-        .catch((e: Error) => e);
+      const toBob = floodStalled(alice, bob, 8);
+      // Paused, bob does not see the close either: the relay's count says when it came.
       await until(() => relay.counters.closed.tcp['write-stall'] === 1, 5000, "bob's connection closed");
       // Alice was paused behind bob's full queue; once bob is gone her connection is read again.
       const got = nextMessage(carol, 5000);
@@ -201,14 +210,7 @@ describe('connection timers', () => {
       const alice = await h.client(r1, 'alice');
       const bob = await h.client(r2, 'bob');
       const carol = await h.client(r2, 'carol');
-      bob.socket.pause();
-      const toBob = alice
-        .send({
-          toPath: alice.toPathFor(bob.path),
-          body: Buffer.alloc(8 * 1024 * 1024, 0x62),
-          chunkSize: 64 * 1024,
-        })
-        .catch((e: Error) => e);
+      const toBob = floodStalled(alice, bob, 8);
       await until(() => r2.counters.closed.tcp['write-stall'] === 1, 5000, "bob's connection closed at r2");
       const got = nextMessage(carol, 5000);
       await alice.send({ toPath: alice.toPathFor(carol.path), body: 'via the same chain' });
@@ -228,14 +230,7 @@ describe('connection timers', () => {
       const r2 = await h.relay({ maxQueuedBytes: 64 * 1024 });
       const alice = await h.client(r1, 'alice');
       const bob = await h.client(r2, 'bob');
-      bob.socket.pause();
-      const toBob = alice
-        .send({
-          toPath: alice.toPathFor(bob.path),
-          body: Buffer.alloc(32 * 1024 * 1024, 0x62),
-          chunkSize: 64 * 1024,
-        })
-        .catch((e: Error) => e);
+      const toBob = floodStalled(alice, bob, 32);
       await until(() => r1.counters.closed.tcp['write-stall'] === 1, 8000, 'r1 closing its connection to r2');
       await toBob;
       const stalled = lines.filter((l) => l.msg === 'peer stopped reading: closing its connection');
@@ -254,14 +249,7 @@ describe('connection timers', () => {
       const bob = await wsClient(h, relay, 'bob');
       const peers = (relay as unknown as { peers: Set<{ conn: { kind: string; heartbeat(): void } }> }).peers;
       const bobConn = [...peers].map((p) => p.conn).find((c) => c.kind === 'ws')!;
-      bob.socket.pause();
-      void alice
-        .send({
-          toPath: alice.toPathFor(bob.path),
-          body: Buffer.alloc(32 * 1024 * 1024, 0x61),
-          chunkSize: 64 * 1024,
-        })
-        .catch(() => undefined);
+      void floodStalled(alice, bob, 32);
       const timers = [
         setInterval(
           () => void bob.send({ toPath: bob.toPathFor(carol.path), body: 'typing' }).catch(() => undefined),
@@ -280,14 +268,7 @@ describe('connection timers', () => {
       const relay = await h.relay({ maxQueuedBytes: 64 * 1024, writeStallMs: 0 });
       const alice = await h.client(relay, 'alice');
       const bob = await h.client(relay, 'bob');
-      bob.socket.pause();
-      void alice
-        .send({
-          toPath: alice.toPathFor(bob.path),
-          body: Buffer.alloc(16 * 1024 * 1024, 0x61),
-          chunkSize: 64 * 1024,
-        })
-        .catch(() => undefined);
+      void floodStalled(alice, bob, 16);
       await until(() => relay.stats().pausedReaders > 0, 5000, 'alice paused');
       await sleep(1500);
       expect([relay.counters.closed.tcp, relay.stats().pausedReaders]).to.deep.equal([{}, 1]);

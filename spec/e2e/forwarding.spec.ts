@@ -4,6 +4,7 @@ import { getHeader, type Frame } from '../../lib/msrp/message.js';
 import type { ReceivedMessage } from '../../lib/client/endpoint.js';
 import { serializeRequest, serializeResponse } from '../../lib/msrp/serializer.js';
 import { parseUri } from '../../lib/msrp/uri.js';
+import type { Relay } from '../../lib/relay/relay.js';
 import { Harness, next, nextMessage, until } from '../helpers/relay.js';
 
 const requestsOf = (frames: Frame[], method: string): Frame[] =>
@@ -13,14 +14,18 @@ describe('relay forwarding (RFC 4976 §6.4-§6.8)', () => {
   const h = new Harness();
   afterEach(() => h.cleanup());
 
+  /** A relay on [::1]; the test is skipped on a machine without IPv6 loopback. */
+  async function v6Relay(ctx: Mocha.Context): Promise<Relay> {
+    try {
+      return await h.relay({ listen: [{ host: '::1', port: 0 }] });
+    } catch {
+      ctx.skip();
+    }
+  }
+
   it('writes an IPv6 public host in brackets in its Use-Path, and forwards on it', async function () {
     // Audit finding: `msrp://::1:port/...` (no brackets) made every SEND through the token a 400.
-    let relay;
-    try {
-      relay = await h.relay({ listen: [{ host: '::1', port: 0 }] });
-    } catch {
-      this.skip(); // no IPv6 loopback on this machine
-    }
+    const relay = await v6Relay(this);
     const alice = await h.client(relay, 'alice');
     const bob = await h.client(relay, 'bob');
     expect(alice.usePath[0]).to.match(/^msrp:\/\/\[::1\]:\d+\/\S+;tcp$/);
@@ -34,12 +39,7 @@ describe('relay forwarding (RFC 4976 §6.4-§6.8)', () => {
   });
 
   it('knows its own IPv6 URI in any spelling of the address (RFC 4975 §6.1)', async function () {
-    let relay;
-    try {
-      relay = await h.relay({ listen: [{ host: '::1', port: 0 }] });
-    } catch {
-      this.skip(); // no IPv6 loopback on this machine
-    }
+    const relay = await v6Relay(this);
     const alice = await h.client(relay, 'alice');
     const bob = await h.client(relay, 'bob');
     const respell = (uri: string): string => uri.replace('[::1]', '[0:0:0:0:0:0:0:1]');
