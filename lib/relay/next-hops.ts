@@ -6,7 +6,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { DEFAULTS } from '../constants.js';
 import type { MsrpUri } from '../msrp/uri.js';
-import { StreamConnection } from '../transport/connection.js';
+import { formatRemote, StreamConnection } from '../transport/connection.js';
 import type { RelayOptions } from './options.js';
 import type { Peer } from './peer.js';
 
@@ -57,7 +57,7 @@ export class NextHops {
       socket = netConnect({ host, port });
       kind = 'tcp';
     }
-    const peer = adopt(new StreamConnection(socket, kind, `${host}:${port}`), key);
+    const peer = adopt(new StreamConnection(socket, kind, formatRemote(host, port)), key);
     socket.once(kind === 'tls' ? 'secureConnect' : 'connect', () => {
       peer.established = true;
     });

@@ -76,16 +76,19 @@ type TaggedSocket = Socket & { [kConn]?: StreamConnection };
 
 /**
  * `address:port` of a socket's peer, as {@link Connection.remote} spells it (`?` and 0 for what is not
- * known). The listeners match a raw socket to the connection made on it by this string.
+ * known; an IPv6 address in brackets, `[::1]:55964`, as in a URI). The listeners match a raw socket to the
+ * connection made on it by this string.
  */
 export function formatRemote(address: string | undefined, port: number | undefined): string {
-  return `${address ?? '?'}:${port ?? 0}`;
+  const host = address ?? '?';
+  return `${host.includes(':') ? `[${host}]` : host}:${port ?? 0}`;
 }
 
-/** The address part of a {@link formatRemote} value (the host of a dialed connection's `host:port`). */
+/** The address part of a {@link formatRemote} value, without brackets (the host of a dialed connection). */
 export function remoteAddress(remote: string): string {
   const colon = remote.lastIndexOf(':');
-  return colon < 0 ? remote : remote.slice(0, colon);
+  const host = colon < 0 ? remote : remote.slice(0, colon);
+  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
 }
 
 /** A TCP or TLS socket behind the {@link Connection} API. */

@@ -5,7 +5,7 @@ import type { ReceivedMessage } from '../../lib/client/endpoint.js';
 import { serializeRequest, serializeResponse } from '../../lib/msrp/serializer.js';
 import { parseUri } from '../../lib/msrp/uri.js';
 import type { Relay } from '../../lib/relay/relay.js';
-import { Harness, next, nextMessage, until } from '../helpers/relay.js';
+import { captureLogger, Harness, next, nextMessage, until, type LogLine } from '../helpers/relay.js';
 
 const requestsOf = (frames: Frame[], method: string): Frame[] =>
   frames.filter((f) => f.kind === 'request' && f.method === method);
@@ -49,6 +49,23 @@ describe('relay forwarding (RFC 4976 §6.4-§6.8)', () => {
       body: 'spelt out',
     });
     expect([res.statuses, (await got).body.toString()]).to.deep.equal([[200], 'spelt out']);
+  });
+
+  it('logs an IPv6 peer as [address]:port', async function () {
+    // Operator pass: `::1:55964` left log tools (fail2ban) to guess where the address ends.
+    const lines: LogLine[] = [];
+    let relay: Relay;
+    try {
+      relay = await h.relay({ listen: [{ host: '::1', port: 0 }], logger: captureLogger(lines) });
+    } catch {
+      this.skip();
+    }
+    const alice = await h.client(relay, 'alice');
+    await until(() => lines.some((l) => l.msg === 'connection opened'), 5000, 'the connection log line');
+    const opened = lines.filter((l) => l.msg === 'connection opened').map((l) => l.fields.remote);
+    expect(opened).to.have.length.greaterThan(0);
+    for (const remote of opened) expect(remote).to.match(/^\[::1\]:\d+$/);
+    expect(alice.usePath).to.have.length(1);
   });
 
   it('delivers a single-chunk SEND with popped To-Path, pushed From-Path and a new transaction id', async () => {
