@@ -13,6 +13,7 @@ import { accessSync, constants as fsConstants, readFileSync, statSync } from 'no
 import { isIP } from 'node:net';
 import { checkTlsPair } from '../relay/listeners.js';
 import { defaultMaxConnections } from '../relay/options.js';
+import { parseProxyEntry } from '../transport/proxy.js';
 import { dirname, extname, resolve as resolvePath } from 'node:path';
 import { Command, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
@@ -62,6 +63,8 @@ export interface RelayConfig {
   maxConnections?: number;
   /** Accepted connections open at once from one IPv4 address or IPv6 /64 (0: no limit). */
   maxConnectionsPerIp: number;
+  /** Proxies (addresses, `address/prefix` networks) whose PROXY header or X-Forwarded-For names the client. */
+  trustedProxies: string[];
   transactionTimeout: number;
   probationTimeout: number;
   idleTimeout: number;
@@ -79,7 +82,7 @@ export interface RelayConfig {
 type Key = keyof RelayConfig;
 type ScalarKind =
   'size' | 'duration' | 'seconds' | 'count' | 'limit' | 'boolean' | 'host' | 'text' | 'path' | 'enum';
-type Kind = ScalarKind | 'addresses' | 'address' | 'origins';
+type Kind = ScalarKind | 'addresses' | 'address' | 'origins' | 'networks';
 
 interface Field {
   readonly key: Key;
@@ -109,6 +112,7 @@ const MAX_SECONDS = Math.floor(0x7fffffff / 1000);
 
 const ARG_NAMES: Partial<Record<Kind, string>> = {
   origins: 'origin',
+  networks: 'address[/prefix]',
   seconds: 'duration',
   path: 'file',
   count: 'n',
@@ -167,6 +171,13 @@ const FIELDS: readonly Field[] = [
   field('maxConnectionsPerIp', 'limit', 0, 'accepted connections open at once per IPv4 address or IPv6 /64', {
     defText: '0, no limit',
   }),
+  field(
+    'trustedProxies',
+    'networks',
+    [],
+    'proxy address or network whose PROXY header (TCP, TLS) or X-Forwarded-For (WS, WSS) names the client, repeatable',
+    { defText: 'none' },
+  ),
   field('transactionTimeout', TIME, D.transactionTimeoutMs / 1000, 'wait for a response from the next hop'),
   field(
     'probationTimeout',
@@ -346,6 +357,18 @@ function toOrigin(raw: unknown, where: string): string {
   throw fail(`invalid ${where} ${show(raw)}: expected an origin such as https://chat.example.com (no path)`);
 }
 
+function toNetwork(raw: unknown, where: string): string {
+  if (typeof raw === 'string') {
+    try {
+      parseProxyEntry(raw);
+      return raw;
+    } catch (err) {
+      throw fail(`invalid ${where} ${show(raw)}: ${(err as Error).message}`);
+    }
+  }
+  throw fail(`invalid ${where} ${show(raw)}: expected an IP address or network, e.g. 10.0.0.0/8`);
+}
+
 const TRUE_WORDS = new Set(['true', '1', 'yes', 'on']);
 const FALSE_WORDS = new Set(['false', '0', 'no', 'off']);
 
@@ -381,6 +404,8 @@ function convert(field: Field, raw: unknown, where: string, baseDir?: string): u
       return toAddress(raw, where);
     case 'origins':
       return toList(raw, where).map((v) => toOrigin(v, where));
+    case 'networks':
+      return toList(raw, where).map((v) => toNetwork(v, where));
     case 'size':
     case 'duration':
     case 'seconds': {
@@ -603,7 +628,7 @@ export function addRelayOptions(cmd: Command): Command {
     }
     const choices = field.choices ? `: ${field.choices.join(', ')}` : '';
     const option = new Option(`--${flag} <${field.arg}>`, `${field.help}${choices} ${tail}`);
-    if (field.kind === 'addresses' || field.kind === 'origins') {
+    if (field.kind === 'addresses' || field.kind === 'origins' || field.kind === 'networks') {
       option.argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
     }
     cmd.addOption(option);

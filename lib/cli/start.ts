@@ -103,6 +103,7 @@ export function relayOptionsFrom(cfg: RelayConfig, users: UserStore | undefined)
     wsListen: cfg.wsListen,
     wssListen: cfg.wssListen,
     wsAllowedOrigins: cfg.wsAllowedOrigins,
+    trustedProxies: cfg.trustedProxies,
     wsMaxMessageBytes: cfg.wsMaxMessage,
     tls: { ...readTls(cfg), ca: readCa(cfg) },
     publicHost: cfg.publicHost,

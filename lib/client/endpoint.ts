@@ -40,6 +40,11 @@ export interface EndpointOptions {
    */
   ws?: { url: string; protocols?: string[]; options?: ClientOptions };
   /**
+   * Octets written first on the TCP connection, before any TLS or MSRP octet: a PROXY protocol header,
+   * as a load balancer in front of the relay would send (tests of `--trusted-proxies`).
+   */
+  proxyHeader?: Buffer;
+  /**
    * This endpoint's session URI; default `msrp://<random>.invalid:2855/<random>;tcp`, or `;ws` over
    * WebSocket (`msrps` for `wss://`).
    */
@@ -165,9 +170,15 @@ export class MsrpEndpoint extends EventEmitter {
   static connect(options: EndpointOptions): Promise<MsrpEndpoint> {
     if (options.ws !== undefined) return MsrpEndpoint.connectWs(options, options.ws);
     return new Promise((resolve, reject) => {
+      const target = { host: options.host, port: options.port };
+      let raw: Socket | undefined;
+      if (options.proxyHeader !== undefined) {
+        raw = netConnect(target);
+        raw.write(options.proxyHeader);
+      }
       const socket = options.tls
-        ? tlsConnect({ host: options.host, port: options.port, ...options.tls })
-        : netConnect({ host: options.host, port: options.port });
+        ? tlsConnect({ ...target, ...options.tls, ...(raw === undefined ? {} : { socket: raw }) })
+        : (raw ?? netConnect(target));
       const ready = options.tls ? 'secureConnect' : 'connect';
       socket.once(ready, () => {
         socket.off('error', reject);

@@ -18,6 +18,7 @@ import {
   type Connection,
   type TransportKind,
 } from '../transport/connection.js';
+import { readProxyHeader, TrustedProxies, type ProxyHeaderError } from '../transport/proxy.js';
 import { listenWs } from '../transport/ws.js';
 import type { Logger } from './logger.js';
 import type { ListenSpec, RelayAddress, ResolvedRelayOptions } from './options.js';
@@ -54,6 +55,7 @@ export type ListenersOptions = Pick<
   | 'wsListen'
   | 'wssListen'
   | 'wsAllowedOrigins'
+  | 'trustedProxies'
   | 'onHttpRequest'
   | 'tls'
   | 'publicHost'
@@ -100,9 +102,17 @@ export class Listeners {
   private readonly handshaking = new Map<string, NodeJS.Timeout>();
   /** What TLS and WSS listeners present; replaced by {@link setTlsCredentials}. */
   private credentials: TlsCredentials | undefined;
+  /** Proxies whose PROXY header or X-Forwarded-For names the client. */
+  private readonly trusted: TrustedProxies;
+  /**
+   * Clients named by the PROXY header of a socket from a trusted proxy, by {@link handshakeKey}, until
+   * the TCP connection or TLS socket made on it takes its entry (or the socket closes).
+   */
+  private readonly proxied = new Map<string, string>();
 
   constructor(private readonly opts: ListenersOptions) {
     this.publicHost = uriHost(opts.publicHost);
+    this.trusted = new TrustedProxies(opts.trustedProxies);
     const t = opts.tls;
     this.credentials =
       t?.cert !== undefined && t.key !== undefined ? { cert: t.cert, key: t.key } : undefined;
@@ -112,8 +122,9 @@ export class Listeners {
   async listen(): Promise<void> {
     for (const spec of this.opts.listen) {
       const server = createServer((socket) => {
-        // A socket refused by the gate in register() was destroyed before this listener ran.
-        if (!socket.destroyed) this.opts.onConnection(new StreamConnection(socket, 'tcp'));
+        if (socket.destroyed) return;
+        const [remote, via] = this.clientOf(socket);
+        this.opts.onConnection(new StreamConnection(socket, 'tcp', remote, via));
       });
       await this.bind(server, 'tcp', spec);
     }
@@ -122,9 +133,10 @@ export class Listeners {
       if (t === undefined) throw new Error('TLS listeners need a certificate and key');
       const tlsOpts: TlsOptions = { cert: t.cert, key: t.key, minVersion: MIN_TLS_VERSION };
       for (const spec of this.opts.tlsListen) {
-        const server = createTlsServer(tlsOpts, (socket) =>
-          this.handOver(new StreamConnection(socket, 'tls')),
-        );
+        const server = createTlsServer(tlsOpts, (socket) => {
+          const [remote, via] = this.clientOf(socket);
+          this.handOver(new StreamConnection(socket, 'tls', remote, via));
+        });
         await this.bind(server, 'tls', spec);
       }
     }
@@ -230,6 +242,7 @@ export class Listeners {
         tls: secure ? t : undefined,
         allowedOrigins,
         maxPayload: this.opts.wsMaxPayload,
+        trustedProxies: this.trusted,
         onConnection: (conn) => this.handOver(conn),
         onHttpRequest,
       }).catch((err: Error) => {
@@ -247,7 +260,9 @@ export class Listeners {
   /** A TLS or WebSocket connection is up: its socket's handshake timer stops, and the relay takes it. */
   private handOver(conn: Connection): void {
     const pending =
-      this.handshaking.size === 0 ? '' : handshakeKey(conn.localAddress, conn.localPort, conn.remote);
+      this.handshaking.size === 0
+        ? ''
+        : handshakeKey(conn.localAddress, conn.localPort, conn.via ?? conn.remote);
     const timer = this.handshaking.get(pending);
     if (timer !== undefined) {
       clearTimeout(timer);
@@ -257,11 +272,13 @@ export class Listeners {
   }
 
   /**
-   * Lets an accepted socket in, or closes it when a connection limit is reached; an admitted socket is
-   * tracked until it closes.
+   * Lets an accepted socket in (true), or closes it when a connection limit is reached; an admitted
+   * socket is tracked until it closes. A trusted proxy's sockets carry many clients: they count toward
+   * `maxConnections` only.
    */
-  private admit(socket: Socket, kind: TransportKind): void {
-    const { maxConnections, maxConnectionsPerIp } = this.opts;
+  private admit(socket: Socket, kind: TransportKind): boolean {
+    const { maxConnections } = this.opts;
+    const maxConnectionsPerIp = this.trusted.has(socket.remoteAddress) ? 0 : this.opts.maxConnectionsPerIp;
     let reason: RefusalReason | null = null;
     let key = '';
     if (maxConnections > 0 && this.sockets.size >= maxConnections) reason = 'max-connections';
@@ -271,9 +288,9 @@ export class Listeners {
     }
     if (reason !== null) {
       const remote = formatRemote(socket.remoteAddress, socket.remotePort); // gone once destroyed
-      refuse(socket, kind);
+      socket.destroy(); // before the server's own listener: no TLS or HTTP octet is read or written
       this.opts.onRefused(kind, reason, remote);
-      return;
+      return false;
     }
     this.sockets.add(socket);
     if (maxConnectionsPerIp > 0) this.perIp.set(key, (this.perIp.get(key) ?? 0) + 1);
@@ -308,6 +325,51 @@ export class Listeners {
       if (left > 0) this.perIp.set(key, left);
       else this.perIp.delete(key);
     });
+    return true;
+  }
+
+  /**
+   * Reads the PROXY header a trusted proxy may send first on a TCP or TLS socket, keeps the client it
+   * names for {@link clientOf}, then hands the socket to the server's own listeners. A malformed header,
+   * or none decided within the handshake time, closes the socket.
+   */
+  private readProxied(socket: Socket, kind: TransportKind, proceed: () => void): void {
+    const via = formatRemote(socket.remoteAddress, socket.remotePort);
+    const key = handshakeKey(socket.localAddress, socket.localPort, via);
+    readProxyHeader(socket, this.opts.handshakeTimeoutMs).then(
+      (source) => {
+        if (socket.destroyed) return;
+        if (source !== null) {
+          this.proxied.set(key, formatRemote(source.address, source.port));
+          socket.once('close', () => this.proxied.delete(key)); // an entry nothing took
+        }
+        proceed();
+        // Paused by the header reader. The TCP connection is attached by now; TLS reads what was put
+        // back itself (resuming would hand those octets to no one).
+        if (kind === 'tcp') socket.resume();
+      },
+      (err: ProxyHeaderError) => {
+        // A health check's connect-and-close is not worth a line at info.
+        const fields = { remote: via, transport: kind, err: err.message };
+        if (err.silent) this.opts.log.debug(fields, 'PROXY header refused: closed');
+        else this.opts.log.info(fields, 'PROXY header refused: closed');
+        socket.destroy();
+      },
+    );
+  }
+
+  /**
+   * `[remote, via]` for a connection on `socket`: the client a PROXY header named and the proxy, or
+   * undefined for both (the socket's own peer). Takes the entry.
+   */
+  private clientOf(socket: Socket): [string | undefined, string | undefined] {
+    if (this.proxied.size === 0) return [undefined, undefined];
+    const via = formatRemote(socket.remoteAddress, socket.remotePort);
+    const key = handshakeKey(socket.localAddress, socket.localPort, via);
+    const remote = this.proxied.get(key);
+    if (remote === undefined) return [undefined, undefined];
+    this.proxied.delete(key);
+    return [remote, via];
   }
 
   /**
@@ -321,8 +383,19 @@ export class Listeners {
 
   private register(server: Server, kind: TransportKind, spec: ListenSpec, port: number): void {
     server.on('error', (err) => this.opts.log.error({ err: String(err), kind }, 'listener error'));
-    // Ahead of the server's own listener (the relay's for TCP, the TLS or HTTP machinery otherwise).
-    server.prependListener('connection', (socket: Socket) => this.admit(socket, kind));
+    // The server's own listener (the relay's for TCP, the TLS or HTTP machinery otherwise) runs only for
+    // a socket the connection gate admits; on TCP and TLS from a trusted proxy, after its PROXY header.
+    const own = server.listeners('connection') as Array<(socket: Socket) => void>;
+    server.removeAllListeners('connection');
+    server.on('connection', (socket: Socket) => {
+      if (!this.admit(socket, kind)) return;
+      const proceed = (): void => {
+        for (const listener of own) listener.call(server, socket);
+      };
+      if ((kind === 'tcp' || kind === 'tls') && this.trusted.has(socket.remoteAddress))
+        this.readProxied(socket, kind, proceed);
+      else proceed();
+    });
     this.bound.push({ kind, server, host: spec.host, port });
     this.authorities.add(`${hostKey(this.publicHost)}:${port}`);
     this.authorities.add(`${hostKey(uriHost(spec.host))}:${port}`);
@@ -358,18 +431,6 @@ export function checkTlsPair(creds: TlsCredentials): void {
 /** True for the transports that present the TLS certificate (TLS and WSS). */
 function isSecure(kind: TransportKind): boolean {
   return kind === 'tls' || kind === 'wss';
-}
-
-/** Closes a socket refused at accept (a limit was reached): no MSRP answer, the peer sees the close. */
-function refuse(socket: Socket, kind: TransportKind): void {
-  if (kind === 'tcp') {
-    socket.destroy(); // the TCP listener sees `destroyed` and never makes a connection of it
-    return;
-  }
-  // The TLS and HTTP servers' own listeners run right after this one and need the socket's handle (TLS
-  // wraps it): close it once they are done, before any handshake byte is read.
-  socket.pause();
-  setImmediate(() => socket.destroy());
 }
 
 /**

@@ -37,6 +37,12 @@ export interface RelayOptions {
   /** Origins a WebSocket handshake may come from (403 otherwise); empty or absent: any. */
   wsAllowedOrigins?: string[];
   /**
+   * Proxies (IP addresses, `address/prefix` networks) whose word on the client is taken: the PROXY
+   * protocol header (v1 or v2) on TCP and TLS listeners, `X-Forwarded-For` on WebSocket ones. Their own
+   * connections do not count toward `maxConnectionsPerIp`. Empty or absent: none.
+   */
+  trustedProxies?: string[];
+  /**
    * Largest WebSocket message the relay sends: each forwarded SEND chunk toward a WebSocket client is
    * cut to fit, head and end-line included (default 64 KiB). Incoming messages may be as large as
    * `max(wsMaxMessageBytes, maxQueuedBytes)`.
@@ -128,6 +134,7 @@ export type RelayLimits = Required<
     | 'wsListen'
     | 'wssListen'
     | 'wsAllowedOrigins'
+    | 'trustedProxies'
     | 'onHttpRequest'
     | 'reports'
     | 'reportsDedupe'
@@ -152,6 +159,7 @@ export interface ResolvedRelayOptions {
   wsListen: ListenSpec[];
   wssListen: ListenSpec[];
   wsAllowedOrigins: string[];
+  trustedProxies: string[];
   onHttpRequest: RelayOptions['onHttpRequest'];
   tls: RelayOptions['tls'];
   /** The host in Use-Path URIs: the option, else the first TCP, TLS or WebSocket listen host. */
@@ -185,6 +193,7 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
     wsListen: options.wsListen ?? [],
     wssListen: options.wssListen ?? [],
     wsAllowedOrigins: options.wsAllowedOrigins ?? [],
+    trustedProxies: options.trustedProxies ?? [],
     onHttpRequest: options.onHttpRequest,
     tls: options.tls,
     publicHost,

@@ -703,7 +703,8 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     this.connectedAt.set(peer, Date.now());
     this.counters.connectionsOpened++;
     this.counters.opened[conn.kind]++;
-    this.log.info({ conn: peer.id, remote: conn.remote, transport: conn.kind }, 'connection opened');
+    const opened = { conn: peer.id, remote: conn.remote, transport: conn.kind };
+    this.log.info(conn.via === undefined ? opened : { ...opened, via: conn.via }, 'connection opened');
   }
 
   private route(peer: Peer, head: RequestHead): RouteResult<Peer> {

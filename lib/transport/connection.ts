@@ -25,8 +25,13 @@ export interface ConnectionEvents {
 export interface Connection {
   readonly id: number;
   readonly kind: TransportKind;
-  /** `address:port` of the peer, for logs. */
+  /**
+   * `address:port` of the peer, for logs and per-address rules (the AUTH lockout): the client a trusted
+   * proxy named (`via` set, port 0 when the proxy gave none), else the socket's peer.
+   */
   readonly remote: string;
+  /** `address:port` of the trusted proxy the connection came through, when one named the client. */
+  readonly via?: string;
   /** Local port the connection arrived on (listeners) or left from (outbound). */
   readonly localPort: number;
   /** The local address the connection came in on (the listener's, or the socket's for a dialed one). */
@@ -96,6 +101,7 @@ export class StreamConnection implements Connection {
   readonly id = connectionId();
   readonly kind: TransportKind;
   readonly remote: string;
+  readonly via: string | undefined;
   readonly localPort: number;
   readonly localAddress: string;
   readonly messageFramed = false;
@@ -107,11 +113,15 @@ export class StreamConnection implements Connection {
   private ended = false;
   private corked = false;
 
-  /** `remote`: for a socket still connecting (dialed), the `host:port` it goes to. */
-  constructor(socket: Socket, kind: 'tcp' | 'tls', remote?: string) {
+  /**
+   * `remote`: for a socket still connecting (dialed), the `host:port` it goes to; for one from a trusted
+   * proxy, the client its PROXY header named (and `via`, the proxy).
+   */
+  constructor(socket: Socket, kind: 'tcp' | 'tls', remote?: string, via?: string) {
     this.socket = socket as TaggedSocket;
     this.kind = kind;
     this.remote = remote ?? formatRemote(socket.remoteAddress, socket.remotePort);
+    this.via = via;
     this.localPort = socket.localPort ?? 0;
     this.localAddress = socket.localAddress ?? '';
     this.socket[kConn] = this;

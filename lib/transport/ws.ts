@@ -30,6 +30,7 @@ import {
   type Connection,
   type ConnectionEvents,
 } from './connection.js';
+import { forwardedClient, type TrustedProxies } from './proxy.js';
 
 /** The WebSocket subprotocol of MSRP (RFC 7977 §4.1, IANA registry). */
 export const WS_SUBPROTOCOL = 'msrp';
@@ -49,6 +50,7 @@ export class WsConnection implements Connection {
   readonly id = connectionId();
   readonly kind: 'ws' | 'wss';
   readonly remote: string;
+  readonly via: string | undefined;
   readonly localPort: number;
   readonly localAddress: string;
   /** RFC 7977 §5.1: one MSRP frame per WebSocket message, so no cut-through pieces. */
@@ -68,13 +70,16 @@ export class WsConnection implements Connection {
 
   /**
    * Wraps an accepted WebSocket. `req` is the upgrade request: its socket is the one `ws` writes to, so
-   * its `'drain'` event is the WebSocket's drain too (no private field of `ws` is used).
+   * its `'drain'` event is the WebSocket's drain too (no private field of `ws` is used). `client`: the
+   * address a trusted proxy's X-Forwarded-For named (the socket's peer is then the proxy, `via`).
    */
-  constructor(ws: WebSocket, req: IncomingMessage, kind: 'ws' | 'wss') {
+  constructor(ws: WebSocket, req: IncomingMessage, kind: 'ws' | 'wss', client?: string) {
     this.ws = ws as TaggedWs;
     this.socket = req.socket as TaggedSocket;
     this.kind = kind;
-    this.remote = formatRemote(req.socket.remoteAddress, req.socket.remotePort);
+    const peer = formatRemote(req.socket.remoteAddress, req.socket.remotePort);
+    this.remote = client === undefined ? peer : formatRemote(client, 0);
+    this.via = client === undefined ? undefined : peer;
     this.localPort = req.socket.localPort ?? 0;
     this.localAddress = req.socket.localAddress ?? '';
     this.origin = req.headers.origin;
@@ -250,6 +255,8 @@ export interface WsListenOptions {
   allowedOrigins: readonly string[];
   /** Largest incoming WebSocket message, bytes (`ws` closes the connection with 1009 beyond). */
   maxPayload?: number;
+  /** Proxies whose `X-Forwarded-For` names the client (default none). */
+  trustedProxies?: TrustedProxies;
   /** Keep-alive ping interval, ms (default {@link WS_PING_INTERVAL_MS}). */
   pingIntervalMs?: number;
   /** Called with every accepted MSRP WebSocket connection. */
@@ -304,9 +311,14 @@ export async function listenWs(opts: WsListenOptions): Promise<WsListener> {
       abortHandshake(socket, refusal.status, refusal.message);
       return;
     }
+    const trusted = opts.trustedProxies;
+    const client =
+      trusted?.has(req.socket.remoteAddress) === true
+        ? forwardedClient(req.headers['x-forwarded-for'], trusted)
+        : undefined;
     wss.handleUpgrade(req, socket, head, (ws) => {
       socket.off('error', ignore);
-      opts.onConnection(new WsConnection(ws, req, kind));
+      opts.onConnection(new WsConnection(ws, req, kind, client));
     });
   });
   await new Promise<void>((resolve, reject) => {

@@ -101,6 +101,7 @@ describe('relay configuration', () => {
         wsListen: [],
         wssListen: [],
         wsAllowedOrigins: [],
+        trustedProxies: [],
         wsMaxMessage: 65536,
         web: true,
         publicHost: '127.0.0.1',
@@ -516,6 +517,14 @@ describe('relay configuration', () => {
     });
   });
 
+  it('reads --trusted-proxies as a list of addresses and networks, repeated or comma-separated', () => {
+    const cfg = resolve(['--trusted-proxies', '10.0.0.0/8,192.0.2.7', '--trusted-proxies', '2001:db8::/32']);
+    expect(cfg.trustedProxies).to.deep.equal(['10.0.0.0/8', '192.0.2.7', '2001:db8::/32']);
+    expect(resolve([], { MSRP_RELAY_TRUSTED_PROXIES: '127.0.0.1' }).trustedProxies).to.deep.equal([
+      '127.0.0.1',
+    ]);
+  });
+
   describe('validation', () => {
     const failures: Array<[string, string[], NodeJS.ProcessEnv, string]> = [
       ['a size that is not a number', ['--max-queued-bytes', 'abc'], {}, '--max-queued-bytes'],
@@ -538,6 +547,13 @@ describe('relay configuration', () => {
       ['an IPv4 address in brackets', ['--listen', '[127.0.0.1]:2855'], {}, '--listen'],
       ['a host name with an underscore', ['--ws-listen', 'bad_host:2855'], {}, '--ws-listen'],
       ['a metrics address without port', ['--metrics-listen', 'nope'], {}, '--metrics-listen'],
+      ['a proxy given by name', ['--trusted-proxies', 'lb.example.com'], {}, '--trusted-proxies'],
+      [
+        'a proxy network with a prefix too long',
+        [],
+        { MSRP_RELAY_TRUSTED_PROXIES: '10.0.0.0/40' },
+        'MSRP_RELAY_TRUSTED_PROXIES',
+      ],
       [
         'an origin with a path',
         ['--ws-allowed-origins', 'https://x.example/app'],
