@@ -212,6 +212,9 @@ async function start(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): Pr
       { publicHost: cfg.publicHost, listeners: [...new Set(elsewhere)] },
       'a TCP/TLS listener is bound to another address than the public host: Use-Path URIs of its clients name the public host with its port; give --public-host a name that reaches every listener',
     );
+  // The handlers for the running relay go in before the early ones come out: a signal with no listener
+  // at all gets Node's default action (a SIGINT right after the banner killed the process, exit null).
+  installSignals(relay, metrics, flags, env, log);
   process.off('SIGINT', early);
   process.off('SIGTERM', early);
   process.off('SIGHUP', earlyHup);
@@ -227,7 +230,6 @@ async function start(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): Pr
     'relay started',
   );
   checkCertificateExpiry(relay, log);
-  installSignals(relay, metrics, flags, env, log);
 }
 
 function printBanner(relay: Relay, cfg: RelayConfig, users: UsersSetup, metrics: MetricsServer | null): void {
