@@ -17,7 +17,12 @@ import { uncorkAfterTurn } from '../io/uncork.js';
 import { FrameCollector, type CollectedError } from '../msrp/frame-collector.js';
 import { getHeader, type Frame, type Header } from '../msrp/message.js';
 import { parseByteRange, type ByteRange } from '../msrp/headers.js';
-import { parseDigestChallenge, formatDigestCredentials } from '../msrp/digest.js';
+import {
+  formatDigestCredentials,
+  parseDigestChallenge,
+  splitQopOptions,
+  type DigestChallenge,
+} from '../msrp/digest.js';
 import { MsrpParser } from '../msrp/parser.js';
 import {
   frameRequest,
@@ -26,6 +31,7 @@ import {
   type FramedRequest,
   type RequestSpec,
 } from '../msrp/serializer.js';
+import { parsePath } from '../msrp/uri.js';
 import { StringMap } from '../util/string-map.js';
 
 /** Where and how to connect. */
@@ -245,22 +251,7 @@ export class MsrpEndpoint extends EventEmitter {
     });
     if (res.kind === 'response' && res.statusCode === 401 && opts.username !== undefined) {
       const challenge = parseDigestChallenge(getHeader(res.headers, 'www-authenticate') ?? '');
-      const cnonce = randomId(12);
-      const nc = '00000001';
-      const uri = opts.relayUri.split(' ').at(-1)!;
-      const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
-      const ha1 = md5(`${opts.username}:${challenge.realm}:${opts.password ?? ''}`);
-      const response = md5(`${ha1}:${challenge.nonce}:${nc}:${cnonce}:auth:${md5(`AUTH:${uri}`)}`);
-      const authorization = formatDigestCredentials({
-        username: opts.username,
-        realm: challenge.realm,
-        nonce: challenge.nonce,
-        uri,
-        response,
-        qop: 'auth',
-        cnonce,
-        nc,
-      });
+      const authorization = digestAnswer(challenge, opts.username, opts.password ?? '', opts.relayUri);
       res = await this.request({
         method: 'AUTH',
         toPath: opts.relayUri,
@@ -269,7 +260,16 @@ export class MsrpEndpoint extends EventEmitter {
       });
     }
     if (res.kind === 'response' && res.statusCode === 200) {
-      this.usePath = (getHeader(res.headers, 'use-path') ?? '').trim().split(/\s+/);
+      const usePath = getHeader(res.headers, 'use-path') ?? '';
+      // RFC 4976 §5.1: the Use-Path is the URI list the client puts first in its To-Paths; one that does
+      // not parse would only make every later SEND fail (a relay misconfigured to write `msrp://msrp://`).
+      if (usePath.trim() === '') throw new AuthError('AUTH 200 without Use-Path', '');
+      try {
+        parsePath(usePath);
+      } catch {
+        throw new AuthError('AUTH 200 with an invalid Use-Path', usePath.slice(0, 200));
+      }
+      this.usePath = usePath.trim().split(/\s+/);
     }
     return res;
   }
@@ -521,3 +521,56 @@ function rawBuffer(data: RawData): Buffer {
 
 /** The flag of a frame (re-exported for tests that inspect chunks). */
 export type { ContinuationFlag };
+
+/** An AUTH exchange this client cannot complete: `reason` is fixed text, `value` what the relay sent. */
+export class AuthError extends Error {
+  constructor(
+    readonly reason: string,
+    readonly value: string,
+  ) {
+    super(`${reason}: ${JSON.stringify(value)}`);
+    this.name = 'AuthError';
+  }
+}
+
+/**
+ * The Authorization value answering a Digest challenge (RFC 2617 §3.2.2, as RFC 4976 §5.1 uses it):
+ * `qop=auth` when offered, the RFC 2069 form when no qop is offered; MD5 or MD5-sess; `opaque` echoed.
+ * Throws for what it cannot answer (another algorithm, a qop list without `auth`).
+ */
+function digestAnswer(
+  challenge: DigestChallenge,
+  username: string,
+  password: string,
+  relayUri: string,
+): string {
+  const algorithm = challenge.algorithm;
+  const sess = algorithm !== undefined && algorithm.toLowerCase() === 'md5-sess';
+  if (algorithm !== undefined && !sess && algorithm.toLowerCase() !== 'md5')
+    throw new AuthError('Digest algorithm not supported (MD5, MD5-sess)', algorithm);
+  const qops = challenge.qop === undefined ? undefined : splitQopOptions(challenge.qop.toLowerCase());
+  if (qops !== undefined && !qops.includes('auth'))
+    throw new AuthError('Digest qop offers no "auth"', challenge.qop ?? '');
+  const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
+  const uri = relayUri.split(' ').at(-1)!;
+  const cnonce = randomId(12);
+  const nc = '00000001';
+  let ha1 = md5(`${username}:${challenge.realm}:${password}`);
+  if (sess) ha1 = md5(`${ha1}:${challenge.nonce}:${cnonce}`);
+  const ha2 = md5(`AUTH:${uri}`);
+  const withQop = qops !== undefined;
+  const response = withQop
+    ? md5(`${ha1}:${challenge.nonce}:${nc}:${cnonce}:auth:${ha2}`)
+    : md5(`${ha1}:${challenge.nonce}:${ha2}`);
+  return formatDigestCredentials({
+    username,
+    realm: challenge.realm,
+    nonce: challenge.nonce,
+    uri,
+    response,
+    ...(withQop || sess ? { cnonce } : {}),
+    ...(withQop ? { qop: 'auth', nc } : {}),
+    ...(algorithm === undefined ? {} : { algorithm }),
+    ...(challenge.opaque === undefined ? {} : { opaque: challenge.opaque }),
+  });
+}

@@ -12,7 +12,7 @@
  * Only RFC 4975/4976 behaviour is assumed of the relay; nothing here knows our relay's internals.
  */
 import { performance } from 'node:perf_hooks';
-import { MsrpEndpoint, type ReceivedMessage } from '../client/endpoint.js';
+import { AuthError, MsrpEndpoint, type ReceivedMessage } from '../client/endpoint.js';
 import { parseStatus } from '../msrp/headers.js';
 import { getHeader, type Frame, type Header } from '../msrp/message.js';
 import { serializeRequest, randomId, type RequestSpec } from '../msrp/serializer.js';
@@ -164,7 +164,8 @@ async function authenticate(
       password: user?.password,
       expires: cfg.authExpires,
     });
-  } catch {
+  } catch (err) {
+    if (err instanceof AuthError) throw new SetupError(err.reason); // one reason per kind, not per value
     throw new SetupError(ep.isClosed ? 'AUTH connection closed' : 'AUTH timeout');
   }
   const status = res.kind === 'response' ? res.statusCode : 0;
