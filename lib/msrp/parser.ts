@@ -399,6 +399,10 @@ export class MsrpParser {
         400,
         false,
       );
+      // A line that is no header but ends in this frame's end-line (a peer that wrote junk with no CRLF
+      // before the end-line: Kamailio 5.6.3's 423 does) ends the refused frame here, instead of every
+      // later octet being read as more of its head until the 16 KiB limit closes the connection.
+      if (this.endsInEndLine(line, start, end)) this.onBodilessEnd(line[end - 1]!);
       return;
     }
     let v = colon + 1;
@@ -522,6 +526,13 @@ export class MsrpParser {
     const n = this.needle.length - 2; // without the leading CRLF
     if (end - start !== n + 1 || !isFlag(line[end - 1])) return false;
     return bytesAt(line, start, this.needle, 2, n);
+  }
+
+  /** True when `line[start..end)` ends with this frame's end-line (flag included), after other octets. */
+  private endsInEndLine(line: Buffer, start: number, end: number): boolean {
+    const n = this.needle.length - 2; // without the leading CRLF
+    if (end - start <= n + 1 || !isFlag(line[end - 1])) return false;
+    return bytesAt(line, end - 1 - n, this.needle, 2, n);
   }
 
   /** Points {@link needle} at the end-line of the transaction id at `line[start..end)` (4-32 octets). */

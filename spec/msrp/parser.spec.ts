@@ -493,6 +493,32 @@ describe('MsrpParser', () => {
       });
     }
 
+    it('ends a refused frame at an end-line that closes a junk header line (Kamailio 5.6.3 423)', () => {
+      // Kamailio wrote 17 octets of stale memory, then the end-line without a CRLF before it.
+      const junk = Buffer.from([0x73, 0x65, 0x63, 0x72, 0x65, 0x74, 0, 0, 0x80, 0x80, 0x80, 0xed]);
+      const bytes = Buffer.concat([
+        Buffer.from(`MSRP VNRIfgvEuT 423 Interval Out Of Bounds\r\nTo-Path: ${TO}\r\nFrom-Path: ${FROM}\r\n`),
+        junk,
+        Buffer.from('-------VNRIfgvEuT$\r\n'),
+        lines('MSRP next1234 200 OK', `To-Path: ${TO}`, `From-Path: ${FROM}`, '-------next1234$'),
+      ]);
+      for (const pieces of [[bytes], randomSplit(bytes, seededRandom(7), 9)]) {
+        const rec = new Recorder();
+        const parser = new MsrpParser(rec);
+        for (const p of pieces) parser.write(p);
+        expect(rec.events).to.deep.equal([`error:${ErrorCodes.BAD_HEADER}`, 'head:next1234', 'end:$']);
+        expect(parser.failed).to.equal(false);
+      }
+      // A junk line ending in another transaction's end-line does not end the frame.
+      const rec = new Recorder();
+      new MsrpParser(rec).write(
+        Buffer.concat([
+          lines('MSRP abcd1234 SEND', `To-Path: ${TO}`, `From-Path: ${FROM}`, 'junk-------other99$'),
+        ]),
+      );
+      expect(rec.events).to.deep.equal([]);
+    });
+
     it('recovers after a non-fatal error and parses the next frame', () => {
       const bad = lines(
         'MSRP abcd1234 SEND',
