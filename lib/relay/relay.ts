@@ -777,6 +777,12 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     const parts = [formatHead(`MSRP ${tid} ${head.method}`, headers, body !== null)];
     if (body !== null) parts.push(body);
     parts.push(Buffer.from(frameTail(tid, flag, body !== null), 'latin1'));
+    // RFC 7977 §5.1: one frame per WebSocket message, and only SEND can be cut into chunks: a whole
+    // request (a REPORT, an extension method with a body) that passes the peer's message limit is refused.
+    if (dest.conn.messageFramed && frameBytes(parts) > this.opts.wsMaxMessageBytes) {
+      this.failures.refuse(peer, head, 413, 'Too large for one WebSocket message', route.ourUri);
+      return;
+    }
     const fr = failureReportOf(head);
     if (head.method !== 'REPORT' && fr !== 'no') {
       const range = byteRange === null || byteRange === 'bad' ? { start: 1, end: 0, total: 0 } : byteRange;
@@ -983,4 +989,11 @@ function sleep(ms: number): Promise<void> {
 /** The failure code for what was sent toward `peer`, now closed: 481 when it was up, 408 when it never came up. */
 function lostCode(peer: Peer): number {
   return peer.established ? 481 : 408;
+}
+
+/** Octets of a frame given as parts. */
+function frameBytes(parts: readonly Buffer[]): number {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  return n;
 }

@@ -129,6 +129,9 @@ function routeByRules<P>(
     if (!ctx.isOurs(first) || first.sessionId === undefined) {
       // RFC 4976 §6.4: a request not addressed to this relay is not forwarded (no open relaying).
       if (hop === 0) return fail(403, 'Not addressed to this relay');
+      // RFC 7977 §5.2.2: a WebSocket client is reached only over the connection it authenticated on (a
+      // token of this relay's); a relay dials TCP (or TLS) next hops, never another transport.
+      if (first.transport !== 'tcp') return fail(400, 'Next hop is not reachable over TCP');
       const route: RouteResult<P> = {
         ok: true,
         toPath: to.join(' '),

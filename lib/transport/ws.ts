@@ -66,6 +66,8 @@ export class WsConnection implements Connection {
   private ended = false;
   private gone = false;
   private alive = true;
+  /** Reading stopped by {@link pause} (backpressure toward this peer's destinations). */
+  private paused = false;
   private closeTimer: NodeJS.Timeout | null = null;
 
   /**
@@ -136,10 +138,13 @@ export class WsConnection implements Connection {
   }
 
   pause(): void {
+    this.paused = true;
     this.ws.pause();
   }
 
   resume(): void {
+    this.paused = false;
+    this.alive = true; // a pong that came while paused is only read now: a full round before the next check
     this.ws.resume();
   }
 
@@ -164,7 +169,9 @@ export class WsConnection implements Connection {
    * is torn down, otherwise it is pinged again. Called by the listener's timer.
    */
   heartbeat(): void {
-    if (this.closed) return;
+    // Paused for backpressure (its destination is congested), the peer's pong stays unread in the socket:
+    // no check until reading resumes. A destination that stopped moving is the write-stall timer's case.
+    if (this.closed || this.paused) return;
     if (!this.alive) {
       this.destroy('ping-timeout');
       return;

@@ -1,11 +1,12 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
+import { createServer, type Socket } from 'node:net';
 import { getHeader, type Frame } from '../../lib/msrp/message.js';
 import type { ReceivedMessage } from '../../lib/client/endpoint.js';
 import { serializeRequest, serializeResponse } from '../../lib/msrp/serializer.js';
 import { parseUri } from '../../lib/msrp/uri.js';
 import type { Relay } from '../../lib/relay/relay.js';
-import { captureLogger, Harness, next, nextMessage, until, type LogLine } from '../helpers/relay.js';
+import { captureLogger, Harness, next, nextMessage, sleep, until, type LogLine } from '../helpers/relay.js';
 
 const requestsOf = (frames: Frame[], method: string): Frame[] =>
   frames.filter((f) => f.kind === 'request' && f.method === method);
@@ -415,6 +416,27 @@ describe('relay forwarding (RFC 4976 §6.4-§6.8)', () => {
     expect(res.kind === 'response' && res.statusCode).to.equal(403);
     await new Promise((r) => setTimeout(r, 50));
     expect(bobFrames).to.deep.equal([]);
+  });
+
+  it('refuses a ;ws next hop that is not its own client, without dialing it (RFC 7977 §5.2.2)', async () => {
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const dialed: Socket[] = [];
+    const trap = createServer((s) => dialed.push(s.on('error', () => {})));
+    await new Promise<void>((r) => trap.listen(0, '127.0.0.1', r));
+    try {
+      const port = (trap.address() as { port: number }).port;
+      const res = await alice.send({
+        toPath: [alice.usePath[0], `msrp://127.0.0.1:${port}/w1;ws`].join(' '),
+        body: 'to a browser elsewhere',
+      });
+      expect(res.statuses).to.deep.equal([400]);
+      await sleep(50);
+      expect(dialed).to.have.length(0);
+    } finally {
+      for (const s of dialed) s.destroy();
+      trap.close();
+    }
   });
 
   it('rejects a token presented on another connection', async () => {

@@ -351,6 +351,32 @@ describe('relay over WebSocket (RFC 7977)', () => {
     expect((await small).body.toString()).to.equal('small head');
   });
 
+  it('answers 413 to a whole request (not a SEND) that would not fit one WebSocket message', async () => {
+    // Audit: only SEND chunks were cut to wsMaxMessageBytes; an extension method's body went out whole.
+    const relay = await h.relay(wsRelayOptions({ wsMaxMessageBytes: 4096 }));
+    const carol = await wsClient(h, relay, 'carol');
+    const bob = await h.client(relay, 'bob');
+    const frames: string[] = [];
+    carol.on('request', (f: Frame) => frames.push(f.kind === 'request' ? f.method : ''));
+    const nickname = (body: string): Promise<Frame> =>
+      bob.request({
+        method: 'NICKNAME',
+        toPath: bob.toPathFor(carol.path),
+        fromPath: bob.uri,
+        contentType: 'text/plain',
+        body,
+      });
+    const big = await nickname('n'.repeat(30_000));
+    expect(big.kind === 'response' && [big.statusCode, big.comment]).to.deep.equal([
+      413,
+      'Too large for one WebSocket message',
+    ]);
+    // One that fits goes through (the test client leaves an unknown method unanswered).
+    void nickname('short').catch(() => undefined);
+    await until(() => frames.length === 1, 5000, 'the small request at the WebSocket client');
+    expect(frames).to.deep.equal(['NICKNAME']);
+  });
+
   it('passes wsAllowedOrigins and onHttpRequest through to its WebSocket listeners', async () => {
     const relay = await h.relay(
       wsRelayOptions({

@@ -241,6 +241,20 @@ describe('listenWs and WsConnection (RFC 7977)', () => {
       expect(polite.readyState).to.equal(WebSocket.OPEN);
     });
 
+    it('does not cut off a peer while its reading is paused (its pong is unread), and checks again after', async () => {
+      // Audit: a WS sender paused for backpressure toward a slow but moving receiver got 1006 ping-timeout.
+      const { url, conns, seen } = await listener({ pingIntervalMs: 40 });
+      const silent = await client(url, { autoPong: false });
+      await until(() => conns.length === 1, 2000, 'the connection');
+      conns[0]!.pause();
+      await new Promise((r) => setTimeout(r, 300)); // seven rounds
+      expect(seen[0]!.closed).to.equal(null);
+      expect(silent.readyState).to.equal(WebSocket.OPEN);
+      conns[0]!.resume();
+      await until(() => seen[0]!.closed !== null, 3000, 'the silent peer to be cut off once read again');
+      expect(seen[0]!.closed).to.equal('ping-timeout');
+    });
+
     it('closes with code 1002 and the reason for a protocol error, 1000 otherwise', async () => {
       const { url, conns, seen } = await listener();
       const a = await client(url);
