@@ -63,8 +63,10 @@ export interface RelayConfig {
   maxConnections?: number;
   /** Accepted connections open at once from one IPv4 address or IPv6 /64 (0: no limit). */
   maxConnectionsPerIp: number;
-  /** Proxies (addresses, `address/prefix` networks) whose PROXY header or X-Forwarded-For names the client. */
+  /** HTTP proxies (addresses, `address/prefix` networks) whose X-Forwarded-For names a WebSocket client. */
   trustedProxies: string[];
+  /** Load balancers whose TCP and TLS connections must start with a PROXY header naming the client. */
+  proxyProtocolFrom: string[];
   transactionTimeout: number;
   probationTimeout: number;
   idleTimeout: number;
@@ -175,7 +177,14 @@ const FIELDS: readonly Field[] = [
     'trustedProxies',
     'networks',
     [],
-    'proxy address or network whose PROXY header (TCP, TLS) or X-Forwarded-For (WS, WSS) names the client, repeatable',
+    'HTTP proxy address or network whose X-Forwarded-For names a WS/WSS client, repeatable',
+    { defText: 'none' },
+  ),
+  field(
+    'proxyProtocolFrom',
+    'networks',
+    [],
+    'load balancer address or network whose TCP/TLS connections must start with a PROXY header (v1, v2), repeatable',
     { defText: 'none' },
   ),
   field('transactionTimeout', TIME, D.transactionTimeoutMs / 1000, 'wait for a response from the next hop'),

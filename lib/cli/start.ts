@@ -104,6 +104,7 @@ export function relayOptionsFrom(cfg: RelayConfig, users: UserStore | undefined)
     wssListen: cfg.wssListen,
     wsAllowedOrigins: cfg.wsAllowedOrigins,
     trustedProxies: cfg.trustedProxies,
+    proxyProtocolFrom: cfg.proxyProtocolFrom,
     wsMaxMessageBytes: cfg.wsMaxMessage,
     tls: { ...readTls(cfg), ca: readCa(cfg) },
     publicHost: cfg.publicHost,

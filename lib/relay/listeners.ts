@@ -4,6 +4,7 @@
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
+import type { IncomingMessage } from 'node:http';
 import {
   createSecureContext,
   createServer as createTlsServer,
@@ -18,7 +19,12 @@ import {
   type Connection,
   type TransportKind,
 } from '../transport/connection.js';
-import { readProxyHeader, TrustedProxies, type ProxyHeaderError } from '../transport/proxy.js';
+import {
+  forwardedClient,
+  readProxyHeader,
+  TrustedProxies,
+  type ProxyHeaderError,
+} from '../transport/proxy.js';
 import { listenWs } from '../transport/ws.js';
 import type { Logger } from './logger.js';
 import type { ListenSpec, RelayAddress, ResolvedRelayOptions } from './options.js';
@@ -56,6 +62,7 @@ export type ListenersOptions = Pick<
   | 'wssListen'
   | 'wsAllowedOrigins'
   | 'trustedProxies'
+  | 'proxyProtocolFrom'
   | 'onHttpRequest'
   | 'tls'
   | 'publicHost'
@@ -102,17 +109,20 @@ export class Listeners {
   private readonly handshaking = new Map<string, NodeJS.Timeout>();
   /** What TLS and WSS listeners present; replaced by {@link setTlsCredentials}. */
   private credentials: TlsCredentials | undefined;
-  /** Proxies whose PROXY header or X-Forwarded-For names the client. */
+  /** HTTP proxies whose X-Forwarded-For names a WebSocket client (`--trusted-proxies`). */
   private readonly trusted: TrustedProxies;
+  /** Proxies whose TCP and TLS connections start with a PROXY header (`--proxy-protocol-from`). */
+  private readonly proxyFrom: TrustedProxies;
   /**
-   * Clients named by the PROXY header of a socket from a trusted proxy, by {@link handshakeKey}, until
-   * the TCP connection or TLS socket made on it takes its entry (or the socket closes).
+   * Clients named by the PROXY header of a socket, by {@link handshakeKey}, until the TCP connection or
+   * TLS socket made on it takes its entry (or the socket closes).
    */
   private readonly proxied = new Map<string, string>();
 
   constructor(private readonly opts: ListenersOptions) {
     this.publicHost = uriHost(opts.publicHost);
     this.trusted = new TrustedProxies(opts.trustedProxies);
+    this.proxyFrom = new TrustedProxies(opts.proxyProtocolFrom);
     const t = opts.tls;
     this.credentials =
       t?.cert !== undefined && t.key !== undefined ? { cert: t.cert, key: t.key } : undefined;
@@ -242,7 +252,7 @@ export class Listeners {
         tls: secure ? t : undefined,
         allowedOrigins,
         maxPayload: this.opts.wsMaxPayload,
-        trustedProxies: this.trusted,
+        clientOf: (req) => this.forwardedClientOf(req, secure ? 'wss' : 'ws'),
         onConnection: (conn) => this.handOver(conn),
         onHttpRequest,
       }).catch((err: Error) => {
@@ -273,12 +283,12 @@ export class Listeners {
 
   /**
    * Lets an accepted socket in (true), or closes it when a connection limit is reached; an admitted
-   * socket is tracked until it closes. A trusted proxy's sockets carry many clients: they count toward
-   * `maxConnections` only.
+   * socket is tracked until it closes. A proxy's sockets carry many clients: they count toward
+   * `maxConnections` only, and the per-IP limit counts the client each names ({@link countClient}).
    */
   private admit(socket: Socket, kind: TransportKind): boolean {
     const { maxConnections } = this.opts;
-    const maxConnectionsPerIp = this.trusted.has(socket.remoteAddress) ? 0 : this.opts.maxConnectionsPerIp;
+    const maxConnectionsPerIp = this.isProxy(socket, kind) ? 0 : this.opts.maxConnectionsPerIp;
     let reason: RefusalReason | null = null;
     let key = '';
     if (maxConnections > 0 && this.sockets.size >= maxConnections) reason = 'max-connections';
@@ -328,10 +338,49 @@ export class Listeners {
     return true;
   }
 
+  /** True when `socket` comes from a proxy whose word on the client this listener kind takes. */
+  private isProxy(socket: Socket, kind: TransportKind): boolean {
+    const list = kind === 'tcp' || kind === 'tls' ? this.proxyFrom : this.trusted;
+    return list.has(socket.remoteAddress);
+  }
+
   /**
-   * Reads the PROXY header a trusted proxy may send first on a TCP or TLS socket, keeps the client it
-   * names for {@link clientOf}, then hands the socket to the server's own listeners. A malformed header,
-   * or none decided within the handshake time, closes the socket.
+   * Counts a client a proxy named toward `maxConnectionsPerIp` until `socket` closes; false (and the
+   * refusal reported) when that client is at the limit already.
+   */
+  private countClient(socket: Socket, kind: TransportKind, address: string, port: number): boolean {
+    const limit = this.opts.maxConnectionsPerIp;
+    if (limit === 0) return true;
+    const key = addressKey(address);
+    if ((this.perIp.get(key) ?? 0) >= limit) {
+      this.opts.onRefused(kind, 'max-connections-per-ip', formatRemote(address, port));
+      return false;
+    }
+    this.perIp.set(key, (this.perIp.get(key) ?? 0) + 1);
+    socket.once('close', () => {
+      const left = (this.perIp.get(key) ?? 1) - 1;
+      if (left > 0) this.perIp.set(key, left);
+      else this.perIp.delete(key);
+    });
+    return true;
+  }
+
+  /**
+   * The client of a WebSocket upgrade: from X-Forwarded-For when the request comes from a trusted
+   * proxy (undefined: the socket's own peer), or null to refuse it (that client is at the per-IP limit).
+   */
+  private forwardedClientOf(req: IncomingMessage, kind: TransportKind): string | undefined | null {
+    const socket = req.socket;
+    if (!this.trusted.has(socket.remoteAddress)) return undefined;
+    const client = forwardedClient(req.headers['x-forwarded-for'], this.trusted);
+    if (client === undefined) return undefined;
+    return this.countClient(socket, kind, client, 0) ? client : null;
+  }
+
+  /**
+   * Reads the PROXY header a connection from a `--proxy-protocol-from` address must start with, keeps
+   * the client it names for {@link clientOf}, then hands the socket to the server's own listeners. No
+   * header, a malformed one, or none within the handshake time closes the socket.
    */
   private readProxied(socket: Socket, kind: TransportKind, proceed: () => void): void {
     const via = formatRemote(socket.remoteAddress, socket.remotePort);
@@ -340,6 +389,10 @@ export class Listeners {
       (source) => {
         if (socket.destroyed) return;
         if (source !== null) {
+          if (!this.countClient(socket, kind, source.address, source.port)) {
+            socket.destroy();
+            return;
+          }
           this.proxied.set(key, formatRemote(source.address, source.port));
           socket.once('close', () => this.proxied.delete(key)); // an entry nothing took
         }
@@ -384,7 +437,8 @@ export class Listeners {
   private register(server: Server, kind: TransportKind, spec: ListenSpec, port: number): void {
     server.on('error', (err) => this.opts.log.error({ err: String(err), kind }, 'listener error'));
     // The server's own listener (the relay's for TCP, the TLS or HTTP machinery otherwise) runs only for
-    // a socket the connection gate admits; on TCP and TLS from a trusted proxy, after its PROXY header.
+    // a socket the connection gate admits; on TCP and TLS from a --proxy-protocol-from address, after
+    // its PROXY header.
     const own = server.listeners('connection') as Array<(socket: Socket) => void>;
     server.removeAllListeners('connection');
     server.on('connection', (socket: Socket) => {
@@ -392,7 +446,7 @@ export class Listeners {
       const proceed = (): void => {
         for (const listener of own) listener.call(server, socket);
       };
-      if ((kind === 'tcp' || kind === 'tls') && this.trusted.has(socket.remoteAddress))
+      if ((kind === 'tcp' || kind === 'tls') && this.proxyFrom.has(socket.remoteAddress))
         this.readProxied(socket, kind, proceed);
       else proceed();
     });

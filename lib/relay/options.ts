@@ -37,11 +37,15 @@ export interface RelayOptions {
   /** Origins a WebSocket handshake may come from (403 otherwise); empty or absent: any. */
   wsAllowedOrigins?: string[];
   /**
-   * Proxies (IP addresses, `address/prefix` networks) whose word on the client is taken: the PROXY
-   * protocol header (v1 or v2) on TCP and TLS listeners, `X-Forwarded-For` on WebSocket ones. Their own
-   * connections do not count toward `maxConnectionsPerIp`. Empty or absent: none.
+   * HTTP reverse proxies (IP addresses, `address/prefix` networks) whose `X-Forwarded-For` names the
+   * client of a WebSocket upgrade. Empty or absent: none.
    */
   trustedProxies?: string[];
+  /**
+   * Load balancers (IP addresses, `address/prefix` networks) whose TCP and TLS connections start with a
+   * PROXY protocol header (v1 or v2), required: it names the client. Empty or absent: none.
+   */
+  proxyProtocolFrom?: string[];
   /**
    * Largest WebSocket message the relay sends: each forwarded SEND chunk toward a WebSocket client is
    * cut to fit, head and end-line included (default 64 KiB). Incoming messages may be as large as
@@ -135,6 +139,7 @@ export type RelayLimits = Required<
     | 'wssListen'
     | 'wsAllowedOrigins'
     | 'trustedProxies'
+    | 'proxyProtocolFrom'
     | 'onHttpRequest'
     | 'reports'
     | 'reportsDedupe'
@@ -160,6 +165,7 @@ export interface ResolvedRelayOptions {
   wssListen: ListenSpec[];
   wsAllowedOrigins: string[];
   trustedProxies: string[];
+  proxyProtocolFrom: string[];
   onHttpRequest: RelayOptions['onHttpRequest'];
   tls: RelayOptions['tls'];
   /** The host in Use-Path URIs: the option, else the first TCP, TLS or WebSocket listen host. */
@@ -194,6 +200,7 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
     wssListen: options.wssListen ?? [],
     wsAllowedOrigins: options.wsAllowedOrigins ?? [],
     trustedProxies: options.trustedProxies ?? [],
+    proxyProtocolFrom: options.proxyProtocolFrom ?? [],
     onHttpRequest: options.onHttpRequest,
     tls: options.tls,
     publicHost,

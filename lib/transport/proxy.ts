@@ -1,13 +1,16 @@
 /**
- * Clients behind a trusted proxy: the address a load balancer or reverse proxy says it forwards for, so
- * that logs, the AUTH lockout and the per-IP limit see the client instead of the proxy.
+ * Clients behind a proxy: the address a load balancer or reverse proxy says it forwards for, so that
+ * logs, the AUTH lockout and the per-IP limit see the client instead of the proxy.
  *
  * - Stream listeners (TCP, TLS): the PROXY protocol header, version 1 (text) or 2 (binary), that HAProxy,
  *   nginx (`proxy_protocol on`), AWS NLB and others send first on each connection, before any TLS octet.
- * - WebSocket listeners: the `X-Forwarded-For` header of the upgrade request.
+ *   Required on every connection from an address in `--proxy-protocol-from`.
+ * - WebSocket listeners: the `X-Forwarded-For` header of an upgrade request from an address in
+ *   `--trusted-proxies` (HTTP reverse proxies, which append the address they got the request from).
  *
- * Only a connection from an address in `--trusted-proxies` is read this way; from any other address the
- * header is not looked for (anyone could write one), and the connection is what its socket says.
+ * Two lists, not one: a proxy that forwards TCP as it is (no PROXY header) passes along whatever its
+ * clients write, X-Forwarded-For included, and a client behind an HTTP proxy could write a PROXY header
+ * if one were optional. From any other address neither is looked for.
  */
 import { BlockList, isIP, type Socket } from 'node:net';
 
@@ -46,7 +49,8 @@ export function parseProxyEntry(entry: string): { address: string; prefix: numbe
   const slash = entry.indexOf('/');
   const address = slash < 0 ? entry : entry.slice(0, slash);
   const family = isIP(address);
-  if (family === 0) throw new Error('expected an IP address or network, e.g. 10.0.0.0/8 or 2001:db8::/32');
+  if (family === 0 || address.includes('%'))
+    throw new Error('expected an IP address or network (no zone id), e.g. 10.0.0.0/8 or 2001:db8::/32');
   if (slash < 0) return { address, prefix: undefined };
   const text = entry.slice(slash + 1);
   const prefix = Number(text);
@@ -198,10 +202,11 @@ function compactV6(groups: string[]): string {
 }
 
 /**
- * Reads a PROXY header, if the connection starts with one, from a socket whose data nobody else reads
- * yet; what follows the header is put back (`unshift`) for the protocol's reader. Resolves with the
- * source (null: no header, or one that names none) or rejects with a {@link ProxyHeaderError}; the
- * caller closes the socket then, and after `timeoutMs` without a decision.
+ * Reads the PROXY header a connection must start with, from a socket whose data nobody else reads yet;
+ * what follows the header is put back (`unshift`) for the protocol's reader. Resolves with the source
+ * (null: a header that names none, LOCAL or UNKNOWN) or rejects with a {@link ProxyHeaderError} (no
+ * header, a malformed one, a socket error or close, nothing decided within `timeoutMs`); the caller
+ * closes the socket then.
  */
 export function readProxyHeader(socket: Socket, timeoutMs: number): Promise<ProxiedSource> {
   return new Promise((resolve, reject) => {
@@ -210,6 +215,7 @@ export function readProxyHeader(socket: Socket, timeoutMs: number): Promise<Prox
       clearTimeout(timer);
       socket.off('data', onData);
       socket.off('close', onClose);
+      socket.off('error', onError);
       socket.pause();
     };
     const onData = (chunk: Buffer): void => {
@@ -224,12 +230,22 @@ export function readProxyHeader(socket: Socket, timeoutMs: number): Promise<Prox
       }
       if (parsed === null) return;
       done();
+      if (parsed.length === 0) {
+        reject(new ProxyHeaderError('no PROXY header'));
+        return;
+      }
       if (parsed.length < seen.length) socket.unshift(seen.subarray(parsed.length));
       resolve(parsed.source);
     };
     const onClose = (): void => {
       done();
       reject(new ProxyHeaderError('closed before the PROXY header ended', seen.length === 0));
+    };
+    // A reset (ECONNRESET) before the header: without a listener the error would end the process.
+    const onError = (err: NodeJS.ErrnoException): void => {
+      done();
+      const what = err.code ?? 'socket error';
+      reject(new ProxyHeaderError(`${what} before the PROXY header ended`, seen.length === 0));
     };
     const timer = setTimeout(() => {
       done();
@@ -238,5 +254,6 @@ export function readProxyHeader(socket: Socket, timeoutMs: number): Promise<Prox
     timer.unref();
     socket.on('data', onData);
     socket.once('close', onClose);
+    socket.on('error', onError);
   });
 }

@@ -30,7 +30,6 @@ import {
   type Connection,
   type ConnectionEvents,
 } from './connection.js';
-import { forwardedClient, type TrustedProxies } from './proxy.js';
 
 /** The WebSocket subprotocol of MSRP (RFC 7977 §4.1, IANA registry). */
 export const WS_SUBPROTOCOL = 'msrp';
@@ -262,8 +261,11 @@ export interface WsListenOptions {
   allowedOrigins: readonly string[];
   /** Largest incoming WebSocket message, bytes (`ws` closes the connection with 1009 beyond). */
   maxPayload?: number;
-  /** Proxies whose `X-Forwarded-For` names the client (default none). */
-  trustedProxies?: TrustedProxies;
+  /**
+   * The client of an upgrade request when a proxy names one (X-Forwarded-For of a trusted proxy):
+   * undefined for the socket's own peer, null to refuse the upgrade (503: that client is at its limit).
+   */
+  clientOf?(req: IncomingMessage): string | undefined | null;
   /** Keep-alive ping interval, ms (default {@link WS_PING_INTERVAL_MS}). */
   pingIntervalMs?: number;
   /** Called with every accepted MSRP WebSocket connection. */
@@ -318,11 +320,11 @@ export async function listenWs(opts: WsListenOptions): Promise<WsListener> {
       abortHandshake(socket, refusal.status, refusal.message);
       return;
     }
-    const trusted = opts.trustedProxies;
-    const client =
-      trusted?.has(req.socket.remoteAddress) === true
-        ? forwardedClient(req.headers['x-forwarded-for'], trusted)
-        : undefined;
+    const client = opts.clientOf?.(req);
+    if (client === null) {
+      abortHandshake(socket, 503, 'Too many connections from this address');
+      return;
+    }
     wss.handleUpgrade(req, socket, head, (ws) => {
       socket.off('error', ignore);
       opts.onConnection(new WsConnection(ws, req, kind, client));

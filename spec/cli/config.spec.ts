@@ -102,6 +102,7 @@ describe('relay configuration', () => {
         wssListen: [],
         wsAllowedOrigins: [],
         trustedProxies: [],
+        proxyProtocolFrom: [],
         wsMaxMessage: 65536,
         web: true,
         publicHost: '127.0.0.1',
@@ -523,6 +524,9 @@ describe('relay configuration', () => {
     expect(resolve([], { MSRP_RELAY_TRUSTED_PROXIES: '127.0.0.1' }).trustedProxies).to.deep.equal([
       '127.0.0.1',
     ]);
+    expect(resolve(['--proxy-protocol-from', '10.1.0.0/16']).proxyProtocolFrom).to.deep.equal([
+      '10.1.0.0/16',
+    ]);
   });
 
   describe('validation', () => {
@@ -548,6 +552,12 @@ describe('relay configuration', () => {
       ['a host name with an underscore', ['--ws-listen', 'bad_host:2855'], {}, '--ws-listen'],
       ['a metrics address without port', ['--metrics-listen', 'nope'], {}, '--metrics-listen'],
       ['a proxy given by name', ['--trusted-proxies', 'lb.example.com'], {}, '--trusted-proxies'],
+      [
+        'a proxy address with a zone id',
+        ['--proxy-protocol-from', 'fe80::1%eth0'],
+        {},
+        '--proxy-protocol-from',
+      ],
       [
         'a proxy network with a prefix too long',
         [],

@@ -3,7 +3,7 @@ import { connect as netConnect } from 'node:net';
 import type { Frame } from '../../lib/msrp/message.js';
 import type { MsrpEndpoint } from '../../lib/client/endpoint.js';
 import type { Relay, RelayOptions } from '../../lib/relay/relay.js';
-import { captureLogger, Harness, next, until, USERS, type LogLine } from '../helpers/relay.js';
+import { captureLogger, Harness, next, sleep, until, USERS, type LogLine } from '../helpers/relay.js';
 import { testCertificate } from '../helpers/tls.js';
 import { connectWs, wsRelayOptions } from '../helpers/ws.js';
 
@@ -23,13 +23,13 @@ function v2six(groups: number[], port: number): Buffer {
   return Buffer.concat([head, block]);
 }
 
-describe('clients behind a trusted proxy (--trusted-proxies)', () => {
+describe('clients behind a proxy (--proxy-protocol-from, --trusted-proxies)', () => {
   const h = new Harness();
   afterEach(() => h.cleanup());
 
   async function proxiedRelay(extra: RelayOptions = {}): Promise<{ relay: Relay; lines: LogLine[] }> {
     const lines: LogLine[] = [];
-    const relay = await h.relay({ trustedProxies: ['127.0.0.1'], logger: captureLogger(lines), ...extra });
+    const relay = await h.relay({ proxyProtocolFrom: ['127.0.0.1'], logger: captureLogger(lines), ...extra });
     return { relay, lines };
   }
 
@@ -49,7 +49,7 @@ describe('clients behind a trusted proxy (--trusted-proxies)', () => {
     const { relay, lines } = await proxiedRelay();
     const alice = await h.connect(relay, { proxyHeader: v1('203.0.113.7', 40001) });
     expect(await auth(relay, alice, 'alice', USERS.alice)).to.equal(200);
-    const bob = await h.client(relay, 'bob'); // no header from the trusted proxy: its own address
+    const bob = await h.client(relay, 'bob', { proxyHeader: Buffer.from('PROXY UNKNOWN\r\n') }); // names none
     const got = next(bob, 'message');
     const res = await alice.send({ toPath: alice.toPathFor(bob.path), body: 'through the balancer' });
     expect(res.statuses).to.deep.equal([200]);
@@ -120,9 +120,40 @@ describe('clients behind a trusted proxy (--trusted-proxies)', () => {
     ]);
   });
 
-  it('reads no PROXY header from an address it does not trust', async () => {
+  it('closes a connection from a listed proxy that does not start with a PROXY header', async () => {
+    // Optional headers would let a client behind a proxy that forwards TCP as it is name any address.
+    const { relay, lines } = await proxiedRelay();
+    const ep = await h.connect(relay);
+    void ep.auth({ relayUri: h.relayUri(relay, 'alice') }).catch(() => undefined);
+    await until(() => ep.isClosed, 5000, 'the relay to close the connection');
+    const refused = lines.filter((l) => l.msg === 'PROXY header refused: closed');
+    expect(refused.map((l) => [l.level, l.fields.err])).to.deep.equal([['info', 'no PROXY header']]);
+    expect(opened(lines)).to.deep.equal([]);
+  });
+
+  it('survives a proxy that resets its connection before the header ends', async () => {
+    const { relay, lines } = await proxiedRelay();
+    const a = relay.addresses()[0]!;
+    for (const first of ['', 'PROXY TCP4 203.0']) {
+      const sock = netConnect({ host: a.host, port: a.port });
+      sock.on('error', () => {});
+      await new Promise((r) => sock.once('connect', r));
+      if (first !== '') sock.write(first);
+      await sleep(20);
+      sock.resetAndDestroy();
+    }
+    await until(
+      () => lines.filter((l) => l.msg === 'PROXY header refused: closed').length === 2,
+      5000,
+      'both refusals',
+    );
+    const alice = await h.connect(relay, { proxyHeader: v1('203.0.113.7', 40001) });
+    expect(await auth(relay, alice, 'alice', USERS.alice)).to.equal(200);
+  });
+
+  it('reads no PROXY header from an address it does not list', async () => {
     const lines: LogLine[] = [];
-    const relay = await h.relay({ trustedProxies: ['10.0.0.0/8'], logger: captureLogger(lines) });
+    const relay = await h.relay({ proxyProtocolFrom: ['10.0.0.0/8'], logger: captureLogger(lines) });
     const ep = await h.connect(relay, { proxyHeader: v1('203.0.113.7', 40001) });
     // The header is taken for MSRP: not a frame, so the connection is closed for it.
     await until(() => ep.isClosed, 5000, 'the relay to close the connection');
@@ -131,7 +162,7 @@ describe('clients behind a trusted proxy (--trusted-proxies)', () => {
     );
   });
 
-  it("exempts the proxy's own connections from --max-connections-per-ip", async () => {
+  it('applies --max-connections-per-ip to the clients a proxy names, not to the proxy', async () => {
     const { relay } = await proxiedRelay({ maxConnectionsPerIp: 1 });
     const eps = [];
     for (let i = 0; i < 3; i++)
@@ -139,6 +170,15 @@ describe('clients behind a trusted proxy (--trusted-proxies)', () => {
     const codes = [];
     for (const ep of eps) codes.push(await auth(relay, ep, 'alice', USERS.alice));
     expect(codes).to.deep.equal([200, 200, 200]);
+    // A second connection naming a client already connected is over its limit.
+    const again = await h.connect(relay, { proxyHeader: v1('203.0.113.1', 1001) });
+    await until(() => again.isClosed, 5000, 'the refused connection to close');
+    expect(relay.stats().counters.refusedConnections.tcp).to.deep.equal({ 'max-connections-per-ip': 1 });
+    // Once that client's first connection is gone, it may connect again.
+    await eps[0]!.close();
+    await until(() => relay.connectionCount === 2, 5000, 'the close to be seen');
+    const back = await h.connect(relay, { proxyHeader: v1('203.0.113.1', 1002) });
+    expect(await auth(relay, back, 'alice', USERS.alice)).to.equal(200);
   });
 
   it('takes a WebSocket client from X-Forwarded-For only when the proxy is trusted', async () => {
@@ -152,7 +192,10 @@ describe('clients behind a trusted proxy (--trusted-proxies)', () => {
     expect(opened(lines)[0]).to.include({ remote: '198.51.100.9:0', transport: 'ws' });
     expect(opened(lines)[0]!.via).to.match(/^127\.0\.0\.1:\d+$/);
 
-    const other = await h.relay(wsRelayOptions({ logger: captureLogger(lines) }));
+    // A relay that reads PROXY headers from that address takes no X-Forwarded-For from it.
+    const other = await h.relay(
+      wsRelayOptions({ proxyProtocolFrom: ['127.0.0.0/8'], logger: captureLogger(lines) }),
+    );
     lines.length = 0;
     await connectWs(h, other, { wsOptions: { headers } });
     await until(() => opened(lines).length === 1, 5000, 'the connection log line');
