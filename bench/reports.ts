@@ -18,6 +18,14 @@ const FROM_PATH = 'msrp://127.0.0.1:2855/a1B2c3D4e5F6g7H;tcp';
 
 type Case = 'no request' | 'imdn positive-delivery' | 'legacy positive-delivery';
 
+/**
+ * The IM's own id: 8 base-36 digits of its sequence number, so every IM of a run is a new one (the
+ * policy reports an id once: the same IM sent again gets no second report).
+ */
+function imId(n: number): string {
+  return `Id${n.toString(36).padStart(8, '0')}x7Qe`;
+}
+
 function imBody(kind: Case, n: number): Buffer {
   const headers: Array<[string, string]> = [
     ['From', '<sip:alice@example.com>'],
@@ -28,13 +36,13 @@ function imBody(kind: Case, n: number): Buffer {
   if (kind === 'imdn positive-delivery') {
     headers.push(
       ['NS', 'imdn <urn:ietf:params:imdn>'],
-      ['imdn.Message-ID', `Id${n.toString(36)}x7Qe`],
+      ['imdn.Message-ID', imId(n)],
       ['imdn.Disposition-Notification', 'positive-delivery'],
     );
   } else if (kind === 'legacy positive-delivery') {
-    headers.push(['Message-ID', `Id${n.toString(36)}x7Qe`], ['Receipt-Request', 'positive-delivery']);
+    headers.push(['Message-ID', imId(n)], ['Receipt-Request', 'positive-delivery']);
   } else {
-    headers.push(['NS', 'imdn <urn:ietf:params:imdn>'], ['imdn.Message-ID', `Id${n.toString(36)}x7Qe`]);
+    headers.push(['NS', 'imdn <urn:ietf:params:imdn>'], ['imdn.Message-ID', imId(n)]);
     contentType = 'text/plain; charset=utf-8';
   }
   const head = formatCpim({ headers, contentHeaders: [['Content-Type', contentType]], body: '' });
@@ -61,12 +69,14 @@ async function run(kind: Case, minMs: number): Promise<Result> {
   });
   const tracker = new MessageTracker<number, ReportMeta>(policy);
   const bodies = Array.from({ length: 256 }, (_, i) => imBody(kind, i));
+  const idAt = bodies.map((b, i) => b.indexOf(imId(i)));
   const sessions = Array.from({ length: SESSIONS }, (_, i) => `msrp://127.0.0.1:2855/s${i}Fh2kQpZrVv7;tcp`);
   const range = { start: 1, end: SIZE, total: SIZE };
   let seq = 0;
   const one = (): void => {
     const n = seq++;
     const body = bodies[n & 255]!;
+    body.write(imId(n), idAt[n & 255]!, 'latin1'); // a new IM each time (reports are built before the next)
     const meta: ReportMeta = { toPath: TO_PATH, fromPath: FROM_PATH, lastHop: true };
     if (!policy.shouldTrack('message/cpim', true)) return;
     const chunk = tracker.begin(n % SESSIONS, sessions[n % SESSIONS]!, `M${n}`, range, meta);

@@ -69,6 +69,7 @@ const SKIP_REASONS = {
   aborted: 'aborted',
   timed_out: 'timedOut',
   recipient_reported: 'recipientReported',
+  already_reported: 'alreadyReported',
 } as const;
 
 /** Event-loop delay since the previous scrape, seconds. */

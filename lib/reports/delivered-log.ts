@@ -78,6 +78,8 @@ export class DeliveredLog {
   private readonly slotSession: Int32Array;
   private readonly until: Float64Array;
   private readonly slotLive: Uint8Array;
+  /** 1 when the slot's report was `failed` ({@link claim}): {@link has} does not count it. */
+  private readonly slotFailed: Uint8Array;
   /** Live keys per session hash. */
   private readonly sessions = new Map<number, number>();
   /** Slot the next key goes to. */
@@ -108,6 +110,7 @@ export class DeliveredLog {
     this.slotSession = new Int32Array(slots);
     this.until = new Float64Array(slots);
     this.slotLive = new Uint8Array(slots);
+    this.slotFailed = new Uint8Array(slots);
   }
 
   /** Live keys. */
@@ -126,6 +129,27 @@ export class DeliveredLog {
       this.until[this.cellSlot[cell]! - 1] = now + this.ttlMs;
       return;
     }
+    this.insert(now, 0);
+  }
+
+  /**
+   * Remembers a delivery notification (`failed`: a failed one) for `messageId` in `session`, unless one
+   * is remembered there already: false then, and nothing changes (digest §5.4: one per category). One
+   * hash for the check and the insertion.
+   */
+  claim(session: string, messageId: string, now: number, failed: boolean): boolean {
+    hashKey(session, messageId, this.seedA, this.seedB);
+    const stored = this.cellSlot[this.find(hashA, hashB)]!;
+    if (stored !== EMPTY) {
+      if (this.until[stored - 1]! > now) return false;
+      this.clear(stored - 1); // expired: a new entry replaces it
+    }
+    this.insert(now, failed ? 1 : 0);
+    return true;
+  }
+
+  /** Inserts the key last hashed ({@link hashKey}'s results), known to be absent. */
+  private insert(now: number, failed: number): void {
     const a = hashA;
     const b = hashB;
     const s = hashSession;
@@ -136,6 +160,7 @@ export class DeliveredLog {
     this.slotSession[slot] = s;
     this.until[slot] = now + this.ttlMs;
     this.slotLive[slot] = 1;
+    this.slotFailed[slot] = failed;
     // advanceTail may have moved cells: the free cell is looked up again.
     const free = this.find(a, b);
     this.cellA[free] = a;
@@ -147,7 +172,7 @@ export class DeliveredLog {
     this.live++;
   }
 
-  /** True when `messageId` was reported delivered in `session` and its time is not up. */
+  /** True when `messageId` was reported delivered (not failed) in `session` and its time is not up. */
   has(session: string, messageId: string, now: number): boolean {
     hashKey(session, messageId, this.seedA, this.seedB);
     const stored = this.cellSlot[this.find(hashA, hashB)]!;
@@ -157,7 +182,7 @@ export class DeliveredLog {
       this.clear(slot);
       return false;
     }
-    return true;
+    return this.slotFailed[slot] === 0;
   }
 
   /** True when something was reported delivered in `session` (expired entries may still count). */

@@ -85,6 +85,11 @@ export interface ReportCounters {
    * IMDN went on, and the relay injects none for them.
    */
   recipientReported: number;
+  /**
+   * IMs whose delivery notification (`delivered` or `failed`) the relay had injected already, sent again
+   * under the same imdn.Message-ID (a retransmission): no second one (digest §5.4).
+   */
+  alreadyReported: number;
   /** Messages not tracked because a cap was reached (or the message had too many holes). */
   untracked: number;
   /** Chunks of messages that had already finished (late, repeated, or sent after a failure). */
@@ -121,6 +126,7 @@ export function createReportCounters(): ReportCounters {
     injected: { imdn: outcomes(), legacy: outcomes() },
     duplicatesDropped: 0,
     recipientReported: 0,
+    alreadyReported: 0,
     untracked: 0,
     late: 0,
     inspectionFailures: 0,
@@ -440,6 +446,18 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
       return;
     }
     const now = this.now();
+    // Digest §5.4: one notification per category, delivery (`delivered` or `failed`) being one. A
+    // single-chunk IM leaves no tombstone when it finishes, so the same IM sent again is tracked anew:
+    // the log of delivery notifications sent tells it apart (while its entry lasts). A `failed` entry
+    // does not count for the dedupe of the recipient's own IMDNs (delivered ones only).
+    if (
+      outcome !== 'processed' &&
+      !this.delivered.claim(msg.sessionKey, req.messageId, now, outcome === 'failed')
+    ) {
+      msg.flags |= SENT_DELIVERED | SENT_FAILED;
+      this.counters.alreadyReported++;
+      return;
+    }
     let frame: Buffer;
     try {
       frame = this.frames.build(
@@ -460,7 +478,6 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
     }
     msg.flags |= bit;
     this.counters.injected[req.dialect][outcome]++;
-    if (outcome === 'delivered' && this.dedupe) this.delivered.remember(msg.sessionKey, req.messageId, now);
     this.sink(msg, frame, outcome);
   }
 }

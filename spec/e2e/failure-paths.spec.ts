@@ -191,6 +191,56 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     expect(reports().map(statusOf)).to.deep.equal(['failed']);
   });
 
+  it('sends no failure REPORT for Failure-Report: partial chunks written whole when the recipient goes', async () => {
+    // Fuzz audit: every partial chunk of the last --transaction-timeout got "481 Next hop connection lost"
+    // when the recipient left, delivered or not (RFC 4975 §7.1.1: with partial, only failures are told).
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice', { respond: () => null });
+    const bob = await h.client(relay, 'bob', { respond: () => null });
+    const reports: Frame[] = [];
+    alice.on('report', (f: Frame) => reports.push(f));
+    let bobGot = 0;
+    bob.on('request', () => bobGot++);
+    for (let i = 0; i < 3; i++)
+      alice.write(
+        serializeRequest({
+          method: 'SEND',
+          transactionId: `tidWhole${i}`,
+          toPath: alice.toPathFor(bob.path),
+          fromPath: alice.uri,
+          headers: [
+            ['Message-ID', `whole${i}`],
+            ['Failure-Report', 'partial'],
+            ['Byte-Range', '1-5/5'],
+          ],
+          contentType: 'text/plain',
+          body: 'hello',
+        }),
+      );
+    await until(() => bobGot === 3, 3000, 'the three chunks at bob');
+    // A fourth chunk still open (head and part of its body out, no end-line) when bob goes does fail.
+    alice.write(
+      Buffer.from(
+        sendHead(alice, bob, 'tidOpen01', [
+          ['Message-ID', 'open01'],
+          ['Failure-Report', 'partial'],
+          ['Byte-Range', '1-*/100'],
+        ]) + 'x'.repeat(40),
+        'latin1',
+      ),
+    );
+    await until(() => relay.transactions.openChunks().length === 1, 3000, 'the open chunk');
+    const aliceWire = tap(alice);
+    await bob.close();
+    await until(() => relay.transactions.openChunks().length === 0, 3000, 'bob gone');
+    // The open chunk's sender finishes it: its octets after the loss went nowhere, so it fails.
+    alice.write(Buffer.from('y'.repeat(60) + '\r\n-------tidOpen01$\r\n', 'latin1'));
+    await until(() => /Message-ID: open01/.test(aliceWire.text()), 3000, 'the REPORT for the open chunk');
+    await sleep(200);
+    expect(reports.map((f) => getHeader(f.headers, 'message-id'))).to.deep.equal(['open01']);
+    expect(aliceWire.text()).to.not.match(/Message-ID: whole/);
+  });
+
   it('injects a `failed` IMDN when a chunk passes --max-message-size mid-body (413, negative-delivery asked)', async () => {
     // DESIGN.md Limits: one message over the max → 413 to the chunk; docs/reports.md: failed on "a 413".
     const relay = await h.relay({ maxMessageBytes: 1000 });

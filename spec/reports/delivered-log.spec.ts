@@ -115,6 +115,27 @@ describe('DeliveredLog', () => {
     expect([log.size, log.hasSession('s')]).to.deep.equal([0, false]);
   });
 
+  it('claims a key once while it lasts; a failed claim is not a delivered one for has()', () => {
+    const log = new DeliveredLog(4, 1000);
+    expect([
+      log.claim('s', 'm1', 0, false),
+      log.claim('s', 'm1', 10, false),
+      log.claim('s', 'm1', 10, true),
+    ]).to.deep.equal([true, false, false]);
+    expect(log.has('s', 'm1', 20)).to.equal(true);
+    expect([
+      log.claim('s', 'f1', 0, true),
+      log.has('s', 'f1', 20),
+      log.claim('s', 'f1', 20, false),
+    ]).to.deep.equal([true, false, false]);
+    // Expired: claimed anew, in a new slot.
+    expect([log.claim('s', 'm1', 1000, true), log.has('s', 'm1', 1001), log.size]).to.deep.equal([
+      true,
+      false,
+      2,
+    ]);
+  });
+
   it('keeps keys that differ only in where the session ends apart', () => {
     const log = new DeliveredLog(10, 1000);
     log.remember('ab', 'c', 0);

@@ -528,6 +528,37 @@ describe('ReportPolicy', () => {
     });
   });
 
+  describe('one delivery notification per IM (digest §5.4)', () => {
+    it('injects no second report for the same IM sent again, whatever its outcome', () => {
+      // Fuzz audit: a single-chunk IM leaves no tombstone, so a retransmission was tracked anew.
+      const h = setup();
+      const im = imdnIm('positive-delivery, negative-delivery');
+      ackAll(h, send(h, im, { messageId: 'MsrpMsg01' }));
+      ackAll(h, send(h, im, { messageId: 'MsrpMsg02' })); // the same imdn.Message-ID again
+      h.tracker.fail(send(h, im, { messageId: 'MsrpMsg03' })!, 413);
+      expect(h.sent.map((i) => i.outcome)).to.deep.equal(['delivered']);
+      expect(h.policy.counters.alreadyReported).to.equal(2);
+    });
+
+    it('injects no delivered after a failed for the same IM, and the dedupe still forwards the recipient', () => {
+      const h = setup();
+      const im = imdnIm('positive-delivery, negative-delivery');
+      h.tracker.fail(send(h, im, { messageId: 'MsrpMsg01' })!, 403);
+      ackAll(h, send(h, im, { messageId: 'MsrpMsg02' }));
+      expect(h.sent.map((i) => i.outcome)).to.deep.equal(['failed']);
+      expect(h.policy.isDuplicateImdnBody(SESSION, recipientImdn())).to.equal(false);
+    });
+
+    it('reports again once the entry of the first report has expired', () => {
+      const h = setup({ dedupeTtlMs: 1000 });
+      const im = imdnIm('positive-delivery');
+      ackAll(h, send(h, im, { messageId: 'MsrpMsg01' }));
+      h.clock.now += 1000;
+      ackAll(h, send(h, im, { messageId: 'MsrpMsg02' }));
+      expect(h.sent.map((i) => i.outcome)).to.deep.equal(['delivered', 'delivered']);
+    });
+  });
+
   describe('dedupe', () => {
     it("drops the recipient's delivery IMDN for a message reported delivered, and counts it once", () => {
       const h = setup();
