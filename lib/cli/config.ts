@@ -143,7 +143,12 @@ const FIELDS: readonly Field[] = [
   field('wsListen', 'addresses', [], 'WebSocket listener, repeatable'),
   field('wssListen', 'addresses', [], 'secure WebSocket listener, repeatable'),
   field('wsAllowedOrigins', 'origins', [], 'WebSocket Origin allowed in, repeatable', { defText: 'any' }),
-  field('wsMaxMessage', SIZE, D.wsMaxMessageBytes, 'largest WebSocket message (one MSRP chunk)'),
+  field(
+    'wsMaxMessage',
+    SIZE,
+    D.wsMaxMessageBytes,
+    'largest WebSocket message sent (chunks are cut to fit); messages up to the larger of this and --max-queued-bytes are taken',
+  ),
   field('web', 'boolean', true, 'the built-in web page on the WebSocket listeners'),
   field('publicHost', 'host', undefined, "host in the relay's URI", { defText: 'the first listen host' }),
   field('realm', 'text', undefined, 'Digest realm of AUTH challenges', { defText: 'the public host' }),

@@ -88,7 +88,7 @@ export type ListenersOptions = Pick<
 };
 
 /** Why an accepted socket can be closed at once: the limit it met. */
-export const REFUSAL_REASONS = ['max-connections', 'max-connections-per-ip'] as const;
+export const REFUSAL_REASONS = ['max-connections', 'max-connections-per-ip', 'proxy-header'] as const;
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
 /** The relay's bound servers and the authorities they make its own. */
@@ -405,7 +405,10 @@ export class Listeners {
         // A health check's connect-and-close is not worth a line at info.
         const fields = { remote: via, transport: kind, err: err.message };
         if (err.silent) this.opts.log.debug(fields, 'PROXY header refused: closed');
-        else this.opts.log.info(fields, 'PROXY header refused: closed');
+        else {
+          this.opts.log.info(fields, 'PROXY header refused: closed');
+          this.opts.onRefused(kind, 'proxy-header', via);
+        }
         socket.destroy();
       },
     );
@@ -442,6 +445,12 @@ export class Listeners {
     const own = server.listeners('connection') as Array<(socket: Socket) => void>;
     server.removeAllListeners('connection');
     server.on('connection', (socket: Socket) => {
+      // Reset before it was accepted (a balancer's health check ends with RST): no peer to name, nothing
+      // to serve or log.
+      if (socket.remoteAddress === undefined) {
+        socket.destroy();
+        return;
+      }
       if (!this.admit(socket, kind)) return;
       const proceed = (): void => {
         for (const listener of own) listener.call(server, socket);

@@ -126,6 +126,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
    */
   private onRefused(kind: TransportKind, reason: RefusalReason, remote: string): void {
     bump(this.counters.refusedConnections[kind], reason);
+    if (reason === 'proxy-header') return; // logged by the listeners, with the reason
     if (this.refusalWindow !== null) {
       bump(this.refusedInWindow, `${kind}/${reason}`);
       return;

@@ -128,6 +128,7 @@ describe('clients behind a proxy (--proxy-protocol-from, --trusted-proxies)', ()
     await until(() => ep.isClosed, 5000, 'the relay to close the connection');
     const refused = lines.filter((l) => l.msg === 'PROXY header refused: closed');
     expect(refused.map((l) => [l.level, l.fields.err])).to.deep.equal([['info', 'no PROXY header']]);
+    expect(relay.stats().counters.refusedConnections.tcp).to.deep.equal({ 'proxy-header': 1 });
     expect(opened(lines)).to.deep.equal([]);
   });
 
