@@ -38,6 +38,8 @@ export interface RelayReportsOptions {
   dedupeEntries?: number;
   processing: boolean;
   log: Logger;
+  /** Largest WebSocket message sent (`--ws-max-message`): a report toward a WebSocket sender fits it. */
+  wsMaxMessageBytes: number;
 }
 
 /** The report tracker and policy, wired to the relay's events. */
@@ -53,6 +55,7 @@ export class RelayReports {
       dedupe: options.dedupe,
       ...(options.dedupeEntries === undefined ? {} : { dedupeEntries: options.dedupeEntries }),
       processing: options.processing,
+      maxFrameBytes: (peer) => (peer.conn.messageFramed ? options.wsMaxMessageBytes : Infinity),
       inject: (msg, frame, outcome) => {
         if (msg.owner.isClosed) return;
         options.log.debug({ conn: msg.owner.id, messageId: msg.messageId, outcome }, 'report injected');

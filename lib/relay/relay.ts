@@ -90,7 +90,11 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   constructor(options: RelayOptions) {
     const resolved = resolveRelayOptions(options);
     this.log = resolved.log;
-    this.reports = new RelayReports({ ...resolved.reports, log: this.log });
+    this.reports = new RelayReports({
+      ...resolved.reports,
+      log: this.log,
+      wsMaxMessageBytes: resolved.limits.wsMaxMessageBytes,
+    });
     this.opts = resolved.limits;
     this.nextHops = new NextHops(resolved.tls);
     this.listeners = new Listeners({

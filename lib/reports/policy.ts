@@ -60,6 +60,11 @@ export interface ReportPolicyOptions<O, M extends ReportMeta> {
   processing?: boolean;
   /** Writes an injected report (a whole MSRP SEND) toward the sender, `msg.owner`'s connection. */
   inject(msg: TrackedMessage<O, M>, frame: Buffer, outcome: ReportOutcome): void;
+  /**
+   * Largest report frame `owner`'s connection takes whole (a WebSocket peer: one message per frame, RFC
+   * 7977 §5.1); a larger report is not sent (counted `unanswerable`). Default: no limit.
+   */
+  maxFrameBytes?(owner: O): number;
   /** Delivered reports remembered for dedupe (LRU). */
   dedupeEntries?: number;
   /** How long a delivered report is remembered, ms. */
@@ -179,6 +184,7 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
   readonly processing: boolean;
   readonly counters = createReportCounters();
   private readonly sink: ReportPolicyOptions<O, M>['inject'];
+  private readonly maxFrameBytes: ((owner: O) => number) | undefined;
   private readonly delivered: DeliveredLog;
   private readonly frames = new ReportFrames(DEFAULTS.reportTemplates);
   private readonly maxImdnBytes: number;
@@ -200,6 +206,7 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
     this.dedupe = options.dedupe ?? true;
     this.processing = options.processing ?? false;
     this.sink = options.inject;
+    this.maxFrameBytes = options.maxFrameBytes;
     this.delivered = new DeliveredLog(
       options.dedupeEntries ?? DEFAULTS.reportDedupeEntries,
       options.dedupeTtlMs ?? DEFAULTS.reportDedupeTtlMs,
@@ -474,6 +481,12 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
       );
     } catch {
       this.counters.unanswerable++; // e.g. a value XML cannot carry
+      return;
+    }
+    // A report is one whole SEND: toward a WebSocket sender it must fit one message (a CPIM address
+    // kilobytes long can make it pass the limit).
+    if (this.maxFrameBytes !== undefined && frame.length > this.maxFrameBytes(msg.owner)) {
+      this.counters.unanswerable++;
       return;
     }
     msg.flags |= bit;

@@ -216,8 +216,8 @@ export class TrackedMessage<O, M> {
   readonly messageId: string;
   /** The connection the message comes from (caps are counted per owner). */
   readonly owner: O;
-  /** What the caller attached at the first chunk (paths, destination, ...). */
-  readonly meta: M;
+  /** What the caller attached at the latest chunk (paths, destination, ...). */
+  meta: M;
   /** Octets received (from chunks that ended with `+` or `$`). */
   readonly received = new IntervalSet();
   /** Octets the next hop acknowledged. */
@@ -398,8 +398,9 @@ export class MessageTracker<O, M> {
   /**
    * A chunk's head arrived: starts (or continues) tracking its message and returns the chunk's handle, or
    * null when the message is not tracked (caps, or it already finished). `range` is the chunk's
-   * Byte-Range, null when it had none (RFC 4975 §7.3.1: then it starts at octet 1). `meta` is kept from
-   * the message's first tracked chunk.
+   * Byte-Range, null when it had none (RFC 4975 §7.3.1: then it starts at octet 1). `meta` is the latest
+   * chunk's: a sender that re-authenticated mid-message sends its later chunks on new paths, and a report
+   * must go back on those (the old token may be gone).
    */
   begin(
     owner: O,
@@ -449,6 +450,7 @@ export class MessageTracker<O, M> {
     } else {
       if (msg.total < 0 && range !== null && range.total !== '*') msg.total = range.total;
       msg.lastActivity = now;
+      msg.meta = meta;
     }
     msg.openChunks++;
     msg.chunks++;

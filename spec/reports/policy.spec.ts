@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import type { Frame } from '../../lib/msrp/message.js';
+import { getHeader, type Frame } from '../../lib/msrp/message.js';
 import { parseFrames } from '../../lib/msrp/frame-collector.js';
 import { parseByteRange } from '../../lib/msrp/headers.js';
 import { CPIM_CORE_NS, parseCpimHead, type CpimHead } from '../../lib/reports/cpim.js';
@@ -525,6 +525,43 @@ describe('ReportPolicy', () => {
       ackAll(h, send(h, legacyIm('processing, positive-delivery')));
       expect(h.sent.map((s) => s.outcome)).to.deep.equal(['delivered']);
       expect(h.policy.counters.suppressed).to.equal(1);
+    });
+  });
+
+  describe('where the report goes', () => {
+    it('answers on the paths of the latest chunk (a sender that re-authenticated mid-message)', () => {
+      // Fuzz audit: the report went to the first chunk's path, whose token had expired (481, lost).
+      const h = setup();
+      const body = Buffer.from(imdnIm('positive-delivery'), 'utf8');
+      const [first, second] = chunksOf(body, Math.ceil(body.length / 2));
+      const meta = (fromPath: string): Meta => ({ toPath: TO_PATH, fromPath, lastHop: true, dest: 'bob' });
+      feedChunk(
+        h.tracker,
+        'alice',
+        SESSION,
+        'MsrpMsg01',
+        meta('msrp://relay.example.com:2855/oldTok01;tcp ' + FROM_PATH),
+        first!,
+      );
+      const c = feedChunk(
+        h.tracker,
+        'alice',
+        SESSION,
+        'MsrpMsg01',
+        meta('msrp://relay.example.com:2855/newTok02;tcp ' + FROM_PATH),
+        second!,
+      );
+      ackAll(h, c!.msg);
+      expect(h.sent.map((i) => getHeader(frameOf(i).headers, 'to-path'))).to.deep.equal([
+        'msrp://relay.example.com:2855/newTok02;tcp ' + FROM_PATH,
+      ]);
+    });
+
+    it('sends no report larger than the sender connection takes whole (a WebSocket peer)', () => {
+      const h = setup({ maxFrameBytes: (owner) => (owner === 'alice' ? 300 : Infinity) });
+      ackAll(h, send(h, imdnIm('positive-delivery')));
+      expect(h.sent).to.deep.equal([]);
+      expect(h.policy.counters.unanswerable).to.equal(1);
     });
   });
 
