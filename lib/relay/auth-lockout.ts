@@ -123,6 +123,13 @@ export class AuthLockout {
     e.count++;
     e.last = now;
     if (e.count >= this.opts.failures) {
+      // An ended lockout of the same key the sweep has not reached yet gives its slot back first, and
+      // the new one goes to the end of the Map (the sweep stops at the first entry still in force).
+      const ended = this.locked.get(k);
+      if (ended !== undefined) {
+        this.locked.delete(k);
+        if (ended !== e) this.released(ended);
+      }
       this.locked.set(k, e);
       return k === over ? 'address' : 'user';
     }
@@ -138,6 +145,7 @@ export class AuthLockout {
     if (!this.enabled) return;
     const a = addressKey(address);
     const k = pairKey(a, user);
+    this.stillLocked(k, now); // a lockout that has just ended is forgotten (its slot given back) now
     let e = this.counting.get(k);
     if (e !== undefined) {
       this.counting.delete(k);

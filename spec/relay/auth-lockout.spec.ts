@@ -33,6 +33,27 @@ describe('AuthLockout', () => {
     expect(l.fail('10.0.0.1', 'alice', 1501)).to.equal('user');
   });
 
+  it('gives back the slot of a lockout that ended before the sweep, whatever comes next', () => {
+    // Fuzz audit: log in right after a lockout ends (before the sweep), then fail again: the new lockout
+    // overwrote the old one without giving its slot back. After 64 of them one address had no slot left,
+    // and three single guesses for three names locked out every user there without a marker.
+    const l = make(3, 1000, 1000, 4);
+    let t = 0;
+    for (const user of ['m1', 'm2', 'm3', 'm4']) {
+      for (let n = 0; n < 3; n++) l.fail('10.0.0.1', user, t++);
+      t += 1000; // the lockout ends; no sweep runs
+      l.succeed('10.0.0.1', user, t++);
+      for (let n = 0; n < 3; n++) l.fail('10.0.0.1', user, t++);
+    }
+    t += 1000;
+    // Three names, one wrong guess each: nothing to lock.
+    expect(['u1', 'u2', 'u3'].map((u) => l.fail('10.0.0.1', u, t++))).to.deep.equal([null, null, null]);
+    expect(l.isLocked('10.0.0.1', 'erin', t)).to.equal(false);
+    // The sweep, a window after the last failure, finds every entry (none kept its old place).
+    l.sweep(t + 1000);
+    expect([l.size, l.lockedCount(t + 1000)]).to.deep.equal([0, 0]);
+  });
+
   it('starts a new run after a gap of a window', () => {
     const l = make(2, 1000);
     l.fail('10.0.0.1', 'alice', 0);
