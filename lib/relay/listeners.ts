@@ -304,9 +304,8 @@ export class Listeners {
     }
     this.sockets.add(socket);
     if (maxConnectionsPerIp > 0) this.perIp.set(key, (this.perIp.get(key) ?? 0) + 1);
-    // A socket without a remote address is closed already: nothing to time.
     const pending =
-      kind === 'tcp' || socket.remoteAddress === undefined
+      kind === 'tcp'
         ? null
         : handshakeKey(
             socket.localAddress,
@@ -385,7 +384,8 @@ export class Listeners {
   private readProxied(socket: Socket, kind: TransportKind, proceed: () => void): void {
     const via = formatRemote(socket.remoteAddress, socket.remotePort);
     const key = handshakeKey(socket.localAddress, socket.localPort, via);
-    readProxyHeader(socket, this.opts.handshakeTimeoutMs).then(
+    // On TLS the handshake timer (admit) bounds the header too: one deadline, one count of it.
+    readProxyHeader(socket, kind === 'tls' ? null : this.opts.handshakeTimeoutMs).then(
       (source) => {
         if (socket.destroyed) return;
         if (source !== null) {

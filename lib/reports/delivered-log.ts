@@ -1,10 +1,12 @@
 /**
- * The delivered reports the policy remembers so a recipient's own duplicate delivery IMDN can be dropped
- * (`--reports-dedupe`, DESIGN.md "Exactly one"): keys of a recipient session and an IM's imdn Message-ID
- * that expire after one TTL, at most `max` of them (the oldest dropped first), plus which sessions hold
- * any, so a SEND from a session never reported to is not held for the check.
+ * The delivery notifications the policy injected (DESIGN.md "Exactly one"), so that an IM sent again gets
+ * none a second time ({@link DeliveredLog.claim}) and a recipient's own duplicate delivery IMDN can be
+ * dropped after a `delivered` (`--reports-dedupe`, {@link DeliveredLog.has}): keys of a recipient session
+ * and an IM's imdn Message-ID that expire after one TTL, at most `max` of them (the oldest dropped first),
+ * plus which sessions hold a `delivered`, so a SEND from a session never reported to is not held for the
+ * check.
  *
- * It is written on every delivered report, so it allocates nothing per key and keeps no string:
+ * It is written on every delivery notification, so it allocates nothing per key and keeps no string:
  * - a key is its 64-bit hash (two 32-bit hashes over the session, a separator and the Message-ID, seeded
  *   per process), kept in an open-addressing table with linear probing;
  * - keys sit in a ring of `max` slots in the order they were written, which is also expiry order (one TTL
@@ -166,7 +168,7 @@ export class DeliveredLog {
     this.cellA[free] = a;
     this.cellB[free] = b;
     this.cellSlot[free] = slot + 1;
-    this.sessions.set(s, (this.sessions.get(s) ?? 0) + 1);
+    if (failed === 0) this.sessions.set(s, (this.sessions.get(s) ?? 0) + 1);
     this.head = (slot + 1) % this.slotLive.length;
     this.window++;
     this.live++;
@@ -183,6 +185,15 @@ export class DeliveredLog {
       return false;
     }
     return this.slotFailed[slot] === 0;
+  }
+
+  /**
+   * Forgets `messageId` in `session` (a claim whose report was not sent after all); nothing when absent.
+   */
+  forget(session: string, messageId: string): void {
+    hashKey(session, messageId, this.seedA, this.seedB);
+    const stored = this.cellSlot[this.find(hashA, hashB)]!;
+    if (stored !== EMPTY) this.clear(stored - 1);
   }
 
   /** True when something was reported delivered in `session` (expired entries may still count). */
@@ -221,10 +232,12 @@ export class DeliveredLog {
   /** Forgets the key in `slot`: its cell, its session's count. */
   private clear(slot: number): void {
     this.removeCell(this.find(this.slotA[slot]!, this.slotB[slot]!));
-    const session = this.slotSession[slot]!;
-    const n = (this.sessions.get(session) ?? 1) - 1;
-    if (n <= 0) this.sessions.delete(session);
-    else this.sessions.set(session, n);
+    if (this.slotFailed[slot] === 0) {
+      const session = this.slotSession[slot]!;
+      const n = (this.sessions.get(session) ?? 1) - 1;
+      if (n <= 0) this.sessions.delete(session);
+      else this.sessions.set(session, n);
+    }
     this.slotLive[slot] = 0;
     this.live--;
   }

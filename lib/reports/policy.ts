@@ -439,6 +439,15 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
   }
 
   /**
+   * A report that could not be sent after all (`unanswerable`): its claim is given back, so the
+   * recipient's own delivery IMDN, if it sends one, is not dropped as a duplicate of nothing.
+   */
+  private unsent(msg: TrackedMessage<O, M>, outcome: ReportOutcome): void {
+    this.counters.unanswerable++;
+    if (outcome !== 'processed') this.delivered.forget(msg.sessionKey, msg.request!.messageId);
+  }
+
+  /**
    * Builds and hands over one report. The SEND looks like a message from the recipient (DESIGN.md "The
    * injected SEND"): paths swapped, a new Message-ID, `Failure-Report: no` and `Success-Report: no` so
    * nothing answers it (digest §5.5 #3), `Byte-Range: 1-N/N`, a message/cpim body.
@@ -480,13 +489,13 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
         this.newId,
       );
     } catch {
-      this.counters.unanswerable++; // e.g. a value XML cannot carry
+      this.unsent(msg, outcome); // e.g. a value XML cannot carry
       return;
     }
     // A report is one whole SEND: toward a WebSocket sender it must fit one message (a CPIM address
     // kilobytes long can make it pass the limit).
     if (this.maxFrameBytes !== undefined && frame.length > this.maxFrameBytes(msg.owner)) {
-      this.counters.unanswerable++;
+      this.unsent(msg, outcome);
       return;
     }
     msg.flags |= bit;

@@ -205,14 +205,14 @@ function compactV6(groups: string[]): string {
  * Reads the PROXY header a connection must start with, from a socket whose data nobody else reads yet;
  * what follows the header is put back (`unshift`) for the protocol's reader. Resolves with the source
  * (null: a header that names none, LOCAL or UNKNOWN) or rejects with a {@link ProxyHeaderError} (no
- * header, a malformed one, a socket error or close, nothing decided within `timeoutMs`); the caller
- * closes the socket then.
+ * header, a malformed one, a socket error or close, nothing decided within `timeoutMs`: null for a
+ * caller whose own timer closes the socket); the caller closes the socket then.
  */
-export function readProxyHeader(socket: Socket, timeoutMs: number): Promise<ProxiedSource> {
+export function readProxyHeader(socket: Socket, timeoutMs: number | null): Promise<ProxiedSource> {
   return new Promise((resolve, reject) => {
     let seen: Buffer = Buffer.alloc(0);
     const done = (): void => {
-      clearTimeout(timer);
+      if (timer !== null) clearTimeout(timer);
       socket.off('data', onData);
       socket.off('close', onClose);
       socket.off('error', onError);
@@ -247,11 +247,14 @@ export function readProxyHeader(socket: Socket, timeoutMs: number): Promise<Prox
       const what = err.code ?? 'socket error';
       reject(new ProxyHeaderError(`${what} before the PROXY header ended`, seen.length === 0));
     };
-    const timer = setTimeout(() => {
-      done();
-      reject(new ProxyHeaderError('no PROXY header decision in time'));
-    }, timeoutMs);
-    timer.unref();
+    const timer =
+      timeoutMs === null
+        ? null
+        : setTimeout(() => {
+            done();
+            reject(new ProxyHeaderError('no PROXY header decision in time'));
+          }, timeoutMs);
+    timer?.unref();
     socket.on('data', onData);
     socket.once('close', onClose);
     socket.on('error', onError);

@@ -83,6 +83,24 @@ describe('clients behind a proxy (--proxy-protocol-from, --trusted-proxies)', ()
     expect(relay.stats().handshakesPending).to.equal(0);
   });
 
+  it('bounds a TLS connection from a proxy by its handshake time alone, counted once', async () => {
+    // Review: the header timer and the handshake timer fired together (a refusal and a timeout each).
+    const { cert, key } = testCertificate();
+    const { relay } = await proxiedRelay({
+      listen: [],
+      tlsListen: [{ host: '127.0.0.1', port: 0 }],
+      tls: { cert, key },
+      probationMs: 200,
+    });
+    const a = relay.addresses()[0]!;
+    const sock = netConnect({ host: a.host, port: a.port });
+    sock.on('error', () => {});
+    await new Promise((r) => sock.once('close', r));
+    await sleep(50);
+    expect(relay.stats().counters.handshakeTimeouts.tls).to.equal(1);
+    expect(relay.stats().counters.refusedConnections.tls).to.deep.equal({});
+  });
+
   it('counts AUTH lockouts per client behind the proxy, not per proxy', async () => {
     const { relay } = await proxiedRelay({ authLockoutFailures: 2 });
     const mallory = await h.connect(relay, { proxyHeader: v1('203.0.113.66', 1000) });

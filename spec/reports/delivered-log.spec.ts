@@ -128,11 +128,17 @@ describe('DeliveredLog', () => {
       log.has('s', 'f1', 20),
       log.claim('s', 'f1', 20, false),
     ]).to.deep.equal([true, false, false]);
+    // Only delivered entries mark their session; forget() takes a claim back.
+    expect([log.hasSession('s'), log.hasSession('t')]).to.deep.equal([true, false]);
+    log.claim('t', 'f2', 0, true);
+    expect(log.hasSession('t')).to.equal(false);
+    log.forget('s', 'm1');
+    expect([log.hasSession('s'), log.claim('s', 'm1', 30, false)]).to.deep.equal([false, true]);
     // Expired: claimed anew, in a new slot.
-    expect([log.claim('s', 'm1', 1000, true), log.has('s', 'm1', 1001), log.size]).to.deep.equal([
+    expect([log.claim('s', 'm1', 1030, true), log.has('s', 'm1', 1031), log.size]).to.deep.equal([
       true,
       false,
-      2,
+      3,
     ]);
   });
 

@@ -562,6 +562,8 @@ describe('ReportPolicy', () => {
       ackAll(h, send(h, imdnIm('positive-delivery')));
       expect(h.sent).to.deep.equal([]);
       expect(h.policy.counters.unanswerable).to.equal(1);
+      // Nothing was sent: the recipient's own notification is not taken for a duplicate (review).
+      expect(h.policy.isDuplicateImdnBody(SESSION, recipientImdn())).to.equal(false);
     });
   });
 
