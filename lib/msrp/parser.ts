@@ -405,6 +405,13 @@ export class MsrpParser {
       if (this.endsInEndLine(line, start, end)) this.onBodilessEnd(line[end - 1]!);
       return;
     }
+    // The same for a line of header shape whose value runs into the end-line (`X: junk-------tid$`).
+    // One octet is looked at for every header line: a value rarely ends in `$`, `+` or `#`.
+    if (isFlag(line[end - 1]) && this.endsInEndLine(line, colon + 1, end)) {
+      this.pendingError ??= createError(ErrorCodes.BAD_HEADER, 'end-line inside a header line', 400, false);
+      this.onBodilessEnd(line[end - 1]!);
+      return;
+    }
     let v = colon + 1;
     while (v < end && (line[v] === 0x20 || line[v] === 0x09)) v++;
     const name = textAt(KNOWN_NAMES, line, start, colon);

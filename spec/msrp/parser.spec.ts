@@ -509,6 +509,18 @@ describe('MsrpParser', () => {
         expect(rec.events).to.deep.equal([`error:${ErrorCodes.BAD_HEADER}`, 'head:next1234', 'end:$']);
         expect(parser.failed).to.equal(false);
       }
+      // The same junk in a line of header shape (review).
+      const shaped = new Recorder();
+      const shapedParser = new MsrpParser(shaped);
+      shapedParser.write(
+        Buffer.concat([
+          Buffer.from(
+            `MSRP abcd1234 AUTH\r\nTo-Path: ${TO}\r\nFrom-Path: ${FROM}\r\nX: junk-------abcd1234$\r\n`,
+          ),
+          lines('MSRP next1234 200 OK', `To-Path: ${TO}`, `From-Path: ${FROM}`, '-------next1234$'),
+        ]),
+      );
+      expect(shaped.events).to.deep.equal([`error:${ErrorCodes.BAD_HEADER}`, 'head:next1234', 'end:$']);
       // A junk line ending in another transaction's end-line does not end the frame.
       const rec = new Recorder();
       new MsrpParser(rec).write(
