@@ -47,7 +47,7 @@ export interface EndpointOptions {
   ws?: { url: string; protocols?: string[]; options?: ClientOptions };
   /**
    * Octets written first on the TCP connection, before any TLS or MSRP octet: a PROXY protocol header,
-   * as a load balancer in front of the relay would send (tests of `--trusted-proxies`).
+   * as a load balancer in front of the relay would send (tests of `--proxy-protocol-from`).
    */
   proxyHeader?: Buffer;
   /**

@@ -169,9 +169,10 @@ async function authenticate(
     throw new SetupError(ep.isClosed ? 'AUTH connection closed' : 'AUTH timeout');
   }
   const status = res.kind === 'response' ? res.statusCode : 0;
-  if (status !== 200 || ep.usePath.length === 0 || ep.usePath[0] === '') {
+  // A 200 carries a Use-Path that parses: MsrpEndpoint.auth throws an AuthError otherwise.
+  if (status !== 200) {
     if (status === 401 && user === undefined) throw new SetupError('AUTH 401 (no --user/--users given)');
-    throw new SetupError(status === 200 ? 'AUTH 200 without Use-Path' : `AUTH ${status}`);
+    throw new SetupError(`AUTH ${status}`);
   }
   const expires = Number(getHeader(res.headers, 'expires') ?? NaN);
   return Number.isFinite(expires) && expires > 0 ? expires : null;

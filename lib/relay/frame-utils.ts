@@ -22,6 +22,13 @@ export function headBytes(headers: readonly Header[]): number {
   return n;
 }
 
+/** Octets of a frame (or a body) given as parts. */
+export function partsBytes(parts: readonly Buffer[]): number {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  return n;
+}
+
 /** Index of the first header named `lower` (lower case) after To-Path and From-Path, or -1. */
 export function findHeader(headers: readonly Header[], lower: string): number {
   for (let i = 2; i < headers.length; i++) if (equalsIgnoringAsciiCase(headers[i]![0], lower)) return i;

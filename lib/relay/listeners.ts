@@ -329,10 +329,7 @@ export class Listeners {
         if (this.handshaking.get(pending!) === timer) this.handshaking.delete(pending!);
       }
       this.sockets.delete(socket);
-      if (maxConnectionsPerIp === 0) return;
-      const left = (this.perIp.get(key) ?? 1) - 1;
-      if (left > 0) this.perIp.set(key, left);
-      else this.perIp.delete(key);
+      if (maxConnectionsPerIp > 0) this.releaseIp(key);
     });
     return true;
   }
@@ -356,12 +353,15 @@ export class Listeners {
       return false;
     }
     this.perIp.set(key, (this.perIp.get(key) ?? 0) + 1);
-    socket.once('close', () => {
-      const left = (this.perIp.get(key) ?? 1) - 1;
-      if (left > 0) this.perIp.set(key, left);
-      else this.perIp.delete(key);
-    });
+    socket.once('close', () => this.releaseIp(key));
     return true;
+  }
+
+  /** One connection fewer for a per-IP key ({@link admit}, {@link countClient}). */
+  private releaseIp(key: string): void {
+    const left = (this.perIp.get(key) ?? 1) - 1;
+    if (left > 0) this.perIp.set(key, left);
+    else this.perIp.delete(key);
   }
 
   /**

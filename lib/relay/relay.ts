@@ -27,6 +27,7 @@ import {
   failureReportOf,
   findHeader,
   headBytes,
+  partsBytes,
   rewritePaths,
   WS_HEAD_ROOM,
 } from './frame-utils.js';
@@ -748,7 +749,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     }
     const route = this.route(peer, head);
     if (!route.ok) {
-      const received = pieces.reduce((n, p) => n + p.length, 0);
+      const received = partsBytes(pieces);
       this.failures.refuse(peer, head, route.statusCode, route.comment, route.ourUri, received);
       return;
     }
@@ -789,7 +790,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     parts.push(Buffer.from(frameTail(tid, flag, body !== null), 'latin1'));
     // RFC 7977 §5.1: one frame per WebSocket message, and only SEND can be cut into chunks: a whole
     // request (a REPORT, an extension method with a body) that passes the peer's message limit is refused.
-    if (dest.conn.messageFramed && frameBytes(parts) > this.opts.wsMaxMessageBytes) {
+    if (dest.conn.messageFramed && partsBytes(parts) > this.opts.wsMaxMessageBytes) {
       this.failures.refuse(peer, head, 413, 'Too large for one WebSocket message', route.ourUri);
       return;
     }
@@ -999,11 +1000,4 @@ function sleep(ms: number): Promise<void> {
 /** The failure code for what was sent toward `peer`, now closed: 481 when it was up, 408 when it never came up. */
 function lostCode(peer: Peer): number {
   return peer.established ? 481 : 408;
-}
-
-/** Octets of a frame given as parts. */
-function frameBytes(parts: readonly Buffer[]): number {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  return n;
 }

@@ -65,8 +65,6 @@ export class WsConnection implements Connection {
   private ended = false;
   private gone = false;
   private alive = true;
-  /** Reading stopped by {@link pause} (backpressure toward this peer's destinations). */
-  private paused = false;
   private closeTimer: NodeJS.Timeout | null = null;
 
   /**
@@ -137,12 +135,10 @@ export class WsConnection implements Connection {
   }
 
   pause(): void {
-    this.paused = true;
     this.ws.pause();
   }
 
   resume(): void {
-    this.paused = false;
     this.alive = true; // a pong that came while paused is only read now: a full round before the next check
     this.ws.resume();
   }
@@ -170,7 +166,7 @@ export class WsConnection implements Connection {
   heartbeat(): void {
     // Paused for backpressure (its destination is congested), the peer's pong stays unread in the socket:
     // no check until reading resumes. A destination that stopped moving is the write-stall timer's case.
-    if (this.closed || this.paused) return;
+    if (this.closed || this.ws.isPaused) return;
     if (!this.alive) {
       this.destroy('ping-timeout');
       return;
