@@ -234,30 +234,49 @@ export class MsrpEndpoint extends EventEmitter {
 
   /**
    * AUTH with Digest (RFC 4976 §5.1): sends AUTH, answers the 401 challenge, and stores the Use-Path.
-   * Resolves with the final response (200 or the refusal).
+   * Resolves with the final response (200 or the refusal); each request waits `timeoutMs` (default 10 s)
+   * for its response. Throws an {@link AuthError} for a challenge it cannot answer.
    */
   async auth(opts: {
     relayUri: string;
     username?: string;
     password?: string;
     expires?: number;
+    timeoutMs?: number;
   }): Promise<Frame> {
     const extra: Header[] = opts.expires === undefined ? [] : [['Expires', String(opts.expires)]];
-    let res = await this.request({
-      method: 'AUTH',
-      toPath: opts.relayUri,
-      fromPath: this.uri,
-      headers: extra,
-    });
-    if (res.kind === 'response' && res.statusCode === 401 && opts.username !== undefined) {
-      const challenge = parseDigestChallenge(getHeader(res.headers, 'www-authenticate') ?? '');
-      const authorization = digestAnswer(challenge, opts.username, opts.password ?? '', opts.relayUri);
-      res = await this.request({
+    let res = await this.request(
+      {
         method: 'AUTH',
         toPath: opts.relayUri,
         fromPath: this.uri,
-        headers: [['Authorization', authorization], ...extra],
-      });
+        headers: extra,
+      },
+      opts.timeoutMs,
+    );
+    if (res.kind === 'response' && res.statusCode === 401 && opts.username !== undefined) {
+      const header = getHeader(res.headers, 'www-authenticate') ?? '';
+      let authorization: string;
+      try {
+        authorization = digestAnswer(
+          parseDigestChallenge(header),
+          opts.username,
+          opts.password ?? '',
+          opts.relayUri,
+        );
+      } catch (err) {
+        if (err instanceof AuthError) throw err;
+        throw new AuthError('AUTH 401 with an invalid challenge', header.slice(0, 200));
+      }
+      res = await this.request(
+        {
+          method: 'AUTH',
+          toPath: opts.relayUri,
+          fromPath: this.uri,
+          headers: [['Authorization', authorization], ...extra],
+        },
+        opts.timeoutMs,
+      );
     }
     if (res.kind === 'response' && res.statusCode === 200) {
       const usePath = getHeader(res.headers, 'use-path') ?? '';

@@ -24,23 +24,28 @@ const START_DELAY_MS = 20;
 /** How long a worker may take to exit after reporting `done` before it is terminated. */
 const EXIT_GRACE_MS = 2000;
 
-/** Splits sessions, messages and rate over `cfg.workers` shares, in proportion to their sessions. */
+/**
+ * Splits sessions, messages and rate over `cfg.workers` shares, in proportion to their sessions. Share i
+ * takes sessions i, i+W, i+2W, ...: under a ramp-up every share has a session up from the start, so each
+ * share's part of the ramped rate is sent from the start (blocks of consecutive sessions left the later
+ * shares nothing to send on, and what fell due meanwhile was skipped).
+ */
 export function splitShares(cfg: LoadConfig): ShareSpec[] {
   const shares: ShareSpec[] = [];
-  let first = 0;
+  let given = 0;
   let messagesGiven = 0;
   for (let i = 0; i < cfg.workers; i++) {
     const sessions = Math.floor(cfg.sessions / cfg.workers) + (i < cfg.sessions % cfg.workers ? 1 : 0);
     let messages: number | null = null;
     if (cfg.messages !== null) {
       // Cumulative rounding: the shares add up to exactly cfg.messages.
-      const upTo = Math.round((cfg.messages * (first + sessions)) / cfg.sessions);
+      const upTo = Math.round((cfg.messages * (given + sessions)) / cfg.sessions);
       messages = upTo - messagesGiven;
       messagesGiven = upTo;
     }
     const rate = cfg.rate === null ? null : (cfg.rate * sessions) / cfg.sessions;
-    shares.push({ firstSession: first, sessions, messages, rate });
-    first += sessions;
+    shares.push({ firstSession: i, stride: cfg.workers, sessions, messages, rate });
+    given += sessions;
   }
   return shares;
 }
@@ -72,9 +77,11 @@ function runWorkers(
   const progress: Array<ProgressCounters | undefined> = [];
   let ready = 0;
   let settled = false;
-  signal?.addEventListener('abort', () => {
+  const stopAll = (): void => {
     for (const w of workers) w.postMessage({ type: 'stop' } satisfies MainMessage);
-  });
+  };
+  if (signal?.aborted === true) stopAll();
+  else signal?.addEventListener('abort', stopAll);
   return new Promise<ShareResult[]>((resolve, reject) => {
     const fail = (err: Error): void => {
       if (settled) return;
@@ -137,7 +144,10 @@ export async function runLoad(options: LoadOptions = {}): Promise<LoadReport> {
   let results: ShareResult[];
   try {
     if (shares.length === 1) {
-      const onStop = (stop: () => void): void => options.signal?.addEventListener('abort', stop);
+      const onStop = (stop: () => void): void => {
+        if (options.signal?.aborted === true) stop();
+        else options.signal?.addEventListener('abort', stop);
+      };
       results = [await runShare(cfg, shares[0]!, { ready: onAllReady, progress: onProgress, onStop })];
     } else {
       results = await runWorkers(cfg, shares, onAllReady, onProgress, options.signal);

@@ -163,6 +163,7 @@ async function authenticate(
       username: user?.username,
       password: user?.password,
       expires: cfg.authExpires,
+      timeoutMs: cfg.timeout * 1000,
     });
   } catch (err) {
     if (err instanceof AuthError) throw new SetupError(err.reason); // one reason per kind, not per value
@@ -187,6 +188,9 @@ interface Opened {
 
 /** Fraction of the granted Expires after which an endpoint re-AUTHs (RFC 4976 §5.1: before it runs out). */
 const REFRESH_AT = 0.8;
+
+/** The longest delay `setTimeout` honours, ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 function refreshOnTimer(session: LoadSession, side: 0 | 1): void {
   void session.refresh(side);
@@ -308,7 +312,6 @@ export class LoadSession {
     this.outstanding.set(messageId, tr);
     this.pendingCount++;
     m.messagesSent++;
-    m.bytesSent += body.length;
     if (tr.positive) m.reportsRequested++;
     const done = new Promise<void>((resolve) => {
       tr.release = resolve;
@@ -429,7 +432,9 @@ export class LoadSession {
 
   private scheduleRefresh(side: 0 | 1, expires: number | null): void {
     if (expires === null || this.closing) return;
-    const timer = setTimeout(refreshOnTimer, Math.max(0.1, expires * REFRESH_AT) * 1000, this, side);
+    // setTimeout takes at most 2^31-1 ms (24.8 days): a longer delay would fire at once, and again.
+    const delayMs = Math.min(MAX_TIMER_MS, Math.max(0.1, expires * REFRESH_AT) * 1000);
+    const timer = setTimeout(refreshOnTimer, delayMs, this, side);
     timer.unref();
     this.refreshTimers[side] = timer;
   }
@@ -464,6 +469,8 @@ export class LoadSession {
       };
       const sentAt = performance.now();
       this.ctx.metrics.chunksSent++;
+      // Octets written, chunk by chunk: the rest of a message refused midway never leaves.
+      this.ctx.metrics.bytesSent += end - offset;
       ep.request(spec, timeoutMs).then(
         (res) => this.chunkAnswered(tr, res, sentAt),
         () => this.chunkFailed(tr, ep.isClosed),

@@ -18,6 +18,8 @@ import { LoadSession, SetupError, type SessionContext } from './session.js';
 export interface ShareSpec {
   /** Global index of the share's first session. */
   firstSession: number;
+  /** Global indices of the share's sessions: firstSession, firstSession + stride, ... */
+  stride: number;
   sessions: number;
   /** Messages this share sends (null: until the duration ends). */
   messages: number | null;
@@ -34,7 +36,10 @@ export interface ShareHooks {
   ready(): Promise<number>;
   /** Receives the counters every 250 ms while the share runs. */
   progress?(p: ProgressCounters): void;
-  /** Registers what to call to stop sending early (Ctrl-C): the share then drains and reports as usual. */
+  /**
+   * Registers what to call to stop early (Ctrl-C), at the share's start: sessions not yet opened are not
+   * opened, nothing more is sent, the drain and the report follow as usual and `--hold` is cut short.
+   */
   onStop?(stop: () => void): void;
 }
 
@@ -51,6 +56,15 @@ const DRAIN_POLL_MS = 10;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+}
+
+/** Sleeps `ms`, or less when `stop` resolves first (its timer is then cleared: nothing keeps the process up). */
+function sleepUnless(ms: number, stop: Promise<void>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, ms)))),
+    stop,
+  ]).finally(() => clearTimeout(timer));
 }
 
 function epochNow(): number {
@@ -91,14 +105,24 @@ export async function runShare(cfg: LoadConfig, share: ShareSpec, hooks: ShareHo
     latencyFrom: Infinity, // set when traffic starts
   };
   const sessions: LoadSession[] = [];
+  let stopped = false;
+  let budget: MessageBudget | null = null;
+  let wake: () => void = () => {};
+  const stopSignal = new Promise<void>((resolve) => (wake = resolve));
+  hooks.onStop?.(() => {
+    stopped = true;
+    budget?.stop();
+    wake();
+  });
   const report = hooks.progress;
   const progressTimer =
     report === undefined ? null : setInterval(() => report(metrics.progress()), PROGRESS_MS);
   const gate = new Gate(cfg.setupConcurrency);
   const open = (k: number): Promise<LoadSession | null> =>
     gate.run(async () => {
+      if (stopped) return null;
       try {
-        const s = await LoadSession.open(ctx, share.firstSession + k);
+        const s = await LoadSession.open(ctx, share.firstSession + k * share.stride);
         sessions.push(s);
         metrics.sessionsEstablished++;
         return s;
@@ -121,31 +145,26 @@ export async function runShare(cfg: LoadConfig, share: ShareSpec, hooks: ShareHo
 
   const go = performance.now();
   ctx.latencyFrom = go + cfg.warmUp * 1000;
-  const budget = new MessageBudget(
-    share.messages,
-    cfg.duration === null ? Infinity : go + cfg.duration * 1000,
-  );
-  let stopped = false;
-  hooks.onStop?.(() => {
-    stopped = true;
-    budget.stop();
-  });
+  budget = new MessageBudget(share.messages, cfg.duration === null ? Infinity : go + cfg.duration * 1000);
+  if (stopped) budget.stop();
   const sizes = new SizePicker(cfg.sizes);
   const lanes: Array<Promise<void>> = [];
   const openLoop = share.rate === null ? null : new OpenLoop(share.rate, cfg.rampUp * 1000, budget, sizes);
+  const closedBudget = budget;
   const start = (s: LoadSession | null): void => {
     if (s === null) return;
     if (openLoop !== null) openLoop.add(s);
-    else lanes.push(closedLoop(s, cfg.concurrency ?? 1, budget, sizes));
+    else lanes.push(closedLoop(s, cfg.concurrency ?? 1, closedBudget, sizes));
   };
   let setup: Promise<void>;
   if (ramping) {
     // Session g (global index) opens at rampUp·g/sessions seconds after the start.
     setup = (async () => {
       // Every session is opened, even once --messages is spent; only the end of --duration stops it.
-      for (let k = 0; k < share.sessions && budget.remainingMs > 0 && !stopped; k++) {
-        const at = go + (cfg.rampUp * 1000 * (share.firstSession + k)) / cfg.sessions;
-        await sleep(at - performance.now());
+      for (let k = 0; k < share.sessions && closedBudget.remainingMs > 0 && !stopped; k++) {
+        const at = go + (cfg.rampUp * 1000 * (share.firstSession + k * share.stride)) / cfg.sessions;
+        await sleepUnless(at - performance.now(), stopSignal);
+        if (stopped) break;
         opened.push(open(k).then((s) => (start(s), s)));
       }
       await Promise.all(opened);
@@ -164,10 +183,12 @@ export async function runShare(cfg: LoadConfig, share: ShareSpec, hooks: ShareHo
   const trafficEnd = performance.now();
 
   const drainUntil = performance.now() + cfg.drain * 1000;
-  while (performance.now() < drainUntil && sessions.some((s) => s.busy > 0)) await sleep(DRAIN_POLL_MS);
+  // A session whose connection closed has nothing more coming: its pending messages are lost now.
+  while (performance.now() < drainUntil && sessions.some((s) => s.alive && s.busy > 0))
+    await sleep(DRAIN_POLL_MS);
   metrics.activeMs = (lastOutcome >= go ? lastOutcome : trafficEnd) - go;
   for (const s of sessions) s.finish();
-  if (cfg.hold > 0) await sleep(cfg.hold * 1000);
+  if (cfg.hold > 0 && !stopped) await sleepUnless(cfg.hold * 1000, stopSignal);
   if (progressTimer !== null) clearInterval(progressTimer);
   report?.(metrics.progress());
   await Promise.all(sessions.map((s) => s.close()));

@@ -152,10 +152,12 @@ describe('load options', () => {
 
   it('splits sessions, messages and rate over workers so that they add up', () => {
     const shares = splitShares(resolveLoadOptions({ sessions: 10, workers: 3, messages: 1001 }));
-    expect(shares.map((s) => [s.firstSession, s.sessions])).to.deep.equal([
-      [0, 4],
-      [4, 3],
-      [7, 3],
+    // Interleaved (sessions 0, 3, 6, 9 / 1, 4, 7 / 2, 5, 8): each share has a session up from the start of
+    // a ramp-up.
+    expect(shares.map((s) => [s.firstSession, s.stride, s.sessions])).to.deep.equal([
+      [0, 3, 4],
+      [1, 3, 3],
+      [2, 3, 3],
     ]);
     expect(shares.reduce((n, s) => n + s.messages!, 0)).to.equal(1001);
     const open = splitShares(resolveLoadOptions({ sessions: 4, workers: 2, rate: 100 }));

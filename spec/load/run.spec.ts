@@ -98,8 +98,18 @@ function expectCountsAddUp(r: LoadReport): void {
   expect(r.messages.sent).to.equal(r.messages.delivered + r.messages.failed + r.messages.lost);
 }
 
-/** A "relay" that grants AUTH and answers 200 to every SEND, then drops it: every message is lost. */
-async function blackHoleRelay(): Promise<{ port: number; close(): Promise<void> }> {
+/** How a fake relay answers an AUTH: after `delayMs`, with `status` and extra headers; null: never. */
+interface FakeAuth {
+  delayMs?: number;
+  status?: number;
+  headers?: Array<[string, string]>;
+}
+
+/**
+ * A "relay" that grants AUTH and answers 200 to every SEND, then drops it: every message is lost.
+ * `auth` changes its AUTH answers (null: none at all).
+ */
+async function blackHoleRelay(auth: FakeAuth | null = {}): Promise<{ port: number; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
   const server: Server = createServer((socket) => {
     sockets.add(socket);
@@ -107,21 +117,32 @@ async function blackHoleRelay(): Promise<{ port: number; close(): Promise<void> 
     socket.on('error', () => {});
     const answer = (f: Frame): void => {
       if (f.kind !== 'request') return;
+      if (f.method === 'AUTH' && auth === null) return;
       const to = f.headers[0]![1];
       const from = f.headers[1]![1];
       const port = (server.address() as { port: number }).port;
+      const status = f.method === 'AUTH' ? (auth?.status ?? 200) : 200;
       const headers: Array<[string, string]> =
-        f.method === 'AUTH' ? [['Use-Path', `msrp://127.0.0.1:${port}/${randomId(12)};tcp`]] : [];
+        f.method !== 'AUTH'
+          ? []
+          : status === 200
+            ? [['Use-Path', `msrp://127.0.0.1:${port}/${randomId(12)};tcp`], ...(auth?.headers ?? [])]
+            : (auth?.headers ?? []);
       const toPath = f.method === 'SEND' ? from.split(' ')[0]! : from;
-      socket.write(
-        serializeResponse({
-          transactionId: f.transactionId,
-          statusCode: 200,
-          toPath,
-          fromPath: to.split(' ')[0]!,
-          headers,
-        }),
-      );
+      const write = (): void => {
+        if (socket.destroyed) return;
+        socket.write(
+          serializeResponse({
+            transactionId: f.transactionId,
+            statusCode: status,
+            toPath,
+            fromPath: to.split(' ')[0]!,
+            headers,
+          }),
+        );
+      };
+      if (f.method === 'AUTH' && (auth?.delayMs ?? 0) > 0) setTimeout(write, auth!.delayMs);
+      else write();
     };
     const parser = new MsrpParser(new FrameCollector(answer, () => {}));
     socket.on('data', (d: Buffer) => parser.write(d));
@@ -356,6 +377,9 @@ describe('runLoad against a relay', function () {
     expect(r.sessions).to.deep.include({ requested: 4, established: 4, dropped: 4 });
     expect(r.result).to.deep.include({ sessionErrorRate: 1, passed: false, exitCode: 1 });
     // Each message's --timeout timer (30 s) is cleared with it: none keeps the process up after the run.
+    // (A closing socket's own short timers may still run for a moment.)
+    for (let waited = 0; timers() > before && waited < 1500; waited += 50)
+      await new Promise((resolve) => setTimeout(resolve, 50));
     expect(timers()).to.be.at.most(before);
   });
 
@@ -402,6 +426,100 @@ describe('runLoad against a relay', function () {
     expect(r.sessions.reauthFailures).to.equal(0);
     expect(r.messages.failed + r.messages.lost).to.equal(0);
     expect(r.messages.delivered).to.be.above(0);
+  });
+
+  it('stops at once when aborted during session setup: nothing is sent', async () => {
+    const hole = await blackHoleRelay({ delayMs: 400 });
+    const abort = new AbortController();
+    setTimeout(() => abort.abort(), 100);
+    try {
+      const r = await runLoad({
+        target: `127.0.0.1:${hole.port}`,
+        sessions: 2,
+        duration: 20,
+        drain: 0.2,
+        signal: abort.signal,
+        progress: false,
+      });
+      expect(r.sessions.established).to.equal(2);
+      expect(r.messages.sent).to.equal(0);
+    } finally {
+      await hole.close();
+    }
+  });
+
+  it('cuts --hold short when aborted', async () => {
+    const relay = await h.relay();
+    const abort = new AbortController();
+    const r = await run(relay, {
+      sessions: 1,
+      messages: 2,
+      hold: 20,
+      signal: abort.signal,
+      onSessionsReady: () => void setTimeout(() => abort.abort(), 300),
+    });
+    expect(r.messages.delivered).to.equal(2);
+    expect(r.timing.totalSeconds).to.be.below(10);
+  });
+
+  it('waits --timeout for an AUTH answer, and names a 401 without a usable challenge', async () => {
+    const silent = await blackHoleRelay(null);
+    const bare = await blackHoleRelay({ status: 401 });
+    try {
+      const options = { sessions: 2, messages: 2, timeout: 0.3, drain: 0.1, progress: false };
+      const quiet = await runLoad({ target: `127.0.0.1:${silent.port}`, ...options });
+      expect(quiet.sessions.setupErrors).to.deep.equal({ 'AUTH timeout': 2 });
+      // Not the endpoint's own 10 s default.
+      expect(quiet.timing.setupSeconds).to.be.below(5);
+      const refused = await runLoad({ target: `127.0.0.1:${bare.port}`, users, ...options });
+      expect(refused.sessions.setupErrors).to.deep.equal({ 'AUTH 401 with an invalid challenge': 2 });
+    } finally {
+      await silent.close();
+      await bare.close();
+    }
+  });
+
+  it('re-AUTHs once at 80 % of an Expires too long for a timer, not in a loop', async () => {
+    // 2,700,000 s at 80 % is 2.16e9 ms, past setTimeout's 2^31-1: Node would fire it at once, each time.
+    const hole = await blackHoleRelay({ headers: [['Expires', '2700000']] });
+    try {
+      const r = await runLoad({
+        target: `127.0.0.1:${hole.port}`,
+        sessions: 1,
+        rate: 20,
+        duration: 0.5,
+        drain: 0.1,
+        progress: false,
+      });
+      expect(r.sessions.established).to.equal(1);
+      expect(r.sessions.reauths).to.equal(0);
+    } finally {
+      await hole.close();
+    }
+  });
+
+  it('ends the drain when the sessions still waiting have lost their connections', async () => {
+    const hole = await blackHoleRelay();
+    setTimeout(() => void hole.close(), 400);
+    const r = await runLoad({
+      target: `127.0.0.1:${hole.port}`,
+      sessions: 2,
+      rate: 50,
+      duration: 1,
+      drain: 20,
+      progress: false,
+    });
+    expect(r.messages.lost).to.be.above(0);
+    expect(r.sessions.dropped).to.equal(2);
+    expect(r.timing.totalSeconds).to.be.below(10);
+  });
+
+  it('counts the octets of the chunks written, not of a message refused midway', async () => {
+    const relay = await h.relay({ maxMessageBytes: 100_000 });
+    const r = await run(relay, { sessions: 1, messages: 1, sizes: 1_000_000, chunkSize: 65536, drain: 1 });
+    expect(r.messages.failed).to.equal(1);
+    expect(r.chunks.sent).to.be.below(16);
+    expect(r.bytes.sent).to.equal(r.chunks.sent * 65536);
   });
 
   it('keeps idle sessions open without traffic when --messages is 0', async () => {
