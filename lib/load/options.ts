@@ -178,7 +178,8 @@ export function parseSize(text: string, flag = '--size'): number {
   if (m === null || unit === undefined) {
     throw optionError(`${flag} must be a byte count like 1024, 64k or 1m (got "${text}")`);
   }
-  const n = Math.round(Number(m[1]) * unit);
+  const n = Number(m[1]) * unit;
+  if (!Number.isInteger(n)) throw optionError(`${flag} must be a whole number of bytes (got "${text}")`);
   if (n > MAX_SIZE) throw optionError(`${flag} must be at most 4g (got "${text}")`);
   return n;
 }
@@ -196,7 +197,8 @@ export function parseSizeMix(text: string): SizeWeight[] {
         `--size must be BYTES or BYTES:WEIGHT,... like 100:50,1024:40,65536:10 (got "${text}")`,
       );
     }
-    const w = weight === undefined ? 1 : Number(weight);
+    // Decimal only: Number() would also take 0x10, 1e3 or an empty string.
+    const w = weight === undefined ? 1 : /^\s*\d+(?:\.\d+)?\s*$/.test(weight) ? Number(weight) : NaN;
     if (!Number.isFinite(w) || w <= 0) {
       throw optionError(`--size weights must be positive numbers (got "${part}" in "${text}")`);
     }
@@ -225,6 +227,11 @@ export function parseReportList(text: string): RequestedReport[] {
       );
     }
     if (!out.includes(v as RequestedReport)) out.push(v as RequestedReport);
+  }
+  if (out.length === 0) {
+    throw optionError(
+      `--request-reports takes positive-delivery and/or negative-delivery, comma-separated (got "${text}")`,
+    );
   }
   return out;
 }
@@ -358,13 +365,15 @@ export function resolveLoadOptions(options: LoadOptions): LoadConfig {
     users = readUsersFile(options.usersFile);
   }
   if (options.user !== undefined) users = [{ username: options.user, password: options.password ?? '' }];
-  else if (options.password !== undefined && users.length === 0) {
-    throw optionError('--password needs --user');
+  else if (options.password !== undefined) {
+    throw optionError(
+      users.length === 0
+        ? '--password needs --user'
+        : '--password goes with --user; with --users the file holds the passwords',
+    );
   }
   const workers = positiveInt(options.workers, '--workers', 1, MAX_WORKERS) ?? 1;
-  const maxErrorRate =
-    nonNegative(options.maxErrorRate, '--max-error-rate', Infinity) ?? DEFAULT_MAX_ERROR_RATE;
-  if (maxErrorRate > 1) throw optionError(`--max-error-rate is a fraction from 0 to 1 (got ${maxErrorRate})`);
+  const maxErrorRate = nonNegative(options.maxErrorRate, '--max-error-rate', 1) ?? DEFAULT_MAX_ERROR_RATE;
   const config: LoadConfig = {
     target,
     receiverTarget,
@@ -389,7 +398,8 @@ export function resolveLoadOptions(options: LoadOptions): LoadConfig {
     workers: Math.min(workers, sessions),
     maxErrorRate,
     setupConcurrency:
-      positiveInt(options.setupConcurrency, '--setup-concurrency') ?? DEFAULT_SETUP_CONCURRENCY,
+      positiveInt(options.setupConcurrency, '--setup-concurrency', 1, MAX_SESSIONS) ??
+      DEFAULT_SETUP_CONCURRENCY,
     idPrefix: randomPrefix(),
   };
   if (config.timeout === 0) throw optionError('--timeout must be more than 0 seconds');

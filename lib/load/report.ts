@@ -344,7 +344,10 @@ export function formatReport(r: LoadReport): string {
         : ([['receivers', `${c.receiverTarget}: each message crosses both relays`]] as Array<
             [string, string]
           >)),
-      ['sessions', `${int(r.sessions.established)}/${int(r.sessions.requested)} up, ${c.workers} worker(s)`],
+      [
+        'sessions',
+        `${int(r.sessions.established)}/${int(r.sessions.requested)} up${unopenedNote(r)}, ${c.workers} worker(s)`,
+      ],
       ['pacing', pacing],
       ['messages', `${sizes}, chunks of ${bytes(c.chunkSize)}${c.cpim ? ', message/cpim' : ''}`],
       [
@@ -428,6 +431,14 @@ export function formatReport(r: LoadReport): string {
     ]),
     '',
   ];
+  const behind = openLoopShortfall(r);
+  if (behind !== null) {
+    out.push(
+      `note: the open loop fell behind: ${int(r.messages.sent)} of ${int(behind)} messages due were sent; ` +
+        'the latency figures leave out the waiting of the rest (add --workers or lower --rate)',
+      '',
+    );
+  }
   const why: string[] = [`error rate ${pct(r.result.errorRate)}`];
   if (r.sessions.failed + r.sessions.dropped > 0)
     why.push(`sessions failed or dropped ${pct(r.result.sessionErrorRate)}`);
@@ -436,4 +447,24 @@ export function formatReport(r: LoadReport): string {
     `result: ${r.result.passed ? 'PASS' : 'FAIL'} (${why.join(', ')}; max ${pct(r.result.maxErrorRate)})`,
   );
   return out.join('\n') + '\n';
+}
+
+/** `, N not opened (...)` when some sessions were neither set up nor refused (the run ended first). */
+function unopenedNote(r: LoadReport): string {
+  const n = r.sessions.requested - r.sessions.established - r.sessions.failed;
+  return n > 0 ? `, ${int(n)} not opened (the run ended before their turn)` : '';
+}
+
+/**
+ * The messages an open loop had due by the end of its traffic when it sent under 90 % of them (the load
+ * tester could not keep up: its latency figures then miss the backlog's waiting); null otherwise.
+ */
+export function openLoopShortfall(r: LoadReport): number | null {
+  const c = r.config;
+  if (c.rate === null) return null;
+  const t = Math.min(c.durationSeconds ?? Infinity, r.timing.activeSeconds);
+  const ramp = c.rampUpSeconds;
+  let due = t < ramp ? (c.rate * t * t) / (2 * ramp) : c.rate * (t - ramp / 2);
+  if (c.messages !== null) due = Math.min(due, c.messages);
+  return due >= 100 && r.messages.sent < 0.9 * due ? Math.floor(due) : null;
 }

@@ -41,6 +41,10 @@ describe('load options', () => {
     expect(configError(() => parseSize('lots', '--chunk-size'))).to.match(
       /^--chunk-size must be a byte count/,
     );
+    // Not rounded to a size nobody asked for (0.4 would have become 0 bytes).
+    expect(configError(() => parseSize('0.4', '--chunk-size'))).to.match(
+      /^--chunk-size must be a whole number of bytes \(got "0\.4"\)/,
+    );
   });
 
   it('parses a weighted size mix', () => {
@@ -52,6 +56,9 @@ describe('load options', () => {
     expect(parseSizeMix('512')).to.deep.equal([{ bytes: 512, weight: 1 }]);
     expect(configError(() => parseSizeMix('100:0'))).to.match(/weights must be positive/);
     expect(configError(() => parseSizeMix('100:1:2'))).to.match(/^--size must be BYTES or BYTES:WEIGHT/);
+    for (const w of ['0x10', '1e3', '']) {
+      expect(configError(() => parseSizeMix(`1k:${w}`))).to.match(/weights must be positive/);
+    }
   });
 
   it('parses durations in s, ms, m and h', () => {
@@ -67,6 +74,7 @@ describe('load options', () => {
       'negative-delivery',
     ]);
     expect(configError(() => parseReportList('display'))).to.match(/^--request-reports takes/);
+    expect(configError(() => parseReportList(','))).to.match(/^--request-reports takes .* \(got ","\)/);
   });
 
   it('reads a users file of user:password lines, passwords may hold colons', () => {
@@ -136,7 +144,13 @@ describe('load options', () => {
       [{ sessions: 1.5 }, /^--sessions must be an integer/],
       [{ messages: -1 }, /^--messages must be an integer of at least 0/],
       [{ duration: 0 }, /^--duration must be more than 0/],
-      [{ maxErrorRate: 2 }, /^--max-error-rate is a fraction from 0 to 1/],
+      [{ maxErrorRate: 2 }, /^--max-error-rate must be a number from 0 to 1 \(got 2\)/],
+      [{ maxErrorRate: -1 }, /^--max-error-rate must be a number from 0 to 1 \(got -1\)/],
+      [{ setupConcurrency: 1e20 }, /^--setup-concurrency must be an integer from 1 to 100000/],
+      [
+        { users: [{ username: 'a', password: 'b' }], password: 'x' },
+        /^--password goes with --user; with --users the file holds the passwords/,
+      ],
       [{ receiverStatus: 42 }, /^--receiver-status must be a 3-digit status code/],
       [{ password: 'x' }, /^--password needs --user/],
       [{ sizes: [] }, /^--size needs at least one size/],

@@ -6,7 +6,7 @@ import { MsrpParser } from '../../lib/msrp/parser.js';
 import { randomId, serializeResponse } from '../../lib/msrp/serializer.js';
 import type { LatencySummary } from '../../lib/load/histogram.js';
 import type { LoadOptions } from '../../lib/load/options.js';
-import { LOAD_REPORT_SCHEMA, type LoadReport } from '../../lib/load/report.js';
+import { formatReport, LOAD_REPORT_SCHEMA, type LoadReport } from '../../lib/load/report.js';
 import { runLoad } from '../../lib/load/runner.js';
 import type { Relay } from '../../lib/relay/relay.js';
 import { Harness, USERS } from '../helpers/relay.js';
@@ -520,6 +520,20 @@ describe('runLoad against a relay', function () {
     expect(r.messages.failed).to.equal(1);
     expect(r.chunks.sent).to.be.below(16);
     expect(r.bytes.sent).to.equal(r.chunks.sent * 65536);
+  });
+
+  it('says so when an open loop cannot keep up with its rate, or the run ends before every session is up', async () => {
+    const relay = await h.relay();
+    const r = await run(relay, { sessions: 2, rate: 1e6, duration: 0.3, drain: 1 });
+    expect(r.messages.sent).to.be.below(0.9 * 1e6 * 0.3);
+    expect(formatReport(r)).to.match(
+      /note: the open loop fell behind: [\d,]+ of [\d,]+ messages due were sent/,
+    );
+    const paced = await run(relay, { sessions: 2, rate: 200, duration: 0.5 });
+    expect(formatReport(paced)).not.to.match(/fell behind/);
+    const ramped = await run(relay, { sessions: 4, rate: 100, duration: 0.3, rampUp: 2 });
+    expect(ramped.sessions.established).to.be.below(4);
+    expect(formatReport(ramped)).to.match(/\d\/4 up, \d not opened \(the run ended before their turn\)/);
   });
 
   it('keeps idle sessions open without traffic when --messages is 0', async () => {
