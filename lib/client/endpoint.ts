@@ -27,11 +27,13 @@ import { MsrpParser } from '../msrp/parser.js';
 import {
   frameRequest,
   randomId,
+  serializeRequest,
   serializeResponse,
   type FramedRequest,
   type RequestSpec,
 } from '../msrp/serializer.js';
 import { parsePath } from '../msrp/uri.js';
+import { IntervalSet } from '../reports/tracker.js';
 import { StringMap } from '../util/string-map.js';
 
 /** Where and how to connect. */
@@ -67,6 +69,11 @@ export interface EndpointOptions {
    * empty `body` and the `size` received (load tests of file transfers). Default: keep every body.
    */
   keepBodiesUpTo?: number;
+  /**
+   * Request methods besides SEND and REPORT that the application answers itself (from the `request`
+   * event). Any other method is answered 501 (RFC 4975 §10), unless its Failure-Report is `no`.
+   */
+  methods?: readonly string[];
 }
 
 /** A reassembled incoming message. */
@@ -103,11 +110,13 @@ interface Pending {
 }
 
 interface Assembly {
-  parts: Map<number, Buffer>;
+  /** Chunks kept, as `[first octet, body]` in arrival order: a re-sent range overwrites what came before. */
+  parts: Array<[number, Buffer]>;
   total: number | null;
-  received: number;
-  /** Octets counted but not kept (`keepBodiesUpTo`). */
-  counted?: number;
+  /** Octets received, each counted once however often it came (RFC 4975 §7.3.1: chunks may overlap). */
+  received: IntervalSet;
+  /** False once the message is known to be larger than `keepBodiesUpTo`: octets counted, not kept. */
+  keep: boolean;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -131,6 +140,7 @@ export class MsrpEndpoint extends EventEmitter {
   private readonly respond: (frame: Frame) => number | null;
   private readonly maxMessageBytes: number;
   private readonly keepBodiesUpTo: number;
+  private readonly methods: ReadonlySet<string>;
   private closed = false;
   private corked = false;
   /** The pending {@link whenWritable} promise. */
@@ -149,6 +159,7 @@ export class MsrpEndpoint extends EventEmitter {
     this.respond = options.respond ?? (() => 200);
     this.maxMessageBytes = options.maxMessageBytes ?? 64 * 1024 * 1024;
     this.keepBodiesUpTo = options.keepBodiesUpTo ?? Infinity;
+    this.methods = new Set(['SEND', 'REPORT', ...(options.methods ?? [])]);
     this.parser = new MsrpParser(
       new FrameCollector(
         (f) => this.onFrame(f),
@@ -450,8 +461,22 @@ export class MsrpEndpoint extends EventEmitter {
       this.emit('report', frame);
       return;
     }
-    if (frame.method !== 'SEND') return;
     const fr = getHeader(frame.headers, 'failure-report') ?? 'yes';
+    if (frame.method !== 'SEND') {
+      // RFC 4975 §10: a method the receiver does not understand gets 501; the response of a request other
+      // than SEND goes back along the whole From-Path (§7.2).
+      if (!this.methods.has(frame.method) && fr !== 'no') {
+        this.write(
+          serializeResponse({
+            transactionId: frame.transactionId,
+            statusCode: 501,
+            toPath: frame.headers[1]![1].trim(),
+            fromPath: this.uri,
+          }),
+        );
+      }
+      return;
+    }
     let range: ByteRange = { start: 1, end: '*', total: '*' };
     let bad: MsrpError | null = null;
     const brValue = getHeader(frame.headers, 'byte-range');
@@ -495,31 +520,58 @@ export class MsrpEndpoint extends EventEmitter {
       this.emitMessage(frame, messageId, keep ? Buffer.from(body) : EMPTY, body.length);
       return;
     }
-    if (a === undefined) this.assemblies.set(messageId, (a = { parts: new Map(), total: null, received: 0 }));
+    if (a === undefined) {
+      a = { parts: [], total: null, received: new IntervalSet(), keep: true };
+      this.assemblies.set(messageId, a);
+    }
     if (frame.flag === '#') {
       this.assemblies.delete(messageId);
       return;
     }
-    const keep = typeof range.total !== 'number' || range.total <= this.keepBodiesUpTo;
-    const prev = a.parts.get(range.start);
-    // Large messages in count-only mode keep no octets, only their number (overlaps counted once per start).
-    a.parts.set(range.start, keep ? body : EMPTY.subarray(0, 0));
-    a.received += body.length - (prev?.length ?? 0);
-    if (!keep) a.counted = (a.counted ?? 0) + body.length;
     if (typeof range.total === 'number') a.total = range.total;
     if (frame.flag === '$') a.total = range.start - 1 + body.length;
-    if (a.total !== null && a.received >= a.total) {
+    // Large messages in count-only mode keep no octets, only which ones came.
+    if (a.keep && a.total !== null && a.total > this.keepBodiesUpTo) {
+      a.keep = false;
+      a.parts = [];
+    }
+    if (a.keep) a.parts.push([range.start, body]);
+    a.received.add(range.start, range.start + body.length - 1);
+    if (a.total !== null && a.received.covers(1, a.total)) {
       let out = EMPTY;
-      if (a.counted === undefined) {
-        out = Buffer.allocUnsafe(a.total);
-        for (const [start, part] of a.parts) part.copy(out, start - 1);
+      if (a.keep) {
+        // Every octet 1..total came; later chunks overwrite earlier ones where they overlap (RFC 4975
+        // §7.3.1: the receiver keeps the octets it got last). Octets past the total are not written.
+        out = Buffer.alloc(a.total);
+        for (const [start, part] of a.parts) part.copy(out, start - 1, 0, Math.max(0, a.total - start + 1));
       }
       this.assemblies.delete(messageId);
-      this.emitMessage(frame, messageId, out, a.counted ?? out.length);
+      this.emitMessage(frame, messageId, out, a.total);
     }
   }
 
+  /**
+   * RFC 4975 §7.1.2: with Success-Report yes the receiver sends a success REPORT once the message is
+   * whole, along the whole From-Path, covering every octet.
+   */
+  private reportSuccess(frame: Frame, messageId: string, size: number): void {
+    if (getHeader(frame.headers, 'success-report') !== 'yes') return;
+    this.write(
+      serializeRequest({
+        method: 'REPORT',
+        toPath: frame.headers[1]![1].trim(),
+        fromPath: this.uri,
+        headers: [
+          ['Message-ID', messageId],
+          ['Byte-Range', `1-${size}/${size}`],
+          ['Status', '000 200 OK'],
+        ],
+      }),
+    );
+  }
+
   private emitMessage(frame: Frame, messageId: string, body: Buffer, size: number): void {
+    this.reportSuccess(frame, messageId, size);
     const msg: ReceivedMessage = {
       messageId,
       contentType: getHeader(frame.headers, 'content-type'),
