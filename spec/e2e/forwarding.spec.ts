@@ -318,7 +318,8 @@ describe('relay forwarding (RFC 4976 §6.4-§6.8)', () => {
   it('forwards an unknown method end to end and routes its response back with the original transaction id', async () => {
     const relay = await h.relay();
     const alice = await h.client(relay, 'alice');
-    const bob = await h.client(relay, 'bob');
+    // Bob answers NICKNAME himself (RFC 7701); the endpoint would answer 501 to a method it does not know.
+    const bob = await h.client(relay, 'bob', { methods: ['NICKNAME'] });
     bob.on('request', (f: Frame) => {
       if (f.kind !== 'request' || f.method !== 'NICKNAME') return;
       // An end-to-end response: To-Path is the whole From-Path (RFC 4975 §7.2).
