@@ -314,6 +314,38 @@ export class OutboundWriter {
     this.overLimit = false;
   }
 
+  /** True while forwarded chunks wait here or one is being written. */
+  get hasStreams(): boolean {
+    return this.active !== null || this.waiting.length > 0;
+  }
+
+  /**
+   * Shutdown: forwarded chunks with nothing on the wire now (no sub-chunk open) are dropped and their
+   * senders told through {@link StreamSpec.onAbort}, while the connections can still carry the failure
+   * REPORTs; a chunk with a sub-chunk open is left to end (its transaction's REPORT covers the rest).
+   */
+  abandonStreams(): void {
+    const open: ChunkStream[] = [];
+    for (const s of this.waiting)
+      if (s.subOpen) open.push(s);
+      else this.drop(s);
+    this.waiting = open;
+    const a = this.active;
+    if (a !== null && !a.subOpen) {
+      this.drop(a);
+      this.active = null;
+    }
+    this.pump();
+  }
+
+  /** Aborts `s` (telling its sender) and frees what it had queued. */
+  private drop(s: ChunkStream): void {
+    s.abort();
+    this.queued(-s.pendingBytes);
+    s.pieces = [];
+    s.pendingBytes = 0;
+  }
+
   /** @internal Accounts bytes entering the queue. */
   queued(n: number): void {
     this.queuedBytes += n;

@@ -335,6 +335,9 @@ export class Peer implements ParserHandler {
   // ---- connection events ---------------------------------------------------------------------------
 
   private onData(data: Buffer): void {
+    // Closing: nothing read now could be answered, and forwarding it would pass --max-queued-bytes (a
+    // connection paused for backpressure is read again during the close, to see the peer's FIN).
+    if (this.closing) return;
     this.lastActivity = Date.now();
     if (this.conn.messageFramed) this.onMessage(data);
     else this.parser.write(data);

@@ -79,6 +79,8 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   private readonly connectedAt = new WeakMap<Peer, number>();
   private housekeeping: NodeJS.Timeout | null = null;
   private draining = false;
+  /** True while {@link shutDown} drops the chunks still queued (their failure REPORTs say 408). */
+  private abandoning = false;
   /** The shutdown under way or done ({@link close}). */
   private closed: Promise<void> | null = null;
   /** Octets of connections already closed, by transport ({@link stats} adds the open ones). */
@@ -257,9 +259,10 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   }
 
   /**
-   * Stops accepting, lets in-flight transactions finish for up to `graceMs`, fails those still
-   * unanswered as their timeout would (408), then closes every connection (up to 2 s more for them to
-   * flush). Resolves when everything is closed.
+   * Stops accepting, lets in-flight transactions and queued chunks finish for up to `graceMs`, fails
+   * what is left as a timeout would (408 failure REPORTs while the senders can still hear them), then
+   * closes every connection, reading nothing more from them (up to 2 s more for them to flush). Resolves
+   * when everything is closed.
    */
   close(graceMs = 5000): Promise<void> {
     // One shutdown: a second call (a second signal, a test's cleanup) waits for the first.
@@ -271,13 +274,27 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     // server.close() stops accepting now; its callback fires once every accepted connection is gone.
     const stopped = this.listeners.close();
     const deadline = Date.now() + graceMs;
-    while (this.transactions.size > 0 && Date.now() < deadline) await sleep(20);
+    const busy = (): boolean =>
+      this.transactions.size > 0 || [...this.peers].some((p) => p.writer.hasStreams);
+    while (busy() && Date.now() < deadline) await sleep(20);
     if (this.housekeeping !== null) clearInterval(this.housekeeping);
     if (this.refusalWindow !== null) clearTimeout(this.refusalWindow);
     // What is still unanswered fails now, as at its timeout (a 408 failure REPORT, a `failed` report when
     // one was asked), while every sender's connection is still up to carry it: closed first, the senders
-    // would hear nothing.
+    // would hear nothing. So do chunks answered 200 but still queued toward a destination that does not
+    // read (RFC 4976 §6.5: the relay owes their senders a failure REPORT).
     for (const tx of this.transactions.takeExpired(Infinity)) this.expire(tx);
+    this.abandoning = true;
+    try {
+      for (const p of this.peers) {
+        p.writer.abandonStreams();
+        // Left: a chunk whose sub-chunk is on the wire, toward a destination that has not taken it all.
+        // Its transaction has no timer yet (that starts at its end-line): failed now as well.
+        if (p.writer.hasStreams) for (const tx of this.transactions.takeAllTo(p)) this.expire(tx);
+      }
+    } finally {
+      this.abandoning = false;
+    }
     const closed = [...this.peers].map((p) => new Promise<void>((resolve) => closeWaiters.set(p, resolve)));
     for (const p of this.peers) p.closeAfterAnswers('shutdown');
     // Those that do not finish flushing within 2 s are torn down.
@@ -428,10 +445,13 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
         // The sender had its 200 (or, with `partial`, waits for a REPORT on failure): the octets that never
         // went out are reported lost (RFC 4976 §6.5, digest §2.11).
         if (fr === 'no' || open !== null) return; // an open sub-chunk's REPORT covers the rest
-        const code = lostCode(dest);
+        // Dropped at shutdown: as at its timeout. Otherwise the destination died.
+        const code = this.abandoning ? 408 : lostCode(dest);
         if (tracked !== null) this.reports.failed(tracked.msg, code);
-        if (to >= from)
-          this.failures.sendFailureReport(transaction('', from, to), code, 'Next hop connection lost');
+        if (to >= from) {
+          const comment = this.abandoning ? 'Not forwarded before shutdown' : 'Next hop connection lost';
+          this.failures.sendFailureReport(transaction('', from, to), code, comment);
+        }
       },
       onSent: (sub: SubChunkSent) => {
         if (tracked !== null) this.reports.sent(tracked, fr, sub.start, sub.end);

@@ -701,4 +701,64 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     const m = await got;
     expect(Buffer.compare(m.body, big)).to.equal(0);
   });
+
+  it('owes nothing when a drain ends with chunks answered 200 still queued toward a recipient that does not read', async function () {
+    // Chaining audit: the drain failed only transactions on the timer list, then closed the senders'
+    // connections; chunks queued toward a stalled destination died 2 s later with no one to tell.
+    this.timeout(20_000);
+    const relay = await h.relay({ writeStallMs: 0, maxQueuedBytes: 2 * 1024 * 1024 });
+    const bob = await h.client(relay, 'bob');
+    const delivered = new Set<string>();
+    bob.on('message', (m: { messageId: string }) => delivered.add(m.messageId));
+    bob.socket.pause(); // reads nothing from now on
+    const reported = new Map<string, string>();
+    const answered = new Set<string>();
+    // Several senders, so the relay's queue toward bob holds many whole chunks, not one sender's next.
+    const senders = await Promise.all(
+      (['alice', 'alice', 'carol', 'carol'] as const).map((u) => h.client(relay, u)),
+    );
+    senders.forEach((ep, k) => {
+      ep.on('report', (f: Frame) =>
+        reported.set(getHeader(f.headers, 'message-id') ?? '', String(getHeader(f.headers, 'status'))),
+      );
+      for (let i = 0; i < 200; i++) {
+        const id = `drainq${k}x${i}`;
+        // request(), not send(): send() also waits for the sender's own socket to drain.
+        void ep
+          .request(
+            {
+              method: 'SEND',
+              toPath: ep.toPathFor(bob.path),
+              fromPath: ep.uri,
+              headers: [
+                ['Message-ID', id],
+                ['Byte-Range', '1-16384/16384'],
+              ],
+              contentType: 'application/octet-stream',
+              body: Buffer.alloc(16 * 1024, 0x61 + (i % 26)),
+            },
+            30_000,
+          )
+          .then((r) => r.kind === 'response' && r.statusCode === 200 && answered.add(id))
+          .catch(() => undefined);
+      }
+    });
+    // The relay reads what its queue toward bob allows, answers it, and then waits.
+    for (let seen = -1, tries = 0; answered.size === 0 || answered.size !== seen; tries++) {
+      if (tries > 50) throw new Error(`the answers did not settle (${answered.size})`);
+      seen = answered.size;
+      await sleep(200);
+    }
+    expect(relay.queuedBytes()).to.be.above(1024 * 1024);
+    // Closing connections are not read any more: what they send is not queued toward bob.
+    let peak = 0;
+    const sampler = setInterval(() => (peak = Math.max(peak, relay.queuedBytes())), 5);
+    await relay.close(200).finally(() => clearInterval(sampler));
+    expect(peak).to.be.at.most(2 * 1024 * 1024 + 64 * 1024);
+    bob.socket.resume(); // what reached bob's socket before the close is his
+    await until(() => bob.isClosed && senders.every((ep) => ep.isClosed), 5000, 'every connection to end');
+    const silent = [...answered].filter((id) => !delivered.has(id) && !reported.has(id));
+    expect(silent, `of ${answered.size} answered 200`).to.deep.equal([]);
+    expect([...reported.values()]).to.include('000 408 Not forwarded before shutdown');
+  });
 });
