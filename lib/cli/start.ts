@@ -202,6 +202,14 @@ async function start(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): Pr
       {},
       'no --listen or --tls-listen: Use-Path URIs name a WebSocket port, which other relays cannot reach (clients of this relay can still talk to each other)',
     );
+  // RFC 7977 §3.2/§8 (digest §3.2): MSRP over WebSocket is meant to run over TLS. Plain ws stays (the
+  // product serves it, docs/operations.md): on loopback for tests, or behind a proxy that ends TLS.
+  const plainWs = exposedPlainWebSocketHosts(cfg);
+  if (plainWs.length > 0)
+    log.warn(
+      { wsListen: plainWs },
+      'plain WebSocket (--ws-listen) on a non-loopback address: tokens and messages cross the network unencrypted; use --wss-listen, or a proxy that ends TLS (--trusted-proxies)',
+    );
   // A Use-Path pairs the public host with the port of the listener the client came in on: with the public
   // host an IP address, a listener bound to another address hands out URIs where nothing listens.
   const publicIp = isIP(cfg.publicHost ?? '') !== 0;
@@ -309,4 +317,19 @@ function installSignals(
       );
     }
   });
+}
+
+/**
+ * The `--ws-listen` hosts other machines can reach when no TLS-ending proxy is declared
+ * (`--trusted-proxies`): where `start` warns that WebSocket traffic goes unencrypted.
+ */
+export function exposedPlainWebSocketHosts(cfg: Pick<RelayConfig, 'wsListen' | 'trustedProxies'>): string[] {
+  if (cfg.trustedProxies.length > 0) return [];
+  return [...new Set(cfg.wsListen.map((l) => l.host).filter((host) => !isLoopbackHost(host)))];
+}
+
+/** True for an address only this machine reaches: 127.0.0.0/8, ::1, `localhost`. */
+function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase();
+  return h === 'localhost' || h === '::1' || h === '0:0:0:0:0:0:0:1' || /^127\.\d+\.\d+\.\d+$/.test(h);
 }

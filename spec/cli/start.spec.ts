@@ -8,6 +8,7 @@ import { MsrpEndpoint } from '../../lib/client/endpoint.js';
 import { parseStatus } from '../../lib/msrp/headers.js';
 import { getHeader, type Frame } from '../../lib/msrp/message.js';
 import { createRelay } from '../../lib/relay/relay.js';
+import { exposedPlainWebSocketHosts } from '../../lib/cli/start.js';
 import { FileUserStore } from '../../lib/relay/users.js';
 import { fingerprintOf, otherCertificate, presentedFingerprint, testCertificate } from '../helpers/tls.js';
 import { tempDir } from '../helpers/temp.js';
@@ -145,6 +146,26 @@ describe('msrp-relay CLI', () => {
     expect(r.stdout() + r.stderr()).to.match(
       /WARN .*no --listen or --tls-listen: Use-Path URIs name a WebSocket port/,
     );
+    expect(r.stdout() + r.stderr()).not.to.match(/plain WebSocket/); // loopback only
+  });
+
+  it('names plain WebSocket listeners other machines reach, unless a TLS-ending proxy is declared', () => {
+    // RFC 7977 §3.2 (digest §3.2): WebSocket MSRP is meant for TLS. Checked on the config alone: a test
+    // binds only loopback addresses.
+    const ws = (...hosts: string[]): Array<{ host: string; port: number }> =>
+      hosts.map((host) => ({ host, port: 80 }));
+    expect(
+      exposedPlainWebSocketHosts({ wsListen: ws('0.0.0.0', '::', '192.0.2.7'), trustedProxies: [] }),
+    ).to.deep.equal(['0.0.0.0', '::', '192.0.2.7']);
+    expect(
+      exposedPlainWebSocketHosts({
+        wsListen: ws('127.0.0.1', '127.3.2.1', '::1', 'localhost'),
+        trustedProxies: [],
+      }),
+    ).to.deep.equal([]);
+    expect(
+      exposedPlainWebSocketHosts({ wsListen: ws('0.0.0.0'), trustedProxies: ['10.0.0.0/8'] }),
+    ).to.deep.equal([]);
   });
 
   it('warns when a listener is bound to another address than an IP public host', async () => {
