@@ -3,7 +3,7 @@
  * lib/load/. Prints the result table on stdout (and `--json FILE`); exit code 0 when the error rate is
  * within `--max-error-rate`, 1 when not, 2 for a bad flag (one line on stderr).
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { isMsrpError } from '../errors.js';
 import {
@@ -125,9 +125,10 @@ export async function loadCommand(
     const options = loadOptionsFromFlags(flags);
     options.command = commandLine(argv);
     if (json !== undefined) {
-      // Fail before the run, not after it, when the report cannot be written.
+      // Fail before the run, not after it, when the report cannot be written; an earlier report stays
+      // until this one replaces it (a run stopped by a second Ctrl-C leaves it as it was).
       try {
-        writeFileSync(json, '');
+        appendFileSync(json, '');
       } catch (err) {
         throw optionError(
           `--json: cannot write ${json} (${(err as NodeJS.ErrnoException).code ?? String(err)})`,

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { Command } from 'commander';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   commandLine,
@@ -200,6 +200,7 @@ describe('msrp-relay load (CLI)', function () {
   it('writes the report as JSON with --json', async () => {
     const relay = await h.relay();
     const file = join(tempDir('load-json-'), 'report.json');
+    writeFileSync(file, '{"an earlier": "report, replaced whole"}\n');
     const r = await runCommand({
       target: target(relay),
       user: 'bob',
