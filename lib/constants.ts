@@ -54,6 +54,10 @@ export const DEFAULTS = {
   reportTemplates: 4096,
   /** Bytes queued toward one connection before its sources are paused. */
   maxQueuedBytes: 1024 * 1024,
+  /** All connections' queues together (`--max-total-queued-bytes`). */
+  maxTotalQueuedBytes: 256 * 1024 * 1024,
+  /** A queue under this goes on while the total is over its limit (QueueBudget's floor). */
+  queueFloorBytes: 64 * 1024,
   /** Largest MSRP chunk sent in one WebSocket message. */
   wsMaxMessageBytes: 64 * 1024,
   /** Milliseconds a new connection may stay silent before it is closed (RFC 4976 §5). */

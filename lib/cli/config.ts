@@ -59,6 +59,7 @@ export interface RelayConfig {
   authLockoutTime: number;
   maxMessageSize: number;
   maxQueuedBytes: number;
+  maxTotalQueuedBytes: number;
   /** Accepted connections open at once (0: no limit); resolved from the open-file limit when not given. */
   maxConnections?: number;
   /** Accepted connections open at once from one IPv4 address or IPv6 /64 (0: no limit). */
@@ -172,6 +173,12 @@ const FIELDS: readonly Field[] = [
   ),
   field('maxMessageSize', SIZE, D.maxMessageBytes, 'largest message across all its chunks'),
   field('maxQueuedBytes', SIZE, D.maxQueuedBytes, 'queued bytes per connection before its sources pause'),
+  field(
+    'maxTotalQueuedBytes',
+    SIZE,
+    D.maxTotalQueuedBytes,
+    'queued bytes of all connections together past which every queue over 64 KiB pauses its sources',
+  ),
   field('maxConnections', 'limit', undefined, 'accepted connections open at once; 0: no limit', {
     defText: 'the open-file limit minus 128',
   }),

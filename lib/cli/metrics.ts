@@ -149,6 +149,12 @@ export class RelayMetrics {
       () => s().queuedBytesMax,
     );
     this.gauge(
+      'msrp_relay_queue_pressure',
+      '1 while all queues together are past --max-total-queued-bytes (until back under half): every queue over 64 KiB pauses its sources.',
+      [],
+      () => (s().queuePressure ? 1 : 0),
+    );
+    this.gauge(
       'msrp_relay_paused_readers',
       'Connections whose reading is paused because a destination queue is full (backpressure).',
       [],

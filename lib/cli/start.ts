@@ -116,6 +116,7 @@ export function relayOptionsFrom(cfg: RelayConfig, users: UserStore | undefined)
     authMaxExpires: cfg.authMaxExpires,
     maxMessageBytes: cfg.maxMessageSize,
     maxQueuedBytes: cfg.maxQueuedBytes,
+    maxTotalQueuedBytes: cfg.maxTotalQueuedBytes,
     maxConnections: cfg.maxConnections,
     maxConnectionsPerIp: cfg.maxConnectionsPerIp,
     authLockoutFailures: cfg.authLockoutFailures,

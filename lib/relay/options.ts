@@ -92,6 +92,11 @@ export interface RelayOptions {
   /** Queued bytes toward one connection before its sources pause. */
   maxQueuedBytes?: number;
   /**
+   * Queued bytes toward all connections together past which every queue over 64 KiB pauses its sources,
+   * until the total is back under half (see `QueueBudget`). 0: no limit. Default 256 MiB.
+   */
+  maxTotalQueuedBytes?: number;
+  /**
    * Accepted connections open at once, all listeners together (sockets still in their TLS or WebSocket
    * handshake included); one more is closed at once. 0: no limit. Default: the process's open-file limit
    * minus {@link FD_RESERVE}, so that accepting never runs the process out of descriptors (no limit when
@@ -217,6 +222,7 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
       maxMessageBytes: options.maxMessageBytes ?? DEFAULTS.maxMessageBytes,
       maxOtherBodyBytes: options.maxOtherBodyBytes ?? DEFAULTS.maxOtherBodyBytes,
       maxQueuedBytes: options.maxQueuedBytes ?? DEFAULTS.maxQueuedBytes,
+      maxTotalQueuedBytes: options.maxTotalQueuedBytes ?? DEFAULTS.maxTotalQueuedBytes,
       maxConnections: options.maxConnections ?? defaultMaxConnections(),
       maxConnectionsPerIp: options.maxConnectionsPerIp ?? 0,
       refusalLogIntervalMs: options.refusalLogIntervalMs ?? 10_000,

@@ -195,6 +195,62 @@ export class ChunkStream {
   }
 }
 
+/**
+ * The octets queued in every writer of a relay together (`--max-total-queued-bytes`). Past `max`, the
+ * budget is under pressure until the total falls below half of it: meanwhile every queue over `floor`
+ * counts as congested and pauses its sources, so many slow readers cannot hold `--max-queued-bytes`
+ * each (a client opening thousands of sessions it reads slowly would otherwise take memory without
+ * bound). Queues under `floor` go on: a connection's normal traffic is not stopped by others'.
+ */
+export class QueueBudget {
+  /** Octets queued in all writers (their own queues; the transports hold at most their high-water mark). */
+  total = 0;
+  /** True from passing `max` until the total is back under half of it. */
+  pressing = false;
+  /** Writers congested while under pressure, to look again once it ends. */
+  private readonly throttled = new Set<OutboundWriter>();
+  private waking = false;
+
+  constructor(
+    readonly max: number,
+    readonly floor: number,
+  ) {}
+
+  /** @internal */
+  add(n: number): void {
+    this.total += n;
+    if (!this.pressing && this.total > this.max) this.pressing = true;
+  }
+
+  /** @internal */
+  sub(n: number): void {
+    this.total -= n;
+    if (this.pressing && this.total < this.max >> 1) {
+      this.pressing = false;
+      // Not from inside the writer whose dequeue ended it: the others are pumped on their own turn.
+      if (this.throttled.size > 0 && !this.waking) {
+        this.waking = true;
+        setImmediate(() => {
+          this.waking = false;
+          const writers = [...this.throttled];
+          this.throttled.clear();
+          for (const w of writers) w.pump();
+        });
+      }
+    }
+  }
+
+  /** @internal */
+  watch(w: OutboundWriter): void {
+    this.throttled.add(w);
+  }
+
+  /** @internal */
+  unwatch(w: OutboundWriter): void {
+    this.throttled.delete(w);
+  }
+}
+
 /** Options of an {@link OutboundWriter}. */
 export interface OutboundWriterOptions {
   /** Largest body per outgoing chunk (message-framed transports); Infinity for byte streams. */
@@ -205,6 +261,8 @@ export interface OutboundWriterOptions {
   onLowWater: () => void;
   /** Where re-chunking is counted (the relay's counters); default: a private object. */
   counters?: WriterCounters;
+  /** The relay-wide budget this writer's queue counts in; default: none (a private, unlimited one). */
+  budget?: QueueBudget;
 }
 
 /** Counters an {@link OutboundWriter} bumps. */
@@ -238,6 +296,7 @@ export class OutboundWriter {
   private flushWatch = false;
   /** Called once the whole frames queued now have been handed to the transport ({@link whenControlSent}). */
   private controlSent: (() => void) | null = null;
+  private readonly budget: QueueBudget;
 
   constructor(conn: Connection, options: OutboundWriterOptions) {
     this.conn = conn;
@@ -247,6 +306,18 @@ export class OutboundWriter {
     this.highWater = Math.min(256 * 1024, Math.max(16 * 1024, options.maxQueuedBytes >> 1));
     this.onLowWater = options.onLowWater;
     this.counters = options.counters ?? { rechunked: 0 };
+    this.budget = options.budget ?? new QueueBudget(Infinity, Infinity);
+  }
+
+  /** The queue size past which sources pause: `maxQueuedBytes`, or the budget's floor under pressure. */
+  private get limit(): number {
+    return this.budget.pressing ? Math.min(this.maxQueuedBytes, this.budget.floor) : this.maxQueuedBytes;
+  }
+
+  /** Accounts bytes leaving the queue. */
+  private dequeued(n: number): void {
+    this.queuedBytes -= n;
+    this.budget.sub(n);
   }
 
   /** Bytes waiting here plus bytes the transport has not flushed yet. */
@@ -309,9 +380,10 @@ export class OutboundWriter {
     this.active = null;
     this.control = [];
     this.controlBytes = 0;
-    this.queuedBytes = 0;
+    this.dequeued(this.queuedBytes);
     // A dead connection never drains: it must not keep (or start) pausing its sources.
     this.overLimit = false;
+    this.budget.unwatch(this);
   }
 
   /** True while forwarded chunks wait here or one is being written. */
@@ -346,10 +418,15 @@ export class OutboundWriter {
     s.pendingBytes = 0;
   }
 
-  /** @internal Accounts bytes entering the queue. */
+  /** @internal Accounts bytes entering the queue (leaving it when negative). */
   queued(n: number): void {
     this.queuedBytes += n;
-    if (!this.overLimit && this.totalQueued > this.maxQueuedBytes) this.overLimit = true;
+    if (n >= 0) this.budget.add(n);
+    else this.budget.sub(-n);
+    if (!this.overLimit && this.totalQueued > this.limit) {
+      this.overLimit = true;
+      if (this.budget.pressing) this.budget.watch(this);
+    }
   }
 
   /** Writes as much as the transport accepts; called on every change and on `drain`. */
@@ -362,12 +439,13 @@ export class OutboundWriter {
       this.pumping = false;
     }
     if (!this.overLimit) return;
-    if (this.totalQueued < this.maxQueuedBytes >> 1) {
+    if (this.totalQueued < this.limit >> 1) {
       this.overLimit = false;
+      this.budget.unwatch(this);
       this.onLowWater();
     } else if (
       !this.flushWatch &&
-      this.queuedBytes < this.maxQueuedBytes >> 1 &&
+      this.queuedBytes < this.limit >> 1 &&
       this.conn.writableLength < this.highWater
     ) {
       // Only octets in the transport keep the queue over half its limit, and below its high-water mark
@@ -439,7 +517,7 @@ export class OutboundWriter {
     this.control = [];
     this.controlBytes = 0;
     for (const parts of frames) {
-      for (const p of parts) this.queuedBytes -= p.length;
+      for (const p of parts) this.dequeued(p.length);
       this.conn.writeFrame(parts);
     }
     const cb = this.controlSent;
@@ -472,7 +550,7 @@ export class OutboundWriter {
           s.pieces.shift();
         }
         s.pendingBytes -= p.length;
-        this.queuedBytes -= p.length;
+        this.dequeued(p.length);
         s.offset += p.length;
         s.turnBytes += p.length;
         this.conn.writePiece(p);
@@ -518,7 +596,7 @@ export class OutboundWriter {
     // is exact all the same.
     const len = last ? s.pendingBytes : Math.min(s.sendableOctets, this.maxChunkBody);
     const body = takeBytes(s, len);
-    this.queuedBytes -= len;
+    this.dequeued(len);
     const flag: ContinuationFlag = last ? s.finished! : '+';
     // The head as received only when it says exactly what this message carries: none, or an exact range
     // (RFC 4976 §6.7: the relay makes the range exact when it knows it; RFC 7977 §5.1).

@@ -9,7 +9,12 @@ import { getHeader, type FrameHead, type RequestHead } from '../msrp/message.js'
 import { MsrpParser, type ErrorContext, type ParserHandler } from '../msrp/parser.js';
 import { classifyWsMessage, firstFrameHead } from '../msrp/ws-message.js';
 import type { Connection } from '../transport/connection.js';
-import { OutboundWriter, type ChunkStream, type WriterCounters } from './outbound-writer.js';
+import {
+  OutboundWriter,
+  type ChunkStream,
+  type QueueBudget,
+  type WriterCounters,
+} from './outbound-writer.js';
 import type { TrackedIm } from './relay-reports.js';
 import type { RouteMemo } from './router.js';
 
@@ -88,6 +93,8 @@ export interface PeerLimits {
   maxChunkBytes: number;
   maxOtherBodyBytes: number;
   maxQueuedBytes: number;
+  /** The relay-wide budget of queued bytes (`--max-total-queued-bytes`). */
+  budget?: QueueBudget;
   /** Largest body per outgoing chunk toward this peer (Infinity on byte streams). */
   maxChunkBody: number;
 }
@@ -146,6 +153,7 @@ export class Peer implements ParserHandler {
     this.writer = new OutboundWriter(conn, {
       maxChunkBody: limits.maxChunkBody,
       maxQueuedBytes: limits.maxQueuedBytes,
+      ...(limits.budget && { budget: limits.budget }),
       onLowWater: () => this.releaseSources(),
       counters: owner.counters,
     });

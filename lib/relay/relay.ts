@@ -35,7 +35,7 @@ import { Listeners, type RefusalReason, type TlsCertificateInfo, type TlsCredent
 import type { Logger } from './logger.js';
 import { NextHops, type OutboundCa } from './next-hops.js';
 import { resolveRelayOptions, type RelayAddress, type RelayLimits, type RelayOptions } from './options.js';
-import type { ChunkStream, SubChunkSent } from './outbound-writer.js';
+import { QueueBudget, type ChunkStream, type SubChunkSent } from './outbound-writer.js';
 import { Peer, type IncomingFrame, type PeerLimits, type PeerOwner } from './peer.js';
 import { firstUri, splitPath, transactionResponse } from './replies.js';
 import { routeRequest, tryParse, type RouteContext, type RouteResult } from './router.js';
@@ -79,6 +79,8 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   private readonly connectedAt = new WeakMap<Peer, number>();
   private housekeeping: NodeJS.Timeout | null = null;
   private draining = false;
+  /** Queued bytes of every connection together (`--max-total-queued-bytes`). */
+  private readonly queueBudget: QueueBudget;
   /** True while {@link shutDown} drops the chunks still queued (their failure REPORTs say 408). */
   private abandoning = false;
   /** The shutdown under way or done ({@link close}). */
@@ -99,6 +101,10 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       wsMaxMessageBytes: resolved.limits.wsMaxMessageBytes,
     });
     this.opts = resolved.limits;
+    this.queueBudget = new QueueBudget(
+      this.opts.maxTotalQueuedBytes > 0 ? this.opts.maxTotalQueuedBytes : Infinity,
+      DEFAULTS.queueFloorBytes,
+    );
     this.nextHops = new NextHops(resolved.tls);
     this.listeners = new Listeners({
       ...resolved,
@@ -244,6 +250,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       transactions: this.transactions.size,
       queuedBytesMax: levels.queuedBytesMax,
       queuedBytesTotal: levels.queuedBytesTotal,
+      queuePressure: this.queueBudget.pressing,
       pausedReaders: levels.pausedReaders,
       handshakesPending: this.listeners.handshakesPending,
       authLockedOut: this.lockout.lockedCount(Date.now()),
@@ -713,6 +720,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       maxChunkBytes: this.opts.maxMessageBytes,
       maxOtherBodyBytes: this.opts.maxOtherBodyBytes,
       maxQueuedBytes: this.opts.maxQueuedBytes,
+      budget: this.queueBudget,
       // RFC 7977 §5.1: a chunk toward a WebSocket peer must fit one message, head and end-line included.
       maxChunkBody: conn.messageFramed ? this.opts.wsMaxMessageBytes - this.wsHeadRoom() : Infinity,
     };

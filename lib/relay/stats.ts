@@ -73,6 +73,11 @@ export interface RelayStats {
   queuedBytesMax: number;
   /** Bytes queued toward all connections. */
   queuedBytesTotal: number;
+  /**
+   * True while the relay's queues together are past `--max-total-queued-bytes` (and not yet back under
+   * half): every queue over 64 KiB then pauses its sources.
+   */
+  queuePressure: boolean;
   /** Connections whose reading is paused by backpressure. */
   pausedReaders: number;
   /** Accepted TLS, WS and WSS sockets still in their handshake (not connections yet). */

@@ -115,6 +115,7 @@ describe('relay configuration', () => {
         authLockoutTime: 900,
         maxMessageSize: 64 * 1024 * 1024,
         maxQueuedBytes: 1024 * 1024,
+        maxTotalQueuedBytes: 256 * 1024 * 1024,
         maxConnections: defaultMaxConnections(),
         maxConnectionsPerIp: 0,
         transactionTimeout: 30,

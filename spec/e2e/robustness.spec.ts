@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { formatHead } from '../../lib/msrp/serializer.js';
 import { MAX_TOKENS_PER_OWNER } from '../../lib/relay/tokens.js';
+import type { MsrpEndpoint } from '../../lib/client/endpoint.js';
 import { Harness, nextMessage, until } from '../helpers/relay.js';
 
 /** The head of a SEND whose body the test writes itself (Content-Type last, then the empty line). */
@@ -172,5 +173,61 @@ describe('relay robustness', () => {
       expect(res.kind === 'response' && res.statusCode).to.equal(200);
     }
     expect(relay.tokens.size).to.equal(MAX_TOKENS_PER_OWNER);
+  });
+
+  it('bounds the queues of many slow readers together by --max-total-queued-bytes, and loses nothing', async function () {
+    // Each slow reader may hold --max-queued-bytes; one client opening many sessions it reads slowly
+    // took that much per session, without bound. Past the total, every queue over 64 KiB pauses its
+    // sources until the total is back under half.
+    this.timeout(30_000);
+    const relay = await h.relay({
+      writeStallMs: 0,
+      maxQueuedBytes: 1024 * 1024,
+      maxTotalQueuedBytes: 1024 * 1024,
+    });
+    const pairs: Array<[MsrpEndpoint, MsrpEndpoint]> = [];
+    for (let k = 0; k < 4; k++) {
+      const receiver = await h.client(relay, 'bob');
+      receiver.socket.pause(); // reads nothing for now
+      pairs.push([await h.client(relay, 'alice'), receiver]);
+    }
+    const per = 120;
+    const delivered = [0, 0, 0, 0];
+    pairs.forEach(([sender, receiver], k) => {
+      receiver.on('message', () => delivered[k]!++);
+      for (let i = 0; i < per; i++) {
+        void sender
+          .request(
+            {
+              method: 'SEND',
+              toPath: sender.toPathFor(receiver.path),
+              fromPath: sender.uri,
+              headers: [
+                ['Message-ID', `slow${k}x${i}`],
+                ['Byte-Range', '1-65536/65536'],
+              ],
+              contentType: 'application/octet-stream',
+              body: Buffer.alloc(65536, 0x61 + k),
+            },
+            60_000,
+          )
+          .catch(() => undefined);
+      }
+    });
+    let peak = 0;
+    let pressed = false;
+    for (let t = 0; t < 20; t++) {
+      await new Promise((r) => setTimeout(r, 100));
+      const s = relay.stats();
+      peak = Math.max(peak, s.queuedBytesTotal);
+      pressed ||= s.queuePressure;
+    }
+    expect(pressed).to.equal(true);
+    // The budget counts the relay's own queues; each socket adds at most its high-water mark (256 KiB
+    // here) and each queue may pass 64 KiB by one read. Without the budget: about 4 MiB.
+    expect(peak).to.be.at.most(1024 * 1024 + 4 * (256 + 64 + 64) * 1024);
+    for (const [, receiver] of pairs) receiver.socket.resume();
+    await until(() => delivered.every((n) => n === per), 20_000, 'every message delivered once read again');
+    expect(relay.stats().queuePressure).to.equal(false);
   });
 });
