@@ -117,6 +117,8 @@ interface Assembly {
   received: IntervalSet;
   /** False once the message is known to be larger than `keepBodiesUpTo`: octets counted, not kept. */
   keep: boolean;
+  /** A chunk was answered with something else than 200 (or not at all): no success REPORT. */
+  refused: boolean;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -487,8 +489,10 @@ export class MsrpEndpoint extends EventEmitter {
       bad = err as MsrpError;
       this.errors.push({ error: bad, context: null });
     }
+    let accepted = true;
     if (fr !== 'no') {
       const code = bad !== null ? 400 : this.respond(frame);
+      accepted = code === 200;
       if (code !== null && !(fr === 'partial' && code === 200)) {
         const from = frame.headers[1]![1].trim().split(/\s+/)[0]!;
         this.write(
@@ -501,10 +505,11 @@ export class MsrpEndpoint extends EventEmitter {
         );
       }
     }
-    if (bad === null) this.assemble(frame, range);
+    if (bad === null) this.assemble(frame, range, accepted);
   }
 
-  private assemble(frame: Frame, range: ByteRange): void {
+  /** Adds a chunk; `accepted`: it was answered 200 (or needs no answer). */
+  private assemble(frame: Frame, range: ByteRange, accepted: boolean): void {
     const messageId = getHeader(frame.headers, 'message-id') ?? '';
     const body = frame.body ?? Buffer.alloc(0);
     let a = this.assemblies.get(messageId);
@@ -517,11 +522,11 @@ export class MsrpEndpoint extends EventEmitter {
       // A whole message in one chunk (every IM and report): no assembly record; copied so it does not
       // pin the socket's read buffer.
       const keep = typeof range.total !== 'number' || range.total <= this.keepBodiesUpTo;
-      this.emitMessage(frame, messageId, keep ? Buffer.from(body) : EMPTY, body.length);
+      this.emitMessage(frame, messageId, keep ? Buffer.from(body) : EMPTY, body.length, accepted);
       return;
     }
     if (a === undefined) {
-      a = { parts: [], total: null, received: new IntervalSet(), keep: true };
+      a = { parts: [], total: null, received: new IntervalSet(), keep: true, refused: false };
       this.assemblies.set(messageId, a);
     }
     if (frame.flag === '#') {
@@ -535,6 +540,7 @@ export class MsrpEndpoint extends EventEmitter {
       a.keep = false;
       a.parts = [];
     }
+    if (!accepted) a.refused = true;
     if (a.keep) a.parts.push([range.start, body]);
     a.received.add(range.start, range.start + body.length - 1);
     if (a.total !== null && a.received.covers(1, a.total)) {
@@ -546,7 +552,7 @@ export class MsrpEndpoint extends EventEmitter {
         for (const [start, part] of a.parts) part.copy(out, start - 1, 0, Math.max(0, a.total - start + 1));
       }
       this.assemblies.delete(messageId);
-      this.emitMessage(frame, messageId, out, a.total);
+      this.emitMessage(frame, messageId, out, a.total, !a.refused);
     }
   }
 
@@ -570,8 +576,9 @@ export class MsrpEndpoint extends EventEmitter {
     );
   }
 
-  private emitMessage(frame: Frame, messageId: string, body: Buffer, size: number): void {
-    this.reportSuccess(frame, messageId, size);
+  private emitMessage(frame: Frame, messageId: string, body: Buffer, size: number, accepted: boolean): void {
+    // RFC 4975 §7.1.2: success means every octet received, and taken.
+    if (accepted) this.reportSuccess(frame, messageId, size);
     const msg: ReceivedMessage = {
       messageId,
       contentType: getHeader(frame.headers, 'content-type'),

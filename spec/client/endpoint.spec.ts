@@ -139,6 +139,32 @@ describe('MsrpEndpoint as a receiver (RFC 4975)', function () {
     }
   });
 
+  it('sends no success REPORT for a message it refused or left unanswered', async () => {
+    for (const code of [486, null]) {
+      const p = await rawPeer({ respond: () => code });
+      try {
+        p.send({
+          method: 'SEND',
+          headers: [
+            ['Message-ID', 'sr-refused'],
+            ['Success-Report', 'yes'],
+            ['Byte-Range', '1-5/5'],
+          ],
+          contentType: 'text/plain',
+          body: 'hello',
+        });
+        // A SEND both endpoints answer, so the wait ends on something that comes.
+        p.send({ method: 'FROB', transactionId: 'frob0009' });
+        await p.waitFor(code === null ? 1 : 2);
+        await new Promise((r) => setTimeout(r, 50));
+        const got = p.frames.map((f) => (f.kind === 'response' ? f.statusCode : f.method));
+        expect(got).to.deep.equal(code === null ? [501] : [486, 501]);
+      } finally {
+        await p.close();
+      }
+    }
+  });
+
   it('answers an unknown method 501 along the whole From-Path, unless told it knows it (§10)', async () => {
     const plain = await rawPeer();
     const knowing = await rawPeer({ methods: ['NICKNAME'] });
