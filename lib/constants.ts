@@ -58,6 +58,11 @@ export const DEFAULTS = {
   maxTotalQueuedBytes: 256 * 1024 * 1024,
   /** A queue under this goes on while the total is over its limit (QueueBudget's floor). */
   queueFloorBytes: 64 * 1024,
+  /** What one connection's unanswered forwarded requests may hold before it is not read (estimated). */
+  pendingBytesPerConnection: 8 * 1024 * 1024,
+  /** The same for all connections together; past it, any connection holding over 256 KiB is not read. */
+  pendingBytesTotal: 128 * 1024 * 1024,
+  pendingFloorBytes: 256 * 1024,
   /** Largest MSRP chunk sent in one WebSocket message. */
   wsMaxMessageBytes: 64 * 1024,
   /** Milliseconds a new connection may stay silent before it is closed (RFC 4976 §5). */

@@ -97,6 +97,15 @@ export interface RelayOptions {
    */
   maxTotalQueuedBytes?: number;
   /**
+   * Octets (estimated: a fixed part plus the From-Path, Message-ID and transaction id kept) that one
+   * connection's forwarded requests still waiting for their answers may hold before the relay stops
+   * reading it, until they fall under half (a next hop that never answers cannot make the relay keep a
+   * transaction per request without bound). Default 8 MiB.
+   */
+  pendingBytesPerConnection?: number;
+  /** The same for all connections together (past it, any holding over 256 KiB is paused). Default 128 MiB. */
+  pendingBytesTotal?: number;
+  /**
    * Accepted connections open at once, all listeners together (sockets still in their TLS or WebSocket
    * handshake included); one more is closed at once. 0: no limit. Default: the process's open-file limit
    * minus {@link FD_RESERVE}, so that accepting never runs the process out of descriptors (no limit when
@@ -223,6 +232,8 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
       maxOtherBodyBytes: options.maxOtherBodyBytes ?? DEFAULTS.maxOtherBodyBytes,
       maxQueuedBytes: options.maxQueuedBytes ?? DEFAULTS.maxQueuedBytes,
       maxTotalQueuedBytes: options.maxTotalQueuedBytes ?? DEFAULTS.maxTotalQueuedBytes,
+      pendingBytesPerConnection: options.pendingBytesPerConnection ?? DEFAULTS.pendingBytesPerConnection,
+      pendingBytesTotal: options.pendingBytesTotal ?? DEFAULTS.pendingBytesTotal,
       maxConnections: options.maxConnections ?? defaultMaxConnections(),
       maxConnectionsPerIp: options.maxConnectionsPerIp ?? 0,
       refusalLogIntervalMs: options.refusalLogIntervalMs ?? 10_000,

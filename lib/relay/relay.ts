@@ -64,7 +64,13 @@ export function createRelay(options: RelayOptions = {}): Relay {
 /** An MSRP relay (RFC 4976) over TCP, TLS and WebSocket (RFC 7977). */
 export class Relay implements PeerOwner, RouteContext<Peer> {
   readonly tokens = new TokenTable<Peer>();
-  readonly transactions = new TransactionTable<Peer, TrackedImMessage>();
+  readonly transactions = new TransactionTable<Peer, TrackedImMessage>((tx, sign) => this.onTxHold(tx, sign));
+  /** Octets all pending transactions hold (see {@link onTxHold}). */
+  private pendingCost = 0;
+  /** True from passing `pendingBytesTotal` until back under half of it. */
+  private pendingPressure = false;
+  /** Connections not read until their pending transactions are answered. */
+  private readonly heldForAnswers = new Set<Peer>();
   readonly counters: RelayCounters = createRelayCounters();
   readonly log: Logger;
   /** Message tracking and delivery-report injection. */
@@ -674,6 +680,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
 
   onClose(peer: Peer, reason: string): void {
     this.peers.delete(peer);
+    this.heldForAnswers.delete(peer);
     this.nextHops.forget(peer);
     const tokens = this.tokens.dropOwner(peer);
     const pending = this.transactions.takeAllTo(peer);
@@ -949,6 +956,47 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   }
 
   /** A forwarded transaction got no response in time (its timer, or the end of a drain): 408. */
+  /**
+   * A transaction entered (+1) or left (-1) the table: what its source's requests hold waiting for
+   * answers is counted, and reading the source stops past `pendingBytesPerConnection` (or, while all
+   * together are past `pendingBytesTotal`, past 256 KiB) until it falls under half (security audit: a
+   * client sending to a next hop that never answers made the relay keep a transaction per request for
+   * 30 s each, and run out of memory).
+   */
+  private onTxHold(tx: ForwardedTransaction<Peer, TrackedImMessage>, sign: 1 | -1): void {
+    const cost = sign * txCost(tx);
+    const source = tx.source;
+    source.pendingCost += cost;
+    this.pendingCost += cost;
+    if (sign > 0) {
+      if (!this.pendingPressure && this.pendingCost > this.opts.pendingBytesTotal)
+        this.pendingPressure = true;
+      if (!source.isHeldForAnswers && source.pendingCost > this.pendingLimit() && !source.isClosed) {
+        source.holdForAnswers();
+        this.heldForAnswers.add(source);
+      }
+      return;
+    }
+    if (this.pendingPressure && this.pendingCost < this.opts.pendingBytesTotal / 2) {
+      this.pendingPressure = false;
+      for (const p of [...this.heldForAnswers]) this.releaseIfAnswered(p);
+    } else if (source.isHeldForAnswers) {
+      this.releaseIfAnswered(source);
+    }
+  }
+
+  private pendingLimit(): number {
+    return this.pendingPressure
+      ? Math.min(DEFAULTS.pendingFloorBytes, this.opts.pendingBytesPerConnection)
+      : this.opts.pendingBytesPerConnection;
+  }
+
+  private releaseIfAnswered(peer: Peer): void {
+    if (peer.pendingCost >= this.pendingLimit() / 2 && !peer.isClosed) return;
+    peer.releaseForAnswers();
+    this.heldForAnswers.delete(peer);
+  }
+
   private expire(tx: ForwardedTransaction<Peer, TrackedImMessage>): void {
     if (tx.failureReport !== 'yes') return; // RFC 4976 §6.5: no timer for partial
     if (tx.tracked !== undefined) this.reports.failed(tx.tracked, 408);
@@ -1028,4 +1076,9 @@ function sleep(ms: number): Promise<void> {
 /** The failure code for what was sent toward `peer`, now closed: 481 when it was up, 408 when it never came up. */
 function lostCode(peer: Peer): number {
   return peer.established ? 481 : 408;
+}
+
+/** Octets a pending transaction holds: its object and links, and the strings it keeps for its REPORT. */
+function txCost(tx: ForwardedTransaction<Peer, TrackedImMessage>): number {
+  return 320 + tx.reportTo.length + (tx.messageId?.length ?? 0) + tx.sourceTid.length;
 }

@@ -91,6 +91,12 @@ export class TransactionTable<P, T = unknown> {
    */
   private openCount = 0;
 
+  /**
+   * `onHold(tx, +1)` when a transaction enters the table, `onHold(tx, -1)` when it leaves it (answered,
+   * timed out, its destination gone, replaced): what the relay counts per source connection.
+   */
+  constructor(private readonly onHold?: (tx: ForwardedTransaction<P, T>, sign: 1 | -1) => void) {}
+
   get size(): number {
     return this.byTid.size + this.openCount;
   }
@@ -113,7 +119,9 @@ export class TransactionTable<P, T = unknown> {
     tx.open = true;
     const e = this.dest(tx.dest);
     if (e.open === null) this.openCount++;
+    else if (e.open !== tx) this.onHold?.(e.open, -1);
     e.open = tx;
+    this.onHold?.(tx, 1);
   }
 
   /**
@@ -128,13 +136,21 @@ export class TransactionTable<P, T = unknown> {
     tx.open = false;
     tx.rangeEnd = rangeEnd;
     tx.deadline = deadline;
-    this.add(tx);
+    this.link(tx); // held since addOpen
     return true;
   }
 
   add(tx: ForwardedTransaction<P, T>): void {
+    this.link(tx);
+    this.onHold?.(tx, 1);
+  }
+
+  private link(tx: ForwardedTransaction<P, T>): void {
     const stale = this.byTid.get(tx.tid);
-    if (stale !== undefined) this.remove(stale); // a reused id: the newer transaction wins
+    if (stale !== undefined) {
+      this.remove(stale); // a reused id: the newer transaction wins
+      this.onHold?.(stale, -1);
+    }
     this.byTid.set(tx.tid, tx);
     tx.prevAll = this.tail;
     tx.nextAll = null;
@@ -158,10 +174,12 @@ export class TransactionTable<P, T = unknown> {
       if (open === null || open.tid !== tid) return undefined;
       e!.open = null;
       this.openCount--;
+      this.onHold?.(open, -1);
       return open;
     }
     if (tx.dest !== dest) return undefined;
     this.remove(tx);
+    this.onHold?.(tx, -1);
     return tx;
   }
 
@@ -179,6 +197,7 @@ export class TransactionTable<P, T = unknown> {
     const open = e.open;
     if (open !== null) {
       this.openCount--;
+      this.onHold?.(open, -1);
       if (open.stream?.sourceEnded === true) {
         // The rest of the chunk never went out either: one REPORT for all of it.
         open.rangeEnd = open.stream.lastQueued;
@@ -190,6 +209,7 @@ export class TransactionTable<P, T = unknown> {
       this.unlinkAll(tx);
       this.byTid.delete(tx.tid);
       tx.prevDest = tx.nextDest = null;
+      this.onHold?.(tx, -1);
       out.push(tx);
       tx = nextTx;
     }
@@ -203,6 +223,7 @@ export class TransactionTable<P, T = unknown> {
     while (this.head !== null && this.head.deadline <= now) {
       const tx = this.head;
       this.remove(tx);
+      this.onHold?.(tx, -1);
       out.push(tx);
     }
     this.byTid.shrink();

@@ -230,4 +230,43 @@ describe('relay robustness', () => {
     await until(() => delivered.every((n) => n === per), 20_000, 'every message delivered once read again');
     expect(relay.stats().queuePressure).to.equal(false);
   });
+
+  it('stops reading a client whose requests wait on a next hop that never answers, and reads it again once they end', async function () {
+    // Security audit: every forwarded request waiting for its answer kept a transaction (its From-Path,
+    // Message-ID) for 30 s, with no limit: one client could run the relay out of memory.
+    this.timeout(30_000);
+    const relay = await h.relay({ pendingBytesPerConnection: 64 * 1024 });
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob', { respond: () => null }); // reads, never answers
+    const n = 1500;
+    let outcomes = 0;
+    for (let i = 0; i < n; i++) {
+      void alice
+        .request(
+          {
+            method: 'SEND',
+            toPath: alice.toPathFor(bob.path),
+            fromPath: alice.uri,
+            headers: [['Message-ID', `never${i}`]],
+            contentType: 'text/plain',
+            body: 'hello',
+          },
+          20_000,
+        )
+        .then(() => outcomes++)
+        .catch(() => undefined);
+    }
+    let peak = 0;
+    for (let t = 0; t < 20; t++) {
+      await new Promise((r) => setTimeout(r, 50));
+      peak = Math.max(peak, relay.transactions.size);
+    }
+    // 64 KiB at 320 octets and more per transaction: about 200 at most, then alice is not read.
+    expect(peak).to.be.within(50, 260);
+    expect(outcomes).to.be.below(n);
+    // Bob goes: his transactions fail (481 REPORTs), alice is read again, and every request is answered.
+    bob.socket.destroy();
+    await until(() => outcomes === n, 20_000, 'an answer to every request');
+    expect(relay.transactions.size).to.equal(0);
+  });
 });
