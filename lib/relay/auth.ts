@@ -50,6 +50,9 @@ export interface AuthOutcome {
   reason?: string;
 }
 
+/** Longest first From-Path URI an AUTH may bind a token to, characters. */
+export const MAX_CLIENT_URI_LENGTH = 1024;
+
 /** Decides the response to an AUTH addressed to this relay. `failures` is the count so far. */
 export function authenticate(ctx: AuthContext, head: RequestHead, failures: number): AuthOutcome {
   const toPath = head.headers[0]![1].trim();
@@ -67,6 +70,9 @@ export function authenticate(ctx: AuthContext, head: RequestHead, failures: numb
   } catch {
     return badRequest('Bad URI in AUTH paths');
   }
+  // Each token keeps this URI (64 tokens a connection): an unbounded one let a client hold about 1 MiB per
+  // connection (security audit). MSRP URIs are host, port, session-id and transport: far below this.
+  if (clientText.length > MAX_CLIENT_URI_LENGTH) return badRequest('From-Path URI too long');
   let expires = ctx.expires.def;
   const expiresValue = getHeader(head.headers, 'expires');
   if (expiresValue !== undefined) {

@@ -177,6 +177,21 @@ describe('relay AUTH (RFC 4976 §5, §6.3)', () => {
     expect(getHeader(res.headers, 'use-path')).to.match(/^msrp:\/\/127\.0\.0\.1:\d+\/[A-Za-z0-9]{20};tcp$/);
   });
 
+  it('refuses to bind a token to a From-Path URI over 1,024 characters (400)', async () => {
+    // Each token keeps that URI, 64 tokens a connection: unbounded, about 1 MiB per connection.
+    const relay = await h.relay({ auth: false });
+    const ep = await h.connect(relay);
+    const long = `msrp://${'a'.repeat(1100)}.invalid:2855/s1;tcp`;
+    const res = await ep.request({ method: 'AUTH', toPath: h.relayUri(relay), fromPath: long });
+    expect(res.kind === 'response' && [res.statusCode, res.comment]).to.deep.equal([
+      400,
+      'From-Path URI too long',
+    ]);
+    expect(relay.tokens.size).to.equal(0);
+    const ok = await ep.request({ method: 'AUTH', toPath: h.relayUri(relay), fromPath: ep.uri });
+    expect(ok.kind === 'response' && ok.statusCode).to.equal(200);
+  });
+
   it('closes a connection that sends no request within the probation period', async () => {
     const relay = await h.relay({ probationMs: 150 });
     const ep = await h.connect(relay);
