@@ -63,6 +63,10 @@ export const DEFAULTS = {
   /** The same for all connections together; past it, any connection holding over 256 KiB is not read. */
   pendingBytesTotal: 128 * 1024 * 1024,
   pendingFloorBytes: 256 * 1024,
+  /** Connections the relay dials toward next hops, open at once (`--max-next-hops`). */
+  maxNextHops: 100,
+  /** A dialed connection silent this long with nothing in flight may be closed to make room for a new one. */
+  nextHopIdleMs: 5000,
   /** Largest MSRP chunk sent in one WebSocket message. */
   wsMaxMessageBytes: 64 * 1024,
   /** Milliseconds a new connection may stay silent before it is closed (RFC 4976 §5). */

@@ -64,6 +64,7 @@ export interface RelayConfig {
   maxConnections?: number;
   /** Accepted connections open at once from one IPv4 address or IPv6 /64 (0: no limit). */
   maxConnectionsPerIp: number;
+  maxNextHops: number;
   /** HTTP proxies (addresses, `address/prefix` networks) whose X-Forwarded-For names a WebSocket client. */
   trustedProxies: string[];
   /** Load balancers whose TCP and TLS connections must start with a PROXY header naming the client. */
@@ -185,6 +186,12 @@ const FIELDS: readonly Field[] = [
   field('maxConnectionsPerIp', 'limit', 0, 'accepted connections open at once per IPv4 address or IPv6 /64', {
     defText: '0, no limit',
   }),
+  field(
+    'maxNextHops',
+    'count',
+    D.maxNextHops,
+    'connections dialed toward next hops open at once; past it the one idle longest is closed, or the request refused (408)',
+  ),
   field(
     'trustedProxies',
     'networks',

@@ -119,6 +119,7 @@ export function relayOptionsFrom(cfg: RelayConfig, users: UserStore | undefined)
     maxTotalQueuedBytes: cfg.maxTotalQueuedBytes,
     maxConnections: cfg.maxConnections,
     maxConnectionsPerIp: cfg.maxConnectionsPerIp,
+    maxNextHops: cfg.maxNextHops,
     authLockoutFailures: cfg.authLockoutFailures,
     authLockoutMs: cfg.authLockoutTime * 1000,
     transactionTimeoutMs: cfg.transactionTimeout * 1000,

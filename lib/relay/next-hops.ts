@@ -46,10 +46,26 @@ export class NextHops {
    * The live connection toward `uri`'s scheme, host and port, or a new one: its socket is opened here
    * and `adopt` makes the peer (whose dial key is `key`).
    */
+  /** Connections dialed and not yet forgotten (closed). */
+  get size(): number {
+    return this.dialed.size;
+  }
+
+  /** The live connection already dialed toward `uri`'s scheme, host and port, if any. */
+  existing(uri: MsrpUri): Peer | undefined {
+    const p = this.dialed.get(dialKey(uri));
+    return p !== undefined && !p.closing && !p.isClosed ? p : undefined;
+  }
+
+  /** The dialed connections, for the relay to pick one to close when it needs room. */
+  peers(): IterableIterator<Peer> {
+    return this.dialed.values();
+  }
+
   dial(uri: MsrpUri, adopt: (conn: StreamConnection, key: string) => Peer): Peer {
     const host = uri.host.startsWith('[') ? uri.host.slice(1, -1) : uri.host;
     const port = uri.port ?? DEFAULTS.port;
-    const key = `${uri.scheme}://${host.toLowerCase()}:${port}`;
+    const key = dialKey(uri);
     const existing = this.dialed.get(key);
     if (existing !== undefined && !existing.closing && !existing.isClosed) return existing;
     let socket: Socket;
@@ -88,4 +104,10 @@ export class NextHops {
     if (peer.dialKey !== undefined && this.dialed.get(peer.dialKey) === peer)
       this.dialed.delete(peer.dialKey);
   }
+}
+
+/** `scheme://host:port` of a next hop (host lower-cased, without IPv6 brackets). */
+function dialKey(uri: MsrpUri): string {
+  const host = uri.host.startsWith('[') ? uri.host.slice(1, -1) : uri.host;
+  return `${uri.scheme}://${host.toLowerCase()}:${uri.port ?? DEFAULTS.port}`;
 }

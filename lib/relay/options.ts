@@ -106,6 +106,13 @@ export interface RelayOptions {
   /** The same for all connections together (past it, any holding over 256 KiB is paused). Default 128 MiB. */
   pendingBytesTotal?: number;
   /**
+   * Connections dialed toward next hops (relay chaining), open at once: past it, the one idle longest
+   * (nothing in flight, silent for 5 s) is closed to make room, and without one the request is refused
+   * (408). They are not counted in `maxConnections`, whose default keeps descriptors free for them.
+   * Default 100.
+   */
+  maxNextHops?: number;
+  /**
    * Accepted connections open at once, all listeners together (sockets still in their TLS or WebSocket
    * handshake included); one more is closed at once. 0: no limit. Default: the process's open-file limit
    * minus {@link FD_RESERVE}, so that accepting never runs the process out of descriptors (no limit when
@@ -234,6 +241,7 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
       maxTotalQueuedBytes: options.maxTotalQueuedBytes ?? DEFAULTS.maxTotalQueuedBytes,
       pendingBytesPerConnection: options.pendingBytesPerConnection ?? DEFAULTS.pendingBytesPerConnection,
       pendingBytesTotal: options.pendingBytesTotal ?? DEFAULTS.pendingBytesTotal,
+      maxNextHops: options.maxNextHops ?? DEFAULTS.maxNextHops,
       maxConnections: options.maxConnections ?? defaultMaxConnections(),
       maxConnectionsPerIp: options.maxConnectionsPerIp ?? 0,
       refusalLogIntervalMs: options.refusalLogIntervalMs ?? 10_000,

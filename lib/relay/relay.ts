@@ -16,7 +16,7 @@ import type { MsrpError } from '../errors.js';
 import { getHeader, type FrameHead, type RequestHead } from '../msrp/message.js';
 import type { ErrorContext } from '../msrp/parser.js';
 import { formatHead, frameTail, randomId } from '../msrp/serializer.js';
-import type { MsrpUri } from '../msrp/uri.js';
+import { formatUri, type MsrpUri } from '../msrp/uri.js';
 import { remoteAddress, type Connection, type TransportKind } from '../transport/connection.js';
 import { authenticate, type AuthContext } from './auth.js';
 import { AuthLockout, MAX_NAME } from './auth-lockout.js';
@@ -397,6 +397,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     if (forwardedHead > DEFAULTS.maxHeadBytes)
       return { kind: 'drop', head, status: 400, comment: HEAD_TOO_LARGE, ourUri: route.ourUri };
     const dest = this.nextPeer(route);
+    if (dest === null) return { kind: 'drop', head, status: 408, comment: NO_NEXT_HOP, ourUri: route.ourUri };
     // RFC 7977 §5.1: toward a WebSocket peer every sub-chunk must fit one message; a head that leaves
     // no room for the body within wsMaxMessageBytes cannot be forwarded there.
     if (dest.conn.messageFramed && forwardedHead > this.wsHeadRoom())
@@ -757,8 +758,42 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     return routeRequest(this, peer, head.headers[0]![1], head.headers[1]![1], Date.now(), peer);
   }
 
-  private nextPeer(route: RouteResult<Peer> & { ok: true }): Peer {
-    return route.next.kind === 'peer' ? route.next.peer : this.dial(route.next.uri);
+  /**
+   * The connection toward the route's next hop: the client's, one dialed before, or a new dial. Null when
+   * a new dial would pass `maxNextHops` and no dialed connection is idle enough to close for it (security
+   * audit: any client naming new host:ports made the relay dial and keep a connection each, for an hour,
+   * until accepting failed with EMFILE).
+   */
+  private nextPeer(route: RouteResult<Peer> & { ok: true }): Peer | null {
+    if (route.next.kind === 'peer') return route.next.peer;
+    const uri = route.next.uri;
+    if (
+      this.nextHops.existing(uri) === undefined &&
+      this.nextHops.size >= this.opts.maxNextHops &&
+      !this.closeIdleNextHop()
+    ) {
+      this.log.debug(
+        { to: formatUri(uri), dialed: this.nextHops.size },
+        'next hop refused: --max-next-hops reached',
+      );
+      return null;
+    }
+    return this.dial(uri);
+  }
+
+  /** Closes the dialed connection silent longest with nothing in flight (5 s at least); false if none. */
+  private closeIdleNextHop(): boolean {
+    const now = Date.now();
+    let idlest: Peer | null = null;
+    for (const p of this.nextHops.peers()) {
+      if (p.closing || p.isClosed || now - p.lastActivity < DEFAULTS.nextHopIdleMs) continue;
+      if (p.writer.hasStreams || p.writer.totalQueued > 0 || this.transactions.hasPendingTo(p)) continue;
+      if (this.tokens.hasOwner(p)) continue;
+      if (idlest === null || p.lastActivity < idlest.lastActivity) idlest = p;
+    }
+    if (idlest === null) return false;
+    idlest.close('next-hop-room');
+    return true;
   }
 
   /** A connection toward another relay or endpoint (relay chaining), reused per scheme/host/port. */
@@ -818,6 +853,10 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       return;
     }
     const dest = this.nextPeer(route);
+    if (dest === null) {
+      this.failures.refuse(peer, head, 408, NO_NEXT_HOP, route.ourUri);
+      return;
+    }
     let tid = randomId();
     if (body !== null) while (body.includes('\r\n-------' + tid)) tid = randomId();
     const parts = [formatHead(`MSRP ${tid} ${head.method}`, headers, body !== null)];
@@ -1063,6 +1102,9 @@ const HEAD_TOO_LARGE = 'Head too large to forward';
 function shortName(user: string | undefined): string | undefined {
   return user === undefined || user.length <= MAX_NAME ? user : `${user.slice(0, MAX_NAME)}…`;
 }
+
+/** The comment of a request refused because no more next-hop connections may be opened now. */
+const NO_NEXT_HOP = 'Too many next-hop connections';
 
 /** How many `--write-stall-timeout`s a connection without a token (a relay's) may stall before it is closed. */
 const RELAY_STALL_FACTOR = 3;

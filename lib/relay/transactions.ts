@@ -101,6 +101,12 @@ export class TransactionTable<P, T = unknown> {
     return this.byTid.size + this.openCount;
   }
 
+  /** True when a transaction sent to `dest` still waits for its answer. */
+  hasPendingTo(dest: P): boolean {
+    const e = this.dests.get(dest);
+    return e !== undefined && (e.open !== null || e.head !== null);
+  }
+
   /** @internal The chunks whose head is out and whose end-line is not (tests look at them). */
   openChunks(): ForwardedTransaction<P, T>[] {
     const out: ForwardedTransaction<P, T>[] = [];

@@ -118,6 +118,7 @@ describe('relay configuration', () => {
         maxTotalQueuedBytes: 256 * 1024 * 1024,
         maxConnections: defaultMaxConnections(),
         maxConnectionsPerIp: 0,
+        maxNextHops: 100,
         transactionTimeout: 30,
         probationTimeout: 30,
         idleTimeout: 3600,

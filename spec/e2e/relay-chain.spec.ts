@@ -261,4 +261,70 @@ describe('relay chaining under stress', () => {
     );
     expect(r1.counters.failureReports).to.deep.equal({});
   });
+
+  it('keeps at most --max-next-hops dialed connections: closes the idlest for a new one, or refuses (408)', async function () {
+    // Security audit: every new host:port in a To-Path made the relay dial and keep a connection for
+    // an hour, beyond --max-connections, until accepting failed with EMFILE.
+    this.timeout(20_000);
+    const relay = await h.relay({ maxNextHops: 2 });
+    const alice = await h.client(relay, 'alice');
+    // Next hops that answer every SEND 200, and count their connections.
+    const sinks = await Promise.all(
+      [0, 1, 2].map(async () => {
+        const state = { got: 0, open: 0, closed: 0 };
+        const server = createServer((s) => {
+          state.open++;
+          s.on('close', () => state.closed++);
+          s.on('error', () => {});
+          s.on('data', (d: Buffer) => {
+            for (const m of d
+              .toString('latin1')
+              .matchAll(/MSRP (\S+) SEND\r\nTo-Path: (\S+)[^\r]*\r\nFrom-Path: (\S+)/g)) {
+              state.got++;
+              s.write(`MSRP ${m[1]} 200 OK\r\nTo-Path: ${m[3]}\r\nFrom-Path: ${m[2]}\r\n-------${m[1]}$\r\n`);
+            }
+          });
+        });
+        await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+        return { port: (server.address() as { port: number }).port, state, server };
+      }),
+    );
+    const sendTo = async (k: number): Promise<Frame> =>
+      alice.request({
+        method: 'SEND',
+        toPath: alice.toPathFor([`msrp://127.0.0.1:${sinks[k]!.port}/x${k};tcp`]),
+        fromPath: alice.uri,
+        headers: [['Message-ID', `hop${k}x${Date.now()}`]],
+        contentType: 'text/plain',
+        body: 'hi',
+      });
+    try {
+      for (const k of [0, 1]) expect((await sendTo(k)).kind).to.equal('response');
+      await until(
+        () => sinks[0]!.state.got === 1 && sinks[1]!.state.got === 1,
+        3000,
+        'both next hops to get theirs',
+      );
+      // Both dialed connections were busy a moment ago: no room for a third.
+      const refused = await sendTo(2);
+      expect(refused.kind === 'response' && [refused.statusCode, refused.comment]).to.deep.equal([
+        408,
+        'Too many next-hop connections',
+      ]);
+      expect(sinks[2]!.state.open).to.equal(0);
+      // Once one has been idle 5 s, it is closed to make room (the one idle longest).
+      await sleep(5200);
+      const ok = await sendTo(2);
+      expect(ok.kind === 'response' && ok.statusCode).to.equal(200);
+      await until(
+        () => sinks[2]!.state.got === 1 && sinks[0]!.state.closed === 1,
+        3000,
+        'the idlest closed, the new one used',
+      );
+      expect(sinks[1]!.state.closed).to.equal(0);
+    } finally {
+      await relay.close(0);
+      await Promise.all(sinks.map((k) => new Promise<void>((r) => k.server.close(() => r()))));
+    }
+  });
 });
