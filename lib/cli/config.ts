@@ -69,6 +69,8 @@ export interface RelayConfig {
   trustedProxies: string[];
   /** Load balancers whose TCP and TLS connections must start with a PROXY header naming the client. */
   proxyProtocolFrom: string[];
+  nextHopAllow: string[];
+  nextHopDeny: string[];
   transactionTimeout: number;
   probationTimeout: number;
   idleTimeout: number;
@@ -204,6 +206,20 @@ const FIELDS: readonly Field[] = [
     'networks',
     [],
     'load balancer address or network whose TCP/TLS connections must start with a PROXY header (v1, v2), repeatable',
+    { defText: 'none' },
+  ),
+  field(
+    'nextHopAllow',
+    'networks',
+    [],
+    'address or network next hops may be dialed at (relay chaining), repeatable; others are refused (403)',
+    { defText: 'any' },
+  ),
+  field(
+    'nextHopDeny',
+    'networks',
+    [],
+    'address or network next hops may not be dialed at, e.g. 127.0.0.0/8 or 10.0.0.0/8, repeatable',
     { defText: 'none' },
   ),
   field('transactionTimeout', TIME, D.transactionTimeoutMs / 1000, 'wait for a response from the next hop'),

@@ -105,6 +105,8 @@ export function relayOptionsFrom(cfg: RelayConfig, users: UserStore | undefined)
     wsAllowedOrigins: cfg.wsAllowedOrigins,
     trustedProxies: cfg.trustedProxies,
     proxyProtocolFrom: cfg.proxyProtocolFrom,
+    nextHopAllow: cfg.nextHopAllow,
+    nextHopDeny: cfg.nextHopDeny,
     wsMaxMessageBytes: cfg.wsMaxMessage,
     tls: { ...readTls(cfg), ca: readCa(cfg) },
     publicHost: cfg.publicHost,

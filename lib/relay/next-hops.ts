@@ -2,11 +2,13 @@
  * Relay chaining (RFC 4976 §6.4): connections this relay opens toward another relay or endpoint, one
  * per scheme, host and port, reused while they live. `msrps` means TLS.
  */
-import { connect as netConnect, type Socket } from 'node:net';
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import { connect as netConnect, isIP, type LookupFunction, type Socket } from 'node:net';
 import { connect as tlsConnect, createSecureContext, type SecureContext } from 'node:tls';
 import { DEFAULTS } from '../constants.js';
 import type { MsrpUri } from '../msrp/uri.js';
 import { formatRemote, StreamConnection } from '../transport/connection.js';
+import { TrustedProxies as Networks } from '../transport/proxy.js';
 import type { RelayOptions } from './options.js';
 import type { Peer } from './peer.js';
 
@@ -30,10 +32,44 @@ export class NextHops {
   contextsMade = 0;
   private readonly rejectUnauthorized: boolean;
 
-  /** `tls`: trust settings for outbound `msrps` connections. */
-  constructor(tls: RelayOptions['tls']) {
+  /** `--next-hop-allow` (empty: any) and `--next-hop-deny`. */
+  private readonly allow: Networks;
+  private readonly deny: Networks;
+  /** Checks the addresses a next hop's name resolves to; undefined when no list is set. */
+  private readonly lookup: LookupFunction | undefined;
+
+  /** `tls`: trust settings for outbound `msrps` connections; `allow`/`deny`: addresses it may dial. */
+  constructor(tls: RelayOptions['tls'], allow: readonly string[] = [], deny: readonly string[] = []) {
     this.ca = tls?.ca;
     this.rejectUnauthorized = tls?.rejectUnauthorized ?? true;
+    this.allow = new Networks(allow);
+    this.deny = new Networks(deny);
+    this.lookup = allow.length + deny.length === 0 ? undefined : this.checkedLookup();
+  }
+
+  /** True when the next hop's address may not be dialed (an IP address host; names are checked once resolved). */
+  refuses(uri: MsrpUri): boolean {
+    const host = uri.host.startsWith('[') ? uri.host.slice(1, -1) : uri.host;
+    return isIP(host) !== 0 && this.refusesAddress(host);
+  }
+
+  private refusesAddress(address: string): boolean {
+    return (this.allow.size > 0 && !this.allow.has(address)) || this.deny.has(address);
+  }
+
+  /** dns.lookup keeping only the addresses the lists allow (an error when none is left). */
+  private checkedLookup(): LookupFunction {
+    const denied = (host: string): NodeJS.ErrnoException =>
+      Object.assign(new Error(`next hop ${host} resolves to no allowed address`), { code: 'ENEXTHOPDENIED' });
+    return ((hostname: string, options: { all?: boolean }, callback: (...args: unknown[]) => void) => {
+      dnsLookup(hostname, { ...options, all: true }, (err, addresses: LookupAddress[]) => {
+        if (err !== null) return callback(err);
+        const ok = addresses.filter((a) => !this.refusesAddress(a.address));
+        if (ok.length === 0) return callback(denied(hostname));
+        if (options.all === true) return callback(null, ok);
+        return callback(null, ok[0]!.address, ok[0]!.family);
+      });
+    }) as unknown as LookupFunction;
   }
 
   /** Trusts `ca` for connections dialed from now on (SIGHUP reload); undefined: Node's bundled roots. */
@@ -77,10 +113,11 @@ export class NextHops {
         servername: /^[\d.]+$|:/.test(host) ? undefined : host,
         secureContext: this.secureContext(),
         rejectUnauthorized: this.rejectUnauthorized,
+        ...(this.lookup && { lookup: this.lookup }),
       });
       kind = 'tls';
     } else {
-      socket = netConnect({ host, port });
+      socket = netConnect({ host, port, ...(this.lookup && { lookup: this.lookup }) });
       kind = 'tcp';
     }
     const peer = adopt(new StreamConnection(socket, kind, formatRemote(host, port)), key);

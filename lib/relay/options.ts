@@ -47,6 +47,14 @@ export interface RelayOptions {
    */
   proxyProtocolFrom?: string[];
   /**
+   * Addresses or networks (`address/prefix`) next hops may be dialed at; empty: any. A next hop named by
+   * an IP address outside them is refused (403); a name is dialed only at the addresses it resolves to
+   * that are allowed.
+   */
+  nextHopAllow?: string[];
+  /** Addresses or networks next hops may not be dialed at (e.g. 127.0.0.0/8, 10.0.0.0/8), checked likewise. */
+  nextHopDeny?: string[];
+  /**
    * Largest WebSocket message the relay sends: each forwarded SEND chunk toward a WebSocket client is
    * cut to fit, head and end-line included (default 64 KiB). Incoming messages may be as large as
    * `max(wsMaxMessageBytes, maxQueuedBytes)`.
@@ -161,6 +169,8 @@ export type RelayLimits = Required<
     | 'wsAllowedOrigins'
     | 'trustedProxies'
     | 'proxyProtocolFrom'
+    | 'nextHopAllow'
+    | 'nextHopDeny'
     | 'onHttpRequest'
     | 'reports'
     | 'reportsDedupe'
@@ -187,6 +197,8 @@ export interface ResolvedRelayOptions {
   wsAllowedOrigins: string[];
   trustedProxies: string[];
   proxyProtocolFrom: string[];
+  nextHopAllow: string[];
+  nextHopDeny: string[];
   onHttpRequest: RelayOptions['onHttpRequest'];
   tls: RelayOptions['tls'];
   /** The host in Use-Path URIs: the option, else the first TCP, TLS or WebSocket listen host. */
@@ -222,6 +234,8 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
     wsAllowedOrigins: options.wsAllowedOrigins ?? [],
     trustedProxies: options.trustedProxies ?? [],
     proxyProtocolFrom: options.proxyProtocolFrom ?? [],
+    nextHopAllow: options.nextHopAllow ?? [],
+    nextHopDeny: options.nextHopDeny ?? [],
     onHttpRequest: options.onHttpRequest,
     tls: options.tls,
     publicHost,

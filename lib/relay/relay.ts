@@ -111,7 +111,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       this.opts.maxTotalQueuedBytes > 0 ? this.opts.maxTotalQueuedBytes : Infinity,
       DEFAULTS.queueFloorBytes,
     );
-    this.nextHops = new NextHops(resolved.tls);
+    this.nextHops = new NextHops(resolved.tls, resolved.nextHopAllow, resolved.nextHopDeny);
     this.listeners = new Listeners({
       ...resolved,
       wsMaxPayload: Math.max(this.opts.wsMaxMessageBytes, this.opts.maxQueuedBytes),
@@ -398,6 +398,8 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       return { kind: 'drop', head, status: 400, comment: HEAD_TOO_LARGE, ourUri: route.ourUri };
     const dest = this.nextPeer(route);
     if (dest === null) return { kind: 'drop', head, status: 408, comment: NO_NEXT_HOP, ourUri: route.ourUri };
+    if (dest === 'denied')
+      return { kind: 'drop', head, status: 403, comment: NEXT_HOP_DENIED, ourUri: route.ourUri };
     // RFC 7977 §5.1: toward a WebSocket peer every sub-chunk must fit one message; a head that leaves
     // no room for the body within wsMaxMessageBytes cannot be forwarded there.
     if (dest.conn.messageFramed && forwardedHead > this.wsHeadRoom())
@@ -764,9 +766,12 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
    * audit: any client naming new host:ports made the relay dial and keep a connection each, for an hour,
    * until accepting failed with EMFILE).
    */
-  private nextPeer(route: RouteResult<Peer> & { ok: true }): Peer | null {
+  private nextPeer(route: RouteResult<Peer> & { ok: true }): Peer | 'denied' | null {
     if (route.next.kind === 'peer') return route.next.peer;
     const uri = route.next.uri;
+    // --next-hop-allow / --next-hop-deny (security audit: any client could make the relay connect, and
+    // write, to any host and port it names, internal ones included). Names are checked once resolved.
+    if (this.nextHops.refuses(uri)) return 'denied';
     if (
       this.nextHops.existing(uri) === undefined &&
       this.nextHops.size >= this.opts.maxNextHops &&
@@ -853,8 +858,9 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       return;
     }
     const dest = this.nextPeer(route);
-    if (dest === null) {
-      this.failures.refuse(peer, head, 408, NO_NEXT_HOP, route.ourUri);
+    if (dest === null || dest === 'denied') {
+      const [status, comment] = dest === null ? [408, NO_NEXT_HOP] : [403, NEXT_HOP_DENIED];
+      this.failures.refuse(peer, head, status, comment, route.ourUri);
       return;
     }
     let tid = randomId();
@@ -1105,6 +1111,8 @@ function shortName(user: string | undefined): string | undefined {
 
 /** The comment of a request refused because no more next-hop connections may be opened now. */
 const NO_NEXT_HOP = 'Too many next-hop connections';
+/** The comment of a request whose next hop `--next-hop-allow` / `--next-hop-deny` rule out. */
+const NEXT_HOP_DENIED = 'Next hop not allowed';
 
 /** How many `--write-stall-timeout`s a connection without a token (a relay's) may stall before it is closed. */
 const RELAY_STALL_FACTOR = 3;

@@ -103,6 +103,8 @@ describe('relay configuration', () => {
         wsAllowedOrigins: [],
         trustedProxies: [],
         proxyProtocolFrom: [],
+        nextHopAllow: [],
+        nextHopDeny: [],
         wsMaxMessage: 65536,
         web: true,
         publicHost: '127.0.0.1',

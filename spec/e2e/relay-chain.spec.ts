@@ -327,4 +327,50 @@ describe('relay chaining under stress', () => {
       await Promise.all(sinks.map((k) => new Promise<void>((r) => k.server.close(() => r()))));
     }
   });
+
+  it('dials no next hop at an address --next-hop-deny names or --next-hop-allow leaves out, by IP or by name', async function () {
+    // Security audit: any client could make the relay connect, and write its body, to any host and port
+    // it named after its token (internal services included).
+    this.timeout(15_000);
+    let connections = 0;
+    const sink = createServer((s) => {
+      connections++;
+      s.destroy();
+    });
+    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', () => r()));
+    const port = (sink.address() as { port: number }).port;
+    try {
+      const denying = await h.relay({ nextHopDeny: ['127.0.0.0/8', '::1'] });
+      const alice = await h.client(denying, 'alice');
+      const reports: Frame[] = [];
+      alice.on('report', (f: Frame) => reports.push(f));
+      const send = (ep: typeof alice, host: string, id: string): Promise<Frame> =>
+        ep.request({
+          method: 'SEND',
+          toPath: ep.toPathFor([`msrp://${host}:${port}/x;tcp`]),
+          fromPath: ep.uri,
+          headers: [['Message-ID', id]],
+          contentType: 'text/plain',
+          body: 'SET pwned 1',
+        });
+      const byIp = await send(alice, '127.0.0.1', 'deny-ip');
+      expect(byIp.kind === 'response' && [byIp.statusCode, byIp.comment]).to.deep.equal([
+        403,
+        'Next hop not allowed',
+      ]);
+      // A name is dialed only at its allowed addresses: localhost has none here, so the dial fails (408).
+      const byName = await send(alice, 'localhost', 'deny-name');
+      expect(byName.kind === 'response' && byName.statusCode).to.equal(200);
+      await until(() => reports.length === 1, 5000, 'the failure REPORT of the dial');
+      expect(getHeader(reports[0]!.headers, 'status')).to.match(/^000 408 /);
+      const allowing = await h.relay({ nextHopAllow: ['192.0.2.0/24'] });
+      const bob = await h.client(allowing, 'bob');
+      const outside = await send(bob, '127.0.0.1', 'allow-ip');
+      expect(outside.kind === 'response' && outside.statusCode).to.equal(403);
+      await sleep(100);
+      expect(connections).to.equal(0);
+    } finally {
+      await new Promise<void>((r) => sink.close(() => r()));
+    }
+  });
 });
