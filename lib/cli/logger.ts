@@ -31,8 +31,18 @@ class PrettyDestination {
       .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
       .join(' ');
     const name = (LEVEL_NAMES[level as number] ?? String(level)).padEnd(5);
-    process.stdout.write(`${t} ${name} ${String(msg ?? '')}${fields ? '  ' + fields : ''}\n`);
+    const text = `${String(msg ?? '')}${fields ? '  ' + fields : ''}`;
+    process.stdout.write(`${t} ${name} ${escapeControls(text)}\n`);
   }
+}
+
+/**
+ * Control characters (C0, DEL, C1) written as `\xNN`: values from the wire (a start line, a header) must
+ * not move the cursor, clear a line or start a new one on an operator's terminal (security audit).
+ */
+export function escapeControls(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 /** Creates the relay's logger. */

@@ -1,0 +1,29 @@
+import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { escapeControls } from '../../lib/cli/logger.js';
+
+const loggerModule = join(dirname(fileURLToPath(import.meta.url)), '../../lib/cli/logger.js');
+
+describe('the pretty log format', () => {
+  it('writes control characters from the wire as \\xNN, so a client cannot drive the terminal', () => {
+    expect(escapeControls('bad method "FOO\x1b[2K\rFAKE"\n\u0085 ok é')).to.equal(
+      'bad method "FOO\\x1b[2K\\x0dFAKE"\\x0a\\x85 ok é',
+    );
+  });
+
+  it('escapes them in the message and the fields of every line it prints', () => {
+    // A child process: the pretty destination writes to stdout.
+    const script = `import(${JSON.stringify(loggerModule)}).then(({ createLogger }) => {
+      createLogger('info', 'pretty').warn({ remote: 'a\\u001b]0;x\\u0007' }, 'start line "X\\rY"');
+    });`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      timeout: 10_000,
+    });
+    expect(r.status).to.equal(0);
+    expect(r.stdout).to.match(/WARN  start line "X\\x0dY"  remote=a\\x1b\]0;x\\x07\n$/);
+    expect(r.stdout.split('\n')).to.have.length(2); // one line, then the end
+  });
+});
