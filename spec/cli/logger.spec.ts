@@ -23,7 +23,7 @@ describe('the pretty log format', () => {
       timeout: 10_000,
     });
     expect(r.status).to.equal(0);
-    expect(r.stdout).to.match(/WARN  start line "X\\x0dY"  remote=a\\x1b\]0;x\\x07\n$/);
+    expect(r.stdout).to.match(/WARN {2}start line "X\\x0dY" {2}remote=a\\x1b\]0;x\\x07\n$/);
     expect(r.stdout.split('\n')).to.have.length(2); // one line, then the end
   });
 });
