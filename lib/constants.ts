@@ -58,9 +58,9 @@ export const DEFAULTS = {
   maxTotalQueuedBytes: 256 * 1024 * 1024,
   /** A queue under this goes on while the total is over its limit (QueueBudget's floor). */
   queueFloorBytes: 64 * 1024,
-  /** What one connection's unanswered forwarded requests may hold before it is not read (estimated). */
+  /** What the unanswered requests sent to one connection may hold before more are refused (estimated). */
   pendingBytesPerConnection: 8 * 1024 * 1024,
-  /** The same for all connections together; past it, any connection holding over 256 KiB is not read. */
+  /** The same for all connections together; past it, any destination holding over 256 KiB. */
   pendingBytesTotal: 128 * 1024 * 1024,
   pendingFloorBytes: 256 * 1024,
   /** Connections the relay dials toward next hops, open at once (`--max-next-hops`). */

@@ -54,6 +54,9 @@ export class NextHops {
   }
 
   private refusesAddress(address: string): boolean {
+    // The unspecified addresses (0.0.0.0, ::) reach this machine: never a next hop (review: the documented
+    // deny list let them through to loopback services). Literals always; names when a list is set.
+    if (UNSPECIFIED.has(address)) return true;
     return (this.allow.size > 0 && !this.allow.has(address)) || this.deny.has(address);
   }
 
@@ -142,6 +145,9 @@ export class NextHops {
       this.dialed.delete(peer.dialKey);
   }
 }
+
+/** 0.0.0.0/8 and :: (also as IPv4-mapped): where a connection reaches the local host. */
+const UNSPECIFIED = new Networks(['0.0.0.0/8', '::/128']);
 
 /** `scheme://host:port` of a next hop (host lower-cased, without IPv6 brackets). */
 function dialKey(uri: MsrpUri): string {

@@ -105,13 +105,13 @@ export interface RelayOptions {
    */
   maxTotalQueuedBytes?: number;
   /**
-   * Octets (estimated: a fixed part plus the From-Path, Message-ID and transaction id kept) that one
-   * connection's forwarded requests still waiting for their answers may hold before the relay stops
-   * reading it, until they fall under half (a next hop that never answers cannot make the relay keep a
-   * transaction per request without bound). Default 8 MiB.
+   * Octets (estimated: a fixed part plus the From-Path, Message-ID and transaction id kept) that the
+   * requests sent to one connection and still waiting for its answers may hold; past it, more requests
+   * toward it that await an answer are refused (408), so a next hop that never answers cannot make the
+   * relay keep a transaction per request without bound. Default 8 MiB.
    */
   pendingBytesPerConnection?: number;
-  /** The same for all connections together (past it, any holding over 256 KiB is paused). Default 128 MiB. */
+  /** The same for all connections together (past it, any destination over 256 KiB). Default 128 MiB. */
   pendingBytesTotal?: number;
   /**
    * Connections dialed toward next hops (relay chaining), open at once: past it, the one idle longest

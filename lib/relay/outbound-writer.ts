@@ -439,6 +439,8 @@ export class OutboundWriter {
       this.pumping = false;
     }
     if (!this.overLimit) return;
+    // Pressure may have come back before a wake-up reached this writer: it is watched again.
+    if (this.budget.pressing) this.budget.watch(this);
     if (this.totalQueued < this.limit >> 1) {
       this.overLimit = false;
       this.budget.unwatch(this);

@@ -135,12 +135,14 @@ export class Peer implements ParserHandler {
   /** Sources paused because our queue is full. */
   readonly pausedSources = new Set<Peer>();
   /**
-   * What this connection's requests still waiting for their next hop's answer hold (octets, estimated:
-   * lib/relay/relay.ts `txCost`); past the relay's limit, reading it is paused ({@link holdForAnswers}).
+   * What the requests the relay sent to this connection and that still wait for its answers hold (octets,
+   * estimated: lib/relay/relay.ts `txCost`); past the relay's limit, more toward it are refused.
    */
   pendingCost = 0;
-  /** Reading is paused until this connection's pending transactions are answered. */
-  private heldForAnswers = false;
+  /** True while a chunk from this connection is being read (its head seen, its end-line not yet). */
+  get isReadingChunk(): boolean {
+    return this.frame !== null;
+  }
   private readonly owner: PeerOwner;
   private readonly parser: MsrpParser;
   private frame: IncomingFrame | null = null;
@@ -183,7 +185,7 @@ export class Peer implements ParserHandler {
 
   /** True while reading from this connection is paused by backpressure. */
   get isPaused(): boolean {
-    return this.blockedBy.size > 0 || this.heldForAnswers;
+    return this.blockedBy.size > 0;
   }
 
   /**
@@ -191,31 +193,7 @@ export class Peer implements ParserHandler {
    * the relay's doing. Paused only for its own unread answers, it is silent by its own.
    */
   get isPausedByOthers(): boolean {
-    return this.heldForAnswers || this.blockedBy.size > (this.blockedBy.has(this) ? 1 : 0);
-  }
-
-  /** True while reading is paused for this connection's unanswered transactions. */
-  get isHeldForAnswers(): boolean {
-    return this.heldForAnswers;
-  }
-
-  /**
-   * Stops reading until {@link releaseForAnswers}: the requests this connection sent on wait for answers
-   * holding more than the relay allows (a next hop that never answers must not make the relay keep a
-   * transaction per request for 30 s, without bound).
-   */
-  holdForAnswers(): void {
-    if (this.heldForAnswers || this.isClosed) return;
-    this.heldForAnswers = true;
-    if (this.blockedBy.size === 0) this.conn.pause();
-    this.owner.counters.readerPauses++;
-  }
-
-  /** Reads again after {@link holdForAnswers}, unless a full queue still pauses this connection. */
-  releaseForAnswers(): void {
-    if (!this.heldForAnswers) return;
-    this.heldForAnswers = false;
-    if (this.blockedBy.size === 0 && !this.isClosed && !this.closing) this.conn.resume();
+    return this.blockedBy.size > (this.blockedBy.has(this) ? 1 : 0);
   }
 
   /** Writes a whole frame (response, REPORT, collected request) ahead of streaming chunks. */
@@ -237,7 +215,7 @@ export class Peer implements ParserHandler {
     if (!this.pausedSources.has(source)) {
       this.pausedSources.add(source);
       source.blockedBy.add(this);
-      if (source.blockedBy.size === 1 && !source.heldForAnswers) {
+      if (source.blockedBy.size === 1) {
         source.conn.pause();
         this.owner.counters.readerPauses++;
       }
@@ -446,7 +424,7 @@ export class Peer implements ParserHandler {
   private releaseSources(): void {
     for (const source of this.pausedSources) {
       source.blockedBy.delete(this);
-      if (source.blockedBy.size === 0 && !source.heldForAnswers && !source.isClosed) source.conn.resume();
+      if (source.blockedBy.size === 0 && !source.isClosed) source.conn.resume();
     }
     this.pausedSources.clear();
   }

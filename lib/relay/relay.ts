@@ -69,8 +69,6 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   private pendingCost = 0;
   /** True from passing `pendingBytesTotal` until back under half of it. */
   private pendingPressure = false;
-  /** Connections not read until their pending transactions are answered. */
-  private readonly heldForAnswers = new Set<Peer>();
   readonly counters: RelayCounters = createRelayCounters();
   readonly log: Logger;
   /** Message tracking and delivery-report injection. */
@@ -303,7 +301,13 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
         p.writer.abandonStreams();
         // Left: a chunk whose sub-chunk is on the wire, toward a destination that has not taken it all.
         // Its transaction has no timer yet (that starts at its end-line): failed now as well.
-        if (p.writer.hasStreams) for (const tx of this.transactions.takeAllTo(p)) this.expire(tx);
+        if (!p.writer.hasStreams) continue;
+        for (const tx of this.transactions.takeAllTo(p)) {
+          this.expire(tx);
+          // Its REPORT covers the rest of the chunk: the rest is not sent (the open sub-chunk ends with `#`),
+          // so no second REPORT comes when the connection is torn down (review of the drain change).
+          tx.stream?.refuse();
+        }
       }
     } finally {
       this.abandoning = false;
@@ -400,6 +404,8 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     if (dest === null) return { kind: 'drop', head, status: 408, comment: NO_NEXT_HOP, ourUri: route.ourUri };
     if (dest === 'denied')
       return { kind: 'drop', head, status: 403, comment: NEXT_HOP_DENIED, ourUri: route.ourUri };
+    if (failureReportOf(head) !== 'no' && this.refusesMoreTo(dest))
+      return { kind: 'drop', head, status: 408, comment: NOT_ANSWERING, ourUri: route.ourUri };
     // RFC 7977 §5.1: toward a WebSocket peer every sub-chunk must fit one message; a head that leaves
     // no room for the body within wsMaxMessageBytes cannot be forwarded there.
     if (dest.conn.messageFramed && forwardedHead > this.wsHeadRoom())
@@ -683,7 +689,6 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
 
   onClose(peer: Peer, reason: string): void {
     this.peers.delete(peer);
-    this.heldForAnswers.delete(peer);
     this.nextHops.forget(peer);
     const tokens = this.tokens.dropOwner(peer);
     const pending = this.transactions.takeAllTo(peer);
@@ -793,7 +798,8 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     for (const p of this.nextHops.peers()) {
       if (p.closing || p.isClosed || now - p.lastActivity < DEFAULTS.nextHopIdleMs) continue;
       if (p.writer.hasStreams || p.writer.totalQueued > 0 || this.transactions.hasPendingTo(p)) continue;
-      if (this.tokens.hasOwner(p)) continue;
+      // Nor one whose own traffic is in the middle of something: a chunk being read, reading paused.
+      if (this.tokens.hasOwner(p) || p.isReadingChunk || p.isPaused) continue;
       if (idlest === null || p.lastActivity < idlest.lastActivity) idlest = p;
     }
     if (idlest === null) return false;
@@ -861,6 +867,10 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     if (dest === null || dest === 'denied') {
       const [status, comment] = dest === null ? [408, NO_NEXT_HOP] : [403, NEXT_HOP_DENIED];
       this.failures.refuse(peer, head, status, comment, route.ourUri);
+      return;
+    }
+    if (head.method !== 'REPORT' && failureReportOf(head) !== 'no' && this.refusesMoreTo(dest)) {
+      this.failures.refuse(peer, head, 408, NOT_ANSWERING, route.ourUri);
       return;
     }
     let tid = randomId();
@@ -1002,44 +1012,35 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
 
   /** A forwarded transaction got no response in time (its timer, or the end of a drain): 408. */
   /**
-   * A transaction entered (+1) or left (-1) the table: what its source's requests hold waiting for
-   * answers is counted, and reading the source stops past `pendingBytesPerConnection` (or, while all
-   * together are past `pendingBytesTotal`, past 256 KiB) until it falls under half (security audit: a
-   * client sending to a next hop that never answers made the relay keep a transaction per request for
-   * 30 s each, and run out of memory).
+   * A transaction entered (+1) or left (-1) the table: what the requests waiting on each destination
+   * hold is counted there and in all (security audit: a client sending to a next hop that never answers
+   * made the relay keep a transaction per request for 30 s each, and run out of memory). See
+   * {@link refusesMoreTo}.
    */
   private onTxHold(tx: ForwardedTransaction<Peer, TrackedImMessage>, sign: 1 | -1): void {
     const cost = sign * txCost(tx);
-    const source = tx.source;
-    source.pendingCost += cost;
+    tx.dest.pendingCost += cost;
     this.pendingCost += cost;
     if (sign > 0) {
       if (!this.pendingPressure && this.pendingCost > this.opts.pendingBytesTotal)
         this.pendingPressure = true;
-      if (!source.isHeldForAnswers && source.pendingCost > this.pendingLimit() && !source.isClosed) {
-        source.holdForAnswers();
-        this.heldForAnswers.add(source);
-      }
-      return;
-    }
-    if (this.pendingPressure && this.pendingCost < this.opts.pendingBytesTotal / 2) {
+    } else if (this.pendingPressure && this.pendingCost < this.opts.pendingBytesTotal / 2) {
       this.pendingPressure = false;
-      for (const p of [...this.heldForAnswers]) this.releaseIfAnswered(p);
-    } else if (source.isHeldForAnswers) {
-      this.releaseIfAnswered(source);
     }
   }
 
-  private pendingLimit(): number {
-    return this.pendingPressure
+  /**
+   * True when no more requests that await an answer may be sent to `dest`: what those already sent hold
+   * passes `pendingBytesPerConnection` (or, while all together pass `pendingBytesTotal`, 256 KiB). The
+   * request is refused (408) instead: a next hop that does not answer gets nothing more until it does
+   * or its requests time out, and no source connection is paused for it (one shared with other
+   * sessions, a chained relay's, would stall them all).
+   */
+  private refusesMoreTo(dest: Peer): boolean {
+    const limit = this.pendingPressure
       ? Math.min(DEFAULTS.pendingFloorBytes, this.opts.pendingBytesPerConnection)
       : this.opts.pendingBytesPerConnection;
-  }
-
-  private releaseIfAnswered(peer: Peer): void {
-    if (peer.pendingCost >= this.pendingLimit() / 2 && !peer.isClosed) return;
-    peer.releaseForAnswers();
-    this.heldForAnswers.delete(peer);
+    return dest.pendingCost > limit;
   }
 
   private expire(tx: ForwardedTransaction<Peer, TrackedImMessage>): void {
@@ -1113,6 +1114,8 @@ function shortName(user: string | undefined): string | undefined {
 const NO_NEXT_HOP = 'Too many next-hop connections';
 /** The comment of a request whose next hop `--next-hop-allow` / `--next-hop-deny` rule out. */
 const NEXT_HOP_DENIED = 'Next hop not allowed';
+/** The comment of a request refused because its next hop has too many requests unanswered. */
+const NOT_ANSWERING = 'Next hop not answering';
 
 /** How many `--write-stall-timeout`s a connection without a token (a relay's) may stall before it is closed. */
 const RELAY_STALL_FACTOR = 3;

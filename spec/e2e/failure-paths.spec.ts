@@ -712,15 +712,24 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     bob.on('message', (m: { messageId: string }) => delivered.add(m.messageId));
     bob.socket.pause(); // reads nothing from now on
     const reported = new Map<string, string>();
+    // Octet ranges each message's REPORTs covered: one per sub-chunk, none twice.
+    const ranges = new Map<string, Array<[number, number]>>();
+    const twice: string[] = [];
     const answered = new Set<string>();
     // Several senders, so the relay's queue toward bob holds many whole chunks, not one sender's next.
     const senders = await Promise.all(
       (['alice', 'alice', 'carol', 'carol'] as const).map((u) => h.client(relay, u)),
     );
     senders.forEach((ep, k) => {
-      ep.on('report', (f: Frame) =>
-        reported.set(getHeader(f.headers, 'message-id') ?? '', String(getHeader(f.headers, 'status'))),
-      );
+      ep.on('report', (f: Frame) => {
+        const id = getHeader(f.headers, 'message-id') ?? '';
+        const br = parseByteRange(String(getHeader(f.headers, 'byte-range')));
+        const end = typeof br.end === 'number' ? br.end : br.start;
+        const seen = ranges.get(id) ?? [];
+        if (seen.some(([a, b]) => br.start <= b && end >= a)) twice.push(`${id} ${br.start}-${end}`);
+        ranges.set(id, [...seen, [br.start, end]]);
+        reported.set(id, String(getHeader(f.headers, 'status')));
+      });
       for (let i = 0; i < 200; i++) {
         const id = `drainq${k}x${i}`;
         // request(), not send(): send() also waits for the sender's own socket to drain.
@@ -759,6 +768,7 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     await until(() => bob.isClosed && senders.every((ep) => ep.isClosed), 5000, 'every connection to end');
     const silent = [...answered].filter((id) => !delivered.has(id) && !reported.has(id));
     expect(silent, `of ${answered.size} answered 200`).to.deep.equal([]);
+    expect(twice, 'octets reported twice').to.deep.equal([]);
     expect([...reported.values()]).to.include('000 408 Not forwarded before shutdown');
   });
 });

@@ -363,6 +363,11 @@ describe('relay chaining under stress', () => {
       expect(byName.kind === 'response' && byName.statusCode).to.equal(200);
       await until(() => reports.length === 1, 5000, 'the failure REPORT of the dial');
       expect(getHeader(reports[0]!.headers, 'status')).to.match(/^000 408 /);
+      // The unspecified addresses reach this machine too: never a next hop.
+      for (const host of ['0.0.0.0', '[::]']) {
+        const any = await send(alice, host, `deny-${host}`);
+        expect(any.kind === 'response' && any.statusCode, host).to.equal(403);
+      }
       const allowing = await h.relay({ nextHopAllow: ['192.0.2.0/24'] });
       const bob = await h.client(allowing, 'bob');
       const outside = await send(bob, '127.0.0.1', 'allow-ip');
