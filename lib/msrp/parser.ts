@@ -428,6 +428,13 @@ export class MsrpParser {
     }
     this.headers.push([name, value]);
     if (this.pendingError !== null) return; // only collecting context for the error now
+    // RFC 4975 §9: a header value holds no CR (lines split at LF here; one ending in CRLF may still hide a
+    // bare CR): a relay forwarding it could give a next hop that splits at CR a header of the sender's
+    // making (security review). To-Path and From-Path are left to the URI grammar, which refuses it.
+    if (index >= 2 && value.includes('\r')) {
+      this.pendingError = createError(ErrorCodes.BAD_HEADER_VALUE, 'CR inside a header value', 400, false);
+      return;
+    }
     // RFC 4975 §7.1: To-Path is the first header and From-Path the second, always.
     // Names spelled as the RFC spells them are the shared strings of KNOWN_NAMES: `===` settles those.
     if (index === 0 && name !== 'To-Path' && !equalsIgnoringAsciiCase(name, 'to-path')) {

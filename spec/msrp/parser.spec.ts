@@ -359,6 +359,19 @@ describe('MsrpParser', () => {
         true,
       ],
       [
+        'a bare CR inside a header value (a next hop splitting at CR would see another header)',
+        lines(
+          'MSRP abcd1234 SEND',
+          `To-Path: ${TO}`,
+          `From-Path: ${FROM}`,
+          'Message-ID: m1\rX-Injected: yes',
+          '-------abcd1234$',
+        ),
+        ErrorCodes.BAD_HEADER_VALUE,
+        400,
+        false,
+      ],
+      [
         'a lower-case method',
         lines('MSRP abcd1234 send', `To-Path: ${TO}`, `From-Path: ${FROM}`, '-------abcd1234$'),
         ErrorCodes.BAD_START_LINE,
