@@ -142,7 +142,8 @@ export class LatencyHistogram {
     if (this.hdrComplete) {
       v = this.hdr.percentile(Math.max(p, 1e-9));
     } else {
-      const rank = Math.max(1, Math.ceil((p / 100) * this.n));
+      // HdrHistogram's rank (`p/100 · n + 0.5`, rounded down), so merged and in-thread figures agree.
+      const rank = Math.max(1, Math.floor((p / 100) * this.n + 0.5));
       const sorted = [...this.buckets.entries()].sort((a, b) => a[0] - b[0]);
       let seen = 0;
       v = this.hi;
