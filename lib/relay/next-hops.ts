@@ -81,10 +81,6 @@ export class NextHops {
     this.context = null;
   }
 
-  /**
-   * The live connection toward `uri`'s scheme, host and port, or a new one: its socket is opened here
-   * and `adopt` makes the peer (whose dial key is `key`).
-   */
   /** Connections dialed and not yet forgotten (closed). */
   get size(): number {
     return this.dialed.size;
@@ -101,6 +97,10 @@ export class NextHops {
     return this.dialed.values();
   }
 
+  /**
+   * The live connection toward `uri`'s scheme, host and port, or a new one: its socket is opened here
+   * and `adopt` makes the peer (whose dial key is `key`).
+   */
   dial(uri: MsrpUri, adopt: (conn: StreamConnection, key: string) => Peer): Peer {
     const host = uri.host.startsWith('[') ? uri.host.slice(1, -1) : uri.host;
     const port = uri.port ?? DEFAULTS.port;

@@ -766,10 +766,11 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   }
 
   /**
-   * The connection toward the route's next hop: the client's, one dialed before, or a new dial. Null when
-   * a new dial would pass `maxNextHops` and no dialed connection is idle enough to close for it (security
-   * audit: any client naming new host:ports made the relay dial and keep a connection each, for an hour,
-   * until accepting failed with EMFILE).
+   * The connection toward the route's next hop: the client's, one dialed before, or a new dial.
+   * `'denied'` when `--next-hop-allow`/`--next-hop-deny` rule its address out; null when a new dial would
+   * pass `maxNextHops` and no dialed connection is idle enough to close for it (security audit: any
+   * client naming new host:ports made the relay dial and keep a connection each, for an hour, until
+   * accepting failed with EMFILE).
    */
   private nextPeer(route: RouteResult<Peer> & { ok: true }): Peer | 'denied' | null {
     if (route.next.kind === 'peer') return route.next.peer;
