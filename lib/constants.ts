@@ -62,6 +62,7 @@ export const DEFAULTS = {
   pendingBytesPerConnection: 8 * 1024 * 1024,
   /** The same for all connections together; past it, any destination holding over 256 KiB. */
   pendingBytesTotal: 128 * 1024 * 1024,
+  /** What one destination's unanswered requests may hold while the total is past `pendingBytesTotal`. */
   pendingFloorBytes: 256 * 1024,
   /** Connections the relay dials toward next hops, open at once (`--max-next-hops`). */
   maxNextHops: 100,

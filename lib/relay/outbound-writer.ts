@@ -147,9 +147,7 @@ export class ChunkStream {
    */
   refuse(): void {
     if (this.done || this.refused) return;
-    this.writer.queued(-this.pendingBytes);
-    this.pieces = [];
-    this.pendingBytes = 0;
+    this.discardQueued();
     this.refused = true;
     if (this.subOpen) {
       this.finished = '#';
@@ -157,6 +155,13 @@ export class ChunkStream {
     } else {
       this.writer.forget(this); // between sub-chunks: nothing to end, nothing more to send
     }
+  }
+
+  /** @internal Drops the octets queued and not written, and takes them off the writer's queue. */
+  discardQueued(): void {
+    this.writer.queued(-this.pendingBytes);
+    this.pieces = [];
+    this.pendingBytes = 0;
   }
 
   /** Number of the last octet put on the wire so far (start - 1 before the first). */
@@ -196,14 +201,15 @@ export class ChunkStream {
 }
 
 /**
- * The octets queued in every writer of a relay together (`--max-total-queued-bytes`). Past `max`, the
- * budget is under pressure until the total falls below half of it: meanwhile every queue over `floor`
- * counts as congested and pauses its sources, so many slow readers cannot hold `--max-queued-bytes`
- * each (a client opening thousands of sessions it reads slowly would otherwise take memory without
- * bound). Queues under `floor` go on: a connection's normal traffic is not stopped by others'.
+ * Octets held for many connections together, with a limit per connection that shrinks to `floor` while
+ * the total is past `max` (until it is back under half: {@link pressing}). The relay has two: the
+ * octets queued in every writer (`--max-total-queued-bytes`; past its limit a queue counts as congested
+ * and pauses its sources, so many slow readers cannot hold `--max-queued-bytes` each), and what the
+ * requests waiting for each next hop's answer hold (past its limit, more toward that hop are refused).
+ * Under the floor a connection goes on: its normal traffic is not stopped by others'.
  */
 export class QueueBudget {
-  /** Octets queued in all writers (their own queues; the transports hold at most their high-water mark). */
+  /** Octets held, all connections together. */
   total = 0;
   /** True from passing `max` until the total is back under half of it. */
   pressing = false;
@@ -215,6 +221,11 @@ export class QueueBudget {
     readonly max: number,
     readonly floor: number,
   ) {}
+
+  /** The limit of one connection whose own limit is `perConnection`: the floor while under pressure. */
+  limit(perConnection: number): number {
+    return this.pressing ? Math.min(perConnection, this.floor) : perConnection;
+  }
 
   /** @internal */
   add(n: number): void {
@@ -311,7 +322,7 @@ export class OutboundWriter {
 
   /** The queue size past which sources pause: `maxQueuedBytes`, or the budget's floor under pressure. */
   private get limit(): number {
-    return this.budget.pressing ? Math.min(this.maxQueuedBytes, this.budget.floor) : this.maxQueuedBytes;
+    return this.budget.limit(this.maxQueuedBytes);
   }
 
   /** Accounts bytes leaving the queue. */
@@ -413,9 +424,7 @@ export class OutboundWriter {
   /** Aborts `s` (telling its sender) and frees what it had queued. */
   private drop(s: ChunkStream): void {
     s.abort();
-    this.queued(-s.pendingBytes);
-    s.pieces = [];
-    s.pendingBytes = 0;
+    s.discardQueued();
   }
 
   /** @internal Accounts bytes entering the queue (leaving it when negative). */

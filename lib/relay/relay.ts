@@ -65,10 +65,6 @@ export function createRelay(options: RelayOptions = {}): Relay {
 export class Relay implements PeerOwner, RouteContext<Peer> {
   readonly tokens = new TokenTable<Peer>();
   readonly transactions = new TransactionTable<Peer, TrackedImMessage>((tx, sign) => this.onTxHold(tx, sign));
-  /** Octets all pending transactions hold (see {@link onTxHold}). */
-  private pendingCost = 0;
-  /** True from passing `pendingBytesTotal` until back under half of it. */
-  private pendingPressure = false;
   readonly counters: RelayCounters = createRelayCounters();
   readonly log: Logger;
   /** Message tracking and delivery-report injection. */
@@ -85,6 +81,8 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   private draining = false;
   /** Queued bytes of every connection together (`--max-total-queued-bytes`). */
   private readonly queueBudget: QueueBudget;
+  /** What pending transactions hold, all destinations together (see {@link onTxHold}). */
+  private readonly pendingBudget: QueueBudget;
   /** True while {@link shutDown} drops the chunks still queued (their failure REPORTs say 408). */
   private abandoning = false;
   /** The shutdown under way or done ({@link close}). */
@@ -109,6 +107,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       this.opts.maxTotalQueuedBytes > 0 ? this.opts.maxTotalQueuedBytes : Infinity,
       DEFAULTS.queueFloorBytes,
     );
+    this.pendingBudget = new QueueBudget(this.opts.pendingBytesTotal, DEFAULTS.pendingFloorBytes);
     this.nextHops = new NextHops(resolved.tls, resolved.nextHopAllow, resolved.nextHopDeny);
     this.listeners = new Listeners({
       ...resolved,
@@ -400,12 +399,9 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     const forwardedHead = headBytes(headers);
     if (forwardedHead > DEFAULTS.maxHeadBytes)
       return { kind: 'drop', head, status: 400, comment: HEAD_TOO_LARGE, ourUri: route.ourUri };
-    const dest = this.nextPeer(route);
-    if (dest === null) return { kind: 'drop', head, status: 408, comment: NO_NEXT_HOP, ourUri: route.ourUri };
-    if (dest === 'denied')
-      return { kind: 'drop', head, status: 403, comment: NEXT_HOP_DENIED, ourUri: route.ourUri };
-    if (failureReportOf(head) !== 'no' && this.refusesMoreTo(dest))
-      return { kind: 'drop', head, status: 408, comment: NOT_ANSWERING, ourUri: route.ourUri };
+    const dest = this.nextPeer(route, head);
+    if (isRefusal(dest))
+      return { kind: 'drop', head, status: dest[0], comment: dest[1], ourUri: route.ourUri };
     // RFC 7977 §5.1: toward a WebSocket peer every sub-chunk must fit one message; a head that leaves
     // no room for the body within wsMaxMessageBytes cannot be forwarded there.
     if (dest.conn.messageFramed && forwardedHead > this.wsHeadRoom())
@@ -766,30 +762,38 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   }
 
   /**
-   * The connection toward the route's next hop: the client's, one dialed before, or a new dial.
-   * `'denied'` when `--next-hop-allow`/`--next-hop-deny` rule its address out; null when a new dial would
-   * pass `maxNextHops` and no dialed connection is idle enough to close for it (security audit: any
-   * client naming new host:ports made the relay dial and keep a connection each, for an hour, until
-   * accepting failed with EMFILE).
+   * The connection toward the route's next hop for `head`: the client's, one dialed before, or a new
+   * dial; or why the request goes nowhere: its next hop's address is ruled out by
+   * `--next-hop-allow`/`--next-hop-deny` (403), a new dial would pass `maxNextHops` with no dialed
+   * connection idle enough to close for it (408; security audit: any client naming new host:ports made
+   * the relay dial and keep a connection each, for an hour, until accepting failed with EMFILE), or the
+   * request awaits an answer from a next hop that leaves too many unanswered (408, {@link refusesMoreTo}).
    */
-  private nextPeer(route: RouteResult<Peer> & { ok: true }): Peer | 'denied' | null {
-    if (route.next.kind === 'peer') return route.next.peer;
-    const uri = route.next.uri;
-    // --next-hop-allow / --next-hop-deny (security audit: any client could make the relay connect, and
-    // write, to any host and port it names, internal ones included). Names are checked once resolved.
-    if (this.nextHops.refuses(uri)) return 'denied';
-    if (
-      this.nextHops.existing(uri) === undefined &&
-      this.nextHops.size >= this.opts.maxNextHops &&
-      !this.closeIdleNextHop()
-    ) {
-      this.log.debug(
-        { to: formatUri(uri), dialed: this.nextHops.size },
-        'next hop refused: --max-next-hops reached',
-      );
-      return null;
+  private nextPeer(route: RouteResult<Peer> & { ok: true }, head: RequestHead): Peer | Refusal {
+    let dest: Peer;
+    if (route.next.kind === 'peer') {
+      dest = route.next.peer;
+    } else {
+      const uri = route.next.uri;
+      // --next-hop-allow / --next-hop-deny (security audit: any client could make the relay connect, and
+      // write, to any host and port it names, internal ones included). Names are checked once resolved.
+      if (this.nextHops.refuses(uri)) return NEXT_HOP_DENIED;
+      if (
+        this.nextHops.existing(uri) === undefined &&
+        this.nextHops.size >= this.opts.maxNextHops &&
+        !this.closeIdleNextHop()
+      ) {
+        this.log.debug(
+          { to: formatUri(uri), dialed: this.nextHops.size },
+          'next hop refused: --max-next-hops reached',
+        );
+        return NO_NEXT_HOP;
+      }
+      dest = this.dial(uri);
     }
-    return this.dial(uri);
+    if (head.method !== 'REPORT' && failureReportOf(head) !== 'no' && this.refusesMoreTo(dest))
+      return NOT_ANSWERING;
+    return dest;
   }
 
   /** Closes the dialed connection silent longest with nothing in flight (5 s at least); false if none. */
@@ -864,14 +868,9 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       this.failures.refuse(peer, head, 400, HEAD_TOO_LARGE, route.ourUri);
       return;
     }
-    const dest = this.nextPeer(route);
-    if (dest === null || dest === 'denied') {
-      const [status, comment] = dest === null ? [408, NO_NEXT_HOP] : [403, NEXT_HOP_DENIED];
-      this.failures.refuse(peer, head, status, comment, route.ourUri);
-      return;
-    }
-    if (head.method !== 'REPORT' && failureReportOf(head) !== 'no' && this.refusesMoreTo(dest)) {
-      this.failures.refuse(peer, head, 408, NOT_ANSWERING, route.ourUri);
+    const dest = this.nextPeer(route, head);
+    if (isRefusal(dest)) {
+      this.failures.refuse(peer, head, dest[0], dest[1], route.ourUri);
       return;
     }
     let tid = randomId();
@@ -1019,15 +1018,10 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
    * {@link refusesMoreTo}.
    */
   private onTxHold(tx: ForwardedTransaction<Peer, TrackedImMessage>, sign: 1 | -1): void {
-    const cost = sign * txCost(tx);
-    tx.dest.pendingCost += cost;
-    this.pendingCost += cost;
-    if (sign > 0) {
-      if (!this.pendingPressure && this.pendingCost > this.opts.pendingBytesTotal)
-        this.pendingPressure = true;
-    } else if (this.pendingPressure && this.pendingCost < this.opts.pendingBytesTotal / 2) {
-      this.pendingPressure = false;
-    }
+    const cost = txCost(tx);
+    tx.dest.pendingCost += sign * cost;
+    if (sign > 0) this.pendingBudget.add(cost);
+    else this.pendingBudget.sub(cost);
   }
 
   /**
@@ -1038,10 +1032,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
    * sessions, a chained relay's, would stall them all).
    */
   private refusesMoreTo(dest: Peer): boolean {
-    const limit = this.pendingPressure
-      ? Math.min(DEFAULTS.pendingFloorBytes, this.opts.pendingBytesPerConnection)
-      : this.opts.pendingBytesPerConnection;
-    return dest.pendingCost > limit;
+    return dest.pendingCost > this.pendingBudget.limit(this.opts.pendingBytesPerConnection);
   }
 
   private expire(tx: ForwardedTransaction<Peer, TrackedImMessage>): void {
@@ -1111,12 +1102,19 @@ function shortName(user: string | undefined): string | undefined {
   return user === undefined || user.length <= MAX_NAME ? user : `${user.slice(0, MAX_NAME)}…`;
 }
 
-/** The comment of a request refused because no more next-hop connections may be opened now. */
-const NO_NEXT_HOP = 'Too many next-hop connections';
-/** The comment of a request whose next hop `--next-hop-allow` / `--next-hop-deny` rule out. */
-const NEXT_HOP_DENIED = 'Next hop not allowed';
-/** The comment of a request refused because its next hop has too many requests unanswered. */
-const NOT_ANSWERING = 'Next hop not answering';
+/** Why a request is not sent on to a next hop: the status and comment it is refused with. */
+type Refusal = readonly [status: number, comment: string];
+
+function isRefusal(dest: Peer | Refusal): dest is Refusal {
+  return Array.isArray(dest);
+}
+
+/** No more next-hop connections may be opened now. */
+const NO_NEXT_HOP: Refusal = [408, 'Too many next-hop connections'];
+/** `--next-hop-allow` / `--next-hop-deny` rule the next hop's address out. */
+const NEXT_HOP_DENIED: Refusal = [403, 'Next hop not allowed'];
+/** The next hop has too many requests unanswered. */
+const NOT_ANSWERING: Refusal = [408, 'Next hop not answering'];
 
 /** How many `--write-stall-timeout`s a connection without a token (a relay's) may stall before it is closed. */
 const RELAY_STALL_FACTOR = 3;
