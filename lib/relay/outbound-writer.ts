@@ -236,7 +236,7 @@ export class QueueBudget {
   /** @internal */
   sub(n: number): void {
     this.total -= n;
-    if (this.pressing && this.total < this.max >> 1) {
+    if (this.pressing && this.total < this.max / 2) {
       this.pressing = false;
       // Not from inside the writer whose dequeue ended it: the others are pumped on their own turn.
       if (this.throttled.size > 0 && !this.waking) {
@@ -314,7 +314,7 @@ export class OutboundWriter {
     this.framed = conn.messageFramed;
     this.maxChunkBody = options.maxChunkBody;
     this.maxQueuedBytes = options.maxQueuedBytes;
-    this.highWater = Math.min(256 * 1024, Math.max(16 * 1024, options.maxQueuedBytes >> 1));
+    this.highWater = Math.min(256 * 1024, Math.max(16 * 1024, options.maxQueuedBytes / 2));
     this.onLowWater = options.onLowWater;
     this.counters = options.counters ?? { rechunked: 0 };
     this.budget = options.budget ?? new QueueBudget(Infinity, Infinity);
@@ -359,7 +359,7 @@ export class OutboundWriter {
    * reading the one connection between them for good.
    */
   get controlCongested(): boolean {
-    return this.overLimit && this.controlBytes > this.maxQueuedBytes >> 1;
+    return this.overLimit && this.controlBytes > this.maxQueuedBytes / 2;
   }
 
   /**
@@ -450,13 +450,13 @@ export class OutboundWriter {
     if (!this.overLimit) return;
     // Pressure may have come back before a wake-up reached this writer: it is watched again.
     if (this.budget.pressing) this.budget.watch(this);
-    if (this.totalQueued < this.limit >> 1) {
+    if (this.totalQueued < this.limit / 2) {
       this.overLimit = false;
       this.budget.unwatch(this);
       this.onLowWater();
     } else if (
       !this.flushWatch &&
-      this.queuedBytes < this.limit >> 1 &&
+      this.queuedBytes < this.limit / 2 &&
       this.conn.writableLength < this.highWater
     ) {
       // Only octets in the transport keep the queue over half its limit, and below its high-water mark

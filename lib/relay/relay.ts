@@ -739,7 +739,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
 
   /** Octets of a WebSocket message kept for a forwarded chunk's head and end-line (4 KiB at most). */
   private wsHeadRoom(): number {
-    return Math.min(WS_HEAD_ROOM, this.opts.wsMaxMessageBytes >> 1);
+    return Math.min(WS_HEAD_ROOM, Math.floor(this.opts.wsMaxMessageBytes / 2));
   }
 
   /** Adopts an accepted connection. */
