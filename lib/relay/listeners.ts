@@ -81,8 +81,12 @@ export type ListenersOptions = Pick<
   /** Called for every socket destroyed for not finishing its handshake in time. */
   onHandshakeTimeout: (kind: TransportKind) => void;
   log: Logger;
-  /** Called with every accepted connection. */
-  onConnection: (conn: Connection) => void;
+  /**
+   * Called with every accepted connection and when its socket was accepted (ms since the epoch): a TLS
+   * handshake, WebSocket upgrade or PROXY header came before it, and the probation period counts from
+   * the accept, not from the connection (RFC 4976 §6.3).
+   */
+  onConnection: (conn: Connection, acceptedAt: number) => void;
   /** Called for every socket closed at accept because a limit was reached. */
   onRefused: (kind: TransportKind, reason: RefusalReason, remote: string) => void;
 };
@@ -106,7 +110,7 @@ export class Listeners {
    * timer that destroys them. Neither Node's TLS handshake timeout (it starts with the ClientHello) nor
    * the relay's probation (it starts with the connection) covers a socket that sends nothing.
    */
-  private readonly handshaking = new Map<string, NodeJS.Timeout>();
+  private readonly handshaking = new Map<string, { timer: NodeJS.Timeout; acceptedAt: number }>();
   /** What TLS and WSS listeners present; replaced by {@link setTlsCredentials}. */
   private credentials: TlsCredentials | undefined;
   /** HTTP proxies whose X-Forwarded-For names a WebSocket client (`--trusted-proxies`). */
@@ -114,10 +118,11 @@ export class Listeners {
   /** Proxies whose TCP and TLS connections start with a PROXY header (`--proxy-protocol-from`). */
   private readonly proxyFrom: TrustedProxies;
   /**
-   * Clients named by the PROXY header of a socket, by {@link handshakeKey}, until the TCP connection or
-   * TLS socket made on it takes its entry (or the socket closes).
+   * Sockets whose PROXY header was read, by {@link handshakeKey}: the client it named (undefined for a
+   * LOCAL header) and when the socket was accepted, until the TCP connection or TLS socket made on it
+   * takes its entry (or the socket closes).
    */
-  private readonly proxied = new Map<string, string>();
+  private readonly proxied = new Map<string, { client: string | undefined; acceptedAt: number }>();
 
   constructor(private readonly opts: ListenersOptions) {
     this.publicHost = uriHost(opts.publicHost);
@@ -133,8 +138,8 @@ export class Listeners {
     for (const spec of this.opts.listen) {
       const server = createServer((socket) => {
         if (socket.destroyed) return;
-        const [remote, via] = this.clientOf(socket);
-        this.opts.onConnection(new StreamConnection(socket, 'tcp', remote, via));
+        const [remote, via, acceptedAt] = this.clientOf(socket);
+        this.opts.onConnection(new StreamConnection(socket, 'tcp', remote, via), acceptedAt);
       });
       await this.bind(server, 'tcp', spec);
     }
@@ -273,12 +278,12 @@ export class Listeners {
       this.handshaking.size === 0
         ? ''
         : handshakeKey(conn.localAddress, conn.localPort, conn.via ?? conn.remote);
-    const timer = this.handshaking.get(pending);
-    if (timer !== undefined) {
-      clearTimeout(timer);
+    const entry = this.handshaking.get(pending);
+    if (entry !== undefined) {
+      clearTimeout(entry.timer);
       this.handshaking.delete(pending);
     }
-    this.opts.onConnection(conn);
+    this.opts.onConnection(conn, entry?.acceptedAt ?? Date.now());
   }
 
   /**
@@ -320,13 +325,13 @@ export class Listeners {
         this.opts.onHandshakeTimeout(kind);
       }, this.opts.handshakeTimeoutMs);
       timer.unref();
-      this.handshaking.set(pending, timer);
+      this.handshaking.set(pending, { timer, acceptedAt: Date.now() });
     }
     socket.once('close', () => {
       if (timer !== null) {
         clearTimeout(timer);
         // Only this socket's own entry (handOver may have removed it already).
-        if (this.handshaking.get(pending!) === timer) this.handshaking.delete(pending!);
+        if (this.handshaking.get(pending!)?.timer === timer) this.handshaking.delete(pending!);
       }
       this.sockets.delete(socket);
       if (maxConnectionsPerIp > 0) this.releaseIp(key);
@@ -384,18 +389,18 @@ export class Listeners {
   private readProxied(socket: Socket, kind: TransportKind, proceed: () => void): void {
     const via = formatRemote(socket.remoteAddress, socket.remotePort);
     const key = handshakeKey(socket.localAddress, socket.localPort, via);
+    const acceptedAt = Date.now();
     // On TLS the handshake timer (admit) bounds the header too: one deadline, one count of it.
     readProxyHeader(socket, kind === 'tls' ? null : this.opts.handshakeTimeoutMs).then(
       (source) => {
         if (socket.destroyed) return;
-        if (source !== null) {
-          if (!this.countClient(socket, kind, source.address, source.port)) {
-            socket.destroy();
-            return;
-          }
-          this.proxied.set(key, formatRemote(source.address, source.port));
-          socket.once('close', () => this.proxied.delete(key)); // an entry nothing took
+        if (source !== null && !this.countClient(socket, kind, source.address, source.port)) {
+          socket.destroy();
+          return;
         }
+        const client = source === null ? undefined : formatRemote(source.address, source.port);
+        this.proxied.set(key, { client, acceptedAt });
+        socket.once('close', () => this.proxied.delete(key)); // an entry nothing took
         proceed();
         // Paused by the header reader. The TCP connection is attached by now; TLS reads what was put
         // back itself (resuming would hand those octets to no one).
@@ -415,17 +420,20 @@ export class Listeners {
   }
 
   /**
-   * `[remote, via]` for a connection on `socket`: the client a PROXY header named and the proxy, or
-   * undefined for both (the socket's own peer). Takes the entry.
+   * `[remote, via, acceptedAt]` for a connection on `socket`: the client a PROXY header named and the
+   * proxy, or undefined for both (the socket's own peer, or a LOCAL header); and when the socket was
+   * accepted (now, when no header came first). Takes the entry.
    */
-  private clientOf(socket: Socket): [string | undefined, string | undefined] {
-    if (this.proxied.size === 0) return [undefined, undefined];
+  private clientOf(socket: Socket): [string | undefined, string | undefined, number] {
+    if (this.proxied.size === 0) return [undefined, undefined, Date.now()];
     const via = formatRemote(socket.remoteAddress, socket.remotePort);
     const key = handshakeKey(socket.localAddress, socket.localPort, via);
-    const remote = this.proxied.get(key);
-    if (remote === undefined) return [undefined, undefined];
+    const entry = this.proxied.get(key);
+    if (entry === undefined) return [undefined, undefined, Date.now()];
     this.proxied.delete(key);
-    return [remote, via];
+    return entry.client === undefined
+      ? [undefined, undefined, entry.acceptedAt]
+      : [entry.client, via, entry.acceptedAt];
   }
 
   /**

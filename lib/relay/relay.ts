@@ -115,7 +115,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       maxConnections: this.opts.maxConnections,
       maxConnectionsPerIp: this.opts.maxConnectionsPerIp,
       log: this.log,
-      onConnection: (conn) => this.accept(conn),
+      onConnection: (conn, acceptedAt) => this.accept(conn, acceptedAt),
       onRefused: (kind, reason, remote) => this.onRefused(kind, reason, remote),
       handshakeTimeoutMs: this.opts.probationMs,
       onHandshakeTimeout: (kind) => {
@@ -742,15 +742,18 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     return Math.min(WS_HEAD_ROOM, Math.floor(this.opts.wsMaxMessageBytes / 2));
   }
 
-  /** Adopts an accepted connection. */
-  accept(conn: Connection): void {
+  /**
+   * Adopts an accepted connection; `acceptedAt` (ms since the epoch) is when its socket was accepted,
+   * before any TLS handshake, WebSocket upgrade or PROXY header: the probation period counts from there.
+   */
+  accept(conn: Connection, acceptedAt = Date.now()): void {
     if (this.draining) {
       conn.destroy('draining');
       return;
     }
     const peer = new Peer(this, conn, this.limits(conn));
     this.peers.add(peer);
-    this.connectedAt.set(peer, Date.now());
+    this.connectedAt.set(peer, acceptedAt);
     this.counters.connectionsOpened++;
     this.counters.opened[conn.kind]++;
     const opened = { conn: peer.id, remote: conn.remote, transport: conn.kind };

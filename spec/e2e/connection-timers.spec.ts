@@ -7,6 +7,7 @@ import { expect } from 'chai';
 import type { MsrpEndpoint } from '../../lib/client/endpoint.js';
 import { getHeader, type Frame } from '../../lib/msrp/message.js';
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { createRelay } from '../../lib/relay/relay.js';
 import { captureLogger, Harness, nextMessage, sleep, until, type LogLine } from '../helpers/relay.js';
 import { portOf, wsClient, wsRelayOptions, wssRelayOptions } from '../helpers/ws.js';
@@ -154,6 +155,73 @@ describe('connection timers', () => {
     } finally {
       for (const s of silent) s.destroy();
     }
+  });
+
+  describe('probation counted from the accept', () => {
+    // RFC 4976 §6.3. Before, a TLS handshake or PROXY header had the probation time to come, and the
+    // connection it made had the probation time again: a silent client held a socket twice as long.
+    const DELAY_MS = 800;
+    const PROBATION_MS = 1000;
+
+    /** Ms from the TCP connect until the relay closes `closes`, which the client starts after DELAY_MS. */
+    async function heldFor(port: number, start: (raw: Socket) => Socket): Promise<number> {
+      const raw = connect(port, '127.0.0.1');
+      raw.on('error', () => undefined);
+      try {
+        await new Promise((r) => raw.once('connect', r));
+        const connectedAt = Date.now();
+        await sleep(DELAY_MS);
+        const s = start(raw);
+        const closedAt = new Promise<number>((r) => s.once('close', () => r(Date.now())));
+        const at = await Promise.race([closedAt, sleep(5000).then(() => Infinity)]);
+        return at - connectedAt;
+      } finally {
+        raw.destroy();
+      }
+    }
+
+    it('closes a silent TLS client one probation period after the accept, its slow handshake included', async () => {
+      const relay = createRelay(wssRelayOptions({ probationMs: PROBATION_MS }));
+      await relay.listen();
+      try {
+        const held = await heldFor(portOf(relay, 'tls'), (raw) => {
+          const s = tlsConnect({ socket: raw, rejectUnauthorized: false });
+          s.on('error', () => undefined);
+          return s;
+        });
+        // Probation, then at most a sweep (a quarter of it) later; before: handshake delay + probation.
+        expect(held).to.be.within(PROBATION_MS - 50, DELAY_MS + PROBATION_MS - 200);
+        await until(() => relay.counters.closed.tls.probation === 1, 2000, 'the close counted').catch(
+          () => undefined,
+        );
+        expect(relay.counters.closed.tls).to.deep.equal({ probation: 1 });
+      } finally {
+        await relay.close(100);
+      }
+    });
+
+    it('closes a silent client behind a PROXY header one probation period after the accept', async () => {
+      const relay = createRelay({
+        listen: [{ host: '127.0.0.1', port: 0 }],
+        auth: false,
+        probationMs: PROBATION_MS,
+        proxyProtocolFrom: ['127.0.0.1'],
+      });
+      await relay.listen();
+      try {
+        const held = await heldFor(portOf(relay, 'tcp'), (raw) => {
+          raw.write('PROXY TCP4 203.0.113.7 127.0.0.1 40001 2855\r\n');
+          return raw;
+        });
+        expect(held).to.be.within(PROBATION_MS - 50, DELAY_MS + PROBATION_MS - 200);
+        await until(() => relay.counters.closed.tcp.probation === 1, 2000, 'the close counted').catch(
+          () => undefined,
+        );
+        expect(relay.counters.closed.tcp).to.deep.equal({ probation: 1 });
+      } finally {
+        await relay.close(100);
+      }
+    });
   });
 
   it('resolves both of two close() calls made at once', async () => {
