@@ -157,6 +157,17 @@ export class ChunkStream {
     }
   }
 
+  /**
+   * The relay refused the incoming chunk itself (over --max-message-size, longer than its Byte-Range,
+   * malformed): what is queued goes out, then the `#` end-line (RFC 4975 §7.1), as with {@link finish}.
+   * It counts as refused: its sender has been told, so no piece of it waits for an answer that would
+   * be reported a second time (a 408 failure REPORT after the 413).
+   */
+  cut(): void {
+    if (!this.done) this.refused = true;
+    this.finish('#');
+  }
+
   /** @internal Drops the octets queued and not written, and takes them off the writer's queue. */
   discardQueued(): void {
     this.writer.queued(-this.pendingBytes);
@@ -174,7 +185,7 @@ export class ChunkStream {
     return this.offset + this.pendingBytes - 1;
   }
 
-  /** True once {@link refuse} was called: the source's further octets go nowhere. */
+  /** True once {@link refuse} or {@link cut} was called: the source's further octets go nowhere. */
   get isRefused(): boolean {
     return this.refused;
   }

@@ -338,7 +338,8 @@ export class Peer implements ParserHandler {
     if (f?.kind === 'collect' && f.held?.unbounded === true && err.statusCode === 413)
       f = this.forwardHeld(f);
     this.frame = null;
-    if (f !== null && f.kind === 'stream') f.stream.finish('#');
+    // Refused here (400, 413): the forwarded part ends with `#` (RFC 4975 §7.1).
+    if (f !== null && f.kind === 'stream') f.stream.cut();
     this.owner.onParseError(this, err, context, f);
   }
 

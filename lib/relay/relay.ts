@@ -511,7 +511,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   }
 
   onOverrun(_peer: Peer, frame: IncomingFrame & { kind: 'stream' }): IncomingFrame {
-    frame.stream.finish('#');
+    frame.stream.cut();
     const start = frame.stream.spec.byteRange?.start ?? 1;
     const tooLarge = start - 1 + frame.received > this.opts.maxMessageBytes;
     // Issue 5 / DESIGN.md: a 413 fails the message (a `failed` IMDN when asked); the abort that follows
@@ -1040,6 +1040,9 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
 
   private expire(tx: ForwardedTransaction<Peer, TrackedImMessage>): void {
     if (tx.failureReport !== 'yes') return; // RFC 4976 §6.5: no timer for partial
+    // A piece of a chunk refused meanwhile (by the next hop, or by the relay: a 413): its sender has been
+    // told once, as in onResponse.
+    if (tx.stream?.isRefused === true) return;
     if (tx.tracked !== undefined) this.reports.failed(tx.tracked, 408);
     this.counters.transactionTimeouts++;
     if (tx.method === 'SEND') this.failures.sendFailureReport(tx, 408, 'Request Timeout');

@@ -241,6 +241,41 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     expect(aliceWire.text()).to.not.match(/Message-ID: whole/);
   });
 
+  for (const [what, range, size, status] of [
+    ['passes --max-message-size mid-body', '1-*/*', 1500, '413'],
+    ['runs past its Byte-Range', '1-600/900', 800, '400'],
+  ] as const) {
+    it(`tells the sender once of a chunk that ${what}: no 408 failure REPORT after the ${status}`, async () => {
+      // Observability audit: the relay cut the forwarded part with `#` and answered the sender, then
+      // waited for the next hop's answer to that part; bob giving none, the timer sent a `000 408`
+      // REPORT for the same chunk (and counted a transaction timeout).
+      const relay = await h.relay({ maxMessageBytes: 1000, transactionTimeoutMs: 800 });
+      const alice = await h.client(relay, 'alice');
+      const bob = await h.client(relay, 'bob', { respond: () => null });
+      const aliceWire = tap(alice);
+      const bobWire = tap(bob);
+      alice.write(
+        Buffer.from(
+          sendHead(alice, bob, 'tidCut01', [
+            ['Message-ID', 'cut01'],
+            ['Byte-Range', range],
+          ]) +
+            'x'.repeat(size) +
+            '\r\n-------tidCut01$\r\n',
+          'latin1',
+        ),
+      );
+      await until(() => aliceWire.text().includes(`MSRP tidCut01 ${status}`), 2000, `the ${status} at alice`);
+      await until(() => /\r\n-------\w+#\r\n/.test(bobWire.text()), 2000, 'the `#` end-line at bob');
+      await sleep(1500); // past the transaction timeout
+      expect({
+        reports: (aliceWire.text().match(/ REPORT\r\n/g) ?? []).length,
+        timeouts: relay.counters.transactionTimeouts,
+        pending: relay.transactions.size,
+      }).to.deep.equal({ reports: 0, timeouts: 0, pending: 0 });
+    });
+  }
+
   it('injects a `failed` IMDN when a chunk passes --max-message-size mid-body (413, negative-delivery asked)', async () => {
     // DESIGN.md Limits: one message over the max → 413 to the chunk; docs/reports.md: failed on "a 413".
     const relay = await h.relay({ maxMessageBytes: 1000 });
