@@ -7,6 +7,7 @@
 import { getHeader, type RequestHead } from '../msrp/message.js';
 import { serializeResponse } from '../msrp/serializer.js';
 import { byteRangeOf, failureReportOf } from './frame-utils.js';
+import { withUnlogged } from './log-budget.js';
 import type { Logger } from './logger.js';
 import type { Peer } from './peer.js';
 import type { TrackedImMessage } from './relay-reports.js';
@@ -85,14 +86,17 @@ export class FailureReplies {
     if (tx.failureReport === 'no') return;
     if (tx.source.isClosed) {
       this.counters.failureReportsUndeliverable++;
+      const skipped = tx.source.logBudget.take();
+      if (skipped === null) return;
+      const fields = {
+        gone: tx.source.id,
+        to: firstUri(tx.reportTo),
+        messageId: tx.messageId,
+        status: statusCode,
+        range: `${tx.rangeStart}-${tx.rangeEnd}`,
+      };
       this.log.warn(
-        {
-          gone: tx.source.id,
-          to: firstUri(tx.reportTo),
-          messageId: tx.messageId,
-          status: statusCode,
-          range: `${tx.rangeStart}-${tx.rangeEnd}`,
-        },
+        withUnlogged(fields, skipped),
         "failure REPORT undeliverable: the sender's connection is gone",
       );
       return;
@@ -112,10 +116,16 @@ export class FailureReplies {
   /** Counts, logs and writes one failure REPORT toward `to`. */
   private report(to: Peer, spec: FailureReportSpec, producer?: Peer): void {
     bump(this.counters.failureReports, String(spec.statusCode));
-    this.log.info(
-      { conn: to.id, messageId: spec.messageId, status: spec.statusCode, range: `${spec.start}-${spec.end}` },
-      'failure REPORT',
-    );
+    const skipped = to.logBudget.take();
+    if (skipped !== null) {
+      const fields = {
+        conn: to.id,
+        messageId: spec.messageId,
+        status: spec.statusCode,
+        range: `${spec.start}-${spec.end}`,
+      };
+      this.log.info(withUnlogged(fields, skipped), 'failure REPORT');
+    }
     to.send([failureReport(spec)], producer);
   }
 

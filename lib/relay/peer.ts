@@ -15,6 +15,7 @@ import {
   type QueueBudget,
   type WriterCounters,
 } from './outbound-writer.js';
+import { LogBudget } from './log-budget.js';
 import type { TrackedIm } from './relay-reports.js';
 import type { RouteMemo } from './router.js';
 
@@ -103,6 +104,8 @@ export interface PeerLimits {
 export class Peer implements ParserHandler {
   readonly conn: Connection;
   readonly writer: OutboundWriter;
+  /** Lines this connection's malformed or refused traffic may still add to the log. */
+  readonly logBudget = new LogBudget();
   /** True when the relay dialed this connection (a next hop); false for accepted ones. */
   readonly dialed: boolean;
   /**

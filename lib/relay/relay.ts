@@ -32,7 +32,8 @@ import {
   WS_HEAD_ROOM,
 } from './frame-utils.js';
 import { Listeners, type RefusalReason, type TlsCertificateInfo, type TlsCredentials } from './listeners.js';
-import type { Logger } from './logger.js';
+import { clip, withUnlogged } from './log-budget.js';
+import type { Logger, LogFields } from './logger.js';
 import { NextHops, type OutboundCa } from './next-hops.js';
 import { resolveRelayOptions, type RelayAddress, type RelayLimits, type RelayOptions } from './options.js';
 import { QueueBudget, type ChunkStream, type SubChunkSent } from './outbound-writer.js';
@@ -652,7 +653,15 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     // A body over the limit is answered 413, which fails the message as in onOverrun; then the abort.
     if (frame !== null && frame.kind !== 'collect')
       this.failTracked(frame.tracked ?? null, err.statusCode === 413 ? 413 : 0);
-    this.log.info({ conn: peer.id, remote: peer.conn.remote, code: err.code, fatal: err.fatal }, err.message);
+    // One line per malformed frame, within the connection's log budget (a flood of them is counted, not
+    // logged line by line); the error's text, which may quote the sender's octets, in a field of its own.
+    const fields = {
+      conn: peer.id,
+      remote: peer.conn.remote,
+      code: err.code,
+      fatal: err.fatal,
+      detail: clip(err.message),
+    };
     // RFC 4975 §7.2: a malformed request gets 400 (413 for a body over the limit) when its paths are known.
     const toPath = context === null ? undefined : getHeader(context.headers, 'to-path');
     const fromPath = context === null ? undefined : getHeader(context.headers, 'from-path');
@@ -666,21 +675,36 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       };
       const ourUri = frame?.kind === 'stream' ? frame.ourUri : firstUri(toPath);
       const received = frame?.kind === 'stream' || frame?.kind === 'drop' ? frame.received : 0;
+      this.logMalformed(peer, 'info', fields, 'malformed input', err.fatal);
       this.failures.refuse(peer, head, err.statusCode, err.message, ourUri, received);
     } else if (context !== null && context.method !== undefined && !err.fatal) {
       // A request whose paths cannot be read cannot be answered: rather than drop it unseen, the
       // connection is closed (logged), as for a fatal error. A REPORT, or a request with Failure-Report
       // no, would get no answer anyway: it is dropped, logged, and the connection kept.
-      const log = { conn: peer.id, remote: peer.conn.remote, code: err.code, method: context.method };
+      const log = { ...fields, method: clip(context.method) };
       if (context.method === 'REPORT' || getHeader(context.headers, 'failure-report') === 'no') {
-        this.log.warn(log, 'malformed request that takes no answer dropped');
+        this.logMalformed(peer, 'warn', log, 'malformed request that takes no answer dropped', false);
         return;
       }
-      this.log.warn(log, 'unanswerable request: closing');
+      this.logMalformed(peer, 'warn', log, 'unanswerable request: closing', true);
       peer.close(`parse-error:${err.code}`);
       return;
+    } else {
+      this.logMalformed(peer, 'info', fields, 'malformed input', err.fatal);
     }
     if (err.fatal) peer.close(`parse-error:${err.code}`);
+  }
+
+  /** Logs a line about `peer`'s malformed input within its log budget; `closing`: always (its last). */
+  private logMalformed(
+    peer: Peer,
+    level: 'info' | 'warn',
+    fields: LogFields,
+    msg: string,
+    closing: boolean,
+  ): void {
+    const skipped = peer.logBudget.take(closing);
+    if (skipped !== null) this.log[level](withUnlogged(fields, skipped), msg);
   }
 
   onClose(peer: Peer, reason: string): void {
@@ -705,6 +729,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
         bytesOut,
         tokens,
         pending: pending.length,
+        ...(peer.logBudget.unlogged > 0 && { unlogged: peer.logBudget.unlogged }),
       },
       'connection closed',
     );

@@ -3,7 +3,10 @@ import { randomBytes } from 'node:crypto';
 import { formatHead } from '../../lib/msrp/serializer.js';
 import { MAX_TOKENS_PER_OWNER } from '../../lib/relay/tokens.js';
 import type { MsrpEndpoint } from '../../lib/client/endpoint.js';
-import { Harness, nextMessage, until } from '../helpers/relay.js';
+import { connect } from 'node:net';
+import { LOG_BURST } from '../../lib/relay/log-budget.js';
+import { captureLogger, Harness, nextMessage, until, type LogLine } from '../helpers/relay.js';
+import { portOf } from '../helpers/ws.js';
 
 /** The head of a SEND whose body the test writes itself (Content-Type last, then the empty line). */
 function sendHead(tid: string, toPath: string, fromPath: string, messageId: string, range: string): Buffer {
@@ -163,6 +166,38 @@ describe('relay robustness', () => {
     const res = await alice.send({ toPath: alice.toPathFor(carol.path), body: 'after the stall' });
     expect(res.statuses).to.deep.equal([200]);
     expect((await got).body.toString()).to.equal('after the stall');
+  });
+
+  it('logs a flood of malformed frames from one connection within its budget, and counts the rest', async () => {
+    // Observability audit: 5,000 malformed 42-byte REPORTs from a client that never authenticated made
+    // 10,000 log lines (1.76 MB), two per frame, with the sender's octets quoted in `msg`.
+    const lines: LogLine[] = [];
+    const relay = await h.relay({ logger: captureLogger(lines) });
+    const N = 2000;
+    const frame = (i: number): string => `MSRP rr${i + 10000} REPORT\r\nX: y\r\n-------rr${i + 10000}$\r\n`;
+    const bad = `MSRP bad00001 ${'q'.repeat(3000)}\r\nTo-Path: msrp://a.invalid/x;tcp\r\n-------bad00001$\r\n`;
+    const s = connect(portOf(relay, 'tcp'), '127.0.0.1');
+    s.on('error', () => undefined);
+    await new Promise((r) => s.once('connect', r));
+    s.write(bad + Array.from({ length: N }, (_, i) => frame(i)).join(''));
+    await until(() => relay.counters.parseErrors.MSRP_ERR_HEADER_ORDER === N, 5000, 'every frame read');
+    s.destroy();
+    await until(() => lines.some((l) => l.msg === 'connection closed'), 3000, 'the close line');
+    const conn = lines.find((l) => l.msg === 'connection opened')!.fields.conn;
+    const about = lines.filter((l) => l.fields.conn === conn && l.msg !== 'connection opened');
+    const closed = about.find((l) => l.msg === 'connection closed')!;
+    const perFrame = about.filter((l) => l !== closed);
+    expect({
+      perFrame: perFrame.length <= LOG_BURST + 2,
+      accounted: perFrame.length + (closed.fields.unlogged as number),
+      msgs: [...new Set(perFrame.map((l) => l.msg))].sort(),
+      longest: Math.max(...perFrame.map((l) => JSON.stringify(l).length)),
+    }).to.deep.include({
+      perFrame: true,
+      accounted: N + 1,
+      msgs: ['malformed input', 'malformed request that takes no answer dropped'],
+    });
+    expect(Math.max(...perFrame.map((l) => JSON.stringify(l).length))).to.be.below(600);
   });
 
   it('revokes the oldest token of a connection past the per-connection cap', async () => {
