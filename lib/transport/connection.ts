@@ -42,6 +42,12 @@ export interface Connection {
   readonly writableLength: number;
   /** True once closed or closing: writes are dropped. */
   readonly closed: boolean;
+  /**
+   * True when the peer ended the connection in order — a FIN, or a WebSocket closing handshake — with
+   * no error and no close of ours first: what was written before went to a peer that read it (a peer
+   * closing with octets unread resets the connection instead). Meaningful once closed.
+   */
+  readonly closedInOrder: boolean;
   /** MSRP octets read from the peer so far (WebSocket: message payloads, no framing). */
   readonly bytesIn: number;
   /** MSRP octets handed to the transport so far (WebSocket: message payloads, no framing). */
@@ -110,6 +116,8 @@ export class StreamConnection implements Connection {
   private readonly socket: TaggedSocket;
   private events: ConnectionEvents | null = null;
   private closeReason = '';
+  /** An error came (a reset, a failed write), before or after the peer's FIN. */
+  private errored = false;
   private ended = false;
   private corked = false;
 
@@ -225,8 +233,13 @@ export class StreamConnection implements Connection {
     this.events?.onDrain();
   }
 
+  get closedInOrder(): boolean {
+    return this.closeReason === 'peer-closed' && !this.errored;
+  }
+
   /** @internal */
   handleError(err: Error & { code?: string }): void {
+    this.errored = true;
     this.closeReason ||= err.code ? `error:${err.code}` : 'error';
   }
 

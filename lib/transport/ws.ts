@@ -62,6 +62,8 @@ export class WsConnection implements Connection {
   private readonly socket: TaggedSocket;
   private events: ConnectionEvents | null = null;
   private closeReason = '';
+  /** An error came, or the connection closed without a closing handshake (1006). */
+  private errored = false;
   private ended = false;
   private gone = false;
   private alive = true;
@@ -195,13 +197,19 @@ export class WsConnection implements Connection {
     this.events?.onDrain();
   }
 
-  /** @internal */
-  handleError(err: Error & { code?: string }): void {
-    this.closeReason ||= err.code ? `error:${err.code}` : 'error';
+  get closedInOrder(): boolean {
+    return this.closeReason === 'peer-closed' && !this.errored;
   }
 
   /** @internal */
-  handleClose(): void {
+  handleError(err: Error & { code?: string }): void {
+    this.errored = true;
+    this.closeReason ||= err.code ? `error:${err.code}` : 'error';
+  }
+
+  /** @internal `code`: the WebSocket close code (1006: the connection dropped without a closing handshake). */
+  handleClose(code: number): void {
+    if (code === 1006) this.errored = true;
     this.closeReason ||= 'peer-closed';
     this.ended = true;
     this.gone = true;
@@ -238,8 +246,8 @@ function wsOnError(this: WebSocket, err: Error): void {
   (this as TaggedWs)[kConn]!.handleError(err);
 }
 
-function wsOnClose(this: WebSocket): void {
-  (this as TaggedWs)[kConn]!.handleClose();
+function wsOnClose(this: WebSocket, code: number): void {
+  (this as TaggedWs)[kConn]!.handleClose(code);
 }
 
 function socketOnDrain(this: TaggedSocket): void {

@@ -241,6 +241,58 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     expect(aliceWire.text()).to.not.match(/Message-ID: whole/);
   });
 
+  describe('Failure-Report partial, the next hop lost after the chunk went out whole', () => {
+    // Silent-loss audit: a `partial` chunk handed whole to the recipient's socket got no REPORT when that
+    // connection broke before the recipient read it (25-80 % of such messages in the audit's trials).
+    async function partialThenEnd(end: 'reset' | 'orderly'): Promise<{ reports: string[]; got: number }> {
+      const relay = await h.relay({ transactionTimeoutMs: 10_000 });
+      const alice = await h.client(relay, 'alice');
+      const bob = await h.client(relay, 'bob', { respond: () => null });
+      const reports: Frame[] = [];
+      alice.on('report', (f: Frame) => reports.push(f));
+      let got = 0;
+      bob.socket.on('data', (d: Buffer) => (got += d.length));
+      if (end === 'reset') bob.socket.pause(); // a phone that lost its coverage: nothing more is read
+      const N = 64 * 1024;
+      alice.write(
+        Buffer.from(
+          sendHead(alice, bob, 'tidPart1', [
+            ['Message-ID', 'part01'],
+            ['Byte-Range', `1-${N}/${N}`],
+            ['Failure-Report', 'partial'],
+          ]) +
+            'p'.repeat(N) +
+            '\r\n-------tidPart1$\r\n',
+          'latin1',
+        ),
+      );
+      // Out whole: its transaction waits (no timer answer comes for `partial`), none being written.
+      await until(
+        () => relay.transactions.size === 1 && relay.transactions.openChunks().length === 0,
+        3000,
+        'the chunk written whole',
+      );
+      if (end === 'reset') bob.socket.resetAndDestroy();
+      else {
+        await until(() => got > N, 3000, 'the chunk read by bob');
+        await bob.close();
+      }
+      await until(() => relay.transactions.size === 0, 3000, 'the transaction gone with the connection');
+      await sleep(300);
+      return { reports: reports.map((f) => getHeader(f.headers, 'status') ?? '?'), got };
+    }
+
+    it('sends a failure REPORT when the connection breaks (reset): delivery unknown', async () => {
+      const r = await partialThenEnd('reset');
+      expect(r.reports).to.deep.equal(['000 481 Next hop connection lost']);
+    });
+
+    it('sends none when the recipient read it and closed in order', async () => {
+      const r = await partialThenEnd('orderly');
+      expect(r.reports).to.deep.equal([]);
+    });
+  });
+
   for (const [what, range, size, status] of [
     ['passes --max-message-size mid-body', '1-*/*', 1500, '413'],
     ['runs past its Byte-Range', '1-600/900', 800, '400'],
