@@ -15,6 +15,13 @@ const LEVEL_NAMES: Record<number, string> = {
   60: 'FATAL',
 };
 
+/**
+ * A string value written without quotes: no space, quote, `=` or backslash in it. Any other is written as
+ * a JSON string, so a value from the wire (a Digest user name `x remote=6.6.6.6:1234`) cannot pass for
+ * fields of its own to a `key=value` reader (observability audit).
+ */
+const BARE = /^[^\s"=\\]+$/;
+
 /** Formats pino's JSON lines as `HH:MM:SS.mmm LEVEL message key=value ...`. */
 class PrettyDestination {
   write(line: string): void {
@@ -28,7 +35,7 @@ class PrettyDestination {
     const { time, level, msg, pid: _pid, hostname: _host, ...rest } = rec;
     const t = new Date(typeof time === 'number' ? time : Date.now()).toISOString().slice(11, 23);
     const fields = Object.entries(rest)
-      .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+      .map(([k, v]) => `${k}=${typeof v === 'string' && BARE.test(v) ? v : JSON.stringify(v)}`)
       .join(' ');
     const name = (LEVEL_NAMES[level as number] ?? String(level)).padEnd(5);
     const text = `${String(msg ?? '')}${fields ? '  ' + fields : ''}`;

@@ -145,6 +145,8 @@ export function authenticate(ctx: AuthContext, head: RequestHead, failures: numb
       headers: [['Min-Expires', String(ctx.expires.min)]],
       close: false,
       result: 'bad-expires',
+      reason: 'Expires below the minimum',
+      ...(username !== '' && { username }), // verified credentials (none with --no-auth)
     };
   }
   if (expires > ctx.expires.max) {
@@ -153,6 +155,8 @@ export function authenticate(ctx: AuthContext, head: RequestHead, failures: numb
       headers: [['Max-Expires', String(ctx.expires.max)]],
       close: false,
       result: 'bad-expires',
+      reason: 'Expires above the maximum',
+      ...(username !== '' && { username }), // verified credentials (none with --no-auth)
     };
   }
   const usePath = ctx.issueToken({ uri: clientText, parsed: client }, username, expires);

@@ -26,4 +26,21 @@ describe('the pretty log format', () => {
     expect(r.stdout).to.match(/WARN {2}start line "X\\x0dY" {2}remote=a\\x1b\]0;x\\x07\n$/);
     expect(r.stdout.split('\n')).to.have.length(2); // one line, then the end
   });
+
+  it('quotes a field value with a space, quote, `=` or backslash, so it cannot pass for fields of its own', () => {
+    // Observability audit: a Digest user name `x remote=6.6.6.6:1234` printed `user=x remote=6.6.6.6:1234`.
+    const script = `import(${JSON.stringify(loggerModule)}).then(({ createLogger }) => {
+      createLogger('info', 'pretty').warn(
+        { remote: '127.0.0.1:5000', user: 'x remote=6.6.6.6:1234', tid: 'a"b', plain: 'alice', n: 3 },
+        'AUTH failed',
+      );
+    });`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      timeout: 10_000,
+    });
+    expect(r.stdout).to.match(
+      /WARN {2}AUTH failed {2}remote=127\.0\.0\.1:5000 user="x remote=6\.6\.6\.6:1234" tid="a\\"b" plain=alice n=3\n$/,
+    );
+  });
 });

@@ -138,7 +138,8 @@ describe('relay AUTH (RFC 4976 §5, §6.3)', () => {
   });
 
   it('answers 423 with Min-Expires or Max-Expires when Expires is out of bounds', async () => {
-    const relay = await h.relay({ authMinExpires: 100, authMaxExpires: 1000 });
+    const lines: LogLine[] = [];
+    const relay = await h.relay({ authMinExpires: 100, authMaxExpires: 1000, logger: captureLogger(lines) });
     const ep = await h.connect(relay);
     const low = await ep.auth({
       relayUri: h.relayUri(relay),
@@ -156,6 +157,12 @@ describe('relay AUTH (RFC 4976 §5, §6.3)', () => {
     });
     expect(high.kind === 'response' && high.statusCode).to.equal(423);
     expect(getHeader(high.headers, 'max-expires')).to.equal('1000');
+    // The credentials were verified: the log names the user (observability audit: it did not).
+    const failed = lines.filter((l) => l.msg === 'AUTH failed').map((l) => [l.fields.user, l.fields.reason]);
+    expect(failed).to.deep.equal([
+      ['alice', 'Expires below the minimum'],
+      ['alice', 'Expires above the maximum'],
+    ]);
     // Operations audit: 21 digits (valid `1*DIGIT`, RFC 4976 §5.1) got 400 Bad Expires.
     const huge = await ep.auth({
       relayUri: h.relayUri(relay),
