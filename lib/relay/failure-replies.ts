@@ -12,7 +12,7 @@ import type { Logger } from './logger.js';
 import type { Peer } from './peer.js';
 import type { TrackedImMessage } from './relay-reports.js';
 import { failureReport, firstUri, transactionResponse, type FailureReportSpec } from './replies.js';
-import { bump, type RelayCounters } from './stats.js';
+import { bump, statusLabel, type RelayCounters } from './stats.js';
 import type { ForwardedTransaction } from './transactions.js';
 
 /** Sends the relay's failure answers toward senders, counting failure REPORTs by status. */
@@ -36,7 +36,7 @@ export class FailureReplies {
     ourUri: string,
     received = 0,
   ): void {
-    bump(this.counters.refused, String(statusCode));
+    bump(this.counters.refused, statusLabel(statusCode));
     this.log.debug(
       { conn: peer.id, tid: head.transactionId, method: head.method, status: statusCode, comment },
       'request refused',
@@ -115,7 +115,7 @@ export class FailureReplies {
 
   /** Counts, logs and writes one failure REPORT toward `to`. */
   private report(to: Peer, spec: FailureReportSpec, producer?: Peer): void {
-    bump(this.counters.failureReports, String(spec.statusCode));
+    bump(this.counters.failureReports, statusLabel(spec.statusCode));
     const skipped = to.logBudget.take();
     if (skipped !== null) {
       const fields = {

@@ -26,6 +26,7 @@ import {
   type ProxyHeaderError,
 } from '../transport/proxy.js';
 import { listenWs } from '../transport/ws.js';
+import { clip } from './log-budget.js';
 import type { Logger } from './logger.js';
 import type { ListenSpec, RelayAddress, ResolvedRelayOptions } from './options.js';
 import type { Peer } from './peer.js';
@@ -92,7 +93,13 @@ export type ListenersOptions = Pick<
 };
 
 /** Why an accepted socket can be closed at once: the limit it met. */
-export const REFUSAL_REASONS = ['max-connections', 'max-connections-per-ip', 'proxy-header'] as const;
+export const REFUSAL_REASONS = [
+  'max-connections',
+  'max-connections-per-ip',
+  'proxy-header',
+  'ws-origin',
+  'ws-subprotocol',
+] as const;
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
 /** The relay's bound servers and the authorities they make its own. */
@@ -259,6 +266,16 @@ export class Listeners {
         maxPayload: this.opts.wsMaxPayload,
         clientOf: (req) => this.forwardedClientOf(req, secure ? 'wss' : 'ws'),
         onConnection: (conn) => this.handOver(conn),
+        onRefused: (reason, req, status, message) => {
+          const kind = secure ? 'wss' : 'ws';
+          const remote = formatRemote(req.socket.remoteAddress, req.socket.remotePort);
+          // One line per refused upgrade, as a connection gets its opened and closed lines.
+          this.opts.log.info(
+            { remote, transport: kind, status, err: clip(message) },
+            'WebSocket upgrade refused',
+          );
+          this.opts.onRefused(kind, reason === 'origin' ? 'ws-origin' : 'ws-subprotocol', remote);
+        },
         onHttpRequest,
       }).catch((err: Error) => {
         throw listenError(err, secure ? 'wss' : 'ws', spec);

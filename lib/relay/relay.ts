@@ -47,6 +47,7 @@ import {
   createRelayCounters,
   KNOWN_METHODS,
   perTransport,
+  statusLabel,
   type RelayCounters,
   type RelayStats,
 } from './stats.js';
@@ -143,7 +144,8 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
    */
   private onRefused(kind: TransportKind, reason: RefusalReason, remote: string): void {
     bump(this.counters.refusedConnections[kind], reason);
-    if (reason === 'proxy-header') return; // logged by the listeners, with the reason
+    // Logged by the listeners, with the reason: not a limit.
+    if (reason === 'proxy-header' || reason === 'ws-origin' || reason === 'ws-subprotocol') return;
     if (this.refusalWindow !== null) {
       bump(this.refusedInWindow, `${kind}/${reason}`);
       return;
@@ -588,7 +590,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   }
 
   onResponse(peer: Peer, head: FrameHead & { kind: 'response' }): void {
-    bump(this.counters.responsesIn, String(head.statusCode));
+    bump(this.counters.responsesIn, statusLabel(head.statusCode));
     // RFC 4976 §6.6: a response whose To-Path does not name this relay is dropped (the transaction stays).
     // A connection's responses repeat one To-Path: the last one found ours is remembered, by its value.
     const toPath = head.headers[0]![1];
@@ -650,6 +652,10 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
 
   onParseError(peer: Peer, err: MsrpError, context: ErrorContext | null, frame: IncomingFrame | null): void {
     bump(this.counters.parseErrors, err.code);
+    // A request refused before its head was whole is still a request read (requests_total is the
+    // denominator of the refusal ratio: observability audit).
+    const method = context?.headEmitted === false ? context.method : undefined;
+    if (method !== undefined) bump(this.counters.requestsIn, KNOWN_METHODS.has(method) ? method : 'other');
     // A body over the limit is answered 413, which fails the message as in onOverrun; then the abort.
     if (frame !== null && frame.kind !== 'collect')
       this.failTracked(frame.tracked ?? null, err.statusCode === 413 ? 413 : 0);

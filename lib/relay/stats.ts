@@ -127,6 +127,18 @@ export function createRelayCounters(): RelayCounters {
   };
 }
 
+/**
+ * Status codes the MSRP RFCs define (RFC 4975, 4976, 7701): the `code` label values. Any other status,
+ * which a peer may send (000-999 parse), counts as `other`, so a peer cannot mint label values (an audit
+ * made 1,000 series of one counter with a recipient answering every code).
+ */
+const STATUS_LABELS = new Set([200, 400, 401, 403, 404, 408, 413, 415, 423, 424, 425, 428, 481, 501, 506]);
+
+/** The `code` label for a status: itself when the RFCs define it, else `other`. */
+export function statusLabel(code: number): string {
+  return STATUS_LABELS.has(code) ? String(code) : 'other';
+}
+
 /** Adds one to `map[key]` (a labelled counter). */
 export function bump(map: Record<string, number>, key: string): void {
   map[key] = (map[key] ?? 0) + 1;

@@ -274,9 +274,17 @@ export interface WsListenOptions {
   pingIntervalMs?: number;
   /** Called with every accepted MSRP WebSocket connection. */
   onConnection(conn: WsConnection): void;
+  /**
+   * Called for every upgrade refused for its Origin (403) or for offering no `msrp` subprotocol (400),
+   * with the HTTP status and the text sent.
+   */
+  onRefused?(reason: HandshakeRefusal, req: IncomingMessage, status: number, message: string): void;
   /** Plain HTTP requests (not upgrades); default: 404. */
   onHttpRequest?(req: IncomingMessage, res: ServerResponse): void;
 }
+
+/** Why an upgrade was refused: its Origin is not allowed, or it offered no `msrp` subprotocol. */
+export type HandshakeRefusal = 'origin' | 'subprotocol';
 
 /** A bound WebSocket listener. */
 export interface WsListener {
@@ -322,6 +330,7 @@ export async function listenWs(opts: WsListenOptions): Promise<WsListener> {
     const refusal = refuseHandshake(req, opts.allowedOrigins);
     if (refusal !== null) {
       abortHandshake(socket, refusal.status, refusal.message);
+      opts.onRefused?.(refusal.reason, req, refusal.status, refusal.message);
       return;
     }
     const client = opts.clientOf?.(req);
@@ -369,15 +378,19 @@ export async function listenWs(opts: WsListenOptions): Promise<WsListener> {
 function refuseHandshake(
   req: IncomingMessage,
   allowedOrigins: readonly string[],
-): { status: number; message: string } | null {
+): { reason: HandshakeRefusal; status: number; message: string } | null {
   // RFC 7977 §4.1: the client MUST offer `msrp` and the 101 MUST carry it: without the offer, no 101.
   const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
   if (!offered.includes(WS_SUBPROTOCOL))
-    return { status: 400, message: `Sec-WebSocket-Protocol must offer "${WS_SUBPROTOCOL}"` };
+    return {
+      reason: 'subprotocol',
+      status: 400,
+      message: `Sec-WebSocket-Protocol must offer "${WS_SUBPROTOCOL}"`,
+    };
   // RFC 7977 §7: the server may inspect Origin to authorize the connection; browsers always send it.
   const origin = req.headers.origin;
   if (allowedOrigins.length > 0 && origin !== undefined && !allowedOrigins.includes(origin))
-    return { status: 403, message: `Origin ${origin} is not allowed` };
+    return { reason: 'origin', status: 403, message: `Origin ${origin} is not allowed` };
   return null;
 }
 

@@ -315,6 +315,23 @@ describe('relay forwarding (RFC 4976 §6.4-§6.8)', () => {
     expect(relay.stats().counters.responsesIn['200']).to.equal(9);
   });
 
+  it('counts statuses no RFC defines under the label `other`: a peer cannot mint metric series', async () => {
+    // Observability audit: a recipient answering 000-999 made 1,000 `code` series in two counters.
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const codes = [486, 999, 299, 413];
+    let i = 0;
+    const bob = await h.client(relay, 'bob', { respond: () => codes[i++] ?? 200 });
+    for (let k = 0; k < codes.length; k++)
+      await alice.send({ toPath: alice.toPathFor(bob.path), body: `m${k}` });
+    await until(() => relay.transactions.size === 0 && i === codes.length, 3000, 'every answer read');
+    await until(() => (relay.counters.failureReports.other ?? 0) === 3, 3000, 'the failure REPORTs');
+    expect({ responses: relay.counters.responsesIn, reports: relay.counters.failureReports }).to.deep.equal({
+      responses: { other: 3, 413: 1 },
+      reports: { other: 3, 413: 1 },
+    });
+  });
+
   it('forwards an unknown method end to end and routes its response back with the original transaction id', async () => {
     const relay = await h.relay();
     const alice = await h.client(relay, 'alice');

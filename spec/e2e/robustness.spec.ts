@@ -198,6 +198,8 @@ describe('relay robustness', () => {
       msgs: ['malformed input', 'malformed request that takes no answer dropped'],
     });
     expect(Math.max(...perFrame.map((l) => JSON.stringify(l).length))).to.be.below(600);
+    // Each is a request read, refused or not: the refusal ratio's denominator counts them.
+    expect(relay.counters.requestsIn.REPORT).to.equal(N);
   });
 
   it('revokes the oldest token of a connection past the per-connection cap', async () => {

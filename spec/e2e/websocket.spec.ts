@@ -5,7 +5,7 @@ import type { Socket } from 'node:net';
 import { parseFrames } from '../../lib/msrp/frame-collector.js';
 import { getHeader, type Frame } from '../../lib/msrp/message.js';
 import { parseUri } from '../../lib/msrp/uri.js';
-import { Harness, nextMessage, sleep, until, USERS } from '../helpers/relay.js';
+import { captureLogger, Harness, nextMessage, sleep, until, USERS, type LogLine } from '../helpers/relay.js';
 import { sendFlagLate, sendHead } from '../helpers/wire.js';
 import { testCertificate } from '../helpers/tls.js';
 import {
@@ -375,6 +375,24 @@ describe('relay over WebSocket (RFC 7977)', () => {
     const small = await nickname('short');
     expect(small.kind === 'response' && small.statusCode).to.equal(501);
     expect(frames).to.deep.equal(['NICKNAME']);
+  });
+
+  it('logs and counts the upgrades it refuses, for their Origin (403) or subprotocol (400)', async () => {
+    // Observability audit: a web client refused for its Origin failed with nothing in the log or metrics.
+    const lines: LogLine[] = [];
+    const relay = await h.relay(
+      wsRelayOptions({ wsAllowedOrigins: ['https://chat.example.com'], logger: captureLogger(lines) }),
+    );
+    const url = wsUrl(relay);
+    const origin = await handshake(url, ['msrp'], { origin: 'https://evil.example.net' });
+    const proto = await handshake(url, ['chat']);
+    expect([origin.status, proto.status]).to.deep.equal([403, 400]);
+    const refused = lines.filter((l) => l.msg === 'WebSocket upgrade refused').map((l) => l.fields);
+    expect(refused.map((f) => [f.transport, f.status, f.err])).to.deep.equal([
+      ['ws', 403, 'Origin https://evil.example.net is not allowed'],
+      ['ws', 400, 'Sec-WebSocket-Protocol must offer "msrp"'],
+    ]);
+    expect(relay.counters.refusedConnections.ws).to.deep.equal({ 'ws-origin': 1, 'ws-subprotocol': 1 });
   });
 
   it('passes wsAllowedOrigins and onHttpRequest through to its WebSocket listeners', async () => {
