@@ -62,7 +62,10 @@ export class RelayReports {
         msg.owner.send([frame]);
       },
     });
-    this.tracker = new MessageTracker<Peer, ImMeta>(this.policy, { ownerKey: (p) => String(p.id) });
+    this.tracker = new MessageTracker<Peer, ImMeta>(this.policy, {
+      ownerKey: (p) => String(p.id),
+      groupOf: (meta) => meta.dest,
+    });
   }
 
   /** Counters for the metrics layer. */
@@ -159,7 +162,7 @@ export class RelayReports {
   /** A connection closed: messages toward it failed (481), messages from it are forgotten. */
   peerClosed(peer: Peer): void {
     if (this.off) return;
-    this.tracker.failWhere((m) => m.meta.dest === peer, 481);
+    this.tracker.failGroup(peer, 481);
     this.tracker.dropOwner(peer);
   }
 

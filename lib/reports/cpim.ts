@@ -410,6 +410,9 @@ export function parseCpimHead(buf: Buffer, opts: CpimParseOptions = {}): CpimHea
   const ascii = isAscii(buf.subarray(0, split.bodyOffset));
   const state: NsState = { prefixes: new Map(), defaultNs: CPIM_CORE_NS, lenient, seen: null };
   const headers: CpimHeader[] = [];
+  // Headers that took continuation lines: their value is decoded once all of it is read. Decoding it again
+  // at each line cost the square of the lines (an audit measured 62 ms of CPU for an 8 KiB head).
+  const folded: CpimHeader[] = [];
   const lines = split.message;
   for (let n = 0; n < lines.length; n += 2) {
     const start = lines[n]!;
@@ -420,11 +423,12 @@ export function parseCpimHead(buf: Buffer, opts: CpimParseOptions = {}): CpimHea
       const prev = headers[headers.length - 1];
       if (!lenient || prev === undefined) throw badHead('a header line starts with white space', line);
       prev.rawValue += ` ${line.trim()}`;
-      prev.value = unescapeCpimValue(prev.rawValue);
+      if (folded[folded.length - 1] !== prev) folded.push(prev);
       continue;
     }
     headers.push(parseHeaderLine(line, state));
   }
+  for (const h of folded) h.value = unescapeCpimValue(h.rawValue);
   const contentHeaders: Array<[string, string]> = [];
   const content = split.content;
   for (let n = 0; n < content.length; n += 2) {

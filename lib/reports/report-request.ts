@@ -131,10 +131,13 @@ function kindBits(value: string): number {
   if (whole !== undefined) return BIT_OF.get(whole)!;
   let bits = 0;
   let at = 0;
+  // The next `;` is looked for again only once passed: searching from each item to the end made a
+  // value of many commas and no `;` cost the square of its length (complexity audit).
+  let semi = -2;
   while (at <= value.length) {
     let comma = value.indexOf(',', at);
     if (comma === -1) comma = value.length;
-    const semi = value.indexOf(';', at);
+    if (semi !== -1 && semi < at) semi = value.indexOf(';', at);
     const params = semi !== -1 && semi < comma;
     // A Map, not an object: `constructor` or `__proto__` in a request are unknown values, not kinds.
     const kind = KNOWN.get(

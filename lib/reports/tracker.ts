@@ -181,7 +181,7 @@ export interface TrackerHandler<O, M> {
 }
 
 /** Options of a {@link MessageTracker}; defaults from `DEFAULTS` in constants.ts. */
-export interface TrackerOptions<O = unknown> {
+export interface TrackerOptions<O = unknown, M = unknown> {
   /** Octets at the start of a body kept for CPIM inspection (8 KiB). */
   headBytes?: number;
   /** A message without chunk or acknowledgement for this long is dropped by {@link MessageTracker.sweep}. */
@@ -205,6 +205,11 @@ export interface TrackerOptions<O = unknown> {
    * messages, and one must not complete or fail the other's.
    */
   ownerKey?: (owner: O) => string;
+  /**
+   * The group of a message by its latest meta (the relay: the connection it goes to), for
+   * {@link MessageTracker.failGroup}; undefined: in no group.
+   */
+  groupOf?: (meta: M) => unknown;
 }
 
 /** One message being tracked. Fields marked internal are the tracker's; handlers read the rest. */
@@ -247,6 +252,10 @@ export class TrackedMessage<O, M> {
   /** @internal */ ownerNext: TrackedMessage<O, M> | null = null;
   /** @internal True while in the owner's list. */
   ownerLinked = true;
+  /** @internal The group it is listed in ({@link TrackerOptions.groupOf}), and its neighbours there. */
+  group: unknown = undefined;
+  /** @internal */ groupPrev: TrackedMessage<O, M> | null = null;
+  /** @internal */ groupNext: TrackedMessage<O, M> | null = null;
   /** @internal Neighbours in the tracker's list of live messages (oldest first). */
   allPrev: TrackedMessage<O, M> | null = null;
   /** @internal */ allNext: TrackedMessage<O, M> | null = null;
@@ -364,9 +373,19 @@ export class MessageTracker<O, M> {
   /** Keys of finished messages until their tombstone expires. */
   private readonly finished: ExpiringKeys;
   private readonly owners = new Map<O, OwnerRecord<O, M>>();
+  /**
+   * Live messages by group, each a list threaded through them: failing a group visits its own messages
+   * only (a scan of every message at each connection close let a stranger who filled the tracker make
+   * every close cost milliseconds: complexity audit). A group's entry goes when its list empties.
+   */
+  private readonly groups = new Map<
+    unknown,
+    { first: TrackedMessage<O, M> | null; last: TrackedMessage<O, M> | null }
+  >();
+  private readonly groupOf: ((meta: M) => unknown) | undefined;
   private reservedHeadBytes = 0;
 
-  constructor(handler: TrackerHandler<O, M>, options: TrackerOptions<O> = {}) {
+  constructor(handler: TrackerHandler<O, M>, options: TrackerOptions<O, M> = {}) {
     this.handler = handler;
     this.headBytes = options.headBytes ?? DEFAULTS.cpimHeadBytes;
     this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULTS.reportIdleTimeoutMs;
@@ -377,6 +396,7 @@ export class MessageTracker<O, M> {
     this.maxIntervals = options.maxIntervals ?? DEFAULTS.reportMaxIntervals;
     this.now = options.now ?? Date.now;
     this.ownerKey = options.ownerKey ?? defaultOwnerKey;
+    this.groupOf = options.groupOf;
     this.finished = new ExpiringKeys(this.maxMessages);
   }
 
@@ -447,10 +467,15 @@ export class MessageTracker<O, M> {
       r.last = msg;
       r.count++;
       r.headBytes += reserve;
+      this.joinGroup(msg);
     } else {
       if (msg.total < 0 && range !== null && range.total !== '*') msg.total = range.total;
       msg.lastActivity = now;
       msg.meta = meta;
+      if (this.groupOf !== undefined && this.groupOf(meta) !== msg.group) {
+        this.leaveGroup(msg);
+        this.joinGroup(msg);
+      }
     }
     msg.openChunks++;
     msg.chunks++;
@@ -548,6 +573,14 @@ export class MessageTracker<O, M> {
   failByKey(owner: O, sessionKey: string, messageId: string, code: number): void {
     const msg = this.get(owner, sessionKey, messageId);
     if (msg !== undefined) this.fail(msg, code);
+  }
+
+  /** Fails every live message of `group` ({@link TrackerOptions.groupOf}); returns how many. */
+  failGroup(group: unknown, code: number): number {
+    const hit: Array<TrackedMessage<O, M>> = [];
+    for (let msg = this.groups.get(group)?.first ?? null; msg !== null; msg = msg.groupNext) hit.push(msg);
+    for (const msg of hit) this.fail(msg, code);
+    return hit.length;
   }
 
   /** Fails every live message `match` selects (e.g. those toward a connection that was lost). */
@@ -683,6 +716,7 @@ export class MessageTracker<O, M> {
   private remove(msg: TrackedMessage<O, M>, now: number): void {
     msg.done = true;
     this.releaseHead(msg);
+    this.leaveGroup(msg);
     this.messages.delete(msg.key);
     if (msg.allPrev !== null) msg.allPrev.allNext = msg.allNext;
     else this.oldest = msg.allNext;
@@ -702,6 +736,33 @@ export class MessageTracker<O, M> {
     msg.ownerLinked = false;
     if (msg.openChunks > 0) msg.tombstonePending = true;
     else this.tombstoneFinished(msg, now);
+  }
+
+  /** Lists `msg` in the group of its meta, last. */
+  private joinGroup(msg: TrackedMessage<O, M>): void {
+    const g = this.groupOf?.(msg.meta);
+    if (g === undefined) return;
+    let rec = this.groups.get(g);
+    if (rec === undefined) this.groups.set(g, (rec = { first: null, last: null }));
+    msg.group = g;
+    msg.groupPrev = rec.last;
+    msg.groupNext = null;
+    if (rec.last !== null) rec.last.groupNext = msg;
+    else rec.first = msg;
+    rec.last = msg;
+  }
+
+  /** Takes `msg` out of its group's list (the entry goes with the last one). */
+  private leaveGroup(msg: TrackedMessage<O, M>): void {
+    if (msg.group === undefined) return;
+    const rec = this.groups.get(msg.group)!;
+    if (msg.groupPrev !== null) msg.groupPrev.groupNext = msg.groupNext;
+    else rec.first = msg.groupNext;
+    if (msg.groupNext !== null) msg.groupNext.groupPrev = msg.groupPrev;
+    else rec.last = msg.groupPrev;
+    if (rec.first === null) this.groups.delete(msg.group);
+    msg.group = undefined;
+    msg.groupPrev = msg.groupNext = null;
   }
 
   /** Writes the tombstone a finished message put off while its chunk was open. */

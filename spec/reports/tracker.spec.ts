@@ -62,7 +62,7 @@ class Recorder implements TrackerHandler<string, Meta> {
 }
 
 /** A tracker with a recorder and a settable clock. */
-function setup(options: TrackerOptions = {}): {
+function setup(options: TrackerOptions<string, Meta> = {}): {
   tracker: MessageTracker<string, Meta>;
   rec: Recorder;
   clock: { now: number };
@@ -499,6 +499,25 @@ describe('MessageTracker', () => {
       expect(tracker.failWhere((m) => m.meta.dest === 'bob', 481)).to.equal(2);
       expect(rec.events).to.deep.equal(['failed:m1:481', 'failed:m3:481']);
       expect(tracker.size).to.equal(1);
+    });
+
+    it('fails a group with failGroup, visiting only its messages, which leave it as they finish', () => {
+      // Complexity audit: every connection close scanned all tracked messages (failWhere).
+      const { tracker, rec } = setup({ groupOf: (m) => m.dest });
+      const open = (owner: string, id: string, dest: string, flag: '+' | '$' = '+'): void => {
+        feedChunk(tracker, owner, SESSION, id, { dest }, { range: '1-*/*', body: 'a', flag });
+      };
+      open('alice', 'm1', 'bob');
+      open('alice', 'm2', 'carol');
+      open('dave', 'm3', 'bob');
+      open('dave', 'm4', 'bob');
+      tracker.failByKey('dave', SESSION, 'm3', 413); // left bob's group as it finished
+      open('alice', 'm2', 'bob'); // its later chunk goes to bob: it moves to bob's group
+      expect(tracker.failGroup('bob', 481)).to.equal(3);
+      expect(rec.events).to.deep.equal(['failed:m3:413', 'failed:m1:481', 'failed:m4:481', 'failed:m2:481']);
+      expect([tracker.size, tracker.failGroup('bob', 481), tracker.failGroup('carol', 481)]).to.deep.equal([
+        0, 0, 0,
+      ]);
     });
 
     it('forgets every message of an owner whose connection closed', () => {
