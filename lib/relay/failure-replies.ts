@@ -7,7 +7,7 @@
 import { getHeader, type RequestHead } from '../msrp/message.js';
 import { serializeResponse } from '../msrp/serializer.js';
 import { byteRangeOf, failureReportOf } from './frame-utils.js';
-import { withUnlogged } from './log-budget.js';
+import { clip, withUnlogged } from './log-budget.js';
 import type { Logger } from './logger.js';
 import type { Peer } from './peer.js';
 import type { TrackedImMessage } from './relay-reports.js';
@@ -38,7 +38,13 @@ export class FailureReplies {
   ): void {
     bump(this.counters.refused, statusLabel(statusCode));
     this.log.debug(
-      { conn: peer.id, tid: head.transactionId, method: head.method, status: statusCode, comment },
+      {
+        conn: peer.id,
+        tid: head.transactionId,
+        method: clip(head.method),
+        status: statusCode,
+        comment: clip(comment),
+      },
       'request refused',
     );
     if (head.method === 'REPORT') return;

@@ -12,6 +12,10 @@ export const LOG_BURST = 20;
 /** Ms per line regained after a burst. */
 export const LOG_REFILL_MS = 1000;
 
+/**
+ * One connection's budget of log lines (see the module comment). {@link take} before each line; the
+ * clock is monotonic, so a step of the wall clock neither stalls nor floods it.
+ */
 export class LogBudget {
   private tokens = LOG_BURST;
   private refilledAt = 0;
@@ -25,7 +29,7 @@ export class LogBudget {
    * one logged, for its `unlogged` field (0: none). `force`: the line is logged even with the bucket
    * empty (the connection is being closed: its last line).
    */
-  take(force = false, now = Date.now()): number | null {
+  take(force = false, now = performance.now()): number | null {
     if (this.tokens < LOG_BURST) {
       const regained = Math.floor((now - this.refilledAt) / LOG_REFILL_MS);
       if (regained > 0) {
@@ -54,7 +58,7 @@ export function withUnlogged<T extends object>(fields: T, skipped: number): T | 
 /** Characters of an error's text kept in a log line (it may quote what the peer sent, up to 16 KiB). */
 export const DETAIL_MAX = 200;
 
-/** `text` cut to {@link DETAIL_MAX} characters, with `…` when cut. */
+/** `text` cut to {@link DETAIL_MAX} characters, the last of them `…` when cut. */
 export function clip(text: string): string {
-  return text.length <= DETAIL_MAX ? text : text.slice(0, DETAIL_MAX) + '…';
+  return text.length <= DETAIL_MAX ? text : text.slice(0, DETAIL_MAX - 1) + '…';
 }

@@ -500,7 +500,9 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
           return;
         }
         // A message-framed sub-chunk (WebSocket), recorded once it is out. While more of the chunk follows,
-        // its transaction keeps the stream, so an error for it stops the rest (RFC 4975 §7.1).
+        // its transaction keeps the stream, so an error for it stops the rest (RFC 4975 §7.1). The `#`
+        // piece of a chunk the relay cut (its sender was told) awaits no answer, as above.
+        if (stream.isRefused) return;
         const framed = transaction(sub.tid, sub.start, sub.end);
         if (!sub.last) framed.stream = stream;
         this.track(framed);
@@ -701,7 +703,10 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     if (err.fatal) peer.close(`parse-error:${err.code}`);
   }
 
-  /** Logs a line about `peer`'s malformed input within its log budget; `closing`: always (its last). */
+  /**
+   * Logs a line about `peer`'s malformed input within its log budget; `closing`: the line that closes
+   * the connection, always written — once: the rest of the read it came in is still parsed (review).
+   */
   private logMalformed(
     peer: Peer,
     level: 'info' | 'warn',
@@ -709,7 +714,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     msg: string,
     closing: boolean,
   ): void {
-    const skipped = peer.logBudget.take(closing);
+    const skipped = peer.logBudget.take(closing && !peer.closing);
     if (skipped !== null) this.log[level](withUnlogged(fields, skipped), msg);
   }
 
@@ -743,13 +748,18 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     const code = lostCode(peer);
     // With Failure-Report `partial` the recipient answers only failures (RFC 4975 §7.1.1; digest §2.7: a
     // REPORT on a non-200 or a local error), so a chunk handed whole to the connection has no answer to
-    // wait for. A peer that closed in order (FIN or closing handshake, no reset) took it: no REPORT. Any
-    // other end (reset, error, stall, timeout) may have lost it in the socket buffers: a REPORT, as
-    // for one still being written. Silence lost 25-80 % of such messages in an audit's trials; the
-    // price is a false failure for a chunk the peer did read before its connection broke.
-    const orderly = peer.conn.closedInOrder;
+    // wait for. One handed over more than PARTIAL_READ_GRACE_MS before a peer closed in order (FIN or
+    // closing handshake, no reset, nothing written after it) is taken as read: no REPORT. Any other may
+    // have been lost in the socket buffers or dropped by a peer already leaving: a REPORT, as for one
+    // still being written. Silence lost 25-80 % of such messages in an audit's trials; the price is a
+    // false failure for a chunk the peer did read.
+    const readBefore = peer.conn.closedInOrder
+      ? Date.now() - PARTIAL_READ_GRACE_MS + this.opts.transactionTimeoutMs
+      : -Infinity;
     for (const tx of pending) {
-      if (tx.failureReport === 'partial' && !tx.open && orderly) continue;
+      // A closed transaction's deadline is when its end-line went out plus the transaction timeout.
+      if (tx.failureReport === 'partial' && !tx.open && tx.deadline < readBefore) continue;
+      if (tx.stream?.isRefused === true) continue; // a piece of a refused chunk: its sender was told
       if (tx.tracked !== undefined) this.reports.failed(tx.tracked, code);
       if (tx.method === 'SEND') this.failures.sendFailureReport(tx, code, 'Next hop connection lost');
       else this.failures.answerUpstream(tx, 408, 'Next hop connection lost');
@@ -1008,8 +1018,11 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       result === 'bad-expires'
     ) {
       if (!forwarded && (result === 'failed' || result === 'locked-out')) peer.authFailures++;
-      this.log.warn(
-        {
+      // Within the connection's log budget: a bad Expires or path does not count toward closing it, so
+      // a client could otherwise write a warning per request (review). The closing one is always written.
+      const skipped = peer.logBudget.take(outcome.close && !forwarded && !peer.closing);
+      if (skipped !== null) {
+        const fields = {
           conn: peer.id,
           remote: peer.conn.remote,
           user: shortName(user),
@@ -1017,9 +1030,9 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
           status: outcome.statusCode,
           reason: outcome.reason,
           failures: peer.authFailures,
-        },
-        'AUTH failed',
-      );
+        };
+        this.log.warn(withUnlogged(fields, skipped), 'AUTH failed');
+      }
       // Guesses count toward the lockout; malformed or misdirected credentials do not.
       const guess = outcome.reason === 'bad-response' || outcome.reason === 'unknown-user';
       const lockedOut = guess && user !== undefined ? this.lockout.fail(address, user, now) : null;
@@ -1047,7 +1060,6 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     this.transactions.add(tx);
   }
 
-  /** A forwarded transaction got no response in time (its timer, or the end of a drain): 408. */
   /**
    * A transaction entered (+1) or left (-1) the table: what the requests waiting on each destination
    * hold is counted there and in all (security audit: a client sending to a next hop that never answers
@@ -1072,6 +1084,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     return dest.pendingCost > this.pendingBudget.limit(this.opts.pendingBytesPerConnection);
   }
 
+  /** A forwarded transaction got no response in time (its timer, or the end of a drain): 408. */
   private expire(tx: ForwardedTransaction<Peer, TrackedImMessage>): void {
     if (tx.failureReport !== 'yes') return; // RFC 4976 §6.5: no timer for partial
     // A piece of a chunk refused meanwhile (by the next hop, or by the relay: a 413): its sender has been
@@ -1158,6 +1171,13 @@ const NOT_ANSWERING: Refusal = [408, 'Next hop not answering'];
 
 /** How many `--write-stall-timeout`s a connection without a token (a relay's) may stall before it is closed. */
 const RELAY_STALL_FACTOR = 3;
+
+/**
+ * A `partial` chunk handed to a connection at least this long before its peer closed it in order is
+ * taken as read (no failure REPORT); a later one may have been in flight, or dropped by a peer already
+ * leaving, and is reported (docs/architecture.md, "Failure-Report `partial` and a lost next hop").
+ */
+const PARTIAL_READ_GRACE_MS = 2000;
 
 const closeWaiters = new WeakMap<Peer, () => void>();
 

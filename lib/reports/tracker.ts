@@ -376,7 +376,8 @@ export class MessageTracker<O, M> {
   /**
    * Live messages by group, each a list threaded through them: failing a group visits its own messages
    * only (a scan of every message at each connection close let a stranger who filled the tracker make
-   * every close cost milliseconds: complexity audit). A group's entry goes when its list empties.
+   * every close cost milliseconds: complexity audit). A group's entry stays, empty, until failGroup (the
+   * relay calls it when the connection closes): a busy connection does not rebuild it per message.
    */
   private readonly groups = new Map<
     unknown,
@@ -575,11 +576,15 @@ export class MessageTracker<O, M> {
     if (msg !== undefined) this.fail(msg, code);
   }
 
-  /** Fails every live message of `group` ({@link TrackerOptions.groupOf}); returns how many. */
+  /**
+   * Fails every live message of `group` ({@link TrackerOptions.groupOf}) and forgets the group (its
+   * connection is gone); returns how many failed.
+   */
   failGroup(group: unknown, code: number): number {
     const hit: Array<TrackedMessage<O, M>> = [];
     for (let msg = this.groups.get(group)?.first ?? null; msg !== null; msg = msg.groupNext) hit.push(msg);
     for (const msg of hit) this.fail(msg, code);
+    this.groups.delete(group);
     return hit.length;
   }
 
@@ -752,15 +757,14 @@ export class MessageTracker<O, M> {
     rec.last = msg;
   }
 
-  /** Takes `msg` out of its group's list (the entry goes with the last one). */
+  /** Takes `msg` out of its group's list. */
   private leaveGroup(msg: TrackedMessage<O, M>): void {
     if (msg.group === undefined) return;
-    const rec = this.groups.get(msg.group)!;
+    const rec = this.groups.get(msg.group);
     if (msg.groupPrev !== null) msg.groupPrev.groupNext = msg.groupNext;
-    else rec.first = msg.groupNext;
+    else if (rec !== undefined) rec.first = msg.groupNext;
     if (msg.groupNext !== null) msg.groupNext.groupPrev = msg.groupPrev;
-    else rec.last = msg.groupPrev;
-    if (rec.first === null) this.groups.delete(msg.group);
+    else if (rec !== undefined) rec.last = msg.groupPrev;
     msg.group = undefined;
     msg.groupPrev = msg.groupNext = null;
   }

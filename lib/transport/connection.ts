@@ -43,9 +43,10 @@ export interface Connection {
   /** True once closed or closing: writes are dropped. */
   readonly closed: boolean;
   /**
-   * True when the peer ended the connection in order — a FIN, or a WebSocket closing handshake — with
-   * no error and no close of ours first: what was written before went to a peer that read it (a peer
-   * closing with octets unread resets the connection instead). Meaningful once closed.
+   * True when the peer ended the connection in order — a FIN, or a WebSocket closing handshake — with no
+   * error, no close of ours first, and nothing written after it began (or still queued when it did).
+   * It does not prove the peer read what came last before it: a peer may half-close, or a browser
+   * close, with messages in flight. Meaningful once closed.
    */
   readonly closedInOrder: boolean;
   /** MSRP octets read from the peer so far (WebSocket: message payloads, no framing). */
@@ -116,8 +117,11 @@ export class StreamConnection implements Connection {
   private readonly socket: TaggedSocket;
   private events: ConnectionEvents | null = null;
   private closeReason = '';
-  /** An error came (a reset, a failed write), before or after the peer's FIN. */
-  private errored = false;
+  /**
+   * An error came (a reset, a failed write), or octets were still queued when the peer's FIN came, or
+   * written after it: some may not have reached a reader.
+   */
+  private inDoubt = false;
   private ended = false;
   private corked = false;
 
@@ -234,18 +238,20 @@ export class StreamConnection implements Connection {
   }
 
   get closedInOrder(): boolean {
-    return this.closeReason === 'peer-closed' && !this.errored;
+    return this.closeReason === 'peer-closed' && !this.inDoubt;
   }
 
   /** @internal */
   handleError(err: Error & { code?: string }): void {
-    this.errored = true;
+    this.inDoubt = true;
     this.closeReason ||= err.code ? `error:${err.code}` : 'error';
   }
 
   /** @internal */
   handleEnd(): void {
     this.closeReason ||= 'peer-closed';
+    // What the kernel has not taken yet goes out after the peer's FIN, to a peer that is leaving.
+    if (this.socket.writableLength > 0) this.inDoubt = true;
     // Half-open MSRP connections are useless: finish our side too.
     this.ended = true;
     this.socket.end();

@@ -62,8 +62,11 @@ export class WsConnection implements Connection {
   private readonly socket: TaggedSocket;
   private events: ConnectionEvents | null = null;
   private closeReason = '';
-  /** An error came, or the connection closed without a closing handshake (1006). */
-  private errored = false;
+  /**
+   * An error came, the connection closed without a closing handshake (1006), or a message was given
+   * after `ws` began closing (it drops those): some may not have reached a reader.
+   */
+  private inDoubt = false;
   private ended = false;
   private gone = false;
   private alive = true;
@@ -113,6 +116,8 @@ export class WsConnection implements Connection {
    */
   writeFrame(parts: readonly Buffer[]): boolean {
     if (this.closed) return false;
+    // Closing (the peer's close frame read, or ours sent): `ws` would drop the message without a word.
+    if (this.ws.readyState !== this.ws.OPEN) this.inDoubt = true;
     const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
     this.bytesOut += data.length;
     this.ws.send(data, { binary: true, compress: false });
@@ -198,18 +203,18 @@ export class WsConnection implements Connection {
   }
 
   get closedInOrder(): boolean {
-    return this.closeReason === 'peer-closed' && !this.errored;
+    return this.closeReason === 'peer-closed' && !this.inDoubt;
   }
 
   /** @internal */
   handleError(err: Error & { code?: string }): void {
-    this.errored = true;
+    this.inDoubt = true;
     this.closeReason ||= err.code ? `error:${err.code}` : 'error';
   }
 
   /** @internal `code`: the WebSocket close code (1006: the connection dropped without a closing handshake). */
   handleClose(code: number): void {
-    if (code === 1006) this.errored = true;
+    if (code === 1006) this.inDoubt = true;
     this.closeReason ||= 'peer-closed';
     this.ended = true;
     this.gone = true;

@@ -202,6 +202,21 @@ describe('relay robustness', () => {
     expect(relay.counters.requestsIn.REPORT).to.equal(N);
   });
 
+  it('writes the line that closes a connection once, however many unanswerable requests the read held', async () => {
+    // Review: each further request in the read that closed the connection forced a line of its own.
+    const lines: LogLine[] = [];
+    const relay = await h.relay({ logger: captureLogger(lines) });
+    const s = connect(portOf(relay, 'tcp'), '127.0.0.1');
+    s.on('error', () => undefined);
+    await new Promise((r) => s.once('connect', r));
+    const frame = (i: number): string => `MSRP us${i + 10000} SEND\r\nX: y\r\n-------us${i + 10000}$\r\n`;
+    s.write(Array.from({ length: 1000 }, (_, i) => frame(i)).join(''));
+    await until(() => lines.some((l) => l.msg === 'connection closed'), 5000, 'the close line');
+    s.destroy();
+    const closing = lines.filter((l) => l.msg === 'unanswerable request: closing');
+    expect(closing.length).to.be.within(1, LOG_BURST + 1);
+  });
+
   it('revokes the oldest token of a connection past the per-connection cap', async () => {
     const relay = await h.relay({ auth: false });
     const ep = await h.connect(relay);
