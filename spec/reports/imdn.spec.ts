@@ -206,6 +206,12 @@ describe('parseImdn', () => {
     expect([err.code, err.statusCode]).to.deep.equal([ErrorCodes.BAD_HEADER_VALUE, 400]);
   });
 
+  it('throws, unparsed, for a document of more than 256 tags (deep nesting costs the XML parser dear)', () => {
+    const deep = '<x>'.repeat(300) + '</x>'.repeat(300);
+    const xml = E5_2_XML.replace('</imdn>', `${deep}</imdn>`);
+    expect(thrown(() => parseImdn(Buffer.from(xml))).message).to.contain('more than 256 tags');
+  });
+
   it('throws for a document with a DOCTYPE', () => {
     const xml = '<!DOCTYPE imdn [<!ENTITY a "b">]>' + E5_2_XML.slice(E5_2_XML.indexOf('<imdn'));
     expect(thrown(() => parseImdn(Buffer.from(xml))).message).to.contain('DOCTYPE');
