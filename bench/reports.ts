@@ -60,14 +60,16 @@ interface Result {
 async function run(kind: Case, minMs: number): Promise<Result> {
   let reports = 0;
   let reportBytes = 0;
-  const policy = new ReportPolicy<number, ReportMeta>({
+  // As the relay has it: the meta names the recipient's connection, the tracker lists messages by it.
+  type Meta = ReportMeta & { dest: number };
+  const policy = new ReportPolicy<number, Meta>({
     mode: 'on-ack',
     inject: (_msg, frame) => {
       reports++;
       reportBytes += frame.length;
     },
   });
-  const tracker = new MessageTracker<number, ReportMeta>(policy);
+  const tracker = new MessageTracker<number, Meta>(policy, { groupOf: (m) => m.dest });
   const bodies = Array.from({ length: 256 }, (_, i) => imBody(kind, i));
   const idAt = bodies.map((b, i) => b.indexOf(imId(i)));
   const sessions = Array.from({ length: SESSIONS }, (_, i) => `msrp://127.0.0.1:2855/s${i}Fh2kQpZrVv7;tcp`);
@@ -77,7 +79,7 @@ async function run(kind: Case, minMs: number): Promise<Result> {
     const n = seq++;
     const body = bodies[n & 255]!;
     body.write(imId(n), idAt[n & 255]!, 'latin1'); // a new IM each time (reports are built before the next)
-    const meta: ReportMeta = { toPath: TO_PATH, fromPath: FROM_PATH, lastHop: true };
+    const meta: Meta = { toPath: TO_PATH, fromPath: FROM_PATH, lastHop: true, dest: n % SESSIONS };
     if (!policy.shouldTrack('message/cpim', true)) return;
     const chunk = tracker.begin(n % SESSIONS, sessions[n % SESSIONS]!, `M${n}`, range, meta);
     if (chunk === null) return;
