@@ -753,9 +753,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     // have been lost in the socket buffers or dropped by a peer already leaving: a REPORT, as for one
     // still being written. Silence lost 25-80 % of such messages in an audit's trials; the price is a
     // false failure for a chunk the peer did read.
-    const readBefore = peer.conn.closedInOrder
-      ? Date.now() - PARTIAL_READ_GRACE_MS + this.opts.transactionTimeoutMs
-      : -Infinity;
+    const readBefore = peer.conn.orderlyCloseAt - PARTIAL_READ_GRACE_MS + this.opts.transactionTimeoutMs;
     for (const tx of pending) {
       // A closed transaction's deadline is when its end-line went out plus the transaction timeout.
       if (tx.failureReport === 'partial' && !tx.open && tx.deadline < readBefore) continue;

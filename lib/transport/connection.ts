@@ -43,12 +43,13 @@ export interface Connection {
   /** True once closed or closing: writes are dropped. */
   readonly closed: boolean;
   /**
-   * True when the peer ended the connection in order — a FIN, or a WebSocket closing handshake — with no
-   * error, no close of ours first, and nothing written after it began (or still queued when it did).
-   * It does not prove the peer read what came last before it: a peer may half-close, or a browser
-   * close, with messages in flight. Meaningful once closed.
+   * Once closed: when (ms since the epoch) the peer began ending the connection in order — its FIN, or
+   * the first sign of a WebSocket closing handshake that then completed with the peer's FIN — with no
+   * error, no close of ours first, and nothing still queued at a FIN; -Infinity when it ended any other
+   * way. It does not prove the peer read what came just before: a peer may half-close, or a browser
+   * close, with messages in flight.
    */
-  readonly closedInOrder: boolean;
+  readonly orderlyCloseAt: number;
   /** MSRP octets read from the peer so far (WebSocket: message payloads, no framing). */
   readonly bytesIn: number;
   /** MSRP octets handed to the transport so far (WebSocket: message payloads, no framing). */
@@ -122,6 +123,8 @@ export class StreamConnection implements Connection {
    * written after it: some may not have reached a reader.
    */
   private inDoubt = false;
+  /** When the peer's FIN came (0: not yet). */
+  private finAt = 0;
   private ended = false;
   private corked = false;
 
@@ -237,8 +240,8 @@ export class StreamConnection implements Connection {
     this.events?.onDrain();
   }
 
-  get closedInOrder(): boolean {
-    return this.closeReason === 'peer-closed' && !this.inDoubt;
+  get orderlyCloseAt(): number {
+    return this.closeReason === 'peer-closed' && !this.inDoubt && this.finAt > 0 ? this.finAt : -Infinity;
   }
 
   /** @internal */
@@ -250,6 +253,7 @@ export class StreamConnection implements Connection {
   /** @internal */
   handleEnd(): void {
     this.closeReason ||= 'peer-closed';
+    this.finAt ||= Date.now();
     // What the kernel has not taken yet goes out after the peer's FIN, to a peer that is leaving.
     if (this.socket.writableLength > 0) this.inDoubt = true;
     // Half-open MSRP connections are useless: finish our side too.

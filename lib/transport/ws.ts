@@ -62,11 +62,15 @@ export class WsConnection implements Connection {
   private readonly socket: TaggedSocket;
   private events: ConnectionEvents | null = null;
   private closeReason = '';
-  /**
-   * An error came, the connection closed without a closing handshake (1006), or a message was given
-   * after `ws` began closing (it drops those): some may not have reached a reader.
-   */
+  /** An error came, or the connection closed without a closing handshake (1006). */
   private inDoubt = false;
+  /**
+   * When `ws` was first seen closing (a message given to it then, which it drops; else the close):
+   * the closing handshake began at that moment or before.
+   */
+  private closingSeenAt = 0;
+  /** The peer's FIN came: the closing handshake ended as it should (a timeout ends it without one). */
+  private peerEnded = false;
   private ended = false;
   private gone = false;
   private alive = true;
@@ -107,6 +111,7 @@ export class WsConnection implements Connection {
     this.ws.on('error', wsOnError);
     this.ws.on('close', wsOnClose);
     this.socket.on('drain', socketOnDrain);
+    this.socket.on('end', socketOnEnd);
   }
 
   /**
@@ -116,8 +121,8 @@ export class WsConnection implements Connection {
    */
   writeFrame(parts: readonly Buffer[]): boolean {
     if (this.closed) return false;
-    // Closing (the peer's close frame read, or ours sent): `ws` would drop the message without a word.
-    if (this.ws.readyState !== this.ws.OPEN) this.inDoubt = true;
+    // Closing (the peer's close frame read, or ours sent): `ws` drops the message without a word.
+    if (this.ws.readyState !== this.ws.OPEN) this.closingSeenAt ||= Date.now();
     const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
     this.bytesOut += data.length;
     this.ws.send(data, { binary: true, compress: false });
@@ -202,8 +207,14 @@ export class WsConnection implements Connection {
     this.events?.onDrain();
   }
 
-  get closedInOrder(): boolean {
-    return this.closeReason === 'peer-closed' && !this.inDoubt;
+  get orderlyCloseAt(): number {
+    const orderly = this.closeReason === 'peer-closed' && !this.inDoubt && this.peerEnded;
+    return orderly && this.closingSeenAt > 0 ? this.closingSeenAt : -Infinity;
+  }
+
+  /** @internal The peer's FIN on the socket under the WebSocket. */
+  handleSocketEnd(): void {
+    this.peerEnded = true;
   }
 
   /** @internal */
@@ -215,11 +226,13 @@ export class WsConnection implements Connection {
   /** @internal `code`: the WebSocket close code (1006: the connection dropped without a closing handshake). */
   handleClose(code: number): void {
     if (code === 1006) this.inDoubt = true;
+    this.closingSeenAt ||= Date.now();
     this.closeReason ||= 'peer-closed';
     this.ended = true;
     this.gone = true;
     if (this.closeTimer !== null) clearTimeout(this.closeTimer);
     this.socket.off('drain', socketOnDrain);
+    this.socket.off('end', socketOnEnd);
     const ev = this.events;
     this.events = null;
     ev?.onClose(this.closeReason);
@@ -257,6 +270,10 @@ function wsOnClose(this: WebSocket, code: number): void {
 
 function socketOnDrain(this: TaggedSocket): void {
   this[kConn]?.handleDrain();
+}
+
+function socketOnEnd(this: TaggedSocket): void {
+  this[kConn]?.handleSocketEnd();
 }
 
 /** Options of {@link listenWs}. */

@@ -299,6 +299,38 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
       expect(await partialThenEnd('read, then closed 2 s later')).to.deep.equal([]);
     });
 
+    it('reports, of a WebSocket recipient that closed in order, only what came in its last 2 s', async () => {
+      // Second review: one message given while `ws` was closing made every chunk of the last 30 s fail.
+      const relay = await h.relay(wsRelayOptions({ transactionTimeoutMs: 10_000 }));
+      const alice = await h.client(relay, 'alice');
+      const bob = await wsClient(h, relay, 'bob', { respond: () => null });
+      const reports: Frame[] = [];
+      alice.on('report', (f: Frame) => reports.push(f));
+      let got = 0;
+      bob.on('request', () => got++);
+      const partial = (id: string): Buffer =>
+        Buffer.from(
+          sendHead(alice, bob, `tid${id}x`, [
+            ['Message-ID', id],
+            ['Byte-Range', '1-5/5'],
+            ['Failure-Report', 'partial'],
+          ]) + `hello\r\n-------tid${id}x$\r\n`,
+          'latin1',
+        );
+      alice.write(partial('old1'));
+      await until(() => got === 1, 2000, 'old1 at bob');
+      await sleep(2100); // past PARTIAL_READ_GRACE_MS
+      bob.ws!.close(1000, 'bye');
+      bob.socket.pause(); // the handshake waits: the relay's `ws` is closing
+      await sleep(100);
+      alice.write(partial('new1'));
+      await until(() => relay.counters.forwarded >= 2, 2000, 'new1 forwarded');
+      bob.socket.resume();
+      await until(() => relay.counters.connectionsClosed >= 1, 3000, 'bob gone');
+      await until(() => reports.length > 1, 500, 'a second REPORT').catch(() => undefined);
+      expect(reports.map((f) => getHeader(f.headers, 'message-id'))).to.deep.equal(['new1']);
+    });
+
     it('reports a chunk a WebSocket recipient dropped after sending its close frame', async () => {
       // Review: `ws` drops what is sent once it is closing, and the close then completes with 1000.
       const relay = await h.relay(wsRelayOptions({ transactionTimeoutMs: 10_000 }));
