@@ -65,6 +65,7 @@ export class RelayReports {
     this.tracker = new MessageTracker<Peer, ImMeta>(this.policy, {
       ownerKey: (p) => String(p.id),
       groupOf: (meta) => meta.dest,
+      metaBytes: (meta) => meta.toPath.length + meta.fromPath.length,
     });
   }
 

@@ -9,7 +9,10 @@ import {
 } from '../../lib/msrp/digest.js';
 import { parseUri } from '../../lib/msrp/uri.js';
 import type { Relay } from '../../lib/relay/relay.js';
-import { captureLogger, Harness, next, USERS, type LogLine } from '../helpers/relay.js';
+import { connect, type Socket } from 'node:net';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { captureLogger, Harness, next, until, USERS, type LogLine } from '../helpers/relay.js';
 
 const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
 
@@ -135,6 +138,41 @@ describe('relay AUTH (RFC 4976 §5, §6.3)', () => {
     const uri = 'msrp://elsewhere.example.com:2855;tcp';
     const res = await authForUri(ep, h.relayUri(relay), 'alice', USERS.alice, uri, 'abcdef');
     expect(res.kind === 'response' && res.statusCode).to.equal(401);
+  });
+
+  it('keeps in a token its client URI only, not the rest of a long From-Path', async function () {
+    // Memory audit: the token's URI was a slice of the From-Path header, which kept the whole header (up to
+    // 16 KiB) alive: ~1 MiB a connection at 64 tokens.
+    this.timeout(30_000);
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const relay = await h.relay({ auth: false });
+    const port = relay.addresses().find((a) => a.kind === 'tcp')!.port;
+    const padding = Array.from({ length: 400 }, (_, i) => `msrp://pad${i}.invalid:9/p;tcp`).join(' ');
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    const sockets: Socket[] = [];
+    for (let c = 0; c < 5; c++) {
+      const s = connect(port, '127.0.0.1');
+      sockets.push(s);
+      // Counted, not kept: each 200 echoes the long From-Path in its To-Path.
+      let ok = 0;
+      s.on('data', (d: Buffer) => (ok += (d.toString('latin1').match(/ 200 OK\r\n/g) ?? []).length));
+      await new Promise((r) => s.once('connect', r));
+      for (let i = 0; i < 64; i++) {
+        const tid = `au${c}x${i}xx`;
+        s.write(
+          `MSRP ${tid} AUTH\r\nTo-Path: msrp://127.0.0.1:${port};tcp\r\n` +
+            `From-Path: msrp://c${c}.invalid:9/s${i};tcp ${padding}\r\n-------${tid}$\r\n`,
+        );
+      }
+      await until(() => ok === 64, 5000, `64 tokens on connection ${c}`);
+    }
+    gc();
+    const held = process.memoryUsage().heapUsed - before;
+    for (const s of sockets) s.destroy();
+    // 320 tokens: each From-Path is ~12 KB, 3.8 MB in all when every token kept its header.
+    expect(held).to.be.below(1.5 * 1024 * 1024);
   });
 
   it('answers 423 with Min-Expires or Max-Expires when Expires is out of bounds', async () => {

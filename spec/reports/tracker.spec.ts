@@ -740,6 +740,27 @@ describe('MessageTracker', () => {
       expect(rec.events).to.deep.equal(['untracked:alice:owner-head-bytes']);
     });
 
+    it('charges what the meta keeps (metaBytes) against the head-byte caps until the message ends', () => {
+      // Memory audit: 15 KB paths on messages reserving ~200 octets of head passed every cap.
+      const { tracker, rec } = setup({
+        maxHeadBytesPerOwner: 10_000,
+        metaBytes: (m) => m.dest.length,
+      });
+      const big = { dest: 'x'.repeat(3000) };
+      const range = '1-10/10';
+      for (const id of ['m1', 'm2', 'm3', 'm4'])
+        feedChunk(tracker, 'alice', SESSION, id, big, { range, body: 'a', flag: '+' });
+      expect([tracker.size, tracker.headBytesReserved]).to.deep.equal([3, 3 * 3010]);
+      expect(rec.events).to.deep.equal(['untracked:alice:owner-head-bytes']);
+      // A later chunk's meta replaces the charge; an ended message gives it back.
+      feedChunk(tracker, 'alice', SESSION, 'm1', { dest: 'y' }, { range: '2-2/10', body: 'b', flag: '+' });
+      expect(tracker.headBytesReserved).to.equal(2 * 3010 + 10 + 1);
+      tracker.failByKey('alice', SESSION, 'm2', 481);
+      tracker.failByKey('alice', SESSION, 'm3', 481);
+      tracker.failByKey('alice', SESSION, 'm1', 481);
+      expect(tracker.headBytesReserved).to.equal(0);
+    });
+
     it('does not track a new message past maxMessages for all owners together', () => {
       const { tracker, rec } = setup({ maxMessages: 2 });
       feedChunk(tracker, 'alice', SESSION, 'm1', META, { range: '1-*/*', body: 'a', flag: '+' });
