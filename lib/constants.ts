@@ -87,7 +87,7 @@ export const DEFAULTS = {
   /** Failed guesses for one user from one address (IPv4, IPv6 /64) that lock the pair out, and for how long (ms). */
   authLockoutFailures: 10,
   authLockoutMs: 900_000,
-  /** (address, user) entries the lockout remembers at most (250-450 B each: 25-45 MB when full). */
+  /** (address, user) entries the lockout remembers at most (about 500 B each: 46-53 MB measured when full). */
   authLockoutEntries: 100_000,
   /** Default MSRP port (IANA). */
   port: 2855,

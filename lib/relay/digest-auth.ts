@@ -161,7 +161,9 @@ export class NonceManager {
     }
     const issuedAt = this.verifiedTimestamp(nonce);
     if (issuedAt === undefined || issuedAt <= this.watermark) return false;
-    this.tracked.set(nonce, { issuedAt, highestNc: nc });
+    // A copy: the parsed nonce is a slice of the Authorization header, which it would keep alive with the
+    // entry however long the rest of the header (memory audit: 15 KiB an entry, 10,000 entries).
+    this.tracked.set(Buffer.from(nonce, 'latin1').toString('latin1'), { issuedAt, highestNc: nc });
     this.evict();
     return true;
   }
