@@ -400,7 +400,7 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
     if ((msg.flags & AWAITING) !== 0) this.unawait(msg);
     if (reason === 'aborted') this.counters.aborted++;
     else if (reason === 'timeout') this.counters.timedOut++;
-    else if (reason === 'holes') this.counters.untracked++;
+    else if (reason === 'holes' || reason === 'caps') this.counters.untracked++;
   }
 
   /** Counts chunks the tracker did not track. */

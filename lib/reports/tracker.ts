@@ -148,7 +148,9 @@ export type DropReason =
   /** The handler has nothing more to wait for (head answered `drop`, or `onWhole` returned false). */
   | 'settled'
   /** {@link MessageTracker.dropOwner}: the sending connection went away. */
-  | 'owner-closed';
+  | 'owner-closed'
+  /** A later chunk's meta ({@link TrackerOptions.metaBytes}) would have passed the head-byte caps. */
+  | 'caps';
 
 /** Why {@link MessageTracker.begin} did not track a chunk. */
 export type UntrackedReason =
@@ -484,9 +486,24 @@ export class MessageTracker<O, M> {
       this.joinGroup(msg);
     } else {
       if (msg.total < 0 && range !== null && range.total !== '*') msg.total = range.total;
+      if (this.metaBytes !== undefined) {
+        // Larger paths on a later chunk are charged like a first chunk's: within the caps, or the message
+        // is no longer tracked (review: two steps, small paths then large ones, passed the caps).
+        const charge = this.metaBytes(meta);
+        const grow = charge - msg.metaCharge;
+        const rec = this.owners.get(owner);
+        if (
+          grow > 0 &&
+          (this.reservedHeadBytes + grow > this.maxHeadBytes ||
+            (rec?.headBytes ?? 0) + grow > this.maxHeadBytesPerOwner)
+        ) {
+          this.forget(msg, 'caps');
+          return null;
+        }
+        this.recharge(msg, charge);
+      }
       msg.lastActivity = now;
       msg.meta = meta;
-      if (this.metaBytes !== undefined) this.recharge(msg, this.metaBytes(meta));
       if (this.groupOf !== undefined && this.groupOf(meta) !== msg.group) {
         this.leaveGroup(msg);
         this.joinGroup(msg);

@@ -755,9 +755,12 @@ describe('MessageTracker', () => {
       // A later chunk's meta replaces the charge; an ended message gives it back.
       feedChunk(tracker, 'alice', SESSION, 'm1', { dest: 'y' }, { range: '2-2/10', body: 'b', flag: '+' });
       expect(tracker.headBytesReserved).to.equal(2 * 3010 + 10 + 1);
+      // Larger again past the cap: no longer tracked (review: small paths first, then large ones).
+      const bigger = { dest: 'x'.repeat(5000) };
+      const c = feedChunk(tracker, 'alice', SESSION, 'm1', bigger, { range: '3-3/10', body: 'c', flag: '+' });
+      expect([c, tracker.size, rec.events.at(-1)]).to.deep.equal([null, 2, 'dropped:m1:caps']);
       tracker.failByKey('alice', SESSION, 'm2', 481);
       tracker.failByKey('alice', SESSION, 'm3', 481);
-      tracker.failByKey('alice', SESSION, 'm1', 481);
       expect(tracker.headBytesReserved).to.equal(0);
     });
 
