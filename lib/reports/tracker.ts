@@ -454,12 +454,12 @@ export class MessageTracker<O, M> {
       const reserve = total >= 0 ? Math.min(total, this.headBytes) : this.headBytes;
       const charge = this.metaBytes?.(meta) ?? 0;
       const rec = this.owners.get(owner);
-      let refused: UntrackedReason | null = null;
-      if (this.messages.size >= this.maxMessages) refused = 'messages';
-      else if (rec !== undefined && rec.count >= this.maxMessagesPerOwner) refused = 'owner-messages';
-      else if (this.reservedHeadBytes + reserve + charge > this.maxHeadBytes) refused = 'head-bytes';
-      else if ((rec?.headBytes ?? 0) + reserve + charge > this.maxHeadBytesPerOwner)
-        refused = 'owner-head-bytes';
+      const refused: UntrackedReason | null =
+        this.messages.size >= this.maxMessages
+          ? 'messages'
+          : rec !== undefined && rec.count >= this.maxMessagesPerOwner
+            ? 'owner-messages'
+            : this.overHeadCaps(rec, reserve + charge);
       if (refused !== null) {
         // The tombstone keeps later chunks out: tracked from the middle, the message could never be whole.
         this.tombstone(key, now);
@@ -491,12 +491,7 @@ export class MessageTracker<O, M> {
         // is no longer tracked (review: two steps, small paths then large ones, passed the caps).
         const charge = this.metaBytes(meta);
         const grow = charge - msg.metaCharge;
-        const rec = this.owners.get(owner);
-        if (
-          grow > 0 &&
-          (this.reservedHeadBytes + grow > this.maxHeadBytes ||
-            (rec?.headBytes ?? 0) + grow > this.maxHeadBytesPerOwner)
-        ) {
+        if (grow > 0 && this.overHeadCaps(this.owners.get(owner), grow) !== null) {
           this.forget(msg, 'caps');
           return null;
         }
@@ -726,6 +721,16 @@ export class MessageTracker<O, M> {
   private settleHead(msg: TrackedMessage<O, M>, verdict: HeadVerdict): void {
     this.releaseHead(msg);
     if (verdict !== 'keep') this.forget(msg, 'settled');
+  }
+
+  /** The head-byte cap `more` octets would pass, all owners' or `rec`'s own; null for none. */
+  private overHeadCaps(
+    rec: OwnerRecord<O, M> | undefined,
+    more: number,
+  ): 'head-bytes' | 'owner-head-bytes' | null {
+    if (this.reservedHeadBytes + more > this.maxHeadBytes) return 'head-bytes';
+    if ((rec?.headBytes ?? 0) + more > this.maxHeadBytesPerOwner) return 'owner-head-bytes';
+    return null;
   }
 
   /** Charges `msg`'s meta at `charge` octets from now on (a later chunk's paths replace the first's). */
