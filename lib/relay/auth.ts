@@ -8,6 +8,7 @@ import { getHeader } from '../msrp/message.js';
 import { parseExpires } from '../msrp/headers.js';
 import { parsePath, type MsrpUri } from '../msrp/uri.js';
 import type { DigestAuthenticator } from './digest-auth.js';
+import { ownString } from '../util/own-string.js';
 
 /** What the AUTH handler needs from the relay. */
 export interface AuthContext {
@@ -71,7 +72,7 @@ export function authenticate(ctx: AuthContext, head: RequestHead, failures: numb
     if (clientText.length > MAX_CLIENT_URI_LENGTH) return badRequest('From-Path URI too long');
     // A copy, parsed again: a slice of the header (and the parts parsed from it) would keep the whole
     // From-Path alive with the token, however long the path after it (memory audit: ~1 MiB a connection).
-    clientText = Buffer.from(clientText, 'latin1').toString('latin1');
+    clientText = ownString(clientText);
     client = parsePath(clientText)[0]!;
     parsePath(fromPath);
   } catch {

@@ -17,6 +17,7 @@ import {
   type DigestCredentials,
 } from '../msrp/digest.js';
 import type { UserStore } from './users.js';
+import { ownString } from '../util/own-string.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Digest arithmetic (RFC 2617 §3.2.2 with the RFC 4976 §5.1 profile)
@@ -163,7 +164,7 @@ export class NonceManager {
     if (issuedAt === undefined || issuedAt <= this.watermark) return false;
     // A copy: the parsed nonce is a slice of the Authorization header, which it would keep alive with the
     // entry however long the rest of the header (memory audit: 15 KiB an entry, 10,000 entries).
-    this.tracked.set(Buffer.from(nonce, 'latin1').toString('latin1'), { issuedAt, highestNc: nc });
+    this.tracked.set(ownString(nonce), { issuedAt, highestNc: nc });
     this.evict();
     return true;
   }

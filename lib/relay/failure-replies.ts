@@ -7,7 +7,7 @@
 import { getHeader, type RequestHead } from '../msrp/message.js';
 import { serializeResponse } from '../msrp/serializer.js';
 import { byteRangeOf, failureReportOf } from './frame-utils.js';
-import { clip, withUnlogged } from './log-budget.js';
+import { clip, logWithin } from './log-budget.js';
 import type { Logger } from './logger.js';
 import type { Peer } from './peer.js';
 import type { TrackedImMessage } from './relay-reports.js';
@@ -92,8 +92,6 @@ export class FailureReplies {
     if (tx.failureReport === 'no') return;
     if (tx.source.isClosed) {
       this.counters.failureReportsUndeliverable++;
-      const skipped = tx.source.logBudget.take();
-      if (skipped === null) return;
       const fields = {
         gone: tx.source.id,
         to: firstUri(tx.reportTo),
@@ -101,10 +99,8 @@ export class FailureReplies {
         status: statusCode,
         range: `${tx.rangeStart}-${tx.rangeEnd}`,
       };
-      this.log.warn(
-        withUnlogged(fields, skipped),
-        "failure REPORT undeliverable: the sender's connection is gone",
-      );
+      const msg = "failure REPORT undeliverable: the sender's connection is gone";
+      logWithin(tx.source.logBudget, this.log, 'warn', fields, msg);
       return;
     }
     this.report(tx.source, {
@@ -122,16 +118,13 @@ export class FailureReplies {
   /** Counts, logs and writes one failure REPORT toward `to`. */
   private report(to: Peer, spec: FailureReportSpec, producer?: Peer): void {
     bump(this.counters.failureReports, statusLabel(spec.statusCode));
-    const skipped = to.logBudget.take();
-    if (skipped !== null) {
-      const fields = {
-        conn: to.id,
-        messageId: spec.messageId,
-        status: spec.statusCode,
-        range: `${spec.start}-${spec.end}`,
-      };
-      this.log.info(withUnlogged(fields, skipped), 'failure REPORT');
-    }
+    const fields = {
+      conn: to.id,
+      messageId: spec.messageId,
+      status: spec.statusCode,
+      range: `${spec.start}-${spec.end}`,
+    };
+    logWithin(to.logBudget, this.log, 'info', fields, 'failure REPORT');
     to.send([failureReport(spec)], producer);
   }
 

@@ -7,6 +7,8 @@
  * the `connection closed` line; the metrics count every event either way.
  */
 
+import type { Logger, LogFields } from './logger.js';
+
 /** Lines a connection may log at once. */
 export const LOG_BURST = 20;
 /** Ms per line regained after a burst. */
@@ -50,9 +52,21 @@ export class LogBudget {
   }
 }
 
-/** `fields`, with `unlogged` added when lines were left out before this one. */
-export function withUnlogged<T extends object>(fields: T, skipped: number): T | (T & { unlogged: number }) {
-  return skipped === 0 ? fields : { ...fields, unlogged: skipped };
+/**
+ * Writes one line about a connection's traffic within its `budget` (`force`: even when it is spent),
+ * with `unlogged` added when lines were left out before it.
+ */
+export function logWithin(
+  budget: LogBudget,
+  log: Logger,
+  level: 'info' | 'warn',
+  fields: LogFields,
+  msg: string,
+  force = false,
+): void {
+  const skipped = budget.take(force);
+  if (skipped === null) return;
+  log[level](skipped === 0 ? fields : { ...fields, unlogged: skipped }, msg);
 }
 
 /** Characters of an error's text kept in a log line (it may quote what the peer sent, up to 16 KiB). */

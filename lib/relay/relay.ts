@@ -32,7 +32,7 @@ import {
   WS_HEAD_ROOM,
 } from './frame-utils.js';
 import { Listeners, type RefusalReason, type TlsCertificateInfo, type TlsCredentials } from './listeners.js';
-import { clip, withUnlogged } from './log-budget.js';
+import { clip, logWithin } from './log-budget.js';
 import type { Logger, LogFields } from './logger.js';
 import { NextHops, type OutboundCa } from './next-hops.js';
 import { resolveRelayOptions, type RelayAddress, type RelayLimits, type RelayOptions } from './options.js';
@@ -714,8 +714,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     msg: string,
     closing: boolean,
   ): void {
-    const skipped = peer.logBudget.take(closing && !peer.closing);
-    if (skipped !== null) this.log[level](withUnlogged(fields, skipped), msg);
+    logWithin(peer.logBudget, this.log, level, fields, msg, closing && !peer.closing);
   }
 
   onClose(peer: Peer, reason: string): void {
@@ -1018,19 +1017,17 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       if (!forwarded && (result === 'failed' || result === 'locked-out')) peer.authFailures++;
       // Within the connection's log budget: a bad Expires or path does not count toward closing it, so
       // a client could otherwise write a warning per request (review). The closing one is always written.
-      const skipped = peer.logBudget.take(outcome.close && !forwarded && !peer.closing);
-      if (skipped !== null) {
-        const fields = {
-          conn: peer.id,
-          remote: peer.conn.remote,
-          user: shortName(user),
-          result,
-          status: outcome.statusCode,
-          reason: outcome.reason,
-          failures: peer.authFailures,
-        };
-        this.log.warn(withUnlogged(fields, skipped), 'AUTH failed');
-      }
+      const fields = {
+        conn: peer.id,
+        remote: peer.conn.remote,
+        user: shortName(user),
+        result,
+        status: outcome.statusCode,
+        reason: outcome.reason,
+        failures: peer.authFailures,
+      };
+      const closing = outcome.close && !forwarded && !peer.closing;
+      logWithin(peer.logBudget, this.log, 'warn', fields, 'AUTH failed', closing);
       // Guesses count toward the lockout; malformed or misdirected credentials do not.
       const guess = outcome.reason === 'bad-response' || outcome.reason === 'unknown-user';
       const lockedOut = guess && user !== undefined ? this.lockout.fail(address, user, now) : null;

@@ -6,8 +6,9 @@ import {
   LOG_BURST,
   LOG_REFILL_MS,
   LogBudget,
-  withUnlogged,
+  logWithin,
 } from '../../lib/relay/log-budget.js';
+import { captureLogger, type LogLine } from '../helpers/relay.js';
 
 describe('LogBudget', () => {
   it('lets a burst through, then counts what it leaves out and reports it with the next line', () => {
@@ -41,10 +42,17 @@ describe('LogBudget', () => {
   });
 
   it('adds `unlogged` only when lines were left out, and clips long texts', () => {
-    expect([withUnlogged({ a: 1 }, 0), withUnlogged({ a: 1 }, 2)]).to.deep.equal([
-      { a: 1 },
-      { a: 1, unlogged: 2 },
+    const lines: LogLine[] = [];
+    const log = captureLogger(lines);
+    const b = new LogBudget();
+    logWithin(b, log, 'info', { a: 1 }, 'first');
+    for (let i = 0; i < LOG_BURST + 1; i++) logWithin(b, log, 'warn', { a: 2 }, 'more');
+    logWithin(b, log, 'warn', { a: 3 }, 'closing', true);
+    expect(lines.map((l) => [l.level, l.msg, l.fields])).to.deep.include.members([
+      ['info', 'first', { a: 1 }],
+      ['warn', 'closing', { a: 3, unlogged: 2 }],
     ]);
+    expect(lines).to.have.length(LOG_BURST + 1);
     const long = 'x'.repeat(5000);
     expect([clip('short'), clip(long).length]).to.deep.equal(['short', DETAIL_MAX]);
   });
