@@ -52,12 +52,24 @@ export function escapeControls(s: string): string {
   return s.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
+// eslint-disable-next-line no-control-regex
+const DEL_C1 = /[\x7f-\x9f]/g;
+
+/**
+ * A JSON log line with DEL and the C1 controls written as `\u00NN`: JSON lets them stand raw, and pino
+ * escapes only C0, but U+009B is a CSI to many terminals, so `tail -f` of the log must not print it as
+ * is (observability audit F11). The line stays the same JSON.
+ */
+export function escapeJsonControls(line: string): string {
+  return line.replace(DEL_C1, (c) => `\\u00${c.charCodeAt(0).toString(16)}`);
+}
+
 /** Creates the relay's logger. */
 export function createLogger(level: LogLevel, format: LogFormat): PinoLogger {
   const options = { level, base: undefined, timestamp: pino.stdTimeFunctions.epochTime };
   if (format === 'pretty') return pino(options, new PrettyDestination());
   return pino(
-    { ...options, timestamp: pino.stdTimeFunctions.isoTime },
+    { ...options, timestamp: pino.stdTimeFunctions.isoTime, hooks: { streamWrite: escapeJsonControls } },
     pino.destination({ dest: 1, sync: false }),
   );
 }

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { escapeControls } from '../../lib/cli/logger.js';
+import { escapeControls, escapeJsonControls } from '../../lib/cli/logger.js';
 
 const loggerModule = join(dirname(fileURLToPath(import.meta.url)), '../../lib/cli/logger.js');
 
@@ -42,5 +42,26 @@ describe('the pretty log format', () => {
     expect(r.stdout).to.match(
       /WARN {2}AUTH failed {2}remote=127\.0\.0\.1:5000 user="x remote=6\.6\.6\.6:1234" tid="a\\"b" plain=alice n=3\n$/,
     );
+  });
+});
+
+describe('the JSON log format', () => {
+  it('writes DEL and the C1 controls as \\u00NN, and the line parses to the same values', () => {
+    expect(escapeJsonControls('{"msg":"a\u009b2Jb\u007fc é"}')).to.equal('{"msg":"a\\u009b2Jb\\u007fc é"}');
+    const script = `import(${JSON.stringify(loggerModule)}).then(({ createLogger }) => {
+      const log = createLogger('info', 'json');
+      log.warn({ remote: 'a\\u009b2J\\u0085' }, 'start line "X\\u007fY\\u001b"');
+      log.flush();
+    });`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      timeout: 10_000,
+    });
+    expect(r.status).to.equal(0);
+    // eslint-disable-next-line no-control-regex
+    expect(r.stdout).to.not.match(/[\x00-\x09\x0b-\x1f\x7f-\x9f]/);
+    const rec = JSON.parse(r.stdout) as { msg: string; remote: string };
+    expect(rec.msg).to.equal('start line "X\u007fY\u001b"');
+    expect(rec.remote).to.equal('a\u009b2J\u0085');
   });
 });
