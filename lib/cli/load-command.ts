@@ -29,8 +29,10 @@ function text(flags: LoadFlags, key: string): string | undefined {
 function number(flags: LoadFlags, key: string, flag: string, integer: boolean): number | undefined {
   const v = text(flags, key);
   if (v === undefined) return undefined;
+  // Decimal only, as --size and --duration take them: `1e3`, `0x10` or `0b11` are refused, not read.
+  const decimal = integer ? /^-?\d+$/ : /^-?(?:\d+(?:\.\d+)?|\.\d+)$/;
   const n = Number(v.trim());
-  if (v.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n))) {
+  if (!decimal.test(v.trim()) || !Number.isFinite(n)) {
     throw optionError(`${flag} must be ${integer ? 'a whole number' : 'a number'} (got "${v}")`);
   }
   return n;

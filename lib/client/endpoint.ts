@@ -15,7 +15,7 @@ import type { MsrpError } from '../errors.js';
 import { createError, ErrorCodes } from '../errors.js';
 import { uncorkAfterTurn } from '../io/uncork.js';
 import { FrameCollector, type CollectedError } from '../msrp/frame-collector.js';
-import { getHeader, type Frame, type Header } from '../msrp/message.js';
+import { getHeader, getHeaders, type Frame, type Header } from '../msrp/message.js';
 import { parseByteRange, type ByteRange } from '../msrp/headers.js';
 import {
   formatDigestCredentials,
@@ -267,20 +267,12 @@ export class MsrpEndpoint extends EventEmitter {
       },
       opts.timeoutMs,
     );
-    if (res.kind === 'response' && res.statusCode === 401 && opts.username !== undefined) {
-      const header = getHeader(res.headers, 'www-authenticate') ?? '';
-      let authorization: string;
-      try {
-        authorization = digestAnswer(
-          parseDigestChallenge(header),
-          opts.username,
-          opts.password ?? '',
-          opts.relayUri,
-        );
-      } catch (err) {
-        if (err instanceof AuthError) throw err;
-        throw new AuthError('AUTH 401 with an invalid challenge', header.slice(0, 200));
-      }
+    // A second 401 with `stale=true` (digest §2.2: the nonce expired between the two) is answered once more.
+    for (let tries = 0; tries < 2; tries++) {
+      if (res.kind !== 'response' || res.statusCode !== 401 || opts.username === undefined) break;
+      const challenges = getHeaders(res.headers, 'www-authenticate');
+      if (tries > 0 && !challenges.some(isStale)) break;
+      const authorization = answerChallenges(challenges, opts.username, opts.password ?? '', opts.relayUri);
       res = await this.request(
         {
           method: 'AUTH',
@@ -609,6 +601,40 @@ export class AuthError extends Error {
     super(`${reason}: ${JSON.stringify(value)}`);
     this.name = 'AuthError';
   }
+}
+
+/** True when `header` is a Digest challenge that says `stale=true`. */
+function isStale(header: string): boolean {
+  try {
+    return parseDigestChallenge(header).stale === true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The Authorization value answering the first of a 401's challenges this client can answer (a relay may
+ * offer several, e.g. SHA-256 before MD5, in one WWW-Authenticate header each). Throws the first
+ * challenge's {@link AuthError} when none can be answered.
+ */
+function answerChallenges(
+  challenges: readonly string[],
+  username: string,
+  password: string,
+  relayUri: string,
+): string {
+  let first: AuthError | undefined;
+  for (const header of challenges) {
+    try {
+      return digestAnswer(parseDigestChallenge(header), username, password, relayUri);
+    } catch (err) {
+      first ??=
+        err instanceof AuthError
+          ? err
+          : new AuthError('AUTH 401 with an invalid challenge', header.slice(0, 200));
+    }
+  }
+  throw first ?? new AuthError('AUTH 401 with an invalid challenge', '');
 }
 
 /**

@@ -24,6 +24,8 @@ export interface MetricsSnapshot {
   messagesDelivered: number;
   messagesFailed: number;
   messagesLost: number;
+  /** Open loop: messages that fell due while no session could send, skipped. */
+  messagesSkipped: number;
   bytesSent: number;
   bytesDelivered: number;
   chunksSent: number;
@@ -94,6 +96,7 @@ export class LoadMetrics {
   messagesDelivered = 0;
   messagesFailed = 0;
   messagesLost = 0;
+  messagesSkipped = 0;
   bytesSent = 0;
   bytesDelivered = 0;
   chunksSent = 0;
@@ -176,6 +179,7 @@ export class LoadMetrics {
       messagesDelivered: this.messagesDelivered,
       messagesFailed: this.messagesFailed,
       messagesLost: this.messagesLost,
+      messagesSkipped: this.messagesSkipped,
       bytesSent: this.bytesSent,
       bytesDelivered: this.bytesDelivered,
       chunksSent: this.chunksSent,
@@ -211,6 +215,7 @@ export class LoadMetrics {
     this.messagesDelivered += s.messagesDelivered;
     this.messagesFailed += s.messagesFailed;
     this.messagesLost += s.messagesLost;
+    this.messagesSkipped += s.messagesSkipped;
     this.bytesSent += s.bytesSent;
     this.bytesDelivered += s.bytesDelivered;
     this.chunksSent += s.chunksSent;

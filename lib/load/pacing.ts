@@ -78,6 +78,8 @@ export class OpenLoop {
   private next = 0;
   private issued = 0;
   private setupOver = false;
+  /** Messages that fell due while no session could send: skipped, not sent late in a burst. */
+  skipped = 0;
 
   /**
    * `rate`: messages per second for this thread; `rampUpMs`: the rate grows linearly from 0 over this
@@ -120,6 +122,7 @@ export class OpenLoop {
           const s = this.pick();
           if (s === null) {
             // Nothing to send on yet (ramp-up): what fell due meanwhile is skipped, not sent in a burst.
+            this.skipped += dueNow - this.issued;
             this.issued = dueNow;
             owed = 0;
             break;

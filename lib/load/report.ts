@@ -70,7 +70,7 @@ export interface LoadReport {
   timing: {
     /** Until every session was up (0 with a ramp-up). */
     setupSeconds: number;
-    /** From the start signal to the last message outcome. */
+    /** From the start signal to the last message outcome or the last message sent, whichever is later. */
     activeSeconds: number;
     /** startedAt to finishedAt. */
     totalSeconds: number;
@@ -89,6 +89,15 @@ export interface LoadReport {
   };
   /** sent = delivered + failed + lost. */
   messages: { sent: number; delivered: number; failed: number; lost: number };
+  /** Open loop only (null for a closed loop): what the rate had due and what it could not send. */
+  openLoop: {
+    /** Messages due by the end of the traffic at --rate (ramp-up included, at most --messages). */
+    due: number;
+    /** Due while no session could send (none up yet, or all gone): skipped, never sent late. */
+    skippedWithoutSession: number;
+    /** Fewer than 90 % of `due` were sent: the run did not offer the load asked for (it fails). */
+    fellBehind: boolean;
+  } | null;
   /** SEND chunks written and those answered 200 by the first hop. */
   chunks: { sent: number; acknowledged: number };
   /** Body octets (CPIM head included). */
@@ -143,7 +152,10 @@ export interface LoadReport {
     /** (failed + dropped) sessions / requested sessions. */
     sessionErrorRate: number;
     maxErrorRate: number;
-    /** Both rates within maxErrorRate and at least one session up. */
+    /**
+     * Both rates within maxErrorRate, at least one session up, a message sent (unless --messages 0), and
+     * an open loop that sent at least 90 % of what was due.
+     */
     passed: boolean;
     /** What `msrp-relay load` exits with: 0 passed, 1 failed. */
     exitCode: 0 | 1;
@@ -167,6 +179,34 @@ export function errorRateOf(m: { sent: number; failed: number; lost: number }): 
 
 const round3 = (n: number): number => Math.round(n * 1000) / 1000;
 
+/**
+ * True when a run meant to send sent nothing (every session came up too late, or none did): such a run
+ * measured nothing and must not pass (load-tester audit: 10/10 sessions up, 0 sent, PASS).
+ */
+function nothingSent(cfg: LoadConfig, m: LoadMetrics): boolean {
+  return m.messagesSent === 0 && cfg.messages !== 0 && m.sessionsRequested > 0;
+}
+
+/**
+ * The open loop's due count over the traffic (`activeSeconds`, at most --duration) and whether it fell
+ * behind: under 90 % of what was due sent (the tester could not keep up, or sessions were missing), when
+ * at least 100 were due. Null for a closed loop.
+ */
+function openLoopFigures(
+  cfg: LoadConfig,
+  activeSeconds: number,
+  sent: number,
+  skipped: number,
+): LoadReport['openLoop'] {
+  if (cfg.rate === null) return null;
+  const t = Math.min(cfg.duration ?? Infinity, activeSeconds);
+  const ramp = cfg.rampUp;
+  let due = t < ramp ? (cfg.rate * t * t) / (2 * ramp) : cfg.rate * (t - ramp / 2);
+  if (cfg.messages !== null) due = Math.min(due, cfg.messages);
+  due = Math.floor(due);
+  return { due, skippedWithoutSession: skipped, fellBehind: due >= 100 && sent < 0.9 * due };
+}
+
 /** Builds the report from the merged metrics. */
 export function buildReport(c: ReportContext): LoadReport {
   const { config: cfg, metrics: m } = c;
@@ -183,10 +223,13 @@ export function buildReport(c: ReportContext): LoadReport {
   // run as one that never came up does.
   const sessionErrorRate =
     m.sessionsRequested === 0 ? 0 : (m.sessionsFailed + m.sessionsDropped) / m.sessionsRequested;
+  const openLoop = openLoopFigures(cfg, active, m.messagesSent, m.messagesSkipped);
   const passed =
     errorRate <= cfg.maxErrorRate &&
     sessionErrorRate <= cfg.maxErrorRate &&
-    (m.sessionsRequested === 0 || m.sessionsEstablished > 0);
+    (m.sessionsRequested === 0 || m.sessionsEstablished > 0) &&
+    !nothingSent(cfg, m) &&
+    openLoop?.fellBehind !== true;
   const cpu = cpus();
   return {
     schema: LOAD_REPORT_SCHEMA,
@@ -244,6 +287,7 @@ export function buildReport(c: ReportContext): LoadReport {
       setupErrors: { ...m.setupErrors },
     },
     messages,
+    openLoop,
     chunks: { sent: m.chunksSent, acknowledged: m.chunksAcknowledged },
     bytes: { sent: m.bytesSent, delivered: m.bytesDelivered },
     throughput: {
@@ -431,11 +475,21 @@ export function formatReport(r: LoadReport): string {
     ]),
     '',
   ];
-  const behind = openLoopShortfall(r);
-  if (behind !== null) {
+  const ol = r.openLoop;
+  if (ol !== null && (ol.fellBehind || ol.skippedWithoutSession > 0)) {
+    const skipped =
+      ol.skippedWithoutSession > 0
+        ? `${int(ol.skippedWithoutSession)} fell due while no session was up and were skipped`
+        : '';
+    const late = ol.due - r.messages.sent - ol.skippedWithoutSession;
     out.push(
-      `note: the open loop fell behind: ${int(r.messages.sent)} of ${int(behind)} messages due were sent; ` +
-        'the latency figures leave out the waiting of the rest (add --workers or lower --rate)',
+      `note: the open loop ${ol.fellBehind ? 'fell behind' : 'skipped messages'}: ${int(r.messages.sent)} of ` +
+        `${int(ol.due)} messages due were sent` +
+        (skipped ? `; ${skipped}` : '') +
+        (ol.fellBehind && late >= 0.1 * ol.due
+          ? '; the tester could not keep up, and the latency figures leave out the waiting of the rest ' +
+            '(add --workers or lower --rate)'
+          : ''),
       '',
     );
   }
@@ -443,6 +497,8 @@ export function formatReport(r: LoadReport): string {
   if (r.sessions.failed + r.sessions.dropped > 0)
     why.push(`sessions failed or dropped ${pct(r.result.sessionErrorRate)}`);
   if (r.sessions.requested > 0 && r.sessions.established === 0) why.push('no session up');
+  else if (r.messages.sent === 0 && r.config.messages !== 0) why.push('nothing sent');
+  if (ol?.fellBehind === true) why.push('open loop fell behind');
   out.push(
     `result: ${r.result.passed ? 'PASS' : 'FAIL'} (${why.join(', ')}; max ${pct(r.result.maxErrorRate)})`,
   );
@@ -453,18 +509,4 @@ export function formatReport(r: LoadReport): string {
 function unopenedNote(r: LoadReport): string {
   const n = r.sessions.requested - r.sessions.established - r.sessions.failed;
   return n > 0 ? `, ${int(n)} not opened (the run ended before their turn)` : '';
-}
-
-/**
- * The messages an open loop had due by the end of its traffic when it sent under 90 % of them (the load
- * tester could not keep up: its latency figures then miss the backlog's waiting); null otherwise.
- */
-export function openLoopShortfall(r: LoadReport): number | null {
-  const c = r.config;
-  if (c.rate === null) return null;
-  const t = Math.min(c.durationSeconds ?? Infinity, r.timing.activeSeconds);
-  const ramp = c.rampUpSeconds;
-  let due = t < ramp ? (c.rate * t * t) / (2 * ramp) : c.rate * (t - ramp / 2);
-  if (c.messages !== null) due = Math.min(due, c.messages);
-  return due >= 100 && r.messages.sent < 0.9 * due ? Math.floor(due) : null;
 }

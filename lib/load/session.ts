@@ -40,6 +40,12 @@ export interface SessionContext {
    * `--warm-up`); messages and chunks sent before it are counted in everything else.
    */
   latencyFrom: number;
+  /** performance.now() when the last message was handed to a session (throughput counts to it, too). */
+  lastSendAt: number;
+  /** Endpoints connected and not yet authenticated: closed at once when the run is stopped. */
+  readonly settingUp: Set<MsrpEndpoint>;
+  /** The run was stopped (Ctrl-C): no session setup goes on. */
+  stopped: boolean;
 }
 
 /** A session could not be set up; `reason` is a short key for the report (`AUTH 401`, `connect ECONNREFUSED`). */
@@ -53,6 +59,8 @@ export class SetupError extends Error {
 const PENDING = 0;
 const DELIVERED = 1;
 const FAILED = 2;
+/** Counted lost at the end of the drain: no later event counts it again. */
+const LOST = 3;
 
 interface Tracked {
   readonly messageId: string;
@@ -61,7 +69,7 @@ interface Tracked {
   readonly bytes: number;
   /** performance.now() when the first chunk was handed to the socket. */
   readonly t0: number;
-  state: typeof PENDING | typeof DELIVERED | typeof FAILED;
+  state: typeof PENDING | typeof DELIVERED | typeof FAILED | typeof LOST;
   /** A positive-delivery report was requested. */
   readonly positive: boolean;
   /** A negative-delivery report was requested. */
@@ -137,11 +145,18 @@ async function openEndpoint(
       throw new SetupError(`connect ${e.code ?? String(e.message ?? e).slice(0, 80)}`);
     })
     .finally(() => clearTimeout(timer));
+  if (ctx.stopped) {
+    await ep.close();
+    throw new SetupError('stopped');
+  }
+  ctx.settingUp.add(ep);
   try {
     return { ep, expires: await authenticate(ctx, target, ep, user) };
   } catch (err) {
     await ep.close();
     throw err;
+  } finally {
+    ctx.settingUp.delete(ep);
   }
 }
 
@@ -220,6 +235,8 @@ export class LoadSession {
   private seq = 0;
   private pendingCount = 0;
   private awaitingReports = 0;
+  /** SEND chunks written whose transaction has no response or failure yet. */
+  private openChunks = 0;
   private closed = false;
   private closing = false;
 
@@ -281,9 +298,12 @@ export class LoadSession {
     return !this.closed;
   }
 
-  /** Messages without an outcome plus delivered messages still waiting for their positive report. */
+  /**
+   * Messages without an outcome, delivered messages still waiting for their positive report, and chunks
+   * still waiting for their hop's response (a relay may answer after it forwarded: the drain waits).
+   */
   get busy(): number {
-    return this.pendingCount + this.awaitingReports;
+    return this.pendingCount + this.awaitingReports + this.openChunks;
   }
 
   /**
@@ -312,6 +332,7 @@ export class LoadSession {
     this.outstanding.set(messageId, tr);
     this.pendingCount++;
     m.messagesSent++;
+    this.ctx.lastSendAt = tr.t0;
     if (tr.positive) m.reportsRequested++;
     const done = new Promise<void>((resolve) => {
       tr.release = resolve;
@@ -325,8 +346,10 @@ export class LoadSession {
   finish(): void {
     const m = this.ctx.metrics;
     for (const tr of this.outstanding.values()) {
-      if (tr.state === PENDING) m.messagesLost++;
-      else if (tr.state === DELIVERED && tr.positive && !tr.reported) m.reportsMissing++;
+      if (tr.state === PENDING) {
+        m.messagesLost++;
+        tr.state = LOST; // its chunks, rejected when the endpoints close, must not fail it as well
+      } else if (tr.state === DELIVERED && tr.positive && !tr.reported) m.reportsMissing++;
       releaseTracked(tr);
     }
     this.outstanding.clear();
@@ -408,8 +431,14 @@ export class LoadSession {
       code = 0;
     }
     if (code === 200) return; // a success REPORT: never requested, nothing to count
+    const messageId = getHeader(frame.headers, 'message-id') ?? '';
+    // Digest §1.10: a REPORT for a message the client does not know is ignored; counted as unmatched.
+    if (this.seqOf(messageId, this.idBase) === null) {
+      this.ctx.metrics.reportsUnmatched++;
+      return;
+    }
     this.ctx.metrics.failureReport(code);
-    const tr = this.outstanding.get(getHeader(frame.headers, 'message-id') ?? '');
+    const tr = this.outstanding.get(messageId);
     if (tr !== undefined) this.fail(tr);
   }
 
@@ -471,6 +500,7 @@ export class LoadSession {
       this.ctx.metrics.chunksSent++;
       // Octets written, chunk by chunk: the rest of a message refused midway never leaves.
       this.ctx.metrics.bytesSent += end - offset;
+      this.openChunks++;
       ep.request(spec, timeoutMs).then(
         (res) => this.chunkAnswered(tr, res, sentAt),
         () => this.chunkFailed(tr, ep.isClosed),
@@ -482,6 +512,7 @@ export class LoadSession {
   }
 
   private chunkAnswered(tr: Tracked, res: Frame, sentAt: number): void {
+    this.openChunks--;
     const m = this.ctx.metrics;
     if (sentAt >= this.ctx.latencyFrom) m.firstHop.recordMs(performance.now() - sentAt);
     const code = res.kind === 'response' ? res.statusCode : 0;
@@ -494,6 +525,8 @@ export class LoadSession {
   }
 
   private chunkFailed(tr: Tracked, closed: boolean): void {
+    this.openChunks--;
+    if (this.closing) return; // rejected by our own close at the end of the run: no event of the relay's
     if (closed) this.ctx.metrics.disconnects++;
     else this.ctx.metrics.timeouts++;
     this.fail(tr);
@@ -528,9 +561,8 @@ export class LoadSession {
   /** A delivery report about `imdnId` (`i` + the MSRP Message-ID this session gave the IM). */
   private onReport(imdnId: string, status: string): void {
     const m = this.ctx.metrics;
-    const base = this.imdnBase;
-    const seq = imdnId.startsWith(base) ? parseInt(imdnId.slice(base.length), 36) : NaN;
-    if (!Number.isSafeInteger(seq) || seq < 0 || seq >= this.seq) {
+    const seq = this.seqOf(imdnId, this.imdnBase);
+    if (seq === null) {
       m.reportsUnmatched++;
       return;
     }
@@ -550,6 +582,12 @@ export class LoadSession {
       this.fail(tr);
     }
     this.forgetIfDone(tr);
+  }
+
+  /** The sequence number in `id` (`base` + base-36 number) of a message this session sent, or null. */
+  private seqOf(id: string, base: string): number | null {
+    const seq = id.startsWith(base) ? parseInt(id.slice(base.length), 36) : NaN;
+    return Number.isSafeInteger(seq) && seq >= 0 && seq < this.seq ? seq : null;
   }
 
   private testAndSetReported(seq: number): boolean {

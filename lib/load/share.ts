@@ -103,6 +103,9 @@ export async function runShare(cfg: LoadConfig, share: ShareSpec, hooks: ShareHo
       lastOutcome = performance.now();
     },
     latencyFrom: Infinity, // set when traffic starts
+    lastSendAt: -1,
+    settingUp: new Set(),
+    stopped: false,
   };
   const sessions: LoadSession[] = [];
   let stopped = false;
@@ -110,9 +113,11 @@ export async function runShare(cfg: LoadConfig, share: ShareSpec, hooks: ShareHo
   let wake: () => void = () => {};
   const stopSignal = new Promise<void>((resolve) => (wake = resolve));
   hooks.onStop?.(() => {
-    stopped = true;
+    stopped = ctx.stopped = true;
     budget?.stop();
     wake();
+    // Setups waiting on an AUTH answer end now, not at their timeout (a relay that never answers).
+    for (const ep of ctx.settingUp) void ep.close();
   });
   const report = hooks.progress;
   const progressTimer =
@@ -127,7 +132,8 @@ export async function runShare(cfg: LoadConfig, share: ShareSpec, hooks: ShareHo
         metrics.sessionsEstablished++;
         return s;
       } catch (err) {
-        metrics.setupFailed(err instanceof SetupError ? err.reason : String(err));
+        // A setup cut short by the stop is not the relay's failure: it counts as not opened.
+        if (!stopped) metrics.setupFailed(err instanceof SetupError ? err.reason : String(err));
         return null;
       }
     });
@@ -176,6 +182,7 @@ export async function runShare(cfg: LoadConfig, share: ShareSpec, hooks: ShareHo
   if (openLoop !== null) {
     void setup.then(() => openLoop.setupDone());
     await openLoop.run();
+    metrics.messagesSkipped = openLoop.skipped;
   }
   // Closed-loop lanes of ramped-up sessions are added while `setup` runs: all are there once it is over.
   await setup;
@@ -186,7 +193,10 @@ export async function runShare(cfg: LoadConfig, share: ShareSpec, hooks: ShareHo
   // A session whose connection closed has nothing more coming: its pending messages are lost now.
   while (performance.now() < drainUntil && sessions.some((s) => s.alive && s.busy > 0))
     await sleep(DRAIN_POLL_MS);
-  metrics.activeMs = (lastOutcome >= go ? lastOutcome : trafficEnd) - go;
+  // To the last outcome or the last message sent, whichever is later: messages lost have no outcome, so
+  // the last outcome alone could end long before the traffic did (load-tester audit).
+  const lastEvent = Math.max(lastOutcome, ctx.lastSendAt);
+  metrics.activeMs = (lastEvent >= go ? lastEvent : trafficEnd) - go;
   for (const s of sessions) s.finish();
   if (cfg.hold > 0 && !stopped) await sleepUnless(cfg.hold * 1000, stopSignal);
   if (progressTimer !== null) clearInterval(progressTimer);

@@ -151,6 +151,10 @@ describe('msrp-relay load (CLI)', function () {
   it('exits 2 with one line naming the flag for a bad value', async () => {
     for (const [flags, re] of [
       [{ sessions: 'many' }, /^msrp-relay load: --sessions must be a whole number \(got "many"\)\n$/],
+      // Decimal only, as --size and --duration (load-tester audit: `1e3`, `0x10` were read as numbers).
+      [{ sessions: '1e3' }, /^msrp-relay load: --sessions must be a whole number \(got "1e3"\)\n$/],
+      [{ messages: '0x10' }, /^msrp-relay load: --messages must be a whole number \(got "0x10"\)\n$/],
+      [{ rate: '0b11' }, /^msrp-relay load: --rate must be a number \(got "0b11"\)\n$/],
       [{ rate: '5', concurrency: '2' }, /^msrp-relay load: --rate \(open loop\) and --concurrency/],
       [{ duration: 'forever' }, /^msrp-relay load: --duration must be a duration/],
       [{ users: '/nonexistent/users' }, /^msrp-relay load: --users: cannot read \/nonexistent\/users/],

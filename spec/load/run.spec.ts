@@ -59,6 +59,7 @@ const SCHEMA_FIELDS = [
     (k) => `sessions.${k}`,
   ),
   ...['sent', 'delivered', 'failed', 'lost'].map((k) => `messages.${k}`),
+  'openLoop',
   'chunks.sent',
   'chunks.acknowledged',
   'bytes.sent',
@@ -441,8 +442,11 @@ describe('runLoad against a relay', function () {
         signal: abort.signal,
         progress: false,
       });
-      expect(r.sessions.established).to.equal(2);
+      // The AUTHs still waiting are cut short (not left to their answer or timeout), and not counted failed.
+      expect(r.sessions.established).to.equal(0);
+      expect(r.sessions.setupErrors).to.deep.equal({});
       expect(r.messages.sent).to.equal(0);
+      expect(r.timing.totalSeconds).to.be.below(2);
     } finally {
       await hole.close();
     }
@@ -527,10 +531,16 @@ describe('runLoad against a relay', function () {
     const r = await run(relay, { sessions: 2, rate: 1e6, duration: 0.3, drain: 1 });
     expect(r.messages.sent).to.be.below(0.9 * 1e6 * 0.3);
     expect(formatReport(r)).to.match(
-      /note: the open loop fell behind: [\d,]+ of [\d,]+ messages due were sent/,
+      /note: the open loop fell behind: [\d,]+ of [\d,]+ messages due were sent; the tester could not keep up/,
     );
+    // The run did not offer the load asked for: it fails, and the JSON says why.
+    expect(r.openLoop!.fellBehind).to.equal(true);
+    expect(r.result.passed).to.equal(false);
+    expect(formatReport(r)).to.match(/result: FAIL \(.*open loop fell behind/);
     const paced = await run(relay, { sessions: 2, rate: 200, duration: 0.5 });
     expect(formatReport(paced)).not.to.match(/fell behind/);
+    expect(paced.openLoop).to.deep.include({ fellBehind: false, skippedWithoutSession: 0 });
+    expect(paced.result.passed).to.equal(true);
     const ramped = await run(relay, { sessions: 4, rate: 100, duration: 0.3, rampUp: 2 });
     expect(ramped.sessions.established).to.be.below(4);
     expect(formatReport(ramped)).to.match(/\d\/4 up, \d not opened \(the run ended before their turn\)/);
