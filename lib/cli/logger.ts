@@ -52,7 +52,6 @@ export function escapeControls(s: string): string {
   return s.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
-// eslint-disable-next-line no-control-regex
 const DEL_C1 = /[\x7f-\x9f]/g;
 
 /**
