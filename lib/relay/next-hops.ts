@@ -12,6 +12,9 @@ import { TrustedProxies as Networks } from '../transport/proxy.js';
 import type { RelayOptions } from './options.js';
 import type { Peer } from './peer.js';
 
+/** Longest a next-hop dial may take to connect and finish its TLS handshake, by default, ms. */
+export const DIAL_TIMEOUT_MS = 10_000;
+
 /** CAs for outbound TLS, as `tls.connect` takes them. */
 export type OutboundCa = NonNullable<RelayOptions['tls']>['ca'];
 
@@ -38,8 +41,16 @@ export class NextHops {
   /** Checks the addresses a next hop's name resolves to; undefined when no list is set. */
   private readonly lookup: LookupFunction | undefined;
 
-  /** `tls`: trust settings for outbound `msrps` connections; `allow`/`deny`: addresses it may dial. */
-  constructor(tls: RelayOptions['tls'], allow: readonly string[] = [], deny: readonly string[] = []) {
+  /**
+   * `tls`: trust settings for outbound `msrps` connections; `allow`/`deny`: addresses it may dial;
+   * `dialTimeoutMs`: how long a dial may take to connect (and finish its TLS handshake).
+   */
+  constructor(
+    tls: RelayOptions['tls'],
+    allow: readonly string[] = [],
+    deny: readonly string[] = [],
+    private readonly dialTimeoutMs = DIAL_TIMEOUT_MS,
+  ) {
     this.ca = tls?.ca;
     this.rejectUnauthorized = tls?.rejectUnauthorized ?? true;
     this.allow = new Networks(allow);
@@ -89,7 +100,7 @@ export class NextHops {
   /** The live connection already dialed toward `uri`'s scheme, host and port, if any. */
   existing(uri: MsrpUri): Peer | undefined {
     const p = this.dialed.get(dialKey(uri));
-    return p !== undefined && !p.closing && !p.isClosed ? p : undefined;
+    return p !== undefined && usable(p) ? p : undefined;
   }
 
   /** The dialed connections, for the relay to pick one to close when it needs room. */
@@ -106,7 +117,7 @@ export class NextHops {
     const port = uri.port ?? DEFAULTS.port;
     const key = dialKey(uri);
     const existing = this.dialed.get(key);
-    if (existing !== undefined && !existing.closing && !existing.isClosed) return existing;
+    if (existing !== undefined && usable(existing)) return existing;
     let socket: Socket;
     let kind: 'tcp' | 'tls';
     if (uri.scheme === 'msrps') {
@@ -124,9 +135,18 @@ export class NextHops {
       kind = 'tcp';
     }
     const peer = adopt(new StreamConnection(socket, kind, formatRemote(host, port)), key);
+    // Chaining audit: a next hop that drops SYNs held a dial (a --max-next-hops slot, and the senders
+    // paused behind its queue) for the kernel's ~127 s of retries; a silent TLS peer, for good.
+    const timer = setTimeout(() => {
+      if (!peer.established)
+        socket.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }));
+    }, this.dialTimeoutMs);
+    timer.unref();
     socket.once(kind === 'tls' ? 'secureConnect' : 'connect', () => {
       peer.established = true;
+      clearTimeout(timer);
     });
+    socket.once('close', () => clearTimeout(timer));
     this.dialed.set(key, peer);
     return peer;
   }
@@ -153,4 +173,12 @@ const UNSPECIFIED = new Networks(['0.0.0.0/8', '::/128']);
 function dialKey(uri: MsrpUri): string {
   const host = uri.host.startsWith('[') ? uri.host.slice(1, -1) : uri.host;
   return `${uri.scheme}://${host.toLowerCase()}:${uri.port ?? DEFAULTS.port}`;
+}
+
+/**
+ * True for a dialed connection new traffic may take: not closing or closed on our side, and not ended by
+ * the next hop (its FIN: what is queued toward it may never be read, chaining audit).
+ */
+function usable(p: Peer): boolean {
+  return !p.closing && !p.isClosed && !p.conn.closed;
 }

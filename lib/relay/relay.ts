@@ -34,7 +34,7 @@ import {
 import { Listeners, type RefusalReason, type TlsCertificateInfo, type TlsCredentials } from './listeners.js';
 import { clip, logWithin } from './log-budget.js';
 import type { Logger, LogFields } from './logger.js';
-import { NextHops, type OutboundCa } from './next-hops.js';
+import { DIAL_TIMEOUT_MS, NextHops, type OutboundCa } from './next-hops.js';
 import { resolveRelayOptions, type RelayAddress, type RelayLimits, type RelayOptions } from './options.js';
 import { QueueBudget, type ChunkStream, type SubChunkSent } from './outbound-writer.js';
 import { Peer, type IncomingFrame, type PeerLimits, type PeerOwner } from './peer.js';
@@ -110,7 +110,12 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       DEFAULTS.queueFloorBytes,
     );
     this.pendingBudget = new QueueBudget(this.opts.pendingBytesTotal, DEFAULTS.pendingFloorBytes);
-    this.nextHops = new NextHops(resolved.tls, resolved.nextHopAllow, resolved.nextHopDeny);
+    this.nextHops = new NextHops(
+      resolved.tls,
+      resolved.nextHopAllow,
+      resolved.nextHopDeny,
+      Math.min(DIAL_TIMEOUT_MS, this.opts.probationMs),
+    );
     this.listeners = new Listeners({
       ...resolved,
       wsMaxPayload: Math.max(this.opts.wsMaxMessageBytes, this.opts.maxQueuedBytes),
@@ -1125,8 +1130,9 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       const age = now - (this.connectedAt.get(peer) ?? now);
       const silent = now - peer.lastActivity;
       // RFC 4976 §6.3: a connection without a successful request within the probation period is closed
-      // (silent, or every request refused).
-      if (peer.accepted === 0 && !peer.dialed && age > this.opts.probationMs) peer.close('probation');
+      // (silent, or every request refused). Torn down at once: a WebSocket close handshake or a FIN
+      // behind unread data would hold the slot up to 5 s more for a client that answers neither.
+      if (peer.accepted === 0 && !peer.dialed && age > this.opts.probationMs) peer.conn.destroy('probation');
       else if (peer.authenticated && !this.tokens.hasOwner(peer) && silent > this.opts.probationMs)
         // A client whose tokens all expired gets only the probation period of silence to AUTH again.
         peer.close('idle-unauthenticated');

@@ -75,6 +75,9 @@ export interface Connection {
   destroy(reason: string): void;
 }
 
+/** Milliseconds an ending connection may take to flush and close before it is torn down. */
+export const CLOSE_GRACE_MS = 5000;
+
 let nextConnectionId = 1;
 /** The empty write behind {@link Connection.whenFlushed}. */
 export const EMPTY_WRITE = Buffer.alloc(0);
@@ -218,8 +221,15 @@ export class StreamConnection implements Connection {
     this.closeReason ||= reason;
     this.ended = true;
     this.socket.end();
-    // A peer that never reads must not keep the socket open forever.
-    setTimeout(() => this.socket.destroy(), 5000).unref();
+    this.destroyLater();
+  }
+
+  /**
+   * A peer that never reads must not keep the socket open forever: our FIN waits behind what is queued,
+   * so the socket is torn down {@link CLOSE_GRACE_MS} after we end it, flushed or not.
+   */
+  private destroyLater(): void {
+    setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref();
   }
 
   destroy(reason: string): void {
@@ -256,9 +266,14 @@ export class StreamConnection implements Connection {
     this.finAt ||= Date.now();
     // What the kernel has not taken yet goes out after the peer's FIN, to a peer that is leaving.
     if (this.socket.writableLength > 0) this.inDoubt = true;
-    // Half-open MSRP connections are useless: finish our side too.
-    this.ended = true;
-    this.socket.end();
+    // Half-open MSRP connections are useless: finish our side too. A peer that half-closes and stops
+    // reading would hold what is queued toward it, and its transactions, for good (chaining audit: a next
+    // hop in CLOSE-WAIT for 45 s, its senders without a REPORT): torn down after the grace, it fails them.
+    if (!this.ended) {
+      this.ended = true;
+      this.socket.end();
+      this.destroyLater();
+    }
   }
 
   /** @internal */

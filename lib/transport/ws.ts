@@ -24,6 +24,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { MIN_TLS_VERSION } from '../constants.js';
 import { noteBytesRead } from '../io/read-gc.js';
 import {
+  CLOSE_GRACE_MS,
   connectionId,
   EMPTY_WRITE,
   formatRemote,
@@ -37,8 +38,8 @@ export const WS_SUBPROTOCOL = 'msrp';
 /** Default interval between keep-alive pings, ms (a peer missing one pong is cut off). */
 export const WS_PING_INTERVAL_MS = 30_000;
 
-/** Milliseconds a closing connection may take for the close handshake before it is torn down. */
-const CLOSE_GRACE_MS = 5000;
+/** Plain HTTP requests served on one connection of a WebSocket listener (the page, its script and style). */
+const MAX_HTTP_REQUESTS_PER_SOCKET = 16;
 
 const kConn = Symbol('msrpConnection');
 type TaggedWs = WebSocket & { [kConn]?: WsConnection };
@@ -161,8 +162,10 @@ export class WsConnection implements Connection {
     this.closeReason ||= reason;
     this.ended = true;
     this.ws.close(closeCode(reason), reason.slice(0, 120));
-    this.closeTimer = setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS);
-    this.closeTimer.unref();
+    if (this.closeTimer === null) {
+      this.closeTimer = setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS);
+      this.closeTimer.unref();
+    }
   }
 
   destroy(reason: string): void {
@@ -212,9 +215,16 @@ export class WsConnection implements Connection {
     return orderly && this.closingSeenAt > 0 ? this.closingSeenAt : -Infinity;
   }
 
-  /** @internal The peer's FIN on the socket under the WebSocket. */
+  /**
+   * @internal The peer's FIN on the socket under the WebSocket: `ws` ends its side, which waits behind
+   * anything queued; a peer that stops reading is torn down after the grace (as a stream connection).
+   */
   handleSocketEnd(): void {
     this.peerEnded = true;
+    if (this.closeTimer === null && !this.gone) {
+      this.closeTimer = setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS);
+      this.closeTimer.unref();
+    }
   }
 
   /** @internal */
@@ -325,6 +335,9 @@ export async function listenWs(opts: WsListenOptions): Promise<WsListener> {
     opts.tls === undefined
       ? createHttpServer()
       : createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key, minVersion: MIN_TLS_VERSION });
+  // A browser asks for the page's three files: more requests on one connection are refused (Node answers
+  // 503 and closes), so pipelined GETs cannot queue responses for a client that never reads.
+  server.maxRequestsPerSocket = MAX_HTTP_REQUESTS_PER_SOCKET;
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: opts.maxPayload,

@@ -1,7 +1,9 @@
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -135,6 +137,39 @@ describe('web client page (lib/web/page.ts)', () => {
   it('answers 405 with Allow to POST /', async () => {
     const res = await fetchRaw(port, '/', 'POST');
     expect([res.status, res.headers.allow]).to.deep.equal([405, 'GET, HEAD']);
+  });
+
+  it('serves at most 16 pipelined requests on one connection, then closes it', async () => {
+    // TLS/WS audit: 30,000 pipelined GETs from a client that never read held ~500 MB and every descriptor.
+    const sock = connect(port, '127.0.0.1');
+    sock.write('GET /app.js HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(200));
+    const parts: Buffer[] = [];
+    sock.on('data', (d: Buffer) => parts.push(d));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('connection still open after 10 s')), 10_000);
+      sock.on('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      sock.on('error', () => {});
+    });
+    const text = Buffer.concat(parts).toString('latin1');
+    const ok = text.match(/^HTTP\/1\.1 200 /gm)?.length ?? 0;
+    expect(ok).to.be.within(1, 16);
+  });
+
+  it('reads each file once and serves it from memory after that', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'msrp-web-'));
+    try {
+      writeFileSync(join(dir, 'style.css'), 'a {}');
+      const local = await h.relay(wsRelayOptions({ onHttpRequest: createWebHandler({ dir }) }));
+      const localPort = portOf(local, 'ws');
+      expect((await fetchRaw(localPort, '/style.css')).body.toString()).to.equal('a {}');
+      writeFileSync(join(dir, 'style.css'), 'b {}');
+      expect((await fetchRaw(localPort, '/style.css')).body.toString()).to.equal('a {}');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -244,6 +244,36 @@ describe('relay failure paths (RFC 4975 §7.1, RFC 4976 §6.5, issue 5)', () => 
     expect(aliceWire.text()).to.not.match(/Message-ID: whole/);
   });
 
+  it('fails a chunk queued toward a recipient that half-closes and stops reading, within the close grace', async function () {
+    this.timeout(20_000);
+    // Chaining audit: a peer's FIN with octets still queued toward it (its buffers full) left the socket in
+    // CLOSE-WAIT for good; the chunk's sender got nothing (no answer, the transaction never expired).
+    const relay = await h.relay({ transactionTimeoutMs: 60_000 });
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob', { respond: () => null });
+    const aliceWire = tap(alice);
+    bob.socket.pause(); // reads nothing: once the kernel's buffers are full, the rest stays queued in the relay
+    const N = 32 * 1024 * 1024;
+    alice.write(
+      Buffer.from(
+        sendHead(alice, bob, 'tidHalf1', [
+          ['Message-ID', 'half01'],
+          ['Byte-Range', `1-${N}/${N}`],
+        ]) +
+          'h'.repeat(N) +
+          '\r\n-------tidHalf1$\r\n',
+        'latin1',
+      ),
+    );
+    await until(() => relay.queuedBytes() > 0, 5000, 'octets queued toward bob');
+    await sleep(1500);
+    expect(relay.queuedBytes()).to.be.above(0); // the kernel took what it could: the rest waits here
+    bob.socket.end(); // a FIN, and bob stays: never reads, never closes
+    await until(() => /tidHalf1 481 /.test(aliceWire.text()), 9000, 'a 481 for the chunk');
+    expect(relay.connectionCount).to.equal(1);
+    bob.socket.destroy();
+  });
+
   describe('Failure-Report partial, the next hop lost after the chunk went out whole', () => {
     // Silent-loss audit: a `partial` chunk handed whole to the recipient's socket got no REPORT when that
     // connection broke before the recipient read it (25-80 % of such messages in the audit's trials).

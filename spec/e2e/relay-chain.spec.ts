@@ -157,6 +157,34 @@ describe('relay chaining under stress', () => {
     }
   });
 
+  it('gives up a dial whose TLS handshake never completes after the dial timeout: 408, its slot freed', async function () {
+    this.timeout(20_000);
+    // Chaining audit: a dial that never connected held its --max-next-hops slot (and paused the senders
+    // behind its queue) for the kernel's retries, or for good with a silent TLS peer.
+    const hop = await stuckNextHop();
+    try {
+      const r1 = await h.relay({ probationMs: 1000, transactionTimeoutMs: 30_000 }); // dial timeout 1 s
+      const alice = await h.client(r1, 'alice');
+      const reports: Frame[] = [];
+      alice.on('report', (f: Frame) => reports.push(f));
+      const started = Date.now();
+      const res = await alice.send({
+        toPath: alice.toPathFor([`msrps://127.0.0.1:${hop.port}/farSession03;tcp`]),
+        body: 'hello',
+        messageId: 'dialTo01',
+      });
+      expect(res.statuses).to.deep.equal([200]);
+      await until(() => reports.length > 0, 6000, 'a failure REPORT');
+      expect(Date.now() - started).to.be.below(6000); // not the 30 s transaction timeout
+      expect(getHeader(reports[0]!.headers, 'status')).to.match(/^000 408 /);
+      const hops = (r1 as unknown as { nextHops: { size: number } }).nextHops;
+      await until(() => hops.size === 0, 3000, 'the dial forgotten');
+    } finally {
+      hop.drop();
+      hop.server.close();
+    }
+  });
+
   it('reports 408 when the TLS connection to the next relay fails its handshake (architecture.md)', async () => {
     const r1 = await h.relay(); // no CA for R2's certificate
     const r2 = await h.relay({ ...wssRelayOptions(), wssListen: [] });
