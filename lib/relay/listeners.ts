@@ -10,7 +10,9 @@ import {
   createServer as createTlsServer,
   type Server as TlsServer,
   type TlsOptions,
+  type TLSSocket,
 } from 'node:tls';
+import type { Duplex } from 'node:stream';
 import { MIN_TLS_VERSION } from '../constants.js';
 import { hostKey, uriHost, type MsrpUri } from '../msrp/uri.js';
 import {
@@ -99,6 +101,8 @@ export const REFUSAL_REASONS = [
   'proxy-header',
   'ws-origin',
   'ws-subprotocol',
+  'tls-handshake',
+  'http-malformed',
 ] as const;
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
@@ -159,6 +163,9 @@ export class Listeners {
           const [remote, via] = this.clientOf(socket);
           this.handOver(new StreamConnection(socket, 'tls', remote, via));
         });
+        server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) =>
+          this.handshakeFailed('tls', 'tls-handshake', err, socket),
+        );
         await this.bind(server, 'tls', spec);
       }
     }
@@ -277,11 +284,33 @@ export class Listeners {
           this.opts.onRefused(kind, reason === 'origin' ? 'ws-origin' : 'ws-subprotocol', remote);
         },
         onHttpRequest,
+        onHandshakeFailed: (reason, err, socket) =>
+          this.handshakeFailed(secure ? 'wss' : 'ws', reason, err, socket),
       }).catch((err: Error) => {
         throw listenError(err, secure ? 'wss' : 'ws', spec);
       });
       this.register(l.server, l.kind, spec, l.port);
     }
+  }
+
+  /**
+   * A TLS handshake that failed (garbage, plain HTTP, an old protocol version, no shared cipher) or a
+   * malformed HTTP request on a WebSocket listener: counted as a refusal and logged at debug, since a
+   * scanner makes one per connection (TLS/WS audit: they were neither).
+   */
+  private handshakeFailed(
+    kind: TransportKind,
+    reason: 'tls-handshake' | 'http-malformed',
+    err: NodeJS.ErrnoException,
+    socket: Duplex,
+  ): void {
+    const s = socket as Partial<Socket>;
+    const remote = formatRemote(s.remoteAddress, s.remotePort);
+    this.opts.log.debug(
+      { remote, transport: kind, reason, err: clip(err.code ?? err.message) },
+      'handshake failed',
+    );
+    this.opts.onRefused(kind, reason, remote);
   }
 
   /** Sockets accepted on TLS, WS and WSS listeners whose handshake is not done yet. */

@@ -252,6 +252,11 @@ export class Peer implements ParserHandler {
     return now - m.since;
   }
 
+  /** Counts a request the relay accepted; the first ends the connection's probation (RFC 4976 §6.3). */
+  accept(): void {
+    if (this.accepted++ === 0) this.conn.endProbation?.();
+  }
+
   /** Ends the connection (after pending writes). */
   close(reason: string): void {
     if (this.closing) return;

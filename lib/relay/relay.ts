@@ -150,7 +150,14 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   private onRefused(kind: TransportKind, reason: RefusalReason, remote: string): void {
     bump(this.counters.refusedConnections[kind], reason);
     // Logged by the listeners, with the reason: not a limit.
-    if (reason === 'proxy-header' || reason === 'ws-origin' || reason === 'ws-subprotocol') return;
+    if (
+      reason === 'proxy-header' ||
+      reason === 'ws-origin' ||
+      reason === 'ws-subprotocol' ||
+      reason === 'tls-handshake' ||
+      reason === 'http-malformed'
+    )
+      return;
     if (this.refusalWindow !== null) {
       bump(this.refusedInWindow, `${kind}/${reason}`);
       return;
@@ -514,7 +521,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       },
     });
     this.counters.forwarded++;
-    peer.accepted++;
+    peer.accept();
     // DESIGN.md limits: no octet of a message past --max-message-size, even when its total is `*`.
     const declared = Math.min(fromRange, this.opts.maxMessageBytes - start + 1);
     return { kind: 'stream', head, stream, dest, ourUri, tracked, declared, received: 0 };
@@ -964,7 +971,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     }
     dest.send(parts, peer);
     this.counters.forwarded++;
-    peer.accepted++;
+    peer.accept();
     if (head.method === 'SEND' && fr === 'yes')
       peer.send([transactionResponse(head, 200, 'OK', route.ourUri)], peer);
   }
@@ -1005,7 +1012,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     bump(this.counters.auth, outcome.result);
     if (outcome.result === 'ok') {
       this.counters.authOk++;
-      peer.accepted++;
+      peer.accept();
       // Failures close a connection when they come in a row (RFC 4976 §6.3): a client that re-AUTHs on
       // one connection for days is not closed for a mistyped password now and then.
       peer.authFailures = 0;

@@ -73,6 +73,11 @@ export interface Connection {
   close(reason: string): void;
   /** Tears the connection down at once. */
   destroy(reason: string): void;
+  /**
+   * The relay accepted a request: the limits of a connection on probation end (WebSocket: the octets
+   * `ws` may buffer toward one message).
+   */
+  endProbation?(): void;
 }
 
 /** Milliseconds an ending connection may take to flush and close before it is torn down. */

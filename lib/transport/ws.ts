@@ -38,6 +38,17 @@ export const WS_SUBPROTOCOL = 'msrp';
 /** Default interval between keep-alive pings, ms (a peer missing one pong is cut off). */
 export const WS_PING_INTERVAL_MS = 30_000;
 
+/**
+ * Octets `ws` may buffer toward one incoming message while the connection is on probation: a 64 KiB
+ * chunk and a 16 KiB head (RFC 4975 §7.1 chunks; browsers send 2-64 KiB). Past it, the connection is
+ * torn down (`ws-message-too-large-on-probation`); once a request is accepted, `maxPayload` applies.
+ */
+export const PROBATION_MAX_BUFFERED = 80 * 1024;
+/** The longest header of a client's frame: 2 octets, a 64-bit length, the 4-octet mask (RFC 6455 §5.2). */
+const MAX_FRAME_HEADER = 14;
+/** A whole ping or pong: its header and at most 125 octets of payload (RFC 6455 §5.5). */
+const MAX_CONTROL_FRAME = MAX_FRAME_HEADER + 125;
+
 /** Plain HTTP requests served on one connection of a WebSocket listener (the page, its script and style). */
 const MAX_HTTP_REQUESTS_PER_SOCKET = 16;
 
@@ -76,13 +87,32 @@ export class WsConnection implements Connection {
   private gone = false;
   private alive = true;
   private closeTimer: NodeJS.Timeout | null = null;
+  /**
+   * Octets `ws` may hold toward one incoming message until the relay accepts a request (0: no limit).
+   * TLS/WS audit: a client that announced a 1 MiB message and held back its last octets kept 1 MiB in
+   * `ws`, unauthenticated, for the whole probation period (1,000 such connections: 1 GB).
+   */
+  private probationLimit: number;
+  /**
+   * Octets read from the socket while on probation, and the framing they may hold besides the payloads
+   * in `bytesIn`: a header per message, a whole frame per ping or pong.
+   */
+  private rawIn = 0;
+  private framing = 0;
 
   /**
    * Wraps an accepted WebSocket. `req` is the upgrade request: its socket is the one `ws` writes to, so
    * its `'drain'` event is the WebSocket's drain too (no private field of `ws` is used). `client`: the
    * address a trusted proxy's X-Forwarded-For named (the socket's peer is then the proxy, `via`).
    */
-  constructor(ws: WebSocket, req: IncomingMessage, kind: 'ws' | 'wss', client?: string) {
+  constructor(
+    ws: WebSocket,
+    req: IncomingMessage,
+    kind: 'ws' | 'wss',
+    client?: string,
+    probationLimit = PROBATION_MAX_BUFFERED,
+  ) {
+    this.probationLimit = probationLimit;
     this.ws = ws as TaggedWs;
     this.socket = req.socket as TaggedSocket;
     this.kind = kind;
@@ -113,6 +143,32 @@ export class WsConnection implements Connection {
     this.ws.on('close', wsOnClose);
     this.socket.on('drain', socketOnDrain);
     this.socket.on('end', socketOnEnd);
+    if (this.probationLimit > 0) {
+      this.socket.on('data', socketOnRawData);
+      this.ws.on('ping', wsOnPing);
+    }
+  }
+
+  endProbation(): void {
+    if (this.probationLimit === 0) return;
+    this.probationLimit = 0;
+    this.socket.off('data', socketOnRawData);
+    this.ws.off('ping', wsOnPing);
+  }
+
+  /**
+   * @internal Octets from the socket while on probation: what `ws` holds of a message not yet whole is
+   * at least what came minus the payloads delivered and the most each delivered frame's header can take.
+   */
+  handleRawData(n: number): void {
+    this.rawIn += n;
+    const held = this.rawIn - this.bytesIn - this.framing;
+    if (held > this.probationLimit) this.destroy('ws-message-too-large-on-probation');
+  }
+
+  /** @internal A ping from the peer (on probation: a frame whose payload `bytesIn` does not count). */
+  handlePing(): void {
+    this.framing += MAX_CONTROL_FRAME;
   }
 
   /**
@@ -196,6 +252,7 @@ export class WsConnection implements Connection {
     this.alive = true;
     const buf = toBuffer(data);
     this.bytesIn += buf.length;
+    this.framing += MAX_FRAME_HEADER;
     noteBytesRead(buf.length);
     this.events?.onData(buf);
   }
@@ -203,6 +260,7 @@ export class WsConnection implements Connection {
   /** @internal */
   handlePong(): void {
     this.alive = true;
+    this.framing += MAX_CONTROL_FRAME;
   }
 
   /** @internal */
@@ -286,6 +344,14 @@ function socketOnEnd(this: TaggedSocket): void {
   this[kConn]?.handleSocketEnd();
 }
 
+function socketOnRawData(this: TaggedSocket, data: Buffer): void {
+  this[kConn]?.handleRawData(data.length);
+}
+
+function wsOnPing(this: WebSocket): void {
+  (this as TaggedWs)[kConn]!.handlePing();
+}
+
 /** Options of {@link listenWs}. */
 export interface WsListenOptions {
   host: string;
@@ -297,6 +363,12 @@ export interface WsListenOptions {
   allowedOrigins: readonly string[];
   /** Largest incoming WebSocket message, bytes (`ws` closes the connection with 1009 beyond). */
   maxPayload?: number;
+  /** A TLS handshake failed (wss), or an HTTP request could not be parsed (answered 400 or 431). */
+  onHandshakeFailed?: (
+    reason: 'tls-handshake' | 'http-malformed',
+    err: NodeJS.ErrnoException,
+    socket: Duplex,
+  ) => void;
   /**
    * The client of an upgrade request when a proxy names one (X-Forwarded-For of a trusted proxy):
    * undefined for the socket's own peer, null to refuse the upgrade (503: that client is at its limit).
@@ -338,6 +410,22 @@ export async function listenWs(opts: WsListenOptions): Promise<WsListener> {
   // A browser asks for the page's three files: more requests on one connection are refused (Node answers
   // 503 and closes), so pipelined GETs cannot queue responses for a client that never reads.
   server.maxRequestsPerSocket = MAX_HTTP_REQUESTS_PER_SOCKET;
+  if (opts.tls !== undefined)
+    server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: Duplex) =>
+      opts.onHandshakeFailed?.('tls-handshake', err, socket),
+    );
+  // Node's own answer, kept (400, or 431 for headers over its limit), and the failure counted.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const status =
+      err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
+    setTimeout(() => socket.destroy(), 1000).unref(); // a client that does not read the answer
+    opts.onHandshakeFailed?.('http-malformed', err, socket);
+  });
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: opts.maxPayload,

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { get as httpGet } from 'node:http';
-import type { Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { parseFrames } from '../../lib/msrp/frame-collector.js';
 import { getHeader, type Frame } from '../../lib/msrp/message.js';
 import { parseUri } from '../../lib/msrp/uri.js';
@@ -393,6 +393,28 @@ describe('relay over WebSocket (RFC 7977)', () => {
       ['ws', 400, 'Sec-WebSocket-Protocol must offer "msrp"'],
     ]);
     expect(relay.counters.refusedConnections.ws).to.deep.equal({ 'ws-origin': 1, 'ws-subprotocol': 1 });
+  });
+
+  it('counts failed TLS handshakes (TLS, WSS) and malformed HTTP requests (WS, answered 400)', async () => {
+    // TLS/WS audit: 60 failed TLS handshakes and 1,000 malformed upgrades left no trace in logs or metrics.
+    const relay = await h.relay({ ...wssRelayOptions(), wsListen: [{ host: '127.0.0.1', port: 0 }] });
+    const garbage = async (port: number, bytes: string): Promise<string> => {
+      const sock = connect(port, '127.0.0.1');
+      sock.on('error', () => {});
+      let got = '';
+      sock.on('data', (d: Buffer) => (got += d.toString('latin1')));
+      sock.write(bytes);
+      await new Promise<void>((resolve) => sock.on('close', () => resolve()));
+      return got;
+    };
+    await garbage(portOf(relay, 'tls'), 'GET / HTTP/1.1\r\nHost: x\r\n\r\n'); // plain HTTP to TLS
+    await garbage(portOf(relay, 'wss'), '\x16\x03\x01\x00\x05hello');
+    const answer = await garbage(portOf(relay, 'ws'), 'GET / HTTP/1.1\r\nBad Header Line\r\n\r\n');
+    expect(answer).to.match(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    await until(() => relay.counters.refusedConnections.ws['http-malformed'] === 1, 2000, 'the count');
+    expect(relay.counters.refusedConnections.tls).to.deep.equal({ 'tls-handshake': 1 });
+    expect(relay.counters.refusedConnections.wss).to.deep.equal({ 'tls-handshake': 1 });
+    expect(relay.counters.refusedConnections.ws).to.deep.equal({ 'http-malformed': 1 });
   });
 
   it('passes wsAllowedOrigins and onHttpRequest through to its WebSocket listeners', async () => {

@@ -186,6 +186,39 @@ describe('listenWs and WsConnection (RFC 7977)', () => {
     });
   });
 
+  describe('a connection on probation (TLS/WS audit)', () => {
+    /** A masked binary frame header (zero mask: the payload goes as is) announcing `n` octets. */
+    const frameHead = (n: number): Buffer => {
+      const h = Buffer.alloc(14);
+      h[0] = 0x82;
+      h[1] = 0x80 | 127;
+      h.writeBigUInt64BE(BigInt(n), 2);
+      return h; // the last 4 octets: the mask key, 0
+    };
+    const rawSocket = (ws: WebSocket): import('node:net').Socket =>
+      (ws as unknown as { _socket: import('node:net').Socket })._socket;
+
+    it('tears down a connection whose one unfinished message passes 80 KiB before any request is accepted', async () => {
+      const { url, seen } = await listener({ maxPayload: 1024 * 1024 });
+      const ws = await client(url);
+      // 1 MiB announced, 200 KiB of it sent, the rest held back: `ws` would keep it all until probation ends.
+      rawSocket(ws).write(Buffer.concat([frameHead(1024 * 1024), Buffer.alloc(200 * 1024, 0x61)]));
+      await until(() => seen[0]?.closed != null, 3000, 'the teardown');
+      expect(seen[0]!.closed).to.equal('ws-message-too-large-on-probation');
+    });
+
+    it('takes many small messages on probation, and a large one once probation has ended', async () => {
+      const { url, conns, seen } = await listener({ maxPayload: 1024 * 1024 });
+      const ws = await client(url);
+      for (let i = 0; i < 3000; i++) ws.send(Buffer.alloc(100, 0x62));
+      await until(() => seen[0]?.data.length === 3000, 5000, 'the small messages');
+      conns[0]!.endProbation();
+      ws.send(Buffer.alloc(300 * 1024, 0x63));
+      await until(() => seen[0]?.data.length === 3001, 5000, 'the large message');
+      expect([seen[0]!.data[3000]!.length, seen[0]!.closed]).to.deep.equal([300 * 1024, null]);
+    });
+  });
+
   describe('backpressure and lifetime', () => {
     it('returns false from writeFrame over the high-water mark and calls onDrain once the peer reads', async () => {
       const { url, conns, seen } = await listener();
