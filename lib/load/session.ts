@@ -299,6 +299,14 @@ export class LoadSession {
   }
 
   /**
+   * True while something is still due and can still come: the sender's connection is open (with the
+   * receiver gone, the relay's failure REPORTs for what was in flight still reach the sender).
+   */
+  get awaiting(): boolean {
+    return this.busy > 0 && !this.sender.isClosed;
+  }
+
+  /**
    * Messages without an outcome, delivered messages still waiting for their positive report, and chunks
    * still waiting for their hop's response (a relay may answer after it forwarded: the drain waits).
    */

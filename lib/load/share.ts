@@ -190,9 +190,10 @@ export async function runShare(cfg: LoadConfig, share: ShareSpec, hooks: ShareHo
   const trafficEnd = performance.now();
 
   const drainUntil = performance.now() + cfg.drain * 1000;
-  // A session whose connection closed has nothing more coming: its pending messages are lost now.
-  while (performance.now() < drainUntil && sessions.some((s) => s.alive && s.busy > 0))
-    await sleep(DRAIN_POLL_MS);
+  // A session whose sender's connection closed has nothing more coming: its pending messages are lost
+  // now. One whose receiver went away still hears the relay's failure REPORTs (chaining audit: 481s that
+  // came just after the drain ended left their messages counted lost).
+  while (performance.now() < drainUntil && sessions.some((s) => s.awaiting)) await sleep(DRAIN_POLL_MS);
   // To the last outcome or the last message sent, whichever is later: messages lost have no outcome, so
   // the last outcome alone could end long before the traffic did (load-tester audit).
   const lastEvent = Math.max(lastOutcome, ctx.lastSendAt);

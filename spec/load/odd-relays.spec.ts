@@ -24,8 +24,12 @@ type Answer = { status: number; headers?: Header[]; delayMs?: number } | null;
 interface Script {
   /** The answer to the `n`-th AUTH of a connection (0-based); default: 200. */
   auth?(n: number, authorization: string | undefined): Answer;
-  /** The answer to the `n`-th SEND the relay got (0-based), and whether it is forwarded; default 200, yes. */
-  send?(n: number): { answer: Answer; forward: boolean };
+  /**
+   * The answer to the `n`-th SEND the relay got (0-based), whether it is forwarded (default 200, yes), and
+   * optionally a failure REPORT `000 481` to the sender `reportAfterMs` later, the receiver's connection
+   * closed first.
+   */
+  send?(n: number): { answer: Answer; forward: boolean; reportAfterMs?: number };
   /** REPORTs written back at a connection's first SEND (their Message-IDs name no message). */
   unsolicitedReports?: number;
 }
@@ -126,10 +130,28 @@ async function scriptedRelay(script: Script): Promise<Fake> {
           }),
         );
       }
-      if (!plan.forward) return;
       // To-Path: our URI for the sender, ours for the receiver, the receiver.
       const uris = f.headers[0]![1].split(' ');
       const next = byId.get(/\/([^/;]+);tcp$/.exec(uris[1] ?? '')?.[1] ?? '');
+      if (plan.reportAfterMs !== undefined) {
+        next?.destroy(); // the receiver is gone
+        setTimeout(() => {
+          if (socket.destroyed) return;
+          socket.write(
+            serializeRequest({
+              method: 'REPORT',
+              toPath: f.headers[1]![1],
+              fromPath: uris[0]!,
+              headers: [
+                ['Message-ID', getHeader(f.headers, 'message-id') ?? ''],
+                ['Byte-Range', getHeader(f.headers, 'byte-range') ?? '1-1/1'],
+                ['Status', '000 481 Gone'],
+              ],
+            }),
+          );
+        }, plan.reportAfterMs);
+      }
+      if (!plan.forward) return;
       if (next === undefined || next.destroyed) return;
       counts.forwarded++;
       next.write(
@@ -267,6 +289,21 @@ describe('runLoad against relays unlike ours', function () {
     expect(r.sessions.setupErrors).to.deep.equal({});
     expect(r.sessions.established).to.equal(1);
     expect(f.nonces.answered).to.deep.equal(f.nonces.issued);
+  });
+
+  it("keeps draining while the sender's connection is open after the receiver's closed: late 481s fail", async () => {
+    // Chaining audit: the drain ended with the receiver's connection, so the relay's failure REPORTs
+    // for what was in flight, coming a moment later, left those messages counted lost.
+    const f = await start({
+      send: (n) =>
+        n < 2
+          ? { answer: { status: 200 }, forward: true }
+          : { answer: { status: 200 }, forward: false, reportAfterMs: 300 },
+    });
+    const r = await run(f, { sessions: 1, rate: 20, messages: 5, drain: 3 });
+    // The session stops sending once its receiver is gone: 3 sent, the third answered by a late 481.
+    expect(r.messages).to.deep.equal({ sent: 3, delivered: 2, failed: 1, lost: 0 });
+    expect(r.errors.failureReports).to.deep.equal({ '481': 1 });
   });
 
   it('counts REPORTs naming no message of the run as unmatched, not as errors', async () => {
