@@ -70,6 +70,7 @@ const SKIP_REASONS = {
   timed_out: 'timedOut',
   recipient_reported: 'recipientReported',
   already_reported: 'alreadyReported',
+  sender_gone: 'senderGone',
 } as const;
 
 /** Event-loop delay since the previous scrape, seconds. */

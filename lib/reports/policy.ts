@@ -115,6 +115,12 @@ export interface ReportCounters {
   aborted: number;
   /** Tracked messages dropped after the idle timeout while still missing octets. */
   timedOut: number;
+  /**
+   * IMs that asked for a delivery report, whole but without an outcome yet, when the connection they came
+   * on closed: their report could only have gone back on it (through a chain: the link to the previous
+   * relay), so none is sent (chaining audit: they were dropped without a trace).
+   */
+  senderGone: number;
 }
 
 /** Fresh zeroed counters. */
@@ -142,6 +148,7 @@ export function createReportCounters(): ReportCounters {
     suppressed: 0,
     aborted: 0,
     timedOut: 0,
+    senderGone: 0,
   };
 }
 
@@ -400,6 +407,7 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
     if ((msg.flags & AWAITING) !== 0) this.unawait(msg);
     if (reason === 'aborted') this.counters.aborted++;
     else if (reason === 'timeout') this.counters.timedOut++;
+    else if (reason === 'owner-closed' && this.owedDelivery(msg)) this.counters.senderGone++;
     else if (reason === 'holes' || reason === 'caps') this.counters.untracked++;
   }
 
@@ -428,6 +436,13 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
   private unawait(msg: TrackedMessage<O, M>): void {
     msg.flags &= ~AWAITING;
     if (this.awaiting.get(msg.sessionKey)?.delete(msg.request!.messageId) === true) this.awaitingCount--;
+  }
+
+  /** True when `msg` asked for a delivery notification (positive or negative) not sent yet. */
+  private owedDelivery(msg: TrackedMessage<O, M>): boolean {
+    const k = msg.request?.kinds;
+    if (k === undefined || (msg.flags & (SENT_DELIVERED | SENT_FAILED)) !== 0) return false;
+    return k.has('negative-delivery') || (k.has('positive-delivery') && this.mode !== 'off');
   }
 
   /** True when the request asks for something this relay answers. */

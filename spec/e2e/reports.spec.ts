@@ -297,6 +297,23 @@ describe('delivery reports injected by the relay (DESIGN.md "Report policy")', (
     expect(statuses).to.deep.equal(['000 408 Request Timeout']);
   });
 
+  it("counts an IM awaiting its recipient's 200 when the sender's connection closes as sender_gone", async () => {
+    // Chaining audit: through a chain, that connection is the link from the previous relay; the delivery
+    // report it would have carried was dropped without a trace.
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob', { respond: () => null }); // bob never answers
+    await alice.send({
+      toPath: alice.toPathFor(bob.path),
+      body: im('gone0001', 'z', 'positive-delivery'),
+      contentType: 'message/cpim',
+    });
+    await until(() => relay.reports.tracker.size === 1, 3000, 'the IM tracked');
+    await alice.close();
+    await until(() => relay.reports.counters.senderGone === 1, 3000, 'the IM counted sender_gone');
+    expect([relay.reports.tracker.size, relay.reports.counters.aborted]).to.deep.equal([0, 0]);
+  });
+
   it('counts a tracked chunk cut by its sender disconnecting as aborted, and reports nothing', async () => {
     const relay = await h.relay({ reports: 'on-ack' });
     const alice = await h.client(relay, 'alice');
