@@ -15,6 +15,12 @@ import type { Peer } from './peer.js';
 /** Longest a next-hop dial may take to connect and finish its TLS handshake, by default, ms. */
 export const DIAL_TIMEOUT_MS = 10_000;
 
+/** After a failed dial, no new one to that next hop for this long, doubling per failure up to the max, ms. */
+const BACKOFF_FIRST_MS = 1000;
+const BACKOFF_MAX_MS = 30_000;
+/** Next hops whose failed dials are remembered at once (a bound: past it the oldest are forgotten). */
+const BACKOFF_ENTRIES = 4096;
+
 /** CAs for outbound TLS, as `tls.connect` takes them. */
 export type OutboundCa = NonNullable<RelayOptions['tls']>['ca'];
 
@@ -40,6 +46,12 @@ export class NextHops {
   private readonly deny: Networks;
   /** Checks the addresses a next hop's name resolves to; undefined when no list is set. */
   private readonly lookup: LookupFunction | undefined;
+  /**
+   * Dial keys whose last dial failed (refused, timed out, TLS handshake failed): until when no new dial
+   * is made, and the current delay. Chaining audit: a next hop that refused (or failed TLS) took one
+   * dial, and one TLS handshake on both sides, per SEND sent its way.
+   */
+  private readonly backoff = new Map<string, { until: number; delayMs: number }>();
 
   /**
    * `tls`: trust settings for outbound `msrps` connections; `allow`/`deny`: addresses it may dial;
@@ -97,6 +109,23 @@ export class NextHops {
     return this.dialed.size;
   }
 
+  /** True while a failed dial toward `uri`'s scheme, host and port keeps new ones off. */
+  backingOff(uri: MsrpUri, now: number): boolean {
+    const b = this.backoff.get(dialKey(uri));
+    return b !== undefined && now < b.until;
+  }
+
+  /** Notes how a dialed connection ended: one that never connected puts its next hop on hold. */
+  ended(peer: Peer, now: number): void {
+    const key = peer.dialKey;
+    if (key === undefined || peer.established) return;
+    const prev = this.backoff.get(key);
+    const delayMs = prev === undefined ? BACKOFF_FIRST_MS : Math.min(BACKOFF_MAX_MS, prev.delayMs * 2);
+    this.backoff.delete(key); // re-inserted last: the Map's order is the order of the latest failures
+    if (this.backoff.size >= BACKOFF_ENTRIES) this.backoff.delete(this.backoff.keys().next().value!);
+    this.backoff.set(key, { until: now + delayMs, delayMs });
+  }
+
   /** The live connection already dialed toward `uri`'s scheme, host and port, if any. */
   existing(uri: MsrpUri): Peer | undefined {
     const p = this.dialed.get(dialKey(uri));
@@ -145,6 +174,7 @@ export class NextHops {
     socket.once(kind === 'tls' ? 'secureConnect' : 'connect', () => {
       peer.established = true;
       clearTimeout(timer);
+      this.backoff.delete(key);
     });
     socket.once('close', () => clearTimeout(timer));
     this.dialed.set(key, peer);

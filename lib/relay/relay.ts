@@ -732,6 +732,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   onClose(peer: Peer, reason: string): void {
     this.peers.delete(peer);
     this.nextHops.forget(peer);
+    this.nextHops.ended(peer, Date.now());
     const tokens = this.tokens.dropOwner(peer);
     const pending = this.transactions.takeAllTo(peer);
     const { kind, bytesIn, bytesOut } = peer.conn;
@@ -834,6 +835,9 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       // --next-hop-allow / --next-hop-deny (security audit: any client could make the relay connect, and
       // write, to any host and port it names, internal ones included). Names are checked once resolved.
       if (this.nextHops.refuses(uri)) return NEXT_HOP_DENIED;
+      // Its last dial failed a moment ago: refused at once rather than dialed again for every SEND.
+      if (this.nextHops.existing(uri) === undefined && this.nextHops.backingOff(uri, Date.now()))
+        return NEXT_HOP_UNREACHABLE;
       if (
         this.nextHops.existing(uri) === undefined &&
         this.nextHops.size >= this.opts.maxNextHops &&
@@ -1174,6 +1178,8 @@ function isRefusal(dest: Peer | Refusal): dest is Refusal {
 const NO_NEXT_HOP: Refusal = [408, 'Too many next-hop connections'];
 /** `--next-hop-allow` / `--next-hop-deny` rule the next hop's address out. */
 const NEXT_HOP_DENIED: Refusal = [403, 'Next hop not allowed'];
+/** A dial to this next hop failed within its back-off time (1 s, doubling to 30 s). */
+const NEXT_HOP_UNREACHABLE: Refusal = [408, 'Next hop unreachable'];
 /** The next hop has too many requests unanswered. */
 const NOT_ANSWERING: Refusal = [408, 'Next hop not answering'];
 

@@ -185,6 +185,35 @@ describe('relay chaining under stress', () => {
     }
   });
 
+  it('dials a next hop that refused once per back-off time, refusing the SENDs meanwhile with 408', async function () {
+    this.timeout(20_000);
+    // Chaining audit: one dial (one TLS handshake on both sides for msrps) per SEND toward a next hop that
+    // refused; 496 handshakes for 500 SENDs toward one with a bad certificate.
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', () => r()));
+    const port = (closed.address() as { port: number }).port;
+    await new Promise<void>((r) => closed.close(() => r())); // nothing listens there now
+    const r1 = await h.relay();
+    const alice = await h.client(r1, 'alice');
+    const farEnd = `msrp://127.0.0.1:${port}/farSession04;tcp`;
+    const opened = (): number => r1.counters.connectionsOpened;
+    const before = opened();
+    const first = await alice.send({ toPath: alice.toPathFor([farEnd]), body: 'a', messageId: 'bo0' });
+    expect(first.statuses).to.deep.equal([200]); // dialed: the refusal comes later, as a REPORT
+    await until(() => opened() === before + 1 && r1.connectionCount === 1, 3000, 'the dial refused');
+    const statuses: number[] = [];
+    for (let i = 1; i <= 10; i++)
+      statuses.push(
+        (await alice.send({ toPath: alice.toPathFor([farEnd]), body: 'b', messageId: `bo${i}` }))
+          .statuses[0]!,
+      );
+    expect(statuses).to.deep.equal(Array(10).fill(408));
+    expect(opened()).to.equal(before + 1); // no dial while backing off
+    await sleep(1100);
+    await alice.send({ toPath: alice.toPathFor([farEnd]), body: 'c', messageId: 'bo11' });
+    expect(opened()).to.equal(before + 2); // dialed again after 1 s
+  });
+
   it('reports 408 when the TLS connection to the next relay fails its handshake (architecture.md)', async () => {
     const r1 = await h.relay(); // no CA for R2's certificate
     const r2 = await h.relay({ ...wssRelayOptions(), wssListen: [] });
