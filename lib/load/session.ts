@@ -237,6 +237,8 @@ export class LoadSession {
   private awaitingReports = 0;
   /** SEND chunks written whose transaction has no response or failure yet. */
   private openChunks = 0;
+  /** {@link finish} has run: nothing more is counted. */
+  private finished = false;
   private closed = false;
   private closing = false;
 
@@ -352,6 +354,8 @@ export class LoadSession {
 
   /** Counts what never came: pending messages as lost, missing positive reports. Call once, at the end. */
   finish(): void {
+    // The figures are final from here: what comes during --hold, or as the endpoints close, counts no more.
+    this.finished = true;
     const m = this.ctx.metrics;
     for (const tr of this.outstanding.values()) {
       if (tr.state === PENDING) {
@@ -425,6 +429,7 @@ export class LoadSession {
 
   /** @internal A SEND reached the sender: a delivery report from the relay or the receiver. */
   onSenderMessage(msg: ReceivedMessage): void {
+    if (this.finished) return; // counted missing already
     const reports = readReports(msg.contentType, msg.body);
     if (reports === null) return;
     for (const r of reports) this.onReport(r.imdnId, r.status);
@@ -432,6 +437,7 @@ export class LoadSession {
 
   /** @internal A REPORT reached the sender; failure REPORTs fail their message. */
   onFailureReport(frame: Frame): void {
+    if (this.finished) return;
     let code: number;
     try {
       code = parseStatus(getHeader(frame.headers, 'status') ?? '').code;
@@ -487,7 +493,9 @@ export class LoadSession {
     do {
       if (tr.state !== PENDING) return; // RFC 4975 §7.3.1: after an error, no more chunks of this message
       if (ep.isClosed) {
-        this.chunkFailed(tr, true);
+        // Never written, so no open transaction to settle (chunkFailed would count one off).
+        this.ctx.metrics.disconnects++;
+        this.fail(tr);
         return;
       }
       const end = Math.min(total, offset + cfg.chunkSize);
@@ -521,6 +529,7 @@ export class LoadSession {
 
   private chunkAnswered(tr: Tracked, res: Frame, sentAt: number): void {
     this.openChunks--;
+    if (this.finished) return;
     const m = this.ctx.metrics;
     if (sentAt >= this.ctx.latencyFrom) m.firstHop.recordMs(performance.now() - sentAt);
     const code = res.kind === 'response' ? res.statusCode : 0;
@@ -534,7 +543,7 @@ export class LoadSession {
 
   private chunkFailed(tr: Tracked, closed: boolean): void {
     this.openChunks--;
-    if (this.closing) return; // rejected by our own close at the end of the run: no event of the relay's
+    if (this.finished) return; // after the drain (--hold, or our own close): the figures are final
     if (closed) this.ctx.metrics.disconnects++;
     else this.ctx.metrics.timeouts++;
     this.fail(tr);

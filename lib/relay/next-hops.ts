@@ -120,7 +120,9 @@ export class NextHops {
     const key = peer.dialKey;
     if (key === undefined || peer.established) return;
     const prev = this.backoff.get(key);
-    const delayMs = prev === undefined ? BACKOFF_FIRST_MS : Math.min(BACKOFF_MAX_MS, prev.delayMs * 2);
+    // Failures in a row double the delay; one long after the last starts over.
+    const inARow = prev !== undefined && now - prev.until < BACKOFF_MAX_MS;
+    const delayMs = inARow ? Math.min(BACKOFF_MAX_MS, prev.delayMs * 2) : BACKOFF_FIRST_MS;
     this.backoff.delete(key); // re-inserted last: the Map's order is the order of the latest failures
     if (this.backoff.size >= BACKOFF_ENTRIES) this.backoff.delete(this.backoff.keys().next().value!);
     this.backoff.set(key, { until: now + delayMs, delayMs });

@@ -861,7 +861,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     const now = Date.now();
     let idlest: Peer | null = null;
     for (const p of this.nextHops.peers()) {
-      if (p.closing || p.isClosed || now - p.lastActivity < DEFAULTS.nextHopIdleMs) continue;
+      if (p.closing || p.isClosed || p.conn.closed || now - p.lastActivity < DEFAULTS.nextHopIdleMs) continue;
       if (p.writer.hasStreams || p.writer.totalQueued > 0 || this.transactions.hasPendingTo(p)) continue;
       // Nor one whose own traffic is in the middle of something: a chunk being read, reading paused.
       if (this.tokens.hasOwner(p) || p.isReadingChunk || p.isPaused) continue;

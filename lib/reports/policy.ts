@@ -407,7 +407,7 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
     if ((msg.flags & AWAITING) !== 0) this.unawait(msg);
     if (reason === 'aborted') this.counters.aborted++;
     else if (reason === 'timeout') this.counters.timedOut++;
-    else if (reason === 'owner-closed' && this.owedDelivery(msg)) this.counters.senderGone++;
+    else if (reason === 'owner-closed' && msg.wasWhole && this.owedDelivery(msg)) this.counters.senderGone++;
     else if (reason === 'holes' || reason === 'caps') this.counters.untracked++;
   }
 

@@ -134,6 +134,8 @@ export class StreamConnection implements Connection {
   /** When the peer's FIN came (0: not yet). */
   private finAt = 0;
   private ended = false;
+  /** Tears the socket down {@link CLOSE_GRACE_MS} after we ended it (see destroyLater). */
+  private destroyTimer: NodeJS.Timeout | null = null;
   private corked = false;
 
   /**
@@ -234,7 +236,8 @@ export class StreamConnection implements Connection {
    * so the socket is torn down {@link CLOSE_GRACE_MS} after we end it, flushed or not.
    */
   private destroyLater(): void {
-    setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref();
+    this.destroyTimer ??= setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS);
+    this.destroyTimer.unref();
   }
 
   destroy(reason: string): void {
@@ -284,6 +287,7 @@ export class StreamConnection implements Connection {
   /** @internal */
   handleClose(): void {
     this.ended = true;
+    if (this.destroyTimer !== null) clearTimeout(this.destroyTimer);
     const ev = this.events;
     this.events = null;
     ev?.onClose(this.closeReason || 'closed');

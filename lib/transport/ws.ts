@@ -161,6 +161,9 @@ export class WsConnection implements Connection {
    * at least what came minus the payloads delivered and the most each delivered frame's header can take.
    */
   handleRawData(n: number): void {
+    // The read that ended probation (its AUTH accepted inside `ws`'s own 'data' listener) still comes here:
+    // Node calls every listener the event had when it began (review).
+    if (this.probationLimit === 0) return;
     this.rawIn += n;
     const held = this.rawIn - this.bytesIn - this.framing;
     if (held > this.probationLimit) this.destroy('ws-message-too-large-on-probation');
@@ -411,20 +414,29 @@ export async function listenWs(opts: WsListenOptions): Promise<WsListener> {
   // 503 and closes), so pipelined GETs cannot queue responses for a client that never reads.
   server.maxRequestsPerSocket = MAX_HTTP_REQUESTS_PER_SOCKET;
   if (opts.tls !== undefined)
-    server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: Duplex) =>
-      opts.onHandshakeFailed?.('tls-handshake', err, socket),
-    );
+    server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+      // A connect-and-close (a health check) or our own handshake timeout: not a failed handshake.
+      if (err.code !== 'ECONNRESET') opts.onHandshakeFailed?.('tls-handshake', err, socket);
+    });
   // Node's own answer, kept (400, or 431 for headers over its limit), and the failure counted.
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
       return;
     }
-    const status =
-      err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
-    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
+    // Node's choices: 408 for its request timeout, 431 for headers over its limit, else 400; nothing
+    // once a response has begun on the socket.
+    const started = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
+    const timeout = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    const status = timeout
+      ? '408 Request Timeout'
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? '431 Request Header Fields Too Large'
+        : '400 Bad Request';
+    if (started === true) socket.destroy();
+    else socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
     setTimeout(() => socket.destroy(), 1000).unref(); // a client that does not read the answer
-    opts.onHandshakeFailed?.('http-malformed', err, socket);
+    if (!timeout) opts.onHandshakeFailed?.('http-malformed', err, socket);
   });
   const wss = new WebSocketServer({
     noServer: true,

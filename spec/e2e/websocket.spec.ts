@@ -407,6 +407,13 @@ describe('relay over WebSocket (RFC 7977)', () => {
       await new Promise<void>((resolve) => sock.on('close', () => resolve()));
       return got;
     };
+    // A connect-and-close (a health check) is no failed handshake (review).
+    for (const kind of ['tls', 'wss'] as const) {
+      const probe = connect(portOf(relay, kind), '127.0.0.1');
+      await new Promise<void>((resolve) => probe.on('connect', () => resolve()));
+      probe.end();
+      await new Promise<void>((resolve) => probe.on('close', () => resolve()));
+    }
     await garbage(portOf(relay, 'tls'), 'GET / HTTP/1.1\r\nHost: x\r\n\r\n'); // plain HTTP to TLS
     await garbage(portOf(relay, 'wss'), '\x16\x03\x01\x00\x05hello');
     const answer = await garbage(portOf(relay, 'ws'), 'GET / HTTP/1.1\r\nBad Header Line\r\n\r\n');

@@ -11,7 +11,7 @@ import {
 import { parseFrames } from '../../lib/msrp/frame-collector.js';
 import type { Frame } from '../../lib/msrp/message.js';
 import { serializeRequest } from '../../lib/msrp/serializer.js';
-import { Harness, next, nextMessage, until } from '../helpers/relay.js';
+import { Harness, next, nextMessage, sleep, until } from '../helpers/relay.js';
 import { closeCode, handshake, nextWsMessage, wsClient, wsRelayOptions } from '../helpers/ws.js';
 
 /** What a test connection reported to its owner. */
@@ -205,6 +205,39 @@ describe('listenWs and WsConnection (RFC 7977)', () => {
       rawSocket(ws).write(Buffer.concat([frameHead(1024 * 1024), Buffer.alloc(200 * 1024, 0x61)]));
       await until(() => seen[0]?.closed != null, 3000, 'the teardown');
       expect(seen[0]!.closed).to.equal('ws-message-too-large-on-probation');
+    });
+
+    it('keeps a connection whose probation ends on a read that also carries the next message', async () => {
+      // Review: the AUTH accepted inside ws's 'data' listener ended probation, yet the raw count still ran
+      // for that same read with a limit of 0, and tore the connection down.
+      const seen: Buffer[] = [];
+      let closed: string | null = null;
+      const l = await listenWs({
+        host: '127.0.0.1',
+        port: 0,
+        allowedOrigins: [],
+        onConnection: (conn) =>
+          conn.attach({
+            onData: (d) => {
+              seen.push(Buffer.from(d));
+              if (seen.length === 1) conn.endProbation(); // the relay accepting its AUTH
+            },
+            onDrain: () => {},
+            onClose: (reason) => (closed = reason),
+          }),
+      });
+      listeners.push(l);
+      const ws = await client(`ws://127.0.0.1:${l.port}/`);
+      const small = (n: number, fill: number): Buffer => {
+        const h = Buffer.from([0x82, 0x80 | n, 0, 0, 0, 0]);
+        return Buffer.concat([h, Buffer.alloc(n, fill)]);
+      };
+      const next = Buffer.concat([frameHead(1000), Buffer.alloc(1000, 0x65)]);
+      rawSocket(ws).write(Buffer.concat([small(100, 0x64), next.subarray(0, 200)]));
+      await sleep(100);
+      rawSocket(ws).write(next.subarray(200));
+      await until(() => seen.length === 2, 3000, 'both messages');
+      expect([seen[1]!.length, closed]).to.deep.equal([1000, null]);
     });
 
     it('takes many small messages on probation, and a large one once probation has ended', async () => {
