@@ -12,7 +12,9 @@
  *   f. 1 KiB messages, 50 sessions, open loop at 25,000 msg/s (half of issue 3's 50,000 msg/s target):
  *      hop latency after a 3 s warm-up (issue 3's p99 < 5 ms)
  *
- * Run: `npm run bench:relay` (about 1-2 minutes). Environment: MSRP_BENCH_RELAY=cli|script (how the relay
+ * Run: `npm run bench:relay` (about 1-2 minutes): Node gets the V8 flags `bin/msrp-relay` gives
+ * `msrp-relay load` (8 MiB young generation, no allocation-site pretenuring), so the measuring load tester
+ * is the one operators run, GC settings included. Environment: MSRP_BENCH_RELAY=cli|script (how the relay
  * is started: `bin/msrp-relay start`, the default, or bench/relay-server.js), MSRP_BENCH_SECONDS (length
  * of a, b, e and f, default 15, 10, 15 and 15), MSRP_BENCH_FILE_SIZE (default 1g), MSRP_BENCH_ONLY (the
  * scenarios to run, e.g. `e` or `a,c`; default all), MSRP_BENCH_ROUNDS (rounds of e, each `off` then
@@ -332,7 +334,7 @@ console.log(
     `${(totalmem() / 1024 ** 3).toFixed(1)} GiB RAM, ${new Date().toISOString()}`,
 );
 console.log(
-  `command: npm run bench:relay   (relay: ${relayMode === 'cli' ? 'bin/msrp-relay start' : 'build/bench/relay-server.js'}, child process; load: runLoad in this process, 1 worker)`,
+  `command: npm run bench:relay   (relay: ${relayMode === 'cli' ? 'bin/msrp-relay start' : 'build/bench/relay-server.js'}, child process; load: runLoad in this process, 1 worker, ${process.execArgv.join(' ') || 'no V8 flags'})`,
 );
 console.log(`total time ${((Date.now() - started) / 1000).toFixed(0)} s`);
 console.log('');
