@@ -173,6 +173,7 @@ export class NextHops {
         socket.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }));
     }, this.dialTimeoutMs);
     timer.unref();
+    if (kind === 'tls') socket.once('connect', () => (peer.tcpConnected = true));
     socket.once(kind === 'tls' ? 'secureConnect' : 'connect', () => {
       peer.established = true;
       clearTimeout(timer);

@@ -113,6 +113,8 @@ export class Peer implements ParserHandler {
    * dialed one. A next hop that never came up fails its transactions with 408, one lost with 481.
    */
   established: boolean;
+  /** A dialed `msrps` connection whose TCP connect succeeded (its TLS handshake then failed, or not yet). */
+  tcpConnected = false;
   /** Authority key (`scheme://host:port`) of a dialed connection, for reuse. */
   readonly dialKey: string | undefined;
   /** Requests seen so far. */

@@ -482,7 +482,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
         const code = this.abandoning ? 408 : lostCode(dest);
         if (tracked !== null) this.reports.failed(tracked.msg, code);
         if (to >= from) {
-          const comment = this.abandoning ? 'Not forwarded before shutdown' : 'Next hop connection lost';
+          const comment = this.abandoning ? 'Not forwarded before shutdown' : lostComment(dest);
           this.failures.sendFailureReport(transaction('', from, to), code, comment);
         }
       },
@@ -584,7 +584,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
           // The next hop went away before the chunk was through: not received, so no 200.
           const code = lostCode(frame.dest);
           if (frame.tracked !== null) this.reports.failed(frame.tracked.msg, code);
-          this.failures.refuse(peer, head, code, 'Next hop connection lost', frame.ourUri, frame.received);
+          this.failures.refuse(peer, head, code, lostComment(frame.dest), frame.ourUri, frame.received);
         }
         return;
       }
@@ -758,6 +758,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     );
     // RFC 4976 §6.5: the next hop is gone, so what was sent to it failed.
     const code = lostCode(peer);
+    const comment = lostComment(peer);
     // With Failure-Report `partial` the recipient answers only failures (RFC 4975 §7.1.1; digest §2.7: a
     // REPORT on a non-200 or a local error), so a chunk handed whole to the connection has no answer to
     // wait for. One handed over more than PARTIAL_READ_GRACE_MS before a peer closed in order (FIN or
@@ -771,8 +772,8 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       if (tx.failureReport === 'partial' && !tx.open && tx.deadline < readBefore) continue;
       if (tx.stream?.isRefused === true) continue; // a piece of a refused chunk: its sender was told
       if (tx.tracked !== undefined) this.reports.failed(tx.tracked, code);
-      if (tx.method === 'SEND') this.failures.sendFailureReport(tx, code, 'Next hop connection lost');
-      else this.failures.answerUpstream(tx, 408, 'Next hop connection lost');
+      if (tx.method === 'SEND') this.failures.sendFailureReport(tx, code, comment);
+      else this.failures.answerUpstream(tx, 408, comment);
     }
     this.reports.peerClosed(peer);
     closeWaiters.get(peer)?.();
@@ -1202,6 +1203,16 @@ function sleep(ms: number): Promise<void> {
 /** The failure code for what was sent toward `peer`, now closed: 481 when it was up, 408 when it never came up. */
 function lostCode(peer: Peer): number {
   return peer.established ? 481 : 408;
+}
+
+/**
+ * The comment of the REPORT or response for what was lost with `peer`: a dial that never came up says
+ * so, a TLS handshake that failed after the TCP connect apart (chaining audit: a certificate refused
+ * read as a connection lost, which misleads whoever reads the sender's log).
+ */
+function lostComment(peer: Peer): string {
+  if (peer.established) return 'Next hop connection lost';
+  return peer.tcpConnected ? 'Next hop TLS handshake failed' : 'Next hop unreachable';
 }
 
 /**

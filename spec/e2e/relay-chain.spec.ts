@@ -150,7 +150,7 @@ describe('relay chaining under stress', () => {
         reports.map((r) => [getHeader(r.headers, 'message-id'), getHeader(r.headers, 'status')]),
       );
       expect(ackedBeforeDrop.map((id) => reported.get(id))).to.deep.equal(
-        ackedBeforeDrop.map(() => '000 408 Next hop connection lost'),
+        ackedBeforeDrop.map(() => '000 408 Next hop TLS handshake failed'),
       );
     } finally {
       hop.server.close();
@@ -198,9 +198,12 @@ describe('relay chaining under stress', () => {
     const farEnd = `msrp://127.0.0.1:${port}/farSession04;tcp`;
     const opened = (): number => r1.counters.connectionsOpened;
     const before = opened();
+    const report = next<Frame>(alice, 'report', 3000);
     const first = await alice.send({ toPath: alice.toPathFor([farEnd]), body: 'a', messageId: 'bo0' });
     expect(first.statuses).to.deep.equal([200]); // dialed: the refusal comes later, as a REPORT
     await until(() => opened() === before + 1 && r1.connectionCount === 1, 3000, 'the dial refused');
+    // Never connected: said so, not "connection lost".
+    expect(getHeader((await report).headers, 'status')).to.equal('000 408 Next hop unreachable');
     const statuses: number[] = [];
     for (let i = 1; i <= 10; i++)
       statuses.push(
@@ -233,7 +236,7 @@ describe('relay chaining under stress', () => {
     expect(res.statuses).to.deep.equal([200]);
     const f = await report;
     expect([getHeader(f.headers, 'status'), r1.counters.closed.tls]).to.deep.equal([
-      '000 408 Next hop connection lost',
+      '000 408 Next hop TLS handshake failed',
       { 'error:DEPTH_ZERO_SELF_SIGNED_CERT': 1 },
     ]);
   });
