@@ -101,6 +101,7 @@ export const REFUSAL_REASONS = [
   'proxy-header',
   'ws-origin',
   'ws-subprotocol',
+  'ws-handshake',
   'tls-handshake',
   'http-malformed',
 ] as const;
@@ -282,7 +283,9 @@ export class Listeners {
             { remote, transport: kind, status, err: clip(message) },
             'WebSocket upgrade refused',
           );
-          this.opts.onRefused(kind, reason === 'origin' ? 'ws-origin' : 'ws-subprotocol', remote);
+          const why =
+            reason === 'origin' ? 'ws-origin' : reason === 'subprotocol' ? 'ws-subprotocol' : 'ws-handshake';
+          this.opts.onRefused(kind, why, remote);
         },
         onHttpRequest,
         onHandshakeFailed: (reason, err, socket) =>

@@ -155,6 +155,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       reason === 'proxy-header' ||
       reason === 'ws-origin' ||
       reason === 'ws-subprotocol' ||
+      reason === 'ws-handshake' ||
       reason === 'tls-handshake' ||
       reason === 'http-malformed'
     )

@@ -391,7 +391,7 @@ export interface WsListenOptions {
 }
 
 /** Why an upgrade was refused: its Origin is not allowed, or it offered no `msrp` subprotocol. */
-export type HandshakeRefusal = 'origin' | 'subprotocol';
+export type HandshakeRefusal = 'origin' | 'subprotocol' | 'handshake';
 
 /** A bound WebSocket listener. */
 export interface WsListener {
@@ -514,6 +514,20 @@ function refuseHandshake(
   req: IncomingMessage,
   allowedOrigins: readonly string[],
 ): { reason: HandshakeRefusal; status: number; message: string } | null {
+  // RFC 6455 §4.2.1: what `ws` would refuse on its own, without a word to the relay (TLS/WS audit).
+  const key = req.headers['sec-websocket-key'];
+  if (
+    req.method !== 'GET' ||
+    (req.headers.upgrade ?? '').toLowerCase() !== 'websocket' ||
+    key === undefined ||
+    !/^[+/0-9A-Za-z]{22}==$/.test(key.trim()) ||
+    (req.headers['sec-websocket-version'] !== '13' && req.headers['sec-websocket-version'] !== '8')
+  )
+    return {
+      reason: 'handshake',
+      status: 400,
+      message: 'Not a WebSocket version 13 handshake (RFC 6455 §4.2.1)',
+    };
   // RFC 7977 §4.1: the client MUST offer `msrp` and the 101 MUST carry it: without the offer, no 101.
   const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
   if (!offered.includes(WS_SUBPROTOCOL))

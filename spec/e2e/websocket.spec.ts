@@ -418,10 +418,17 @@ describe('relay over WebSocket (RFC 7977)', () => {
     await garbage(portOf(relay, 'wss'), '\x16\x03\x01\x00\x05hello');
     const answer = await garbage(portOf(relay, 'ws'), 'GET / HTTP/1.1\r\nBad Header Line\r\n\r\n');
     expect(answer).to.match(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    // An upgrade `ws` would refuse by itself (no Sec-WebSocket-Key): answered 400, and now counted.
+    const keyless = await garbage(
+      portOf(relay, 'ws'),
+      'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+        'Sec-WebSocket-Protocol: msrp\r\nSec-WebSocket-Version: 13\r\n\r\n',
+    );
+    expect(keyless).to.match(/^HTTP\/1\.1 400 Bad Request\r\n/);
     await until(() => relay.counters.refusedConnections.ws['http-malformed'] === 1, 2000, 'the count');
     expect(relay.counters.refusedConnections.tls).to.deep.equal({ 'tls-handshake': 1 });
     expect(relay.counters.refusedConnections.wss).to.deep.equal({ 'tls-handshake': 1 });
-    expect(relay.counters.refusedConnections.ws).to.deep.equal({ 'http-malformed': 1 });
+    expect(relay.counters.refusedConnections.ws).to.deep.equal({ 'http-malformed': 1, 'ws-handshake': 1 });
   });
 
   it('passes wsAllowedOrigins and onHttpRequest through to its WebSocket listeners', async () => {
