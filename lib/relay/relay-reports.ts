@@ -17,7 +17,6 @@ import {
   type ReportMode,
 } from '../reports/policy.js';
 import { MessageTracker, type TrackedChunk, type TrackedMessage } from '../reports/tracker.js';
-import { logWithin } from './log-budget.js';
 import type { Logger } from './logger.js';
 import type { Peer } from './peer.js';
 
@@ -41,16 +40,6 @@ export interface RelayReportsOptions {
   log: Logger;
   /** Largest WebSocket message sent (`--ws-max-message`): a report toward a WebSocket sender fits it. */
   wsMaxMessageBytes: number;
-  /**
-   * Sends a relay-made request by its To-Path (the previous relay, dialed or reused); false when it
-   * cannot go. For a report whose IM's connection, a link from the previous relay, has closed.
-   */
-  sendByPath?: (frame: Buffer, toPath: string) => boolean;
-}
-
-/** True when a From-Path names a relay before the sender (more than one URI): its hop is a relay link. */
-function cameThroughRelay(fromPath: string): boolean {
-  return fromPath.trim().includes(' ');
 }
 
 /** The report tracker and policy, wired to the relay's events. */
@@ -58,12 +47,9 @@ export class RelayReports {
   readonly policy: ReportPolicy<Peer, ImMeta>;
   readonly tracker: MessageTracker<Peer, ImMeta>;
   private readonly off: boolean;
-  /** Reports whose IM's link closed can be sent by path ({@link RelayReportsOptions.sendByPath}). */
-  private readonly reroutes: boolean;
 
   constructor(options: RelayReportsOptions) {
     this.off = options.mode === 'off';
-    this.reroutes = options.sendByPath !== undefined;
     this.policy = new ReportPolicy<Peer, ImMeta>({
       mode: options.mode,
       dedupe: options.dedupe,
@@ -71,24 +57,7 @@ export class RelayReports {
       processing: options.processing,
       maxFrameBytes: (peer) => (peer.conn.messageFramed ? options.wsMaxMessageBytes : Infinity),
       inject: (msg, frame, outcome) => {
-        if (msg.owner.isClosed) {
-          // Through a chain the IM came on a link from the previous relay; that link gone, the report
-          // goes by its To-Path over a new one (RFC 4976 §6.4: relays open connections for requests).
-          const toPath = msg.meta.fromPath.trim();
-          const sent = cameThroughRelay(toPath) && options.sendByPath?.(frame, toPath) === true;
-          if (!sent) this.policy.counters.senderGone++;
-          // Within the closed connection's log budget: a link that carried many IMs leaves many reports.
-          logWithin(
-            msg.owner.logBudget,
-            options.log,
-            'info',
-            { conn: msg.owner.id, messageId: msg.messageId, outcome, sent },
-            sent
-              ? 'report sent by its To-Path: the link it came on is gone'
-              : 'report undeliverable: the connection its IM came on is gone',
-          );
-          return;
-        }
+        if (msg.owner.isClosed) return;
         options.log.debug({ conn: msg.owner.id, messageId: msg.messageId, outcome }, 'report injected');
         msg.owner.send([frame]);
       },
@@ -195,8 +164,7 @@ export class RelayReports {
   peerClosed(peer: Peer): void {
     if (this.off) return;
     this.tracker.failGroup(peer, 481);
-    // IMs that came through a relay stay tracked: their reports can go back by path (see inject).
-    this.tracker.dropOwner(peer, (msg) => this.reroutes && cameThroughRelay(msg.meta.fromPath));
+    this.tracker.dropOwner(peer);
   }
 
   /** Periodic housekeeping. */

@@ -16,7 +16,7 @@ import type { MsrpError } from '../errors.js';
 import { getHeader, type FrameHead, type RequestHead } from '../msrp/message.js';
 import type { ErrorContext } from '../msrp/parser.js';
 import { formatHead, frameTail, randomId } from '../msrp/serializer.js';
-import { formatUri, parseUri, type MsrpUri } from '../msrp/uri.js';
+import { formatUri, type MsrpUri } from '../msrp/uri.js';
 import { remoteAddress, type Connection, type TransportKind } from '../transport/connection.js';
 import { authenticate, type AuthContext } from './auth.js';
 import { AuthLockout, MAX_NAME } from './auth-lockout.js';
@@ -103,7 +103,6 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       ...resolved.reports,
       log: this.log,
       wsMaxMessageBytes: resolved.limits.wsMaxMessageBytes,
-      sendByPath: (frame, toPath) => this.sendByPath(frame, toPath),
     });
     this.opts = resolved.limits;
     this.queueBudget = new QueueBudget(
@@ -857,31 +856,6 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     if (head.method !== 'REPORT' && failureReportOf(head) !== 'no' && this.refusesMoreTo(dest))
       return NOT_ANSWERING;
     return dest;
-  }
-
-  /**
-   * Writes a relay-made request toward the first URI of `toPath`, a next hop dialed (or reused) as for a
-   * forwarded request, under the same rules (`--next-hop-allow`/`-deny`, back-off, `--max-next-hops`);
-   * false when it cannot go. Never toward one of this relay's own URIs (that would be a client's
-   * connection, which is gone).
-   */
-  private sendByPath(frame: Buffer, toPath: string): boolean {
-    const space = toPath.indexOf(' ');
-    let uri: MsrpUri;
-    try {
-      uri = parseUri(space === -1 ? toPath : toPath.slice(0, space));
-    } catch {
-      return false;
-    }
-    if (this.isOurs(uri) || this.nextHops.refuses(uri) || this.nextHops.backingOff(uri, Date.now()))
-      return false;
-    let dest = this.nextHops.existing(uri);
-    if (dest === undefined) {
-      if (this.nextHops.size >= this.opts.maxNextHops && !this.closeIdleNextHop()) return false;
-      dest = this.dial(uri);
-    }
-    dest.send([frame]);
-    return true;
   }
 
   /** Closes the dialed connection silent longest with nothing in flight (5 s at least); false if none. */

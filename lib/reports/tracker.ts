@@ -622,11 +622,8 @@ export class MessageTracker<O, M> {
     return hit.length;
   }
 
-  /**
-   * Forgets every message of `owner` (its connection closed: nobody is left to report to), except those
-   * `keep` names: they stay tracked, under no owner list, to be reported by another way.
-   */
-  dropOwner(owner: O, keep?: (msg: TrackedMessage<O, M>) => boolean): number {
+  /** Forgets every message of `owner` (its connection closed: nobody is left to report to). */
+  dropOwner(owner: O): number {
     const rec = this.owners.get(owner);
     if (rec === undefined) return 0;
     this.owners.delete(owner);
@@ -640,15 +637,12 @@ export class MessageTracker<O, M> {
       m = next;
     }
     const now = this.now();
-    let dropped = 0;
     for (const msg of msgs) {
-      if (keep?.(msg) === true) continue;
-      dropped++;
       this.forget(msg, 'owner-closed');
       // Its open chunk can no longer end: the tombstone it waited for is due now.
       this.settlePendingTombstone(msg, now);
     }
-    return dropped;
+    return msgs.length;
   }
 
   /**
