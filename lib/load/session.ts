@@ -46,6 +46,8 @@ export interface SessionContext {
   readonly settingUp: Set<MsrpEndpoint>;
   /** The run was stopped (Ctrl-C): no session setup goes on. */
   stopped: boolean;
+  /** Resolves when the run is stopped: a connect still under way gives up then. */
+  readonly stopSignal: Promise<void>;
 }
 
 /** A session could not be set up; `reason` is a short key for the report (`AUTH 401`, `connect ECONNREFUSED`). */
@@ -135,6 +137,9 @@ async function openEndpoint(
     connecting,
     new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new SetupError('connect timeout')), timeoutMs);
+    }),
+    ctx.stopSignal.then(() => {
+      throw new SetupError('stopped');
     }),
   ])
     .catch((err: unknown) => {

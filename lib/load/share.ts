@@ -95,6 +95,8 @@ export async function runShare(cfg: LoadConfig, share: ShareSpec, hooks: ShareHo
   const metrics = new LoadMetrics();
   metrics.sessionsRequested = share.sessions;
   let lastOutcome = -1;
+  let wake: () => void = () => {};
+  const stopSignal = new Promise<void>((resolve) => (wake = resolve));
   const ctx: SessionContext = {
     config: cfg,
     metrics,
@@ -106,12 +108,11 @@ export async function runShare(cfg: LoadConfig, share: ShareSpec, hooks: ShareHo
     lastSendAt: -1,
     settingUp: new Set(),
     stopped: false,
+    stopSignal,
   };
   const sessions: LoadSession[] = [];
   let stopped = false;
   let budget: MessageBudget | null = null;
-  let wake: () => void = () => {};
-  const stopSignal = new Promise<void>((resolve) => (wake = resolve));
   hooks.onStop?.(() => {
     stopped = ctx.stopped = true;
     budget?.stop();

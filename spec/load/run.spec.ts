@@ -452,6 +452,35 @@ describe('runLoad against a relay', function () {
     }
   });
 
+  it('stops at once when aborted during a connect that never completes (a TLS peer that never answers)', async () => {
+    const held: Socket[] = [];
+    const server = createServer((s) => {
+      s.pause(); // accepts, and never answers the ClientHello: the connect hangs
+      held.push(s);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const abort = new AbortController();
+    setTimeout(() => abort.abort(), 300);
+    try {
+      const r = await runLoad({
+        target: `msrps://127.0.0.1:${(server.address() as { port: number }).port};tcp`,
+        insecure: true,
+        sessions: 2,
+        duration: 20,
+        timeout: 20,
+        drain: 0.2,
+        signal: abort.signal,
+        progress: false,
+      });
+      // Not the 20 s connect timeout; and a connect cut short is no setup failure.
+      expect(r.timing.totalSeconds).to.be.below(5);
+      expect([r.sessions.established, r.sessions.setupErrors]).to.deep.equal([0, {}]);
+    } finally {
+      for (const s of held) s.destroy();
+      server.close();
+    }
+  });
+
   it('cuts --hold short when aborted', async () => {
     const relay = await h.relay();
     const abort = new AbortController();
