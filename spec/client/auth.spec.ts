@@ -1,13 +1,11 @@
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
-import { createServer, type Server, type Socket } from 'node:net';
 import { AuthError, MsrpEndpoint } from '../../lib/client/endpoint.js';
 import { runLoad } from '../../lib/load/runner.js';
 import { parseDigestCredentials, type DigestCredentials } from '../../lib/msrp/digest.js';
-import { FrameCollector } from '../../lib/msrp/frame-collector.js';
 import { getHeader, type Frame } from '../../lib/msrp/message.js';
-import { MsrpParser } from '../../lib/msrp/parser.js';
 import { serializeResponse } from '../../lib/msrp/serializer.js';
+import { fakeMsrpServer } from '../helpers/fake-server.js';
 
 const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
 
@@ -19,46 +17,28 @@ async function scriptedRelay(
   challenge: string,
   usePath = 'msrp://127.0.0.1:PORT/s1;tcp',
 ): Promise<{ port: number; credentials: DigestCredentials[]; close(): Promise<void> }> {
-  const sockets = new Set<Socket>();
   const credentials: DigestCredentials[] = [];
-  const server: Server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
-    const answer = (f: Frame): void => {
-      if (f.kind !== 'request' || f.method !== 'AUTH') return;
-      const authorization = getHeader(f.headers, 'authorization');
-      if (authorization !== undefined) credentials.push(parseDigestCredentials(authorization));
-      const port = String((server.address() as { port: number }).port);
-      socket.write(
-        serializeResponse({
-          transactionId: f.transactionId,
-          statusCode: authorization === undefined ? 401 : 200,
-          toPath: f.headers[1]![1],
-          fromPath: f.headers[0]![1],
-          headers:
-            authorization === undefined
-              ? [['WWW-Authenticate', challenge]]
-              : [
-                  ['Use-Path', usePath.replace('PORT', port)],
-                  ['Expires', '600'],
-                ],
-        }),
-      );
-    };
-    const parser = new MsrpParser(new FrameCollector(answer, () => {}));
-    socket.on('data', (d: Buffer) => parser.write(d));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as { port: number }).port,
-    credentials,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
+  const fake = await fakeMsrpServer((socket, port) => (f: Frame): void => {
+    if (f.kind !== 'request' || f.method !== 'AUTH') return;
+    const authorization = getHeader(f.headers, 'authorization');
+    if (authorization !== undefined) credentials.push(parseDigestCredentials(authorization));
+    socket.write(
+      serializeResponse({
+        transactionId: f.transactionId,
+        statusCode: authorization === undefined ? 401 : 200,
+        toPath: f.headers[1]![1],
+        fromPath: f.headers[0]![1],
+        headers:
+          authorization === undefined
+            ? [['WWW-Authenticate', challenge]]
+            : [
+                ['Use-Path', usePath.replace('PORT', String(port))],
+                ['Expires', '600'],
+              ],
       }),
-  };
+    );
+  });
+  return { port: fake.port, credentials, close: fake.close };
 }
 
 describe('MsrpEndpoint.auth against other relays (RFC 4976 §5.1, RFC 2617 §3.2.2)', () => {

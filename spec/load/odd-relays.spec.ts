@@ -5,15 +5,14 @@
  */
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { parseDigestCredentials } from '../../lib/msrp/digest.js';
-import { FrameCollector } from '../../lib/msrp/frame-collector.js';
 import { getHeader, type Frame, type Header } from '../../lib/msrp/message.js';
-import { MsrpParser } from '../../lib/msrp/parser.js';
 import { randomId, serializeRequest, serializeResponse } from '../../lib/msrp/serializer.js';
 import type { LoadOptions } from '../../lib/load/options.js';
 import type { LoadReport } from '../../lib/load/report.js';
 import { runLoad } from '../../lib/load/runner.js';
+import { fakeMsrpServer } from '../helpers/fake-server.js';
 
 const USER = { username: 'alice', password: 'secret' };
 const REALM = 'odd.example';
@@ -65,15 +64,10 @@ function validDigest(authorization: string): boolean {
  * checks), answering as `script` says.
  */
 async function scriptedRelay(script: Script): Promise<Fake> {
-  const sockets = new Set<Socket>();
   const byId = new Map<string, Socket>();
   const counts = { sends: 0, forwarded: 0 };
   const nonces = { issued: [] as string[], answered: [] as string[] };
-  let port = 0;
-  const server: Server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
+  const fake = await fakeMsrpServer((socket, port) => {
     let auths = 0;
     let reported = 0;
     const respond = (f: Frame & { kind: 'request' }, a: Answer): void => {
@@ -166,21 +160,9 @@ async function scriptedRelay(script: Script): Promise<Fake> {
         }),
       );
     };
-    const parser = new MsrpParser(new FrameCollector(onFrame, () => {}));
-    socket.on('data', (d: Buffer) => parser.write(d));
+    return onFrame;
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  port = (server.address() as { port: number }).port;
-  return {
-    port,
-    counts,
-    nonces,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
+  return { port: fake.port, counts, nonces, close: fake.close };
 }
 
 describe('runLoad against relays unlike ours', function () {

@@ -1,14 +1,13 @@
 import { expect } from 'chai';
-import { createServer, type Server, type Socket } from 'node:net';
-import { FrameCollector } from '../../lib/msrp/frame-collector.js';
+import { createServer, type Socket } from 'node:net';
 import type { Frame } from '../../lib/msrp/message.js';
-import { MsrpParser } from '../../lib/msrp/parser.js';
 import { randomId, serializeResponse } from '../../lib/msrp/serializer.js';
 import type { LatencySummary } from '../../lib/load/histogram.js';
 import type { LoadOptions } from '../../lib/load/options.js';
 import { formatReport, LOAD_REPORT_SCHEMA, type LoadReport } from '../../lib/load/report.js';
 import { runLoad } from '../../lib/load/runner.js';
 import type { Relay } from '../../lib/relay/relay.js';
+import { fakeMsrpServer } from '../helpers/fake-server.js';
 import { Harness, USERS } from '../helpers/relay.js';
 import { testCertificate } from '../helpers/tls.js';
 import { wsRelayOptions, wsUrl } from '../helpers/ws.js';
@@ -111,52 +110,34 @@ interface FakeAuth {
  * `auth` changes its AUTH answers (null: none at all).
  */
 async function blackHoleRelay(auth: FakeAuth | null = {}): Promise<{ port: number; close(): Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
-    const answer = (f: Frame): void => {
-      if (f.kind !== 'request') return;
-      if (f.method === 'AUTH' && auth === null) return;
-      const to = f.headers[0]![1];
-      const from = f.headers[1]![1];
-      const port = (server.address() as { port: number }).port;
-      const status = f.method === 'AUTH' ? (auth?.status ?? 200) : 200;
-      const headers: Array<[string, string]> =
-        f.method !== 'AUTH'
-          ? []
-          : status === 200
-            ? [['Use-Path', `msrp://127.0.0.1:${port}/${randomId(12)};tcp`], ...(auth?.headers ?? [])]
-            : (auth?.headers ?? []);
-      const toPath = f.method === 'SEND' ? from.split(' ')[0]! : from;
-      const write = (): void => {
-        if (socket.destroyed) return;
-        socket.write(
-          serializeResponse({
-            transactionId: f.transactionId,
-            statusCode: status,
-            toPath,
-            fromPath: to.split(' ')[0]!,
-            headers,
-          }),
-        );
-      };
-      if (f.method === 'AUTH' && (auth?.delayMs ?? 0) > 0) setTimeout(write, auth!.delayMs);
-      else write();
+  return fakeMsrpServer((socket, port) => (f: Frame): void => {
+    if (f.kind !== 'request') return;
+    if (f.method === 'AUTH' && auth === null) return;
+    const to = f.headers[0]![1];
+    const from = f.headers[1]![1];
+    const status = f.method === 'AUTH' ? (auth?.status ?? 200) : 200;
+    const headers: Array<[string, string]> =
+      f.method !== 'AUTH'
+        ? []
+        : status === 200
+          ? [['Use-Path', `msrp://127.0.0.1:${port}/${randomId(12)};tcp`], ...(auth?.headers ?? [])]
+          : (auth?.headers ?? []);
+    const toPath = f.method === 'SEND' ? from.split(' ')[0]! : from;
+    const write = (): void => {
+      if (socket.destroyed) return;
+      socket.write(
+        serializeResponse({
+          transactionId: f.transactionId,
+          statusCode: status,
+          toPath,
+          fromPath: to.split(' ')[0]!,
+          headers,
+        }),
+      );
     };
-    const parser = new MsrpParser(new FrameCollector(answer, () => {}));
-    socket.on('data', (d: Buffer) => parser.write(d));
+    if (f.method === 'AUTH' && (auth?.delayMs ?? 0) > 0) setTimeout(write, auth!.delayMs);
+    else write();
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as { port: number }).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
 }
 
 describe('runLoad against a relay', function () {
