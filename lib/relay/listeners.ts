@@ -164,10 +164,9 @@ export class Listeners {
           const [remote, via] = this.clientOf(socket);
           this.handOver(new StreamConnection(socket, 'tls', remote, via));
         });
-        server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
-          // A connect-and-close (a health check) or our own handshake timeout: not a failed handshake.
-          if (err.code !== 'ECONNRESET') this.handshakeFailed('tls', 'tls-handshake', err, socket);
-        });
+        server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) =>
+          this.handshakeFailed('tls', 'tls-handshake', err, socket),
+        );
         await this.bind(server, 'tls', spec);
       }
     }
@@ -308,6 +307,8 @@ export class Listeners {
     err: NodeJS.ErrnoException,
     socket: Duplex,
   ): void {
+    // A connect-and-close (a health check) or our own handshake timeout: not a failed handshake.
+    if (err.code === 'ECONNRESET') return;
     const s = socket as Partial<Socket>;
     const remote = formatRemote(s.remoteAddress, s.remotePort);
     this.opts.log.debug(

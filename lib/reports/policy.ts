@@ -442,7 +442,7 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
   private owedDelivery(msg: TrackedMessage<O, M>): boolean {
     const k = msg.request?.kinds;
     if (k === undefined || (msg.flags & (SENT_DELIVERED | SENT_FAILED)) !== 0) return false;
-    return k.has('negative-delivery') || (k.has('positive-delivery') && this.mode !== 'off');
+    return k.has('negative-delivery') || k.has('positive-delivery');
   }
 
   /** True when the request asks for something this relay answers. */

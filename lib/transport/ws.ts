@@ -221,10 +221,14 @@ export class WsConnection implements Connection {
     this.closeReason ||= reason;
     this.ended = true;
     this.ws.close(closeCode(reason), reason.slice(0, 120));
-    if (this.closeTimer === null) {
-      this.closeTimer = setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS);
-      this.closeTimer.unref();
-    }
+    this.terminateLater();
+  }
+
+  /** Tears the socket down {@link CLOSE_GRACE_MS} from now unless it closes first (one timer at most). */
+  private terminateLater(): void {
+    if (this.closeTimer !== null) return;
+    this.closeTimer = setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS);
+    this.closeTimer.unref();
   }
 
   destroy(reason: string): void {
@@ -282,10 +286,7 @@ export class WsConnection implements Connection {
    */
   handleSocketEnd(): void {
     this.peerEnded = true;
-    if (this.closeTimer === null && !this.gone) {
-      this.closeTimer = setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS);
-      this.closeTimer.unref();
-    }
+    if (!this.gone) this.terminateLater();
   }
 
   /** @internal */
@@ -414,10 +415,9 @@ export async function listenWs(opts: WsListenOptions): Promise<WsListener> {
   // 503 and closes), so pipelined GETs cannot queue responses for a client that never reads.
   server.maxRequestsPerSocket = MAX_HTTP_REQUESTS_PER_SOCKET;
   if (opts.tls !== undefined)
-    server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-      // A connect-and-close (a health check) or our own handshake timeout: not a failed handshake.
-      if (err.code !== 'ECONNRESET') opts.onHandshakeFailed?.('tls-handshake', err, socket);
-    });
+    server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: Duplex) =>
+      opts.onHandshakeFailed?.('tls-handshake', err, socket),
+    );
   // Node's own answer, kept (400, or 431 for headers over its limit), and the failure counted.
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     if (err.code === 'ECONNRESET' || !socket.writable) {
