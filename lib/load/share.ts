@@ -111,10 +111,9 @@ export async function runShare(cfg: LoadConfig, share: ShareSpec, hooks: ShareHo
     stopSignal,
   };
   const sessions: LoadSession[] = [];
-  let stopped = false;
   let budget: MessageBudget | null = null;
   hooks.onStop?.(() => {
-    stopped = ctx.stopped = true;
+    ctx.stopped = true;
     budget?.stop();
     wake();
     // Setups waiting on an AUTH answer end now, not at their timeout (a relay that never answers).
@@ -126,7 +125,7 @@ export async function runShare(cfg: LoadConfig, share: ShareSpec, hooks: ShareHo
   const gate = new Gate(cfg.setupConcurrency);
   const open = (k: number): Promise<LoadSession | null> =>
     gate.run(async () => {
-      if (stopped) return null;
+      if (ctx.stopped) return null;
       try {
         const s = await LoadSession.open(ctx, share.firstSession + k * share.stride);
         sessions.push(s);
@@ -134,7 +133,7 @@ export async function runShare(cfg: LoadConfig, share: ShareSpec, hooks: ShareHo
         return s;
       } catch (err) {
         // A setup cut short by the stop is not the relay's failure: it counts as not opened.
-        if (!stopped) metrics.setupFailed(err instanceof SetupError ? err.reason : String(err));
+        if (!ctx.stopped) metrics.setupFailed(err instanceof SetupError ? err.reason : String(err));
         return null;
       }
     });
@@ -153,7 +152,7 @@ export async function runShare(cfg: LoadConfig, share: ShareSpec, hooks: ShareHo
   const go = performance.now();
   ctx.latencyFrom = go + cfg.warmUp * 1000;
   budget = new MessageBudget(share.messages, cfg.duration === null ? Infinity : go + cfg.duration * 1000);
-  if (stopped) budget.stop();
+  if (ctx.stopped) budget.stop();
   const sizes = new SizePicker(cfg.sizes);
   const lanes: Array<Promise<void>> = [];
   const openLoop = share.rate === null ? null : new OpenLoop(share.rate, cfg.rampUp * 1000, budget, sizes);
@@ -168,10 +167,10 @@ export async function runShare(cfg: LoadConfig, share: ShareSpec, hooks: ShareHo
     // Session g (global index) opens at rampUp·g/sessions seconds after the start.
     setup = (async () => {
       // Every session is opened, even once --messages is spent; only the end of --duration stops it.
-      for (let k = 0; k < share.sessions && closedBudget.remainingMs > 0 && !stopped; k++) {
+      for (let k = 0; k < share.sessions && closedBudget.remainingMs > 0 && !ctx.stopped; k++) {
         const at = go + (cfg.rampUp * 1000 * (share.firstSession + k * share.stride)) / cfg.sessions;
         await sleepUnless(at - performance.now(), stopSignal);
-        if (stopped) break;
+        if (ctx.stopped) break;
         opened.push(open(k).then((s) => (start(s), s)));
       }
       await Promise.all(opened);
@@ -200,7 +199,7 @@ export async function runShare(cfg: LoadConfig, share: ShareSpec, hooks: ShareHo
   const lastEvent = Math.max(lastOutcome, ctx.lastSendAt);
   metrics.activeMs = (lastEvent >= go ? lastEvent : trafficEnd) - go;
   for (const s of sessions) s.finish();
-  if (cfg.hold > 0 && !stopped) await sleepUnless(cfg.hold * 1000, stopSignal);
+  if (cfg.hold > 0 && !ctx.stopped) await sleepUnless(cfg.hold * 1000, stopSignal);
   if (progressTimer !== null) clearInterval(progressTimer);
   report?.(metrics.progress());
   await Promise.all(sessions.map((s) => s.close()));
