@@ -62,7 +62,10 @@ export interface EndpointOptions {
    * stay silent. Default 200.
    */
   respond?: (frame: Frame) => number | null;
-  /** Largest message (and chunk) accepted (default 64 MiB). */
+  /**
+   * Largest message (and chunk) accepted (default 64 MiB): a chunk of a larger one is answered 413 and
+   * the message dropped (RFC 4975 §7.3.1), unless it is a count-only message (`keepBodiesUpTo`).
+   */
   maxMessageBytes?: number;
   /**
    * Messages larger than this are not kept: their octets are counted and `message` is emitted with an
@@ -101,6 +104,8 @@ export interface SendOptions {
   failureReport?: 'yes' | 'no' | 'partial';
   /** MIME headers written before Content-Type on every chunk. */
   mimeHeaders?: Header[];
+  /** With Failure-Report yes, how long each chunk waits for its response (default 35 s). */
+  timeoutMs?: number;
 }
 
 interface Pending {
@@ -117,6 +122,8 @@ interface Assembly {
   received: IntervalSet;
   /** False once the message is known to be larger than `keepBodiesUpTo`: octets counted, not kept. */
   keep: boolean;
+  /** Octets in `parts`, re-sent ones counted again. */
+  held: number;
   /** A chunk was answered with something else than 200 (or not at all): no success REPORT. */
   refused: boolean;
 }
@@ -300,6 +307,8 @@ export class MsrpEndpoint extends EventEmitter {
 
   /** Sends a request and resolves with its response (rejects after `timeoutMs`). */
   request(spec: RequestSpec, timeoutMs = 10_000): Promise<Frame> {
+    // Nothing can answer on a closed connection: fail now, not after the timeout.
+    if (this.closed) return Promise.reject(new Error(`connection closed before ${spec.method}`));
     // The serializer may re-draw the id (its end-line must not occur in the body): use the one framed.
     const framed = frameRequest(spec);
     const tid = framed.transactionId;
@@ -366,6 +375,11 @@ export class MsrpEndpoint extends EventEmitter {
     const size = Math.max(1, opts.chunkSize ?? (body.length || 1));
     const fr = opts.failureReport ?? 'yes';
     const waits: Array<Promise<Frame>> = [];
+    // A chunk that fails (timeout, close) while the loop waits for 'drain' ends the send at once; its
+    // rejection is handled from the start, as an unhandled one would end the process.
+    let stop!: (err: Error) => void;
+    const stopped = new Promise<never>((_, reject) => (stop = reject));
+    stopped.catch(() => {});
     let offset = 0;
     do {
       const piece = body.subarray(offset, offset + size);
@@ -386,12 +400,21 @@ export class MsrpEndpoint extends EventEmitter {
         body: piece,
         flag: last ? '$' : '+',
       };
-      if (fr === 'yes') waits.push(this.request(spec, 35_000));
-      else this.writeFramed(frameRequest(spec));
+      if (fr === 'yes') {
+        const wait = this.request(spec, opts.timeoutMs ?? 35_000);
+        wait.catch(stop);
+        waits.push(wait);
+      } else this.writeFramed(frameRequest(spec));
       offset += piece.length;
       const gate = this.whenWritable();
-      if (gate !== null) await gate;
-    } while (offset < body.length);
+      if (gate !== null) await Promise.race([gate, stopped]);
+    } while (offset < body.length && !this.closed);
+    if (offset < body.length) {
+      // Chunks were left unwritten: a chunk waiting for its response says why; with Failure-Report no
+      // or partial none would.
+      await Promise.all(waits);
+      throw new Error('connection closed during SEND');
+    }
     const frames = await Promise.all(waits);
     return { messageId, statuses: frames.map((f) => (f.kind === 'response' ? f.statusCode : 0)) };
   }
@@ -428,16 +451,19 @@ export class MsrpEndpoint extends EventEmitter {
 
   /**
    * One WebSocket message: exactly one frame (RFC 7977 §5.1). A message that leaves the parser inside
-   * a frame is recorded in {@link errors} and the partial frame dropped.
+   * a frame is recorded in {@link errors} and the partial frame dropped; after one it could not frame
+   * at all (recorded by the parser) the next message is read afresh.
    */
   private onWsMessage(data: RawData): void {
     this.parser.write(rawBuffer(data));
-    if (this.parser.idle || this.parser.failed) return;
+    if (this.parser.idle) return;
+    if (!this.parser.failed) {
+      this.errors.push({
+        error: createError(ErrorCodes.WS_FRAMING, 'WebSocket message ended inside an MSRP frame'),
+        context: null,
+      });
+    }
     this.parser.reset();
-    this.errors.push({
-      error: createError(ErrorCodes.WS_FRAMING, 'WebSocket message ended inside an MSRP frame'),
-      context: null,
-    });
   }
 
   private onFrame(frame: Frame): void {
@@ -481,9 +507,10 @@ export class MsrpEndpoint extends EventEmitter {
       bad = err as MsrpError;
       this.errors.push({ error: bad, context: null });
     }
+    const tooLarge = bad === null && this.isTooLarge(range, frame.body);
     let accepted = true;
     if (fr !== 'no') {
-      const code = bad !== null ? 400 : this.respond(frame);
+      const code = bad !== null ? 400 : tooLarge ? 413 : this.respond(frame);
       accepted = code === 200;
       if (code !== null && !(fr === 'partial' && code === 200)) {
         const from = frame.headers[1]![1].trim().split(/\s+/)[0]!;
@@ -497,7 +524,18 @@ export class MsrpEndpoint extends EventEmitter {
         );
       }
     }
-    if (bad === null) this.assemble(frame, range, accepted);
+    if (tooLarge) this.assemblies.delete(getHeader(frame.headers, 'message-id') ?? '');
+    else if (bad === null) this.assemble(frame, range, accepted);
+  }
+
+  /**
+   * True when a chunk shows its message larger than `maxMessageBytes` (its last octet or its total)
+   * while its octets would be kept: count-only messages, past `keepBodiesUpTo`, hold none.
+   */
+  private isTooLarge(range: ByteRange, body: Buffer | null): boolean {
+    const total = typeof range.total === 'number' ? range.total : 0;
+    const size = Math.max(range.start - 1 + (body?.length ?? 0), total);
+    return size > this.maxMessageBytes && size <= this.keepBodiesUpTo;
   }
 
   /** Adds a chunk; `accepted`: it was answered 200 (or needs no answer). */
@@ -518,7 +556,7 @@ export class MsrpEndpoint extends EventEmitter {
       return;
     }
     if (a === undefined) {
-      a = { parts: [], total: null, received: new IntervalSet(), keep: true, refused: false };
+      a = { parts: [], total: null, received: new IntervalSet(), keep: true, held: 0, refused: false };
       this.assemblies.set(messageId, a);
     }
     if (frame.flag === '#') {
@@ -528,12 +566,18 @@ export class MsrpEndpoint extends EventEmitter {
     if (typeof range.total === 'number') a.total = range.total;
     if (frame.flag === '$') a.total = range.start - 1 + body.length;
     // Large messages in count-only mode keep no octets, only which ones came.
-    if (a.keep && a.total !== null && a.total > this.keepBodiesUpTo) {
+    if (a.keep && Math.max(a.total ?? 0, range.start - 1 + body.length) > this.keepBodiesUpTo) {
       a.keep = false;
       a.parts = [];
     }
     if (!accepted) a.refused = true;
-    if (a.keep) a.parts.push([range.start, body]);
+    if (a.keep) {
+      a.parts.push([range.start, body]);
+      a.held += body.length;
+      // A peer re-sending the same octets: past twice the limit the parts are merged into one buffer
+      // (later octets win), so held memory stays bounded and each octet is copied O(1) times.
+      if (a.held > 2 * this.maxMessageBytes) mergeParts(a);
+    }
     a.received.add(range.start, range.start + body.length - 1);
     if (a.total !== null && a.received.covers(1, a.total)) {
       let out = EMPTY;
@@ -581,6 +625,16 @@ export class MsrpEndpoint extends EventEmitter {
     };
     this.emit('message', msg);
   }
+}
+
+/** Merges an assembly's parts into one buffer from octet 1, applying them in arrival order. */
+function mergeParts(a: Assembly): void {
+  let end = 0;
+  for (const [start, part] of a.parts) end = Math.max(end, start - 1 + part.length);
+  const out = Buffer.alloc(end);
+  for (const [start, part] of a.parts) part.copy(out, start - 1);
+  a.parts = [[1, out]];
+  a.held = end;
 }
 
 function rawBuffer(data: RawData): Buffer {

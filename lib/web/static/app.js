@@ -21,6 +21,8 @@ const IMDN_XMLNS = 'urn:ietf:params:xml:ns:imdn';
 const RESPONSE_TIMEOUT_MS = 10_000;
 /** Largest incoming message reassembled, bytes (this is a chat page). */
 const MAX_MESSAGE_BYTES = 1 << 20;
+/** Incoming messages reassembled at once; a new one past it drops the oldest (memory stays bounded). */
+const MAX_ASSEMBLIES = 16;
 
 // ---- MD5 (RFC 1321) ---------------------------------------------------------------------------------
 // Digest AUTH (RFC 4976 §5.1, RFC 2617) needs MD5, which crypto.subtle does not offer.
@@ -278,6 +280,19 @@ export function parseImdn(xml) {
   return { messageId, kind: note.localName.replace('-notification', ''), status };
 }
 
+/** True when `parts` (`[first octet, bytes]`) hold every octet 1..total. */
+function covers(parts, total) {
+  let next = 1;
+  for (const [at, part] of [...parts].sort((x, y) => x[0] - y[0])) {
+    if (at > next) return false;
+    next = Math.max(next, at + part.length);
+  }
+  return next > total;
+}
+
+/** Comments of the responses the page sends. */
+const STATUS_COMMENTS = { 200: 'OK', 400: 'Bad Request', 413: 'Message Too Large', 501: 'Not Implemented' };
+
 // ---- the session ------------------------------------------------------------------------------------
 
 /**
@@ -434,45 +449,73 @@ export class MsrpSession {
       return;
     }
     if (frame.method === 'REPORT') return; // delivery is shown from IMDNs only
+    const known = frame.method === 'SEND';
+    const { status, whole, contentType } = known ? this.assemble(frame) : { status: 501, whole: null };
     // RFC 4975 §7.1.1: answer unless Failure-Report is no; with partial only errors are sent.
     const fr = (header(frame, 'Failure-Report') ?? 'yes').toLowerCase();
-    const known = frame.method === 'SEND';
-    if (fr === 'yes' || (fr === 'partial' && !known)) {
-      const to = splitPath(frame.headers[1]?.[1])[0];
-      const [status, comment] = known ? [200, 'OK'] : [501, 'Not Implemented'];
-      if (to !== undefined)
-        this.ws.send(buildResponse({ tid: frame.tid, status, comment, toPath: to, fromPath: this.uri }));
+    const from = splitPath(frame.headers[1]?.[1]);
+    if ((fr === 'yes' || (fr === 'partial' && status !== 200)) && from.length > 0) {
+      // RFC 4975 §7.2: a SEND is answered to the previous hop, any other request along the whole From-Path.
+      const toPath = known ? from[0] : from.join(' ');
+      const comment = STATUS_COMMENTS[status];
+      this.ws.send(buildResponse({ tid: frame.tid, status, comment, toPath, fromPath: this.uri }));
     }
-    if (known) this.assemble(frame);
+    if (whole === null) return;
+    // RFC 4975 §7.1.2: Success-Report yes asks a REPORT covering every octet, along the whole From-Path.
+    const id = header(frame, 'Message-ID');
+    if ((header(frame, 'Success-Report') ?? '').toLowerCase() === 'yes' && id !== undefined) {
+      const headers = [
+        ['Message-ID', id],
+        ['Byte-Range', `1-${whole.length}/${whole.length}`],
+        ['Status', '000 200 OK'],
+      ];
+      this.ws.send(
+        buildRequest({ method: 'REPORT', toPath: from.join(' '), fromPath: this.uri, headers }).bytes,
+      );
+    }
+    this.onMessage(contentType, dec.decode(whole));
   }
 
-  /** Reassembles chunks by Byte-Range (the relay re-chunks large messages, RFC 7977 §5.1). */
+  /**
+   * Adds a chunk by its Byte-Range (the relay re-chunks large messages, RFC 7977 §5.1). Returns the
+   * status to answer (413 for a message over MAX_MESSAGE_BYTES: RFC 4975 §7.3.1, the sender stops) and
+   * the message's octets once every one of them came (`whole`, else null) with its `contentType`.
+   */
   assemble(frame) {
-    if (frame.body === null) return; // a bodiless SEND is a keep-alive (RFC 7977 §6)
+    // A bodiless SEND is a keep-alive (RFC 7977 §6).
+    if (frame.body === null) return { status: 200, whole: null };
     const id = header(frame, 'Message-ID') ?? '';
     if (frame.flag === '#') {
       this.assemblies.delete(id);
-      return;
+      return { status: 200, whole: null };
     }
     const br = /^(\d+)-(?:\d+|\*)\/(\d+|\*)$/.exec(header(frame, 'Byte-Range') ?? '1-*/*');
     const start = br === null ? 1 : Number(br[1]);
+    if (start < 1) return { status: 400, whole: null };
     let a = this.assemblies.get(id);
-    if (a === undefined)
+    if (a === undefined) {
+      if (this.assemblies.size >= MAX_ASSEMBLIES) this.assemblies.delete(this.assemblies.keys().next().value);
       this.assemblies.set(id, (a = { parts: [], got: 0, total: null, contentType: undefined }));
+    }
     a.parts.push([start, frame.body.slice()]);
+    // Octets received, re-sent ones counted again: what the parts hold.
     a.got += frame.body.length;
     a.contentType ??= header(frame, 'Content-Type');
     if (br !== null && br[2] !== '*') a.total = Number(br[2]);
     if (frame.flag === '$') a.total = start - 1 + frame.body.length;
-    if (a.got > MAX_MESSAGE_BYTES || (a.total ?? 0) > MAX_MESSAGE_BYTES) {
+    const end = start - 1 + frame.body.length;
+    if (a.got > MAX_MESSAGE_BYTES || Math.max(end, a.total ?? 0) > MAX_MESSAGE_BYTES) {
       this.assemblies.delete(id);
-      return;
+      return { status: 413, whole: null };
     }
-    if (a.total === null || a.got < a.total) return;
+    if (a.total === null || a.got < a.total || !covers(a.parts, a.total)) return { status: 200, whole: null };
     this.assemblies.delete(id);
+    // Later chunks overwrite earlier ones where they overlap (RFC 4975 §7.3.1).
     const whole = new Uint8Array(a.total);
-    for (const [at, part] of a.parts) whole.set(part.subarray(0, Math.max(0, a.total - (at - 1))), at - 1);
-    this.onMessage(a.contentType, dec.decode(whole));
+    for (const [at, part] of a.parts) {
+      if (at <= a.total) whole.set(part.subarray(0, a.total - (at - 1)), at - 1);
+    }
+    return { status: 200, whole, contentType: a.contentType };
   }
 
   onMessage(contentType, text) {
@@ -525,6 +568,7 @@ function startPage() {
   let session = null;
   let me = '';
   let connectedText = '';
+  let refreshTimer;
 
   if (location.protocol === 'http:' || location.protocol === 'https:')
     ui.relayUrl.value = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/`;
@@ -581,11 +625,34 @@ function startPage() {
     },
     onClose: (reason) => {
       if (session === null) return; // a failed login: its error stays on screen
+      clearTimeout(refreshTimer);
       session = null;
       setConnected(false);
       setStatus('closed', `Disconnected: ${reason}`);
     },
   });
+
+  /**
+   * Digest §2.3 (RFC 4976 §5.1): the Use-Path is valid for the Expires granted, and a client whose
+   * tokens all expired is cut off; re-AUTH at 80 % of it. The new token changes the a=path.
+   */
+  const scheduleRefresh = (s, password) => {
+    if (!(s.expires > 0)) return;
+    refreshTimer = setTimeout(async () => {
+      if (session !== s) return;
+      try {
+        await s.auth(me, password);
+      } catch (err) {
+        if (session === s) setStatus('error', `AUTH renewal failed: ${err.message ?? err}`);
+        return;
+      }
+      if (session !== s) return;
+      ui.myPath.value = s.path;
+      connectedText = `Connected as ${me} (AUTH renewed, valid ${s.expires} s): give your peer your new a=path`;
+      setStatus('connected', connectedText);
+      scheduleRefresh(s, password);
+    }, s.expires * 800);
+  };
 
   ui.login.addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -619,6 +686,7 @@ function startPage() {
     setConnected(true);
     connectedText = `Connected as ${me} (AUTH valid ${s.expires} s)`;
     setStatus('connected', connectedText);
+    scheduleRefresh(s, ui.password.value);
   });
 
   ui.myPath.addEventListener('focus', () => ui.myPath.select());
