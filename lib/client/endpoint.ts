@@ -73,6 +73,11 @@ export interface EndpointOptions {
    */
   keepBodiesUpTo?: number;
   /**
+   * Incoming messages being reassembled at once (default 1,000): a chunk of a new one past it drops the
+   * oldest unfinished one, so a peer opening Message-IDs it never finishes holds bounded memory.
+   */
+  maxOpenMessages?: number;
+  /**
    * Request methods besides SEND and REPORT that the application answers itself (from the `request`
    * event). Any other method is answered 501 (RFC 4975 §10), unless its Failure-Report is `no`.
    */
@@ -149,6 +154,7 @@ export class MsrpEndpoint extends EventEmitter {
   private readonly respond: (frame: Frame) => number | null;
   private readonly maxMessageBytes: number;
   private readonly keepBodiesUpTo: number;
+  private readonly maxOpenMessages: number;
   private readonly methods: ReadonlySet<string>;
   private closed = false;
   private corked = false;
@@ -168,6 +174,7 @@ export class MsrpEndpoint extends EventEmitter {
     this.respond = options.respond ?? (() => 200);
     this.maxMessageBytes = options.maxMessageBytes ?? 64 * 1024 * 1024;
     this.keepBodiesUpTo = options.keepBodiesUpTo ?? Infinity;
+    this.maxOpenMessages = Math.max(1, options.maxOpenMessages ?? 1000);
     this.methods = new Set(['SEND', 'REPORT', ...(options.methods ?? [])]);
     this.parser = new MsrpParser(
       new FrameCollector(
@@ -177,8 +184,14 @@ export class MsrpEndpoint extends EventEmitter {
       { maxChunkBytes: this.maxMessageBytes, maxOtherBodyBytes: 1024 * 1024 },
     );
     socket.setNoDelay(true);
-    if (ws === null) socket.on('data', (d: Buffer) => this.parser.write(d));
-    else ws.on('message', (d: RawData) => this.onWsMessage(d));
+    if (ws === null) {
+      socket.on('data', (d: Buffer) => {
+        this.parser.write(d);
+        // A byte stream the parser lost its place in (recorded in `errors`) cannot be read on: closed,
+        // so requests waiting on it fail now instead of at their timeouts.
+        if (this.parser.failed) socket.destroy();
+      });
+    } else ws.on('message', (d: RawData) => this.onWsMessage(d));
     socket.on('error', () => {});
     ws?.on('error', () => {});
     (ws ?? socket).on('close', () => {
@@ -556,6 +569,10 @@ export class MsrpEndpoint extends EventEmitter {
       return;
     }
     if (a === undefined) {
+      // A Map iterates in insertion order: the first key is the oldest unfinished message.
+      if (this.assemblies.size >= this.maxOpenMessages) {
+        this.assemblies.delete(this.assemblies.keys().next().value!);
+      }
       a = { parts: [], total: null, received: new IntervalSet(), keep: true, held: 0, refused: false };
       this.assemblies.set(messageId, a);
     }

@@ -157,6 +157,26 @@ describe('MsrpEndpoint limits and failure paths (client audit)', function () {
     }
   });
 
+  it('reassembles at most maxOpenMessages messages at once, dropping the oldest unfinished one', async () => {
+    const p = await rawPeer({ maxOpenMessages: 3 });
+    try {
+      const got: ReceivedMessage[] = [];
+      p.endpoint.on('message', (m: ReceivedMessage) => got.push(m));
+      const head = Buffer.from('abc');
+      for (const id of ['m1', 'm2', 'm3', 'm4'])
+        p.socket.write(chunk(p.endpoint.uri, id, '1-3/6', head, '+'));
+      await until(() => p.frames.length === 4, 'four responses');
+      expect([...(p.endpoint as unknown as Internals).assemblies.keys()]).to.deep.equal(['m2', 'm3', 'm4']);
+      // m1's first half was dropped: its second half alone is not the whole message; m4's completes.
+      p.socket.write(chunk(p.endpoint.uri, 'm1', '4-6/6', Buffer.from('def'), '$'));
+      p.socket.write(chunk(p.endpoint.uri, 'm4', '4-6/6', Buffer.from('def'), '$'));
+      await until(() => got.length === 1, 'm4');
+      expect([got[0]!.messageId, got[0]!.body.toString()]).to.deep.equal(['m4', 'abcdef']);
+    } finally {
+      await p.close();
+    }
+  });
+
   it('rejects a request on a closed connection at once, without a timer', async () => {
     const { server, port } = await listen((s) => s.destroy());
     try {
@@ -255,6 +275,28 @@ describe('MsrpEndpoint limits and failure paths (client audit)', function () {
           (e: Error) => e,
         );
       expect(err?.message).to.equal('connection closed during SEND');
+    } finally {
+      server.close();
+    }
+  });
+
+  it('closes a TCP connection whose stream it cannot frame, failing waiting requests at once', async () => {
+    const { server, port } = await listen((s) => {
+      s.once('data', () => s.write('HTTP/1.1 400 Bad Request\r\n\r\n'));
+    });
+    try {
+      const ep = await MsrpEndpoint.connect({ host: '127.0.0.1', port });
+      const started = Date.now();
+      const err = await ep.request({ method: 'SEND', toPath: PEER, fromPath: ep.uri }, 5000).then(
+        () => null,
+        (e: Error) => e,
+      );
+      expect([err?.message, ep.isClosed, ep.errors.length > 0, Date.now() - started < 4000]).to.deep.equal([
+        'connection closed',
+        true,
+        true,
+        true,
+      ]);
     } finally {
       server.close();
     }

@@ -157,7 +157,7 @@ describe("web client's MSRP receiver (app.js MsrpSession in Node over ws, agains
   });
 });
 
-describe('web client in headless Chromium: AUTH refresh', function () {
+describe('web client in headless Chromium: AUTH refresh, a flood of messages', function () {
   this.timeout(30_000);
   const h = new Harness();
   let browser: Browser | null = null;
@@ -211,5 +211,39 @@ describe('web client in headless Chromium: AUTH refresh', function () {
     await alice.waitForSelector('#messages li[data-direction="in"]');
     expect(await alice.textContent('#messages li[data-direction="in"] .text')).to.equal('still here?');
     expect(problems).to.deep.equal([]);
+  });
+
+  it('shows at most 500 messages: a flood drops the oldest from the list', async function () {
+    if (!existsSync(CHROMIUM)) {
+      this.test!.title += ` (skipped: ${CHROMIUM} not found)`;
+      this.skip();
+    }
+    const relay = await h.relay(wsRelayOptions({ onHttpRequest: createWebHandler() }));
+    browser ??= await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      timeout: 15_000,
+    });
+    const context = await browser.newContext();
+    const alice = await context.newPage();
+    alice.setDefaultTimeout(8000);
+    await alice.goto(`http://127.0.0.1:${portOf(relay, 'ws')}/`);
+    await alice.fill('#username', 'alice');
+    await alice.fill('#password', USERS.alice);
+    await alice.click('#connect');
+    await alice.waitForSelector('#status[data-state="connected"]');
+    const bob = await h.client(relay, 'bob');
+    const toPath = bob.toPathFor((await alice.inputValue('#my-path')).split(' '));
+    const sends: Array<Promise<unknown>> = [];
+    for (let i = 1; i <= 520; i++) sends.push(bob.send({ toPath, body: `flood ${i}` }));
+    await Promise.all(sends);
+    await alice.waitForSelector('#messages li:last-child .text:has-text("flood 520")');
+    const shown = await alice.$$eval('#messages li', (items) => [
+      items.length,
+      items[0]!.querySelector('.text')!.textContent,
+    ]);
+    expect(shown).to.deep.equal([500, 'flood 21']);
+    await context.close();
   });
 });

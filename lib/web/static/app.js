@@ -23,6 +23,8 @@ const RESPONSE_TIMEOUT_MS = 10_000;
 const MAX_MESSAGE_BYTES = 1 << 20;
 /** Incoming messages reassembled at once; a new one past it drops the oldest (memory stays bounded). */
 const MAX_ASSEMBLIES = 16;
+/** Messages shown; past it the oldest leave the list (a flood cannot grow the page without bound). */
+const MAX_SHOWN = 500;
 
 // ---- MD5 (RFC 1321) ---------------------------------------------------------------------------------
 // Digest AUTH (RFC 4976 §5.1, RFC 2617) needs MD5, which crypto.subtle does not offer.
@@ -607,6 +609,11 @@ function startPage() {
     body.textContent = text;
     li.append(name, body);
     ui.messages.append(li);
+    while (ui.messages.childElementCount > MAX_SHOWN) {
+      const oldest = ui.messages.firstElementChild;
+      if (oldest.dataset.imdnId !== undefined) sent.delete(oldest.dataset.imdnId);
+      oldest.remove();
+    }
     ui.messages.scrollTop = ui.messages.scrollHeight;
     return li;
   };
