@@ -234,51 +234,30 @@ describe('MsrpEndpoint limits and failure paths (client audit)', function () {
     }
   });
 
-  it('stops sending chunks once the connection closes, leaving no request waiting', async () => {
-    const { server, port } = await listen((s) => {
-      s.pause();
-      setTimeout(() => s.destroy(), 200);
-    });
-    try {
-      const ep = await MsrpEndpoint.connect({ host: '127.0.0.1', port });
-      const err = await ep
-        .send({ toPath: PEER, body: Buffer.alloc(32 * 1024 * 1024), chunkSize: 1024 * 1024 })
-        .then(
+  // With Failure-Report yes the chunks waiting for responses fail with the connection; with no, send()
+  // itself says its last chunks were never written.
+  for (const [failureReport, message] of [
+    ['yes', 'connection closed'],
+    ['no', 'connection closed during SEND'],
+  ] as const) {
+    it(`stops sending chunks once the connection closes, and rejects (Failure-Report ${failureReport})`, async () => {
+      const { server, port } = await listen((s) => {
+        s.pause();
+        setTimeout(() => s.destroy(), 200);
+      });
+      try {
+        const ep = await MsrpEndpoint.connect({ host: '127.0.0.1', port });
+        const body = Buffer.alloc(32 * 1024 * 1024);
+        const err = await ep.send({ toPath: PEER, body, chunkSize: 1024 * 1024, failureReport }).then(
           () => null,
           (e: Error) => e,
         );
-      expect([err?.message, (ep as unknown as Internals).pending.size]).to.deep.equal([
-        'connection closed',
-        0,
-      ]);
-    } finally {
-      server.close();
-    }
-  });
-
-  it('rejects a Failure-Report no send() that the connection closed before its last chunk', async () => {
-    const { server, port } = await listen((s) => {
-      s.pause();
-      setTimeout(() => s.destroy(), 200);
+        expect([err?.message, (ep as unknown as Internals).pending.size]).to.deep.equal([message, 0]);
+      } finally {
+        server.close();
+      }
     });
-    try {
-      const ep = await MsrpEndpoint.connect({ host: '127.0.0.1', port });
-      const err = await ep
-        .send({
-          toPath: PEER,
-          body: Buffer.alloc(32 * 1024 * 1024),
-          chunkSize: 1024 * 1024,
-          failureReport: 'no',
-        })
-        .then(
-          () => null,
-          (e: Error) => e,
-        );
-      expect(err?.message).to.equal('connection closed during SEND');
-    } finally {
-      server.close();
-    }
-  });
+  }
 
   it('closes a TCP connection whose stream it cannot frame, failing waiting requests at once', async () => {
     const { server, port } = await listen((s) => {

@@ -1,13 +1,13 @@
 import { expect } from 'chai';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { WebSocket } from 'ws';
 import type { MsrpEndpoint } from '../../lib/client/endpoint.js';
 import { getHeader, type Frame } from '../../lib/msrp/message.js';
 import type { Relay } from '../../lib/relay/relay.js';
 import { createWebHandler, STATIC_DIR } from '../../lib/web/page.js';
+import { haveChromium, launchChromium } from '../helpers/browser.js';
 import { Harness, USERS, until } from '../helpers/relay.js';
 import { portOf, wsRelayOptions, wsUrl } from '../helpers/ws.js';
 
@@ -23,18 +23,6 @@ type PageSessionClass = new (
   url: string,
   callbacks: { onText?(from: string, text: string): void; onClose?(reason: string): void },
 ) => PageSession;
-
-/** Debian's chromium package, as in browser.spec.ts. */
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 describe("web client's MSRP receiver (app.js MsrpSession in Node over ws, against the relay)", function () {
   this.timeout(15_000);
@@ -166,11 +154,23 @@ describe('web client in headless Chromium: AUTH refresh, a flood of messages', f
     await h.cleanup();
   });
 
+  /** A page of the relay's logged in as alice, and the JavaScript errors it throws. */
+  async function alicePage(relay: Relay): Promise<{ alice: Page; problems: string[] }> {
+    browser ??= await launchChromium();
+    const alice = await (await browser.newContext()).newPage();
+    alice.setDefaultTimeout(8000);
+    const problems: string[] = [];
+    alice.on('pageerror', (err) => problems.push(err.message));
+    await alice.goto(`http://127.0.0.1:${portOf(relay, 'ws')}/`);
+    await alice.fill('#username', 'alice');
+    await alice.fill('#password', USERS.alice);
+    await alice.click('#connect');
+    await alice.waitForSelector('#status[data-state="connected"]');
+    return { alice, problems };
+  }
+
   it('re-AUTHs before the Use-Path expires, shows the new a=path and stays connected (RFC 4976 §5.1)', async function () {
-    if (!existsSync(CHROMIUM)) {
-      this.test!.title += ` (skipped: ${CHROMIUM} not found)`;
-      this.skip();
-    }
+    if (!haveChromium(this)) return;
     // A 2 s token stands in for the default 600 s; the relay cuts a client off once all its tokens expired.
     const relay = await h.relay(
       wsRelayOptions({
@@ -180,22 +180,7 @@ describe('web client in headless Chromium: AUTH refresh, a flood of messages', f
         probationMs: 1000,
       }),
     );
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_ARGS,
-      timeout: 15_000,
-    });
-    const context = await browser.newContext();
-    const alice = await context.newPage();
-    alice.setDefaultTimeout(8000);
-    const problems: string[] = [];
-    alice.on('pageerror', (err) => problems.push(err.message));
-    await alice.goto(`http://127.0.0.1:${portOf(relay, 'ws')}/`);
-    await alice.fill('#username', 'alice');
-    await alice.fill('#password', USERS.alice);
-    await alice.click('#connect');
-    await alice.waitForSelector('#status[data-state="connected"]');
+    const { alice, problems } = await alicePage(relay);
     const first = await alice.inputValue('#my-path');
     await alice.waitForSelector('#status:has-text("AUTH renewed")');
     const renewed = await alice.inputValue('#my-path');
@@ -211,28 +196,13 @@ describe('web client in headless Chromium: AUTH refresh, a flood of messages', f
     await alice.waitForSelector('#messages li[data-direction="in"]');
     expect(await alice.textContent('#messages li[data-direction="in"] .text')).to.equal('still here?');
     expect(problems).to.deep.equal([]);
+    await alice.context().close();
   });
 
   it('shows at most 500 messages: a flood drops the oldest from the list', async function () {
-    if (!existsSync(CHROMIUM)) {
-      this.test!.title += ` (skipped: ${CHROMIUM} not found)`;
-      this.skip();
-    }
+    if (!haveChromium(this)) return;
     const relay = await h.relay(wsRelayOptions({ onHttpRequest: createWebHandler() }));
-    browser ??= await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_ARGS,
-      timeout: 15_000,
-    });
-    const context = await browser.newContext();
-    const alice = await context.newPage();
-    alice.setDefaultTimeout(8000);
-    await alice.goto(`http://127.0.0.1:${portOf(relay, 'ws')}/`);
-    await alice.fill('#username', 'alice');
-    await alice.fill('#password', USERS.alice);
-    await alice.click('#connect');
-    await alice.waitForSelector('#status[data-state="connected"]');
+    const { alice, problems } = await alicePage(relay);
     const bob = await h.client(relay, 'bob');
     const toPath = bob.toPathFor((await alice.inputValue('#my-path')).split(' '));
     const sends: Array<Promise<unknown>> = [];
@@ -243,7 +213,7 @@ describe('web client in headless Chromium: AUTH refresh, a flood of messages', f
       items.length,
       items[0]!.querySelector('.text')!.textContent,
     ]);
-    expect(shown).to.deep.equal([500, 'flood 21']);
-    await context.close();
+    expect([shown, problems]).to.deep.equal([[500, 'flood 21'], []]);
+    await alice.context().close();
   });
 });

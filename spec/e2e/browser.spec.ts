@@ -1,32 +1,21 @@
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { parseFrames } from '../../lib/msrp/frame-collector.js';
 import { getHeader } from '../../lib/msrp/message.js';
 import { computeHA1, computeResponse, computeRspauth } from '../../lib/relay/digest-auth.js';
 import type { Relay } from '../../lib/relay/relay.js';
 import { createWebHandler, STATIC_DIR } from '../../lib/web/page.js';
+import { haveChromium, launchChromium } from '../helpers/browser.js';
 import { Harness, USERS } from '../helpers/relay.js';
 import { portOf, wsRelayOptions, wsUrl } from '../helpers/ws.js';
 
-/** Debian's chromium package; `npx playwright install` cannot download a browser here. */
-const CHROMIUM = '/usr/bin/chromium';
-/** Flags for a closed network (machines/node.md); playwright adds --headless and a fresh profile dir. */
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 /** Written only with UPDATE_SCREENSHOT=1, so ordinary runs leave the tree clean. */
 const SCREENSHOT = fileURLToPath(new URL('../../../docs/browser-client.png', import.meta.url));
 
@@ -336,17 +325,9 @@ describe('web client in headless Chromium (issue 4)', function () {
   }
 
   it('lets alice and bob log in, chat through the relay and see delivered ticks from injected reports', async function () {
-    if (!existsSync(CHROMIUM)) {
-      this.test!.title += ` (skipped: ${CHROMIUM} not found; apt-get install chromium)`;
-      this.skip();
-    }
+    if (!haveChromium(this)) return;
     const relay = await h.relay(wsRelayOptions({ onHttpRequest: createWebHandler(), reports: 'on-ack' }));
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_ARGS,
-      timeout: 15_000,
-    });
+    browser = await launchChromium();
     const base = `http://127.0.0.1:${portOf(relay, 'ws')}/`;
     const problems: string[] = [];
     const alice = await openPage(base, problems);
