@@ -1,9 +1,7 @@
 import { expect } from 'chai';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { MsrpEndpoint } from '../../lib/client/endpoint.js';
 import { parseStatus } from '../../lib/msrp/headers.js';
 import { getHeader, type Frame } from '../../lib/msrp/message.js';
@@ -11,41 +9,8 @@ import { createRelay } from '../../lib/relay/relay.js';
 import { exposedPlainWebSocketHosts } from '../../lib/cli/start.js';
 import { FileUserStore } from '../../lib/relay/users.js';
 import { fingerprintOf, otherCertificate, presentedFingerprint, testCertificate } from '../helpers/tls.js';
+import { bannerPort, run, type Run } from '../helpers/cli.js';
 import { tempDir } from '../helpers/temp.js';
-
-const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'msrp-relay');
-
-interface Run {
-  child: ChildProcess;
-  stderr: () => string;
-  stdout: () => string;
-  exit: Promise<number | null>;
-}
-
-function run(args: string[]): Run {
-  const child = spawn(process.execPath, [BIN, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env },
-  });
-  let err = '';
-  let out = '';
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  // 'close', not 'exit': output the child wrote just before exiting may still be in its pipes at 'exit'.
-  const exit = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  return { child, stderr: () => err, stdout: () => out, exit };
-}
-
-/** Waits for the banner and returns the TCP port the relay printed. */
-async function bannerPort(r: Run): Promise<number> {
-  const end = Date.now() + 10_000;
-  for (;;) {
-    const m = /tcp +127\.0\.0\.1:(\d+)/.exec(r.stderr());
-    if (m) return Number(m[1]);
-    if (Date.now() > end) throw new Error(`no banner; stderr: ${r.stderr()}`);
-    await new Promise((res) => setTimeout(res, 20));
-  }
-}
 
 describe('msrp-relay CLI', () => {
   const running: Run[] = [];

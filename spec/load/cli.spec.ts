@@ -11,6 +11,7 @@ import {
 } from '../../lib/cli/load-command.js';
 import type { LoadReport } from '../../lib/load/report.js';
 import type { Relay } from '../../lib/relay/relay.js';
+import { parseLoadFlags } from '../helpers/cli.js';
 import { Harness } from '../helpers/relay.js';
 import { tempDir } from '../helpers/temp.js';
 
@@ -24,19 +25,6 @@ async function runCommand(flags: LoadFlags): Promise<{ code: number; out: string
     ['node', 'msrp-relay', 'load', '--test'],
   );
   return { code, out, err };
-}
-
-/** The flags commander parses out of `args` (the action is replaced so nothing runs). */
-function parseFlags(args: string[]): LoadFlags {
-  const program = new Command('msrp-relay').exitOverride();
-  registerLoadCommand(program);
-  let seen: LoadFlags = {};
-  const load = program.commands.find((c) => c.name() === 'load')!;
-  load.exitOverride().action((flags: LoadFlags) => {
-    seen = flags;
-  });
-  program.parse(['node', 'msrp-relay', 'load', ...args]);
-  return seen;
 }
 
 describe('msrp-relay load (CLI)', function () {
@@ -98,7 +86,7 @@ describe('msrp-relay load (CLI)', function () {
   });
 
   it('turns parsed flags into load options', () => {
-    const flags = parseFlags([
+    const flags = parseLoadFlags([
       '--target',
       'msrps://relay.example.com:2855;tcp',
       '--receiver-target',
