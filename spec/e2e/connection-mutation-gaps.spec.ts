@@ -5,6 +5,9 @@
 import { expect } from 'chai';
 import { connect as netConnect, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
+import { getHeader } from '../../lib/msrp/message.js';
+import { serializeResponse } from '../../lib/msrp/serializer.js';
+import { fakeMsrpServer } from '../helpers/fake-server.js';
 import { captureLogger, Harness, sleep, until, type LogLine } from '../helpers/relay.js';
 import { testCertificate } from '../helpers/tls.js';
 import { handshake, portOf, wsClient, wsRelayOptions, wsUrl } from '../helpers/ws.js';
@@ -162,6 +165,87 @@ describe('connection behaviour pinned by mutation testing', () => {
       expect(hop.dials()).to.equal(3);
     } finally {
       hop.close();
+    }
+  });
+
+  it('dials a next hop again instead of writing on a connection to it that sent its FIN', async () => {
+    // Chaining audit: a next hop that half-closed may never read again; within the 5 s before the relay
+    // tears that connection down, a new request toward the hop goes on a new connection.
+    const seen: Array<{ conn: number; messageId: string }> = [];
+    let conns = 0;
+    const hop = await fakeMsrpServer((socket) => {
+      const conn = ++conns;
+      return (f) => {
+        if (f.kind !== 'request') return;
+        seen.push({ conn, messageId: getHeader(f.headers, 'message-id') ?? '' });
+        socket.write(
+          serializeResponse({
+            transactionId: f.transactionId,
+            statusCode: 200,
+            toPath: f.headers[1]![1].split(' ')[0]!,
+            fromPath: f.headers[0]![1].split(' ')[0]!,
+          }),
+        );
+        if (conn === 1) socket.end(); // answers, then its FIN: it still reads, but writes no more
+      };
+    });
+    try {
+      const relay = await h.relay();
+      const alice = await h.client(relay, 'alice');
+      const toPath = alice.toPathFor([`msrp://127.0.0.1:${hop.port}/farSession;tcp`]);
+      await alice.send({ toPath, body: 'one', messageId: 'first' });
+      await until(() => seen.length === 1, 3000, 'the first SEND at the hop');
+      await sleep(200); // the FIN reaches the relay
+      await alice.send({ toPath, body: 'two', messageId: 'second' });
+      await until(() => seen.length === 2, 3000, 'the second SEND at the hop');
+      expect(seen).to.deep.equal([
+        { conn: 1, messageId: 'first' },
+        { conn: 2, messageId: 'second' },
+      ]);
+    } finally {
+      await hop.close();
+    }
+  });
+
+  it('dials a next hop again instead of queueing behind a connection that sent its FIN with octets unread', async function () {
+    this.timeout(20_000);
+    // The hop stops reading, so octets stay queued in the relay; then its FIN. Until the relay tears
+    // that connection down (5 s later) it must not take new traffic toward the hop: it would never be read.
+    const seen: Array<{ conn: number; messageId: string }> = [];
+    const sockets: Socket[] = [];
+    const hop = await fakeMsrpServer((socket) => {
+      sockets.push(socket);
+      const conn = sockets.length;
+      if (conn === 1) socket.pause();
+      return (f) => {
+        if (f.kind === 'request') seen.push({ conn, messageId: getHeader(f.headers, 'message-id') ?? '' });
+      };
+    });
+    try {
+      const relay = await h.relay({ transactionTimeoutMs: 60_000 });
+      const alice = await h.client(relay, 'alice');
+      const carol = await h.client(relay, 'carol');
+      const far = `msrp://127.0.0.1:${hop.port}/farSession;tcp`;
+      const N = 32 * 1024 * 1024;
+      alice.write(
+        Buffer.from(
+          `MSRP tidFin1 SEND\r\nTo-Path: ${alice.toPathFor([far])}\r\nFrom-Path: ${alice.uri}\r\n` +
+            `Message-ID: big\r\nByte-Range: 1-${N}/${N}\r\nContent-Type: text/plain\r\n\r\n` +
+            'b'.repeat(N) +
+            '\r\n-------tidFin1$\r\n',
+          'latin1',
+        ),
+      );
+      await until(() => relay.queuedBytes() > 0, 5000, 'octets queued toward the hop');
+      await sleep(1000);
+      expect(relay.queuedBytes()).to.be.above(0); // the kernel took what it could: the rest waits here
+      sockets[0]!.end(); // its FIN; it stays, reading nothing
+      await sleep(200);
+      void carol.send({ toPath: carol.toPathFor([far]), body: 'two', messageId: 'second' });
+      await until(() => seen.some((x) => x.messageId === 'second'), 4000, 'the second SEND at the hop');
+      expect(seen.find((x) => x.messageId === 'second')!.conn).to.equal(2);
+    } finally {
+      await hop.close();
     }
   });
 });

@@ -291,9 +291,12 @@ describe('runLoad against relays unlike ours', function () {
           : { answer: { status: 200 }, forward: false, reportAfterMs: 300 },
     });
     const r = await run(f, { sessions: 1, rate: 20, messages: 5, drain: 3 });
-    // The session stops sending once its receiver is gone: 3 sent, the third answered by a late 481.
-    expect(r.messages).to.deep.equal({ sent: 3, delivered: 2, failed: 1, lost: 0 });
-    expect(r.errors.failureReports).to.deep.equal({ '481': 1 });
+    // The session stops sending once it sees its receiver gone: 3 sent, the third answered by a late
+    // 481; on a busy machine the close may come after one more send (50 ms later), failed the same way.
+    const { sent } = r.messages;
+    expect(sent).to.be.oneOf([3, 4]);
+    expect(r.messages).to.deep.equal({ sent, delivered: 2, failed: sent - 2, lost: 0 });
+    expect(r.errors.failureReports).to.deep.equal({ '481': sent - 2 });
   });
 
   it('counts REPORTs naming no message of the run as unmatched, not as errors', async () => {
