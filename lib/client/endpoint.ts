@@ -64,7 +64,8 @@ export interface EndpointOptions {
   respond?: (frame: Frame) => number | null;
   /**
    * Largest message (and chunk) accepted (default 64 MiB): a chunk of a larger one is answered 413 and
-   * the message dropped (RFC 4975 §7.3.1), unless it is a count-only message (`keepBodiesUpTo`).
+   * the message dropped (RFC 4975 §7.3.1), unless it is a count-only message (`keepBodiesUpTo`); a
+   * single chunk larger than this is answered 413 even then.
    */
   maxMessageBytes?: number;
   /**
@@ -74,7 +75,9 @@ export interface EndpointOptions {
   keepBodiesUpTo?: number;
   /**
    * Incoming messages being reassembled at once (default 1,000): a chunk of a new one past it drops the
-   * oldest unfinished one, so a peer opening Message-IDs it never finishes holds bounded memory.
+   * oldest unfinished one, so a peer opening Message-IDs it never finishes holds bounded memory. A
+   * dropped message is lost silently (its chunks were answered 200): a receiver that expects more
+   * interleaved messages than this (the load tester: `--concurrency` above it) must raise it.
    */
   maxOpenMessages?: number;
   /**
@@ -179,7 +182,10 @@ export class MsrpEndpoint extends EventEmitter {
     this.parser = new MsrpParser(
       new FrameCollector(
         (f) => this.onFrame(f),
-        (e) => this.errors.push(e),
+        (e) => {
+          this.errors.push(e);
+          this.answerParseError(e);
+        },
       ),
       { maxChunkBytes: this.maxMessageBytes, maxOtherBodyBytes: 1024 * 1024 },
     );
@@ -188,8 +194,13 @@ export class MsrpEndpoint extends EventEmitter {
       socket.on('data', (d: Buffer) => {
         this.parser.write(d);
         // A byte stream the parser lost its place in (recorded in `errors`) cannot be read on: closed,
-        // so requests waiting on it fail now instead of at their timeouts.
-        if (this.parser.failed) socket.destroy();
+        // so requests waiting on it fail now instead of at their timeouts. The responses written for the
+        // frames before the bad octets leave first (a destroy would drop them from the corked buffer).
+        if (this.parser.failed && !socket.writableEnded) {
+          if (this.corked) this.uncork();
+          socket.end(() => socket.destroy());
+          setTimeout(() => socket.destroy(), 1000).unref();
+        }
       });
     } else ws.on('message', (d: RawData) => this.onWsMessage(d));
     socket.on('error', () => {});
@@ -352,7 +363,9 @@ export class MsrpEndpoint extends EventEmitter {
    * so every frame goes out as a message of its own (RFC 7977 §5.1). False when the buffer is full.
    */
   write(bytes: Buffer): boolean {
-    if (this.closed) return false;
+    // After end() (close(), or a stream that cannot be framed) a write would error and destroy the
+    // socket before what is queued has left.
+    if (this.closed || this.socket.writableEnded) return false;
     if (this.ws === null) {
       // Corked until the turn's I/O is handled: every frame written meanwhile leaves in one writev.
       if (!this.corked) {
@@ -381,6 +394,8 @@ export class MsrpEndpoint extends EventEmitter {
   /**
    * Sends a message in chunks of `chunkSize` with exact Byte-Ranges. With Failure-Report yes it waits
    * for each chunk's response and resolves with their status codes; otherwise it resolves at once.
+   * A chunk answered 413 ends the message (RFC 4975 §7.3.1): no further chunk is written, and
+   * `statuses` holds only the chunks written.
    */
   async send(opts: SendOptions): Promise<{ messageId: string; statuses: number[] }> {
     const body = typeof opts.body === 'string' ? Buffer.from(opts.body) : opts.body;
@@ -393,6 +408,8 @@ export class MsrpEndpoint extends EventEmitter {
     let stop!: (err: Error) => void;
     const stopped = new Promise<never>((_, reject) => (stop = reject));
     stopped.catch(() => {});
+    // RFC 4975 §7.3.1: after a 413 the sender must not send further chunks of the message.
+    let refused = false;
     let offset = 0;
     do {
       const piece = body.subarray(offset, offset + size);
@@ -415,14 +432,16 @@ export class MsrpEndpoint extends EventEmitter {
       };
       if (fr === 'yes') {
         const wait = this.request(spec, opts.timeoutMs ?? 35_000);
-        wait.catch(stop);
+        wait.then((f) => {
+          if (f.kind === 'response' && f.statusCode === 413) refused = true;
+        }, stop);
         waits.push(wait);
       } else this.writeFramed(frameRequest(spec));
       offset += piece.length;
       const gate = this.whenWritable();
       if (gate !== null) await Promise.race([gate, stopped]);
-    } while (offset < body.length && !this.closed);
-    if (offset < body.length) {
+    } while (offset < body.length && !this.closed && !refused);
+    if (offset < body.length && !refused) {
       // Chunks were left unwritten: a chunk waiting for its response says why; with Failure-Report no
       // or partial none would.
       await Promise.all(waits);
@@ -542,6 +561,33 @@ export class MsrpEndpoint extends EventEmitter {
   }
 
   /**
+   * RFC 4975 §7.1.1: a request the parser refused but could frame (a chunk over `maxMessageBytes`: 413,
+   * a bad head: 400) is answered unless its Failure-Report is `no`, as onFrame answers the ones it
+   * refuses; a chunk over the limit also drops its message (§7.3.1). Fatal errors close the stream.
+   */
+  private answerParseError(e: CollectedError): void {
+    const c = e.context;
+    if (c === null || c.method === undefined || e.error.fatal || this.closed) return;
+    const fromHeader = c.headers[1];
+    if (fromHeader === undefined || fromHeader[0].toLowerCase() !== 'from-path') return;
+    if ((getHeader(c.headers, 'failure-report') ?? 'yes') === 'no') return;
+    if (e.error.statusCode === 413 && c.method === 'SEND') {
+      this.assemblies.delete(getHeader(c.headers, 'message-id') ?? '');
+    }
+    const from = fromHeader[1].trim();
+    if (from === '') return;
+    this.write(
+      serializeResponse({
+        transactionId: c.transactionId,
+        statusCode: e.error.statusCode,
+        // §7.2: a SEND is answered to the previous hop, any other request along the whole From-Path.
+        toPath: c.method === 'SEND' ? from.split(/\s+/)[0]! : from,
+        fromPath: this.uri,
+      }),
+    );
+  }
+
+  /**
    * True when a chunk shows its message larger than `maxMessageBytes` (its last octet or its total)
    * while its octets would be kept: count-only messages, past `keepBodiesUpTo`, hold none.
    */
@@ -568,6 +614,11 @@ export class MsrpEndpoint extends EventEmitter {
       this.emitMessage(frame, messageId, keep ? Buffer.from(body) : EMPTY, body.length, accepted);
       return;
     }
+    if (frame.flag === '#') {
+      // An aborted message is dropped; one never seen opens nothing (and evicts nothing).
+      this.assemblies.delete(messageId);
+      return;
+    }
     if (a === undefined) {
       // A Map iterates in insertion order: the first key is the oldest unfinished message.
       if (this.assemblies.size >= this.maxOpenMessages) {
@@ -575,10 +626,6 @@ export class MsrpEndpoint extends EventEmitter {
       }
       a = { parts: [], total: null, received: new IntervalSet(), keep: true, held: 0, refused: false };
       this.assemblies.set(messageId, a);
-    }
-    if (frame.flag === '#') {
-      this.assemblies.delete(messageId);
-      return;
     }
     if (typeof range.total === 'number') a.total = range.total;
     if (frame.flag === '$') a.total = range.start - 1 + body.length;

@@ -127,6 +127,9 @@ async function openEndpoint(
     maxMessageBytes: Math.max(MIN_RECEIVE_BYTES, largest + 64 * 1024),
     // Bodies are only compared by length; large ones are counted, not kept (no copy of a whole file).
     keepBodiesUpTo: KEEP_BODIES_UP_TO,
+    // The receiver reassembles only what its own sender sent (up to --concurrency, or unbounded with
+    // --rate, messages at once): a cap would drop unfinished messages that every chunk got 200 for.
+    maxOpenMessages: Infinity,
     ...(respond && { respond }),
   };
   const options = connectOptions(target, cfg.tlsCa, cfg.insecure, extra);

@@ -28,7 +28,10 @@ async function listen(onSocket: (s: Socket) => void): Promise<{ server: Server; 
 }
 
 /** An endpoint and the far side of its connection, which collects the frames the endpoint writes. */
-async function rawPeer(options: Partial<EndpointOptions> = {}): Promise<{
+async function rawPeer(
+  options: Partial<EndpointOptions> = {},
+  onFrame?: (f: Frame, s: Socket) => void,
+): Promise<{
   endpoint: MsrpEndpoint;
   socket: Socket;
   frames: Frame[];
@@ -40,7 +43,10 @@ async function rawPeer(options: Partial<EndpointOptions> = {}): Promise<{
   const { server, port } = await listen((s) => {
     const parser = new MsrpParser(
       new FrameCollector(
-        (f) => frames.push(f),
+        (f) => {
+          frames.push(f);
+          onFrame?.(f, s);
+        },
         () => {},
       ),
     );
@@ -61,7 +67,7 @@ async function rawPeer(options: Partial<EndpointOptions> = {}): Promise<{
   };
 }
 
-function chunk(to: string, messageId: string, range: string, body: Buffer, flag: '+' | '$'): Buffer {
+function chunk(to: string, messageId: string, range: string, body: Buffer, flag: '+' | '$' | '#'): Buffer {
   return serializeRequest({
     method: 'SEND',
     toPath: to,
@@ -82,6 +88,9 @@ async function until(cond: () => boolean, what: string): Promise<void> {
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+const codes = (frames: Frame[]): Array<number | false> =>
+  frames.map((f) => f.kind === 'response' && f.statusCode);
 
 describe('MsrpEndpoint limits and failure paths (client audit)', function () {
   this.timeout(10_000);
@@ -312,6 +321,97 @@ describe('MsrpEndpoint limits and failure paths (client audit)', function () {
     } finally {
       await ep.close();
       await new Promise<void>((resolve) => wss.close(() => resolve()));
+    }
+  });
+
+  // Review of the above (sixteenth session): parse-level refusals answered, send() stops at a 413, ...
+  it('answers 413 to a single chunk larger than maxMessageBytes (RFC 4975 §7.1.1, §7.3.1)', async () => {
+    const p = await rawPeer({ maxMessageBytes: 64 * 1024 });
+    try {
+      const big = Buffer.alloc(100 * 1024, 0x61);
+      p.socket.write(chunk(p.endpoint.uri, 'one1', `1-${big.length}/${big.length}`, big, '$'));
+      // A small message after it shows the endpoint read on.
+      p.socket.write(chunk(p.endpoint.uri, 'two2', '1-2/2', Buffer.from('ok'), '$'));
+      await until(() => p.frames.length >= 2, 'two responses');
+      expect(codes(p.frames)).to.deep.equal([413, 200]);
+    } finally {
+      await p.close();
+    }
+  });
+
+  it('answers 413 to an over-limit chunk of a count-only message, as documented', async () => {
+    const p = await rawPeer({ maxMessageBytes: 64 * 1024, keepBodiesUpTo: 1024 });
+    try {
+      const big = Buffer.alloc(100 * 1024, 0x62);
+      p.socket.write(chunk(p.endpoint.uri, 'cnt1', `1-${big.length}/${2 * big.length}`, big, '+'));
+      p.socket.write(chunk(p.endpoint.uri, 'two2', '1-2/2', Buffer.from('ok'), '$'));
+      await until(() => p.frames.length >= 2, 'two responses');
+      expect(codes(p.frames)).to.deep.equal([413, 200]);
+    } finally {
+      await p.close();
+    }
+  });
+
+  it('an abort (#) of a message it never saw does not evict an unfinished one', async () => {
+    const p = await rawPeer({ maxOpenMessages: 2 });
+    try {
+      const got: ReceivedMessage[] = [];
+      p.endpoint.on('message', (m: ReceivedMessage) => got.push(m));
+      p.socket.write(chunk(p.endpoint.uri, 'm1', '1-3/6', Buffer.from('abc'), '+'));
+      p.socket.write(chunk(p.endpoint.uri, 'm2', '1-3/6', Buffer.from('abc'), '+'));
+      p.socket.write(chunk(p.endpoint.uri, 'gone', '1-3/6', Buffer.from('xyz'), '#'));
+      p.socket.write(chunk(p.endpoint.uri, 'm1', '4-6/6', Buffer.from('def'), '$'));
+      p.socket.write(chunk(p.endpoint.uri, 'm2', '4-6/6', Buffer.from('def'), '$'));
+      await until(() => p.frames.length === 5, 'five responses');
+      await until(() => got.length === 2, 'both messages');
+      expect(got.map((m) => m.messageId)).to.deep.equal(['m1', 'm2']);
+    } finally {
+      await p.close();
+    }
+  });
+
+  it('send() stops writing chunks of a message once a chunk is answered 413 (RFC 4975 §7.3.1)', async () => {
+    // The peer refuses the first chunk at once; the sender is held on drain by a slow reader.
+    let seen = 0;
+    const p = await rawPeer({}, (f, s) => {
+      if (f.kind !== 'request') return;
+      seen++;
+      s.write(
+        serializeResponse({
+          transactionId: f.transactionId,
+          statusCode: seen === 1 ? 413 : 200,
+          toPath: f.headers[2]![1].split(' ')[0]!,
+          fromPath: RELAY,
+        }),
+      );
+    });
+    try {
+      const res = await p.endpoint.send({
+        toPath: PEER,
+        body: Buffer.alloc(32 * 1024 * 1024),
+        chunkSize: 256 * 1024,
+      });
+      // 128 chunks in all: after the 413 at most those already written may follow.
+      expect(res.statuses[0]).to.equal(413);
+      expect(seen).to.be.below(128);
+    } finally {
+      await p.close();
+    }
+  });
+
+  it('answers a good SEND that shares a TCP read with bytes it cannot frame', async () => {
+    const p = await rawPeer();
+    try {
+      p.socket.write(
+        Buffer.concat([
+          chunk(p.endpoint.uri, 'good1', '1-2/2', Buffer.from('ok'), '$'),
+          Buffer.from('HTTP/1.1 400 Bad Request\r\n\r\n'),
+        ]),
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      expect([p.endpoint.isClosed, codes(p.frames)]).to.deep.equal([true, [200]]);
+    } finally {
+      await p.close();
     }
   });
 });

@@ -171,11 +171,12 @@ describe('web client in headless Chromium: AUTH refresh, a flood of messages', f
 
   it('re-AUTHs before the Use-Path expires, shows the new a=path and stays connected (RFC 4976 §5.1)', async function () {
     if (!haveChromium(this)) return;
-    // A 2 s token stands in for the default 600 s; the relay cuts a client off once all its tokens expired.
+    // A 3 s token stands in for the default 600 s (renewed at 2.4 s: 600 ms for a late timer and the AUTH
+    // round trip); the relay cuts a client off once all its tokens expired.
     const relay = await h.relay(
       wsRelayOptions({
         onHttpRequest: createWebHandler(),
-        authExpires: 2,
+        authExpires: 3,
         authMinExpires: 1,
         probationMs: 1000,
       }),
@@ -186,7 +187,7 @@ describe('web client in headless Chromium: AUTH refresh, a flood of messages', f
     const renewed = await alice.inputValue('#my-path');
     expect(renewed).to.not.equal(first);
     // Past the first token's expiry and the probation period: still connected, and reachable on the new path.
-    await new Promise((r) => setTimeout(r, 2500));
+    await new Promise((r) => setTimeout(r, 3200));
     expect(await alice.getAttribute('#status', 'data-state')).to.equal('connected');
     const current = await alice.inputValue('#my-path');
     const bob = await h.client(relay, 'bob');

@@ -405,9 +405,9 @@ describe('load tester: behaviour mutation testing found unpinned', function () {
         drain: 1,
         progress: false,
       });
-      // Both workers sent for 2 s at the same time: the run was active 2 s, not 4.
+      // Both workers sent for 2 s at the same time: the run was active 2 s, not 4 (the sum).
       expect(r.timing.activeSeconds).to.be.at.most(r.timing.totalSeconds);
-      expect(r.timing.activeSeconds).to.be.below(3);
+      expect(r.timing.activeSeconds).to.be.below(3.5);
     });
   });
 });

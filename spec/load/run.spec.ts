@@ -350,6 +350,21 @@ describe('runLoad against a relay', function () {
     expect(r.errors.bodyMismatches).to.equal(0);
   });
 
+  it('delivers more interleaved chunked messages than an endpoint reassembles by default (1,000)', async () => {
+    // Review (sixteenth session): the endpoint's cap on unfinished messages dropped the oldest, and with
+    // 1,200 in flight each one pushed out another: every message was lost though every chunk got its 200.
+    const relay = await h.relay();
+    const r = await run(relay, {
+      sessions: 1,
+      concurrency: 1200,
+      messages: 1200,
+      sizes: 16 * 1024,
+      chunkSize: 2 * 1024,
+      drain: 10,
+    });
+    expect(r.messages).to.deep.equal({ sent: 1200, delivered: 1200, failed: 0, lost: 0 });
+  });
+
   it('fails a run whose relay goes away mid-run, and leaves no timer behind', async () => {
     const relay = await h.relay();
     const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
