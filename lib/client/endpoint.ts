@@ -567,7 +567,8 @@ export class MsrpEndpoint extends EventEmitter {
    */
   private answerParseError(e: CollectedError): void {
     const c = e.context;
-    if (c === null || c.method === undefined || e.error.fatal || this.closed) return;
+    // A REPORT never gets a response, from anyone (RFC 4975 §7.1.2, digest §1.5).
+    if (c === null || c.method === undefined || c.method === 'REPORT' || e.error.fatal || this.closed) return;
     const fromHeader = c.headers[1];
     if (fromHeader === undefined || fromHeader[0].toLowerCase() !== 'from-path') return;
     if ((getHeader(c.headers, 'failure-report') ?? 'yes') === 'no') return;

@@ -339,6 +339,29 @@ describe('MsrpEndpoint limits and failure paths (client audit)', function () {
     }
   });
 
+  it('answers a SEND it cannot parse 400, and a REPORT it cannot parse nothing (RFC 4975 §7.1.2)', async () => {
+    const p = await rawPeer();
+    try {
+      const bad = (method: string, tid: string): Buffer =>
+        Buffer.from(
+          `MSRP ${tid} ${method}\r\nTo-Path: ${p.endpoint.uri}\r\nFrom-Path: ${RELAY} ${PEER}\r\n` +
+            `Message-ID: ${tid}m\r\nnot a header line\r\n-------${tid}$\r\n`,
+          'latin1',
+        );
+      p.socket.write(bad('REPORT', 'badReport1'));
+      p.socket.write(bad('SEND', 'badSend01'));
+      p.socket.write(chunk(p.endpoint.uri, 'after1', '1-2/2', Buffer.from('ok'), '$'));
+      await until(() => p.frames.length >= 2, 'two responses');
+      await new Promise((r) => setTimeout(r, 100));
+      expect(p.frames.map((f) => [f.transactionId, f.kind === 'response' && f.statusCode])).to.deep.equal([
+        ['badSend01', 400],
+        [p.frames[1]!.transactionId, 200],
+      ]);
+    } finally {
+      await p.close();
+    }
+  });
+
   it('answers 413 to an over-limit chunk of a count-only message, as documented', async () => {
     const p = await rawPeer({ maxMessageBytes: 64 * 1024, keepBodiesUpTo: 1024 });
     try {
