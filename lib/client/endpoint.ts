@@ -561,6 +561,15 @@ export class MsrpEndpoint extends EventEmitter {
   }
 
   /**
+   * Drops what was received of an unfinished incoming message (nothing when it is not held): for an
+   * application that learns from elsewhere that the message will not be finished, e.g. the load tester
+   * when its sender counted it failed.
+   */
+  forget(messageId: string): void {
+    this.assemblies.delete(messageId);
+  }
+
+  /**
    * RFC 4975 §7.1.1: a request the parser refused but could frame (a chunk over `maxMessageBytes`: 413,
    * a bad head: 400) is answered unless its Failure-Report is `no`, as onFrame answers the ones it
    * refuses; a chunk over the limit also drops its message (§7.3.1). Fatal errors close the stream.

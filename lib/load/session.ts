@@ -562,6 +562,8 @@ export class LoadSession {
     tr.state = FAILED;
     this.pendingCount--;
     this.ctx.metrics.messagesFailed++;
+    // Its sender may stop part way: the receiver (which caps nothing, see openEndpoint) lets go of it.
+    this.receiver.forget(tr.messageId);
     this.settled(tr);
   }
 

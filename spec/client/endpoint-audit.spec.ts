@@ -186,6 +186,21 @@ describe('MsrpEndpoint limits and failure paths (client audit)', function () {
     }
   });
 
+  it('forgets an unfinished message when told to, and nothing else', async () => {
+    const p = await rawPeer();
+    try {
+      const internals = p.endpoint as unknown as Internals;
+      for (const id of ['k1', 'k2'])
+        p.socket.write(chunk(p.endpoint.uri, id, '1-3/6', Buffer.from('abc'), '+'));
+      await until(() => p.frames.length === 2, 'two responses');
+      p.endpoint.forget('k1');
+      p.endpoint.forget('never-seen');
+      expect([...internals.assemblies.keys()]).to.deep.equal(['k2']);
+    } finally {
+      await p.close();
+    }
+  });
+
   it('rejects a request on a closed connection at once, without a timer', async () => {
     const { server, port } = await listen((s) => s.destroy());
     try {
