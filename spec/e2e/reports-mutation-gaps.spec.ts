@@ -7,29 +7,10 @@ import type { MsrpEndpoint, ReceivedMessage } from '../../lib/client/endpoint.js
 import { getHeader } from '../../lib/msrp/message.js';
 import { parseCpimHead } from '../../lib/reports/cpim.js';
 import { parseImdn, type ImdnDocument } from '../../lib/reports/imdn.js';
+import { imFromAlice } from '../helpers/cpim-fixtures.js';
 import { Harness, sleep, until } from '../helpers/relay.js';
 
 const CRLF = '\r\n';
-
-/** A CPIM IM from alice to bob asking for `notify` (RFC 5438 dialect). */
-function im(imdnId: string, text: string, notify: string): Buffer {
-  return Buffer.from(
-    [
-      'From: <im:alice@example.org>',
-      'To: <im:bob@example.net>',
-      'DateTime: 2026-11-24T10:00:00Z',
-      'NS: imdn <urn:ietf:params:imdn>',
-      `imdn.Message-ID: ${imdnId}`,
-      `imdn.Disposition-Notification: ${notify}`,
-    ].join(CRLF) +
-      CRLF +
-      CRLF +
-      'Content-Type: text/plain' +
-      CRLF +
-      CRLF +
-      text,
-  );
-}
 
 /** A draft-khartabil-simple-im-report-00 IM from alice to bob with `Receipt-Request: notify` (digest §6.5). */
 function legacyIm(id: string, notify: string, text = 'Ping'): Buffer {
@@ -76,13 +57,13 @@ describe('delivery reports: behaviour pinned by mutation testing (e2e)', () => {
     const toCarol = reportsTo(carol);
     await alice.send({
       toPath: alice.toPathFor(bob.path),
-      body: im('twoSnd01', 'from alice', 'positive-delivery'),
+      body: imFromAlice('twoSnd01', 'positive-delivery', 'from alice'),
       contentType: 'message/cpim',
     });
     await until(() => toAlice.length === 1, 3000, "alice's report");
     await carol.send({
       toPath: carol.toPathFor(bob.path),
-      body: im('twoSnd02', 'from carol', 'positive-delivery'),
+      body: imFromAlice('twoSnd02', 'positive-delivery', 'from carol'),
       contentType: 'message/cpim',
     });
     await until(() => toCarol.length + toAlice.length === 2, 3000, "carol's report");
@@ -124,7 +105,7 @@ describe('delivery reports: behaviour pinned by mutation testing (e2e)', () => {
     const reports = reportsTo(alice);
     await alice.send({
       toPath: alice.toPathFor(bob.path),
-      body: im('longId64', 'hi', 'positive-delivery'),
+      body: imFromAlice('longId64', 'positive-delivery', 'hi'),
       contentType: 'message/cpim',
       messageId: 'M'.repeat(64),
     });
@@ -132,7 +113,7 @@ describe('delivery reports: behaviour pinned by mutation testing (e2e)', () => {
     expect(reports[0]!.doc.messageId).to.equal('longId64');
     await alice.send({
       toPath: alice.toPathFor(bob.path),
-      body: im('longId65', 'hi', 'positive-delivery'),
+      body: imFromAlice('longId65', 'positive-delivery', 'hi'),
       contentType: 'message/cpim',
       messageId: 'N'.repeat(65),
     });
@@ -184,7 +165,7 @@ describe('delivery reports: behaviour pinned by mutation testing (e2e)', () => {
     const got = new Promise<ReceivedMessage>((resolve) => bob.once('message', resolve));
     await alice.send({
       toPath: alice.toPathFor(bob.path),
-      body: im('partial01', 'x'.repeat(300), 'positive-delivery, negative-delivery'),
+      body: imFromAlice('partial01', 'positive-delivery, negative-delivery', 'x'.repeat(300)),
       contentType: 'message/cpim',
       failureReport: 'partial',
       chunkSize: 200,

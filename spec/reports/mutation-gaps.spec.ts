@@ -3,104 +3,30 @@
  * on one mutant of lib/reports/ (named in its comment) and passes on the real code.
  */
 import { expect } from 'chai';
-import { parseByteRange } from '../../lib/msrp/headers.js';
 import { parseCpimHead, type CpimHead } from '../../lib/reports/cpim.js';
-import {
-  recipientSessionKey,
-  ReportPolicy,
-  type ReportMeta,
-  type ReportOutcome,
-} from '../../lib/reports/policy.js';
+import { recipientSessionKey } from '../../lib/reports/policy.js';
 import { reportFrame, ReportFrames, type ReportFrameInput } from '../../lib/reports/report-frame.js';
 import { detectReportRequest, type ReportRequest } from '../../lib/reports/report-request.js';
-import { MessageTracker, type TrackedMessage } from '../../lib/reports/tracker.js';
+import { openChunk } from '../helpers/reports.js';
+import {
+  FROM_PATH,
+  imdnIm,
+  NOW,
+  outcomes,
+  recipientImdn,
+  send,
+  SESSION,
+  setup,
+  TO_PATH,
+  type Meta,
+} from '../helpers/report-policy.js';
 
-interface Meta extends ReportMeta {
-  dest: string;
-}
-
-const TO_PATH = 'msrp://relay.example.com:2855/t0K3nQ9xLm;tcp msrp://bob.example.net:7394/s8Fh2kQpZr;tcp';
-const FROM_PATH = 'msrp://alice.example.org:7655/a1B2c3D4e5;tcp';
-const SESSION = 'msrp://bob.example.net:7394/s8Fh2kQpZr;tcp';
 const META: Meta = { toPath: TO_PATH, fromPath: FROM_PATH, lastHop: true, dest: 'bob' };
-const NOW = Date.UTC(2024, 4, 6, 10, 15, 31);
-
-/** An RFC 5438 IM (digest E5.1) with `request` as its Disposition-Notification value. */
-function imdnIm(request: string, text = 'Hello Bob'): Buffer {
-  return Buffer.from(
-    'From: <im:alice@example.org>\r\n' +
-      'To: <im:bob@example.net>\r\n' +
-      'DateTime: 2024-05-06T10:15:30Z\r\n' +
-      'NS: imdn <urn:ietf:params:imdn>\r\n' +
-      'imdn.Message-ID: Qw8rT2zLk4\r\n' +
-      `imdn.Disposition-Notification: ${request}\r\n` +
-      '\r\n' +
-      'Content-Type: text/plain\r\n' +
-      '\r\n' +
-      text,
-  );
-}
-
-function setup(): {
-  policy: ReportPolicy<string, Meta>;
-  tracker: MessageTracker<string, Meta>;
-  sent: ReportOutcome[];
-} {
-  const sent: ReportOutcome[] = [];
-  let n = 0;
-  const policy = new ReportPolicy<string, Meta>({
-    inject: (_msg, _frame, outcome) => sent.push(outcome),
-    now: () => NOW,
-    newId: () => `id${String(++n).padStart(6, '0')}`,
-  });
-  const tracker = new MessageTracker<string, Meta>(policy, { now: () => NOW });
-  return { policy, tracker, sent };
-}
 
 function head(text: string): CpimHead {
   const h = parseCpimHead(Buffer.from(text, 'utf8'), { lenient: true });
   if (h === 'incomplete') throw new Error('head unexpectedly incomplete');
   return h;
-}
-
-/** Sends `body` as one whole chunk `1-N/N` toward Bob's session; returns its tracked message. */
-function sendWhole(
-  tracker: MessageTracker<string, Meta>,
-  body: Buffer,
-  messageId = 'MsrpMsg01',
-): TrackedMessage<string, Meta> | null {
-  const chunk = tracker.begin(
-    'alice',
-    SESSION,
-    messageId,
-    parseByteRange(`1-${body.length}/${body.length}`),
-    META,
-  );
-  if (chunk === null) return null;
-  tracker.data(chunk, body);
-  tracker.end(chunk, '$');
-  return chunk.msg;
-}
-
-/** Bob's own IMDN about Qw8rT2zLk4 with notification `element` and state `status` (digest E5.2). */
-function recipientImdn(element: string, status: string): Buffer {
-  return Buffer.from(
-    'From: <im:bob@example.net>\r\n' +
-      'To: <im:alice@example.org>\r\n' +
-      'DateTime: 2024-05-06T10:15:31Z\r\n' +
-      'NS: imdn <urn:ietf:params:imdn>\r\n' +
-      'imdn.Message-ID: Hn3vB8sPq1\r\n' +
-      '\r\n' +
-      'Content-Type: message/imdn+xml\r\n' +
-      'Content-Disposition: notification\r\n' +
-      '\r\n' +
-      '<?xml version="1.0" encoding="UTF-8"?>\r\n' +
-      '<imdn xmlns="urn:ietf:params:xml:ns:imdn">\r\n' +
-      '<message-id>Qw8rT2zLk4</message-id>\r\n' +
-      '<datetime>2024-05-06T10:15:30Z</datetime>\r\n' +
-      `<${element}><status><${status}/></status></${element}>\r\n` +
-      '</imdn>',
-  );
 }
 
 describe('reports layer: behaviour pinned by mutation testing', () => {
@@ -109,39 +35,29 @@ describe('reports layer: behaviour pinned by mutation testing', () => {
     // today holds a chunk's last octet until its end-line, so it cannot ack every octet first; the
     // tracker's contract (onComplete only once whole) must not depend on that.
     it('reports nothing for a message whose every octet was written but whose sender then ends it with #', () => {
-      const { policy, tracker, sent } = setup();
-      const body = imdnIm('positive-delivery, negative-delivery');
-      const chunk = tracker.begin(
-        'alice',
-        SESSION,
-        'MsrpMsg01',
-        parseByteRange(`1-${body.length}/${body.length}`),
-        META,
-      )!;
-      tracker.data(chunk, body);
+      const h = setup();
+      const { policy, tracker } = h;
+      const body = Buffer.from(imdnIm('positive-delivery, negative-delivery'));
+      const range = `1-${body.length}/${body.length}`;
+      const chunk = openChunk(tracker, 'alice', SESSION, 'MsrpMsg01', META, { range, body, flag: '$' })!;
       // The relay wrote every octet to the recipient before the end-line came (acknowledgedOnSend).
       tracker.acked(chunk.msg, 1, body.length);
-      expect(sent).to.deep.equal([]);
+      expect(outcomes(h)).to.deep.equal([]);
       tracker.end(chunk, '#'); // RFC 4975 §7.3.1: the sender abandoned it
-      expect(sent).to.deep.equal([]);
+      expect(outcomes(h)).to.deep.equal([]);
       expect(policy.counters.aborted).to.equal(1);
     });
 
     it('reports delivered once the end-line of such a message comes with $', () => {
-      const { tracker, sent } = setup();
-      const body = imdnIm('positive-delivery');
-      const chunk = tracker.begin(
-        'alice',
-        SESSION,
-        'MsrpMsg01',
-        parseByteRange(`1-${body.length}/${body.length}`),
-        META,
-      )!;
-      tracker.data(chunk, body);
+      const h = setup();
+      const { tracker } = h;
+      const body = Buffer.from(imdnIm('positive-delivery'));
+      const range = `1-${body.length}/${body.length}`;
+      const chunk = openChunk(tracker, 'alice', SESSION, 'MsrpMsg01', META, { range, body, flag: '$' })!;
       tracker.acked(chunk.msg, 1, body.length);
-      expect(sent).to.deep.equal([]);
+      expect(outcomes(h)).to.deep.equal([]);
       tracker.end(chunk, '$');
-      expect(sent).to.deep.equal(['delivered']);
+      expect(outcomes(h)).to.deep.equal(['delivered']);
     });
   });
 
@@ -161,10 +77,11 @@ describe('reports layer: behaviour pinned by mutation testing', () => {
     });
 
     it('answers a request written in upper case (the relay reports delivered)', () => {
-      const { tracker, sent } = setup();
-      const msg = sendWhole(tracker, imdnIm('POSITIVE-DELIVERY'))!;
+      const h = setup();
+      const { tracker } = h;
+      const msg = send(h, imdnIm('POSITIVE-DELIVERY'))!;
       tracker.acked(msg, 1, msg.total);
-      expect(sent).to.deep.equal(['delivered']);
+      expect(outcomes(h)).to.deep.equal(['delivered']);
     });
   });
 
@@ -172,11 +89,12 @@ describe('reports layer: behaviour pinned by mutation testing', () => {
     // Mutant: policy.ts onWhole() sends `processed` without checking the processing flag. The existing
     // spec asks for processing alone, which is dropped at the head before onWhole runs.
     it('sends no processed with the flag off when the IM also asked for positive-delivery', () => {
-      const { policy, tracker, sent } = setup();
-      const msg = sendWhole(tracker, imdnIm('processing, positive-delivery'))!;
-      expect(sent).to.deep.equal([]);
+      const h = setup();
+      const { policy, tracker } = h;
+      const msg = send(h, imdnIm('processing, positive-delivery'))!;
+      expect(outcomes(h)).to.deep.equal([]);
       tracker.acked(msg, 1, msg.total);
-      expect(sent).to.deep.equal(['delivered']);
+      expect(outcomes(h)).to.deep.equal(['delivered']);
       expect(policy.counters.injected.imdn).to.deep.equal({ delivered: 1, failed: 0, processed: 0 });
     });
   });
@@ -185,18 +103,15 @@ describe('reports layer: behaviour pinned by mutation testing', () => {
     // Mutant: policy.ts isDuplicateImdnBody() drops every notification but display ones. docs/reports.md:
     // display and processing notifications are forwarded untouched; only delivery ones are duplicates.
     it("forwards the recipient's processing IMDN for a message the relay reported delivered", () => {
-      const { policy, tracker, sent } = setup();
-      const msg = sendWhole(tracker, imdnIm('positive-delivery, processing'))!;
+      const h = setup();
+      const { policy, tracker } = h;
+      const msg = send(h, imdnIm('positive-delivery, processing'))!;
       tracker.acked(msg, 1, msg.total);
-      expect(sent).to.deep.equal(['delivered']);
-      expect(
-        policy.isDuplicateImdnBody(SESSION, recipientImdn('processing-notification', 'processed')),
-      ).to.equal(false);
+      expect(outcomes(h)).to.deep.equal(['delivered']);
+      expect(policy.isDuplicateImdnBody(SESSION, recipientImdn('processed'))).to.equal(false);
       expect(policy.counters.duplicatesDropped).to.equal(0);
       // The delivery one is the duplicate.
-      expect(
-        policy.isDuplicateImdnBody(SESSION, recipientImdn('delivery-notification', 'delivered')),
-      ).to.equal(true);
+      expect(policy.isDuplicateImdnBody(SESSION, recipientImdn('delivered'))).to.equal(true);
     });
   });
 
