@@ -518,14 +518,7 @@ export class MsrpEndpoint extends EventEmitter {
       // RFC 4975 §10: a method the receiver does not understand gets 501; the response of a request other
       // than SEND goes back along the whole From-Path (§7.2).
       if (!this.methods.has(frame.method) && fr !== 'no') {
-        this.write(
-          serializeResponse({
-            transactionId: frame.transactionId,
-            statusCode: 501,
-            toPath: frame.headers[1]![1].trim(),
-            fromPath: this.uri,
-          }),
-        );
+        this.answer(frame.method, frame.transactionId, frame.headers[1]![1], 501);
       }
       return;
     }
@@ -545,18 +538,10 @@ export class MsrpEndpoint extends EventEmitter {
       const code = bad !== null ? 400 : tooLarge ? 413 : this.respond(frame);
       accepted = code === 200;
       if (code !== null && !(fr === 'partial' && code === 200)) {
-        const from = frame.headers[1]![1].trim().split(/\s+/)[0]!;
-        this.write(
-          serializeResponse({
-            transactionId: frame.transactionId,
-            statusCode: code,
-            toPath: from,
-            fromPath: this.uri,
-          }),
-        );
+        this.answer('SEND', frame.transactionId, frame.headers[1]![1], code);
       }
     }
-    if (tooLarge) this.assemblies.delete(getHeader(frame.headers, 'message-id') ?? '');
+    if (tooLarge) this.forget(getHeader(frame.headers, 'message-id') ?? '');
     else if (bad === null) this.assemble(frame, range, accepted);
   }
 
@@ -581,17 +566,23 @@ export class MsrpEndpoint extends EventEmitter {
     const fromHeader = c.headers[1];
     if (fromHeader === undefined || fromHeader[0].toLowerCase() !== 'from-path') return;
     if ((getHeader(c.headers, 'failure-report') ?? 'yes') === 'no') return;
-    if (e.error.statusCode === 413 && c.method === 'SEND') {
-      this.assemblies.delete(getHeader(c.headers, 'message-id') ?? '');
-    }
-    const from = fromHeader[1].trim();
-    if (from === '') return;
+    if (e.error.statusCode === 413 && c.method === 'SEND')
+      this.forget(getHeader(c.headers, 'message-id') ?? '');
+    if (fromHeader[1].trim() === '') return;
+    this.answer(c.method, c.transactionId, fromHeader[1], e.error.statusCode);
+  }
+
+  /**
+   * Writes the response to a request whose From-Path header value is `fromPath` (RFC 4975 §7.2): a SEND's
+   * goes to the previous hop, the first From-Path URI; any other request's along the whole From-Path.
+   */
+  private answer(method: string, transactionId: string, fromPath: string, statusCode: number): void {
+    const from = fromPath.trim();
     this.write(
       serializeResponse({
-        transactionId: c.transactionId,
-        statusCode: e.error.statusCode,
-        // §7.2: a SEND is answered to the previous hop, any other request along the whole From-Path.
-        toPath: c.method === 'SEND' ? from.split(/\s+/)[0]! : from,
+        transactionId,
+        statusCode,
+        toPath: method === 'SEND' ? from.split(/\s+/)[0]! : from,
         fromPath: this.uri,
       }),
     );
