@@ -65,6 +65,7 @@ export interface RelayConfig {
   /** Accepted connections open at once from one IPv4 address or IPv6 /64 (0: no limit). */
   maxConnectionsPerIp: number;
   maxNextHops: number;
+  maxRelayedTokens: number;
   /** HTTP proxies (addresses, `address/prefix` networks) whose X-Forwarded-For names a WebSocket client. */
   trustedProxies: string[];
   /** Load balancers whose TCP and TLS connections must start with a PROXY header naming the client. */
@@ -193,6 +194,12 @@ const FIELDS: readonly Field[] = [
     'count',
     D.maxNextHops,
     'connections dialed toward next hops open at once; past it the one idle longest is closed, or the request refused (408)',
+  ),
+  field(
+    'maxRelayedTokens',
+    'count',
+    D.maxRelayedTokens,
+    "live tokens per connection for AUTHs another relay forwarded (its clients'); past it the oldest is revoked",
   ),
   field(
     'trustedProxies',
@@ -753,7 +760,8 @@ export function resolveConfig(
 const SECRET_KEY = /secret|passw(or)?d|passphrase|token|credential|api-?key/i;
 
 function describeValue(value: unknown, key: string): unknown {
-  if (SECRET_KEY.test(key)) return '***';
+  // A count (maxRelayedTokens) is no secret: only what could hold one is masked.
+  if (SECRET_KEY.test(key) && typeof value !== 'number' && typeof value !== 'boolean') return '***';
   if (Array.isArray(value)) return value.map((v) => describeValue(v, ''));
   if (isRecord(value)) {
     if (typeof value.host === 'string' && typeof value.port === 'number' && Object.keys(value).length === 2) {

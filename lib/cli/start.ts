@@ -122,6 +122,7 @@ export function relayOptionsFrom(cfg: RelayConfig, users: UserStore | undefined)
     maxConnections: cfg.maxConnections,
     maxConnectionsPerIp: cfg.maxConnectionsPerIp,
     maxNextHops: cfg.maxNextHops,
+    maxRelayedTokens: cfg.maxRelayedTokens,
     authLockoutFailures: cfg.authLockoutFailures,
     authLockoutMs: cfg.authLockoutTime * 1000,
     transactionTimeoutMs: cfg.transactionTimeout * 1000,

@@ -121,6 +121,12 @@ export interface RelayOptions {
    */
   maxNextHops?: number;
   /**
+   * Live tokens one connection may hold for AUTHs another relay forwarded over it (RFC 4976 §5.1: one per
+   * client behind that relay); past it the oldest is revoked. A client's own connection holds 64 at
+   * most. Default 4096.
+   */
+  maxRelayedTokens?: number;
+  /**
    * Accepted connections open at once, all listeners together (sockets still in their TLS or WebSocket
    * handshake included); one more is closed at once. 0: no limit. Default: the process's open-file limit
    * minus {@link FD_RESERVE}, so that accepting never runs the process out of descriptors (no limit when
@@ -256,6 +262,7 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
       pendingBytesPerConnection: options.pendingBytesPerConnection ?? DEFAULTS.pendingBytesPerConnection,
       pendingBytesTotal: options.pendingBytesTotal ?? DEFAULTS.pendingBytesTotal,
       maxNextHops: options.maxNextHops ?? DEFAULTS.maxNextHops,
+      maxRelayedTokens: options.maxRelayedTokens ?? DEFAULTS.maxRelayedTokens,
       maxConnections: options.maxConnections ?? defaultMaxConnections(),
       maxConnectionsPerIp: options.maxConnectionsPerIp ?? 0,
       refusalLogIntervalMs: options.refusalLogIntervalMs ?? 10_000,

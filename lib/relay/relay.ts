@@ -1003,9 +1003,16 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
         // A client on this very connection, not one whose AUTH a relay before us forwarded (RFC 4976 §5.1:
         // its From-Path then names that relay too): the relay's connection serves other sessions.
         if (!forwarded) peer.authenticated = true;
-        const token = this.tokens.issue(peer, client, username, Date.now() + expiresSec * 1000, (id) => {
-          return `${scheme}://${this.listeners.publicHost}:${port}/${id};tcp`;
-        });
+        // The tokens of a relay's clients count apart from a client's own 64: one link carries them all.
+        const cap = forwarded ? { group: `relayed:${peer.id}`, max: this.opts.maxRelayedTokens } : undefined;
+        const token = this.tokens.issue(
+          peer,
+          client,
+          username,
+          Date.now() + expiresSec * 1000,
+          (id) => `${scheme}://${this.listeners.publicHost}:${port}/${id};tcp`,
+          cap,
+        );
         return token.uri;
       },
     };

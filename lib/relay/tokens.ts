@@ -23,26 +23,44 @@ export interface Token<P> {
   readonly expiresAt: number;
 }
 
-/** Tokens one connection may hold at once (a client normally needs one per session). */
+/** Tokens one client connection may hold at once (a client normally needs one per session). */
 export const MAX_TOKENS_PER_OWNER = 64;
+
+/**
+ * Where a token counts against a cap: a client's connection holds at most {@link MAX_TOKENS_PER_OWNER};
+ * the tokens of AUTHs another relay forwarded (RFC 4976 §5.1: one per client behind it) count in a
+ * group of their own with a cap of its own (`--max-relayed-tokens`). Past its cap, a group's oldest
+ * token is revoked.
+ */
+export interface TokenCap {
+  readonly group: unknown;
+  readonly max: number;
+}
 
 /** The live tokens of one relay. */
 export class TokenTable<P> {
   private readonly tokens = new Map<string, Token<P>>();
   private readonly byOwner = new Map<P, Set<string>>();
+  /** Token ids by cap group, oldest first; with each token's group in {@link groupOf}. */
+  private readonly groups = new Map<unknown, Set<string>>();
+  private readonly groupOf = new Map<string, unknown>();
 
   /** Number of live (not yet swept) tokens. */
   get size(): number {
     return this.tokens.size;
   }
 
-  /** Issues a token for `owner`; `makeUri` turns the token id into the Use-Path URI. */
+  /**
+   * Issues a token for `owner`; `makeUri` turns the token id into the Use-Path URI. It counts against
+   * `cap` (default: the owner's {@link MAX_TOKENS_PER_OWNER}).
+   */
   issue(
     owner: P,
     client: { uri: string; parsed: MsrpUri },
     username: string,
     expiresAt: number,
     makeUri: (id: string) => string,
+    cap: TokenCap = { group: owner, max: MAX_TOKENS_PER_OWNER },
   ): Token<P> {
     const id = randomId(20);
     const token: Token<P> = {
@@ -58,9 +76,13 @@ export class TokenTable<P> {
     let set = this.byOwner.get(owner);
     if (set === undefined) this.byOwner.set(owner, (set = new Set()));
     set.add(id);
-    // Bounded per connection: past the cap the oldest token of the connection is revoked.
-    if (set.size > MAX_TOKENS_PER_OWNER) {
-      const oldest = this.tokens.get(set.values().next().value!);
+    let group = this.groups.get(cap.group);
+    if (group === undefined) this.groups.set(cap.group, (group = new Set()));
+    group.add(id);
+    this.groupOf.set(id, cap.group);
+    // Bounded per group: past the cap the oldest token of the group is revoked.
+    if (group.size > cap.max) {
+      const oldest = this.tokens.get(group.values().next().value!);
       if (oldest !== undefined) this.delete(oldest);
     }
     return token;
@@ -86,7 +108,10 @@ export class TokenTable<P> {
   dropOwner(owner: P): number {
     const set = this.byOwner.get(owner);
     if (set === undefined) return 0;
-    for (const id of set) this.tokens.delete(id);
+    for (const id of set) {
+      this.tokens.delete(id);
+      this.leaveGroup(id);
+    }
     this.byOwner.delete(owner);
     return set.size;
   }
@@ -105,8 +130,17 @@ export class TokenTable<P> {
 
   private delete(t: Token<P>): void {
     this.tokens.delete(t.id);
+    this.leaveGroup(t.id);
     const set = this.byOwner.get(t.owner);
     set?.delete(t.id);
     if (set?.size === 0) this.byOwner.delete(t.owner);
+  }
+
+  private leaveGroup(id: string): void {
+    const key = this.groupOf.get(id);
+    this.groupOf.delete(id);
+    const group = this.groups.get(key);
+    group?.delete(id);
+    if (group?.size === 0) this.groups.delete(key);
   }
 }

@@ -121,6 +121,7 @@ describe('relay configuration', () => {
         maxConnections: defaultMaxConnections(),
         maxConnectionsPerIp: 0,
         maxNextHops: 100,
+        maxRelayedTokens: 4096,
         transactionTimeout: 30,
         probationTimeout: 30,
         idleTimeout: 3600,
@@ -670,6 +671,16 @@ describe('relay configuration', () => {
     it('masks a secret-looking key', () => {
       const cfg = { ...resolve(), tokenSecret: 's3cret' } as RelayConfig;
       expect(describeConfig(cfg).tokenSecret).to.equal('***');
+    });
+
+    it('prints a count whose name looks secret as it is (maxRelayedTokens)', () => {
+      const cfg = {
+        ...resolve(['--max-relayed-tokens', '77']),
+        tokenCount: 5,
+        tokenText: '5',
+      } as RelayConfig;
+      const d = describeConfig(cfg);
+      expect([d.maxRelayedTokens, d.tokenCount, d.tokenText]).to.deep.equal([77, 5, '***']);
     });
 
     it('prints a config that resolves to the same config from a file', () => {
