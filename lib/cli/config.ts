@@ -41,6 +41,7 @@ export interface RelayConfig {
   tlsKey?: string;
   /** PEM CA certificates trusted for `msrps` next hops, besides Node's bundled roots. */
   tlsCa?: string;
+  relayCa?: string;
   wsListen: ListenAddress[];
   wssListen: ListenAddress[];
   wsAllowedOrigins: string[];
@@ -145,6 +146,12 @@ const FIELDS: readonly Field[] = [
   field('tlsCert', 'path', undefined, 'PEM certificate chain for TLS and WSS listeners'),
   field('tlsKey', 'path', undefined, 'PEM private key for TLS and WSS listeners'),
   field('tlsCa', 'path', undefined, "PEM CA certificates trusted for msrps next hops, besides Node's roots"),
+  field(
+    'relayCa',
+    'path',
+    undefined,
+    'PEM CA certificates of other relays: TLS listeners ask for a client certificate, and one from these CAs proves a relay',
+  ),
   field('wsListen', 'addresses', [], 'WebSocket listener, repeatable'),
   field('wssListen', 'addresses', [], 'secure WebSocket listener, repeatable'),
   field('wsAllowedOrigins', 'origins', [], 'WebSocket Origin allowed in, repeatable', { defText: 'any' }),
@@ -603,11 +610,16 @@ function finish(
       }
     }
   }
-  for (const key of ['tlsCert', 'tlsKey', 'tlsCa', 'users'] as const) {
+  if (cfg.relayCa !== undefined && cfg.tlsListen.length === 0)
+    throw fail(
+      `${where.relayCa} needs ${where.tlsListen}: relays present their certificates to a TLS listener`,
+    );
+  for (const key of ['tlsCert', 'tlsKey', 'tlsCa', 'relayCa', 'users'] as const) {
     const path = cfg[key];
     if (path !== undefined && checkFiles) checkReadable(path, where[key]);
   }
   if (cfg.tlsCa !== undefined && checkFiles) readCaFile(cfg.tlsCa, where.tlsCa!);
+  if (cfg.relayCa !== undefined && checkFiles) readCaFile(cfg.relayCa, where.relayCa!);
   if (cfg.tlsCert !== undefined && cfg.tlsKey !== undefined && checkFiles) {
     // Found now rather than at bind time, with the files named (check-config too).
     try {

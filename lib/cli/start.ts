@@ -52,6 +52,11 @@ function readCa(cfg: RelayConfig): string[] | undefined {
   return cfg.tlsCa === undefined ? undefined : [...rootCertificates, ...readCaFile(cfg.tlsCa)];
 }
 
+/** `--relay-ca`: the CAs whose certificates prove another relay (none of Node's roots), or undefined. */
+function readRelayCa(cfg: RelayConfig): string[] | undefined {
+  return cfg.relayCa === undefined ? undefined : readCaFile(cfg.relayCa, '--relay-ca');
+}
+
 /** True when the relay has a TLS or WSS listener (what a certificate reload is for). */
 function servesTls(relay: Relay): boolean {
   return relay.addresses().some((a) => a.kind === 'tls' || a.kind === 'wss');
@@ -108,7 +113,7 @@ export function relayOptionsFrom(cfg: RelayConfig, users: UserStore | undefined)
     nextHopAllow: cfg.nextHopAllow,
     nextHopDeny: cfg.nextHopDeny,
     wsMaxMessageBytes: cfg.wsMaxMessage,
-    tls: { ...readTls(cfg), ca: readCa(cfg) },
+    tls: { ...readTls(cfg), ca: readCa(cfg), relayCa: readRelayCa(cfg) },
     publicHost: cfg.publicHost,
     realm: cfg.realm,
     users,
@@ -306,12 +311,20 @@ function installSignals(
       const tls = servesTls(relay) ? readTls(cfg) : undefined;
       if (tls !== undefined) checkValidNow(tls.cert);
       const ca = readCa(cfg);
+      const relayCa = readRelayCa(cfg);
       if (tls !== undefined) relay.setTlsCredentials(tls); // throws on a pair that does not match
       relay.setOutboundCa(ca);
+      if (relayCa !== undefined) relay.setRelayCa(relayCa);
       if (users !== undefined) relay.setUsers(users);
       log.level = cfg.logLevel;
       log.info(
-        { users: cfg.users, logLevel: cfg.logLevel, tls: certificateFields(relay), tlsCa: cfg.tlsCa },
+        {
+          users: cfg.users,
+          logLevel: cfg.logLevel,
+          tls: certificateFields(relay),
+          tlsCa: cfg.tlsCa,
+          relayCa: cfg.relayCa,
+        },
         'configuration reloaded (SIGHUP)',
       );
       checkCertificateExpiry(relay, log);

@@ -17,9 +17,14 @@ import type { ForwardedTransaction } from './transactions.js';
 
 /** Sends the relay's failure answers toward senders, counting failure REPORTs by status. */
 export class FailureReplies {
+  /**
+   * `relayRouteAfter`: where a REPORT toward a relay whose connection closed may go instead (the relay's
+   * {@link Relay.relayRouteAfter}); absent, nowhere.
+   */
   constructor(
     private readonly counters: RelayCounters,
     private readonly log: Logger,
+    private readonly relayRouteAfter?: (gone: Peer, path: string) => Peer | null,
   ) {}
 
   /**
@@ -80,9 +85,10 @@ export class FailureReplies {
 
   /**
    * A failure REPORT toward the sender of a forwarded SEND chunk (RFC 4976 §6.5), unless FR is no. It goes
-   * back on the connection the chunk came on only. When that connection has closed, the REPORT is counted
-   * and logged as undeliverable: sending it elsewhere would mean trusting the From-Path, which the sender
-   * alone wrote (docs/architecture.md).
+   * back on the connection the chunk came on. When that connection has closed, the REPORT is counted and
+   * logged as undeliverable: sending it elsewhere would mean trusting the From-Path, which the sender
+   * alone wrote (docs/architecture.md); unless that connection was a relay's that proved with its
+   * certificate that the From-Path's first host is its own: then another connection of that relay takes it.
    */
   sendFailureReport(
     tx: ForwardedTransaction<Peer, TrackedImMessage>,
@@ -90,7 +96,8 @@ export class FailureReplies {
     comment: string,
   ): void {
     if (tx.failureReport === 'no') return;
-    if (tx.source.isClosed) {
+    const to = tx.source.isClosed ? (this.relayRouteAfter?.(tx.source, tx.reportTo) ?? tx.source) : tx.source;
+    if (to.isClosed) {
       this.counters.failureReportsUndeliverable++;
       const fields = {
         gone: tx.source.id,
@@ -103,7 +110,7 @@ export class FailureReplies {
       logWithin(tx.source.logBudget, this.log, 'warn', fields, msg);
       return;
     }
-    this.report(tx.source, {
+    this.report(to, {
       reportTo: tx.reportTo,
       ourUri: tx.ourUri,
       messageId: tx.messageId,

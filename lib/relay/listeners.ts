@@ -41,6 +41,9 @@ export interface BoundListener {
   port: number;
 }
 
+/** CA certificates, PEM, as `tls` takes them. */
+export type RelayCa = string | Buffer | Array<string | Buffer>;
+
 /** A certificate chain and its private key, PEM. */
 export interface TlsCredentials {
   cert: string | Buffer;
@@ -125,6 +128,8 @@ export class Listeners {
   private readonly handshaking = new Map<string, { timer: NodeJS.Timeout; acceptedAt: number }>();
   /** What TLS and WSS listeners present; replaced by {@link setTlsCredentials}. */
   private credentials: TlsCredentials | undefined;
+  /** `--relay-ca`: the CAs a TLS listener checks client certificates against; replaced by {@link setRelayCa}. */
+  private relayCa: RelayCa | undefined;
   /** HTTP proxies whose X-Forwarded-For names a WebSocket client (`--trusted-proxies`). */
   private readonly trusted: TrustedProxies;
   /** Proxies whose TCP and TLS connections start with a PROXY header (`--proxy-protocol-from`). */
@@ -143,6 +148,7 @@ export class Listeners {
     const t = opts.tls;
     this.credentials =
       t?.cert !== undefined && t.key !== undefined ? { cert: t.cert, key: t.key } : undefined;
+    this.relayCa = t?.relayCa;
   }
 
   /** Starts every listener: TCP, then TLS, then WebSocket; resolves when all are bound. */
@@ -159,6 +165,11 @@ export class Listeners {
       const t = this.credentials;
       if (t === undefined) throw new Error('TLS listeners need a certificate and key');
       const tlsOpts: TlsOptions = { cert: t.cert, key: t.key, minVersion: MIN_TLS_VERSION };
+      // Digest §2.5: with --relay-ca, ask for a certificate; one that does not verify (or none) leaves the
+      // peer a client, authenticated by Digest as any other.
+      const relayCa = this.relayCa;
+      if (relayCa !== undefined)
+        Object.assign(tlsOpts, { requestCert: true, rejectUnauthorized: false, ca: relayCa });
       for (const spec of this.opts.tlsListen) {
         const server = createTlsServer(tlsOpts, (socket) => {
           const [remote, via] = this.clientOf(socket);
@@ -181,6 +192,23 @@ export class Listeners {
   setTlsCredentials(creds: TlsCredentials): void {
     checkTlsPair(creds);
     this.credentials = { cert: creds.cert, key: creds.key };
+    this.applySecureContexts();
+  }
+
+  /**
+   * Checks client certificates of TLS listeners against `ca` from the next handshake on (SIGHUP reload of
+   * `--relay-ca`). Only where the relay was started with one: a listener asks for certificates or not
+   * from its start.
+   */
+  setRelayCa(ca: RelayCa): void {
+    if (this.relayCa === undefined) return;
+    this.relayCa = ca;
+    this.applySecureContexts();
+  }
+
+  private applySecureContexts(): void {
+    const creds = this.credentials;
+    if (creds === undefined) return;
     for (const l of this.bound) {
       // https.Server (WSS) is a tls.Server too.
       if (isSecure(l.kind))
@@ -188,6 +216,7 @@ export class Listeners {
           cert: creds.cert,
           key: creds.key,
           minVersion: MIN_TLS_VERSION,
+          ...(l.kind === 'tls' && this.relayCa !== undefined && { ca: this.relayCa }),
         });
     }
   }

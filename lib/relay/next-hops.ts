@@ -11,6 +11,7 @@ import { formatRemote, StreamConnection } from '../transport/connection.js';
 import { TrustedProxies as Networks } from '../transport/proxy.js';
 import type { RelayOptions } from './options.js';
 import type { Peer } from './peer.js';
+import { verifiedIdentity } from './relay-identity.js';
 
 /** Longest a next-hop dial may take to connect and finish its TLS handshake, by default, ms. */
 export const DIAL_TIMEOUT_MS = 10_000;
@@ -40,6 +41,11 @@ export class NextHops {
   /** @internal TLS contexts made so far (tests). */
   contextsMade = 0;
   private readonly rejectUnauthorized: boolean;
+  /**
+   * The relay's own certificate and key, given to a next hop that asks for a client certificate (digest
+   * §2.5: relay-to-relay TLS is mutual); undefined without one.
+   */
+  private clientCert: { cert: string | Buffer; key: string | Buffer } | undefined;
 
   /** `--next-hop-allow` (empty: any) and `--next-hop-deny`. */
   private readonly allow: Networks;
@@ -65,6 +71,8 @@ export class NextHops {
   ) {
     this.ca = tls?.ca;
     this.rejectUnauthorized = tls?.rejectUnauthorized ?? true;
+    this.clientCert =
+      tls?.cert !== undefined && tls.key !== undefined ? { cert: tls.cert, key: tls.key } : undefined;
     this.allow = new Networks(allow);
     this.deny = new Networks(deny);
     this.lookup = allow.length + deny.length === 0 ? undefined : this.checkedLookup();
@@ -101,6 +109,12 @@ export class NextHops {
   /** Trusts `ca` for connections dialed from now on (SIGHUP reload); undefined: Node's bundled roots. */
   setCa(ca: OutboundCa): void {
     this.ca = ca;
+    this.context = null;
+  }
+
+  /** Presents `creds` to next hops dialed from now on (SIGHUP reload of the relay's certificate). */
+  setClientCertificate(creds: { cert: string | Buffer; key: string | Buffer }): void {
+    this.clientCert = { cert: creds.cert, key: creds.key };
     this.context = null;
   }
 
@@ -176,6 +190,8 @@ export class NextHops {
     if (kind === 'tls') socket.once('connect', () => (peer.tcpConnected = true));
     socket.once(kind === 'tls' ? 'secureConnect' : 'connect', () => {
       peer.established = true;
+      // The next hop's certificate was checked for `host`: it is that relay (digest §2.5, §2.6).
+      if (kind === 'tls') peer.relayIdentity = verifiedIdentity(peer.conn);
       clearTimeout(timer);
       this.backoff.delete(key);
     });
@@ -186,7 +202,7 @@ export class NextHops {
 
   private secureContext(): SecureContext {
     if (this.context === null) {
-      this.context = createSecureContext({ ca: this.ca });
+      this.context = createSecureContext({ ca: this.ca, ...this.clientCert });
       this.contextsMade++;
     }
     return this.context;

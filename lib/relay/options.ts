@@ -71,6 +71,12 @@ export interface RelayOptions {
     key?: string | Buffer;
     ca?: string | Buffer | Array<string | Buffer>;
     rejectUnauthorized?: boolean;
+    /**
+     * CAs whose certificates identify other relays (RFC 4976 §6.2, digest §2.5): TLS listeners then ask
+     * for a client certificate, and a connection whose certificate verifies against these is a relay
+     * known by the certificate's host names. Without it no certificate is asked for.
+     */
+    relayCa?: string | Buffer | Array<string | Buffer>;
   };
   /** Host name put in Use-Path URIs (default: the first listen host). */
   publicHost?: string;

@@ -17,6 +17,7 @@ import {
 } from './outbound-writer.js';
 import { LogBudget } from './log-budget.js';
 import type { TrackedIm } from './relay-reports.js';
+import type { RelayIdentity } from './relay-identity.js';
 import type { RouteMemo } from './router.js';
 
 /** Counters a peer and its writer bump: plain numbers the metrics layer reads. */
@@ -133,6 +134,11 @@ export class Peer implements ParserHandler {
   routeMemo: RouteMemo<Peer> | null = null;
   /** Set once the relay asked this connection to close. */
   closing = false;
+  /**
+   * The relay this connection's certificate proves (digest §2.5): a client certificate verified against
+   * `--relay-ca`, or a dialed next hop's server certificate; null otherwise.
+   */
+  relayIdentity: RelayIdentity | null = null;
   /** What the transport held when the queue was last seen moving while over its limit (see {@link stalledFor}). */
   private stallMark: { bytesOut: number; unflushed: number; since: number } | null = null;
   /** Destinations whose full queues pause our reading. */

@@ -16,7 +16,7 @@ import type { MsrpError } from '../errors.js';
 import { getHeader, type FrameHead, type RequestHead } from '../msrp/message.js';
 import type { ErrorContext } from '../msrp/parser.js';
 import { formatHead, frameTail, randomId } from '../msrp/serializer.js';
-import { formatUri, type MsrpUri } from '../msrp/uri.js';
+import { formatUri, hostKey, type MsrpUri } from '../msrp/uri.js';
 import { remoteAddress, type Connection, type TransportKind } from '../transport/connection.js';
 import { authenticate, type AuthContext } from './auth.js';
 import { AuthLockout, MAX_NAME } from './auth-lockout.js';
@@ -31,7 +31,15 @@ import {
   rewritePaths,
   WS_HEAD_ROOM,
 } from './frame-utils.js';
-import { Listeners, type RefusalReason, type TlsCertificateInfo, type TlsCredentials } from './listeners.js';
+import {
+  Listeners,
+  type RefusalReason,
+  type RelayCa,
+  type TlsCertificateInfo,
+  type TlsCredentials,
+} from './listeners.js';
+import { verifiedIdentity } from './relay-identity.js';
+import { ownString } from '../util/own-string.js';
 import { clip, logWithin } from './log-budget.js';
 import type { Logger, LogFields } from './logger.js';
 import { DIAL_TIMEOUT_MS, NextHops, type OutboundCa } from './next-hops.js';
@@ -51,7 +59,7 @@ import {
   type RelayCounters,
   type RelayStats,
 } from './stats.js';
-import { TokenTable } from './tokens.js';
+import { TokenTable, type Token } from './tokens.js';
 import { TransactionTable, type ForwardedTransaction } from './transactions.js';
 import type { UserStore } from './users.js';
 
@@ -66,6 +74,8 @@ export function createRelay(options: RelayOptions = {}): Relay {
 /** An MSRP relay (RFC 4976) over TCP, TLS and WebSocket (RFC 7977). */
 export class Relay implements PeerOwner, RouteContext<Peer> {
   readonly tokens = new TokenTable<Peer>();
+  /** Accepted connections whose client certificate proved them a relay (`--relay-ca`). */
+  private readonly certified = new Set<Peer>();
   readonly transactions = new TransactionTable<Peer, TrackedImMessage>((tx, sign) => this.onTxHold(tx, sign));
   readonly counters: RelayCounters = createRelayCounters();
   readonly log: Logger;
@@ -130,7 +140,9 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
         this.log.debug({ transport: kind }, 'handshake not finished within the probation time: closed');
       },
     });
-    this.failures = new FailureReplies(this.counters, this.log);
+    this.failures = new FailureReplies(this.counters, this.log, (gone, path) =>
+      this.relayRouteAfter(gone, path),
+    );
     this.authenticator = this.opts.auth
       ? new DigestAuthenticator({ realm: resolved.realm, users: resolved.users })
       : null;
@@ -201,6 +213,12 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
    */
   setTlsCredentials(creds: TlsCredentials): void {
     this.listeners.setTlsCredentials(creds);
+    this.nextHops.setClientCertificate(creds);
+  }
+
+  /** Replaces the `--relay-ca` CAs (SIGHUP reload); only for a relay started with some. */
+  setRelayCa(ca: RelayCa): void {
+    this.listeners.setRelayCa(ca);
   }
 
   /**
@@ -346,6 +364,38 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   /** True when `uri` names this relay (host and port of one of its authorities). */
   isOurs(uri: MsrpUri): boolean {
     return this.listeners.isOurs(uri);
+  }
+
+  /**
+   * Digest §2.5: a relay that proved itself with a client certificate writes its own URI first in the
+   * From-Path of what it forwards; any other host there is refused. (A dialed next hop is not held to
+   * it: the name it was dialed by was checked, not the names its requests carry.)
+   */
+  fromAllowed(source: Peer, first: MsrpUri): boolean {
+    const id = source.relayIdentity;
+    return id === null || source.dialed || id.matches(first.host);
+  }
+
+  isRelay(source: Peer, host: string): boolean {
+    return source.relayIdentity?.matches(host) === true && !source.closing && !source.isClosed;
+  }
+
+  /** A live connection proven to be relay `host`: one it opened to us, or one we dialed to it. */
+  relayPeer(host: string): Peer | undefined {
+    for (const p of this.certified) if (this.isRelay(p, host)) return p;
+    for (const p of this.nextHops.peers())
+      if (p.established && this.isRelay(p, host) && !p.conn.closed) return p;
+    return undefined;
+  }
+
+  rebind(token: Token<Peer>, owner: Peer): Token<Peer> {
+    const moved = this.tokens.rebind(token, owner);
+    if (moved !== token)
+      this.log.debug(
+        { conn: owner.id, relay: token.relay },
+        'relay-bound token moved to another connection of its relay',
+      );
+    return moved;
   }
 
   // ---- PeerOwner -----------------------------------------------------------------------------------
@@ -732,6 +782,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
 
   onClose(peer: Peer, reason: string): void {
     this.peers.delete(peer);
+    this.certified.delete(peer);
     this.nextHops.forget(peer);
     this.nextHops.ended(peer, Date.now());
     const tokens = this.tokens.dropOwner(peer);
@@ -810,9 +861,16 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     const peer = new Peer(this, conn, this.limits(conn));
     this.peers.add(peer);
     this.connectedAt.set(peer, acceptedAt);
+    peer.relayIdentity = verifiedIdentity(conn);
+    if (peer.relayIdentity !== null) this.certified.add(peer);
     this.counters.connectionsOpened++;
     this.counters.opened[conn.kind]++;
-    const opened = { conn: peer.id, remote: conn.remote, transport: conn.kind };
+    const opened = {
+      conn: peer.id,
+      remote: conn.remote,
+      transport: conn.kind,
+      ...(peer.relayIdentity !== null && { relayCertificate: peer.relayIdentity.names }),
+    };
     this.log.info(conn.via === undefined ? opened : { ...opened, via: conn.via }, 'connection opened');
   }
 
@@ -833,29 +891,54 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     if (route.next.kind === 'peer') {
       dest = route.next.peer;
     } else {
-      const uri = route.next.uri;
-      // --next-hop-allow / --next-hop-deny (security audit: any client could make the relay connect, and
-      // write, to any host and port it names, internal ones included). Names are checked once resolved.
-      if (this.nextHops.refuses(uri)) return NEXT_HOP_DENIED;
-      // Its last dial failed a moment ago: refused at once rather than dialed again for every SEND.
-      if (this.nextHops.existing(uri) === undefined && this.nextHops.backingOff(uri, Date.now()))
-        return NEXT_HOP_UNREACHABLE;
-      if (
-        this.nextHops.existing(uri) === undefined &&
-        this.nextHops.size >= this.opts.maxNextHops &&
-        !this.closeIdleNextHop()
-      ) {
-        this.log.debug(
-          { to: formatUri(uri), dialed: this.nextHops.size },
-          'next hop refused: --max-next-hops reached',
-        );
-        return NO_NEXT_HOP;
-      }
-      dest = this.dial(uri);
+      const dialed = this.dialChecked(route.next.uri);
+      if (isRefusal(dialed)) return dialed;
+      dest = dialed;
     }
     if (head.method !== 'REPORT' && failureReportOf(head) !== 'no' && this.refusesMoreTo(dest))
       return NOT_ANSWERING;
     return dest;
+  }
+
+  /** The connection toward `uri` already dialed, or a new dial, within the next-hop rules; or why not. */
+  private dialChecked(uri: MsrpUri): Peer | Refusal {
+    // --next-hop-allow / --next-hop-deny (security audit: any client could make the relay connect, and
+    // write, to any host and port it names, internal ones included). Names are checked once resolved.
+    if (this.nextHops.refuses(uri)) return NEXT_HOP_DENIED;
+    // Its last dial failed a moment ago: refused at once rather than dialed again for every SEND.
+    if (this.nextHops.existing(uri) === undefined && this.nextHops.backingOff(uri, Date.now()))
+      return NEXT_HOP_UNREACHABLE;
+    if (
+      this.nextHops.existing(uri) === undefined &&
+      this.nextHops.size >= this.opts.maxNextHops &&
+      !this.closeIdleNextHop()
+    ) {
+      this.log.debug(
+        { to: formatUri(uri), dialed: this.nextHops.size },
+        'next hop refused: --max-next-hops reached',
+      );
+      return NO_NEXT_HOP;
+    }
+    return this.dial(uri);
+  }
+
+  /**
+   * Where a request toward the relay that sent us something over `gone`, a connection now closed, can
+   * go instead (its path `path`, the sender's From-Path): another connection of that relay, or a new one
+   * to the path's first URI over TLS; only when `gone` proved by its certificate that this URI's host is
+   * its (digest §2.5, §2.6). Null otherwise: the From-Path is the sender's word alone, and a relay that
+   * trusted it would dial wherever a stranger pointed.
+   */
+  relayRouteAfter(gone: Peer, path: string): Peer | null {
+    const id = gone.relayIdentity;
+    if (id === null) return null;
+    const first = tryParse(firstUri(path));
+    if (first === null || !id.matches(first.host)) return null;
+    const live = this.relayPeer(hostKey(first.host));
+    if (live !== undefined) return live;
+    if (first.scheme.toLowerCase() !== 'msrps' || first.transport !== 'tcp') return null;
+    const dialed = this.dialChecked(first);
+    return isRefusal(dialed) ? null : dialed;
   }
 
   /** Closes the dialed connection silent longest with nothing in flight (5 s at least); false if none. */
@@ -989,7 +1072,24 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     // relay first. That relay's connection carries other clients' sessions: their failures add up on it,
     // and closing it for them would end every session it carries (digest §2.2: not for relay-relay
     // connections). The lockout still counts them, by that relay's address.
-    const forwarded = splitPath(head.headers[1]![1]).length > 1;
+    const fromPath = splitPath(head.headers[1]![1]);
+    const forwarded = fromPath.length > 1;
+    // Digest §2.5: a relay known by its certificate speaks with a From-Path that starts with its own URI.
+    const sender = peer.relayIdentity === null ? null : tryParse(fromPath[0]);
+    if (sender !== null && !this.fromAllowed(peer, sender)) {
+      const comment = 'From-Path does not match the relay certificate';
+      peer.send([transactionResponse(head, 403, comment, head.headers[0]![1].trim())], peer);
+      bump(this.counters.auth, 'bad-request');
+      this.counters.authFailed++;
+      this.log.info({ conn: peer.id, relayCertificate: peer.relayIdentity?.names }, comment);
+      return;
+    }
+    // A token granted through a relay its certificate proves (the first From-Path URI is its) is bound to
+    // that relay, not to this connection (digest §2.6 step 4).
+    const relay =
+      forwarded && sender !== null && peer.relayIdentity?.matches(sender.host) === true
+        ? ownString(hostKey(sender.host))
+        : undefined;
     const ctx: AuthContext = {
       authenticator: this.authenticator,
       expires: { def: this.opts.authExpires, min: this.opts.authMinExpires, max: this.opts.authMaxExpires },
@@ -1004,7 +1104,8 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
         // its From-Path then names that relay too): the relay's connection serves other sessions.
         if (!forwarded) peer.authenticated = true;
         // The tokens of a relay's clients count apart from a client's own 64: one link carries them all.
-        const cap = forwarded ? { group: `relayed:${peer.id}`, max: this.opts.maxRelayedTokens } : undefined;
+        const group = relay !== undefined ? `relay:${relay}` : `relayed:${peer.id}`;
+        const cap = forwarded ? { group, max: this.opts.maxRelayedTokens } : undefined;
         const token = this.tokens.issue(
           peer,
           client,
@@ -1012,6 +1113,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
           Date.now() + expiresSec * 1000,
           (id) => `${scheme}://${this.listeners.publicHost}:${port}/${id};tcp`,
           cap,
+          relay,
         );
         return token.uri;
       },

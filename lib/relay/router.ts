@@ -7,6 +7,7 @@
  * loop runs again, so the request is routed internally without a network hop.
  */
 import { parseUri, uriEquals, type MsrpUri } from '../msrp/uri.js';
+import { ownString } from '../util/own-string.js';
 import { splitPath } from './replies.js';
 import type { Token, TokenTable } from './tokens.js';
 
@@ -31,6 +32,17 @@ export interface RouteContext<P> {
   readonly tokens: TokenTable<P>;
   /** True when `uri`'s host and port are one of this relay's authorities. */
   isOurs(uri: MsrpUri): boolean;
+  /**
+   * Digest §2.5: false when `source` proved by a client certificate to be a relay whose names do not
+   * include the host of `first`, the first From-Path URI of its request. Absent: no such check.
+   */
+  fromAllowed?(source: P, first: MsrpUri): boolean;
+  /** True when `source` proved by its certificate to be the relay `host` (a token's `relay`). */
+  isRelay?(source: P, host: string): boolean;
+  /** A live connection known to be the relay `host`, to reach a relay-bound token that lost its own. */
+  relayPeer?(host: string): P | undefined;
+  /** The relay-bound token `token` now held by `owner` (TokenTable.rebind, plus the relay's own books). */
+  rebind?(token: Token<P>, owner: P): Token<P>;
 }
 
 /**
@@ -47,16 +59,21 @@ export function tryParse(text: string | undefined): MsrpUri | null {
   if (text === undefined) return null;
   const hit = uriCache.get(text);
   if (hit !== undefined) return hit;
+  // What is cached is parsed from a copy: `text` is cut from a header (a path a peer may pad to 16 KiB),
+  // and a cut string keeps the whole header alive, as would the parts parsed from it (memory audit:
+  // 20,000 cached URIs could hold 300 MB of headers).
+  const cacheable = text.length <= URI_CACHE_MAX_LENGTH;
+  const source = cacheable ? ownString(text) : text;
   let uri: MsrpUri | null;
   try {
-    uri = parseUri(text);
+    uri = parseUri(source);
   } catch {
     uri = null; // an MsrpError: the caller answers 400 or 403
   }
   // Only well-formed, ordinary-sized URIs are cached: a peer must not fill memory with junk keys.
-  if (uri === null || text.length > URI_CACHE_MAX_LENGTH) return uri;
+  if (uri === null || !cacheable) return uri;
   if (uriCache.size >= URI_CACHE_MAX) uriCache.clear();
-  uriCache.set(text, uri);
+  uriCache.set(source, uri);
   return uri;
 }
 
@@ -122,6 +139,11 @@ function routeByRules<P>(
   const to = splitPath(toPathValue);
   const from = splitPath(fromPathValue);
   const ourUri = to[0]!;
+  if (ctx.fromAllowed !== undefined) {
+    const sender = tryParse(from[0]);
+    if (sender !== null && !ctx.fromAllowed(source, sender))
+      return fail(403, 'From-Path does not match the relay certificate');
+  }
   let fromChecked = false;
   for (let hop = 0; ; hop++) {
     const first = tryParse(to[0]);
@@ -143,9 +165,13 @@ function routeByRules<P>(
     }
     const token: Token<P> | undefined = ctx.tokens.get(first.sessionId, now);
     if (token === undefined) return fail(481, 'Session does not exist');
+    // Digest §2.6 step 4: a token granted through a relay proven by its certificate serves any
+    // connection of that relay; the one it came on takes it.
+    const fromOwner =
+      token.owner === source || (token.relay !== undefined && ctx.isRelay?.(source, token.relay) === true);
     tokens.push(token);
     let towardClient: boolean;
-    if (token.owner === source && !fromChecked) {
+    if (fromOwner && !fromChecked) {
       // Outgoing from the client: it must speak with the path it authenticated.
       const sender = from[0] === token.clientUri ? token.clientParsed : tryParse(from[0]);
       if (sender === null || !uriEquals(sender, token.clientParsed)) {
@@ -153,6 +179,8 @@ function routeByRules<P>(
       }
       fromChecked = true;
       towardClient = false;
+      if (token.owner !== source && ctx.rebind !== undefined)
+        tokens[tokens.length - 1] = ctx.rebind(token, source);
     } else {
       const next = to[1] === token.clientUri ? token.clientParsed : tryParse(to[1]);
       if (next === null || !uriEquals(next, token.clientParsed)) {
@@ -163,11 +191,24 @@ function routeByRules<P>(
     from.unshift(to.shift()!);
     if (to.length === 0) return fail(400, 'To-Path ends at the relay');
     if (towardClient) {
+      let next: NextHop<P>;
+      if (token.owner !== null) next = { kind: 'peer', peer: token.owner };
+      else {
+        // A relay-bound token whose connection closed: another connection of that relay, else a new
+        // one to its URI over TLS, where its certificate is checked again (never plain TCP: no proof).
+        const other = ctx.relayPeer?.(token.relay!);
+        if (other !== undefined) {
+          tokens[tokens.length - 1] = ctx.rebind?.(token, other) ?? token;
+          next = { kind: 'peer', peer: other };
+        } else if (token.clientParsed.scheme.toLowerCase() === 'msrps') {
+          next = { kind: 'dial', uri: token.clientParsed };
+        } else return fail(481, 'Session does not exist');
+      }
       const route: RouteResult<P> = {
         ok: true,
         toPath: to.join(' '),
         fromPath: from.join(' '),
-        next: { kind: 'peer', peer: token.owner },
+        next,
         ourUri,
       };
       return { route, tokens };

@@ -1,7 +1,9 @@
 /**
  * Use-Path tokens (RFC 4976 §5.1, §6.4): the session-id part of a relay URI handed out in the 200 to
  * AUTH. A token is unguessable (≈119 random bits), bound to the connection the AUTH arrived on and to
- * the client URI that authenticated, and dies at its Expires or when that connection closes.
+ * the client URI that authenticated, and dies at its Expires or when that connection closes; except one
+ * granted through a relay proven by its certificate (digest §2.6 step 4), which is bound to that relay:
+ * it outlives its connection (ownerless until another of that relay's takes it, {@link TokenTable.rebind}).
  */
 import type { MsrpUri } from '../msrp/uri.js';
 import { randomId } from '../msrp/serializer.js';
@@ -12,8 +14,16 @@ export interface Token<P> {
   readonly id: string;
   /** The relay URI as handed out in Use-Path. */
   readonly uri: string;
-  /** The connection (peer) the AUTH arrived on; requests toward the client go there. */
-  readonly owner: P;
+  /**
+   * The connection (peer) the AUTH arrived on, or the one of its relay that took it since; requests
+   * toward the client go there. Null for a relay-bound token whose connection closed.
+   */
+  readonly owner: P | null;
+  /**
+   * For a token granted through a relay proven by its certificate: that relay's host (`hostKey` of the
+   * client URI's host). Undefined for a token bound to its connection.
+   */
+  readonly relay?: string;
   /** The client's URI (the AUTH From-Path), as written and parsed. */
   readonly clientUri: string;
   readonly clientParsed: MsrpUri;
@@ -61,6 +71,7 @@ export class TokenTable<P> {
     expiresAt: number,
     makeUri: (id: string) => string,
     cap: TokenCap = { group: owner, max: MAX_TOKENS_PER_OWNER },
+    relay?: string,
   ): Token<P> {
     const id = randomId(20);
     const token: Token<P> = {
@@ -71,11 +82,10 @@ export class TokenTable<P> {
       clientParsed: client.parsed,
       username,
       expiresAt,
+      ...(relay !== undefined && { relay }),
     };
     this.tokens.set(id, token);
-    let set = this.byOwner.get(owner);
-    if (set === undefined) this.byOwner.set(owner, (set = new Set()));
-    set.add(id);
+    this.own(owner, id);
     let group = this.groups.get(cap.group);
     if (group === undefined) this.groups.set(cap.group, (group = new Set()));
     group.add(id);
@@ -86,6 +96,20 @@ export class TokenTable<P> {
       if (oldest !== undefined) this.delete(oldest);
     }
     return token;
+  }
+
+  /**
+   * Hands relay-bound `token` to `owner`, another connection of its relay, and returns the token as it
+   * is now: a new object (route memos holding the old one see it changed).
+   */
+  rebind(token: Token<P>, owner: P): Token<P> {
+    if (token.relay === undefined || this.tokens.get(token.id) !== token || token.owner === owner)
+      return token;
+    this.disown(token);
+    const moved: Token<P> = { ...token, owner };
+    this.tokens.set(token.id, moved);
+    this.own(owner, token.id);
+    return moved;
   }
 
   /** The live token with this id, or undefined when unknown or expired. */
@@ -104,11 +128,19 @@ export class TokenTable<P> {
     return (this.byOwner.get(owner)?.size ?? 0) > 0;
   }
 
-  /** Drops every token of `owner` (its connection closed: RFC 4976 §6.4 binds tokens to it). */
+  /**
+   * Drops every token of `owner` (its connection closed: RFC 4976 §6.4 binds tokens to it); relay-bound
+   * ones are kept, ownerless. Returns how many it held.
+   */
   dropOwner(owner: P): number {
     const set = this.byOwner.get(owner);
     if (set === undefined) return 0;
     for (const id of set) {
+      const t = this.tokens.get(id);
+      if (t?.relay !== undefined) {
+        this.tokens.set(id, { ...t, owner: null });
+        continue;
+      }
       this.tokens.delete(id);
       this.leaveGroup(id);
     }
@@ -131,6 +163,17 @@ export class TokenTable<P> {
   private delete(t: Token<P>): void {
     this.tokens.delete(t.id);
     this.leaveGroup(t.id);
+    this.disown(t);
+  }
+
+  private own(owner: P, id: string): void {
+    let set = this.byOwner.get(owner);
+    if (set === undefined) this.byOwner.set(owner, (set = new Set()));
+    set.add(id);
+  }
+
+  private disown(t: Token<P>): void {
+    if (t.owner === null) return;
     const set = this.byOwner.get(t.owner);
     set?.delete(t.id);
     if (set?.size === 0) this.byOwner.delete(t.owner);

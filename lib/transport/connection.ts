@@ -5,6 +5,7 @@
  * per message (RFC 7977 §5.2), so callers must hand them whole frames only.
  */
 import type { Socket } from 'node:net';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { uncorkAfterTurn } from '../io/uncork.js';
 import { noteBytesRead } from '../io/read-gc.js';
 
@@ -78,6 +79,11 @@ export interface Connection {
    * `ws` may buffer toward one message).
    */
   endProbation?(): void;
+  /**
+   * The peer's certificate when its TLS handshake verified it (a client certificate checked against the
+   * listener's CAs, or a dialed server's checked for the host dialed), else null; absent off TLS.
+   */
+  verifiedCertificate?(): PeerCertificate | null;
 }
 
 /** Milliseconds an ending connection may take to flush and close before it is torn down. */
@@ -151,6 +157,14 @@ export class StreamConnection implements Connection {
     this.localAddress = socket.localAddress ?? '';
     this.socket[kConn] = this;
     socket.setNoDelay(true);
+  }
+
+  verifiedCertificate(): PeerCertificate | null {
+    if (this.kind !== 'tls') return null;
+    const socket = this.socket as unknown as TLSSocket;
+    if (!socket.authorized) return null;
+    const cert = socket.getPeerCertificate();
+    return cert !== null && typeof cert === 'object' && cert.raw !== undefined ? cert : null;
   }
 
   get writableLength(): number {

@@ -481,6 +481,15 @@ describe('relay configuration', () => {
       );
     });
 
+    it('reads --relay-ca as a file of PEM certificates, only with a TLS listener', () => {
+      const tls = ['--tls-listen', '127.0.0.1:0', '--tls-cert', cert, '--tls-key', key];
+      expect(resolve([...tls, '--relay-ca', cert]).relayCa).to.equal(cert);
+      expect(configError([...tls, '--relay-ca', users]).message).to.match(
+        /^--relay-ca .* holds no PEM certificate/,
+      );
+      expect(configError(['--relay-ca', cert]).message).to.match(/^--relay-ca needs --tls-listen/);
+    });
+
     it('rejects a certificate or key that is not PEM, or a key of another certificate, naming both flags', () => {
       // Operations audit: found only at bind time, as `cannot listen: ERR_OSSL_PEM_NO_START_LINE ...`.
       const other = writeTemp(

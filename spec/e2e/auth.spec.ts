@@ -175,6 +175,36 @@ describe('relay AUTH (RFC 4976 §5, §6.3)', () => {
     expect(held).to.be.below(1.5 * 1024 * 1024);
   });
 
+  it('keeps no long request header alive through the URIs it caches for routing', async function () {
+    // The router caches parsed URIs by their text (lib/relay/router.ts); a text cut from a header padded
+    // to 6 KB kept that header alive, 6 KB per cached URI.
+    this.timeout(30_000);
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const relay = await h.relay({ auth: false });
+    const port = relay.addresses().find((a) => a.kind === 'tcp')!.port;
+    const padding = Array.from({ length: 200 }, (_, i) => `msrp://pad${i}.invalid:9/p;tcp`).join(' ');
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    const s = connect(port, '127.0.0.1');
+    let answered = 0;
+    s.on('data', (d: Buffer) => (answered += (d.toString('latin1').match(/^MSRP \S+ \d{3}/gm) ?? []).length));
+    await new Promise((r) => s.once('connect', r));
+    for (let i = 0; i < 320; i++) {
+      const tid = `sd${i}xxxx`;
+      s.write(
+        `MSRP ${tid} SEND\r\nTo-Path: msrp://127.0.0.1:${port}/nosuchtoken${i};tcp ${padding}\r\n` +
+          `From-Path: msrp://c${i}.invalid:9/s${i};tcp ${padding}\r\nMessage-ID: m${i}\r\n-------${tid}$\r\n`,
+      );
+    }
+    await until(() => answered === 320, 5000, '320 answers');
+    gc();
+    const held = process.memoryUsage().heapUsed - before;
+    s.destroy();
+    // 320 requests of two ~6 KB paths: 3.8 MB when each cached URI kept its header.
+    expect(held).to.be.below(1.5 * 1024 * 1024);
+  });
+
   it('answers 423 with Min-Expires or Max-Expires when Expires is out of bounds', async () => {
     const lines: LogLine[] = [];
     const relay = await h.relay({ authMinExpires: 100, authMaxExpires: 1000, logger: captureLogger(lines) });

@@ -3,7 +3,12 @@
  * relay, the number one relay link may hold, and mutually authenticated TLS between relays.
  */
 import { expect } from 'chai';
-import { Harness, nextMessage, USERS } from '../helpers/relay.js';
+import type { RelayOptions } from '../../lib/relay/options.js';
+import type { Relay } from '../../lib/relay/relay.js';
+import type { EndpointOptions, MsrpEndpoint } from '../../lib/client/endpoint.js';
+import { getHeader, type Frame } from '../../lib/msrp/message.js';
+import { Harness, nextMessage, until, USERS } from '../helpers/relay.js';
+import { otherCertificate, testCertificate } from '../helpers/tls.js';
 
 describe('tokens granted through another relay', () => {
   const h = new Harness();
@@ -52,5 +57,181 @@ describe('tokens granted through another relay', () => {
       statuses: [481, 200, 200, 200],
       toBob: [481],
     });
+  });
+});
+
+/** A relay with one TLS listener presenting the test certificate, trusting it for next hops and, with
+ * `relayCa`, as the CA of other relays. */
+function tlsRelay(relayCa: boolean, extra: RelayOptions = {}): RelayOptions {
+  const { cert, key } = testCertificate();
+  return {
+    listen: [],
+    tlsListen: [{ host: '127.0.0.1', port: 0 }],
+    tls: { cert, key, ca: cert, ...(relayCa && { relayCa: cert }) },
+    publicHost: '127.0.0.1',
+    ...extra,
+  };
+}
+
+const clientTls = () => ({ ca: testCertificate().cert, servername: 'localhost' });
+
+/** The msrps URI a client AUTHs to on `relay`'s TLS listener. */
+function tlsUri(relay: Relay): string {
+  return `msrps://127.0.0.1:${relay.addresses()[0]!.port};tcp`;
+}
+
+/** The connections `relay` accepted whose client certificate proved a relay. */
+function certified(relay: Relay): Set<{ conn: { destroy(reason: string): void }; isClosed: boolean }> {
+  return (relay as unknown as { certified: Set<{ conn: { destroy(r: string): void }; isClosed: boolean }> })
+    .certified;
+}
+
+describe('relays proven by their TLS certificates (--relay-ca)', () => {
+  const h = new Harness();
+  afterEach(() => h.cleanup());
+
+  /** alice behind R1 then R2 (RFC 4976 §5.1), bob a client of R2; all over TLS. */
+  async function chain(
+    relayCa: boolean,
+    extra: RelayOptions = {},
+    bobOptions: Partial<EndpointOptions> = {},
+  ): Promise<{ r1: Relay; r2: Relay; alice: MsrpEndpoint; bob: MsrpEndpoint }> {
+    const r1 = await h.relay(tlsRelay(relayCa));
+    const r2 = await h.relay(tlsRelay(relayCa, extra));
+    const alice = await h.connect(r1, { tls: clientTls() });
+    const a1 = await alice.auth({ relayUri: tlsUri(r1), username: 'alice', password: USERS.alice });
+    expect(a1.kind === 'response' && a1.statusCode).to.equal(200);
+    const t1 = alice.usePath[0]!;
+    const a2 = await alice.auth({
+      relayUri: `${t1} ${tlsUri(r2)}`,
+      username: 'alice',
+      password: USERS.alice,
+    });
+    expect(a2.kind === 'response' && a2.statusCode).to.equal(200);
+    alice.usePath = [t1, alice.usePath[0]!];
+    const bob = await h.connect(r2, { tls: clientTls(), ...bobOptions });
+    const b = await bob.auth({ relayUri: tlsUri(r2), username: 'bob', password: USERS.bob });
+    expect(b.kind === 'response' && b.statusCode).to.equal(200);
+    return { r1, r2, alice, bob };
+  }
+
+  /** Resets the connection R1 opened to R2, as R2 sees it, and waits until it is gone. */
+  async function resetLink(r2: Relay): Promise<void> {
+    const links = [...certified(r2)];
+    expect(links).to.have.length(1);
+    links[0]!.conn.destroy('test-reset');
+    await until(() => links[0]!.isClosed && certified(r2).size === 0, 3000, 'link closed');
+  }
+
+  it('knows the previous relay by its client certificate and keeps its sessions across a reset of the link', async function () {
+    this.timeout(15_000);
+    const { r2, alice, bob } = await chain(true);
+    const first = nextMessage(alice, 5000);
+    expect((await bob.send({ toPath: bob.toPathFor(alice.path), body: 'before' })).statuses).to.deep.equal([
+      200,
+    ]);
+    expect((await first).body.toString()).to.equal('before');
+    await resetLink(r2);
+    // Toward alice: R2 dials R1 (msrps, R1's certificate checked) for the token R1's link held.
+    const toAlice = nextMessage(alice, 5000);
+    expect((await bob.send({ toPath: bob.toPathFor(alice.path), body: 'after' })).statuses).to.deep.equal([
+      200,
+    ]);
+    expect((await toAlice).body.toString()).to.equal('after');
+    // From alice: R1 dials R2 again; the new connection's certificate is R1's, so the token serves it.
+    const toBob = nextMessage(bob, 5000);
+    expect((await alice.send({ toPath: alice.toPathFor(bob.path), body: 'back' })).statuses).to.deep.equal([
+      200,
+    ]);
+    expect((await toBob).body.toString()).to.equal('back');
+  });
+
+  it("sends a failure REPORT over another connection of the sender's relay when the link it came on is gone", async function () {
+    this.timeout(15_000);
+    // relay-chain.spec.ts: without certificates R2 counts such a REPORT undeliverable.
+    let answer: number | null = null;
+    const { r2, alice, bob } = await chain(true, { transactionTimeoutMs: 1000 }, { respond: () => answer });
+    const reports: Frame[] = [];
+    alice.on('report', (f: Frame) => reports.push(f));
+    const received = nextMessage(bob, 3000);
+    const res = await alice.send({
+      toPath: alice.toPathFor(bob.path),
+      body: 'hello',
+      messageId: 'viaCert01',
+    });
+    expect(res.statuses).to.deep.equal([200]);
+    await received;
+    await resetLink(r2); // while R2 waits for bob's answer
+    await until(() => reports.length === 1, 5000, 'the REPORT at alice');
+    answer = 200;
+    expect({
+      status: getHeader(reports[0]!.headers, 'status'),
+      messageId: getHeader(reports[0]!.headers, 'message-id'),
+      undeliverable: r2.counters.failureReportsUndeliverable,
+    }).to.deep.equal({ status: '000 408 Request Timeout', messageId: 'viaCert01', undeliverable: 0 });
+  });
+
+  it('without --relay-ca ends the sessions behind a relay with its link (481)', async function () {
+    this.timeout(15_000);
+    const { r2, alice, bob } = await chain(false);
+    expect(certified(r2).size).to.equal(0);
+    const peers = (
+      r2 as unknown as {
+        peers: Set<{
+          dialed: boolean;
+          conn: { kind: string; destroy(r: string): void };
+          isClosed: boolean;
+          authenticated: boolean;
+        }>;
+      }
+    ).peers;
+    const link = [...peers].find((p) => !p.dialed && !p.authenticated)!;
+    link.conn.destroy('test-reset');
+    await until(() => link.isClosed, 3000, 'link closed');
+    expect((await bob.send({ toPath: bob.toPathFor(alice.path), body: 'after' })).statuses).to.deep.equal([
+      481,
+    ]);
+  });
+
+  it('refuses (403) a request or AUTH whose From-Path does not start with a host of the certificate', async () => {
+    const r2 = await h.relay(tlsRelay(true));
+    const { cert, key } = testCertificate();
+    // A peer with a relay certificate but another host in its URI (a .invalid client URI).
+    const impostor = await h.connect(r2, { tls: { ...clientTls(), cert, key } });
+    const auth = await impostor.auth({ relayUri: tlsUri(r2), username: 'alice', password: USERS.alice });
+    const bob = await h.connect(r2, { tls: clientTls() });
+    await bob.auth({ relayUri: tlsUri(r2), username: 'bob', password: USERS.bob });
+    const send = await impostor.send({ toPath: `${bob.usePath[0]!} ${bob.uri}`, body: 'x' });
+    expect({ auth: auth.kind === 'response' && auth.statusCode, send: send.statuses }).to.deep.equal({
+      auth: 403,
+      send: [403],
+    });
+  });
+
+  it('checks client certificates against the CAs of the latest setRelayCa (SIGHUP) from the next handshake on', async () => {
+    const r2 = await h.relay(tlsRelay(true));
+    const { cert, key } = testCertificate();
+    const present = async (): Promise<number> => {
+      const ep = await h.connect(r2, { tls: { ...clientTls(), cert, key } });
+      await ep.auth({ relayUri: tlsUri(r2), username: 'alice', password: USERS.alice });
+      return certified(r2).size;
+    };
+    const before = await present();
+    r2.setRelayCa(otherCertificate().cert);
+    const replaced = await present();
+    expect([before, replaced]).to.deep.equal([1, 1]);
+  });
+
+  it('takes a certificate from another CA, or none, as a client: Digest as usual', async () => {
+    const r2 = await h.relay(tlsRelay(true));
+    const other = otherCertificate();
+    const withOther = await h.connect(r2, { tls: { ...clientTls(), cert: other.cert, key: other.key } });
+    const none = await h.connect(r2, { tls: clientTls() });
+    const codes = [];
+    for (const ep of [withOther, none]) {
+      const res = await ep.auth({ relayUri: tlsUri(r2), username: 'alice', password: USERS.alice });
+      codes.push(res.kind === 'response' && res.statusCode);
+    }
+    expect({ codes, certified: certified(r2).size }).to.deep.equal({ codes: [200, 200], certified: 0 });
   });
 });
