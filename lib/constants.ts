@@ -66,7 +66,7 @@ export const DEFAULTS = {
   pendingFloorBytes: 256 * 1024,
   /** Connections the relay dials toward next hops, open at once (`--max-next-hops`). */
   maxNextHops: 100,
-  /** Tokens for AUTHs another relay forwarded, live at once per connection (`--max-relayed-tokens`). */
+  /** Tokens for AUTHs another relay forwarded, live at once per address or relay certificate (`--max-relayed-tokens`). */
   maxRelayedTokens: 4096,
   /** A dialed connection silent this long with nothing in flight may be closed to make room for a new one. */
   nextHopIdleMs: 5000,

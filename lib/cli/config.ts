@@ -206,7 +206,7 @@ const FIELDS: readonly Field[] = [
     'maxRelayedTokens',
     'count',
     D.maxRelayedTokens,
-    "live tokens per connection for AUTHs another relay forwarded (its clients'); past it the oldest is revoked",
+    "live tokens for AUTHs another relay forwarded (its clients'), per address or relay certificate; past it the oldest is revoked",
   ),
   field(
     'trustedProxies',

@@ -315,6 +315,11 @@ function installSignals(
       if (tls !== undefined) relay.setTlsCredentials(tls); // throws on a pair that does not match
       relay.setOutboundCa(ca);
       if (relayCa !== undefined) relay.setRelayCa(relayCa);
+      if ((relayCa !== undefined) !== relay.checksRelayCertificates)
+        log.warn(
+          { relayCa: cfg.relayCa ?? null },
+          '--relay-ca added or removed: the TLS listeners change only at the next restart',
+        );
       if (users !== undefined) relay.setUsers(users);
       log.level = cfg.logLevel;
       log.info(

@@ -200,6 +200,11 @@ export class Listeners {
    * `--relay-ca`). Only where the relay was started with one: a listener asks for certificates or not
    * from its start.
    */
+  /** True when the TLS listeners ask for client certificates (`--relay-ca` given at start). */
+  get asksForCertificates(): boolean {
+    return this.relayCa !== undefined;
+  }
+
   setRelayCa(ca: RelayCa): void {
     if (this.relayCa === undefined) return;
     this.relayCa = ca;

@@ -127,9 +127,9 @@ export interface RelayOptions {
    */
   maxNextHops?: number;
   /**
-   * Live tokens one connection may hold for AUTHs another relay forwarded over it (RFC 4976 §5.1: one per
-   * client behind that relay); past it the oldest is revoked. A client's own connection holds 64 at
-   * most. Default 4096.
+   * Live tokens for AUTHs another relay forwarded (RFC 4976 §5.1: one per client behind that relay), per
+   * source address (IPv4, IPv6 /64), or per certificate for a relay known by one (`tls.relayCa`); past
+   * it the oldest is revoked. A client's own connection holds 64 at most. Default 4096.
    */
   maxRelayedTokens?: number;
   /**

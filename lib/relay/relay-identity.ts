@@ -19,6 +19,11 @@ export class RelayIdentity {
 
   constructor(private readonly cert: PeerCertificate) {}
 
+  /** The certificate's SHA-256 fingerprint: what its relay's tokens are counted by. */
+  get fingerprint(): string {
+    return this.cert.fingerprint256;
+  }
+
   /** The certificate's subject names, for logs: its subjectAltName, else its CN. */
   get names(): string {
     return this.cert.subjectaltname ?? `CN=${String(this.cert.subject?.CN ?? '')}`;

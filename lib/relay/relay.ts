@@ -32,6 +32,7 @@ import {
   WS_HEAD_ROOM,
 } from './frame-utils.js';
 import {
+  addressKey,
   Listeners,
   type RefusalReason,
   type RelayCa,
@@ -221,6 +222,11 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     this.listeners.setRelayCa(ca);
   }
 
+  /** True when the TLS listeners ask for client certificates (started with `--relay-ca`). */
+  get checksRelayCertificates(): boolean {
+    return this.listeners.asksForCertificates;
+  }
+
   /**
    * Replaces the CAs trusted when dialing next hops over `msrps` (SIGHUP reload); connections already up
    * are kept. Undefined: Node's bundled roots.
@@ -371,20 +377,33 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
    * From-Path of what it forwards; any other host there is refused. (A dialed next hop is not held to
    * it: the name it was dialed by was checked, not the names its requests carry.)
    */
-  fromAllowed(source: Peer, first: MsrpUri): boolean {
+  fromAllowed(source: Peer, first: MsrpUri | null): boolean {
     const id = source.relayIdentity;
-    return id === null || source.dialed || id.matches(first.host);
+    if (id === null || source.dialed) return true;
+    return first !== null && id.matches(first.host);
   }
 
+  /**
+   * True when `source` is a connection the relay `host` opened to us with its client certificate: only
+   * such a connection acts for a relay-bound token (a next hop we dialed proves its name, but anyone can
+   * make the relay dial anywhere).
+   */
   isRelay(source: Peer, host: string): boolean {
-    return source.relayIdentity?.matches(host) === true && !source.closing && !source.isClosed;
+    return (
+      !source.dialed && source.relayIdentity?.matches(host) === true && !source.closing && !source.isClosed
+    );
   }
 
-  /** A live connection proven to be relay `host`: one it opened to us, or one we dialed to it. */
+  /**
+   * A live connection to relay `host`, to send it what a relay-bound token routes its way: one it opened
+   * to us with its certificate, or one we dialed to it whose server certificate named it.
+   */
   relayPeer(host: string): Peer | undefined {
     for (const p of this.certified) if (this.isRelay(p, host)) return p;
-    for (const p of this.nextHops.peers())
-      if (p.established && this.isRelay(p, host) && !p.conn.closed) return p;
+    for (const p of this.nextHops.peers()) {
+      if (!p.established || p.closing || p.isClosed || p.conn.closed) continue;
+      if (p.relayIdentity?.matches(host) === true) return p;
+    }
     return undefined;
   }
 
@@ -931,7 +950,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
    */
   relayRouteAfter(gone: Peer, path: string): Peer | null {
     const id = gone.relayIdentity;
-    if (id === null) return null;
+    if (id === null || gone.dialed) return null;
     const first = tryParse(firstUri(path));
     if (first === null || !id.matches(first.host)) return null;
     const live = this.relayPeer(hostKey(first.host));
@@ -1075,8 +1094,9 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     const fromPath = splitPath(head.headers[1]![1]);
     const forwarded = fromPath.length > 1;
     // Digest §2.5: a relay known by its certificate speaks with a From-Path that starts with its own URI.
-    const sender = peer.relayIdentity === null ? null : tryParse(fromPath[0]);
-    if (sender !== null && !this.fromAllowed(peer, sender)) {
+    const proven = peer.relayIdentity !== null && !peer.dialed;
+    const sender = proven ? tryParse(fromPath[0]) : null;
+    if (proven && !this.fromAllowed(peer, sender)) {
       const comment = 'From-Path does not match the relay certificate';
       peer.send([transactionResponse(head, 403, comment, head.headers[0]![1].trim())], peer);
       bump(this.counters.auth, 'bad-request');
@@ -1084,12 +1104,10 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       this.log.info({ conn: peer.id, relayCertificate: peer.relayIdentity?.names }, comment);
       return;
     }
-    // A token granted through a relay its certificate proves (the first From-Path URI is its) is bound to
-    // that relay, not to this connection (digest §2.6 step 4).
-    const relay =
-      forwarded && sender !== null && peer.relayIdentity?.matches(sender.host) === true
-        ? ownString(hostKey(sender.host))
-        : undefined;
+    // A token granted through a relay its client certificate proves (the first From-Path URI is its) is
+    // bound to that relay, not to this connection (digest §2.6 step 4). A next hop we dialed is not: any
+    // client can make the relay dial a host, whose certificate then proves only that host's name.
+    const relay = forwarded && sender !== null ? ownString(hostKey(sender.host)) : undefined;
     const ctx: AuthContext = {
       authenticator: this.authenticator,
       expires: { def: this.opts.authExpires, min: this.opts.authMinExpires, max: this.opts.authMaxExpires },
@@ -1104,7 +1122,10 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
         // its From-Path then names that relay too): the relay's connection serves other sessions.
         if (!forwarded) peer.authenticated = true;
         // The tokens of a relay's clients count apart from a client's own 64: one link carries them all.
-        const group = relay !== undefined ? `relay:${relay}` : `relayed:${peer.id}`;
+        // Together per certificate for a proven relay; else per address (IPv4, IPv6 /64), since anyone can
+        // write a second From-Path URI and claim a relay's cap: one address gets it once, not per connection.
+        const group =
+          relay !== undefined ? `relay:${peer.relayIdentity!.fingerprint}` : `relayed:${addressKey(address)}`;
         const cap = forwarded ? { group, max: this.opts.maxRelayedTokens } : undefined;
         const token = this.tokens.issue(
           peer,

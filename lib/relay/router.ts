@@ -34,9 +34,10 @@ export interface RouteContext<P> {
   isOurs(uri: MsrpUri): boolean;
   /**
    * Digest §2.5: false when `source` proved by a client certificate to be a relay whose names do not
-   * include the host of `first`, the first From-Path URI of its request. Absent: no such check.
+   * include the host of `first`, the first From-Path URI of its request (or that URI does not parse).
+   * Absent: no such check.
    */
-  fromAllowed?(source: P, first: MsrpUri): boolean;
+  fromAllowed?(source: P, first: MsrpUri | null): boolean;
   /** True when `source` proved by its certificate to be the relay `host` (a token's `relay`). */
   isRelay?(source: P, host: string): boolean;
   /** A live connection known to be the relay `host`, to reach a relay-bound token that lost its own. */
@@ -116,9 +117,12 @@ export function routeRequest<P>(
   }
   const result = routeByRules(ctx, source, toPathValue, fromPathValue, now);
   if (holder !== undefined) {
-    holder.routeMemo = result.route.ok
-      ? { to: toPathValue, from: fromPathValue, result: result.route, tokens: result.tokens }
-      : null;
+    // Not a route through a token that lost its connection: which connection of its relay it takes (or
+    // a dial) changes while the token stays the same.
+    holder.routeMemo =
+      result.route.ok && result.tokens.every((t) => t.owner !== null)
+        ? { to: toPathValue, from: fromPathValue, result: result.route, tokens: result.tokens }
+        : null;
   }
   return result.route;
 }
@@ -139,11 +143,8 @@ function routeByRules<P>(
   const to = splitPath(toPathValue);
   const from = splitPath(fromPathValue);
   const ourUri = to[0]!;
-  if (ctx.fromAllowed !== undefined) {
-    const sender = tryParse(from[0]);
-    if (sender !== null && !ctx.fromAllowed(source, sender))
-      return fail(403, 'From-Path does not match the relay certificate');
-  }
+  if (ctx.fromAllowed !== undefined && !ctx.fromAllowed(source, tryParse(from[0])))
+    return fail(403, 'From-Path does not match the relay certificate');
   let fromChecked = false;
   for (let hop = 0; ; hop++) {
     const first = tryParse(to[0]);
@@ -200,7 +201,10 @@ function routeByRules<P>(
         if (other !== undefined) {
           tokens[tokens.length - 1] = ctx.rebind?.(token, other) ?? token;
           next = { kind: 'peer', peer: other };
-        } else if (token.clientParsed.scheme.toLowerCase() === 'msrps') {
+        } else if (
+          token.clientParsed.scheme.toLowerCase() === 'msrps' &&
+          token.clientParsed.transport.toLowerCase() === 'tcp'
+        ) {
           next = { kind: 'dial', uri: token.clientParsed };
         } else return fail(481, 'Session does not exist');
       }

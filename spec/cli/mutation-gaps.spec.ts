@@ -331,6 +331,22 @@ describe('CLI and configuration: behaviour mutation testing found unpinned', fun
       }
     });
 
+    it('re-reads --relay-ca on SIGHUP, and warns when it was added or removed (a restart is needed)', async () => {
+      const { certPath, keyPath } = testCertificate();
+      const config = join(tempDir('msrp-gaps-'), 'relay.json');
+      const base = { tlsListen: ['127.0.0.1:0'], tlsCert: certPath, tlsKey: keyPath, auth: false };
+      writeFileSync(config, JSON.stringify({ ...base, relayCa: certPath }));
+      const r = start(['--config', config]);
+      await bannerPort(r);
+      r.child.kill('SIGHUP');
+      await logged(r, 'configuration reloaded (SIGHUP)');
+      const quiet = !r.stdout().includes('--relay-ca added or removed');
+      writeFileSync(config, JSON.stringify(base));
+      r.child.kill('SIGHUP');
+      await logged(r, '--relay-ca added or removed');
+      expect(quiet).to.equal(true);
+    });
+
     it('exits 1 at once on a second SIGTERM while draining', async () => {
       const r = start(['--listen', '127.0.0.1:0', '--no-auth']);
       const port = await bannerPort(r);

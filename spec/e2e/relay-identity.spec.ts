@@ -7,6 +7,8 @@ import type { RelayOptions } from '../../lib/relay/options.js';
 import type { Relay } from '../../lib/relay/relay.js';
 import type { EndpointOptions, MsrpEndpoint } from '../../lib/client/endpoint.js';
 import { getHeader, type Frame } from '../../lib/msrp/message.js';
+import { connect } from 'node:net';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { Harness, nextMessage, until, USERS } from '../helpers/relay.js';
 import { otherCertificate, testCertificate } from '../helpers/tls.js';
 
@@ -201,25 +203,99 @@ describe('relays proven by their TLS certificates (--relay-ca)', () => {
     const auth = await impostor.auth({ relayUri: tlsUri(r2), username: 'alice', password: USERS.alice });
     const bob = await h.connect(r2, { tls: clientTls() });
     await bob.auth({ relayUri: tlsUri(r2), username: 'bob', password: USERS.bob });
+    const got = nextMessage(bob, 300).then(
+      () => true,
+      () => false,
+    );
     const send = await impostor.send({ toPath: `${bob.usePath[0]!} ${bob.uri}`, body: 'x' });
-    expect({ auth: auth.kind === 'response' && auth.statusCode, send: send.statuses }).to.deep.equal({
-      auth: 403,
+    expect({
+      auth: auth.kind === 'response' && `${auth.statusCode} ${auth.comment}`,
+      send: send.statuses,
+      delivered: await got,
+    }).to.deep.equal({
+      auth: '403 From-Path does not match the relay certificate',
       send: [403],
+      delivered: false,
     });
   });
 
   it('checks client certificates against the CAs of the latest setRelayCa (SIGHUP) from the next handshake on', async () => {
     const r2 = await h.relay(tlsRelay(true));
     const { cert, key } = testCertificate();
-    const present = async (): Promise<number> => {
+    const present = async (): Promise<boolean> => {
+      const before = new Set(certified(r2));
       const ep = await h.connect(r2, { tls: { ...clientTls(), cert, key } });
       await ep.auth({ relayUri: tlsUri(r2), username: 'alice', password: USERS.alice });
-      return certified(r2).size;
+      return [...certified(r2)].some((p) => !before.has(p)); // this connection is known as a relay
     };
-    const before = await present();
+    const trusted = await present();
     r2.setRelayCa(otherCertificate().cert);
     const replaced = await present();
-    expect([before, replaced]).to.deep.equal([1, 1]);
+    r2.setRelayCa(cert);
+    const again = await present();
+    expect([trusted, replaced, again]).to.deep.equal([true, false, true]);
+  });
+
+  it('grants a client that writes a second From-Path URI the relayed cap once per address, not per connection', async () => {
+    // Review: any client could claim to forward AUTHs and hold --max-relayed-tokens on each connection.
+    const r = await h.relay({ auth: false, maxRelayedTokens: 5 });
+    const { port } = r.addresses()[0]!;
+    let granted = 0;
+    for (let c = 0; c < 3; c++) {
+      const s = connect(port, '127.0.0.1');
+      let got = '';
+      s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+      await new Promise((res) => s.once('connect', res));
+      for (let i = 0; i < 10; i++) {
+        const tid = `au${c}x${i}xxxx`;
+        s.write(
+          `MSRP ${tid} AUTH\r\nTo-Path: msrp://127.0.0.1:${port};tcp\r\n` +
+            `From-Path: msrp://me${c}.invalid:1/c${i};tcp msrp://fake.invalid:1/x;tcp\r\n-------${tid}$\r\n`,
+        );
+      }
+      await until(() => (got.match(/ 200 OK/g) ?? []).length === 10, 5000, '200s');
+      granted += 10;
+    }
+    expect({ granted, live: r.tokens.size }).to.deep.equal({ granted: 30, live: 5 });
+  });
+
+  it('gives no relay-bound token to a next hop it dialed, whatever certificate it shows', async function () {
+    // Review: any client can make the relay dial a host it controls; a certificate the outbound trust
+    // store accepts proved that host's name, and its AUTHs back over that connection got tokens that
+    // outlived it.
+    this.timeout(15_000);
+    const { cert, key } = testCertificate();
+    let sock: TLSSocket | null = null;
+    let got = '';
+    const server = createTlsServer({ cert, key }, (s) => {
+      sock = s;
+      s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const r2 = await h.relay({ ...tlsRelay(true), listen: [{ host: '127.0.0.1', port: 0 }], auth: false });
+      const mallory = await h.client(r2, 'bob');
+      void mallory
+        .send({ toPath: `${mallory.usePath[0]!} msrps://127.0.0.1:${port}/x;tcp`, body: 'x' })
+        .catch(() => {});
+      await until(() => got.includes('$\r\n'), 5000, 'the SEND dialed to the next hop');
+      const r2port = r2.addresses().find((a) => a.kind === 'tcp')!.port;
+      for (let i = 0; i < 3; i++) {
+        const tid = `authtx${i}0000`;
+        sock!.write(
+          `MSRP ${tid} AUTH\r\nTo-Path: msrp://127.0.0.1:${r2port};tcp\r\n` +
+            `From-Path: msrps://127.0.0.1:${port}/s${i};tcp msrp://c${i}.invalid:1/c;tcp\r\n-------${tid}$\r\n`,
+        );
+      }
+      await until(() => (got.match(/ 200 OK/g) ?? []).length === 3, 5000, 'three 200s');
+      const before = r2.tokens.size; // mallory's and the three
+      sock!.destroy();
+      await until(() => r2.tokens.size === 1, 3000, 'the link tokens gone with it');
+      expect({ before, after: r2.tokens.size }).to.deep.equal({ before: 4, after: 1 });
+    } finally {
+      server.close();
+    }
   });
 
   it('takes a certificate from another CA, or none, as a client: Digest as usual', async () => {
