@@ -40,6 +40,11 @@ export interface RelayReportsOptions {
   log: Logger;
   /** Largest WebSocket message sent (`--ws-max-message`): a report toward a WebSocket sender fits it. */
   wsMaxMessageBytes: number;
+  /**
+   * Where a report goes when the connection its IM came on has closed (the relay's `relayRouteAfter`:
+   * another connection of the relay that connection's certificate proved, or null). Absent: nowhere.
+   */
+  relayRouteAfter?: (gone: Peer, path: string) => Peer | null;
 }
 
 /** The report tracker and policy, wired to the relay's events. */
@@ -57,9 +62,12 @@ export class RelayReports {
       processing: options.processing,
       maxFrameBytes: (peer) => (peer.conn.messageFramed ? options.wsMaxMessageBytes : Infinity),
       inject: (msg, frame, outcome) => {
-        if (msg.owner.isClosed) return;
-        options.log.debug({ conn: msg.owner.id, messageId: msg.messageId, outcome }, 'report injected');
-        msg.owner.send([frame]);
+        let to: Peer | null = msg.owner;
+        if (to.isClosed) to = options.relayRouteAfter?.(to, msg.meta.fromPath) ?? null;
+        if (to === null) return false;
+        options.log.debug({ conn: to.id, messageId: msg.messageId, outcome }, 'report injected');
+        to.send([frame]);
+        return true;
       },
     });
     this.tracker = new MessageTracker<Peer, ImMeta>(this.policy, {
@@ -164,7 +172,10 @@ export class RelayReports {
   peerClosed(peer: Peer): void {
     if (this.off) return;
     this.tracker.failGroup(peer, 481);
-    this.tracker.dropOwner(peer);
+    // An IM held whole from a relay its client certificate proved keeps waiting for its outcome: the
+    // report can take another connection of that relay (docs/operations.md, --relay-ca).
+    const proven = peer.relayIdentity !== null && !peer.dialed;
+    this.tracker.dropOwner(peer, proven ? (msg) => msg.wasWhole : undefined);
   }
 
   /** Periodic housekeeping. */

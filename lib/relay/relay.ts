@@ -114,6 +114,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       ...resolved.reports,
       log: this.log,
       wsMaxMessageBytes: resolved.limits.wsMaxMessageBytes,
+      relayRouteAfter: (gone, path) => this.relayRouteAfter(gone, path),
     });
     this.opts = resolved.limits;
     this.queueBudget = new QueueBudget(

@@ -58,8 +58,11 @@ export interface ReportPolicyOptions<O, M extends ReportMeta> {
   dedupe?: boolean;
   /** `--reports-processing`: answer `processing` requests with `processed`; default false. */
   processing?: boolean;
-  /** Writes an injected report (a whole MSRP SEND) toward the sender, `msg.owner`'s connection. */
-  inject(msg: TrackedMessage<O, M>, frame: Buffer, outcome: ReportOutcome): void;
+  /**
+   * Writes an injected report (a whole MSRP SEND) toward the sender, `msg.owner`'s connection; returns
+   * false when it has no way there (its connection closed and no other leads to the sender).
+   */
+  inject(msg: TrackedMessage<O, M>, frame: Buffer, outcome: ReportOutcome): boolean | void;
   /**
    * Largest report frame `owner`'s connection takes whole (a WebSocket peer: one message per frame, RFC
    * 7977 §5.1); a larger report is not sent (counted `unanswerable`). Default: no limit.
@@ -514,7 +517,12 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
       return;
     }
     msg.flags |= bit;
+    if (this.sink(msg, frame, outcome) === false) {
+      // The sender's connection went and nothing else leads there: as for a message dropped with it.
+      this.counters.senderGone++;
+      if (outcome !== 'processed') this.delivered.forget(msg.sessionKey, req.messageId);
+      return;
+    }
     this.counters.injected[req.dialect][outcome]++;
-    this.sink(msg, frame, outcome);
   }
 }

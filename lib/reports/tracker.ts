@@ -622,8 +622,12 @@ export class MessageTracker<O, M> {
     return hit.length;
   }
 
-  /** Forgets every message of `owner` (its connection closed: nobody is left to report to). */
-  dropOwner(owner: O): number {
+  /**
+   * Forgets every message of `owner` (its connection closed: nobody is left to report to), but those
+   * `keep` selects: they lose their owner's accounting and stay live under the tracker's own caps and
+   * idle timeout, for an outcome that has another way back. Returns how many it held.
+   */
+  dropOwner(owner: O, keep?: (msg: TrackedMessage<O, M>) => boolean): number {
     const rec = this.owners.get(owner);
     if (rec === undefined) return 0;
     this.owners.delete(owner);
@@ -638,6 +642,7 @@ export class MessageTracker<O, M> {
     }
     const now = this.now();
     for (const msg of msgs) {
+      if (keep?.(msg) === true) continue;
       this.forget(msg, 'owner-closed');
       // Its open chunk can no longer end: the tombstone it waited for is due now.
       this.settlePendingTombstone(msg, now);

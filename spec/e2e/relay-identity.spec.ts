@@ -10,6 +10,7 @@ import { getHeader, type Frame } from '../../lib/msrp/message.js';
 import { connect } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { Harness, nextMessage, until, USERS } from '../helpers/relay.js';
+import { imFromAlice } from '../helpers/cpim-fixtures.js';
 import { otherCertificate, testCertificate } from '../helpers/tls.js';
 
 describe('tokens granted through another relay', () => {
@@ -171,6 +172,35 @@ describe('relays proven by their TLS certificates (--relay-ca)', () => {
       messageId: getHeader(reports[0]!.headers, 'message-id'),
       undeliverable: r2.counters.failureReportsUndeliverable,
     }).to.deep.equal({ status: '000 408 Request Timeout', messageId: 'viaCert01', undeliverable: 0 });
+  });
+
+  it("injects the delivery report over another connection of the sender's relay when the link it came on is gone", async function () {
+    this.timeout(15_000);
+    // reports.spec.ts: without certificates such an IM is counted sender_gone and its report lost.
+    const { r2, alice, bob } = await chain(true, { reports: 'on-ack' }, { respond: () => null });
+    const request = new Promise<Frame>((res) => bob.once('request', (f: Frame) => res(f)));
+    await alice.send({
+      toPath: alice.toPathFor(bob.path),
+      body: imFromAlice('viaCertIm01', 'positive-delivery'),
+      contentType: 'message/cpim',
+    });
+    const f = await request;
+    await until(() => r2.reports.tracker.size === 1, 3000, 'the IM tracked');
+    await resetLink(r2);
+    const report = nextMessage(alice, 5000);
+    // bob's 200 comes after the link is gone: the report takes a new connection to R1.
+    (bob as unknown as { answer(m: string, tid: string, from: string, code: number): void }).answer(
+      'SEND',
+      f.transactionId,
+      f.headers[1]![1],
+      200,
+    );
+    const body = (await report).body.toString();
+    expect({
+      delivered: body.includes('<delivered/>'),
+      about: body.includes('<message-id>viaCertIm01</message-id>'),
+      senderGone: r2.reports.counters.senderGone,
+    }).to.deep.equal({ delivered: true, about: true, senderGone: 0 });
   });
 
   it('without --relay-ca ends the sessions behind a relay with its link (481)', async function () {

@@ -111,7 +111,9 @@ export function setup(
   const clock = { now: NOW };
   let n = 0;
   const policy = new ReportPolicy<string, Meta>({
-    inject: (msg, frame, outcome) => sent.push({ owner: msg.owner, frame, outcome }),
+    inject: (msg, frame, outcome) => {
+      sent.push({ owner: msg.owner, frame, outcome });
+    },
     now: () => clock.now,
     newId: () => `id${String(++n).padStart(6, '0')}`,
     ...options,

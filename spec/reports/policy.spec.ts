@@ -492,6 +492,33 @@ describe('ReportPolicy', () => {
     });
   });
 
+  describe('a sender whose connection closed (--relay-ca keeps its whole IMs)', () => {
+    it('keeps the IMs dropOwner is told to keep, and reports them when their outcome comes', () => {
+      const h = setup();
+      const kept = send(h, imdnIm('positive-delivery'));
+      const other = send(h, imdnIm('positive-delivery'), { messageId: 'MsrpMsg02' });
+      h.tracker.dropOwner('alice', (m) => m === kept);
+      // The other one went with its sender's connection, as before.
+      expect([h.tracker.size, h.policy.counters.senderGone]).to.deep.equal([1, 1]);
+      ackAll(h, kept);
+      ackAll(h, other);
+      expect({ sent: h.sent.map((i) => i.outcome), size: h.tracker.size }).to.deep.equal({
+        sent: ['delivered'],
+        size: 0,
+      });
+    });
+
+    it('counts a report with no way back sender_gone, not injected, and lets the recipient IMDN through', () => {
+      const h = setup({ inject: () => false });
+      ackAll(h, send(h, imdnIm('positive-delivery')));
+      expect({
+        senderGone: h.policy.counters.senderGone,
+        injected: h.policy.counters.injected.imdn.delivered,
+        duplicate: h.policy.isDuplicateImdnBody(SESSION, recipientImdn('delivered')),
+      }).to.deep.equal({ senderGone: 1, injected: 0, duplicate: false });
+    });
+  });
+
   describe('dedupe', () => {
     it("drops the recipient's delivery IMDN for a message reported delivered, and counts it once", () => {
       const h = setup();
