@@ -52,7 +52,7 @@ type Labels = Record<string, string>;
 type Sample = readonly [Labels, number];
 
 const TRANSPORTS: readonly TransportKind[] = ['tcp', 'tls', 'ws', 'wss'];
-const STATES: readonly ConnectionState[] = ['authenticated', 'unauthenticated', 'dialed'];
+const STATES: readonly ConnectionState[] = ['authenticated', 'unauthenticated', 'dialed', 'relay'];
 const DIALECTS = ['imdn', 'legacy'] as const;
 const REPORT_KINDS = ['positive-delivery', 'negative-delivery', 'display', 'processing'] as const;
 const OUTCOMES = ['delivered', 'failed', 'processed'] as const;

@@ -55,7 +55,7 @@ export interface RelayCounters {
 }
 
 /** What a connection is doing, as {@link RelayStats.connections} counts it. */
-export type ConnectionState = 'authenticated' | 'unauthenticated' | 'dialed';
+export type ConnectionState = 'authenticated' | 'unauthenticated' | 'dialed' | 'relay';
 
 /** A point-in-time view of the relay for metrics and health checks ({@link Relay.stats}). */
 export interface RelayStats {
@@ -163,6 +163,7 @@ export function connectionLevels(
     authenticated: 0,
     unauthenticated: 0,
     dialed: 0,
+    relay: 0,
   }));
   const bytesIn = { ...retired.in };
   const bytesOut = { ...retired.out };
@@ -173,9 +174,11 @@ export function connectionLevels(
     const kind = p.conn.kind;
     const state: ConnectionState = p.dialed
       ? 'dialed'
-      : isAuthenticated(p)
-        ? 'authenticated'
-        : 'unauthenticated';
+      : p.relayIdentity !== null
+        ? 'relay' // opened by a relay its client certificate proved (--relay-ca)
+        : isAuthenticated(p)
+          ? 'authenticated'
+          : 'unauthenticated';
     connections[kind][state]++;
     bytesIn[kind] += p.conn.bytesIn;
     bytesOut[kind] += p.conn.bytesOut;

@@ -134,6 +134,7 @@ describe('relays proven by their TLS certificates (--relay-ca)', () => {
       200,
     ]);
     expect((await first).body.toString()).to.equal('before');
+    expect(r2.stats().connections.tls).to.deep.include({ relay: 1, dialed: 0 });
     await resetLink(r2);
     // Toward alice: R2 dials R1 (msrps, R1's certificate checked) for the token R1's link held.
     const toAlice = nextMessage(alice, 5000);
