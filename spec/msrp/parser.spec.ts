@@ -611,6 +611,21 @@ describe('MsrpParser', () => {
       ]);
     });
 
+    it('reads long header lines that arrive an octet at a time, and still stops at maxHeadBytes', () => {
+      // The partial line grows by doubling (it was copied whole at every write).
+      const long = `msrp://bob.example.net:7394/${'s'.repeat(5000)};tcp`;
+      const bytes = lines('MSRP abcd1234 SEND', `To-Path: ${long}`, `From-Path: ${FROM}`, '-------abcd1234$');
+      const bytewise = parseFrames([...bytes].map((b) => Buffer.from([b])));
+      expect(summary(bytewise.frames)).to.deep.equal(summary(parseFrames(bytes).frames));
+      expect(bytewise.frames[0]!.headers[0]).to.deep.equal(['To-Path', long]);
+      const rec = new Recorder();
+      const parser = new MsrpParser(rec, { maxHeadBytes: 4096 });
+      for (const b of Buffer.from(`MSRP abcd1234 SEND\r\nTo-Path: ${long}`)) parser.write(Buffer.from([b]));
+      expect(rec.errors.map((e) => [e.err.code, e.err.fatal])).to.deep.equal([
+        [ErrorCodes.HEAD_TOO_LARGE, true],
+      ]);
+    });
+
     it('emits an error if a frame has more than maxHeaders header lines', () => {
       const extra = Array.from({ length: 5 }, (_, i) => `X-H${i}: v`);
       const { frames, errors } = parseFrames(
