@@ -195,16 +195,16 @@ export class Listeners {
     this.applySecureContexts();
   }
 
-  /**
-   * Checks client certificates of TLS listeners against `ca` from the next handshake on (SIGHUP reload of
-   * `--relay-ca`). Only where the relay was started with one: a listener asks for certificates or not
-   * from its start.
-   */
   /** True when the TLS listeners ask for client certificates (`--relay-ca` given at start). */
   get asksForCertificates(): boolean {
     return this.relayCa !== undefined;
   }
 
+  /**
+   * Checks client certificates of TLS listeners against `ca` from the next handshake on (SIGHUP reload of
+   * `--relay-ca`). Only where the relay was started with one: a listener asks for certificates or not
+   * from its start.
+   */
   setRelayCa(ca: RelayCa): void {
     if (this.relayCa === undefined) return;
     this.relayCa = ca;

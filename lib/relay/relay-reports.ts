@@ -175,7 +175,7 @@ export class RelayReports {
     // An IM held whole from a relay its client certificate proved keeps waiting for its outcome: the
     // report can take another connection of that relay (docs/operations.md, --relay-ca).
     const proven = peer.relayIdentity !== null && !peer.dialed;
-    this.tracker.dropOwner(peer, proven ? (msg) => msg.wasWhole : undefined);
+    this.tracker.dropOwner(peer, proven ? (msg) => msg.wasWhole && this.policy.owesDelivery(msg) : undefined);
   }
 
   /** Periodic housekeeping. */

@@ -297,9 +297,13 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
     if (!this.delivered.has(sessionKey, doc.messageId, this.now())) {
       const msg = this.awaiting.get(sessionKey)?.get(doc.messageId);
       if (msg !== undefined) {
-        // The recipient reported first: one notification per category (digest §5.4), so none of ours.
+        // The recipient reported first: one notification per category (digest §5.4), so none of ours,
+        // for this message nor for another copy of the IM tracked meanwhile (a resend, or one from a new
+        // link of a relay whose old link's copy the tracker kept): its claim in the log stops them. A
+        // `failed`-kind claim, so the recipient's own copies are not taken for duplicates of ours.
         msg.flags |= SENT_DELIVERED | SENT_FAILED;
         this.unawait(msg);
+        this.delivered.claim(sessionKey, doc.messageId, this.now(), true);
         this.counters.recipientReported++;
       }
       return false;
@@ -442,6 +446,10 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
   }
 
   /** True when `msg` asked for a delivery notification (positive or negative) not sent yet. */
+  owesDelivery(msg: TrackedMessage<O, M>): boolean {
+    return this.owedDelivery(msg);
+  }
+
   private owedDelivery(msg: TrackedMessage<O, M>): boolean {
     const k = msg.request?.kinds;
     if (k === undefined || (msg.flags & (SENT_DELIVERED | SENT_FAILED)) !== 0) return false;

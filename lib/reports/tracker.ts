@@ -752,7 +752,7 @@ export class MessageTracker<O, M> {
     if (msg.headCap === 0) return;
     this.reservedHeadBytes -= msg.headCap;
     const rec = this.owners.get(msg.owner);
-    if (rec !== undefined) rec.headBytes -= msg.headCap;
+    if (rec !== undefined && msg.ownerLinked) rec.headBytes -= msg.headCap;
     msg.headCap = 0;
     msg.headBuf = null;
     msg.headHave = null;

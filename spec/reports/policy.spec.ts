@@ -12,6 +12,7 @@ import {
   imdnIm,
   legacyIm,
   NOW,
+  outcomes,
   recipientImdn,
   send,
   SESSION,
@@ -493,6 +494,17 @@ describe('ReportPolicy', () => {
   });
 
   describe('a sender whose connection closed (--relay-ca keeps its whole IMs)', () => {
+    /** The same IM (same imdn.Message-ID) sent again, under another MSRP Message-ID, on a new link. */
+    function feedTwice(h: Harness, messageId: string): TrackedMessage<string, Meta> {
+      const meta: Meta = { toPath: TO_PATH, fromPath: FROM_PATH, lastHop: true, dest: 'bob' };
+      let msg: TrackedMessage<string, Meta> | null = null;
+      for (const spec of chunksOf(imdnIm('positive-delivery'), 1000)) {
+        const c = feedChunk(h.tracker, 'alice-again', SESSION, messageId, meta, spec);
+        if (c !== null) msg = c.msg;
+      }
+      return msg!;
+    }
+
     it('keeps the IMs dropOwner is told to keep, and reports them when their outcome comes', () => {
       const h = setup();
       const kept = send(h, imdnIm('positive-delivery'));
@@ -506,6 +518,32 @@ describe('ReportPolicy', () => {
         sent: ['delivered'],
         size: 0,
       });
+    });
+
+    it('injects nothing for a copy of the IM sent again over a new link when the recipient reported first', () => {
+      // Review: the kept copy held the awaiting slot (first wins), so the recipient's IMDN marked it and
+      // the new copy, never awaited, got a `delivered` of ours too: two notifications.
+      const h = setup();
+      const kept = send(h, imdnIm('positive-delivery'));
+      h.tracker.dropOwner('alice', () => true);
+      const again = feedTwice(h, 'MsrpMsg02');
+      expect(h.policy.isDuplicateImdnBody(SESSION, recipientImdn('delivered'))).to.equal(false);
+      ackAll(h, kept);
+      ackAll(h, again);
+      expect({ sent: outcomes(h), recipientReported: h.policy.counters.recipientReported }).to.deep.equal({
+        sent: [],
+        recipientReported: 1,
+      });
+    });
+
+    it('keeps, of a closed connection, only the IMs still owed a report (the relay asks owesDelivery)', () => {
+      const h = setup();
+      const owed = send(h, imdnIm('positive-delivery'));
+      const none = send(h, imdnIm('display'), { messageId: 'MsrpMsg02' });
+      expect([
+        owed !== null && h.policy.owesDelivery(owed),
+        none !== null && h.policy.owesDelivery(none),
+      ]).to.deep.equal([true, false]);
     });
 
     it('counts a report with no way back sender_gone, not injected, and lets the recipient IMDN through', () => {
