@@ -331,13 +331,27 @@ describe('CLI and configuration: behaviour mutation testing found unpinned', fun
       }
     });
 
-    it('re-reads --relay-ca on SIGHUP, and warns when it was added or removed (a restart is needed)', async () => {
-      const { certPath, keyPath } = testCertificate();
+    it('asks TLS peers for a certificate with --relay-ca, re-reads it on SIGHUP, warns when added or removed', async () => {
+      const { cert, key, certPath, keyPath } = testCertificate();
       const config = join(tempDir('msrp-gaps-'), 'relay.json');
-      const base = { tlsListen: ['127.0.0.1:0'], tlsCert: certPath, tlsKey: keyPath, auth: false };
+      const base = {
+        listen: [],
+        tlsListen: ['127.0.0.1:0'],
+        tlsCert: certPath,
+        tlsKey: keyPath,
+        auth: false,
+      };
       writeFileSync(config, JSON.stringify({ ...base, relayCa: certPath }));
       const r = start(['--config', config]);
-      await bannerPort(r);
+      const port = await bannerPort(r, /tls +127\.0\.0\.1:(\d+)/);
+      // The CA reached the TLS listener: a peer showing a certificate it signed is known as a relay.
+      const relayPeer = await MsrpEndpoint.connect({
+        host: '127.0.0.1',
+        port,
+        tls: { ca: cert, servername: 'localhost', cert, key },
+      });
+      endpoints.push(relayPeer);
+      await logged(r, '"relayCertificate":"DNS:localhost, IP Address:127.0.0.1"');
       r.child.kill('SIGHUP');
       await logged(r, 'configuration reloaded (SIGHUP)');
       const quiet = !r.stdout().includes('--relay-ca added or removed');
