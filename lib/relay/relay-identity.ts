@@ -5,8 +5,9 @@
  * certificate, checked for the host dialed, proves the same. What such a relay is granted: the tokens of
  * the AUTHs it forwarded live on past its connection and serve any connection of its (§2.6 step 4).
  */
+import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
-import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { checkServerIdentity, type DetailedPeerCertificate, type PeerCertificate } from 'node:tls';
 import { hostKey } from '../msrp/uri.js';
 import type { Connection } from '../transport/connection.js';
 
@@ -17,7 +18,22 @@ const CHECKED_MAX = 16;
 export class RelayIdentity {
   private readonly checked = new Map<string, boolean>();
 
-  constructor(private readonly cert: PeerCertificate) {}
+  constructor(private readonly cert: DetailedPeerCertificate) {}
+
+  /**
+   * True when one of the certificates the handshake verified this one by (itself, its issuers up to the
+   * trusted root) has a fingerprint in `trusted`. A dialed next hop's certificate is verified against
+   * `--tls-ca` and Node's roots; this tells whether it also chains to a `--relay-ca` CA.
+   */
+  chainsTo(trusted: ReadonlySet<string>): boolean {
+    let c: DetailedPeerCertificate | undefined = this.cert;
+    for (let depth = 0; c !== undefined && depth < 10; depth++) {
+      if (trusted.has(c.fingerprint256)) return true;
+      if (c.issuerCertificate === c) break; // a self-signed root points at itself
+      c = c.issuerCertificate;
+    }
+    return false;
+  }
 
   /** The certificate's SHA-256 fingerprint: what its relay's tokens are counted by. */
   get fingerprint(): string {
@@ -54,4 +70,23 @@ function verify(host: string, cert: PeerCertificate): boolean {
 export function verifiedIdentity(conn: Connection): RelayIdentity | null {
   const cert = conn.verifiedCertificate?.() ?? null;
   return cert === null ? null : new RelayIdentity(cert);
+}
+
+/** The SHA-256 fingerprints of the certificates in `ca` (PEM, one or several blocks per item). */
+export function caFingerprints(
+  ca: string | Buffer | ReadonlyArray<string | Buffer> | undefined,
+): Set<string> {
+  const out = new Set<string>();
+  const items = ca === undefined ? [] : Array.isArray(ca) ? ca : [ca as string | Buffer];
+  for (const item of items) {
+    const text = typeof item === 'string' ? item : item.toString('latin1');
+    for (const pem of text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? []) {
+      try {
+        out.add(new X509Certificate(pem).fingerprint256);
+      } catch {
+        // not a certificate: TLS refuses it at start, nothing to trust here
+      }
+    }
+  }
+  return out;
 }

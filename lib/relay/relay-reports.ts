@@ -45,6 +45,8 @@ export interface RelayReportsOptions {
    * another connection of the relay that connection's certificate proved, or null). Absent: nowhere.
    */
   relayRouteAfter?: (gone: Peer, path: string) => Peer | null;
+  /** True for a connection of a relay proven as `--relay-ca` says (the relay's `isRelay` rule). */
+  provenRelay?: (peer: Peer) => boolean;
 }
 
 /** The report tracker and policy, wired to the relay's events. */
@@ -52,9 +54,11 @@ export class RelayReports {
   readonly policy: ReportPolicy<Peer, ImMeta>;
   readonly tracker: MessageTracker<Peer, ImMeta>;
   private readonly off: boolean;
+  private readonly provenRelay: ((peer: Peer) => boolean) | undefined;
 
   constructor(options: RelayReportsOptions) {
     this.off = options.mode === 'off';
+    this.provenRelay = options.provenRelay;
     this.policy = new ReportPolicy<Peer, ImMeta>({
       mode: options.mode,
       dedupe: options.dedupe,
@@ -174,7 +178,7 @@ export class RelayReports {
     this.tracker.failGroup(peer, 481);
     // An IM held whole from a relay its client certificate proved keeps waiting for its outcome: the
     // report can take another connection of that relay (docs/operations.md, --relay-ca).
-    const proven = peer.relayIdentity !== null && !peer.dialed;
+    const proven = this.provenRelay?.(peer) === true;
     this.tracker.dropOwner(peer, proven ? (msg) => msg.wasWhole && this.policy.owesDelivery(msg) : undefined);
   }
 

@@ -39,7 +39,7 @@ import {
   type TlsCertificateInfo,
   type TlsCredentials,
 } from './listeners.js';
-import { verifiedIdentity } from './relay-identity.js';
+import { caFingerprints, verifiedIdentity } from './relay-identity.js';
 import { ownString } from '../util/own-string.js';
 import { clip, logWithin } from './log-budget.js';
 import type { Logger, LogFields } from './logger.js';
@@ -77,6 +77,8 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   readonly tokens = new TokenTable<Peer>();
   /** Accepted connections whose client certificate proved them a relay (`--relay-ca`). */
   private readonly certified = new Set<Peer>();
+  /** Fingerprints of the `--relay-ca` certificates: a dialed next hop whose chain has one is a relay of ours. */
+  private relayCaFingerprints: Set<string>;
   readonly transactions = new TransactionTable<Peer, TrackedImMessage>((tx, sign) => this.onTxHold(tx, sign));
   readonly counters: RelayCounters = createRelayCounters();
   readonly log: Logger;
@@ -115,6 +117,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       log: this.log,
       wsMaxMessageBytes: resolved.limits.wsMaxMessageBytes,
       relayRouteAfter: (gone, path) => this.relayRouteAfter(gone, path),
+      provenRelay: (peer) => this.vouched(peer),
     });
     this.opts = resolved.limits;
     this.queueBudget = new QueueBudget(
@@ -122,6 +125,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       DEFAULTS.queueFloorBytes,
     );
     this.pendingBudget = new QueueBudget(this.opts.pendingBytesTotal, DEFAULTS.pendingFloorBytes);
+    this.relayCaFingerprints = caFingerprints(resolved.tls?.relayCa);
     this.nextHops = new NextHops(
       resolved.tls,
       resolved.nextHopAllow,
@@ -221,6 +225,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   /** Replaces the `--relay-ca` CAs (SIGHUP reload); only for a relay started with some. */
   setRelayCa(ca: RelayCa): void {
     this.listeners.setRelayCa(ca);
+    if (this.listeners.asksForCertificates) this.relayCaFingerprints = caFingerprints(ca);
   }
 
   /** True when the TLS listeners ask for client certificates (started with `--relay-ca`). */
@@ -385,14 +390,24 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   }
 
   /**
-   * True when `source` is a connection the relay `host` opened to us with its client certificate: only
-   * such a connection acts for a relay-bound token (a next hop we dialed proves its name, but anyone can
-   * make the relay dial anywhere).
+   * True when `source` is a live connection of the relay `host`, proven as `--relay-ca` says: one it
+   * opened to us with a client certificate those CAs verified, or one we dialed to it whose server
+   * certificate chains to one of them. Only such a connection acts for a relay-bound token. (A next hop
+   * proven only by `--tls-ca` or Node's roots does not: any client can make the relay dial anywhere.)
    */
   isRelay(source: Peer, host: string): boolean {
     return (
-      !source.dialed && source.relayIdentity?.matches(host) === true && !source.closing && !source.isClosed
+      source.relayIdentity?.matches(host) === true &&
+      this.vouched(source) &&
+      !source.closing &&
+      !source.isClosed
     );
+  }
+
+  /** True when `peer`'s certificate was verified against `--relay-ca` (see {@link isRelay}). */
+  private vouched(peer: Peer): boolean {
+    if (!peer.dialed) return peer.relayIdentity !== null;
+    return peer.relayIdentity?.chainsTo(this.relayCaFingerprints) === true;
   }
 
   /**
@@ -408,7 +423,15 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     return undefined;
   }
 
+  /**
+   * Hands a relay-bound token to `owner`, another connection of its relay, when it has no live one, or
+   * when `owner` is one the relay opened to us and the current one we dialed (its own link is the one
+   * it keeps using); otherwise the token stays: two live connections of a relay taking turns at it
+   * would make a new token object, and miss every route memo, at each request.
+   */
   rebind(token: Token<Peer>, owner: Peer): Token<Peer> {
+    const held = token.owner;
+    if (held !== null && !held.closing && !held.isClosed && !(held.dialed && !owner.dialed)) return token;
     const moved = this.tokens.rebind(token, owner);
     if (moved !== token)
       this.log.debug(
@@ -951,7 +974,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
    */
   relayRouteAfter(gone: Peer, path: string): Peer | null {
     const id = gone.relayIdentity;
-    if (id === null || gone.dialed) return null;
+    if (id === null || !this.vouched(gone)) return null;
     const first = tryParse(firstUri(path));
     if (first === null || !id.matches(first.host)) return null;
     const live = this.relayPeer(hostKey(first.host));

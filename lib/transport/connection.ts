@@ -5,7 +5,7 @@
  * per message (RFC 7977 §5.2), so callers must hand them whole frames only.
  */
 import type { Socket } from 'node:net';
-import type { PeerCertificate, TLSSocket } from 'node:tls';
+import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
 import { uncorkAfterTurn } from '../io/uncork.js';
 import { noteBytesRead } from '../io/read-gc.js';
 
@@ -80,10 +80,11 @@ export interface Connection {
    */
   endProbation?(): void;
   /**
-   * The peer's certificate when its TLS handshake verified it (a client certificate checked against the
-   * listener's CAs, or a dialed server's checked for the host dialed), else null; absent off TLS.
+   * The peer's certificate, with the chain it was verified by (`issuerCertificate`), when its TLS
+   * handshake verified it (a client certificate checked against the listener's CAs, or a dialed server's
+   * checked for the host dialed), else null; absent off TLS.
    */
-  verifiedCertificate?(): PeerCertificate | null;
+  verifiedCertificate?(): DetailedPeerCertificate | null;
 }
 
 /** Milliseconds an ending connection may take to flush and close before it is torn down. */
@@ -159,11 +160,11 @@ export class StreamConnection implements Connection {
     socket.setNoDelay(true);
   }
 
-  verifiedCertificate(): PeerCertificate | null {
+  verifiedCertificate(): DetailedPeerCertificate | null {
     if (this.kind !== 'tls') return null;
     const socket = this.socket as unknown as TLSSocket;
     if (!socket.authorized) return null;
-    const cert = socket.getPeerCertificate();
+    const cert = socket.getPeerCertificate(true);
     return cert !== null && typeof cert === 'object' && cert.raw !== undefined ? cert : null;
   }
 

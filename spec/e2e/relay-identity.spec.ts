@@ -204,6 +204,92 @@ describe('relays proven by their TLS certificates (--relay-ca)', () => {
     }).to.deep.equal({ delivered: true, about: true, senderGone: 0 });
   });
 
+  describe('after a reset, over the connection the other relay dialed (chaos audit)', () => {
+    /** The chain, then a reset of the link R1 opened, seen from R2. */
+    async function resetChain(
+      bobOptions: Partial<EndpointOptions> = {},
+      aliceOptions: Partial<EndpointOptions> = {},
+    ): Promise<{ r1: Relay; r2: Relay; alice: MsrpEndpoint; bob: MsrpEndpoint }> {
+      const c = await chain(true, { reports: 'on-ack', transactionTimeoutMs: 1000 }, bobOptions);
+      if (aliceOptions.respond !== undefined)
+        (c.alice as unknown as { respond: EndpointOptions['respond'] }).respond = aliceOptions.respond;
+      await resetLink(c.r2);
+      return c;
+    }
+
+    it("brings R1's delivery report for bob's IM back over the connection R2 dialed to reach alice", async function () {
+      // R2 reached alice by dialing R1; R1 sent the report back on that connection, which R2 took for a
+      // stranger's (403 'Token used from a foreign connection', and a report takes no answer: lost).
+      this.timeout(10_000);
+      const { r2, alice, bob } = await resetChain();
+      const atAlice = nextMessage(alice, 3000);
+      const atBob = nextMessage(bob, 3000);
+      const res = await bob.send({
+        toPath: bob.toPathFor(alice.path),
+        body: imFromAlice('afterReset01', 'positive-delivery'),
+        contentType: 'message/cpim',
+      });
+      await atAlice;
+      const report = (await atBob).body.toString();
+      expect({
+        res: res.statuses,
+        delivered: report.includes('<delivered/>'),
+        refused: r2.counters.refused,
+      }).to.deep.equal({ res: [200], delivered: true, refused: {} });
+    });
+
+    it("brings R1's failure REPORT for alice's refusal back the same way", async function () {
+      this.timeout(10_000);
+      const { r2, alice, bob } = await resetChain({}, { respond: () => 486 });
+      const report = new Promise<Frame>((res) => bob.once('report', (f: Frame) => res(f)));
+      const atAlice = new Promise((res) => alice.once('request', res));
+      const sent = await bob.send({
+        toPath: bob.toPathFor(alice.path),
+        body: 'x',
+        messageId: 'afterReset02',
+      });
+      await atAlice;
+      expect({
+        sent: sent.statuses,
+        status: getHeader((await report).headers, 'status')!.slice(0, 7),
+        refused: r2.counters.refused,
+      }).to.deep.equal({ sent: [200], status: '000 486', refused: {} });
+    });
+
+    it("re-routes R1's failure REPORT toward bob when the link R1 dialed to R2 resets", async function () {
+      // From R1's side that link is a next hop it dialed, proven by a certificate chaining to --relay-ca.
+      this.timeout(10_000);
+      let answer: number | null = 200;
+      const { r1, alice, bob } = await resetChain({}, { respond: () => answer });
+      const toBob = nextMessage(bob, 3000);
+      await alice.send({ toPath: alice.toPathFor(bob.path), body: 'hi' }); // R1 dials R2 again
+      await toBob;
+      answer = null; // alice holds her answer to bob's next SEND
+      const request = new Promise<Frame>((res) => alice.once('request', (f: Frame) => res(f)));
+      const report = new Promise<Frame>((res) => bob.once('report', (f: Frame) => res(f)));
+      await bob.send({ toPath: bob.toPathFor(alice.path), body: 'x', messageId: 'afterReset03' });
+      const f = await request;
+      const peers = (
+        r1 as unknown as {
+          peers: Set<{ dialed: boolean; isClosed: boolean; conn: { destroy(r: string): void } }>;
+        }
+      ).peers;
+      const dialed = [...peers].filter((p) => p.dialed);
+      for (const p of dialed) p.conn.destroy('test-reset');
+      await until(() => dialed.every((p) => p.isClosed), 3000, "R1's dialed links closed");
+      (alice as unknown as { answer(m: string, t: string, f: string, c: number): void }).answer(
+        'SEND',
+        f.transactionId,
+        f.headers[1]![1],
+        486,
+      );
+      expect({
+        status: getHeader((await report).headers, 'status')!.slice(0, 7),
+        undeliverable: r1.counters.failureReportsUndeliverable,
+      }).to.deep.equal({ status: '000 486', undeliverable: 0 });
+    });
+  });
+
   it('without --relay-ca ends the sessions behind a relay with its link (481)', async function () {
     this.timeout(15_000);
     const { r2, alice, bob } = await chain(false);
