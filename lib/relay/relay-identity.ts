@@ -17,22 +17,23 @@ const CHECKED_MAX = 16;
 /** The host names a verified certificate proves, checked as TLS checks a server's (SAN, then CN). */
 export class RelayIdentity {
   private readonly checked = new Map<string, boolean>();
+  private chainVerdict: { trusted: readonly X509Certificate[]; ok: boolean } | null = null;
 
   constructor(private readonly cert: DetailedPeerCertificate) {}
 
   /**
-   * True when one of the certificates the handshake verified this one by (itself, its issuers up to the
-   * trusted root) has a fingerprint in `trusted`. A dialed next hop's certificate is verified against
-   * `--tls-ca` and Node's roots; this tells whether it also chains to a `--relay-ca` CA.
+   * True when this certificate is one of `trusted` or is signed, through the chain the peer sent, by one
+   * of them: each link checked here (issuer name, signature, the issuer a CA within its dates), since
+   * the chain Node hands back is rebuilt from what the peer sent, not the one OpenSSL verified, which
+   * was checked against `--tls-ca` or Node's roots (review: a forged intermediate named after the
+   * public root and pointing at the relay CA passed a fingerprint check). A dialed next hop's
+   * certificate is thereby checked against `--relay-ca` too. Cached per `trusted` list.
    */
-  chainsTo(trusted: ReadonlySet<string>): boolean {
-    let c: DetailedPeerCertificate | undefined = this.cert;
-    for (let depth = 0; c !== undefined && depth < 10; depth++) {
-      if (trusted.has(c.fingerprint256)) return true;
-      if (c.issuerCertificate === c) break; // a self-signed root points at itself
-      c = c.issuerCertificate;
-    }
-    return false;
+  chainsTo(trusted: readonly X509Certificate[], now = Date.now()): boolean {
+    if (this.chainVerdict?.trusted === trusted) return this.chainVerdict.ok;
+    const ok = verifyChain(this.cert, trusted, now);
+    this.chainVerdict = { trusted, ok };
+    return ok;
   }
 
   /** The certificate's SHA-256 fingerprint: what its relay's tokens are counted by. */
@@ -72,17 +73,66 @@ export function verifiedIdentity(conn: Connection): RelayIdentity | null {
   return cert === null ? null : new RelayIdentity(cert);
 }
 
-/** The SHA-256 fingerprints of the certificates in `ca` (PEM, one or several blocks per item). */
-export function caFingerprints(
+/** Longest chain followed from a peer's certificate toward a trusted one. */
+const MAX_CHAIN = 8;
+
+function verifyChain(
+  leaf: DetailedPeerCertificate,
+  trusted: readonly X509Certificate[],
+  now: number,
+): boolean {
+  let node: DetailedPeerCertificate = leaf;
+  let child: X509Certificate;
+  try {
+    child = new X509Certificate(leaf.raw);
+  } catch {
+    return false;
+  }
+  for (let depth = 0; depth < MAX_CHAIN; depth++) {
+    for (const t of trusted) {
+      if (child.fingerprint256 === t.fingerprint256 || signedBy(child, t, now)) return true;
+    }
+    const next: DetailedPeerCertificate | undefined = node.issuerCertificate;
+    if (next === undefined || next === node || next.raw === undefined) return false;
+    let parent: X509Certificate;
+    try {
+      parent = new X509Certificate(next.raw);
+    } catch {
+      return false;
+    }
+    if (!signedBy(child, parent, now)) return false;
+    node = next;
+    child = parent;
+  }
+  return false;
+}
+
+/** True when `issuer` is a CA, valid at `now`, whose name and key issued `child` and whose signature it bears. */
+function signedBy(child: X509Certificate, issuer: X509Certificate, now: number): boolean {
+  try {
+    return (
+      issuer.ca &&
+      Date.parse(issuer.validFrom) <= now &&
+      now <= Date.parse(issuer.validTo) &&
+      child.checkIssued(issuer) &&
+      child.verify(issuer.publicKey)
+    );
+  } catch {
+    return false;
+  }
+}
+
+/** The certificates in `ca` (PEM, one or several blocks per item), parsed; what does not parse is left out. */
+export function caCertificates(
   ca: string | Buffer | ReadonlyArray<string | Buffer> | undefined,
-): Set<string> {
-  const out = new Set<string>();
+): X509Certificate[] {
+  const out: X509Certificate[] = [];
   const items = ca === undefined ? [] : Array.isArray(ca) ? ca : [ca as string | Buffer];
   for (const item of items) {
     const text = typeof item === 'string' ? item : item.toString('latin1');
     for (const pem of text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? []) {
       try {
-        out.add(new X509Certificate(pem).fingerprint256);
+        out.push(new X509Certificate(pem));
       } catch {
         // not a certificate: TLS refuses it at start, nothing to trust here
       }

@@ -11,6 +11,7 @@
  *                                                 └─► failure REPORT toward the sender
  * ```
  */
+import type { X509Certificate } from 'node:crypto';
 import { DEFAULTS, type ContinuationFlag } from '../constants.js';
 import type { MsrpError } from '../errors.js';
 import { getHeader, type FrameHead, type RequestHead } from '../msrp/message.js';
@@ -39,7 +40,7 @@ import {
   type TlsCertificateInfo,
   type TlsCredentials,
 } from './listeners.js';
-import { caFingerprints, verifiedIdentity } from './relay-identity.js';
+import { caCertificates, verifiedIdentity } from './relay-identity.js';
 import { ownString } from '../util/own-string.js';
 import { clip, logWithin } from './log-budget.js';
 import type { Logger, LogFields } from './logger.js';
@@ -77,8 +78,8 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   readonly tokens = new TokenTable<Peer>();
   /** Accepted connections whose client certificate proved them a relay (`--relay-ca`). */
   private readonly certified = new Set<Peer>();
-  /** Fingerprints of the `--relay-ca` certificates: a dialed next hop whose chain has one is a relay of ours. */
-  private relayCaFingerprints: Set<string>;
+  /** The `--relay-ca` certificates: a dialed next hop whose certificate they sign is a relay of ours. */
+  private relayCaCerts: X509Certificate[];
   readonly transactions = new TransactionTable<Peer, TrackedImMessage>((tx, sign) => this.onTxHold(tx, sign));
   readonly counters: RelayCounters = createRelayCounters();
   readonly log: Logger;
@@ -125,7 +126,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       DEFAULTS.queueFloorBytes,
     );
     this.pendingBudget = new QueueBudget(this.opts.pendingBytesTotal, DEFAULTS.pendingFloorBytes);
-    this.relayCaFingerprints = caFingerprints(resolved.tls?.relayCa);
+    this.relayCaCerts = caCertificates(resolved.tls?.relayCa);
     this.nextHops = new NextHops(
       resolved.tls,
       resolved.nextHopAllow,
@@ -225,7 +226,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   /** Replaces the `--relay-ca` CAs (SIGHUP reload); only for a relay started with some. */
   setRelayCa(ca: RelayCa): void {
     this.listeners.setRelayCa(ca);
-    if (this.listeners.asksForCertificates) this.relayCaFingerprints = caFingerprints(ca);
+    if (this.listeners.asksForCertificates) this.relayCaCerts = caCertificates(ca);
   }
 
   /** True when the TLS listeners ask for client certificates (started with `--relay-ca`). */
@@ -407,7 +408,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   /** True when `peer`'s certificate was verified against `--relay-ca` (see {@link isRelay}). */
   private vouched(peer: Peer): boolean {
     if (!peer.dialed) return peer.relayIdentity !== null;
-    return peer.relayIdentity?.chainsTo(this.relayCaFingerprints) === true;
+    return peer.relayIdentity?.chainsTo(this.relayCaCerts) === true;
   }
 
   /**
@@ -424,14 +425,16 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   }
 
   /**
-   * Hands a relay-bound token to `owner`, another connection of its relay, when it has no live one, or
-   * when `owner` is one the relay opened to us and the current one we dialed (its own link is the one
-   * it keeps using); otherwise the token stays: two live connections of a relay taking turns at it
-   * would make a new token object, and miss every route memo, at each request.
+   * Hands a relay-bound token to `owner`, another connection of its relay proven as {@link isRelay}
+   * says (a next hop that is only a destination never holds it). A connection the relay opened to us
+   * takes it from any other: the newest is the one it uses, and an older one may be half-open. One we
+   * dialed takes it only from none, or from another we dialed: the relay's own link keeps it, else the
+   * two would take turns at it, a new token object and a missed route memo at each request.
    */
   rebind(token: Token<Peer>, owner: Peer): Token<Peer> {
+    if (!this.vouched(owner)) return token;
     const held = token.owner;
-    if (held !== null && !held.closing && !held.isClosed && !(held.dialed && !owner.dialed)) return token;
+    if (held !== null && !held.closing && !held.isClosed && !held.dialed && owner.dialed) return token;
     const moved = this.tokens.rebind(token, owner);
     if (moved !== token)
       this.log.debug(
