@@ -393,8 +393,9 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   /**
    * True when `source` is a live connection of the relay `host`, proven as `--relay-ca` says: one it
    * opened to us with a client certificate those CAs verified, or one we dialed to it whose server
-   * certificate chains to one of them. Only such a connection acts for a relay-bound token. (A next hop
-   * proven only by `--tls-ca` or Node's roots does not: any client can make the relay dial anywhere.)
+   * certificate one of them signed (`RelayIdentity.chainsTo`, each link checked). Only such a connection
+   * acts for a relay-bound token. (A next hop proven only by `--tls-ca` or Node's roots does not: any
+   * client can make the relay dial anywhere.)
    */
   isRelay(source: Peer, host: string): boolean {
     return (
@@ -971,8 +972,8 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   /**
    * Where a request toward the relay that sent us something over `gone`, a connection now closed, can
    * go instead (its path `path`, the sender's From-Path): another connection of that relay, or a new one
-   * to the path's first URI over TLS; only when `gone` proved by its certificate that this URI's host is
-   * its (digest §2.5, §2.6). Null otherwise: the From-Path is the sender's word alone, and a relay that
+   * to the path's first URI over TLS; only when `gone` was a relay's proven as {@link isRelay} says and its
+   * certificate names this URI's host (digest §2.5, §2.6). Null otherwise: the From-Path is the sender's word alone, and a relay that
    * trusted it would dial wherever a stranger pointed.
    */
   relayRouteAfter(gone: Peer, path: string): Peer | null {
@@ -982,7 +983,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     if (first === null || !id.matches(first.host)) return null;
     const live = this.relayPeer(hostKey(first.host));
     if (live !== undefined) return live;
-    if (first.scheme.toLowerCase() !== 'msrps' || first.transport !== 'tcp') return null;
+    if (first.scheme.toLowerCase() !== 'msrps' || first.transport.toLowerCase() !== 'tcp') return null;
     const dialed = this.dialChecked(first);
     return isRefusal(dialed) ? null : dialed;
   }
