@@ -13,6 +13,7 @@ import { accessSync, constants as fsConstants, readFileSync, statSync } from 'no
 import { isIP } from 'node:net';
 import { checkTlsPair } from '../relay/listeners.js';
 import { defaultMaxConnections } from '../relay/options.js';
+import { pemCertificates } from '../util/pem.js';
 import { parseProxyEntry } from '../transport/proxy.js';
 import { dirname, extname, resolve as resolvePath } from 'node:path';
 import { Command, Option } from 'commander';
@@ -545,7 +546,7 @@ function readConfigFile(path: string, where: string): ConfigFile {
  */
 export function readCaFile(path: string, where = '--tls-ca'): string[] {
   const text = readFileSync(path, 'latin1');
-  const pems = text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  const pems = pemCertificates(text);
   if (pems.length === 0)
     throw fail(`${where} ${show(path)} holds no PEM certificate: give a file of "BEGIN CERTIFICATE" blocks`);
   for (const [i, pem] of pems.entries()) {

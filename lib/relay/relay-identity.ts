@@ -10,6 +10,7 @@ import { isIP } from 'node:net';
 import { checkServerIdentity, type DetailedPeerCertificate, type PeerCertificate } from 'node:tls';
 import { hostKey } from '../msrp/uri.js';
 import type { Connection } from '../transport/connection.js';
+import { pemCertificates } from '../util/pem.js';
 
 /** Hosts whose answer one identity keeps (a relay's URIs name one or two hosts; a bound for the rest). */
 const CHECKED_MAX = 16;
@@ -130,7 +131,7 @@ export function caCertificates(
   const items = ca === undefined ? [] : Array.isArray(ca) ? ca : [ca as string | Buffer];
   for (const item of items) {
     const text = typeof item === 'string' ? item : item.toString('latin1');
-    for (const pem of text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? []) {
+    for (const pem of pemCertificates(text)) {
       try {
         out.push(new X509Certificate(pem));
       } catch {

@@ -1124,7 +1124,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     // Digest §2.5: a relay known by its certificate speaks with a From-Path that starts with its own URI.
     const proven = peer.relayIdentity !== null && !peer.dialed;
     const sender = proven ? tryParse(fromPath[0]) : null;
-    if (proven && !this.fromAllowed(peer, sender)) {
+    if (!this.fromAllowed(peer, sender)) {
       const comment = 'From-Path does not match the relay certificate';
       peer.send([transactionResponse(head, 403, comment, head.headers[0]![1].trim())], peer);
       bump(this.counters.auth, 'bad-request');

@@ -414,7 +414,7 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
     if ((msg.flags & AWAITING) !== 0) this.unawait(msg);
     if (reason === 'aborted') this.counters.aborted++;
     else if (reason === 'timeout') this.counters.timedOut++;
-    else if (reason === 'owner-closed' && msg.wasWhole && this.owedDelivery(msg)) this.counters.senderGone++;
+    else if (reason === 'owner-closed' && msg.wasWhole && this.owesDelivery(msg)) this.counters.senderGone++;
     else if (reason === 'holes' || reason === 'caps') this.counters.untracked++;
   }
 
@@ -447,10 +447,6 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
 
   /** True when `msg` asked for a delivery notification (positive or negative) not sent yet. */
   owesDelivery(msg: TrackedMessage<O, M>): boolean {
-    return this.owedDelivery(msg);
-  }
-
-  private owedDelivery(msg: TrackedMessage<O, M>): boolean {
     const k = msg.request?.kinds;
     if (k === undefined || (msg.flags & (SENT_DELIVERED | SENT_FAILED)) !== 0) return false;
     return k.has('negative-delivery') || k.has('positive-delivery');
