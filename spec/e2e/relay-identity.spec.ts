@@ -98,10 +98,11 @@ describe('relays proven by their TLS certificates (--relay-ca)', () => {
     relayCa: boolean,
     extra: RelayOptions = {},
     bobOptions: Partial<EndpointOptions> = {},
+    aliceOptions: Partial<EndpointOptions> = {},
   ): Promise<{ r1: Relay; r2: Relay; alice: MsrpEndpoint; bob: MsrpEndpoint }> {
     const r1 = await h.relay(tlsRelay(relayCa));
     const r2 = await h.relay(tlsRelay(relayCa, extra));
-    const alice = await h.connect(r1, { tls: clientTls() });
+    const alice = await h.connect(r1, { tls: clientTls(), ...aliceOptions });
     const a1 = await alice.auth({ relayUri: tlsUri(r1), username: 'alice', password: USERS.alice });
     expect(a1.kind === 'response' && a1.statusCode).to.equal(200);
     const t1 = alice.usePath[0]!;
@@ -116,6 +117,12 @@ describe('relays proven by their TLS certificates (--relay-ca)', () => {
     const b = await bob.auth({ relayUri: tlsUri(r2), username: 'bob', password: USERS.bob });
     expect(b.kind === 'response' && b.statusCode).to.equal(200);
     return { r1, r2, alice, bob };
+  }
+
+  /** `ep` answers `request`, a SEND it has left unanswered (its `respond` gave null), with `code`. */
+  function answerLate(ep: MsrpEndpoint, request: Frame, code: number): void {
+    const late = ep as unknown as { answer(method: string, tid: string, from: string, code: number): void };
+    late.answer('SEND', request.transactionId, request.headers[1]![1], code);
   }
 
   /** Resets the connection R1 opened to R2, as R2 sees it, and waits until it is gone. */
@@ -153,8 +160,7 @@ describe('relays proven by their TLS certificates (--relay-ca)', () => {
   it("sends a failure REPORT over another connection of the sender's relay when the link it came on is gone", async function () {
     this.timeout(15_000);
     // relay-chain.spec.ts: without certificates R2 counts such a REPORT undeliverable.
-    let answer: number | null = null;
-    const { r2, alice, bob } = await chain(true, { transactionTimeoutMs: 1000 }, { respond: () => answer });
+    const { r2, alice, bob } = await chain(true, { transactionTimeoutMs: 1000 }, { respond: () => null });
     const reports: Frame[] = [];
     alice.on('report', (f: Frame) => reports.push(f));
     const received = nextMessage(bob, 3000);
@@ -167,7 +173,6 @@ describe('relays proven by their TLS certificates (--relay-ca)', () => {
     await received;
     await resetLink(r2); // while R2 waits for bob's answer
     await until(() => reports.length === 1, 5000, 'the REPORT at alice');
-    answer = 200;
     expect({
       status: getHeader(reports[0]!.headers, 'status'),
       messageId: getHeader(reports[0]!.headers, 'message-id'),
@@ -190,12 +195,7 @@ describe('relays proven by their TLS certificates (--relay-ca)', () => {
     await resetLink(r2);
     const report = nextMessage(alice, 5000);
     // bob's 200 comes after the link is gone: the report takes a new connection to R1.
-    (bob as unknown as { answer(m: string, tid: string, from: string, code: number): void }).answer(
-      'SEND',
-      f.transactionId,
-      f.headers[1]![1],
-      200,
-    );
+    answerLate(bob, f, 200);
     const body = (await report).body.toString();
     expect({
       delivered: body.includes('<delivered/>'),
@@ -210,9 +210,12 @@ describe('relays proven by their TLS certificates (--relay-ca)', () => {
       bobOptions: Partial<EndpointOptions> = {},
       aliceOptions: Partial<EndpointOptions> = {},
     ): Promise<{ r1: Relay; r2: Relay; alice: MsrpEndpoint; bob: MsrpEndpoint }> {
-      const c = await chain(true, { reports: 'on-ack', transactionTimeoutMs: 1000 }, bobOptions);
-      if (aliceOptions.respond !== undefined)
-        (c.alice as unknown as { respond: EndpointOptions['respond'] }).respond = aliceOptions.respond;
+      const c = await chain(
+        true,
+        { reports: 'on-ack', transactionTimeoutMs: 1000 },
+        bobOptions,
+        aliceOptions,
+      );
       await resetLink(c.r2);
       return c;
     }
@@ -277,12 +280,7 @@ describe('relays proven by their TLS certificates (--relay-ca)', () => {
       const dialed = [...peers].filter((p) => p.dialed);
       for (const p of dialed) p.conn.destroy('test-reset');
       await until(() => dialed.every((p) => p.isClosed), 3000, "R1's dialed links closed");
-      (alice as unknown as { answer(m: string, t: string, f: string, c: number): void }).answer(
-        'SEND',
-        f.transactionId,
-        f.headers[1]![1],
-        486,
-      );
+      answerLate(alice, f, 486);
       expect({
         status: getHeader((await report).headers, 'status')!.slice(0, 7),
         undeliverable: r1.counters.failureReportsUndeliverable,

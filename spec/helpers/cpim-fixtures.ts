@@ -26,8 +26,8 @@ export const E5_2_XML =
   '<delivery-notification><status><delivered/></status></delivery-notification>\r\n' +
   '</imdn>';
 
-/** Digest §5.7 E5.2: the CPIM body of the delivery IMDN (<len=590>). */
-export const E5_2 =
+/** Digest §5.7 E5.2: the CPIM message headers and MIME headers of the delivery IMDN, to the blank line. */
+export const E5_2_HEAD =
   'From: <im:bob@example.net>\r\n' +
   'To: <im:alice@example.org>\r\n' +
   'DateTime: 2024-05-06T10:15:31Z\r\n' +
@@ -36,8 +36,10 @@ export const E5_2 =
   '\r\n' +
   'Content-Type: message/imdn+xml\r\n' +
   'Content-Disposition: notification\r\n' +
-  '\r\n' +
-  E5_2_XML;
+  '\r\n';
+
+/** Digest §5.7 E5.2: the CPIM body of the delivery IMDN (<len=590>). */
+export const E5_2 = E5_2_HEAD + E5_2_XML;
 
 /** Digest §6.5: legacy im-report-00 request (<len=164>). */
 export const E6_5 =

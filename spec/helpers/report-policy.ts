@@ -9,6 +9,7 @@ import {
   type ReportPolicyOptions,
 } from '../../lib/reports/policy.js';
 import { MessageTracker, type TrackedMessage, type TrackerOptions } from '../../lib/reports/tracker.js';
+import { E5_2_HEAD } from './cpim-fixtures.js';
 import { chunksOf, feedChunk } from './reports.js';
 
 export interface Meta extends ReportMeta {
@@ -71,15 +72,7 @@ export function recipientImdn(
 ): Buffer {
   const element = ELEMENTS[status];
   return Buffer.from(
-    'From: <im:bob@example.net>\r\n' +
-      'To: <im:alice@example.org>\r\n' +
-      'DateTime: 2024-05-06T10:15:31Z\r\n' +
-      'NS: imdn <urn:ietf:params:imdn>\r\n' +
-      'imdn.Message-ID: Hn3vB8sPq1\r\n' +
-      '\r\n' +
-      'Content-Type: message/imdn+xml\r\n' +
-      'Content-Disposition: notification\r\n' +
-      '\r\n' +
+    E5_2_HEAD +
       '<?xml version="1.0" encoding="UTF-8"?>\r\n' +
       '<imdn xmlns="urn:ietf:params:xml:ns:imdn">\r\n' +
       `<message-id>${messageId}</message-id>\r\n` +
