@@ -79,6 +79,8 @@ export interface RelayConfig {
   idleTimeout: number;
   /** Seconds a connection's queue may stay over its limit with nothing leaving before it is closed. */
   writeStallTimeout: number;
+  /** Seconds of silence before TCP keep-alive probes a TCP or TLS connection; 0: off. */
+  tcpKeepalive: number;
   reports: ReportsMode;
   reportsDedupe: boolean;
   reportsDedupeEntries: number;
@@ -105,6 +107,8 @@ interface Field {
   readonly choices?: readonly string[];
   /** A duration that also takes 0, meaning off. */
   readonly zeroOff?: boolean;
+  /** Largest value of a 'seconds' field, when below what a Node timer holds. */
+  readonly maxSeconds?: number;
   /** What 0 means for a 'limit' (default `no limit`), as error messages say it. */
   readonly zeroMeans?: string;
 }
@@ -118,6 +122,8 @@ const MAX_COUNT = 1_000_000;
 const MAX_LIMIT = 100_000_000;
 /** setTimeout() holds at most 2^31-1 ms. */
 const MAX_SECONDS = Math.floor(0x7fffffff / 1000);
+/** Linux refuses a larger TCP_KEEPIDLE (MAX_TCP_KEEPIDLE): the probes would start after its default 2 h. */
+const MAX_KEEPIDLE_SECONDS = 32767;
 
 const ARG_NAMES: Partial<Record<Kind, string>> = {
   origins: 'origin',
@@ -251,6 +257,13 @@ const FIELDS: readonly Field[] = [
     D.writeStallMs / 1000,
     'close a connection whose full queue has had nothing leave for this long (3x for other relays); 0: never',
     { zeroOff: true },
+  ),
+  field(
+    'tcpKeepalive',
+    SECS,
+    D.tcpKeepAliveMs / 1000,
+    'TCP keep-alive: the kernel probes a TCP or TLS connection silent this long; 0: off',
+    { zeroOff: true, maxSeconds: MAX_KEEPIDLE_SECONDS },
   ),
   field('reports', 'enum', 'on-ack', 'inject delivery reports', {
     arg: 'mode',
@@ -473,6 +486,9 @@ function convert(field: Field, raw: unknown, where: string, baseDir?: string): u
       const seconds = parseDuration(raw, where, field.zeroOff === true);
       if (field.kind === 'seconds' && !Number.isInteger(seconds)) {
         throw fail(`invalid ${where} ${show(raw)}: expected a whole number of seconds`);
+      }
+      if (field.maxSeconds !== undefined && seconds > field.maxSeconds) {
+        throw fail(`invalid ${where} ${show(raw)}: expected at most ${field.maxSeconds}s`);
       }
       return seconds;
     }

@@ -155,6 +155,13 @@ export interface RelayOptions {
    * sources paused, and with them every session on a connection they share (default 60 000 ms; 0: never).
    */
   writeStallMs?: number;
+  /**
+   * TCP keep-alive on TCP and TLS connections, accepted and dialed (SO_KEEPALIVE, with TCP_KEEPIDLE this
+   * many ms rounded down to whole seconds): the kernel probes a connection silent this long, which keeps
+   * middleboxes' state for a quiet relay link and finds a peer that vanished (default 60 000; 0: off).
+   * WebSocket connections have their own pings (RFC 7977 §6).
+   */
+  tcpKeepAliveMs?: number;
   logger?: Logger;
 }
 
@@ -277,6 +284,7 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
       probationMs: options.probationMs ?? DEFAULTS.probationMs,
       idleTimeoutMs: options.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
       writeStallMs: options.writeStallMs ?? DEFAULTS.writeStallMs,
+      tcpKeepAliveMs: options.tcpKeepAliveMs ?? DEFAULTS.tcpKeepAliveMs,
     },
   };
 }

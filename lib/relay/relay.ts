@@ -906,6 +906,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       return;
     }
     const peer = new Peer(this, conn, this.limits(conn));
+    this.keepAlive(conn);
     this.peers.add(peer);
     this.connectedAt.set(peer, acceptedAt);
     peer.relayIdentity = verifiedIdentity(conn);
@@ -1004,10 +1005,20 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     return true;
   }
 
+  /**
+   * `--tcp-keepalive`: a quiet link between relays would otherwise lose a firewall's or NAT's state and
+   * turn into a black hole found only by a transaction timeout, and a client whose host vanished would
+   * keep its connection until its tokens expire.
+   */
+  private keepAlive(conn: Connection): void {
+    if (this.opts.tcpKeepAliveMs > 0) conn.keepAlive?.(this.opts.tcpKeepAliveMs);
+  }
+
   /** A connection toward another relay or endpoint (relay chaining), reused per scheme/host/port. */
   private dial(uri: MsrpUri): Peer {
     return this.nextHops.dial(uri, (conn, key) => {
       const peer = new Peer(this, conn, this.limits(conn), key);
+      this.keepAlive(conn);
       this.peers.add(peer);
       this.connectedAt.set(peer, Date.now());
       this.counters.connectionsOpened++;

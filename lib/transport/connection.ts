@@ -85,6 +85,12 @@ export interface Connection {
    * checked for the host dialed), else null; absent off TLS.
    */
   verifiedCertificate?(): DetailedPeerCertificate | null;
+  /**
+   * Turns on TCP keep-alive: the kernel probes the connection after `idleMs` of silence (whole seconds,
+   * at least one) and resets it when the probes go unanswered. Absent where the transport has its own
+   * (WebSocket Ping).
+   */
+  keepAlive?(idleMs: number): void;
 }
 
 /** Milliseconds an ending connection may take to flush and close before it is torn down. */
@@ -158,6 +164,12 @@ export class StreamConnection implements Connection {
     this.localAddress = socket.localAddress ?? '';
     this.socket[kConn] = this;
     socket.setNoDelay(true);
+  }
+
+  keepAlive(idleMs: number): void {
+    // TCP_KEEPIDLE is set in whole seconds; the probes' interval and count stay the kernel's
+    // (net.ipv4.tcp_keepalive_intvl, _probes). Node applies it to a dialed socket once connected.
+    this.socket.setKeepAlive(true, Math.max(1000, idleMs));
   }
 
   verifiedCertificate(): DetailedPeerCertificate | null {

@@ -126,6 +126,7 @@ describe('relay configuration', () => {
         probationTimeout: 30,
         idleTimeout: 3600,
         writeStallTimeout: 60,
+        tcpKeepalive: 60,
         reports: 'on-ack',
         reportsDedupe: true,
         reportsDedupeEntries: 10_000,
@@ -242,6 +243,15 @@ describe('relay configuration', () => {
       );
       // Other durations still refuse 0.
       expect(() => resolve(['--idle-timeout', '0'])).to.throw(/expected a duration above 0/);
+    });
+
+    it('reads --tcp-keepalive in whole seconds up to the kernel limit, 0 meaning off', () => {
+      expect(resolve(['--tcp-keepalive', '0']).tcpKeepalive).to.equal(0);
+      expect(resolve(['--tcp-keepalive', '2m']).tcpKeepalive).to.equal(120);
+      expect(resolve(['--tcp-keepalive', '32767']).tcpKeepalive).to.equal(32767);
+      expect(() => resolve(['--tcp-keepalive', '32768'])).to.throw(/--tcp-keepalive .*at most 32767s/);
+      expect(() => resolve(['--tcp-keepalive', '1500ms'])).to.throw(/whole number of seconds/);
+      expect(() => resolve(['--tcp-keepalive', '-1'])).to.throw(/--tcp-keepalive/);
     });
 
     it('treats an empty environment variable as unset', () => {
