@@ -57,11 +57,6 @@ function readRelayCa(cfg: RelayConfig): string[] | undefined {
   return cfg.relayCa === undefined ? undefined : readCaFile(cfg.relayCa, '--relay-ca');
 }
 
-/** True when the relay has a TLS or WSS listener (what a certificate reload is for). */
-function servesTls(relay: Relay): boolean {
-  return relay.addresses().some((a) => a.kind === 'tls' || a.kind === 'wss');
-}
-
 /** The presented certificate as log fields, or undefined without TLS listeners. */
 function certificateFields(relay: Relay): Record<string, string> | undefined {
   const c = relay.tlsCertificate();
@@ -309,7 +304,8 @@ function installSignals(
       // Everything is read and checked before anything is applied: a bad file changes nothing.
       const cfg = resolveConfig(flags, env);
       const users = cfg.users === undefined ? undefined : FileUserStore.fromFile(cfg.users);
-      const tls = servesTls(relay) ? readTls(cfg) : undefined;
+      // With or without TLS listeners: the pair is also the client certificate of msrps dials.
+      const tls = readTls(cfg);
       if (tls !== undefined) checkValidNow(tls.cert);
       const ca = readCa(cfg);
       const relayCa = readRelayCa(cfg);

@@ -2,13 +2,20 @@ import { expect } from 'chai';
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import { MsrpEndpoint } from '../../lib/client/endpoint.js';
 import { parseStatus } from '../../lib/msrp/headers.js';
 import { getHeader, type Frame } from '../../lib/msrp/message.js';
 import { createRelay } from '../../lib/relay/relay.js';
 import { exposedPlainWebSocketHosts } from '../../lib/cli/start.js';
 import { FileUserStore } from '../../lib/relay/users.js';
-import { fingerprintOf, otherCertificate, presentedFingerprint, testCertificate } from '../helpers/tls.js';
+import {
+  ecCertificate,
+  fingerprintOf,
+  otherCertificate,
+  presentedFingerprint,
+  testCertificate,
+} from '../helpers/tls.js';
 import { bannerPort, run, type Run } from '../helpers/cli.js';
 import { tempDir } from '../helpers/temp.js';
 
@@ -264,6 +271,69 @@ describe('msrp-relay CLI', () => {
     } finally {
       await bob.close();
       await far.close(100);
+    }
+  });
+
+  it('re-reads on SIGHUP the certificate it presents to msrps next hops, with no TLS listener', async function () {
+    this.timeout(20_000);
+    // Operations audit: without a TLS or WSS listener the reload skipped --tls-cert/--tls-key, so a relay
+    // that uses them only as its client certificate toward other relays kept the old pair to the restart.
+    const far = testCertificate();
+    const first = otherCertificate();
+    const renewed = ecCertificate();
+    const dir = tempDir('msrp-cli-');
+    const cert = join(dir, 'cert.pem');
+    const key = join(dir, 'key.pem');
+    copyFileSync(first.certPath, cert);
+    copyFileSync(first.keyPath, key);
+    // The next hop: a TLS server that notes the certificate each client presents, then hangs up.
+    const presented: string[] = [];
+    const server = createTlsServer(
+      { cert: far.cert, key: far.key, requestCert: true, rejectUnauthorized: false },
+      (socket) => {
+        presented.push(socket.getPeerCertificate().fingerprint256);
+        socket.destroy();
+      },
+    );
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const farPort = (server.address() as AddressInfo).port;
+    const r = run([
+      'start',
+      '--listen',
+      '127.0.0.1:0',
+      '--no-auth',
+      '--tls-cert',
+      cert,
+      '--tls-key',
+      key,
+      '--tls-ca',
+      far.certPath,
+      '--log-level',
+      'info',
+    ]);
+    running.push(r);
+    const port = await bannerPort(r);
+    const alice = await MsrpEndpoint.connect({ host: '127.0.0.1', port });
+    try {
+      await alice.auth({ relayUri: `msrp://alice@127.0.0.1:${port};tcp` });
+      const dialFar = async (count: number): Promise<void> => {
+        await alice.send({ toPath: alice.toPathFor([`msrps://127.0.0.1:${farPort}/far1;tcp`]), body: 'hi' });
+        const end = Date.now() + 5000;
+        while (presented.length < count && Date.now() < end) await new Promise((s) => setTimeout(s, 20));
+      };
+      await dialFar(1);
+      copyFileSync(renewed.certPath, cert);
+      copyFileSync(renewed.keyPath, key);
+      r.child.kill('SIGHUP');
+      const end = Date.now() + 5000;
+      while (!r.stdout().includes('configuration reloaded') && Date.now() < end)
+        await new Promise((s) => setTimeout(s, 20));
+      await new Promise((s) => setTimeout(s, 1100)); // the relay keeps off a next hop that failed for 1 s
+      await dialFar(2);
+      expect(presented).to.deep.equal([fingerprintOf(first.cert), fingerprintOf(renewed.cert)]);
+    } finally {
+      await alice.close();
+      await new Promise((resolve) => server.close(resolve));
     }
   });
 });
