@@ -80,8 +80,11 @@ export const DEFAULTS = {
   idleTimeoutMs: 3600_000,
   /** Milliseconds a connection's queue may stay over its limit with nothing leaving before it is closed. */
   writeStallMs: 60_000,
-  /** Milliseconds of silence on a TCP or TLS connection before the kernel's keep-alive probes start. */
-  tcpKeepAliveMs: 60_000,
+  /**
+   * Milliseconds of silence on a TCP or TLS connection before keep-alive probes start: under the idle
+   * timeouts of common NATs, firewalls and cloud load balancers (4-6 min and up).
+   */
+  tcpKeepAliveMs: 120_000,
   /** AUTH lifetime in seconds: default, minimum, maximum (RFC 4976 §5.1). */
   authExpires: 600,
   authMinExpires: 60,

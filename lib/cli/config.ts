@@ -380,13 +380,18 @@ const TIME_UNITS: Record<string, number> = { '': 1, ms: -1000, s: 1, m: 60, h: 3
  * above 0 (or 0 itself, meaning off, with `zeroOff`) and fits a Node timer (about 24.8 days); throws a
  * CONFIG {@link MsrpError} otherwise.
  */
-export function parseDuration(value: string | number, where = 'duration', zeroOff = false): number {
+export function parseDuration(
+  value: string | number,
+  where = 'duration',
+  zeroOff = false,
+  maxSeconds = MAX_SECONDS,
+): number {
   const seconds = withUnit(value, TIME_UNITS);
-  if (Number.isFinite(seconds) && (seconds > 0 || (zeroOff && seconds === 0)) && seconds <= MAX_SECONDS)
+  if (Number.isFinite(seconds) && (seconds > 0 || (zeroOff && seconds === 0)) && seconds <= maxSeconds)
     return seconds;
   const range = zeroOff ? '0 (off) or a duration of' : 'a duration above 0 and';
   throw fail(
-    `invalid ${where} ${show(value)}: expected ${range} at most ${MAX_SECONDS}s, e.g. 30, 500ms, 10m or 1h`,
+    `invalid ${where} ${show(value)}: expected ${range} at most ${maxSeconds}s, e.g. 30, 500ms, 10m or 1h`,
   );
 }
 
@@ -483,12 +488,9 @@ function convert(field: Field, raw: unknown, where: string, baseDir?: string): u
     case 'seconds': {
       if (typeof raw !== 'string' && typeof raw !== 'number') throw fail(`invalid ${where} ${show(raw)}`);
       if (field.kind === 'size') return parseSize(raw, where);
-      const seconds = parseDuration(raw, where, field.zeroOff === true);
+      const seconds = parseDuration(raw, where, field.zeroOff === true, field.maxSeconds);
       if (field.kind === 'seconds' && !Number.isInteger(seconds)) {
         throw fail(`invalid ${where} ${show(raw)}: expected a whole number of seconds`);
-      }
-      if (field.maxSeconds !== undefined && seconds > field.maxSeconds) {
-        throw fail(`invalid ${where} ${show(raw)}: expected at most ${field.maxSeconds}s`);
       }
       return seconds;
     }

@@ -158,7 +158,8 @@ export interface RelayOptions {
   /**
    * TCP keep-alive on TCP and TLS connections, accepted and dialed (SO_KEEPALIVE, with TCP_KEEPIDLE this
    * many ms rounded down to whole seconds): the kernel probes a connection silent this long, which keeps
-   * middleboxes' state for a quiet relay link and finds a peer that vanished (default 60 000; 0: off).
+   * middleboxes' state for a quiet relay link and finds a peer that vanished (default 120 000; 0: off;
+   * at most 32 767 000, Linux's limit).
    * WebSocket connections have their own pings (RFC 7977 §6).
    */
   tcpKeepAliveMs?: number;

@@ -93,6 +93,9 @@ export interface Connection {
   keepAlive?(idleMs: number): void;
 }
 
+/** Largest keep-alive idle time Linux takes (MAX_TCP_KEEPIDLE, seconds), in ms. */
+const MAX_KEEPIDLE_MS = 32767 * 1000;
+
 /** Milliseconds an ending connection may take to flush and close before it is torn down. */
 export const CLOSE_GRACE_MS = 5000;
 
@@ -167,9 +170,11 @@ export class StreamConnection implements Connection {
   }
 
   keepAlive(idleMs: number): void {
-    // TCP_KEEPIDLE is set in whole seconds; the probes' interval and count stay the kernel's
-    // (net.ipv4.tcp_keepalive_intvl, _probes). Node applies it to a dialed socket once connected.
-    this.socket.setKeepAlive(true, Math.max(1000, idleMs));
+    // TCP_KEEPIDLE is set in whole seconds, at most Linux's 32767 (a larger one is refused and leaves the
+    // kernel's 2 h). Node's libuv also sets the probes' interval to 1 s and their count to 10, whatever
+    // the sysctls say: a peer that answers none is reset 10 s after probing began. Node applies it to a
+    // dialed socket once connected.
+    this.socket.setKeepAlive(true, Math.min(MAX_KEEPIDLE_MS, Math.max(1000, idleMs)));
   }
 
   verifiedCertificate(): DetailedPeerCertificate | null {

@@ -12,7 +12,7 @@ import { bannerPort, run, type Run } from '../helpers/cli.js';
 import { Harness, nextMessage, sleep, USERS } from '../helpers/relay.js';
 import { testCertificate } from '../helpers/tls.js';
 
-/** An established IPv4 socket and its pending timer: kind (0 none, 2 keep-alive) and seconds left. */
+/** An established socket and its pending timer: kind (0 none, 2 keep-alive) and seconds left. */
 interface SocketTimer {
   local: number;
   remote: number;
@@ -20,10 +20,17 @@ interface SocketTimer {
   seconds: number;
 }
 
-/** Every established IPv4 socket on this machine, as /proc/net/tcp shows it. */
+/** Every established socket on this machine, as /proc/net/tcp and tcp6 show them. */
 function sockets(): SocketTimer[] {
   const out: SocketTimer[] = [];
-  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+  const lines = ['/proc/net/tcp', '/proc/net/tcp6'].flatMap((file) => {
+    try {
+      return readFileSync(file, 'utf8').split('\n').slice(1);
+    } catch {
+      return []; // no IPv6
+    }
+  });
+  for (const line of lines) {
     // sl local_address rem_address st tx_queue:rx_queue tr:tm->when ...
     const f = line.trim().split(/\s+/);
     if (f.length < 6 || f[3] !== '01') continue; // established only
@@ -107,14 +114,14 @@ describe('TCP keep-alive (--tcp-keepalive)', () => {
     }
   });
 
-  it('probes an accepted TCP connection after 60 s of silence by default; the client socket has no timer', async () => {
+  it('probes an accepted TCP connection after 120 s of silence by default; the client socket has no timer', async () => {
     const relay = await h.relay();
     const alice = await h.client(relay, 'alice');
     await sleep(50);
     const relaySide = timers(portOfRelay(relay), alice.socket.localPort);
     const clientSide = timers(alice.socket.localPort!, portOfRelay(relay));
     expect(relaySide.map((t) => t.timer)).to.deep.equal([2]);
-    expect(relaySide[0]!.seconds).to.be.within(50, 60);
+    expect(relaySide[0]!.seconds).to.be.within(110, 120);
     expect(clientSide.map((t) => t.timer)).to.deep.equal([0]); // the check tells sockets apart
   });
 
@@ -128,6 +135,20 @@ describe('TCP keep-alive (--tcp-keepalive)', () => {
     expect(onShort.map((t) => t.timer)).to.deep.equal([2]);
     expect(onShort[0]!.seconds).to.be.within(5, 7);
     expect(timers(portOfRelay(off), b.socket.localPort).map((t) => t.timer)).to.deep.equal([0]);
+  });
+
+  it('turns it on for a connection accepted over IPv6', async function () {
+    let relay: Relay;
+    try {
+      relay = await h.relay({ listen: [{ host: '::1', port: 0 }], tcpKeepAliveMs: 5000 });
+    } catch {
+      this.skip(); // no ::1 on this machine
+    }
+    const alice = await h.client(relay, 'alice');
+    await sleep(50);
+    const seen = timers(portOfRelay(relay), alice.socket.localPort);
+    expect(seen.map((t) => t.timer)).to.deep.equal([2]);
+    expect(seen[0]!.seconds).to.be.within(3, 5);
   });
 
   it('turns it on for accepted TLS connections and for a next hop dialed over msrps', async () => {
