@@ -74,6 +74,8 @@ export interface RelayConfig {
   proxyProtocolFrom: string[];
   nextHopAllow: string[];
   nextHopDeny: string[];
+  /** Next-hop relay hosts dialed once per session (relays that bind a connection to one session). */
+  nextHopPerSession: string[];
   transactionTimeout: number;
   probationTimeout: number;
   idleTimeout: number;
@@ -93,7 +95,7 @@ export interface RelayConfig {
 type Key = keyof RelayConfig;
 type ScalarKind =
   'size' | 'duration' | 'seconds' | 'count' | 'limit' | 'boolean' | 'host' | 'text' | 'path' | 'enum';
-type Kind = ScalarKind | 'addresses' | 'address' | 'origins' | 'networks';
+type Kind = ScalarKind | 'addresses' | 'address' | 'origins' | 'networks' | 'hosts';
 
 interface Field {
   readonly key: Key;
@@ -128,6 +130,7 @@ const MAX_KEEPIDLE_SECONDS = 32767;
 const ARG_NAMES: Partial<Record<Kind, string>> = {
   origins: 'origin',
   networks: 'address[/prefix]',
+  hosts: 'host',
   seconds: 'duration',
   path: 'file',
   count: 'n',
@@ -241,6 +244,13 @@ const FIELDS: readonly Field[] = [
     'networks',
     [],
     'address or network next hops may not be dialed at, e.g. 127.0.0.0/8 or 10.0.0.0/8, repeatable',
+    { defText: 'none' },
+  ),
+  field(
+    'nextHopPerSession',
+    'hosts',
+    [],
+    'next-hop host (as in URIs) dialed once per session, for relays that bind a connection to one session, repeatable',
     { defText: 'none' },
   ),
   field('transactionTimeout', TIME, D.transactionTimeoutMs / 1000, 'wait for a response from the next hop'),
@@ -483,6 +493,8 @@ function convert(field: Field, raw: unknown, where: string, baseDir?: string): u
       return toList(raw, where).map((v) => toOrigin(v, where));
     case 'networks':
       return toList(raw, where).map((v) => toNetwork(v, where));
+    case 'hosts':
+      return toList(raw, where).map((v) => checkHost(toText(v, where), where));
     case 'size':
     case 'duration':
     case 'seconds': {
@@ -710,7 +722,12 @@ export function addRelayOptions(cmd: Command): Command {
     }
     const choices = field.choices ? `: ${field.choices.join(', ')}` : '';
     const option = new Option(`--${flag} <${field.arg}>`, `${field.help}${choices} ${tail}`);
-    if (field.kind === 'addresses' || field.kind === 'origins' || field.kind === 'networks') {
+    if (
+      field.kind === 'addresses' ||
+      field.kind === 'origins' ||
+      field.kind === 'networks' ||
+      field.kind === 'hosts'
+    ) {
       option.argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
     }
     cmd.addOption(option);

@@ -107,6 +107,7 @@ export function relayOptionsFrom(cfg: RelayConfig, users: UserStore | undefined)
     proxyProtocolFrom: cfg.proxyProtocolFrom,
     nextHopAllow: cfg.nextHopAllow,
     nextHopDeny: cfg.nextHopDeny,
+    nextHopPerSession: cfg.nextHopPerSession,
     wsMaxMessageBytes: cfg.wsMaxMessage,
     tls: { ...readTls(cfg), ca: readCa(cfg), relayCa: readRelayCa(cfg) },
     publicHost: cfg.publicHost,

@@ -49,6 +49,8 @@ export class NextHops {
 
   /** `--next-hop-allow` (empty: any) and `--next-hop-deny`. */
   private readonly allow: Networks;
+  /** `--next-hop-per-session` hosts (bare, lower case): dialed once per URI, not per authority. */
+  private readonly perSession: Set<string>;
   private readonly deny: Networks;
   /** Checks the addresses a next hop's name resolves to; undefined when no list is set. */
   private readonly lookup: LookupFunction | undefined;
@@ -68,7 +70,9 @@ export class NextHops {
     allow: readonly string[] = [],
     deny: readonly string[] = [],
     private readonly dialTimeoutMs = DIAL_TIMEOUT_MS,
+    perSession: readonly string[] = [],
   ) {
+    this.perSession = new Set(perSession.map(bareHost));
     this.ca = tls?.ca;
     this.rejectUnauthorized = tls?.rejectUnauthorized ?? true;
     this.clientCert =
@@ -125,7 +129,7 @@ export class NextHops {
 
   /** True while a failed dial toward `uri`'s scheme, host and port keeps new ones off. */
   backingOff(uri: MsrpUri, now: number): boolean {
-    const b = this.backoff.get(dialKey(uri));
+    const b = this.backoff.get(this.keyOf(uri));
     return b !== undefined && now < b.until;
   }
 
@@ -142,9 +146,19 @@ export class NextHops {
     this.backoff.set(key, { until: now + delayMs, delayMs });
   }
 
+  /**
+   * What one dialed connection serves: `uri`'s scheme, host and port; with the session-id too for a
+   * `--next-hop-per-session` host.
+   */
+  private keyOf(uri: MsrpUri): string {
+    const host = bareHost(uri.host);
+    const key = `${uri.scheme}://${host}:${uri.port ?? DEFAULTS.port}`;
+    return this.perSession.size > 0 && this.perSession.has(host) ? `${key}/${uri.sessionId ?? ''}` : key;
+  }
+
   /** The live connection already dialed toward `uri`'s scheme, host and port, if any. */
   existing(uri: MsrpUri): Peer | undefined {
-    const p = this.dialed.get(dialKey(uri));
+    const p = this.dialed.get(this.keyOf(uri));
     return p !== undefined && usable(p) ? p : undefined;
   }
 
@@ -160,7 +174,7 @@ export class NextHops {
   dial(uri: MsrpUri, adopt: (conn: StreamConnection, key: string) => Peer): Peer {
     const host = uri.host.startsWith('[') ? uri.host.slice(1, -1) : uri.host;
     const port = uri.port ?? DEFAULTS.port;
-    const key = dialKey(uri);
+    const key = this.keyOf(uri);
     const existing = this.dialed.get(key);
     if (existing !== undefined && usable(existing)) return existing;
     let socket: Socket;
@@ -219,9 +233,9 @@ export class NextHops {
 const UNSPECIFIED = new Networks(['0.0.0.0/8', '::/128']);
 
 /** `scheme://host:port` of a next hop (host lower-cased, without IPv6 brackets). */
-function dialKey(uri: MsrpUri): string {
-  const host = uri.host.startsWith('[') ? uri.host.slice(1, -1) : uri.host;
-  return `${uri.scheme}://${host.toLowerCase()}:${uri.port ?? DEFAULTS.port}`;
+/** A host as a dial key writes it: without IPv6 brackets, lower case. */
+function bareHost(host: string): string {
+  return (host.startsWith('[') ? host.slice(1, -1) : host).toLowerCase();
 }
 
 /**

@@ -55,6 +55,13 @@ export interface RelayOptions {
   /** Addresses or networks next hops may not be dialed at (e.g. 127.0.0.0/8, 10.0.0.0/8), checked likewise. */
   nextHopDeny?: string[];
   /**
+   * Next-hop hosts (as written in URIs, names or addresses) dialed once per session, keyed by the whole
+   * URI rather than its authority: relays that bind each connection to one session (AG Projects'
+   * msrprelay answers a second session's SEND on a shared connection with 481). Each such session then
+   * holds one of `maxNextHops`.
+   */
+  nextHopPerSession?: string[];
+  /**
    * Largest WebSocket message the relay sends: each forwarded SEND chunk toward a WebSocket client is
    * cut to fit, head and end-line included (default 64 KiB). Incoming messages may be as large as
    * `max(wsMaxMessageBytes, maxQueuedBytes)`.
@@ -191,6 +198,7 @@ export type RelayLimits = Required<
     | 'proxyProtocolFrom'
     | 'nextHopAllow'
     | 'nextHopDeny'
+    | 'nextHopPerSession'
     | 'onHttpRequest'
     | 'reports'
     | 'reportsDedupe'
@@ -219,6 +227,7 @@ export interface ResolvedRelayOptions {
   proxyProtocolFrom: string[];
   nextHopAllow: string[];
   nextHopDeny: string[];
+  nextHopPerSession: string[];
   onHttpRequest: RelayOptions['onHttpRequest'];
   tls: RelayOptions['tls'];
   /** The host in Use-Path URIs: the option, else the first TCP, TLS or WebSocket listen host. */
@@ -256,6 +265,7 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
     proxyProtocolFrom: options.proxyProtocolFrom ?? [],
     nextHopAllow: options.nextHopAllow ?? [],
     nextHopDeny: options.nextHopDeny ?? [],
+    nextHopPerSession: options.nextHopPerSession ?? [],
     onHttpRequest: options.onHttpRequest,
     tls: options.tls,
     publicHost,

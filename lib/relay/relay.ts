@@ -49,6 +49,7 @@ import { resolveRelayOptions, type RelayAddress, type RelayLimits, type RelayOpt
 import { QueueBudget, type ChunkStream, type SubChunkSent } from './outbound-writer.js';
 import { Peer, type IncomingFrame, type PeerLimits, type PeerOwner } from './peer.js';
 import { firstUri, splitPath, transactionResponse } from './replies.js';
+import { ReturnPaths } from './return-paths.js';
 import { routeRequest, tryParse, type RouteContext, type RouteResult } from './router.js';
 import { RelayReports, type TrackedIm, type TrackedImMessage } from './relay-reports.js';
 import {
@@ -78,6 +79,8 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   readonly tokens = new TokenTable<Peer>();
   /** Accepted connections whose client certificate proved them a relay (`--relay-ca`). */
   private readonly certified = new Set<Peer>();
+  /** URIs of proven relays and the connection each opened to us that carries them. */
+  private readonly returnPaths: ReturnPaths<Peer>;
   /** The `--relay-ca` certificates: a dialed next hop whose certificate they sign is a relay of ours. */
   private relayCaCerts: X509Certificate[];
   readonly transactions = new TransactionTable<Peer, TrackedImMessage>((tx, sign) => this.onTxHold(tx, sign));
@@ -121,6 +124,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       provenRelay: (peer) => this.vouched(peer),
     });
     this.opts = resolved.limits;
+    this.returnPaths = new ReturnPaths<Peer>(this.opts.maxRelayedTokens);
     this.queueBudget = new QueueBudget(
       this.opts.maxTotalQueuedBytes > 0 ? this.opts.maxTotalQueuedBytes : Infinity,
       DEFAULTS.queueFloorBytes,
@@ -132,6 +136,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       resolved.nextHopAllow,
       resolved.nextHopDeny,
       Math.min(DIAL_TIMEOUT_MS, this.opts.probationMs),
+      resolved.nextHopPerSession,
     );
     this.listeners = new Listeners({
       ...resolved,
@@ -830,6 +835,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   onClose(peer: Peer, reason: string): void {
     this.peers.delete(peer);
     this.certified.delete(peer);
+    this.returnPaths.forget(peer);
     this.nextHops.forget(peer);
     this.nextHops.ended(peer, Date.now());
     const tokens = this.tokens.dropOwner(peer);
@@ -923,7 +929,12 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   }
 
   private route(peer: Peer, head: RequestHead): RouteResult<Peer> {
-    return routeRequest(this, peer, head.headers[0]![1], head.headers[1]![1], Date.now(), peer);
+    const route = routeRequest(this, peer, head.headers[0]![1], head.headers[1]![1], Date.now(), peer);
+    // A relay proven by its client certificate (incoming: `certified`) wrote its own URI first in
+    // From-Path (fromAllowed checked it): what goes back to that URI takes this connection.
+    if (route.ok && peer.relayIdentity !== null && !peer.dialed)
+      this.returnPaths.learn(peer, firstUri(head.headers[1]![1]), tryParse);
+    return route;
   }
 
   /**
@@ -936,8 +947,11 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
    */
   private nextPeer(route: RouteResult<Peer> & { ok: true }, head: RequestHead): Peer | Refusal {
     let dest: Peer;
+    const back = route.next.kind === 'dial' ? this.returnPaths.lookup(route.next.uri) : undefined;
     if (route.next.kind === 'peer') {
       dest = route.next.peer;
+    } else if (back !== undefined && !back.closing && !back.isClosed && !back.conn.closed) {
+      dest = back; // the connection that relay opened for this URI (ReturnPaths)
     } else {
       const dialed = this.dialChecked(route.next.uri);
       if (isRefusal(dialed)) return dialed;

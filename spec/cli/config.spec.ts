@@ -105,6 +105,7 @@ describe('relay configuration', () => {
         proxyProtocolFrom: [],
         nextHopAllow: [],
         nextHopDeny: [],
+        nextHopPerSession: [],
         wsMaxMessage: 65536,
         web: true,
         publicHost: '127.0.0.1',
@@ -243,6 +244,19 @@ describe('relay configuration', () => {
       );
       // Other durations still refuse 0.
       expect(() => resolve(['--idle-timeout', '0'])).to.throw(/expected a duration above 0/);
+    });
+
+    it('reads --next-hop-per-session hosts from flags, a comma list in the environment, and a file list', () => {
+      expect(
+        resolve(['--next-hop-per-session', 'AG.example.com', '--next-hop-per-session', '[::1]'])
+          .nextHopPerSession,
+      ).to.deep.equal(['AG.example.com', '::1']);
+      expect(
+        resolve([], { MSRP_RELAY_NEXT_HOP_PER_SESSION: 'a.example.com, 10.0.0.1' }).nextHopPerSession,
+      ).to.deep.equal(['a.example.com', '10.0.0.1']);
+      expect(() => resolve(['--next-hop-per-session', 'bad host'])).to.throw(
+        /invalid host .*next-hop-per-session/,
+      );
     });
 
     it('reads --tcp-keepalive in whole seconds up to the kernel limit, 0 meaning off', () => {

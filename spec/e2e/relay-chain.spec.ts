@@ -8,6 +8,8 @@ import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { getHeader, type Frame } from '../../lib/msrp/message.js';
+import { serializeResponse } from '../../lib/msrp/serializer.js';
+import { fakeMsrpServer } from '../helpers/fake-server.js';
 import { Harness, next, nextMessage, sleep, until, USERS } from '../helpers/relay.js';
 import { testCertificate } from '../helpers/tls.js';
 import { portOf, wssRelayOptions } from '../helpers/ws.js';
@@ -436,6 +438,50 @@ describe('relay chaining under stress', () => {
       expect(connections).to.equal(0);
     } finally {
       await new Promise<void>((r) => sink.close(() => r()));
+    }
+  });
+
+  it('dials a --next-hop-per-session host once per session, and other hosts once per authority', async function () {
+    // Interop audit: AG Projects' msrprelay binds each connection from another relay to one session and
+    // answers a second session's SEND on it with 481; toward such a relay, each session gets its own.
+    this.timeout(15_000);
+    const seen = new Map<Socket, string[]>();
+    const fake = await fakeMsrpServer((socket) => {
+      seen.set(socket, []);
+      return (f: Frame): void => {
+        if (f.kind !== 'request') return;
+        const to = f.headers[0]![1];
+        seen.get(socket)!.push(/\/(s\w+);tcp/.exec(to)![1]!);
+        socket.write(
+          serializeResponse({
+            transactionId: f.transactionId,
+            statusCode: 200,
+            toPath: f.headers[1]![1].split(' ')[0]!,
+            fromPath: to,
+          }),
+        );
+      };
+    });
+    try {
+      /** Sessions per connection the fake relay saw after alice sent to s1, s2, s1 again, then s3. */
+      const run = async (perSession: string[]): Promise<string[][]> => {
+        seen.clear();
+        const relay = await h.relay({ auth: false, nextHopPerSession: perSession });
+        const alice = await h.client(relay, 'alice');
+        for (const id of ['s1', 's2', 's1', 's3']) {
+          const res = await alice.send({
+            toPath: `${alice.usePath[0]!} msrp://127.0.0.1:${fake.port}/${id};tcp msrp://bob.invalid:1/b;tcp`,
+            body: id,
+          });
+          expect(res.statuses).to.deep.equal([200]);
+        }
+        await until(() => [...seen.values()].flat().length === 4, 5000, 'four SENDs at the fake relay');
+        return [...seen.values()];
+      };
+      expect(await run(['127.0.0.1'])).to.deep.equal([['s1', 's1'], ['s2'], ['s3']]);
+      expect(await run(['other.example.com'])).to.deep.equal([['s1', 's2', 's1', 's3']]);
+    } finally {
+      await fake.close();
     }
   });
 });

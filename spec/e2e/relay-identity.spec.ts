@@ -8,7 +8,7 @@ import type { Relay } from '../../lib/relay/relay.js';
 import type { EndpointOptions, MsrpEndpoint } from '../../lib/client/endpoint.js';
 import { getHeader, type Frame } from '../../lib/msrp/message.js';
 import { connect } from 'node:net';
-import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import { connect as tlsConnect, createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { Harness, nextMessage, until, USERS } from '../helpers/relay.js';
 import { imFromAlice } from '../helpers/cpim-fixtures.js';
 import { otherCertificate, testCertificate } from '../helpers/tls.js';
@@ -424,5 +424,81 @@ describe('relays proven by their TLS certificates (--relay-ca)', () => {
       codes.push(res.kind === 'response' && res.statusCode);
     }
     expect({ codes, certified: certified(r2).size }).to.deep.equal({ codes: [200, 200], certified: 0 });
+  });
+
+  it('sends what goes back to a proven relay over the connection it opened for that URI, one per session', async function () {
+    // Interop audit (AG Projects' msrprelay): a relay that binds each connection to one session opens a
+    // connection per session and takes a session's return traffic only there; a dial to its authority
+    // got 481. Its URIs here name a decoy port: a dial would land there.
+    this.timeout(15_000);
+    const { cert, key } = testCertificate();
+    const dialed: string[] = [];
+    const decoy = createTlsServer({ cert, key }, (s) => {
+      dialed.push('connection');
+      s.destroy();
+    });
+    await new Promise<void>((r) => decoy.listen(0, '127.0.0.1', r));
+    const decoyPort = (decoy.address() as { port: number }).port;
+    const sockets: TLSSocket[] = [];
+    try {
+      const r1 = await h.relay({ ...tlsRelay(true), auth: false });
+      const alice = await h.connect(r1, { tls: clientTls() });
+      await alice.auth({ relayUri: tlsUri(r1) });
+      const received: string[] = [];
+      alice.on('message', (m: { body: Buffer }) => received.push(m.body.toString()));
+      /** One connection of the foreign relay, for session `id`, with or without its certificate. */
+      const link = async (id: string, proven: boolean): Promise<{ got: () => string; uri: string }> => {
+        let got = '';
+        const socket = tlsConnect({
+          host: '127.0.0.1',
+          port: r1.addresses()[0]!.port,
+          ca: cert,
+          servername: 'localhost',
+          ...(proven && { cert, key }),
+        });
+        sockets.push(socket);
+        socket.on('data', (d: Buffer) => (got += d.toString('latin1')));
+        await new Promise((r) => socket.once('secureConnect', r));
+        const uri = `msrps://127.0.0.1:${decoyPort}/${id};tcp`;
+        const tid = `in${id}0000`;
+        socket.write(
+          `MSRP ${tid} SEND\r\nTo-Path: ${alice.usePath[0]!} ${alice.uri}\r\n` +
+            `From-Path: ${uri} msrp://bob.invalid:7394/${id}b;tcp\r\nMessage-ID: m${id}\r\n` +
+            `Byte-Range: 1-${id.length}/${id.length}\r\nContent-Type: text/plain\r\n\r\n${id}\r\n-------${tid}$\r\n`,
+        );
+        await until(() => got.includes(`MSRP ${tid} 200`), 5000, `200 to ${id}`);
+        return { got: () => got, uri };
+      };
+      const x = await link('sessX', true);
+      const y = await link('sessY', true);
+      const stranger = await link('sessZ', false); // no certificate: its From-Path is its word alone
+      await until(() => received.length === 3, 5000, 'the three messages at alice');
+      for (const [peer, id] of [
+        [x, 'sessX'],
+        [y, 'sessY'],
+        [stranger, 'sessZ'],
+      ] as const) {
+        const res = await alice.send({
+          toPath: `${alice.usePath[0]!} ${peer.uri} msrp://bob.invalid:7394/${id}b;tcp`,
+          body: `back to ${id}`,
+        });
+        expect(res.statuses, id).to.deep.equal([200]);
+      }
+      await until(
+        () => x.got().includes('back to sessX') && y.got().includes('back to sessY'),
+        5000,
+        'replies',
+      );
+      await until(() => dialed.length === 1, 5000, 'the dial toward the stranger');
+      expect({
+        x: [x.got().includes('back to sessX'), x.got().includes('back to sessY')],
+        y: [y.got().includes('back to sessY'), y.got().includes('back to sessX')],
+        stranger: stranger.got().includes('back to sessZ'),
+        dialed,
+      }).to.deep.equal({ x: [true, false], y: [true, false], stranger: false, dialed: ['connection'] });
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      decoy.close();
+    }
   });
 });
