@@ -216,7 +216,7 @@ const FIELDS: readonly Field[] = [
     'maxRelayedTokens',
     'count',
     D.maxRelayedTokens,
-    "live tokens for AUTHs another relay forwarded (its clients'), per address or relay certificate; past it the oldest is revoked",
+    "live tokens for AUTHs another relay forwarded (its clients'), per address or relay certificate, past which the oldest is revoked; also the URIs a proven relay's own connections carry back",
   ),
   field(
     'trustedProxies',

@@ -6,7 +6,7 @@ import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { connect as netConnect, isIP, type LookupFunction, type Socket } from 'node:net';
 import { connect as tlsConnect, createSecureContext, type SecureContext } from 'node:tls';
 import { DEFAULTS } from '../constants.js';
-import type { MsrpUri } from '../msrp/uri.js';
+import { hostKey, type MsrpUri } from '../msrp/uri.js';
 import { formatRemote, StreamConnection } from '../transport/connection.js';
 import { TrustedProxies as Networks } from '../transport/proxy.js';
 import type { RelayOptions } from './options.js';
@@ -72,7 +72,7 @@ export class NextHops {
     private readonly dialTimeoutMs = DIAL_TIMEOUT_MS,
     perSession: readonly string[] = [],
   ) {
-    this.perSession = new Set(perSession.map(bareHost));
+    this.perSession = new Set(perSession.map((h) => sessionHostKey(isIP(h) === 6 ? `[${h}]` : h)));
     this.ca = tls?.ca;
     this.rejectUnauthorized = tls?.rejectUnauthorized ?? true;
     this.clientCert =
@@ -129,14 +129,16 @@ export class NextHops {
 
   /** True while a failed dial toward `uri`'s scheme, host and port keeps new ones off. */
   backingOff(uri: MsrpUri, now: number): boolean {
-    const b = this.backoff.get(this.keyOf(uri));
+    // By authority, per-session hosts too: a client making up session-ids must not get a dial each
+    // toward a next hop that is down (review of 56e4d60).
+    const b = this.backoff.get(authorityKey(uri));
     return b !== undefined && now < b.until;
   }
 
   /** Notes how a dialed connection ended: one that never connected puts its next hop on hold. */
   ended(peer: Peer, now: number): void {
-    const key = peer.dialKey;
-    if (key === undefined || peer.established) return;
+    if (peer.dialKey === undefined || peer.established) return;
+    const key = dialAuthority(peer.dialKey);
     const prev = this.backoff.get(key);
     // Failures in a row double the delay; one long after the last starts over.
     const inARow = prev !== undefined && now - prev.until < BACKOFF_MAX_MS;
@@ -151,9 +153,10 @@ export class NextHops {
    * `--next-hop-per-session` host.
    */
   private keyOf(uri: MsrpUri): string {
-    const host = bareHost(uri.host);
-    const key = `${uri.scheme}://${host}:${uri.port ?? DEFAULTS.port}`;
-    return this.perSession.size > 0 && this.perSession.has(host) ? `${key}/${uri.sessionId ?? ''}` : key;
+    const key = authorityKey(uri);
+    return this.perSession.size > 0 && this.perSession.has(sessionHostKey(uri.host))
+      ? `${key}/${uri.sessionId ?? ''}`
+      : key;
   }
 
   /** The live connection already dialed toward `uri`'s scheme, host and port, if any. */
@@ -233,9 +236,22 @@ export class NextHops {
 const UNSPECIFIED = new Networks(['0.0.0.0/8', '::/128']);
 
 /** `scheme://host:port` of a next hop (host lower-cased, without IPv6 brackets). */
-/** A host as a dial key writes it: without IPv6 brackets, lower case. */
-function bareHost(host: string): string {
-  return (host.startsWith('[') ? host.slice(1, -1) : host).toLowerCase();
+/** `uri`'s scheme, host (without IPv6 brackets, lower case) and port: what a shared connection serves. */
+function authorityKey(uri: MsrpUri): string {
+  const host = uri.host.startsWith('[') ? uri.host.slice(1, -1) : uri.host;
+  return `${uri.scheme}://${host.toLowerCase()}:${uri.port ?? DEFAULTS.port}`;
+}
+
+/** The authority part of a dial key (a per-session key adds `/session-id`). */
+export function dialAuthority(key: string): string {
+  const cut = key.indexOf('/', key.indexOf('://') + 3);
+  return cut === -1 ? key : key.slice(0, cut);
+}
+
+/** A host as `--next-hop-per-session` compares it: RFC 4975 §6.1 form (hostKey), no trailing dot. */
+function sessionHostKey(host: string): string {
+  const key = hostKey(host);
+  return key.endsWith('.') ? key.slice(0, -1) : key;
 }
 
 /**

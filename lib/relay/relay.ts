@@ -44,7 +44,7 @@ import { caCertificates, verifiedIdentity } from './relay-identity.js';
 import { ownString } from '../util/own-string.js';
 import { clip, logWithin } from './log-budget.js';
 import type { Logger, LogFields } from './logger.js';
-import { DIAL_TIMEOUT_MS, NextHops, type OutboundCa } from './next-hops.js';
+import { dialAuthority, DIAL_TIMEOUT_MS, NextHops, type OutboundCa } from './next-hops.js';
 import { resolveRelayOptions, type RelayAddress, type RelayLimits, type RelayOptions } from './options.js';
 import { QueueBudget, type ChunkStream, type SubChunkSent } from './outbound-writer.js';
 import { Peer, type IncomingFrame, type PeerLimits, type PeerOwner } from './peer.js';
@@ -933,7 +933,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     // A relay proven by its client certificate (incoming: `certified`) wrote its own URI first in
     // From-Path (fromAllowed checked it): what goes back to that URI takes this connection.
     if (route.ok && peer.relayIdentity !== null && !peer.dialed)
-      this.returnPaths.learn(peer, firstUri(head.headers[1]![1]), tryParse);
+      this.returnPaths.learn(peer, peer.relayIdentity.fingerprint, firstUri(head.headers[1]![1]), tryParse);
     return route;
   }
 
@@ -1037,7 +1037,11 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       this.connectedAt.set(peer, Date.now());
       this.counters.connectionsOpened++;
       this.counters.opened[conn.kind]++;
-      this.log.info({ conn: peer.id, to: key, transport: conn.kind }, 'connecting to next hop');
+      // The authority only: a per-session key's session-id is the next relay's credential.
+      this.log.info(
+        { conn: peer.id, to: dialAuthority(key), transport: conn.kind },
+        'connecting to next hop',
+      );
       return peer;
     });
   }

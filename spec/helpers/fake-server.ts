@@ -14,11 +14,12 @@ export interface FakeServer {
 }
 
 /**
- * Listens on 127.0.0.1 (port 0). For each connection `onConnection` gets the socket and the server's
+ * Listens on `host` (127.0.0.1 unless given; port 0). For each connection `onConnection` gets the socket and the server's
  * port, and returns what handles that connection's whole frames.
  */
 export async function fakeMsrpServer(
   onConnection: (socket: Socket, port: number) => (frame: Frame) => void,
+  host = '127.0.0.1',
 ): Promise<FakeServer> {
   const sockets = new Set<Socket>();
   let port = 0;
@@ -29,7 +30,10 @@ export async function fakeMsrpServer(
     const parser = new MsrpParser(new FrameCollector(onConnection(socket, port), () => {}));
     socket.on('data', (d: Buffer) => parser.write(d));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, host, resolve);
+  });
   port = (server.address() as { port: number }).port;
   return {
     port,
