@@ -49,7 +49,7 @@ export class NextHops {
 
   /** `--next-hop-allow` (empty: any) and `--next-hop-deny`. */
   private readonly allow: Networks;
-  /** `--next-hop-per-session` hosts (bare, lower case): dialed once per URI, not per authority. */
+  /** `--next-hop-per-session` hosts (hostKey form, no trailing dot): dialed once per URI, not per authority. */
   private readonly perSession: Set<string>;
   private readonly deny: Networks;
   /** Checks the addresses a next hop's name resolves to; undefined when no list is set. */
@@ -159,7 +159,7 @@ export class NextHops {
       : key;
   }
 
-  /** The live connection already dialed toward `uri`'s scheme, host and port, if any. */
+  /** The live connection already dialed toward `uri`'s scheme, host and port (and session), if any. */
   existing(uri: MsrpUri): Peer | undefined {
     const p = this.dialed.get(this.keyOf(uri));
     return p !== undefined && usable(p) ? p : undefined;
@@ -235,7 +235,6 @@ export class NextHops {
 /** 0.0.0.0/8 and :: (also as IPv4-mapped): where a connection reaches the local host. */
 const UNSPECIFIED = new Networks(['0.0.0.0/8', '::/128']);
 
-/** `scheme://host:port` of a next hop (host lower-cased, without IPv6 brackets). */
 /** `uri`'s scheme, host (without IPv6 brackets, lower case) and port: what a shared connection serves. */
 function authorityKey(uri: MsrpUri): string {
   const host = uri.host.startsWith('[') ? uri.host.slice(1, -1) : uri.host;

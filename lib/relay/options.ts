@@ -55,10 +55,10 @@ export interface RelayOptions {
   /** Addresses or networks next hops may not be dialed at (e.g. 127.0.0.0/8, 10.0.0.0/8), checked likewise. */
   nextHopDeny?: string[];
   /**
-   * Next-hop hosts (as written in URIs, names or addresses, compared in RFC 4975 §6.1 form) dialed once per session, keyed by the whole
-   * URI rather than its authority: relays that bind each connection to one session (AG Projects'
-   * msrprelay answers a second session's SEND on a shared connection with 481). Each such session then
-   * holds one of `maxNextHops`.
+   * Next-hop hosts (as written in URIs, names or addresses; compared in RFC 4975 §6.1 form) dialed once
+   * per session, keyed by the whole URI rather than its authority: relays that bind each connection to
+   * one session (AG Projects' msrprelay answers a second session's SEND on a shared connection with
+   * 481). Each such session then holds one of `maxNextHops`; a failed dial backs off the whole host.
    */
   nextHopPerSession?: string[];
   /**
