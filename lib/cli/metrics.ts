@@ -132,6 +132,12 @@ export class RelayMetrics {
     );
     this.gauge('msrp_relay_tokens', 'Live Use-Path tokens (authenticated sessions).', [], () => s().tokens);
     this.gauge(
+      'msrp_relay_return_paths',
+      'URIs of relays proven by their certificate that go back over the connection each opened.',
+      [],
+      () => s().returnPaths,
+    );
+    this.gauge(
       'msrp_relay_transactions_pending',
       'Forwarded transactions waiting for the next hop to answer.',
       [],

@@ -302,6 +302,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       bytesIn: levels.bytesIn,
       bytesOut: levels.bytesOut,
       tokens: this.tokens.size,
+      returnPaths: this.returnPaths.size,
       transactions: this.transactions.size,
       queuedBytesMax: levels.queuedBytesMax,
       queuedBytesTotal: levels.queuedBytesTotal,

@@ -67,6 +67,8 @@ export interface RelayStats {
   bytesOut: Record<TransportKind, number>;
   /** Live Use-Path tokens. */
   tokens: number;
+  /** URIs of certificate-proven relays sent back over the connection each opened (ReturnPaths). */
+  returnPaths: number;
   /** Forwarded transactions awaiting their response. */
   transactions: number;
   /** Bytes queued toward the most loaded connection. */

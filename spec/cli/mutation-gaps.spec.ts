@@ -139,6 +139,7 @@ describe('CLI and configuration: behaviour mutation testing found unpinned', fun
         'connections',
         'auth_locked_out',
         'tokens',
+        'return_paths',
         'transactions_pending',
         'queued_bytes',
         'queued_bytes_max',

@@ -495,7 +495,14 @@ describe('relays proven by their TLS certificates (--relay-ca)', () => {
         y: [y.got().includes('back to sessY'), y.got().includes('back to sessX')],
         stranger: stranger.got().includes('back to sessZ'),
         dialed,
-      }).to.deep.equal({ x: [true, false], y: [true, false], stranger: false, dialed: ['connection'] });
+        learned: r1.stats().returnPaths,
+      }).to.deep.equal({
+        x: [true, false],
+        y: [true, false],
+        stranger: false,
+        dialed: ['connection'],
+        learned: 2, // sessX and sessY: the stranger taught nothing
+      });
     } finally {
       for (const socket of sockets) socket.destroy();
       decoy.close();
