@@ -254,9 +254,9 @@ function sessionHostKey(host: string): string {
 }
 
 /**
- * True for a dialed connection new traffic may take: not closing or closed on our side, and not ended by
- * the next hop (its FIN: what is queued toward it may never be read, chaining audit).
+ * True for a connection new traffic may take: not closing or closed on our side, and not ended by the
+ * peer (its FIN: what is queued toward it may never be read, chaining audit).
  */
-function usable(p: Peer): boolean {
+export function usable(p: Peer): boolean {
   return !p.closing && !p.isClosed && !p.conn.closed;
 }

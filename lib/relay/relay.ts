@@ -44,7 +44,7 @@ import { caCertificates, verifiedIdentity } from './relay-identity.js';
 import { ownString } from '../util/own-string.js';
 import { clip, logWithin } from './log-budget.js';
 import type { Logger, LogFields } from './logger.js';
-import { dialAuthority, DIAL_TIMEOUT_MS, NextHops, type OutboundCa } from './next-hops.js';
+import { dialAuthority, DIAL_TIMEOUT_MS, NextHops, usable, type OutboundCa } from './next-hops.js';
 import { resolveRelayOptions, type RelayAddress, type RelayLimits, type RelayOptions } from './options.js';
 import { QueueBudget, type ChunkStream, type SubChunkSent } from './outbound-writer.js';
 import { Peer, type IncomingFrame, type PeerLimits, type PeerOwner } from './peer.js';
@@ -425,7 +425,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   relayPeer(host: string): Peer | undefined {
     for (const p of this.certified) if (this.isRelay(p, host)) return p;
     for (const p of this.nextHops.peers()) {
-      if (!p.established || p.closing || p.isClosed || p.conn.closed) continue;
+      if (!p.established || !usable(p)) continue;
       if (p.relayIdentity?.matches(host) === true) return p;
     }
     return undefined;
@@ -951,7 +951,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     const back = route.next.kind === 'dial' ? this.returnPaths.lookup(route.next.uri) : undefined;
     if (route.next.kind === 'peer') {
       dest = route.next.peer;
-    } else if (back !== undefined && !back.closing && !back.isClosed && !back.conn.closed) {
+    } else if (back !== undefined && usable(back)) {
       dest = back; // the connection that relay opened for this URI (ReturnPaths)
     } else {
       const dialed = this.dialChecked(route.next.uri);
@@ -1009,7 +1009,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     const now = Date.now();
     let idlest: Peer | null = null;
     for (const p of this.nextHops.peers()) {
-      if (p.closing || p.isClosed || p.conn.closed || now - p.lastActivity < DEFAULTS.nextHopIdleMs) continue;
+      if (!usable(p) || now - p.lastActivity < DEFAULTS.nextHopIdleMs) continue;
       if (p.writer.hasStreams || p.writer.totalQueued > 0 || this.transactions.hasPendingTo(p)) continue;
       // Nor one whose own traffic is in the middle of something: a chunk being read, reading paused.
       if (this.tokens.hasOwner(p) || p.isReadingChunk || p.isPaused) continue;
