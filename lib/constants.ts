@@ -85,6 +85,11 @@ export const DEFAULTS = {
    * timeouts of common NATs, firewalls and cloud load balancers (4-6 min and up).
    */
   tcpKeepAliveMs: 120_000,
+  /**
+   * Milliseconds a connection may leave the relay's oldest request to it unanswered while sending nothing
+   * at all before it is taken for dead: the transaction timeout, which no live peer comes near.
+   */
+  deadPeerMs: 30_000,
   /** AUTH lifetime in seconds: default, minimum, maximum (RFC 4976 §5.1). */
   authExpires: 600,
   authMinExpires: 60,

@@ -83,6 +83,8 @@ export interface RelayConfig {
   writeStallTimeout: number;
   /** Seconds of silence before TCP keep-alive probes a TCP or TLS connection; 0: off. */
   tcpKeepalive: number;
+  /** Seconds a connection may leave a request unanswered, sending nothing, before it is closed; 0: never. */
+  deadPeerTimeout: number;
   reports: ReportsMode;
   reportsDedupe: boolean;
   reportsDedupeEntries: number;
@@ -274,6 +276,13 @@ const FIELDS: readonly Field[] = [
     D.tcpKeepAliveMs / 1000,
     'TCP keep-alive: the kernel probes a TCP or TLS connection silent this long; 0: off',
     { zeroOff: true, maxSeconds: MAX_KEEPIDLE_SECONDS },
+  ),
+  field(
+    'deadPeerTimeout',
+    TIME,
+    D.deadPeerMs / 1000,
+    'close a connection that has left a request unanswered this long while sending nothing at all; 0: never',
+    { zeroOff: true },
   ),
   field('reports', 'enum', 'on-ack', 'inject delivery reports', {
     arg: 'mode',

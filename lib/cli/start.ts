@@ -131,6 +131,7 @@ export function relayOptionsFrom(cfg: RelayConfig, users: UserStore | undefined)
     idleTimeoutMs: cfg.idleTimeout * 1000,
     writeStallMs: cfg.writeStallTimeout * 1000,
     tcpKeepAliveMs: cfg.tcpKeepalive * 1000,
+    deadPeerMs: cfg.deadPeerTimeout * 1000,
     reports: cfg.reports,
     reportsDedupe: cfg.reportsDedupe,
     reportsDedupeEntries: cfg.reportsDedupeEntries,

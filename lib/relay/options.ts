@@ -170,6 +170,13 @@ export interface RelayOptions {
    * WebSocket connections have their own pings (RFC 7977 §6).
    */
   tcpKeepAliveMs?: number;
+  /**
+   * A connection that has left a request of the relay unanswered this long, and sent nothing at all
+   * since that request went out, is closed as dead: a peer gone while data was in flight to it, which
+   * TCP keep-alive cannot see (the kernel probes only idle connections) and retransmissions find only
+   * after minutes. Its transactions then fail as for any lost connection (default 30 000 ms; 0: never).
+   */
+  deadPeerMs?: number;
   logger?: Logger;
 }
 
@@ -296,6 +303,7 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
       idleTimeoutMs: options.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
       writeStallMs: options.writeStallMs ?? DEFAULTS.writeStallMs,
       tcpKeepAliveMs: options.tcpKeepAliveMs ?? DEFAULTS.tcpKeepAliveMs,
+      deadPeerMs: options.deadPeerMs ?? DEFAULTS.deadPeerMs,
     },
   };
 }

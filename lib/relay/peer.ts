@@ -128,6 +128,11 @@ export class Peer implements ParserHandler {
   authFailures = 0;
   /** Time of the last byte read, ms. */
   lastActivity = Date.now();
+  /**
+   * When a request the relay sent here went out that timed out unanswered with nothing read from here
+   * since, ms; 0 when there is none, or once something was read after it (the relay's dead-peer rule).
+   */
+  unansweredSince = 0;
   /** The last To-Path value of a response on this connection found addressed to this relay. */
   ourResponseTo: string | null = null;
   /** The route of this connection's last routed request (lib/relay/router.ts). */

@@ -263,6 +263,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
         this.opts.transactionTimeoutMs / 4,
         this.opts.idleTimeoutMs / 4,
         this.opts.writeStallMs > 0 ? this.opts.writeStallMs / 4 : Infinity,
+        this.opts.deadPeerMs > 0 ? this.opts.deadPeerMs / 4 : Infinity,
       ),
     );
     this.housekeeping = setInterval(() => this.tick(), tick);
@@ -1288,6 +1289,13 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   /** A forwarded transaction got no response in time (its timer, or the end of a drain): 408. */
   private expire(tx: ForwardedTransaction<Peer, TrackedImMessage>): void {
     if (tx.failureReport !== 'yes') return; // RFC 4976 §6.5: no timer for partial
+    // The dead-peer rule: nothing read from its next hop since it went out (not during a drain's end). A
+    // read in the same millisecond counts as before it (a next hop that never said a word has its
+    // connection's creation time, often the millisecond of the first request).
+    const sentAt = tx.deadline - this.opts.transactionTimeoutMs;
+    const dest = tx.dest;
+    if (!this.abandoning && dest.lastActivity <= sentAt && dest.unansweredSince === 0)
+      dest.unansweredSince = sentAt;
     // A piece of a chunk refused meanwhile (by the next hop, or by the relay: a 413): its sender has been
     // told once, as in onResponse.
     if (tx.stream?.isRefused === true) return;
@@ -1297,9 +1305,53 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     else this.failures.answerUpstream(tx, 408, 'Request Timeout');
   }
 
+  /**
+   * Connections that left a request of the relay unanswered for `--dead-peer-timeout` and sent nothing
+   * at all since it went out: a peer gone with data in flight to it. TCP keep-alive cannot find those (the
+   * kernel probes only connections with nothing unacknowledged) and retransmissions find them after about
+   * 15 minutes (`tcp_retries2`), each later request to them timing out meanwhile. Skipped: a connection
+   * the relay stopped reading (its answers may wait unread), one not up yet (its dial has its own timer).
+   * A connection holding no token of ours (another relay's) gets three times as long, as for a write
+   * stall: that relay may have stopped reading it while a stalled client of its own fills its queue,
+   * until its own --write-stall-timeout closes that client (closing the link would end every session on
+   * it).
+   */
+  private deadPeers(now: number): Peer[] {
+    const dead: Peer[] = [];
+    for (const peer of this.peers) {
+      // It spoke after the request that timed out: alive.
+      if (peer.unansweredSince !== 0 && peer.lastActivity > peer.unansweredSince) peer.unansweredSince = 0;
+      if (peer.closing || !peer.established || peer.isPausedByOthers) continue;
+      // Silent since: the request that timed out unanswered, else the oldest one still waiting (or, when
+      // it spoke after that one went out, its last word).
+      let since = peer.unansweredSince;
+      if (since === 0) {
+        const deadline = this.transactions.oldestDeadlineTo(peer);
+        if (deadline === undefined) continue;
+        since = Math.max(deadline - this.opts.transactionTimeoutMs, peer.lastActivity);
+      }
+      const limit = this.opts.deadPeerMs * (this.tokens.hasOwner(peer) ? 1 : RELAY_STALL_FACTOR);
+      if (now - since >= limit) dead.push(peer);
+    }
+    return dead;
+  }
+
+  private closeDead(peer: Peer, now: number): void {
+    if (peer.closing) return;
+    this.log.warn(
+      { conn: peer.id, remote: peer.conn.remote, silentMs: now - peer.lastActivity },
+      'peer answers nothing: closing its connection',
+    );
+    // At once: a graceful close would wait on a peer that is gone.
+    peer.closing = true;
+    peer.conn.destroy('dead-peer');
+  }
+
   private tick(): void {
     const now = Date.now();
     for (const tx of this.transactions.takeExpired(now)) this.expire(tx);
+    // After the 408s of what timed out: what else was sent to them fails as for any lost connection (481).
+    if (this.opts.deadPeerMs > 0) for (const peer of this.deadPeers(now)) this.closeDead(peer, now);
     this.tokens.sweep(now);
     this.reports.sweep(now);
     this.lockout.sweep(now);

@@ -107,6 +107,14 @@ export class TransactionTable<P, T = unknown> {
     return e !== undefined && (e.open !== null || e.head !== null);
   }
 
+  /**
+   * The deadline of the oldest transaction sent to `dest` that waits for its answer with its timer
+   * running (its end-line out), or undefined: when that request went out is this minus the timeout.
+   */
+  oldestDeadlineTo(dest: P): number | undefined {
+    return this.dests.get(dest)?.head?.deadline;
+  }
+
   /** @internal The chunks whose head is out and whose end-line is not (tests look at them). */
   openChunks(): ForwardedTransaction<P, T>[] {
     const out: ForwardedTransaction<P, T>[] = [];

@@ -128,6 +128,7 @@ describe('relay configuration', () => {
         idleTimeout: 3600,
         writeStallTimeout: 60,
         tcpKeepalive: 120,
+        deadPeerTimeout: 30,
         reports: 'on-ack',
         reportsDedupe: true,
         reportsDedupeEntries: 10_000,
@@ -244,6 +245,13 @@ describe('relay configuration', () => {
       );
       // Other durations still refuse 0.
       expect(() => resolve(['--idle-timeout', '0'])).to.throw(/expected a duration above 0/);
+    });
+
+    it('reads --dead-peer-timeout as a duration, 0 meaning never, from a flag or the environment', () => {
+      expect(resolve(['--dead-peer-timeout', '0']).deadPeerTimeout).to.equal(0);
+      expect(resolve(['--dead-peer-timeout', '45s']).deadPeerTimeout).to.equal(45);
+      expect(resolve([], { MSRP_RELAY_DEAD_PEER_TIMEOUT: '2m' }).deadPeerTimeout).to.equal(120);
+      expect(() => resolve(['--dead-peer-timeout', '-5'])).to.throw(/--dead-peer-timeout/);
     });
 
     it('reads --next-hop-per-session hosts from flags, a comma list in the environment, and a file list', () => {

@@ -2,11 +2,13 @@
  * Which silent connections the relay closes (RFC 4976 §6.3 probation, digest §2.5: relays keep
  * connections and may close them after an idle hour), and which it keeps: a chained relay's connection
  * holds no token of ours, and one whose reading the relay paused is silent by the relay's own doing.
+ * Which busy ones it closes: a peer that stopped reading (--write-stall-timeout), and one that answers
+ * nothing and says nothing with requests in flight to it (--dead-peer-timeout).
  */
 import { expect } from 'chai';
 import type { MsrpEndpoint } from '../../lib/client/endpoint.js';
 import { getHeader, type Frame } from '../../lib/msrp/message.js';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { createRelay } from '../../lib/relay/relay.js';
 import { captureLogger, Harness, nextMessage, sleep, until, type LogLine } from '../helpers/relay.js';
@@ -367,6 +369,113 @@ describe('connection timers', () => {
       } finally {
         clearInterval(slow);
       }
+    });
+  });
+
+  describe('--dead-peer-timeout', () => {
+    /** The Status of each failure REPORT `alice` gets, by Message-ID. */
+    function statusesAt(alice: MsrpEndpoint): Map<string, string> {
+      const got = new Map<string, string>();
+      alice.on('report', (f: Frame) =>
+        got.set(getHeader(f.headers, 'message-id')!, getHeader(f.headers, 'status')!),
+      );
+      return got;
+    }
+
+    it('closes a client that answers nothing and says nothing: 408 for the request that timed out, 481 for the rest', async () => {
+      const lines: LogLine[] = [];
+      const relay = await h.relay({
+        transactionTimeoutMs: 1000,
+        deadPeerMs: 1000,
+        logger: captureLogger(lines),
+      });
+      const alice = await h.client(relay, 'alice');
+      const bob = await h.client(relay, 'bob', { respond: () => null }); // reads, never answers
+      const reports = statusesAt(alice);
+      const sentAt = Date.now();
+      await alice.send({ toPath: alice.toPathFor(bob.path), body: 'one', messageId: 'dead0001' });
+      // Its timer runs out 700 ms after the first's, long after bob's close.
+      await sleep(700);
+      await alice.send({ toPath: alice.toPathFor(bob.path), body: 'two', messageId: 'dead0002' });
+      await until(() => relay.counters.closed.tcp['dead-peer'] === 1, 4000, "bob's connection closed");
+      const closedAfter = Date.now() - sentAt;
+      await until(() => reports.size === 2, 2000, 'a failure REPORT for each').catch(() => undefined);
+      const closing = lines.filter((l) => l.msg === 'peer answers nothing: closing its connection');
+      expect({
+        reports: Object.fromEntries(reports),
+        logged: closing.length,
+        atLeast1000: closedAfter >= 1000 && (closing[0]?.fields.silentMs as number) >= 1000,
+      }).to.deep.equal({
+        reports: { dead0001: '000 408 Request Timeout', dead0002: '000 481 Next hop connection lost' },
+        logged: 1,
+        atLeast1000: true,
+      });
+    });
+
+    it('keeps a peer that sends meanwhile, though it leaves requests unanswered', async () => {
+      const relay = await h.relay({ transactionTimeoutMs: 300, deadPeerMs: 300 });
+      const alice = await h.client(relay, 'alice');
+      const bob = await h.client(relay, 'bob', { respond: () => null });
+      const reports = statusesAt(alice);
+      const chatty = setInterval(
+        () => void bob.send({ toPath: bob.toPathFor(alice.path), body: 'typing' }).catch(() => undefined),
+        100,
+      );
+      try {
+        await alice.send({ toPath: alice.toPathFor(bob.path), body: 'one', messageId: 'live0001' });
+        await until(() => reports.size === 1, 3000, 'the 408 failure REPORT');
+        await sleep(600); // twice the limit past the 408
+        expect([reports.get('live0001'), relay.counters.closed.tcp]).to.deep.equal([
+          '000 408 Request Timeout',
+          {},
+        ]);
+      } finally {
+        clearInterval(chatty);
+      }
+    });
+
+    it('gives a connection holding no token (a next hop) three times as long', async function () {
+      this.timeout(10_000);
+      // A next hop that takes the octets (the kernel does) and never says a word.
+      const held: Socket[] = [];
+      const hole: Server = createServer((s) => {
+        s.pause();
+        held.push(s);
+      });
+      await new Promise<void>((r) => hole.listen(0, '127.0.0.1', () => r()));
+      try {
+        const relay = await h.relay({ transactionTimeoutMs: 300, deadPeerMs: 300 });
+        const alice = await h.client(relay, 'alice');
+        const reports = statusesAt(alice);
+        const farEnd = `msrp://127.0.0.1:${(hole.address() as { port: number }).port}/farSession03;tcp`;
+        const sentAt = Date.now();
+        await alice.send({ toPath: alice.toPathFor([farEnd]), body: 'into the void', messageId: 'hole0001' });
+        await until(() => reports.size === 1, 3000, 'the 408 failure REPORT');
+        const afterTimeout = { ...relay.counters.closed.tcp };
+        await until(() => relay.counters.closed.tcp['dead-peer'] === 1, 4000, 'the next hop closed');
+        expect({
+          afterTimeout,
+          report: reports.get('hole0001'),
+          atLeast900: Date.now() - sentAt >= 900,
+        }).to.deep.equal({ afterTimeout: {}, report: '000 408 Request Timeout', atLeast900: true });
+      } finally {
+        for (const s of held) s.destroy();
+        hole.close();
+      }
+    });
+
+    it('never closes for silence with 0', async () => {
+      const relay = await h.relay({ transactionTimeoutMs: 300, deadPeerMs: 0 });
+      const alice = await h.client(relay, 'alice');
+      const bob = await h.client(relay, 'bob', { respond: () => null });
+      const reports = statusesAt(alice);
+      await alice.send({ toPath: alice.toPathFor(bob.path), body: 'one', messageId: 'zero0001' });
+      await until(() => reports.size === 1, 3000, 'the 408 failure REPORT');
+      await sleep(900);
+      expect([reports.get('zero0001'), relay.counters.closed.tcp]).to.deep.equal([
+        '000 408 Request Timeout',
+        {},
+      ]);
     });
   });
 });
