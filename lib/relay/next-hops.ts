@@ -154,9 +154,12 @@ export class NextHops {
    */
   private keyOf(uri: MsrpUri): string {
     const key = authorityKey(uri);
-    return this.perSession.size > 0 && this.perSession.has(sessionHostKey(uri.host))
-      ? `${key}/${uri.sessionId ?? ''}`
-      : key;
+    return this.isPerSession(uri) ? `${key}/${uri.sessionId ?? ''}` : key;
+  }
+
+  /** True when `uri`'s host is a `--next-hop-per-session` one: a connection of it serves one session. */
+  isPerSession(uri: MsrpUri): boolean {
+    return this.perSession.size > 0 && this.perSession.has(sessionHostKey(uri.host));
   }
 
   /** The live connection already dialed toward `uri`'s scheme, host and port (and session), if any. */

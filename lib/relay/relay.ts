@@ -998,7 +998,14 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     if (id === null || !this.vouched(gone)) return null;
     const first = tryParse(firstUri(path));
     if (first === null || !id.matches(first.host)) return null;
-    const live = this.relayPeer(hostKey(first.host));
+    // The connection that relay opened for this URI, if another is left (ReturnPaths).
+    const back = this.returnPaths.lookup(first);
+    if (back !== undefined && usable(back)) return back;
+    // A relay that binds each connection to one session (--next-hop-per-session) refuses this session's
+    // traffic on another's: only a connection for this URI (ours, or a new dial) will do.
+    const live = this.nextHops.isPerSession(first)
+      ? this.nextHops.existing(first)
+      : this.relayPeer(hostKey(first.host));
     if (live !== undefined) return live;
     if (first.scheme.toLowerCase() !== 'msrps' || first.transport.toLowerCase() !== 'tcp') return null;
     const dialed = this.dialChecked(first);

@@ -9,7 +9,7 @@ import type { EndpointOptions, MsrpEndpoint } from '../../lib/client/endpoint.js
 import { getHeader, type Frame } from '../../lib/msrp/message.js';
 import { connect } from 'node:net';
 import { connect as tlsConnect, createServer as createTlsServer, type TLSSocket } from 'node:tls';
-import { Harness, nextMessage, until, USERS } from '../helpers/relay.js';
+import { Harness, nextMessage, sleep, until, USERS } from '../helpers/relay.js';
 import { imFromAlice } from '../helpers/cpim-fixtures.js';
 import { otherCertificate, testCertificate } from '../helpers/tls.js';
 
@@ -426,6 +426,51 @@ describe('relays proven by their TLS certificates (--relay-ca)', () => {
     expect({ codes, certified: certified(r2).size }).to.deep.equal({ codes: [200, 200], certified: 0 });
   });
 
+  /** One connection of a foreign relay to `relay`, for its session `id`. */
+  interface ForeignLink {
+    socket: TLSSocket;
+    /** Everything read on it so far (latin1). */
+    got: () => string;
+    /** Its URI for the session: its host, and the decoy port a dial toward it would land on. */
+    uri: string;
+  }
+
+  /**
+   * Opens a connection of a foreign relay (one that binds a connection to one session, like AG Projects'
+   * msrprelay) to `relay`, with or without its certificate, and sends `alice` one SEND from its session
+   * `id` over it; resolves once the SEND's 200 is back. Its URIs name `decoyPort`: a dial would land there.
+   */
+  async function foreignLink(
+    relay: Relay,
+    alice: MsrpEndpoint,
+    decoyPort: number,
+    sockets: TLSSocket[],
+    id: string,
+    proven: boolean,
+  ): Promise<ForeignLink> {
+    const { cert, key } = testCertificate();
+    let got = '';
+    const socket = tlsConnect({
+      host: '127.0.0.1',
+      port: relay.addresses()[0]!.port,
+      ca: cert,
+      servername: 'localhost',
+      ...(proven && { cert, key }),
+    });
+    sockets.push(socket);
+    socket.on('data', (d: Buffer) => (got += d.toString('latin1')));
+    await new Promise((r) => socket.once('secureConnect', r));
+    const uri = `msrps://127.0.0.1:${decoyPort}/${id};tcp`;
+    const tid = `in${id}0000`;
+    socket.write(
+      `MSRP ${tid} SEND\r\nTo-Path: ${alice.usePath[0]!} ${alice.uri}\r\n` +
+        `From-Path: ${uri} msrp://bob.invalid:7394/${id}b;tcp\r\nMessage-ID: m${id}\r\n` +
+        `Byte-Range: 1-${id.length}/${id.length}\r\nContent-Type: text/plain\r\n\r\n${id}\r\n-------${tid}$\r\n`,
+    );
+    await until(() => got.includes(`MSRP ${tid} 200`), 5000, `200 to ${id}`);
+    return { socket, got: () => got, uri };
+  }
+
   it('sends what goes back to a proven relay over the connection it opened for that URI, one per session', async function () {
     // Interop audit (AG Projects' msrprelay): a relay that binds each connection to one session opens a
     // connection per session and takes a session's return traffic only there; a dial to its authority
@@ -446,29 +491,8 @@ describe('relays proven by their TLS certificates (--relay-ca)', () => {
       await alice.auth({ relayUri: tlsUri(r1) });
       const received: string[] = [];
       alice.on('message', (m: { body: Buffer }) => received.push(m.body.toString()));
-      /** One connection of the foreign relay, for session `id`, with or without its certificate. */
-      const link = async (id: string, proven: boolean): Promise<{ got: () => string; uri: string }> => {
-        let got = '';
-        const socket = tlsConnect({
-          host: '127.0.0.1',
-          port: r1.addresses()[0]!.port,
-          ca: cert,
-          servername: 'localhost',
-          ...(proven && { cert, key }),
-        });
-        sockets.push(socket);
-        socket.on('data', (d: Buffer) => (got += d.toString('latin1')));
-        await new Promise((r) => socket.once('secureConnect', r));
-        const uri = `msrps://127.0.0.1:${decoyPort}/${id};tcp`;
-        const tid = `in${id}0000`;
-        socket.write(
-          `MSRP ${tid} SEND\r\nTo-Path: ${alice.usePath[0]!} ${alice.uri}\r\n` +
-            `From-Path: ${uri} msrp://bob.invalid:7394/${id}b;tcp\r\nMessage-ID: m${id}\r\n` +
-            `Byte-Range: 1-${id.length}/${id.length}\r\nContent-Type: text/plain\r\n\r\n${id}\r\n-------${tid}$\r\n`,
-        );
-        await until(() => got.includes(`MSRP ${tid} 200`), 5000, `200 to ${id}`);
-        return { got: () => got, uri };
-      };
+      const link = (id: string, proven: boolean): Promise<ForeignLink> =>
+        foreignLink(r1, alice, decoyPort, sockets, id, proven);
       const x = await link('sessX', true);
       const y = await link('sessY', true);
       const stranger = await link('sessZ', false); // no certificate: its From-Path is its word alone
@@ -502,6 +526,50 @@ describe('relays proven by their TLS certificates (--relay-ca)', () => {
         stranger: false,
         dialed: ['connection'],
         learned: 2, // sessX and sessY: the stranger taught nothing
+      });
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      decoy.close();
+    }
+  });
+
+  it("sends a failure REPORT for a per-session relay's session on that session's own connection once its link is gone", async function () {
+    // Interop audit: with the IM's link closed, the REPORT took any connection of that relay, which a
+    // relay binding connections to sessions refuses (481): another session's. Now a --next-hop-per-session
+    // host gets its own dial for the session.
+    this.timeout(15_000);
+    const { cert, key } = testCertificate();
+    const atDecoy: string[] = [];
+    const decoy = createTlsServer({ cert, key }, (s) => {
+      const i = atDecoy.push('') - 1;
+      s.on('data', (d: Buffer) => (atDecoy[i] += d.toString('latin1')));
+    });
+    await new Promise<void>((r) => decoy.listen(0, '127.0.0.1', r));
+    const decoyPort = (decoy.address() as { port: number }).port;
+    const sockets: TLSSocket[] = [];
+    try {
+      const r1 = await h.relay({
+        ...tlsRelay(true),
+        auth: false,
+        transactionTimeoutMs: 800,
+        nextHopPerSession: ['127.0.0.1'],
+      });
+      const alice = await h.connect(r1, { tls: clientTls(), respond: () => null }); // never answers
+      await alice.auth({ relayUri: tlsUri(r1) });
+      const y = await foreignLink(r1, alice, decoyPort, sockets, 'sessY', true);
+      const x = await foreignLink(r1, alice, decoyPort, sockets, 'sessX', true);
+      x.socket.destroy(); // sessX's link goes while alice's answer is awaited
+      await until(() => atDecoy.some((t) => t.includes(' REPORT\r\n')), 5000, 'the REPORT at a new dial');
+      await sleep(200);
+      expect({
+        atDecoy: atDecoy.map((t) => /^To-Path: (\S+)/m.exec(t)?.[1]),
+        status: /^Status: (.*)\r$/m.exec(atDecoy.join(''))?.[1],
+        // y has a REPORT of its own (its IM is unanswered too), none about sessX.
+        onY: y.got().includes(`To-Path: ${x.uri}`),
+      }).to.deep.equal({
+        atDecoy: [x.uri],
+        status: '000 408 Request Timeout',
+        onY: false,
       });
     } finally {
       for (const socket of sockets) socket.destroy();
