@@ -128,11 +128,18 @@ export class Peer implements ParserHandler {
   authFailures = 0;
   /** Time of the last byte read, ms. */
   lastActivity = Date.now();
+  // The relay's dead-peer rule (lib/relay/relay.ts deadPeers).
+  /** How far into the relay's outbound stream the peer has shown it read: the end of its last answered request. */
+  consumedOut = 0;
   /**
-   * When a request the relay sent here went out that timed out unanswered with nothing read from here
-   * since, ms; 0 when there is none, or once something was read after it (the relay's dead-peer rule).
+   * A request that timed out here unanswered: when it went out (0: none), where it ended in the outbound
+   * stream, and when it timed out. Forgotten once anything is read after that.
    */
-  unansweredSince = 0;
+  owedSince = 0;
+  owedOutAt = 0;
+  owedAt = 0;
+  /** When the relay last resumed reading this connection (after backpressure), ms. */
+  resumedAt = 0;
   /** The last To-Path value of a response on this connection found addressed to this relay. */
   ourResponseTo: string | null = null;
   /** The route of this connection's last routed request (lib/relay/router.ts). */
@@ -447,7 +454,10 @@ export class Peer implements ParserHandler {
   private releaseSources(): void {
     for (const source of this.pausedSources) {
       source.blockedBy.delete(this);
-      if (source.blockedBy.size === 0 && !source.isClosed) source.conn.resume();
+      if (source.blockedBy.size === 0 && !source.isClosed) {
+        source.conn.resume();
+        source.resumedAt = Date.now();
+      }
     }
     this.pausedSources.clear();
   }

@@ -559,6 +559,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       ourUri,
       hops: 0,
       deadline: 0,
+      outAt: 0,
       open: false,
       stream: null,
       earlyOk: false,
@@ -613,6 +614,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
           // otherwise it would outlive its last octet until the answer comes (thousands of them in a
           // large transfer).
           if (sub.last) tx.stream = null;
+          tx.outAt = dest.conn.bytesOut; // its end-line was just handed over
           this.transactions.close(tx, sub.end, Date.now() + this.opts.transactionTimeoutMs);
           return;
         }
@@ -726,6 +728,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       this.log.debug({ conn: peer.id, tid: head.transactionId }, 'response for no known transaction dropped');
       return;
     }
+    if (tx.outAt > peer.consumedOut) peer.consumedOut = tx.outAt; // it read that far (the dead-peer rule)
     if (tx.method === 'SEND') {
       // RFC 4975 §7.1: an error stops the rest of the chunk toward the next hop (an open sub-chunk ends
       // with `#`). Answered before its end-line went out, it is reported for the octets written so far.
@@ -1115,10 +1118,11 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       return;
     }
     const fr = failureReportOf(head);
+    let tracked: ForwardedTransaction<Peer, TrackedImMessage> | null = null;
     if (head.method !== 'REPORT' && fr !== 'no') {
       const range = byteRange === null || byteRange === 'bad' ? { start: 1, end: 0, total: 0 } : byteRange;
       // The same fields in the same order as a SEND chunk's (one object shape in the table).
-      this.track({
+      tracked = {
         tracked: undefined,
         tid,
         dest,
@@ -1134,6 +1138,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
         ourUri: route.ourUri,
         hops: splitPath(to).length - splitPath(route.toPath).length,
         deadline: 0,
+        outAt: 0,
         open: false,
         stream: null,
         earlyOk: false,
@@ -1141,9 +1146,12 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
         nextAll: null,
         prevDest: null,
         nextDest: null,
-      });
+      };
+      this.track(tracked);
     }
     dest.send(parts, peer);
+    // Where it ends now that it is queued (the dead-peer rule).
+    if (tracked !== null) tracked.outAt = dest.conn.bytesOut + dest.writer.totalQueued;
     this.counters.forwarded++;
     peer.accept();
     if (head.method === 'SEND' && fr === 'yes')
@@ -1266,6 +1274,8 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
 
   private track(tx: ForwardedTransaction<Peer, TrackedImMessage>): void {
     tx.deadline = Date.now() + this.opts.transactionTimeoutMs;
+    // Where it ends: past all that is queued (a whole frame is tracked before it is queued: see there).
+    tx.outAt = tx.dest.conn.bytesOut + tx.dest.writer.totalQueued;
     this.transactions.add(tx);
   }
 
@@ -1296,13 +1306,13 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   /** A forwarded transaction got no response in time (its timer, or the end of a drain): 408. */
   private expire(tx: ForwardedTransaction<Peer, TrackedImMessage>): void {
     if (tx.failureReport !== 'yes') return; // RFC 4976 §6.5: no timer for partial
-    // The dead-peer rule: nothing read from its next hop since it went out (not during a drain's end). A
-    // read in the same millisecond counts as before it (a next hop that never said a word has its
-    // connection's creation time, often the millisecond of the first request).
-    const sentAt = tx.deadline - this.opts.transactionTimeoutMs;
+    // The dead-peer rule keeps what its next hop still owes once it leaves the table (not at a drain's end).
     const dest = tx.dest;
-    if (!this.abandoning && dest.lastActivity <= sentAt && dest.unansweredSince === 0)
-      dest.unansweredSince = sentAt;
+    if (!this.abandoning && dest.owedSince === 0) {
+      dest.owedSince = tx.deadline - this.opts.transactionTimeoutMs;
+      dest.owedOutAt = tx.outAt;
+      dest.owedAt = Date.now();
+    }
     // A piece of a chunk refused meanwhile (by the next hop, or by the relay: a 413): its sender has been
     // told once, as in onResponse.
     if (tx.stream?.isRefused === true) return;
@@ -1313,34 +1323,52 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   }
 
   /**
-   * Connections that left a request of the relay unanswered for `--dead-peer-timeout` and sent nothing
-   * at all since it went out: a peer gone with data in flight to it. TCP keep-alive cannot find those (the
-   * kernel probes only connections with nothing unacknowledged) and retransmissions find them after about
-   * 15 minutes (`tcp_retries2`), each later request to them timing out meanwhile. Skipped: a connection
-   * the relay stopped reading (its answers may wait unread), one not up yet (its dial has its own timer).
-   * A connection holding no token of ours (another relay's) gets three times as long, as for a write
-   * stall: that relay may have stopped reading it while a stalled client of its own fills its queue,
-   * until its own --write-stall-timeout closes that client (closing the link would end every session on
-   * it).
+   * Connections taken for a peer gone with data in flight to it (`--dead-peer-timeout`): the oldest
+   * request it owes an answer to (Failure-Report `yes`, end-line out; still waiting, or timed out since
+   * with nothing read after) ends at most {@link DEAD_PEER_BACKLOG} octets past what its last answer
+   * showed it had read, and nothing has been read from it for the timeout since that request went out (or
+   * since its last word, when later). TCP keep-alive cannot find such a peer (the kernel probes only
+   * connections with nothing unacknowledged) and retransmissions find it after about 15 minutes
+   * (`tcp_retries2`), each later request to it timing out meanwhile.
+   *
+   * Not judged: a connection not up yet (its dial has its own timer); one whose reading the relay paused
+   * (its answers may wait unread), until the timeout has passed since reading resumed; a WebSocket peer
+   * (a message of its own being uploaded holds its answers back, RFC 7977 §5.1; its pings find it
+   * gone); one toward which the relay still holds octets, and a request with more than the backlog ahead
+   * of it unacknowledged (a slow reader, a relay that stopped reading it: the write-stall timer's case,
+   * or none). Another relay's connection (one holding no token of ours, or a
+   * proven relay's) gets ten times as long: that relay stops reading it while a slow client of its own
+   * has a full queue (as this relay does), which from here looks the same as a relay gone, and closing it
+   * ends every session on it.
    */
   private deadPeers(now: number): Peer[] {
     const dead: Peer[] = [];
     for (const peer of this.peers) {
-      // It spoke after the request that timed out: alive.
-      if (peer.unansweredSince !== 0 && peer.lastActivity > peer.unansweredSince) peer.unansweredSince = 0;
-      if (peer.closing || !peer.established || peer.isPausedByOthers) continue;
-      // Silent since: the request that timed out unanswered, else the oldest one still waiting (or, when
-      // it spoke after that one went out, its last word).
-      let since = peer.unansweredSince;
-      if (since === 0) {
-        const deadline = this.transactions.oldestDeadlineTo(peer);
-        if (deadline === undefined) continue;
-        since = Math.max(deadline - this.opts.transactionTimeoutMs, peer.lastActivity);
+      if (peer.owedSince !== 0 && peer.lastActivity > peer.owedAt) peer.owedSince = 0; // it spoke since
+      if (peer.closing || !peer.established || peer.blockedBy.size > 0 || peer.conn.messageFramed) continue;
+      // Octets still held here toward it: it is not reading them yet (or slowly): write-stall's case.
+      if (peer.writer.totalQueued > 0 || peer.conn.writableLength > 0) continue;
+      const tx = this.transactions.oldestOwedTo(peer);
+      let since = tx === undefined ? 0 : tx.deadline - this.opts.transactionTimeoutMs;
+      let outAt = tx === undefined ? 0 : tx.outAt;
+      if (peer.owedSince !== 0 && (since === 0 || peer.owedSince < since)) {
+        since = peer.owedSince;
+        outAt = peer.owedOutAt;
       }
-      const limit = this.opts.deadPeerMs * (this.tokens.hasOwner(peer) ? 1 : RELAY_STALL_FACTOR);
-      if (now - since >= limit) dead.push(peer);
+      if (since === 0 || outAt - peer.consumedOut > DEAD_PEER_BACKLOG) continue;
+      const limit = this.opts.deadPeerMs * (this.isRelayLink(peer) ? RELAY_DEAD_FACTOR : 1);
+      if (now - Math.max(since, peer.lastActivity, peer.resumedAt) >= limit) dead.push(peer);
     }
     return dead;
+  }
+
+  /**
+   * True for another relay's connection, which the write-stall and dead-peer timers give longer: one
+   * holding no token of ours (a chained relay's, a next hop's), or one of a relay proven by its
+   * certificate (it holds its clients' relay-bound tokens).
+   */
+  private isRelayLink(peer: Peer): boolean {
+    return peer.relayIdentity !== null || !this.tokens.hasOwner(peer);
   }
 
   private closeDead(peer: Peer, now: number): void {
@@ -1367,7 +1395,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       const stalled = this.opts.writeStallMs > 0 ? peer.stalledFor(now) : 0;
       // A connection holding no token of ours is another relay's (or a next hop's): its silence may be that
       // relay waiting on a stalled client of its own, which its own timer closes first. Give it longer.
-      const stallLimit = this.opts.writeStallMs * (this.tokens.hasOwner(peer) ? 1 : RELAY_STALL_FACTOR);
+      const stallLimit = this.opts.writeStallMs * (this.isRelayLink(peer) ? RELAY_STALL_FACTOR : 1);
       if (stalled > 0 && stalled >= stallLimit) {
         // Its sources stay paused while it does not read, and with them every session they carry.
         this.log.warn(
@@ -1432,8 +1460,21 @@ const NEXT_HOP_UNREACHABLE: Refusal = [408, 'Next hop unreachable'];
 /** The next hop has too many requests unanswered. */
 const NOT_ANSWERING: Refusal = [408, 'Next hop not answering'];
 
-/** How many `--write-stall-timeout`s a connection without a token (a relay's) may stall before it is closed. */
+/** How many `--write-stall-timeout`s another relay's connection gets before it is closed. */
 const RELAY_STALL_FACTOR = 3;
+
+/** How many `--dead-peer-timeout`s another relay's connection gets (see the relay's deadPeers). */
+const RELAY_DEAD_FACTOR = 10;
+
+/**
+ * The dead-peer rule judges a request only when it ends at most this far (octets) into the relay's
+ * outbound stream past what the peer's last answer showed it had read: a chat message, or a 64 KiB chunk
+ * with what came before it, which a peer reading 4.4 KB/s gets through within the default 30 s. The
+ * estimate only errs long (responses and `partial` chunks the peer never answers count as unread), so
+ * a peer the relay wrote much more to since its last answer is left to the transaction and write-stall
+ * timers.
+ */
+const DEAD_PEER_BACKLOG = 128 * 1024;
 
 /**
  * A `partial` chunk handed to a connection at least this long before its peer closed it in order is

@@ -42,6 +42,11 @@ export interface ForwardedTransaction<P, T = unknown> {
   /** Deadline in ms since the epoch; entries with FR `partial` never produce a timeout report. */
   deadline: number;
   /**
+   * How far into the destination's outbound stream the request ends (its transport's `bytesOut` once
+   * its end-line was handed over, or an upper bound): an answer to it shows the peer read that far.
+   */
+  outAt: number;
+  /**
    * True while the chunk's head is out but not its end-line (added by {@link TransactionTable.addOpen}):
    * the next hop may already answer (RFC 4975 §7.1); no timer runs yet.
    */
@@ -108,11 +113,14 @@ export class TransactionTable<P, T = unknown> {
   }
 
   /**
-   * The deadline of the oldest transaction sent to `dest` that waits for its answer with its timer
-   * running (its end-line out), or undefined: when that request went out is this minus the timeout.
+   * The oldest transaction sent to `dest` that waits for an answer the peer owes (Failure-Report `yes`)
+   * with its timer running (its end-line out), or undefined. A `partial` one gets no answer when it
+   * succeeds (RFC 4975 §7.1.1), so it owes none.
    */
-  oldestDeadlineTo(dest: P): number | undefined {
-    return this.dests.get(dest)?.head?.deadline;
+  oldestOwedTo(dest: P): ForwardedTransaction<P, T> | undefined {
+    for (let tx = this.dests.get(dest)?.head ?? null; tx !== null; tx = tx.nextDest)
+      if (tx.failureReport === 'yes') return tx;
+    return undefined;
   }
 
   /** @internal The chunks whose head is out and whose end-line is not (tests look at them). */

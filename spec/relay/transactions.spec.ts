@@ -25,6 +25,7 @@ function tx(tid: string, dest: string, deadline: number): Tx {
     ourUri: 'msrp://r.example:2/y;tcp',
     hops: 0,
     deadline,
+    outAt: 0,
     open: false,
     stream: null,
     earlyOk: false,
@@ -110,6 +111,22 @@ describe('TransactionTable', () => {
     expect(table.takeExpired(25)).to.deep.equal([a, b]);
     expect(table.size).to.equal(1);
     expect(table.take('cccc3', 'e')).to.equal(c);
+  });
+
+  it("finds a destination's oldest transaction that owes an answer, past `partial` ones and open chunks", () => {
+    const table = new TransactionTable<string>();
+    const partial = { ...tx('part1', 'd', 10), failureReport: 'partial' as const };
+    const owed = tx('owed2', 'd', 20);
+    const later = tx('owed3', 'd', 30);
+    for (const t of [partial, owed, later]) table.add(t);
+    table.addOpen(tx('open4', 'e', 0)); // its end-line not out: no timer, owes nothing yet
+    expect([table.oldestOwedTo('d'), table.oldestOwedTo('e'), table.oldestOwedTo('f')]).to.deep.equal([
+      owed,
+      undefined,
+      undefined,
+    ]);
+    table.take('owed2', 'd');
+    expect(table.oldestOwedTo('d')).to.equal(later);
   });
 
   it('answers an open chunk early, and does not start its timer afterwards', () => {
