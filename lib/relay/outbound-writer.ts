@@ -349,6 +349,11 @@ export class OutboundWriter {
     this.budget.sub(n);
   }
 
+  /** Bytes waiting here, not yet handed to the transport. */
+  get heldBytes(): number {
+    return this.queuedBytes;
+  }
+
   /** Bytes waiting here plus bytes the transport has not flushed yet. */
   get totalQueued(): number {
     return this.queuedBytes + this.conn.writableLength;

@@ -1151,7 +1151,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     }
     dest.send(parts, peer);
     // Where it ends now that it is queued (the dead-peer rule).
-    if (tracked !== null) tracked.outAt = dest.conn.bytesOut + dest.writer.totalQueued;
+    if (tracked !== null) tracked.outAt = dest.conn.bytesOut + dest.writer.heldBytes;
     this.counters.forwarded++;
     peer.accept();
     if (head.method === 'SEND' && fr === 'yes')
@@ -1275,7 +1275,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   private track(tx: ForwardedTransaction<Peer, TrackedImMessage>): void {
     tx.deadline = Date.now() + this.opts.transactionTimeoutMs;
     // Where it ends: past all that is queued (a whole frame is tracked before it is queued: see there).
-    tx.outAt = tx.dest.conn.bytesOut + tx.dest.writer.totalQueued;
+    tx.outAt = tx.dest.conn.bytesOut + tx.dest.writer.heldBytes;
     this.transactions.add(tx);
   }
 
@@ -1347,7 +1347,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       if (peer.owedSince !== 0 && peer.lastActivity > peer.owedAt) peer.owedSince = 0; // it spoke since
       if (peer.closing || !peer.established || peer.blockedBy.size > 0 || peer.conn.messageFramed) continue;
       // Octets still held here toward it: it is not reading them yet (or slowly): write-stall's case.
-      if (peer.writer.totalQueued > 0 || peer.conn.writableLength > 0) continue;
+      if (peer.writer.totalQueued > 0) continue;
       const tx = this.transactions.oldestOwedTo(peer);
       let since = tx === undefined ? 0 : tx.deadline - this.opts.transactionTimeoutMs;
       let outAt = tx === undefined ? 0 : tx.outAt;
