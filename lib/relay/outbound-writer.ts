@@ -354,6 +354,11 @@ export class OutboundWriter {
     return this.queuedBytes;
   }
 
+  /** Bytes of whole frames waiting here: they go out ahead of the streams' pieces. */
+  get controlQueued(): number {
+    return this.controlBytes;
+  }
+
   /** Bytes waiting here plus bytes the transport has not flushed yet. */
   get totalQueued(): number {
     return this.queuedBytes + this.conn.writableLength;

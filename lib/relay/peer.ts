@@ -129,7 +129,10 @@ export class Peer implements ParserHandler {
   /** Time of the last byte read, ms. */
   lastActivity = Date.now();
   // The relay's dead-peer rule (lib/relay/relay.ts deadPeers).
-  /** How far into the relay's outbound stream the peer has shown it read: the end of its last answered request. */
+  /**
+   * How far into the relay's outbound stream the peer has shown it read: the end of its last answered
+   * request, credited as time passes (relay.ts creditReading).
+   */
   consumedOut = 0;
   /**
    * A request that timed out here unanswered: when it went out (0: none), where it ended in the outbound
@@ -138,8 +141,12 @@ export class Peer implements ParserHandler {
   owedSince = 0;
   owedOutAt = 0;
   owedAt = 0;
-  /** When the relay last resumed reading this connection (after backpressure), ms. */
+  /** When the relay last resumed reading this connection (after backpressure, or a late tick), ms. */
   resumedAt = 0;
+  /** When {@link consumedOut} was last credited for time passing. */
+  creditedAt = 0;
+  /** The outbound transport's counts when its queue was last seen moving, for the dead-peer rule. */
+  outMark: { bytesOut: number; unflushed: number; since: number } | null = null;
   /** The last To-Path value of a response on this connection found addressed to this relay. */
   ourResponseTo: string | null = null;
   /** The route of this connection's last routed request (lib/relay/router.ts). */

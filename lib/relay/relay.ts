@@ -97,6 +97,9 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   private readonly peers = new Set<Peer>();
   private readonly connectedAt = new WeakMap<Peer, number>();
   private housekeeping: NodeJS.Timeout | null = null;
+  /** The housekeeping interval, and when it last ran (or started), ms. */
+  private tickMs = 1000;
+  private lastTick = 0;
   private draining = false;
   /** Queued bytes of every connection together (`--max-total-queued-bytes`). */
   private readonly queueBudget: QueueBudget;
@@ -266,6 +269,8 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
         this.opts.deadPeerMs > 0 ? this.opts.deadPeerMs / 4 : Infinity,
       ),
     );
+    this.tickMs = tick;
+    this.lastTick = Date.now();
     this.housekeeping = setInterval(() => this.tick(), tick);
     this.housekeeping.unref();
   }
@@ -1149,9 +1154,11 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       };
       this.track(tracked);
     }
+    // Where it ends (the dead-peer rule): whole frames go out ahead of the streams' pieces, and an open
+    // chunk's interruption (its end-line) may go just before it.
+    if (tracked !== null)
+      tracked.outAt = dest.conn.bytesOut + dest.writer.controlQueued + partsBytes(parts) + 128;
     dest.send(parts, peer);
-    // Where it ends now that it is queued (the dead-peer rule).
-    if (tracked !== null) tracked.outAt = dest.conn.bytesOut + dest.writer.heldBytes;
     this.counters.forwarded++;
     peer.accept();
     if (head.method === 'SEND' && fr === 'yes')
@@ -1325,29 +1332,44 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   /**
    * Connections taken for a peer gone with data in flight to it (`--dead-peer-timeout`): the oldest
    * request it owes an answer to (Failure-Report `yes`, end-line out; still waiting, or timed out since
-   * with nothing read after) ends at most {@link DEAD_PEER_BACKLOG} octets past what its last answer
-   * showed it had read, and nothing has been read from it for the timeout since that request went out (or
+   * with nothing read after) ends at most {@link DEAD_PEER_BACKLOG} octets past what it has shown it
+   * read, and nothing has been read from it for the timeout since that request went out (or
    * since its last word, when later). TCP keep-alive cannot find such a peer (the kernel probes only
    * connections with nothing unacknowledged) and retransmissions find it after about 15 minutes
    * (`tcp_retries2`), each later request to it timing out meanwhile.
    *
    * Not judged: a connection not up yet (its dial has its own timer); one whose reading the relay paused
-   * (its answers may wait unread), until the timeout has passed since reading resumed; a WebSocket peer
-   * (a message of its own being uploaded holds its answers back, RFC 7977 §5.1; its pings find it
-   * gone); one toward which the relay still holds octets, and a request with more than the backlog ahead
-   * of it unacknowledged (a slow reader, a relay that stopped reading it: the write-stall timer's case,
-   * or none). Another relay's connection (one holding no token of ours, or a
-   * proven relay's) gets ten times as long: that relay stops reading it while a slow client of its own
-   * has a full queue (as this relay does), which from here looks the same as a relay gone, and closing it
-   * ends every session on it.
+   * (its answers may wait unread), until the timeout has passed since reading resumed (or since a late
+   * tick: see tick()); a WebSocket peer (a message of its own being uploaded holds its answers back, RFC
+   * 7977 §5.1; its pings find it gone); one toward which the relay holds octets that still move (a reader
+   * behind, or slow); and a request ending more than the backlog past what the peer has shown it read
+   * ({@link creditReading}): a slow reader of a large chunk, left to the transaction and write-stall
+   * timers. Another relay's connection ({@link isRelayLink}) gets ten times as long: that relay stops
+   * reading it while a slow client of its own has a full queue (as this relay does), which from here looks
+   * the same as a relay gone, and closing it ends every session on it.
    */
   private deadPeers(now: number): Peer[] {
     const dead: Peer[] = [];
     for (const peer of this.peers) {
       if (peer.owedSince !== 0 && peer.lastActivity > peer.owedAt) peer.owedSince = 0; // it spoke since
+      const limit = this.opts.deadPeerMs * (this.isRelayLink(peer) ? RELAY_DEAD_FACTOR : 1);
+      this.creditReading(peer, now, limit);
       if (peer.closing || !peer.established || peer.blockedBy.size > 0 || peer.conn.messageFramed) continue;
-      // Octets still held here toward it: it is not reading them yet (or slowly): write-stall's case.
-      if (peer.writer.totalQueued > 0) continue;
+      // Octets still held here toward it that move: a reader behind, or slow. Not moving for the limit, a
+      // queue under --max-queued-bytes (which write-stall leaves alone) is judged as any.
+      if (peer.writer.totalQueued > 0) {
+        const bytesOut = peer.conn.bytesOut;
+        const unflushed = peer.conn.writableLength;
+        const m = peer.outMark;
+        if (m === null || bytesOut > m.bytesOut || unflushed < m.unflushed) {
+          peer.outMark = { bytesOut, unflushed, since: now };
+          continue;
+        }
+        m.unflushed = unflushed; // a heartbeat ping is not movement
+        if (now - m.since < limit) continue;
+      } else {
+        peer.outMark = null;
+      }
       const tx = this.transactions.oldestOwedTo(peer);
       let since = tx === undefined ? 0 : tx.deadline - this.opts.transactionTimeoutMs;
       let outAt = tx === undefined ? 0 : tx.outAt;
@@ -1356,19 +1378,35 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
         outAt = peer.owedOutAt;
       }
       if (since === 0 || outAt - peer.consumedOut > DEAD_PEER_BACKLOG) continue;
-      const limit = this.opts.deadPeerMs * (this.isRelayLink(peer) ? RELAY_DEAD_FACTOR : 1);
       if (now - Math.max(since, peer.lastActivity, peer.resumedAt) >= limit) dead.push(peer);
     }
     return dead;
   }
 
   /**
+   * The rule's own premise, applied to time passing: a live peer reads at least {@link DEAD_PEER_BACKLOG}
+   * octets per limit. While the relay reads it, what the estimate counts as unread (responses, `partial`
+   * chunks, which no answer ever acknowledges) is credited at that rate, up to what the transport has
+   * flushed; else a client that mostly sends would pile up 200s past the backlog and never be judged.
+   */
+  private creditReading(peer: Peer, now: number, limit: number): void {
+    const elapsed = peer.creditedAt === 0 ? 0 : now - peer.creditedAt;
+    peer.creditedAt = now;
+    if (peer.blockedBy.size > 0 || elapsed <= 0) return;
+    const flushed = peer.conn.bytesOut - peer.conn.writableLength;
+    if (peer.consumedOut < flushed)
+      peer.consumedOut = Math.min(flushed, peer.consumedOut + (DEAD_PEER_BACKLOG * elapsed) / limit);
+  }
+
+  /**
    * True for another relay's connection, which the write-stall and dead-peer timers give longer: one
-   * holding no token of ours (a chained relay's, a next hop's), or one of a relay proven by its
-   * certificate (it holds its clients' relay-bound tokens).
+   * holding no token of ours (a next hop's), one no client authenticated on (a chained relay's, holding
+   * the tokens of the AUTHs it forwarded), or one of a relay proven by its certificate.
    */
   private isRelayLink(peer: Peer): boolean {
-    return peer.relayIdentity !== null || !this.tokens.hasOwner(peer);
+    // A chained relay's link holds the tokens of the AUTHs it forwarded (RFC 4976 §5.1), but no client
+    // authenticated on it.
+    return peer.relayIdentity !== null || !peer.authenticated || !this.tokens.hasOwner(peer);
   }
 
   private closeDead(peer: Peer, now: number): void {
@@ -1385,8 +1423,14 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   private tick(): void {
     const now = Date.now();
     for (const tx of this.transactions.takeExpired(now)) this.expire(tx);
+    // A tick this late means the process did not run (stopped, a stall) or the clock stepped forward:
+    // answers may sit unread in the sockets, and silence measured across the gap says nothing. The
+    // dead-peer rule starts over from now (timers run before sockets are read).
+    const late = now - this.lastTick > 2 * this.tickMs;
+    this.lastTick = now;
+    if (late) for (const peer of this.peers) peer.resumedAt = now;
     // After the 408s of what timed out: what else was sent to them fails as for any lost connection (481).
-    if (this.opts.deadPeerMs > 0) for (const peer of this.deadPeers(now)) this.closeDead(peer, now);
+    if (this.opts.deadPeerMs > 0 && !late) for (const peer of this.deadPeers(now)) this.closeDead(peer, now);
     this.tokens.sweep(now);
     this.reports.sweep(now);
     this.lockout.sweep(now);
@@ -1469,10 +1513,9 @@ const RELAY_DEAD_FACTOR = 10;
 /**
  * The dead-peer rule judges a request only when it ends at most this far (octets) into the relay's
  * outbound stream past what the peer's last answer showed it had read: a chat message, or a 64 KiB chunk
- * with what came before it, which a peer reading 4.4 KB/s gets through within the default 30 s. The
- * estimate only errs long (responses and `partial` chunks the peer never answers count as unread), so
- * a peer the relay wrote much more to since its last answer is left to the transaction and write-stall
- * timers.
+ * with what came before it, which a peer reading 4.4 KB/s gets through within the default 30 s. What
+ * the peer has shown it read is its last answer's end (a whole frame's end is counted before it is
+ * queued: it overtakes queued stream pieces), credited at this much per timeout as time passes.
  */
 const DEAD_PEER_BACKLOG = 128 * 1024;
 
