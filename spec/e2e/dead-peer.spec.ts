@@ -47,6 +47,18 @@ describe('--dead-peer-timeout: live peers kept, dead ones closed', () => {
   const h = new Harness();
   afterEach(() => h.cleanup());
 
+  /** bob, a client of `relay` that answers nothing by himself: the requests he got are in `held`. */
+  async function silentBob(relay: Relay): Promise<{ bob: MsrpEndpoint; held: Frame[] }> {
+    const held: Frame[] = [];
+    const bob = await h.client(relay, 'bob', {
+      respond: (f) => {
+        held.push(f);
+        return null;
+      },
+    });
+    return { bob, held };
+  }
+
   it('keeps a receiver that stays silent, as RFC 4975 says, on Failure-Report partial chunks', async () => {
     // Transaction timeout 3 s, dead-peer 0.5 s (as `--transaction-timeout 60s` with the default 30 s): a
     // `partial` chunk that succeeds gets no answer (RFC 4975 §7.1.1), so it owes none.
@@ -75,13 +87,7 @@ describe('--dead-peer-timeout: live peers kept, dead ones closed', () => {
     // (408) before bob has been silent for the limit: what he owes must outlive m2's transaction.
     const relay = await h.relay({ transactionTimeoutMs: 1000, deadPeerMs: 1000 });
     const alice = await h.client(relay, 'alice');
-    const held: Frame[] = [];
-    const bob = await h.client(relay, 'bob', {
-      respond: (f) => {
-        held.push(f);
-        return null;
-      },
-    });
+    const { bob, held } = await silentBob(relay);
     const reports = statusesAt(alice);
     await alice.send({ toPath: alice.toPathFor(bob.path), body: 'one', messageId: 'pipe0001' });
     await alice.send({ toPath: alice.toPathFor(bob.path), body: 'two', messageId: 'pipe0002' });
@@ -208,13 +214,7 @@ describe('--dead-peer-timeout: live peers kept, dead ones closed', () => {
     });
     const port = relay.addresses()[0]!.port;
     const alice = await h.client(relay, 'alice');
-    const held: Frame[] = [];
-    const bob = await h.client(relay, 'bob', {
-      respond: (f) => {
-        held.push(f);
-        return null;
-      },
-    });
+    const { bob, held } = await silentBob(relay);
     await alice.send({ toPath: alice.toPathFor(bob.path), body: 'answer me', messageId: 'self0001' });
     await until(() => held.length === 1, 3000, 'at bob');
     bob.socket.pause(); // bob stops reading for a while (busy writing)
@@ -432,13 +432,7 @@ describe('--dead-peer-timeout: live peers kept, dead ones closed', () => {
     // the 10 s timeout here no 408 is due.)
     const relay = await h.relay({ transactionTimeoutMs: 10_000, deadPeerMs: 1000 });
     const alice = await h.client(relay, 'alice');
-    const held: Frame[] = [];
-    const bob = await h.client(relay, 'bob', {
-      respond: (f) => {
-        held.push(f);
-        return null;
-      },
-    });
+    const { bob, held } = await silentBob(relay);
     const reports = statusesAt(alice);
     const realNow = Date.now;
     try {
@@ -465,13 +459,7 @@ describe('--dead-peer-timeout: live peers kept, dead ones closed', () => {
     // housekeeping timer runs before the sockets are read, so the answers that came meanwhile are not seen.
     const relay = await h.relay({ transactionTimeoutMs: 10_000, deadPeerMs: 1000 });
     const alice = await h.client(relay, 'alice');
-    const held: Frame[] = [];
-    const bob = await h.client(relay, 'bob', {
-      respond: (f) => {
-        held.push(f);
-        return null;
-      },
-    });
+    const { bob, held } = await silentBob(relay);
     await alice.send({ toPath: alice.toPathFor(bob.path), body: 'ping', messageId: 'block001' });
     await until(() => held.length === 1, 3000, 'at bob');
     bob.socket.write(answer(bob, held[0]!)); // in the relay's socket buffer at once
