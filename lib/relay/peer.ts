@@ -145,8 +145,8 @@ export class Peer implements ParserHandler {
   resumedAt = 0;
   /** When {@link consumedOut} was last credited for time passing. */
   creditedAt = 0;
-  /** The outbound transport's counts when its queue was last seen moving, for the dead-peer rule. */
-  outMark: { bytesOut: number; unflushed: number; since: number } | null = null;
+  /** What the transport had flushed when its queue was last seen moving, for the dead-peer rule. */
+  outMark: { flushed: number; since: number } | null = null;
   /** The last To-Path value of a response on this connection found addressed to this relay. */
   ourResponseTo: string | null = null;
   /** The route of this connection's last routed request (lib/relay/router.ts). */

@@ -1355,17 +1355,17 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       const limit = this.opts.deadPeerMs * (this.isRelayLink(peer) ? RELAY_DEAD_FACTOR : 1);
       this.creditReading(peer, now, limit);
       if (peer.closing || !peer.established || peer.blockedBy.size > 0 || peer.conn.messageFramed) continue;
-      // Octets still held here toward it that move: a reader behind, or slow. Not moving for the limit, a
-      // queue under --max-queued-bytes (which write-stall leaves alone) is judged as any.
+      // Octets still held here toward it that move: a reader behind, or slow. Moving is the kernel taking
+      // them (what was flushed rising), not more of them handed to the socket: a peer that reads nothing
+      // while messages keep coming for it does not move. Not moving for the limit, a queue under
+      // --max-queued-bytes (which write-stall leaves alone) is judged as any.
       if (peer.writer.totalQueued > 0) {
-        const bytesOut = peer.conn.bytesOut;
-        const unflushed = peer.conn.writableLength;
+        const flushed = peer.conn.bytesOut - peer.conn.writableLength;
         const m = peer.outMark;
-        if (m === null || bytesOut > m.bytesOut || unflushed < m.unflushed) {
-          peer.outMark = { bytesOut, unflushed, since: now };
+        if (m === null || flushed > m.flushed) {
+          peer.outMark = { flushed, since: now };
           continue;
         }
-        m.unflushed = unflushed; // a heartbeat ping is not movement
         if (now - m.since < limit) continue;
       } else {
         peer.outMark = null;

@@ -1,6 +1,6 @@
 /**
  * The dead-peer rule (--dead-peer-timeout) against the peers it must not take for dead, and one it must:
- * each case failed against one of the rule's first two versions (a review with real sockets, slow readers behind a
+ * each case failed against one of the rule's first three versions (a review with real sockets, slow readers behind a
  * throttling proxy, a WebSocket upload, backpressure, relay links).
  */
 import { expect } from 'chai';
@@ -525,5 +525,45 @@ describe('--dead-peer-timeout: live peers kept, dead ones closed', () => {
     } finally {
       proxy.close();
     }
+  });
+
+  it('closes a receiver that stopped reading while small messages keep coming for it', async function () {
+    this.timeout(30_000);
+    // As 'closes a receiver that stopped reading with less than --max-queued-bytes queued toward it',
+    // but alice goes on chatting to bob (a message every 250 ms, half the limit). Each new message is
+    // handed to the transport (under the writer's 256 KiB high-water mark): octets going into the
+    // socket's buffer must not pass for bob reading.
+    const relay = await h.relay({ transactionTimeoutMs: 500, deadPeerMs: 500, writeStallMs: 500 });
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const peer = peerOf(relay, bob);
+    bob.socket.pause();
+    const body = Buffer.alloc(64 * 1024, 0x71);
+    for (let sent = 0; sent < 1000; sent++) {
+      await alice.send({ toPath: alice.toPathFor(bob.path), body, messageId: `q${sent}` });
+      await sleep(5);
+      if (peer.writer.totalQueued > 0) break;
+    }
+    await sleep(50);
+    const queued = peer.writer.totalQueued;
+    const congested = peer.writer.congested;
+    const flushedBefore = peer.conn.bytesOut - peer.conn.writableLength;
+    // 4 s of chat toward him: 8 x --dead-peer-timeout.
+    for (let i = 0; i < 16 && !peer.isClosed; i++) {
+      alice.send({ toPath: alice.toPathFor(bob.path), body: `ping ${i}` }).catch(() => 0);
+      await sleep(250);
+    }
+    const flushedAfter = peer.conn.bytesOut - peer.conn.writableLength;
+    expect({
+      queuedUnderLimit: queued > 0 && queued < 1024 * 1024 && !congested,
+      nothingFlushed: peer.isClosed || flushedAfter === flushedBefore,
+      bobClosed: peer.isClosed,
+      closed: relay.counters.closed.tcp,
+    }).to.deep.equal({
+      queuedUnderLimit: true,
+      nothingFlushed: true,
+      bobClosed: true,
+      closed: { 'dead-peer': 1 },
+    });
   });
 });
