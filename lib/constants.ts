@@ -86,8 +86,9 @@ export const DEFAULTS = {
    */
   tcpKeepAliveMs: 120_000,
   /**
-   * Milliseconds a connection may leave the relay's oldest request to it unanswered while sending nothing
-   * at all before it is taken for dead: the transaction timeout, which no live peer comes near.
+   * Milliseconds a connection may owe an answer to a request of the relay while sending nothing at all
+   * before it is taken for dead (relay.ts deadPeers; ten times as long for another relay's): as the
+   * default transaction timeout.
    */
   deadPeerMs: 30_000,
   /** AUTH lifetime in seconds: default, minimum, maximum (RFC 4976 §5.1). */

@@ -83,7 +83,7 @@ export interface RelayConfig {
   writeStallTimeout: number;
   /** Seconds of silence before TCP keep-alive probes a TCP or TLS connection; 0: off. */
   tcpKeepalive: number;
-  /** Seconds a connection may leave a request unanswered, sending nothing, before it is closed; 0: never. */
+  /** Seconds a connection may owe an answer, sending nothing, before it is taken for dead; 0: never. */
   deadPeerTimeout: number;
   reports: ReportsMode;
   reportsDedupe: boolean;
@@ -281,7 +281,7 @@ const FIELDS: readonly Field[] = [
     'deadPeerTimeout',
     TIME,
     D.deadPeerMs / 1000,
-    'close a connection that has left a request unanswered this long while sending nothing at all; 0: never',
+    'close a connection that owes an answer and has sent nothing for this long (10x for relays); 0: never',
     { zeroOff: true },
   ),
   field('reports', 'enum', 'on-ack', 'inject delivery reports', {

@@ -171,10 +171,12 @@ export interface RelayOptions {
    */
   tcpKeepAliveMs?: number;
   /**
-   * A connection that has left a request of the relay unanswered this long, and sent nothing at all
-   * since that request went out, is closed as dead: a peer gone while data was in flight to it, which
-   * TCP keep-alive cannot see (the kernel probes only idle connections) and retransmissions find only
-   * after minutes. Its transactions then fail as for any lost connection (default 30 000 ms; 0: never).
+   * A connection that owes an answer to a request of the relay and has sent nothing at all for this long
+   * since that request went out (or since its last word) is closed as dead: a peer gone while data was
+   * in flight to it, which TCP keep-alive cannot see (the kernel probes only idle connections) and
+   * retransmissions find only after minutes. Its transactions then fail as for any lost connection. What
+   * a slow peer could explain is not judged, and another relay's connection gets ten times as long (see
+   * the relay's deadPeers; docs/operations.md). Default 30 000 ms; 0: never.
    */
   deadPeerMs?: number;
   logger?: Logger;
