@@ -213,6 +213,11 @@ export class Peer implements ParserHandler {
     return this.closedReason !== null;
   }
 
+  /** Octets handed to the kernel so far: given to the transport, less what it still holds. */
+  get flushedOut(): number {
+    return this.conn.bytesOut - this.conn.writableLength;
+  }
+
   /** True while reading from this connection is paused by backpressure. */
   get isPaused(): boolean {
     return this.blockedBy.size > 0;

@@ -957,10 +957,10 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
    */
   private nextPeer(route: RouteResult<Peer> & { ok: true }, head: RequestHead): Peer | Refusal {
     let dest: Peer;
-    const back = route.next.kind === 'dial' ? this.returnPaths.lookup(route.next.uri) : undefined;
+    const back = route.next.kind === 'dial' ? this.returnPathTo(route.next.uri) : undefined;
     if (route.next.kind === 'peer') {
       dest = route.next.peer;
-    } else if (back !== undefined && usable(back)) {
+    } else if (back !== undefined) {
       dest = back; // the connection that relay opened for this URI (ReturnPaths)
     } else {
       const dialed = this.dialChecked(route.next.uri);
@@ -970,6 +970,12 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     if (head.method !== 'REPORT' && failureReportOf(head) !== 'no' && this.refusesMoreTo(dest))
       return NOT_ANSWERING;
     return dest;
+  }
+
+  /** The connection a proven relay opened to us for `uri` (ReturnPaths), when it still takes traffic. */
+  private returnPathTo(uri: MsrpUri): Peer | undefined {
+    const p = this.returnPaths.lookup(uri);
+    return p !== undefined && usable(p) ? p : undefined;
   }
 
   /** The connection toward `uri` already dialed, or a new dial, within the next-hop rules; or why not. */
@@ -1006,9 +1012,9 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     if (id === null || !this.vouched(gone)) return null;
     const first = tryParse(firstUri(path));
     if (first === null || !id.matches(first.host)) return null;
-    // The connection that relay opened for this URI, if another is left (ReturnPaths).
-    const back = this.returnPaths.lookup(first);
-    if (back !== undefined && usable(back)) return back;
+    // The connection that relay opened for this URI, if another is left.
+    const back = this.returnPathTo(first);
+    if (back !== undefined) return back;
     // A relay that binds each connection to one session (--next-hop-per-session) refuses this session's
     // traffic on another's: only a connection for this URI (ours, or a new dial) will do.
     const live = this.nextHops.isPerSession(first)
@@ -1354,13 +1360,13 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       if (peer.owedSince !== 0 && peer.lastActivity > peer.owedAt) peer.owedSince = 0; // it spoke since
       const limit = this.opts.deadPeerMs * (this.isRelayLink(peer) ? RELAY_DEAD_FACTOR : 1);
       this.creditReading(peer, now, limit);
-      if (peer.closing || !peer.established || peer.blockedBy.size > 0 || peer.conn.messageFramed) continue;
+      if (peer.closing || !peer.established || peer.isPaused || peer.conn.messageFramed) continue;
       // Octets still held here toward it that move: a reader behind, or slow. Moving is the kernel taking
       // them (what was flushed rising), not more of them handed to the socket: a peer that reads nothing
       // while messages keep coming for it does not move. Not moving for the limit, a queue under
       // --max-queued-bytes (which write-stall leaves alone) is judged as any.
       if (peer.writer.totalQueued > 0) {
-        const flushed = peer.conn.bytesOut - peer.conn.writableLength;
+        const flushed = peer.flushedOut;
         const m = peer.outMark;
         if (m === null || flushed > m.flushed) {
           peer.outMark = { flushed, since: now };
@@ -1392,8 +1398,8 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   private creditReading(peer: Peer, now: number, limit: number): void {
     const elapsed = peer.creditedAt === 0 ? 0 : now - peer.creditedAt;
     peer.creditedAt = now;
-    if (peer.blockedBy.size > 0 || elapsed <= 0) return;
-    const flushed = peer.conn.bytesOut - peer.conn.writableLength;
+    if (peer.isPaused || elapsed <= 0) return;
+    const flushed = peer.flushedOut;
     if (peer.consumedOut < flushed)
       peer.consumedOut = Math.min(flushed, peer.consumedOut + (DEAD_PEER_BACKLOG * elapsed) / limit);
   }
