@@ -33,6 +33,14 @@ function peerOf(relay: Relay, ep: MsrpEndpoint): Peer {
   return p;
 }
 
+/** No TCP connection of `relay` closed, and no failure REPORT reached the sender. */
+function expectKept(relay: Relay, reports: Map<string, string>): void {
+  expect({ closed: relay.counters.closed.tcp, reports: Object.fromEntries(reports) }).to.deep.equal({
+    closed: {},
+    reports: {},
+  });
+}
+
 /** `ep`'s 200 to request `f`, as bytes to write. */
 function answer(ep: MsrpEndpoint, f: Frame): Buffer {
   return serializeResponse({
@@ -75,10 +83,7 @@ describe('--dead-peer-timeout: live peers kept, dead ones closed', () => {
     });
     expect((await got).body.toString()).to.equal('no answer expected');
     await sleep(1500);
-    expect({ closed: relay.counters.closed.tcp, reports: Object.fromEntries(reports) }).to.deep.equal({
-      closed: {},
-      reports: {},
-    });
+    expectKept(relay, reports);
   });
 
   it('closes a client that answered an earlier request after the last one went out, then went silent', async function () {
@@ -93,14 +98,7 @@ describe('--dead-peer-timeout: live peers kept, dead ones closed', () => {
     await alice.send({ toPath: alice.toPathFor(bob.path), body: 'two', messageId: 'pipe0002' });
     await until(() => held.length === 2, 3000, 'both at bob');
     const first = held[0]!;
-    bob.write(
-      serializeResponse({
-        transactionId: first.transactionId,
-        statusCode: 200,
-        toPath: first.headers[1]![1].trim().split(/\s+/)[0]!,
-        fromPath: bob.uri,
-      }),
-    );
+    bob.write(answer(bob, first));
     // Bob now says nothing more, and nothing more is sent to him.
     await until(() => reports.size === 1, 3000, "m2's 408");
     await sleep(3000); // three times the limit past the 408
@@ -187,15 +185,7 @@ describe('--dead-peer-timeout: live peers kept, dead ones closed', () => {
     await upload;
     await until(() => held.length === 1, 2000, 'alice message at bob').catch(() => undefined);
     const f = held[0];
-    if (f !== undefined)
-      bob.write(
-        serializeResponse({
-          transactionId: f.transactionId,
-          statusCode: 200,
-          toPath: f.headers[1]![1].trim().split(/\s+/)[0]!,
-          fromPath: bob.uri,
-        }),
-      );
+    if (f !== undefined) bob.write(answer(bob, f));
     const m = await toAlice;
     expect({
       upload: m instanceof Error ? m.message : m.size,
@@ -228,15 +218,7 @@ describe('--dead-peer-timeout: live peers kept, dead ones closed', () => {
       );
     }
     bob.write(Buffer.from(frames.join(''), 'latin1'));
-    const f = held[0]!;
-    bob.write(
-      serializeResponse({
-        transactionId: f.transactionId,
-        statusCode: 200,
-        toPath: f.headers[1]![1].trim().split(/\s+/)[0]!,
-        fromPath: bob.uri,
-      }),
-    );
+    bob.write(answer(bob, held[0]!));
     await until(() => relay.stats().pausedReaders === 1, 10_000, 'bob paused for his answers');
     await sleep(2500);
     bob.socket.resume();
@@ -447,10 +429,7 @@ describe('--dead-peer-timeout: live peers kept, dead ones closed', () => {
     } finally {
       Date.now = realNow;
     }
-    expect({ closed: relay.counters.closed.tcp, reports: Object.fromEntries(reports) }).to.deep.equal({
-      closed: {},
-      reports: {},
-    });
+    expectKept(relay, reports);
   });
 
   it("keeps a live peer whose answer arrived while the relay's event loop was blocked", async function () {
