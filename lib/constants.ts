@@ -45,6 +45,11 @@ export const DEFAULTS = {
   reportMaxHeadBytes: 64 * 1024 * 1024,
   /** CPIM head bytes reserved at once per sending connection. */
   reportMaxHeadBytesPerOwner: 1024 * 1024,
+  /**
+   * How many times the two per-connection caps above another relay's link gets: it carries the messages of
+   * every client behind that relay (the relay's `isRelayLink` rule).
+   */
+  reportRelayLinkFactor: 10,
   /** Disjoint octet ranges (holes) one tracked message may have before tracking gives up on it. */
   reportMaxIntervals: 256,
   /** Delivered reports remembered to drop the recipient's own duplicate, and for how long (ms). */

@@ -73,6 +73,16 @@ const SKIP_REASONS = {
   sender_gone: 'senderGone',
 } as const;
 
+/** `ReportCounters.untrackedBy` exported as `msrp_relay_reports_untracked_total{cap}`. */
+const UNTRACKED_CAPS = {
+  messages: 'messages',
+  connection_messages: 'owner-messages',
+  head_bytes: 'head-bytes',
+  connection_head_bytes: 'owner-head-bytes',
+  holes: 'holes',
+  paths: 'paths',
+} as const;
+
 /** Event-loop delay since the previous scrape, seconds. */
 interface LoopLag {
   p50: number;
@@ -342,6 +352,12 @@ export class RelayMetrics {
       "Recipients' own delivery IMDNs dropped because the relay had reported delivery already.",
       [],
       () => [[{}, s().reports.duplicatesDropped]],
+    );
+    this.counter(
+      'msrp_relay_reports_untracked_total',
+      'IMs not tracked, so given no report, by the cap that left them out (reason untracked above).',
+      ['cap'],
+      () => entries(UNTRACKED_CAPS).map(([cap, key]): Sample => [{ cap }, s().reports.untrackedBy[key]]),
     );
     this.counter(
       'msrp_relay_reports_skipped_total',

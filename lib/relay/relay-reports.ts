@@ -4,7 +4,7 @@
  * losses are fed back, and the policy injects delivery reports toward the sender. Every call is
  * synchronous and cheap when reports are off or a chunk is not tracked (`null` handles).
  */
-import type { ContinuationFlag } from '../constants.js';
+import { DEFAULTS, type ContinuationFlag } from '../constants.js';
 import type { RequestHead } from '../msrp/message.js';
 import type { ByteRange, FailureReport } from '../msrp/headers.js';
 import { getHeader } from '../msrp/message.js';
@@ -15,10 +15,14 @@ import {
   type ReportCounters,
   type ReportMeta,
   type ReportMode,
+  type UntrackedCap,
 } from '../reports/policy.js';
 import { MessageTracker, type TrackedChunk, type TrackedMessage } from '../reports/tracker.js';
 import type { Logger } from './logger.js';
 import type { Peer } from './peer.js';
+
+/** At most one `report tracking cap reached` line per connection in this long, ms. */
+const UNTRACKED_LOG_MS = 60_000;
 
 /** What the relay keeps about a tracked message: the report's paths and where the IM went. */
 export interface ImMeta extends ReportMeta {
@@ -47,6 +51,11 @@ export interface RelayReportsOptions {
   relayRouteAfter?: (gone: Peer, path: string) => Peer | null;
   /** True for a connection of a relay proven as `--relay-ca` says (the relay's `isRelay` rule). */
   provenRelay?: (peer: Peer) => boolean;
+  /**
+   * True for another relay's connection (the relay's `isRelayLink` rule): its messages are tracked under
+   * {@link DEFAULTS.reportRelayLinkFactor} times a client's caps. Absent: every connection a client's.
+   */
+  relayLink?: (peer: Peer) => boolean;
 }
 
 /** The report tracker and policy, wired to the relay's events. */
@@ -55,16 +64,23 @@ export class RelayReports {
   readonly tracker: MessageTracker<Peer, ImMeta>;
   private readonly off: boolean;
   private readonly provenRelay: ((peer: Peer) => boolean) | undefined;
+  private readonly relayLink: ((peer: Peer) => boolean) | undefined;
+  private readonly log: Logger;
+  /** When each connection's last `report tracking cap reached` line was written. */
+  private readonly untrackedLogged = new WeakMap<Peer, number>();
 
   constructor(options: RelayReportsOptions) {
     this.off = options.mode === 'off';
     this.provenRelay = options.provenRelay;
+    this.relayLink = options.relayLink;
+    this.log = options.log;
     this.policy = new ReportPolicy<Peer, ImMeta>({
       mode: options.mode,
       dedupe: options.dedupe,
       ...(options.dedupeEntries === undefined ? {} : { dedupeEntries: options.dedupeEntries }),
       processing: options.processing,
       maxFrameBytes: (peer) => (peer.conn.messageFramed ? options.wsMaxMessageBytes : Infinity),
+      onUntracked: (peer, cap) => this.untracked(peer, cap),
       inject: (msg, frame, outcome) => {
         let to: Peer | null = msg.owner;
         if (to.isClosed) to = options.relayRouteAfter?.(to, msg.meta.fromPath) ?? null;
@@ -78,7 +94,29 @@ export class RelayReports {
       ownerKey: (p) => String(p.id),
       groupOf: (meta) => meta.dest,
       metaBytes: (meta) => meta.toPath.length + meta.fromPath.length,
+      ...(options.relayLink === undefined
+        ? {}
+        : {
+            ownerCapFactor: (p: Peer) => (options.relayLink!(p) ? DEFAULTS.reportRelayLinkFactor : 1),
+          }),
     });
+  }
+
+  /**
+   * A message of `peer`'s got no tracking, so no report: said in the log (a warning at most once a minute
+   * per connection; every one is counted), or an operator sees reports go missing with nothing to say why
+   * (soak, twentieth session).
+   */
+  private untracked(peer: Peer, cap: UntrackedCap): void {
+    const now = Date.now();
+    const last = this.untrackedLogged.get(peer);
+    if (last !== undefined && now - last < UNTRACKED_LOG_MS) return;
+    this.untrackedLogged.set(peer, now);
+    const relayLink = this.relayLink?.(peer) === true;
+    this.log.warn(
+      { conn: peer.id, remote: peer.conn.remote, cap, relayLink, tracked: this.tracker.size },
+      'report tracking cap reached: messages get no delivery report',
+    );
   }
 
   /** Counters for the metrics layer. */

@@ -125,6 +125,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       wsMaxMessageBytes: resolved.limits.wsMaxMessageBytes,
       relayRouteAfter: (gone, path) => this.relayRouteAfter(gone, path),
       provenRelay: (peer) => this.vouched(peer),
+      relayLink: (peer) => this.isRelayLink(peer),
     });
     this.opts = resolved.limits;
     this.returnPaths = new ReturnPaths<Peer>(this.opts.maxRelayedTokens);

@@ -74,11 +74,22 @@ export interface ReportPolicyOptions<O, M extends ReportMeta> {
   dedupeTtlMs?: number;
   /** Largest IMDN (whole SEND body) {@link ReportPolicy.isImdnCandidate} proposes to hold for dedupe. */
   maxImdnBytes?: number;
+  /**
+   * A message of `owner`'s was left untracked by `cap` (it gets no report): the relay logs it. Called after
+   * the counters moved.
+   */
+  onUntracked?(owner: O, cap: UntrackedCap): void;
   /** Milliseconds clock: report DateTime and dedupe expiry (tests). */
   now?: () => number;
   /** New identifiers: transaction id, MSRP Message-ID, imdn.Message-ID (tests). Default {@link randomId}. */
   newId?: () => string;
 }
+
+/**
+ * Why a message was not tracked: a cap of all connections or of its sending connection (the tracker's
+ * {@link UntrackedReason}s), too many holes, or a later chunk's paths that passed a head-byte cap.
+ */
+export type UntrackedCap = Exclude<UntrackedReason, 'finished'> | 'holes' | 'paths';
 
 /** Counters of every outcome; plain numbers for the metrics layer to read. */
 export interface ReportCounters {
@@ -100,6 +111,8 @@ export interface ReportCounters {
   alreadyReported: number;
   /** Messages not tracked because a cap was reached (or the message had too many holes). */
   untracked: number;
+  /** {@link untracked}, by the cap that left the message out. */
+  untrackedBy: Record<UntrackedCap, number>;
   /** Chunks of messages that had already finished (late, repeated, or sent after a failure). */
   late: number;
   /** CPIM heads that did not parse, or were not complete within the head cap. */
@@ -142,6 +155,14 @@ export function createReportCounters(): ReportCounters {
     recipientReported: 0,
     alreadyReported: 0,
     untracked: 0,
+    untrackedBy: {
+      messages: 0,
+      'owner-messages': 0,
+      'head-bytes': 0,
+      'owner-head-bytes': 0,
+      holes: 0,
+      paths: 0,
+    },
     late: 0,
     inspectionFailures: 0,
     unanswerable: 0,
@@ -198,6 +219,7 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
   private readonly delivered: DeliveredLog;
   private readonly frames = new ReportFrames(DEFAULTS.reportTemplates);
   private readonly maxImdnBytes: number;
+  private readonly onUntrackedCap: ((owner: O, cap: UntrackedCap) => void) | undefined;
   private readonly now: () => number;
   private readonly newId: () => string;
   /**
@@ -222,6 +244,7 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
       options.dedupeTtlMs ?? DEFAULTS.reportDedupeTtlMs,
     );
     this.maxImdnBytes = options.maxImdnBytes ?? DEFAULTS.cpimHeadBytes;
+    this.onUntrackedCap = options.onUntracked;
     this.now = options.now ?? Date.now;
     this.newId = options.newId ?? (() => randomId());
   }
@@ -415,13 +438,20 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
     if (reason === 'aborted') this.counters.aborted++;
     else if (reason === 'timeout') this.counters.timedOut++;
     else if (reason === 'owner-closed' && msg.wasWhole && this.owesDelivery(msg)) this.counters.senderGone++;
-    else if (reason === 'holes' || reason === 'caps') this.counters.untracked++;
+    else if (reason === 'holes' || reason === 'caps')
+      this.untrack(msg.owner, reason === 'holes' ? 'holes' : 'paths');
   }
 
   /** Counts chunks the tracker did not track. */
-  onUntracked(_owner: O, reason: UntrackedReason): void {
+  onUntracked(owner: O, reason: UntrackedReason): void {
     if (reason === 'finished') this.counters.late++;
-    else this.counters.untracked++;
+    else this.untrack(owner, reason);
+  }
+
+  private untrack(owner: O, cap: UntrackedCap): void {
+    this.counters.untracked++;
+    this.counters.untrackedBy[cap]++;
+    this.onUntrackedCap?.(owner, cap);
   }
 
   // ---- internals -----------------------------------------------------------------------------------

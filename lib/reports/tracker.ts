@@ -218,6 +218,12 @@ export interface TrackerOptions<O = unknown, M = unknown> {
    * passed every cap: 459 MiB from 30 connections).
    */
   metaBytes?: (meta: M) => number;
+  /**
+   * How many times the per-owner caps an owner gets (default 1): the relay gives another relay's link,
+   * which carries many clients' messages, {@link DEFAULTS.reportRelayLinkFactor}. Asked only when an
+   * owner would pass the plain caps.
+   */
+  ownerCapFactor?: (owner: O) => number;
 }
 
 /** One message being tracked. Fields marked internal are the tracker's; handlers read the rest. */
@@ -395,6 +401,7 @@ export class MessageTracker<O, M> {
   >();
   private readonly groupOf: ((meta: M) => unknown) | undefined;
   private readonly metaBytes: ((meta: M) => number) | undefined;
+  private readonly ownerCapFactor: ((owner: O) => number) | undefined;
   private reservedHeadBytes = 0;
 
   constructor(handler: TrackerHandler<O, M>, options: TrackerOptions<O, M> = {}) {
@@ -410,6 +417,7 @@ export class MessageTracker<O, M> {
     this.ownerKey = options.ownerKey ?? defaultOwnerKey;
     this.groupOf = options.groupOf;
     this.metaBytes = options.metaBytes;
+    this.ownerCapFactor = options.ownerCapFactor;
     this.finished = new ExpiringKeys(this.maxMessages);
   }
 
@@ -457,9 +465,9 @@ export class MessageTracker<O, M> {
       const refused: UntrackedReason | null =
         this.messages.size >= this.maxMessages
           ? 'messages'
-          : rec !== undefined && rec.count >= this.maxMessagesPerOwner
+          : rec !== undefined && rec.count >= this.maxMessagesPerOwner && rec.count >= this.ownerCap(owner, 0)
             ? 'owner-messages'
-            : this.overHeadCaps(rec, reserve + charge);
+            : this.overHeadCaps(owner, rec, reserve + charge);
       if (refused !== null) {
         // The tombstone keeps later chunks out: tracked from the middle, the message could never be whole.
         this.tombstone(key, now);
@@ -491,7 +499,7 @@ export class MessageTracker<O, M> {
         // is no longer tracked (review: two steps, small paths then large ones, passed the caps).
         const charge = this.metaBytes(meta);
         const grow = charge - msg.metaCharge;
-        if (grow > 0 && this.overHeadCaps(this.owners.get(owner), grow) !== null) {
+        if (grow > 0 && this.overHeadCaps(owner, this.owners.get(owner), grow) !== null) {
           this.forget(msg, 'caps');
           return null;
         }
@@ -728,14 +736,22 @@ export class MessageTracker<O, M> {
     if (verdict !== 'keep') this.forget(msg, 'settled');
   }
 
-  /** The head-byte cap `more` octets would pass, all owners' or `rec`'s own; null for none. */
+  /** The head-byte cap `more` octets would pass, all owners' or `owner`'s own (`rec`); null for none. */
   private overHeadCaps(
+    owner: O,
     rec: OwnerRecord<O, M> | undefined,
     more: number,
   ): 'head-bytes' | 'owner-head-bytes' | null {
     if (this.reservedHeadBytes + more > this.maxHeadBytes) return 'head-bytes';
-    if ((rec?.headBytes ?? 0) + more > this.maxHeadBytesPerOwner) return 'owner-head-bytes';
+    const held = (rec?.headBytes ?? 0) + more;
+    if (held > this.maxHeadBytesPerOwner && held > this.ownerCap(owner, 1)) return 'owner-head-bytes';
     return null;
+  }
+
+  /** `owner`'s cap of messages (`which` 0) or head bytes (1): the plain one times its factor. */
+  private ownerCap(owner: O, which: 0 | 1): number {
+    const plain = which === 0 ? this.maxMessagesPerOwner : this.maxHeadBytesPerOwner;
+    return this.ownerCapFactor === undefined ? plain : plain * this.ownerCapFactor(owner);
   }
 
   /** Charges `msg`'s meta at `charge` octets from now on (a later chunk's paths replace the first's). */

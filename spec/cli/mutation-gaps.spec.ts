@@ -174,6 +174,7 @@ describe('CLI and configuration: behaviour mutation testing found unpinned', fun
         'reports_injected',
         'report_duplicates_dropped',
         'reports_skipped',
+        'reports_untracked',
         'parse_errors',
       ])
         documented[`msrp_relay_${name}_total`] = 'counter';

@@ -711,6 +711,35 @@ describe('MessageTracker', () => {
       expect(rec.events).to.deep.equal(['untracked:alice:owner-messages']);
     });
 
+    it('gives an owner ownerCapFactor times the per-owner caps, asking only past the plain ones', () => {
+      // The relay: another relay's link carries many clients' messages (soak, twentieth session).
+      const asked: string[] = [];
+      const factor = (owner: string): number => {
+        asked.push(owner);
+        return owner === 'relay' ? 3 : 1;
+      };
+      const m = setup({ maxMessagesPerOwner: 2, ownerCapFactor: factor });
+      for (let i = 0; i < 7; i++)
+        feedChunk(m.tracker, 'relay', SESSION, `r${i}`, META, { range: '1-10/10', body: 'a', flag: '+' });
+      for (let i = 0; i < 3; i++)
+        feedChunk(m.tracker, 'alice', SESSION, `a${i}`, META, { range: '1-10/10', body: 'a', flag: '+' });
+      expect([m.tracker.size, m.rec.events]).to.deep.equal([
+        6 + 2,
+        ['untracked:relay:owner-messages', 'untracked:alice:owner-messages'],
+      ]);
+      expect(asked.filter((o) => o === 'alice')).to.deep.equal(['alice']); // her third message only
+      // Head bytes: 1,000 reserved per message, 7,500 for the relay's link, 2,500 for alice.
+      const b = setup({ headBytes: 1000, maxHeadBytesPerOwner: 2500, ownerCapFactor: factor });
+      for (let i = 0; i < 8; i++)
+        feedChunk(b.tracker, 'relay', SESSION, `r${i}`, META, { range: '1-*/*', body: 'a', flag: '+' });
+      for (let i = 0; i < 3; i++)
+        feedChunk(b.tracker, 'alice', SESSION, `a${i}`, META, { range: '1-*/*', body: 'a', flag: '+' });
+      expect([b.tracker.size, b.rec.events]).to.deep.equal([
+        7 + 2,
+        ['untracked:relay:owner-head-bytes', 'untracked:alice:owner-head-bytes'],
+      ]);
+    });
+
     it('keeps an untracked message untracked for its later chunks', () => {
       const { tracker, rec } = setup({ maxMessagesPerOwner: 1 });
       feedChunk(tracker, 'alice', SESSION, 'm1', META, { range: '1-*/*', body: 'a', flag: '+' });
