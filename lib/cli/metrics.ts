@@ -148,6 +148,18 @@ export class RelayMetrics {
       () => s().returnPaths,
     );
     this.gauge(
+      'msrp_relay_reports_tracked_messages',
+      'Messages the report tracker follows now (all connections; capped, see docs/reports.md Limits).',
+      [],
+      () => s().reportsTracked,
+    );
+    this.gauge(
+      'msrp_relay_reports_tracked_bytes',
+      'CPIM head and path octets the tracked messages hold now.',
+      [],
+      () => s().reportsTrackedBytes,
+    );
+    this.gauge(
       'msrp_relay_transactions_pending',
       'Forwarded transactions waiting for the next hop to answer.',
       [],

@@ -320,6 +320,8 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       draining: this.draining,
       counters: structuredClone(this.counters),
       reports: structuredClone(this.reports.counters),
+      reportsTracked: this.reports.tracker.size,
+      reportsTrackedBytes: this.reports.tracker.headBytesReserved,
     };
   }
 

@@ -92,6 +92,10 @@ export interface RelayStats {
   counters: RelayCounters;
   /** A copy of the report policy's counters. */
   reports: ReportCounters;
+  /** Messages the report tracker follows now (docs/reports.md, Limits). */
+  reportsTracked: number;
+  /** CPIM head and path octets those messages hold (reserved) now. */
+  reportsTrackedBytes: number;
 }
 
 /** Methods counted by name in {@link RelayCounters.requestsIn}; others count as `other`. */

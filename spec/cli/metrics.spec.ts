@@ -178,6 +178,8 @@ describe('metrics and health (--metrics-listen)', () => {
     );
     expect(m.value('msrp_relay_reports_injected_total', { dialect: 'imdn', outcome: 'failed' })).to.equal(0);
     expect(m.value('msrp_relay_report_duplicates_dropped_total')).to.equal(0);
+    expect(m.value('msrp_relay_reports_tracked_messages')).to.equal(0); // every IM has its outcome
+    expect(m.value('msrp_relay_reports_untracked_total', { cap: 'connection_messages' })).to.equal(0);
     expect(m.text).to.not.include('msrp_relay_parse_errors_total{');
     // Connections: three opened, eve's closed by her, alice and bob holding a token each.
     expect(m.value('msrp_relay_connections_opened_total', { transport: 'tcp' })).to.equal(3);

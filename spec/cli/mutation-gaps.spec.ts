@@ -140,6 +140,8 @@ describe('CLI and configuration: behaviour mutation testing found unpinned', fun
         'auth_locked_out',
         'tokens',
         'return_paths',
+        'reports_tracked_messages',
+        'reports_tracked_bytes',
         'transactions_pending',
         'queued_bytes',
         'queued_bytes_max',

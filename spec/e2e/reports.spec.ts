@@ -511,6 +511,8 @@ describe('delivery reports injected by the relay (DESIGN.md "Report policy")', (
     );
     const total = senders.length * perSender;
     await until(() => held.length === total, 10_000, 'every IM at bob, unanswered');
+    const inFlight = r2.stats();
+    expect([inFlight.reportsTracked, inFlight.reportsTrackedBytes > 0]).to.deep.equal([total, true]);
     for (const f of held) {
       bob.write(
         serializeResponse({
@@ -523,10 +525,12 @@ describe('delivery reports injected by the relay (DESIGN.md "Report policy")', (
     }
     const count = (): number => reports.reduce((n, r) => n + r.length, 0);
     await until(() => count() === total, 10_000, 'a report for each').catch(() => undefined);
-    expect({ reports: count(), untracked: r2.reports.counters.untracked }).to.deep.equal({
-      reports: total,
-      untracked: 0,
-    });
+    const atRest = r2.stats();
+    expect({
+      reports: count(),
+      untracked: r2.reports.counters.untracked,
+      tracked: [atRest.reportsTracked, atRest.reportsTrackedBytes],
+    }).to.deep.equal({ reports: total, untracked: 0, tracked: [0, 0] });
   });
 
   it("keeps a client's own connection to a client's caps, and says when an IM past them gets no report", async function () {
