@@ -17,7 +17,9 @@ import { pacedCollections } from '../io/read-gc.js';
 import { AUTH_RESULTS } from '../relay/auth.js';
 import { REFUSAL_REASONS } from '../relay/listeners.js';
 import type { Relay } from '../relay/relay.js';
+import { UNTRACKED_CAP_NAMES } from '../relay/relay-reports.js';
 import { KNOWN_METHODS, type ConnectionState, type RelayStats } from '../relay/stats.js';
+import type { UntrackedCap } from '../reports/policy.js';
 import type { TransportKind } from '../transport/connection.js';
 
 /** Sampling interval of the event-loop delay monitor, ms. */
@@ -71,16 +73,6 @@ const SKIP_REASONS = {
   recipient_reported: 'recipientReported',
   already_reported: 'alreadyReported',
   sender_gone: 'senderGone',
-} as const;
-
-/** `ReportCounters.untrackedBy` exported as `msrp_relay_reports_untracked_total{cap}`. */
-const UNTRACKED_CAPS = {
-  messages: 'messages',
-  connection_messages: 'owner-messages',
-  head_bytes: 'head-bytes',
-  connection_head_bytes: 'owner-head-bytes',
-  holes: 'holes',
-  paths: 'paths',
 } as const;
 
 /** Event-loop delay since the previous scrape, seconds. */
@@ -369,7 +361,11 @@ export class RelayMetrics {
       'msrp_relay_reports_untracked_total',
       'IMs not tracked, so given no report, by the cap that left them out (reason untracked above).',
       ['cap'],
-      () => entries(UNTRACKED_CAPS).map(([cap, key]): Sample => [{ cap }, s().reports.untrackedBy[key]]),
+      () =>
+        (Object.keys(UNTRACKED_CAP_NAMES) as UntrackedCap[]).map((key): Sample => [
+          { cap: UNTRACKED_CAP_NAMES[key] },
+          s().reports.untrackedBy[key],
+        ]),
     );
     this.counter(
       'msrp_relay_reports_skipped_total',

@@ -21,6 +21,19 @@ import { MessageTracker, type TrackedChunk, type TrackedMessage } from '../repor
 import type { Logger } from './logger.js';
 import type { Peer } from './peer.js';
 
+/**
+ * Each {@link UntrackedCap} as the log and `msrp_relay_reports_untracked_total{cap}` name it: the
+ * tracker's "owner" is the sending connection.
+ */
+export const UNTRACKED_CAP_NAMES: Readonly<Record<UntrackedCap, string>> = {
+  messages: 'messages',
+  'owner-messages': 'connection_messages',
+  'head-bytes': 'head_bytes',
+  'owner-head-bytes': 'connection_head_bytes',
+  holes: 'holes',
+  paths: 'paths',
+};
+
 /** At most one `report tracking cap reached` line per connection in this long, ms. */
 const UNTRACKED_LOG_MS = 60_000;
 
@@ -114,7 +127,13 @@ export class RelayReports {
     this.untrackedLogged.set(peer, now);
     const relayLink = this.relayLink?.(peer) === true;
     this.log.warn(
-      { conn: peer.id, remote: peer.conn.remote, cap, relayLink, tracked: this.tracker.size },
+      {
+        conn: peer.id,
+        remote: peer.conn.remote,
+        cap: UNTRACKED_CAP_NAMES[cap],
+        relayLink,
+        tracked: this.tracker.size,
+      },
       'report tracking cap reached: messages get no delivery report',
     );
   }

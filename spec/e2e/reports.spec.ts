@@ -561,7 +561,7 @@ describe('delivery reports injected by the relay (DESIGN.md "Report policy")', (
       untracked: relay.reports.counters.untracked,
       byCap: relay.reports.counters.untrackedBy['owner-messages'],
       warned: warned.map((l) => [l.level, l.fields.cap, l.fields.relayLink]),
-    }).to.deep.equal({ untracked: 5, byCap: 5, warned: [['warn', 'owner-messages', false]] });
+    }).to.deep.equal({ untracked: 5, byCap: 5, warned: [['warn', 'connection_messages', false]] });
   });
 
   it('stays transparent with reports off', async () => {
