@@ -14,6 +14,7 @@ import {
   parseSizeMix,
   type LoadOptions,
   type LoadTransport,
+  type ReportDialect,
 } from '../load/options.js';
 import { formatReport } from '../load/report.js';
 import { runLoad } from '../load/runner.js';
@@ -72,6 +73,8 @@ export function loadOptionsFromFlags(flags: LoadFlags): LoadOptions {
   if (flags.cpim === true) o.cpim = true;
   if (reports !== undefined) o.requestReports = parseReportList(reports);
   if (flags.receiverImdn === true) o.receiverImdn = true;
+  if (text(flags, 'reportDialect') !== undefined)
+    o.reportDialect = text(flags, 'reportDialect') as ReportDialect;
   if (status !== undefined) {
     o.receiverStatus =
       status.toLowerCase() === 'none' ? null : number(flags, 'receiverStatus', '--receiver-status', true);
@@ -201,6 +204,10 @@ export function registerLoadCommand(program: Command): void {
     .option('--chunk-size <bytes>', 'body octets per SEND chunk (default: 64k; 60k over WebSocket)')
     .option('--cpim', 'wrap bodies in message/cpim with From, To, DateTime, imdn.Message-ID (default: off)')
     .option('--request-reports <list>', 'ask for IMDNs: positive-delivery,negative-delivery (implies --cpim)')
+    .option(
+      '--report-dialect <dialect>',
+      'how IMs ask for reports: imdn (RFC 5438) or legacy (Message-ID, Receipt-Request) (default: imdn)',
+    )
     .option('--receiver-imdn', 'receiving endpoints send delivery IMDNs themselves (default: off)')
     .option('--receiver-status <code>', 'status the receiver answers each chunk with, or none (default: 200)')
     .option('--ramp-up <time>', 'open the sessions over this time (default: 0, all before traffic)')

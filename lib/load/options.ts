@@ -25,6 +25,12 @@ export interface LoadUser {
 /** The delivery reports a message may ask for (CPIM `imdn.Disposition-Notification`). */
 export type RequestedReport = 'positive-delivery' | 'negative-delivery';
 
+/**
+ * How an IM asks for its reports: RFC 5438 (`imdn.Message-ID`, `imdn.Disposition-Notification`) or the
+ * legacy draft-khartabil-simple-im-report form (unprefixed `Message-ID`, `Receipt-Request`).
+ */
+export type ReportDialect = 'imdn' | 'legacy';
+
 /** What {@link runLoad} accepts; every field is optional and documented with its default. */
 export interface LoadOptions {
   /** The relay: `msrp://host:port;tcp`, `msrps://host:port;tcp` or `host:port`. Default `msrp://127.0.0.1:2855;tcp`. */
@@ -65,6 +71,8 @@ export interface LoadOptions {
   cpim?: boolean;
   /** Reports to request with imdn.Disposition-Notification (implies `cpim`). Default none. */
   requestReports?: RequestedReport[];
+  /** The form the IMs ask for reports in (`--report-dialect`). Default `imdn`. */
+  reportDialect?: ReportDialect;
   /** The receiving endpoint answers positive-delivery requests with an IMDN itself. Default false. */
   receiverImdn?: boolean;
   /** Status the receiving endpoint answers every chunk with; null: no answer at all. Default 200. */
@@ -122,6 +130,7 @@ export interface LoadConfig {
   chunkSize: number;
   cpim: boolean;
   requestReports: RequestedReport[];
+  reportDialect: ReportDialect;
   receiverImdn: boolean;
   receiverStatus: number | null;
   users: LoadUser[];
@@ -347,6 +356,13 @@ export function resolveLoadOptions(options: LoadOptions): LoadConfig {
     if (!REPORT_KINDS.includes(r)) throw optionError(`--request-reports: unknown report "${String(r)}"`);
   }
   const receiverImdn = options.receiverImdn ?? false;
+  const reportDialect = options.reportDialect ?? 'imdn';
+  if (reportDialect !== 'imdn' && reportDialect !== 'legacy') {
+    throw optionError(`--report-dialect must be imdn or legacy (got ${String(reportDialect)})`);
+  }
+  if (reportDialect === 'legacy' && receiverImdn) {
+    throw optionError('--receiver-imdn writes RFC 5438 IMDNs: it goes with --report-dialect imdn only');
+  }
   const cpim = (options.cpim ?? false) || requestReports.length > 0 || receiverImdn;
   const receiverStatus = options.receiverStatus === undefined ? 200 : options.receiverStatus;
   if (
@@ -387,6 +403,7 @@ export function resolveLoadOptions(options: LoadOptions): LoadConfig {
     chunkSize,
     cpim,
     requestReports,
+    reportDialect,
     receiverImdn,
     receiverStatus,
     users,

@@ -17,7 +17,7 @@ import { mimeToken, payloadKind, type ReportPayloadKind } from '../reports/repor
 import { bytesEqualIgnoringAsciiCase } from '../msrp/ascii.js';
 import { randomId } from '../msrp/serializer.js';
 import { NAMECHAR, readReportPayload } from '../reports/report-scan.js';
-import type { RequestedReport, SizeWeight } from './options.js';
+import type { ReportDialect, RequestedReport, SizeWeight } from './options.js';
 
 /**
  * Picks sizes from a weighted mix by smooth weighted round-robin: over any `sum(weights)` consecutive
@@ -117,6 +117,11 @@ export interface CpimHeadSpec {
   imdnId: string;
   /** Reports to request; none: no imdn.Disposition-Notification. */
   reports: readonly RequestedReport[];
+  /**
+   * `legacy`: the draft-khartabil-simple-im-report form, `Message-ID` and `Receipt-Request` without a
+   * namespace (digest §6), instead of RFC 5438's. Default `imdn`.
+   */
+  dialect?: ReportDialect;
   /** DateTime value (default: now, ISO 8601). */
   dateTime?: string;
 }
@@ -127,10 +132,15 @@ export function cpimHead(spec: CpimHeadSpec): Buffer {
     ['From', `<${spec.from}>`],
     ['To', `<${spec.to}>`],
     ['DateTime', spec.dateTime ?? new Date().toISOString()],
-    ['NS', 'imdn <urn:ietf:params:imdn>'],
-    ['imdn.Message-ID', spec.imdnId],
   ];
-  if (spec.reports.length > 0) headers.push(['imdn.Disposition-Notification', spec.reports.join(', ')]);
+  const requested = spec.reports.join(', ');
+  if (spec.dialect === 'legacy') {
+    headers.push(['Message-ID', spec.imdnId]);
+    if (spec.reports.length > 0) headers.push(['Receipt-Request', requested]);
+  } else {
+    headers.push(['NS', 'imdn <urn:ietf:params:imdn>'], ['imdn.Message-ID', spec.imdnId]);
+    if (spec.reports.length > 0) headers.push(['imdn.Disposition-Notification', requested]);
+  }
   return formatCpim({ headers, contentHeaders: [['Content-Type', INNER_CONTENT_TYPE]], body: EMPTY });
 }
 

@@ -6,7 +6,7 @@
 import { cpus, hostname, totalmem } from 'node:os';
 import type { LatencySummary } from './histogram.js';
 import type { CountMap, LoadMetrics } from './metrics.js';
-import type { LoadConfig, RequestedReport, SizeWeight } from './options.js';
+import type { LoadConfig, ReportDialect, RequestedReport, SizeWeight } from './options.js';
 import { authUri } from './target.js';
 import type { LoadTransport } from './target.js';
 
@@ -60,6 +60,8 @@ export interface LoadReport {
     chunkSize: number;
     cpim: boolean;
     requestReports: RequestedReport[];
+    /** The form the IMs asked for reports in. */
+    reportDialect: ReportDialect;
     receiverImdn: boolean;
     /** What the receiving endpoint answers each chunk with; null: nothing. */
     receiverStatus: number | null;
@@ -267,6 +269,7 @@ export function buildReport(c: ReportContext): LoadReport {
       chunkSize: cfg.chunkSize,
       cpim: cfg.cpim,
       requestReports: [...cfg.requestReports],
+      reportDialect: cfg.reportDialect,
       receiverImdn: cfg.receiverImdn,
       receiverStatus: cfg.receiverStatus,
       users: cfg.users.length,

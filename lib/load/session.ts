@@ -269,7 +269,12 @@ export class LoadSession {
     const from = `sip:${users[0]?.username ?? `load-${index}-a`}@${host}`;
     const to = `sip:${users[1]?.username ?? `load-${index}-b`}@${host}`;
     this.cpim = ctx.config.cpim
-      ? new CpimHeadTemplate({ from, to, reports: ctx.config.requestReports })
+      ? new CpimHeadTemplate({
+          from,
+          to,
+          reports: ctx.config.requestReports,
+          dialect: ctx.config.reportDialect,
+        })
       : null;
     this.idBase = `${ctx.config.idPrefix}-${index.toString(36)}-`;
     this.imdnBase = 'i' + this.idBase;

@@ -59,6 +59,7 @@ describe('msrp-relay load (CLI)', function () {
       '--chunk-size',
       '--cpim',
       '--request-reports',
+      '--report-dialect',
       '--receiver-imdn',
       '--receiver-status',
       '--ramp-up',

@@ -46,6 +46,7 @@ const SCHEMA_FIELDS = [
     'chunkSize',
     'cpim',
     'requestReports',
+    'reportDialect',
     'receiverImdn',
     'receiverStatus',
     'users',
@@ -300,6 +301,59 @@ describe('runLoad against a relay', function () {
       unmatched: 0,
     });
     expect(r.latency.report.count).to.equal(3);
+  });
+
+  it('asks for reports in the legacy form with --report-dialect legacy, and reads the answers', async () => {
+    // draft-khartabil-simple-im-report: unprefixed Message-ID and Receipt-Request (digest §6); the relay
+    // answers a delivered message/status-report and a failed one for the 486s.
+    const relay = await h.relay({ reports: 'on-ack' });
+    const r = await run(relay, {
+      sessions: 2,
+      messages: 4,
+      requestReports: ['positive-delivery', 'negative-delivery'],
+      reportDialect: 'legacy',
+    });
+    const failing = await h.relay({ reports: 'on-ack' });
+    const f = await run(failing, {
+      sessions: 1,
+      messages: 2,
+      requestReports: ['negative-delivery'],
+      reportDialect: 'legacy',
+      receiverStatus: 486,
+      maxErrorRate: 1,
+    });
+    expect({
+      received: r.reports.received,
+      missing: r.reports.missing,
+      dialect: r.config.reportDialect,
+      legacyRequests: relay.reports.counters.requests.legacy['positive-delivery'],
+      imdnRequests: relay.reports.counters.requests.imdn['positive-delivery'],
+      failed: f.reports.received,
+      legacyFailed: failing.reports.counters.injected.legacy.failed,
+    }).to.deep.equal({
+      received: { delivered: 4 },
+      missing: 0,
+      dialect: 'legacy',
+      legacyRequests: 4,
+      imdnRequests: 0,
+      failed: { failed: 2 },
+      legacyFailed: 2,
+    });
+  });
+
+  it('refuses --report-dialect legacy with --receiver-imdn, and an unknown dialect', async () => {
+    const relay = await h.relay();
+    const errors: string[] = [];
+    for (const extra of [
+      { reportDialect: 'legacy' as const, receiverImdn: true },
+      { reportDialect: 'cpim' as unknown as 'imdn' },
+    ]) {
+      await run(relay, { sessions: 1, messages: 1, ...extra }).catch((e: Error) => errors.push(e.message));
+    }
+    expect(errors).to.deep.equal([
+      '--receiver-imdn writes RFC 5438 IMDNs: it goes with --report-dialect imdn only',
+      '--report-dialect must be imdn or legacy (got cpim)',
+    ]);
   });
 
   it('counts positive reports that never come as missing, without failing the messages', async () => {
