@@ -68,6 +68,7 @@ const SKIP_REASONS = {
   suppressed: 'suppressed',
   untracked: 'untracked',
   late: 'late',
+  failed_before_head: 'failedBeforeHead',
   aborted: 'aborted',
   timed_out: 'timedOut',
   recipient_reported: 'recipientReported',

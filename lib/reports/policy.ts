@@ -115,6 +115,11 @@ export interface ReportCounters {
   untrackedBy: Record<UntrackedCap, number>;
   /** Chunks of messages that had already finished (late, repeated, or sent after a failure). */
   late: number;
+  /**
+   * Messages that failed (non-200, timeout, lost recipient, 413) before the relay had read their whole
+   * CPIM head: what they asked for is unknown, so no notification (the sender has its failure REPORT).
+   */
+  failedBeforeHead: number;
   /** CPIM heads that did not parse, or were not complete within the head cap. */
   inspectionFailures: number;
   /** Requests that cannot be answered: no CPIM From/To, or (RFC 5438 form) no valid DateTime to echo. */
@@ -164,6 +169,7 @@ export function createReportCounters(): ReportCounters {
       paths: 0,
     },
     late: 0,
+    failedBeforeHead: 0,
     inspectionFailures: 0,
     unanswerable: 0,
     notRequested: 0,
@@ -428,7 +434,13 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
   onFailed(msg: TrackedMessage<O, M>, code: number): void {
     if ((msg.flags & AWAITING) !== 0) this.unawait(msg);
     const req = msg.request;
-    if (req === null || (msg.flags & SENT_DELIVERED) !== 0) return;
+    if (req === null) {
+      // Still tracked without a request: its head was not read yet (one read is kept or dropped). Audit,
+      // twentieth session: a first chunk that ends inside the CPIM head, then a failure.
+      this.counters.failedBeforeHead++;
+      return;
+    }
+    if ((msg.flags & SENT_DELIVERED) !== 0) return;
     if (req.kinds.has('negative-delivery')) this.report(msg, 'failed', code);
   }
 

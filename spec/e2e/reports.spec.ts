@@ -564,6 +564,43 @@ describe('delivery reports injected by the relay (DESIGN.md "Report policy")', (
     }).to.deep.equal({ untracked: 5, byCap: 5, warned: [['warn', 'connection_messages', false]] });
   });
 
+  it('counts an IM that failed before its CPIM head was read (first chunk inside the head)', async () => {
+    // Audit, twentieth session: what it asked for is unknown, so no notification; the sender has its
+    // failure REPORT, and failedBeforeHead says why no IMDN followed.
+    const relay = await h.relay();
+    let n = 0;
+    const bob = await h.client(relay, 'bob', { respond: () => (++n === 1 ? 486 : 200) });
+    const alice = await h.client(relay, 'alice');
+    const statuses: string[] = [];
+    alice.on('report', (f: Frame) => statuses.push(String(getHeader(f.headers, 'status'))));
+    const body = im('split001', 'hello', 'positive-delivery, negative-delivery');
+    const toPath = alice.toPathFor(bob.path);
+    const code = await alice
+      .request({
+        method: 'SEND',
+        toPath,
+        fromPath: alice.uri,
+        headers: [
+          ['Message-ID', 'msgSplit1'],
+          ['Byte-Range', `1-20/${body.length}`],
+        ],
+        contentType: 'message/cpim',
+        body: body.subarray(0, 20),
+        flag: '+',
+      })
+      .then((r) => (r.kind === 'response' ? r.statusCode : 0));
+    await until(() => statuses.length === 1, 3000, 'the failure REPORT');
+    const c = relay.reports.counters;
+    expect({ code, statuses, failedBeforeHead: c.failedBeforeHead, injected: c.injected.imdn }).to.deep.equal(
+      {
+        code: 200,
+        statuses: ['000 486 Failed'],
+        failedBeforeHead: 1,
+        injected: { delivered: 0, failed: 0, processed: 0 },
+      },
+    );
+  });
+
   it('stays transparent with reports off', async () => {
     const relay = await h.relay({ reports: 'off' });
     const alice = await h.client(relay, 'alice');
