@@ -67,6 +67,33 @@ describe('--dead-peer-timeout: live peers kept, dead ones closed', () => {
     return { bob, held };
   }
 
+  /**
+   * alice and bob on a relay with 500 ms timers; bob stops reading, and 64 KiB messages go to him until
+   * some wait in the relay (under --max-queued-bytes): what is queued then, and whether past its limit.
+   */
+  async function stoppedReader(): Promise<{
+    relay: Relay;
+    alice: MsrpEndpoint;
+    bob: MsrpEndpoint;
+    peer: Peer;
+    queued: number;
+    congested: boolean;
+  }> {
+    const relay = await h.relay({ transactionTimeoutMs: 500, deadPeerMs: 500, writeStallMs: 500 });
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const peer = peerOf(relay, bob);
+    bob.socket.pause();
+    const body = Buffer.alloc(64 * 1024, 0x71);
+    for (let sent = 0; sent < 1000; sent++) {
+      await alice.send({ toPath: alice.toPathFor(bob.path), body, messageId: `q${sent}` });
+      await sleep(5);
+      if (peer.writer.totalQueued > 0) break;
+    }
+    await sleep(50);
+    return { relay, alice, bob, peer, queued: peer.writer.totalQueued, congested: peer.writer.congested };
+  }
+
   it('keeps a receiver that stays silent, as RFC 4975 says, on Failure-Report partial chunks', async () => {
     // Transaction timeout 3 s, dead-peer 0.5 s (as `--transaction-timeout 60s` with the default 30 s): a
     // `partial` chunk that succeeds gets no answer (RFC 4975 §7.1.1), so it owes none.
@@ -322,21 +349,7 @@ describe('--dead-peer-timeout: live peers kept, dead ones closed', () => {
     // kernel takes what it can; the rest waits in the relay, under --max-queued-bytes (1 MiB default).
     // The write-stall timer only looks at a queue past its limit: the dead-peer rule must judge a queue
     // that has not moved for its timeout.
-    const relay = await h.relay({ transactionTimeoutMs: 500, deadPeerMs: 500, writeStallMs: 500 });
-    const alice = await h.client(relay, 'alice');
-    const bob = await h.client(relay, 'bob');
-    const peer = peerOf(relay, bob);
-    bob.socket.pause();
-    const body = Buffer.alloc(64 * 1024, 0x71);
-    let sent = 0;
-    for (; sent < 1000; sent++) {
-      await alice.send({ toPath: alice.toPathFor(bob.path), body, messageId: `q${sent}` });
-      await sleep(5);
-      if (peer.writer.totalQueued > 0) break;
-    }
-    await sleep(50);
-    const queued = peer.writer.totalQueued;
-    const congested = peer.writer.congested;
+    const { relay, peer, queued, congested } = await stoppedReader();
     await sleep(3000); // 6 x --dead-peer-timeout, 6 x --write-stall-timeout
     expect({
       queuedUnderLimit: queued > 0 && queued < 1024 * 1024 && !congested,
@@ -512,27 +525,14 @@ describe('--dead-peer-timeout: live peers kept, dead ones closed', () => {
     // but alice goes on chatting to bob (a message every 250 ms, half the limit). Each new message is
     // handed to the transport (under the writer's 256 KiB high-water mark): octets going into the
     // socket's buffer must not pass for bob reading.
-    const relay = await h.relay({ transactionTimeoutMs: 500, deadPeerMs: 500, writeStallMs: 500 });
-    const alice = await h.client(relay, 'alice');
-    const bob = await h.client(relay, 'bob');
-    const peer = peerOf(relay, bob);
-    bob.socket.pause();
-    const body = Buffer.alloc(64 * 1024, 0x71);
-    for (let sent = 0; sent < 1000; sent++) {
-      await alice.send({ toPath: alice.toPathFor(bob.path), body, messageId: `q${sent}` });
-      await sleep(5);
-      if (peer.writer.totalQueued > 0) break;
-    }
-    await sleep(50);
-    const queued = peer.writer.totalQueued;
-    const congested = peer.writer.congested;
-    const flushedBefore = peer.conn.bytesOut - peer.conn.writableLength;
+    const { relay, alice, bob, peer, queued, congested } = await stoppedReader();
+    const flushedBefore = peer.flushedOut;
     // 4 s of chat toward him: 8 x --dead-peer-timeout.
     for (let i = 0; i < 16 && !peer.isClosed; i++) {
       alice.send({ toPath: alice.toPathFor(bob.path), body: `ping ${i}` }).catch(() => 0);
       await sleep(250);
     }
-    const flushedAfter = peer.conn.bytesOut - peer.conn.writableLength;
+    const flushedAfter = peer.flushedOut;
     expect({
       queuedUnderLimit: queued > 0 && queued < 1024 * 1024 && !congested,
       nothingFlushed: peer.isClosed || flushedAfter === flushedBefore,
