@@ -363,9 +363,9 @@ export class RelayMetrics {
       'IMs not tracked, so given no report, by the cap that left them out (reason untracked above).',
       ['cap'],
       () =>
-        (Object.keys(UNTRACKED_CAP_NAMES) as UntrackedCap[]).map((key): Sample => [
-          { cap: UNTRACKED_CAP_NAMES[key] },
-          s().reports.untrackedBy[key],
+        entries(UNTRACKED_CAP_NAMES).map(([key, cap]): Sample => [
+          { cap },
+          s().reports.untrackedBy[key as UntrackedCap],
         ]),
     );
     this.counter(

@@ -110,7 +110,7 @@ export class RelayReports {
       ...(options.relayLink === undefined
         ? {}
         : {
-            ownerCapFactor: (p: Peer) => (options.relayLink!(p) ? DEFAULTS.reportRelayLinkFactor : 1),
+            ownerCapFactor: (p: Peer) => (this.relayLink!(p) ? DEFAULTS.reportRelayLinkFactor : 1),
           }),
     });
   }

@@ -465,7 +465,7 @@ export class MessageTracker<O, M> {
       const refused: UntrackedReason | null =
         this.messages.size >= this.maxMessages
           ? 'messages'
-          : rec !== undefined && rec.count >= this.maxMessagesPerOwner && rec.count >= this.ownerCap(owner, 0)
+          : rec !== undefined && this.pastOwnerCap(owner, rec.count + 1, this.maxMessagesPerOwner)
             ? 'owner-messages'
             : this.overHeadCaps(owner, rec, reserve + charge);
       if (refused !== null) {
@@ -743,15 +743,17 @@ export class MessageTracker<O, M> {
     more: number,
   ): 'head-bytes' | 'owner-head-bytes' | null {
     if (this.reservedHeadBytes + more > this.maxHeadBytes) return 'head-bytes';
-    const held = (rec?.headBytes ?? 0) + more;
-    if (held > this.maxHeadBytesPerOwner && held > this.ownerCap(owner, 1)) return 'owner-head-bytes';
+    if (this.pastOwnerCap(owner, (rec?.headBytes ?? 0) + more, this.maxHeadBytesPerOwner))
+      return 'owner-head-bytes';
     return null;
   }
 
-  /** `owner`'s cap of messages (`which` 0) or head bytes (1): the plain one times its factor. */
-  private ownerCap(owner: O, which: 0 | 1): number {
-    const plain = which === 0 ? this.maxMessagesPerOwner : this.maxHeadBytesPerOwner;
-    return this.ownerCapFactor === undefined ? plain : plain * this.ownerCapFactor(owner);
+  /**
+   * True when `held` passes `owner`'s share of the per-owner cap `plain` (times its factor, which is asked
+   * only past `plain`).
+   */
+  private pastOwnerCap(owner: O, held: number, plain: number): boolean {
+    return held > plain && (this.ownerCapFactor === undefined || held > plain * this.ownerCapFactor(owner));
   }
 
   /** Charges `msg`'s meta at `charge` octets from now on (a later chunk's paths replace the first's). */
