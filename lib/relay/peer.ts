@@ -83,8 +83,9 @@ export type IncomingFrame =
       /** Body octets read (and discarded) so far; absent until the first. */
       received?: number;
       /**
-       * A first chunk refused for its size: tracked while its body is discarded, so a report request at
-       * its head still gets its `failed` IMDN (issue 5).
+       * A first chunk refused 413 (its message too large, or its head too large for a WebSocket next
+       * hop): tracked while its body is discarded, so a report request at its head still gets its
+       * `failed` IMDN (issue 5).
        */
       tracked?: TrackedIm | null;
     };

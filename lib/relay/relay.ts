@@ -532,14 +532,19 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       return { kind: 'drop', head, status: dest[0], comment: dest[1], ourUri: route.ourUri };
     // RFC 7977 §5.1: toward a WebSocket peer every sub-chunk must fit one message; a head that leaves
     // no room for the body within wsMaxMessageBytes cannot be forwarded there.
-    if (dest.conn.messageFramed && forwardedHead > this.wsHeadRoom())
+    if (dest.conn.messageFramed && forwardedHead > this.wsHeadRoom()) {
+      // As for a message too large: a 413 yields `failed` when negative-delivery was asked (issue 5), so
+      // the chunk is tracked while its body is discarded (audit: this 413 came before tracking).
+      this.reports.refused(peer, route.toPath, getHeader(head.headers, 'message-id'), 413);
       return {
         kind: 'drop',
         head,
         status: 413,
         comment: 'Head too large for WebSocket',
         ourUri: route.ourUri,
+        tracked: this.reports.begin(peer, head, route.toPath, byteRange, dest),
       };
+    }
     const fr = failureReportOf(head);
     const messageId = getHeader(head.headers, 'message-id');
     const reportTo = head.headers[1]![1];
@@ -1100,6 +1105,8 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       if (frame.kind === 'stream') {
         if (frame.tracked !== null) this.reports.data(frame.tracked, body);
         frame.stream.push(body);
+      } else if (frame.kind === 'drop' && frame.tracked != null) {
+        this.reports.data(frame.tracked, body); // refused 413: its head still says what was asked
       }
       this.onRequestEnd(peer, frame, flag);
       return;

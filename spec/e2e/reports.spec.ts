@@ -1,12 +1,13 @@
 import { expect } from 'chai';
 import type { MsrpEndpoint, ReceivedMessage } from '../../lib/client/endpoint.js';
-import { getHeader, type Frame } from '../../lib/msrp/message.js';
+import { getHeader, type Frame, type Header } from '../../lib/msrp/message.js';
 import { serializeRequest, serializeResponse } from '../../lib/msrp/serializer.js';
 import { parseCpimHead } from '../../lib/reports/cpim.js';
 import { parseImdn, validateImdnDocument, type ImdnDocument } from '../../lib/reports/imdn.js';
 import { DEFAULTS } from '../../lib/constants.js';
 import { captureLogger, Harness, sleep, until, type LogLine } from '../helpers/relay.js';
 import { responseTo, tap } from '../helpers/wire.js';
+import { wsClient, wsRelayOptions } from '../helpers/ws.js';
 
 const CRLF = '\r\n';
 
@@ -599,6 +600,37 @@ describe('delivery reports injected by the relay (DESIGN.md "Report policy")', (
         injected: { delivered: 0, failed: 0, processed: 0 },
       },
     );
+  });
+
+  it('injects failed for an IM refused 413 because its head leaves no room toward a WebSocket recipient', async () => {
+    // Audit: this 413 came before tracking, so negative-delivery got nothing (the other 413s did).
+    const relay = await h.relay(wsRelayOptions({ wsMaxMessageBytes: 2048 }));
+    const carol = await wsClient(h, relay, 'carol');
+    const alice = await h.client(relay, 'alice');
+    const reports = reportsTo(alice);
+    const padding: Header[] = [['X-Padding', 'p'.repeat(1000)]];
+    const sent = await Promise.all(
+      (['imdn', 'legacy'] as const).map((dialect, i) =>
+        alice.send({
+          toPath: alice.toPathFor(carol.path),
+          body: im(`wshead${i}`, 'hello', 'positive-delivery, negative-delivery', dialect),
+          contentType: 'message/cpim',
+          mimeHeaders: padding,
+        }),
+      ),
+    );
+    await until(() => reports.length === 2, 3000, 'two failed reports');
+    const got = reports.map((r) => [r.contentType, r.doc.messageId, r.doc.status]).sort();
+    expect({ statuses: sent.map((s) => s.statuses), got }).to.deep.equal({
+      statuses: [[413], [413]],
+      got: [
+        ['message/imdn+xml', 'wshead0', 'failed'],
+        ['message/status-report', 'wshead1', 'failed'],
+      ],
+    });
+    const legacy = reports.find((r) => r.contentType === 'message/status-report')!;
+    expect(legacy.frame.body.toString('latin1')).to.include('<status>413</status>');
+    expect(relay.stats().reportsTracked).to.equal(0);
   });
 
   it('stays transparent with reports off', async () => {
