@@ -255,6 +255,12 @@ export class TrackedMessage<O, M> {
   lastActivity: number;
   /** @internal Chunks begun but not ended. */
   openChunks = 0;
+  /**
+   * @internal Body pieces seen, and their count at the last sweep: a chunk in progress that carried
+   * octets since then is not idle ({@link MessageTracker.sweep}; `data` reads no clock).
+   */
+  pieces = 0;
+  /** @internal */ piecesSwept = 0;
   /** @internal Chunks begun in all. */
   chunks = 0;
   /** @internal True when the message came whole in its only chunk (`1-N/N` ended by `$`): no tombstone. */
@@ -525,6 +531,7 @@ export class MessageTracker<O, M> {
     const off = chunk.next;
     chunk.next = off + piece.length;
     const msg = chunk.msg;
+    msg.pieces++;
     if (msg.headCap === 0 || off > msg.headCap || msg.done || chunk.ended) return;
     const n = Math.min(piece.length, msg.headCap - off + 1);
     if (n <= 0) return;
@@ -659,15 +666,21 @@ export class MessageTracker<O, M> {
   }
 
   /**
-   * Drops messages idle for `idleTimeoutMs` (no chunk in progress). One the relay held whole but the
-   * next hop never fully acknowledged fails with 408; one still missing octets is dropped ('timeout').
-   * Also expires tombstones. Call it from the relay's periodic tick.
+   * Drops messages idle for `idleTimeoutMs`: no chunk, acknowledgement, or octets of a chunk in
+   * progress. One the relay held whole but the next hop never fully acknowledged fails with 408; one
+   * still missing octets is dropped ('timeout'), also when its sender stopped in the middle of a chunk
+   * and kept its connection open (an audit found such a message tracked until the connection closed).
+   * A chunk in progress counts as active at the sweep that sees its octets, so call this often (the
+   * relay's tick, every second). Also expires tombstones.
    */
   sweep(now = this.now()): void {
     const cutoff = now - this.idleTimeoutMs;
     const expired: Array<TrackedMessage<O, M>> = [];
     for (let msg = this.oldest; msg !== null; msg = msg.allNext) {
-      if (msg.lastActivity <= cutoff && msg.openChunks === 0) expired.push(msg);
+      if (msg.openChunks > 0 && msg.pieces !== msg.piecesSwept) {
+        msg.piecesSwept = msg.pieces;
+        if (msg.lastActivity < now) msg.lastActivity = now;
+      } else if (msg.lastActivity <= cutoff) expired.push(msg);
     }
     for (const msg of expired) {
       if (msg.wasWhole) this.fail(msg, 408);

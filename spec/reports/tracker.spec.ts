@@ -940,14 +940,36 @@ describe('MessageTracker', () => {
       expect(rec.events).to.deep.equal(['dropped:m2:timeout', 'dropped:m1:timeout']);
     });
 
-    it('never sweeps a message while one of its chunks is in progress', () => {
+    it('keeps a chunk in progress while it carries octets, and drops it once they stop for idleTimeoutMs', () => {
+      // Audit: a sender stalled mid-chunk with its connection open was tracked until the connection closed.
       const { tracker, rec, clock } = setup({ idleTimeoutMs: 1000 });
-      const c = openChunk(tracker, 'alice', SESSION, 'm1', META, { range: '1-*/*', body: 'a', flag: '$' })!;
-      tracker.sweep(clock.now + 5000);
+      const t0 = clock.now;
+      const one = { range: '1-*/*', body: 'a', flag: '$' } as const;
+      const c1 = openChunk(tracker, 'alice', SESSION, 'm1', META, one)!;
+      openChunk(tracker, 'alice', SESSION, 'm2', META, one);
+      tracker.sweep(t0 + 500); // both have carried octets since they began
+      clock.now = t0 + 900;
+      tracker.data(c1, Buffer.from('b'));
+      tracker.sweep(t0 + 1499); // sees m1's octets: active from here; m2 idle since t0 + 500
+      expect(rec.events).to.deep.equal([]);
+      tracker.sweep(t0 + 1500);
+      expect(rec.events).to.deep.equal(['dropped:m2:timeout']);
+      tracker.sweep(t0 + 2498);
       expect(tracker.size).to.equal(1);
-      tracker.end(c, '+');
-      tracker.sweep(clock.now + 5000);
-      expect(rec.events).to.deep.equal(['dropped:m1:timeout']);
+      tracker.sweep(t0 + 2499);
+      expect(rec.events).to.deep.equal(['dropped:m2:timeout', 'dropped:m1:timeout']);
+      // The stalled chunk may still go on and end: nothing more happens, and its later chunks stay untracked.
+      tracker.data(c1, Buffer.from('c'));
+      tracker.end(c1, '+');
+      expect(
+        openChunk(tracker, 'alice', SESSION, 'm1', META, { range: '3-3/3', body: 'd', flag: '$' }),
+      ).to.equal(null);
+      expect(rec.events).to.deep.equal([
+        'dropped:m2:timeout',
+        'dropped:m1:timeout',
+        'untracked:alice:finished',
+      ]);
+      expect(tracker.size).to.equal(0);
     });
 
     it('fails with 408 a message held whole but never fully acknowledged', () => {
