@@ -20,9 +20,12 @@ export interface ListenSpec {
 export interface RelayOptions {
   /** Delivery-report injection (DESIGN.md "Report policy"): `on-ack` (default), `on-receipt` or `off`. */
   reports?: 'on-ack' | 'on-receipt' | 'off';
-  /** Drop the recipient's own delivery IMDN for a message already reported (default true). */
+  /**
+   * Drop the recipient's own delivery IMDN for a message already reported, and inject none for an IM
+   * whose recipient reported first (default true).
+   */
   reportsDedupe?: boolean;
-  /** Delivered reports remembered for dedupe, all sessions together (default 10 000). */
+  /** Delivery notifications (delivered, failed) remembered for dedupe, all sessions together (default 10 000). */
   reportsDedupeEntries?: number;
   /** Answer `processing` requests with `processed` (default false). */
   reportsProcessing?: boolean;

@@ -83,8 +83,9 @@ export type IncomingFrame =
       /** Body octets read (and discarded) so far; absent until the first. */
       received?: number;
       /**
-       * A first chunk refused 413 (its message too large, or its head too large for a WebSocket next
-       * hop): tracked while its body is discarded, so a report request at its head still gets its
+       * A first chunk refused after routing (413: its message too large, or its head too large for a
+       * WebSocket next hop; 400: its head too large to forward; 408: its next hop owes too many
+       * answers): tracked while its body is discarded, so a report request at its head still gets its
        * `failed` IMDN (issue 5).
        */
       tracked?: TrackedIm | null;

@@ -14,6 +14,7 @@
 import type { X509Certificate } from 'node:crypto';
 import { DEFAULTS, type ContinuationFlag } from '../constants.js';
 import type { MsrpError } from '../errors.js';
+import type { ByteRange } from '../msrp/headers.js';
 import { getHeader, type FrameHead, type RequestHead } from '../msrp/message.js';
 import type { ErrorContext } from '../msrp/parser.js';
 import { formatHead, frameTail, randomId } from '../msrp/serializer.js';
@@ -489,21 +490,8 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     if (byteRange !== null) {
       const max = this.opts.maxMessageBytes;
       if ((typeof byteRange.total === 'number' && byteRange.total > max) || byteRange.start > max) {
-        // A later chunk fails its message; a first one is tracked while its body is discarded, so a
-        // negative-delivery request at its head is still answered (issue 5: a 413 yields `failed`).
-        this.reports.refused(peer, route.toPath, getHeader(head.headers, 'message-id'), 413);
-        const tracked =
-          route.next.kind === 'peer'
-            ? this.reports.begin(peer, head, route.toPath, byteRange, route.next.peer)
-            : null;
-        return {
-          kind: 'drop',
-          head,
-          status: 413,
-          comment: 'Message too large',
-          ourUri: route.ourUri,
-          tracked,
-        };
+        const dest = route.next.kind === 'peer' ? route.next.peer : null;
+        return this.refuseTracked(peer, head, route, byteRange, dest, 413, 'Message too large');
       }
     }
     const start = byteRange?.start ?? 1;
@@ -525,26 +513,19 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     }
     const headers = rewritePaths(head.headers, route.toPath, route.fromPath);
     const forwardedHead = headBytes(headers);
-    if (forwardedHead > DEFAULTS.maxHeadBytes)
-      return { kind: 'drop', head, status: 400, comment: HEAD_TOO_LARGE, ourUri: route.ourUri };
-    const dest = this.nextPeer(route, head);
+    if (forwardedHead > DEFAULTS.maxHeadBytes) {
+      const next = route.next.kind === 'peer' ? route.next.peer : null;
+      return this.refuseTracked(peer, head, route, byteRange, next, 400, HEAD_TOO_LARGE);
+    }
+    const dest = this.nextConnection(route);
     if (isRefusal(dest))
       return { kind: 'drop', head, status: dest[0], comment: dest[1], ourUri: route.ourUri };
     // RFC 7977 §5.1: toward a WebSocket peer every sub-chunk must fit one message; a head that leaves
     // no room for the body within wsMaxMessageBytes cannot be forwarded there.
-    if (dest.conn.messageFramed && forwardedHead > this.wsHeadRoom()) {
-      // As for a message too large: a 413 yields `failed` when negative-delivery was asked (issue 5), so
-      // the chunk is tracked while its body is discarded (audit: this 413 came before tracking).
-      this.reports.refused(peer, route.toPath, getHeader(head.headers, 'message-id'), 413);
-      return {
-        kind: 'drop',
-        head,
-        status: 413,
-        comment: 'Head too large for WebSocket',
-        ourUri: route.ourUri,
-        tracked: this.reports.begin(peer, head, route.toPath, byteRange, dest),
-      };
-    }
+    if (dest.conn.messageFramed && forwardedHead > this.wsHeadRoom())
+      return this.refuseTracked(peer, head, route, byteRange, dest, 413, 'Head too large for WebSocket');
+    if (this.awaitsTooMuch(head, dest))
+      return this.refuseTracked(peer, head, route, byteRange, dest, NOT_ANSWERING[0], NOT_ANSWERING[1]);
     const fr = failureReportOf(head);
     const messageId = getHeader(head.headers, 'message-id');
     const reportTo = head.headers[1]![1];
@@ -669,6 +650,28 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
    * A tracked chunk ends unfinished: with `code` (a 413) its message fails first (a `failed` IMDN when
    * asked); the abort that follows would only forget it. `code` 0: only the abort.
    */
+  /**
+   * Refuses a SEND chunk after routing (its message too large, its head too large, its next hop owing
+   * too many answers) as a `drop` frame: a later chunk fails its tracked message, and a first one is
+   * tracked while its body is discarded, so a negative-delivery request at its head still gets its
+   * `failed` (issue 5: failure paths end in a report). `dest` is the connection it would have gone to,
+   * null when there is none yet (then it is not tracked: only a local recipient's relay reports).
+   * (An audit found only the first of these tracked.)
+   */
+  private refuseTracked(
+    peer: Peer,
+    head: RequestHead,
+    route: RouteResult<Peer> & { ok: true },
+    byteRange: ByteRange | null,
+    dest: Peer | null,
+    status: number,
+    comment: string,
+  ): IncomingFrame {
+    this.reports.refused(peer, route.toPath, getHeader(head.headers, 'message-id'), status);
+    const tracked = dest === null ? null : this.reports.begin(peer, head, route.toPath, byteRange, dest);
+    return { kind: 'drop', head, status, comment, ourUri: route.ourUri, tracked };
+  }
+
   private failTracked(tracked: TrackedIm | null, code: number): void {
     if (tracked === null) return;
     if (code !== 0) this.reports.failed(tracked.msg, code);
@@ -964,6 +967,18 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
    * request awaits an answer from a next hop that leaves too many unanswered (408, {@link refusesMoreTo}).
    */
   private nextPeer(route: RouteResult<Peer> & { ok: true }, head: RequestHead): Peer | Refusal {
+    const dest = this.nextConnection(route);
+    if (isRefusal(dest) || !this.awaitsTooMuch(head, dest)) return dest;
+    return NOT_ANSWERING;
+  }
+
+  /** True when `head` would await an answer from `dest`, which leaves too many unanswered. */
+  private awaitsTooMuch(head: RequestHead, dest: Peer): boolean {
+    return head.method !== 'REPORT' && failureReportOf(head) !== 'no' && this.refusesMoreTo(dest);
+  }
+
+  /** {@link nextPeer} without the check of what `dest` leaves unanswered. */
+  private nextConnection(route: RouteResult<Peer> & { ok: true }): Peer | Refusal {
     let dest: Peer;
     const back = route.next.kind === 'dial' ? this.returnPathTo(route.next.uri) : undefined;
     if (route.next.kind === 'peer') {
@@ -975,8 +990,6 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
       if (isRefusal(dialed)) return dialed;
       dest = dialed;
     }
-    if (head.method !== 'REPORT' && failureReportOf(head) !== 'no' && this.refusesMoreTo(dest))
-      return NOT_ANSWERING;
     return dest;
   }
 

@@ -68,7 +68,7 @@ export interface ReportPolicyOptions<O, M extends ReportMeta> {
    * 7977 §5.1); a larger report is not sent (counted `unanswerable`). Default: no limit.
    */
   maxFrameBytes?(owner: O): number;
-  /** Delivered reports remembered for dedupe (LRU). */
+  /** Delivery notifications remembered for dedupe (oldest written dropped first; a lookup does not renew). */
   dedupeEntries?: number;
   /** How long a delivered report is remembered, ms. */
   dedupeTtlMs?: number;
@@ -341,7 +341,7 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
     return true;
   }
 
-  /** Forgets delivered reports remembered for dedupe whose time is up; call from the periodic tick. */
+  /** Forgets notifications remembered for dedupe whose time is up; call from the periodic tick. */
   sweep(now = this.now()): void {
     this.delivered.expire(now);
     for (const [session, msgs] of this.awaiting) if (msgs.size === 0) this.awaiting.delete(session);

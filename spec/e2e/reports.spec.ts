@@ -630,7 +630,74 @@ describe('delivery reports injected by the relay (DESIGN.md "Report policy")', (
     });
     const legacy = reports.find((r) => r.contentType === 'message/status-report')!;
     expect(legacy.frame.body.toString('latin1')).to.include('<status>413</status>');
+    await sleep(200); // nothing more comes
+    const c = relay.reports.counters;
+    expect([reports.length, c.injected.imdn.failed, c.injected.legacy.failed]).to.deep.equal([2, 1, 1]);
     expect(relay.stats().reportsTracked).to.equal(0);
+  });
+
+  it('injects failed for such an IM also when it was held whole for the dedupe check', async () => {
+    // A sender the relay has reported to may be sending its own delivery IMDN: its small CPIM SENDs are
+    // held whole before they are forwarded (or refused).
+    const relay = await h.relay(wsRelayOptions({ wsMaxMessageBytes: 2048 }));
+    const carol = await wsClient(h, relay, 'carol');
+    const alice = await h.client(relay, 'alice');
+    const toCarol = reportsTo(carol);
+    const toAlice = reportsTo(alice);
+    await carol.send({
+      toPath: carol.toPathFor(alice.path),
+      body: im('toalice1', 'hi', 'positive-delivery'),
+      contentType: 'message/cpim',
+    });
+    await until(() => toCarol.length === 1, 3000, "carol's report");
+    const sent = await alice.send({
+      toPath: alice.toPathFor(carol.path),
+      body: im('held0001', 'hello', 'negative-delivery'),
+      contentType: 'message/cpim',
+      mimeHeaders: [['X-Padding', 'p'.repeat(1000)]],
+    });
+    await until(() => toAlice.length === 1, 3000, "alice's report");
+    await sleep(200);
+    expect({
+      statuses: sent.statuses,
+      got: toAlice.map((r) => [r.doc.messageId, r.doc.status]),
+      tracked: relay.stats().reportsTracked,
+    }).to.deep.equal({ statuses: [413], got: [['held0001', 'failed']], tracked: 0 });
+  });
+
+  it('injects failed for an IM refused 408 because its recipient owes too many answers', async () => {
+    const relay = await h.relay({ pendingBytesPerConnection: 4096, transactionTimeoutMs: 20_000 });
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob', { respond: () => null }); // reads, never answers
+    const reports = reportsTo(alice);
+    const toPath = alice.toPathFor(bob.path);
+    const codes = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => {
+        const body = im(`owed${i}`, 'hello', 'negative-delivery');
+        return alice
+          .request({
+            method: 'SEND',
+            toPath,
+            fromPath: alice.uri,
+            headers: [
+              ['Message-ID', `owedMsg${i}`],
+              ['Byte-Range', `1-${body.length}/${body.length}`],
+            ],
+            contentType: 'message/cpim',
+            body,
+          })
+          .then((r) => (r.kind === 'response' ? r.statusCode : 0));
+      }),
+    );
+    const refused = codes.flatMap((code, i) => (code === 408 ? [`owed${i}`] : []));
+    // Forwarded ones wait for bob (200 from the relay at once); the rest are refused at once.
+    expect(codes.filter((code) => code === 200).length).to.be.above(0);
+    expect(refused.length).to.be.above(0);
+    await until(() => reports.length === refused.length, 3000, 'a failed report per refused IM');
+    await sleep(200);
+    expect(reports.map((r) => [r.doc.messageId, r.doc.status]).sort()).to.deep.equal(
+      refused.map((id) => [id, 'failed']).sort(),
+    );
   });
 
   it('stays transparent with reports off', async () => {
