@@ -647,10 +647,6 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   }
 
   /**
-   * A tracked chunk ends unfinished: with `code` (a 413) its message fails first (a `failed` IMDN when
-   * asked); the abort that follows would only forget it. `code` 0: only the abort.
-   */
-  /**
    * Refuses a SEND chunk after routing (its message too large, its head too large, its next hop owing
    * too many answers) as a `drop` frame: a later chunk fails its tracked message, and a first one is
    * tracked while its body is discarded, so a negative-delivery request at its head still gets its
@@ -672,6 +668,10 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     return { kind: 'drop', head, status, comment, ourUri: route.ourUri, tracked };
   }
 
+  /**
+   * A tracked chunk ends unfinished: with `code` (a refusal: 413, 400, 408) its message fails first (a
+   * `failed` IMDN when asked); the abort that follows would only forget it. `code` 0: only the abort.
+   */
   private failTracked(tracked: TrackedIm | null, code: number): void {
     if (tracked === null) return;
     if (code !== 0) this.reports.failed(tracked.msg, code);
@@ -1119,7 +1119,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
         if (frame.tracked !== null) this.reports.data(frame.tracked, body);
         frame.stream.push(body);
       } else if (frame.kind === 'drop' && frame.tracked != null) {
-        this.reports.data(frame.tracked, body); // refused 413: its head still says what was asked
+        this.reports.data(frame.tracked, body); // refused (refuseTracked): its head says what was asked
       }
       this.onRequestEnd(peer, frame, flag);
       return;
