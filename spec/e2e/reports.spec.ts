@@ -636,6 +636,40 @@ describe('delivery reports injected by the relay (DESIGN.md "Report policy")', (
     expect(relay.stats().reportsTracked).to.equal(0);
   });
 
+  for (const mode of ['on-ack', 'on-receipt'] as const) {
+    it(`fails a message whose later chunk is refused so (${mode}): one failed, nothing left tracked`, async () => {
+      const relay = await h.relay(wsRelayOptions({ wsMaxMessageBytes: 2048, reports: mode }));
+      const carol = await wsClient(h, relay, 'carol');
+      const alice = await h.client(relay, 'alice');
+      const reports = reportsTo(alice);
+      const body = im('later001', 'x'.repeat(300), 'positive-delivery, negative-delivery');
+      const cut = body.length - 60;
+      const chunk = (range: string, part: Buffer, flag: '+' | '$', extra: Header[]) =>
+        alice
+          .request({
+            method: 'SEND',
+            toPath: alice.toPathFor(carol.path),
+            fromPath: alice.uri,
+            headers: [['Message-ID', 'later1'], ['Byte-Range', range], ...extra],
+            contentType: 'message/cpim',
+            body: part,
+            flag,
+          })
+          .then((r) => (r.kind === 'response' ? r.statusCode : 0));
+      const first = await chunk(`1-${cut}/${body.length}`, body.subarray(0, cut), '+', []);
+      const second = await chunk(`${cut + 1}-${body.length}/${body.length}`, body.subarray(cut), '$', [
+        ['X-Padding', 'p'.repeat(1000)],
+      ]);
+      await until(() => reports.length === 1, 3000, 'a failed report');
+      await sleep(200);
+      expect({
+        codes: [first, second],
+        got: reports.map((r) => [r.doc.messageId, r.doc.status]),
+        tracked: relay.stats().reportsTracked,
+      }).to.deep.equal({ codes: [200, 413], got: [['later001', 'failed']], tracked: 0 });
+    });
+  }
+
   it('injects failed for such an IM also when it was held whole for the dedupe check', async () => {
     // A sender the relay has reported to may be sending its own delivery IMDN: its small CPIM SENDs are
     // held whole before they are forwarded (or refused).
