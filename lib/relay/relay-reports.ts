@@ -107,6 +107,7 @@ export class RelayReports {
       ownerKey: (p) => String(p.id),
       groupOf: (meta) => meta.dest,
       metaBytes: (meta) => meta.toPath.length + meta.fromPath.length,
+      ownerPaused: (p) => p.isPaused,
       ...(options.relayLink === undefined
         ? {}
         : {

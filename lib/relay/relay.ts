@@ -524,8 +524,16 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     // no room for the body within wsMaxMessageBytes cannot be forwarded there.
     if (dest.conn.messageFramed && forwardedHead > this.wsHeadRoom())
       return this.refuseTracked(peer, head, route, byteRange, dest, 413, 'Head too large for WebSocket');
+    // Not tracked: a 408 for a recipient that owes too many answers is temporary, and a `failed` for it
+    // would stand for an hour in the dedupe log against the retry's `delivered` (review).
     if (this.awaitsTooMuch(head, dest))
-      return this.refuseTracked(peer, head, route, byteRange, dest, NOT_ANSWERING[0], NOT_ANSWERING[1]);
+      return {
+        kind: 'drop',
+        head,
+        status: NOT_ANSWERING[0],
+        comment: NOT_ANSWERING[1],
+        ourUri: route.ourUri,
+      };
     const fr = failureReportOf(head);
     const messageId = getHeader(head.headers, 'message-id');
     const reportTo = head.headers[1]![1];
@@ -647,8 +655,8 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   }
 
   /**
-   * Refuses a SEND chunk after routing (its message too large, its head too large, its next hop owing
-   * too many answers) as a `drop` frame: a later chunk fails its tracked message, and a first one is
+   * Refuses a SEND chunk after routing for good (its message too large, its head too large to forward
+   * or for a WebSocket next hop) as a `drop` frame: a later chunk fails its tracked message, and a first one is
    * tracked while its body is discarded, so a negative-delivery request at its head still gets its
    * `failed` (issue 5: failure paths end in a report). `dest` is the connection it would have gone to,
    * null when there is none yet (then it is not tracked: only a local recipient's relay reports).
@@ -669,7 +677,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   }
 
   /**
-   * A tracked chunk ends unfinished: with `code` (a refusal: 413, 400, 408) its message fails first (a
+   * A tracked chunk ends unfinished: with `code` (a refusal: 413, 400) its message fails first (a
    * `failed` IMDN when asked); the abort that follows would only forget it. `code` 0: only the abort.
    */
   private failTracked(tracked: TrackedIm | null, code: number): void {
@@ -1461,7 +1469,8 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     // After the 408s of what timed out: what else was sent to them fails as for any lost connection (481).
     if (this.opts.deadPeerMs > 0 && !late) for (const peer of this.deadPeers(now)) this.closeDead(peer, now);
     this.tokens.sweep(now);
-    this.reports.sweep(now);
+    // After a stall the sockets hold octets not read yet: idle messages are judged at the next tick (review).
+    if (!late) this.reports.sweep(now);
     this.lockout.sweep(now);
     for (const peer of this.peers) {
       if (peer.closing) continue;

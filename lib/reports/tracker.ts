@@ -224,6 +224,11 @@ export interface TrackerOptions<O = unknown, M = unknown> {
    * owner would pass the plain caps.
    */
   ownerCapFactor?: (owner: O) => number;
+  /**
+   * True while the caller has stopped reading `owner` (backpressure): its chunk in progress carries no
+   * octets through no fault of its sender, so {@link MessageTracker.sweep} does not take it for idle.
+   */
+  ownerPaused?: (owner: O) => boolean;
 }
 
 /** One message being tracked. Fields marked internal are the tracker's; handlers read the rest. */
@@ -408,6 +413,7 @@ export class MessageTracker<O, M> {
   private readonly groupOf: ((meta: M) => unknown) | undefined;
   private readonly metaBytes: ((meta: M) => number) | undefined;
   private readonly ownerCapFactor: ((owner: O) => number) | undefined;
+  private readonly ownerPaused: ((owner: O) => boolean) | undefined;
   private reservedHeadBytes = 0;
 
   constructor(handler: TrackerHandler<O, M>, options: TrackerOptions<O, M> = {}) {
@@ -424,6 +430,7 @@ export class MessageTracker<O, M> {
     this.groupOf = options.groupOf;
     this.metaBytes = options.metaBytes;
     this.ownerCapFactor = options.ownerCapFactor;
+    this.ownerPaused = options.ownerPaused;
     this.finished = new ExpiringKeys(this.maxMessages);
   }
 
@@ -677,7 +684,9 @@ export class MessageTracker<O, M> {
     const cutoff = now - this.idleTimeoutMs;
     const expired: Array<TrackedMessage<O, M>> = [];
     for (let msg = this.oldest; msg !== null; msg = msg.allNext) {
-      if (msg.openChunks > 0 && msg.pieces !== msg.piecesSwept) {
+      if (msg.openChunks > 0 && (msg.pieces !== msg.piecesSwept || this.ownerPaused?.(msg.owner) === true)) {
+        // Octets came since the last sweep, or the caller is not reading them (review: a sender paused
+        // for a full queue toward its recipient looked stalled, and its message expired unreported).
         msg.piecesSwept = msg.pieces;
         if (msg.lastActivity < now) msg.lastActivity = now;
       } else if (msg.lastActivity <= cutoff) expired.push(msg);

@@ -699,7 +699,9 @@ describe('delivery reports injected by the relay (DESIGN.md "Report policy")', (
     }).to.deep.equal({ statuses: [413], got: [['held0001', 'failed']], tracked: 0 });
   });
 
-  it('injects failed for an IM refused 408 because its recipient owes too many answers', async () => {
+  it('sends no notification for an IM refused 408 while its recipient owes too many answers', async () => {
+    // Temporary, so not tracked (review): a `failed` would stand in the dedupe log for an hour against
+    // the `delivered` of a retry under the same imdn.Message-ID.
     const relay = await h.relay({ pendingBytesPerConnection: 4096, transactionTimeoutMs: 20_000 });
     const alice = await h.client(relay, 'alice');
     const bob = await h.client(relay, 'bob', { respond: () => null }); // reads, never answers
@@ -727,11 +729,11 @@ describe('delivery reports injected by the relay (DESIGN.md "Report policy")', (
     // Forwarded ones wait for bob (200 from the relay at once); the rest are refused at once.
     expect(codes.filter((code) => code === 200).length).to.be.above(0);
     expect(refused.length).to.be.above(0);
-    await until(() => reports.length === refused.length, 3000, 'a failed report per refused IM');
-    await sleep(200);
-    expect(reports.map((r) => [r.doc.messageId, r.doc.status]).sort()).to.deep.equal(
-      refused.map((id) => [id, 'failed']).sort(),
-    );
+    await sleep(300);
+    expect({ reports: reports.length, counted: relay.reports.counters.injected.imdn.failed }).to.deep.equal({
+      reports: 0,
+      counted: 0,
+    });
   });
 
   it('stays transparent with reports off', async () => {

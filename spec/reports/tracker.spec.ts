@@ -972,6 +972,21 @@ describe('MessageTracker', () => {
       expect(tracker.size).to.equal(0);
     });
 
+    it('does not take a chunk in progress for idle while its owner is paused (ownerPaused)', () => {
+      // Review: a sender the relay stopped reading (a full queue toward its recipient) looked stalled.
+      let paused = true;
+      const { tracker, rec, clock } = setup({ idleTimeoutMs: 1000, ownerPaused: () => paused });
+      openChunk(tracker, 'alice', SESSION, 'm1', META, { range: '1-*/*', body: 'a', flag: '$' });
+      tracker.sweep(clock.now + 500);
+      tracker.sweep(clock.now + 5000);
+      expect(tracker.size).to.equal(1);
+      paused = false;
+      tracker.sweep(clock.now + 5999);
+      expect(tracker.size).to.equal(1);
+      tracker.sweep(clock.now + 6000);
+      expect(rec.events).to.deep.equal(['dropped:m1:timeout']);
+    });
+
     it('fails with 408 a message held whole but never fully acknowledged', () => {
       const { tracker, rec, clock } = setup({ idleTimeoutMs: 1000 });
       feedChunk(tracker, 'alice', SESSION, 'm1', META, { range: '1-2/2', body: 'ab', flag: '$' });
