@@ -84,8 +84,8 @@ export type IncomingFrame =
       received?: number;
       /**
        * A first chunk refused after routing (413: its message too large, or its head too large for a
-       * WebSocket next hop; 400: its head too large to forward): tracked while its body is discarded, so a report request at its head still gets its
-       * `failed` IMDN (issue 5).
+       * WebSocket next hop; 400: its head too large to forward): tracked while its body is discarded, so
+       * a report request at its head still gets its `failed` IMDN (issue 5).
        */
       tracked?: TrackedIm | null;
     };

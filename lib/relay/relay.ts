@@ -490,8 +490,7 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     if (byteRange !== null) {
       const max = this.opts.maxMessageBytes;
       if ((typeof byteRange.total === 'number' && byteRange.total > max) || byteRange.start > max) {
-        const dest = route.next.kind === 'peer' ? route.next.peer : null;
-        return this.refuseTracked(peer, head, route, byteRange, dest, 413, 'Message too large');
+        return this.refuseTracked(peer, head, route, byteRange, 413, 'Message too large');
       }
     }
     const start = byteRange?.start ?? 1;
@@ -513,17 +512,15 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     }
     const headers = rewritePaths(head.headers, route.toPath, route.fromPath);
     const forwardedHead = headBytes(headers);
-    if (forwardedHead > DEFAULTS.maxHeadBytes) {
-      const next = route.next.kind === 'peer' ? route.next.peer : null;
-      return this.refuseTracked(peer, head, route, byteRange, next, 400, HEAD_TOO_LARGE);
-    }
+    if (forwardedHead > DEFAULTS.maxHeadBytes)
+      return this.refuseTracked(peer, head, route, byteRange, 400, HEAD_TOO_LARGE);
     const dest = this.nextConnection(route);
     if (isRefusal(dest))
       return { kind: 'drop', head, status: dest[0], comment: dest[1], ourUri: route.ourUri };
     // RFC 7977 §5.1: toward a WebSocket peer every sub-chunk must fit one message; a head that leaves
     // no room for the body within wsMaxMessageBytes cannot be forwarded there.
     if (dest.conn.messageFramed && forwardedHead > this.wsHeadRoom())
-      return this.refuseTracked(peer, head, route, byteRange, dest, 413, 'Head too large for WebSocket');
+      return this.refuseTracked(peer, head, route, byteRange, 413, 'Head too large for WebSocket', dest);
     // Not tracked: a 408 for a recipient that owes too many answers is temporary, and a `failed` for it
     // would stand for an hour in the dedupe log against the retry's `delivered` (review).
     if (this.awaitsTooMuch(head, dest))
@@ -656,20 +653,20 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
 
   /**
    * Refuses a SEND chunk after routing for good (its message too large, its head too large to forward
-   * or for a WebSocket next hop) as a `drop` frame: a later chunk fails its tracked message, and a first one is
-   * tracked while its body is discarded, so a negative-delivery request at its head still gets its
-   * `failed` (issue 5: failure paths end in a report). `dest` is the connection it would have gone to,
-   * null when there is none yet (then it is not tracked: only a local recipient's relay reports).
-   * (An audit found only the first of these tracked.)
+   * or for a WebSocket next hop) as a `drop` frame: a later chunk fails its tracked message, and a first
+   * one is tracked while its body is discarded, so a negative-delivery request at its head still gets
+   * its `failed` (issue 5: failure paths end in a report). `dest` is the connection it would have gone
+   * to: by default the route's, when it names one; null (no dial yet) leaves it untracked, as only a
+   * local recipient's relay reports. (An audit found only the first of these tracked.)
    */
   private refuseTracked(
     peer: Peer,
     head: RequestHead,
     route: RouteResult<Peer> & { ok: true },
     byteRange: ByteRange | null,
-    dest: Peer | null,
     status: number,
     comment: string,
+    dest: Peer | null = route.next.kind === 'peer' ? route.next.peer : null,
   ): IncomingFrame {
     this.reports.refused(peer, route.toPath, getHeader(head.headers, 'message-id'), status);
     const tracked = dest === null ? null : this.reports.begin(peer, head, route.toPath, byteRange, dest);
