@@ -203,10 +203,13 @@ export class RelayReports {
     this.tracker.fail(msg, code);
   }
 
-  /** A later chunk of `source`'s message was refused before forwarding (413). */
-  refused(source: Peer, toPath: string, messageId: string | undefined, code: number): void {
-    if (!this.off && messageId !== undefined)
-      this.tracker.failByKey(source, recipientSessionKey(toPath), messageId, code);
+  /**
+   * A chunk of `source`'s was refused before forwarding (413, 400): true when it was a later chunk of a
+   * message being tracked, which has now failed.
+   */
+  refused(source: Peer, toPath: string, messageId: string | undefined, code: number): boolean {
+    if (this.off || messageId === undefined) return false;
+    return this.tracker.failByKey(source, recipientSessionKey(toPath), messageId, code);
   }
 
   /**

@@ -668,8 +668,10 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
     comment: string,
     dest: Peer | null = route.next.kind === 'peer' ? route.next.peer : null,
   ): IncomingFrame {
-    this.reports.refused(peer, route.toPath, getHeader(head.headers, 'message-id'), status);
-    const tracked = dest === null ? null : this.reports.begin(peer, head, route.toPath, byteRange, dest);
+    // A later chunk fails its message here; tracking it again would only count it `late`.
+    const failed = this.reports.refused(peer, route.toPath, getHeader(head.headers, 'message-id'), status);
+    const tracked =
+      dest === null || failed ? null : this.reports.begin(peer, head, route.toPath, byteRange, dest);
     return { kind: 'drop', head, status, comment, ourUri: route.ourUri, tracked };
   }
 

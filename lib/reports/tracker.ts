@@ -618,10 +618,12 @@ export class MessageTracker<O, M> {
     this.handler.onFailed(msg, code);
   }
 
-  /** {@link fail} by key; ignored when the message is not tracked. */
-  failByKey(owner: O, sessionKey: string, messageId: string, code: number): void {
+  /** {@link fail} by key: false, and nothing done, when the message is not tracked. */
+  failByKey(owner: O, sessionKey: string, messageId: string, code: number): boolean {
     const msg = this.get(owner, sessionKey, messageId);
-    if (msg !== undefined) this.fail(msg, code);
+    if (msg === undefined) return false;
+    this.fail(msg, code);
+    return true;
   }
 
   /**
