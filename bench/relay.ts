@@ -296,7 +296,7 @@ if (only.has('f')) {
       { sessions: 50, rate, duration, warmUp, sizes: 1024, drain: 5 },
       undefined,
       [],
-      (_relay, _report, note) => `latency after a ${warmUp} s warm-up; ${note}`,
+      (_relay, _report, note) => `latency after a ${f(warmUp)} s warm-up; ${note}`,
     );
     hopP99s.push(rows.at(-1)!.report.latency.firstHop.p99);
   }
