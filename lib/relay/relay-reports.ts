@@ -39,8 +39,11 @@ const UNTRACKED_LOG_MS = 60_000;
 
 /** What the relay keeps about a tracked message: the report's paths and where the IM went. */
 export interface ImMeta extends ReportMeta {
-  /** The connection the IM was forwarded on (the recipient's). */
-  dest: Peer;
+  /**
+   * The connection the IM was forwarded on (the recipient's); null for a chunk the relay refused, which
+   * went nowhere: its refusal, not a connection's fate, decides its outcome.
+   */
+  dest: Peer | null;
 }
 
 /** A tracked chunk as the relay holds it. */
@@ -105,7 +108,7 @@ export class RelayReports {
     });
     this.tracker = new MessageTracker<Peer, ImMeta>(this.policy, {
       ownerKey: (p) => String(p.id),
-      groupOf: (meta) => meta.dest,
+      groupOf: (meta) => meta.dest ?? undefined,
       metaBytes: (meta) => meta.toPath.length + meta.fromPath.length,
       ownerPaused: (p) => p.isPaused,
       ...(options.relayLink === undefined
@@ -145,15 +148,16 @@ export class RelayReports {
   }
 
   /**
-   * A SEND chunk's head, routed to `dest` with To-Path `toPath` after this relay: starts tracking when
-   * this relay is the last before the recipient and the body is CPIM. Returns the chunk's handle or null.
+   * A SEND chunk's head, routed to `dest` with To-Path `toPath` after this relay (`dest` null: refused
+   * here, forwarded nowhere): starts tracking when this relay is the last before the recipient and the
+   * body is CPIM. Returns the chunk's handle or null.
    */
   begin(
     source: Peer,
     head: RequestHead,
     toPath: string,
     range: ByteRange | null,
-    dest: Peer,
+    dest: Peer | null,
   ): TrackedIm | null {
     if (this.off) return null;
     // DESIGN.md: only the relay whose next hop is the recipient endpoint injects.

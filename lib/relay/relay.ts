@@ -670,8 +670,9 @@ export class Relay implements PeerOwner, RouteContext<Peer> {
   ): IncomingFrame {
     // A later chunk fails its message here; tracking it again would only count it `late`.
     const failed = this.reports.refused(peer, route.toPath, getHeader(head.headers, 'message-id'), status);
+    // Tracked under no connection: the one it would have gone to closing meanwhile is no 481 for it.
     const tracked =
-      dest === null || failed ? null : this.reports.begin(peer, head, route.toPath, byteRange, dest);
+      dest === null || failed ? null : this.reports.begin(peer, head, route.toPath, byteRange, null);
     return { kind: 'drop', head, status, comment, ourUri: route.ourUri, tracked };
   }
 

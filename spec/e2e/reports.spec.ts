@@ -672,6 +672,39 @@ describe('delivery reports injected by the relay (DESIGN.md "Report policy")', (
     });
   }
 
+  it('fails such an IM with its own 413 when the recipient closes while its body is still coming', async () => {
+    // Its refusal decides its outcome: the recipient it never reached closing meanwhile is no 481 for it.
+    const relay = await h.relay(wsRelayOptions({ wsMaxMessageBytes: 2048 }));
+    const carol = await wsClient(h, relay, 'carol');
+    const alice = await h.client(relay, 'alice');
+    const reports = reportsTo(alice);
+    const body = im('wsgone01', 'x'.repeat(3000), 'negative-delivery', 'legacy');
+    const frame = serializeRequest({
+      method: 'SEND',
+      toPath: alice.toPathFor(carol.path),
+      fromPath: alice.uri,
+      headers: [
+        ['Message-ID', 'WsGone01'],
+        ['Byte-Range', `1-${body.length}/${body.length}`],
+      ],
+      mimeHeaders: [['X-Padding', 'p'.repeat(1000)]],
+      contentType: 'message/cpim',
+      body,
+    });
+    alice.write(frame.subarray(0, frame.length - 1000)); // the head, the CPIM head and part of the body
+    await until(() => relay.reports.tracker.size === 1, 3000, 'the refused chunk tracked');
+    await carol.close();
+    await until(() => relay.stats().connections.ws.authenticated === 0, 3000, "carol's connection closed");
+    alice.write(frame.subarray(frame.length - 1000));
+    await until(() => reports.length === 1, 3000, 'a failed report');
+    await sleep(200);
+    expect({
+      got: reports.map((r) => [r.doc.messageId, r.doc.status]),
+      status: reports[0]!.frame.body.toString('latin1').match(/<status>(\d+)<\/status>/)?.[1],
+      tracked: relay.stats().reportsTracked,
+    }).to.deep.equal({ got: [['wsgone01', 'failed']], status: '413', tracked: 0 });
+  });
+
   it('injects failed for such an IM also when it was held whole for the dedupe check', async () => {
     // A sender the relay has reported to may be sending its own delivery IMDN: its small CPIM SENDs are
     // held whole before they are forwarded (or refused).
