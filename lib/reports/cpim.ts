@@ -159,8 +159,10 @@ const TOKEN_WORDS_RE = new RegExp(
 const MIME_NAME_RE = /^[!-9;-~]+$/;
 const HTAB = 0x09;
 const SP = 0x20;
-const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
-const LENIENT_UTF8 = new TextDecoder('utf-8');
+// ignoreBOM: heads are decoded line by line, and a U+FEFF starting a line is a character of it (review;
+// lenient mode trims it from a name, as before).
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+const LENIENT_UTF8 = new TextDecoder('utf-8', { ignoreBOM: true });
 
 /** The error of a malformed head; the offending text is quoted (and cut) so logs stay one line. */
 function badHead(reason: string, text?: string): MsrpError {

@@ -240,6 +240,20 @@ describe('parseCpimHead', () => {
       expect(h.get(CPIM_CORE_NS, 'from')?.value).to.equal('<im:a@x>');
     });
 
+    it('throws for a header name that starts with U+FEFF in strict mode, whatever else the head holds', () => {
+      // Review: the head was decoded line by line with a decoder that drops a leading BOM, so in a head
+      // with any non-ASCII octet a BOM-prefixed name passed for the name after it.
+      const cases = [
+        msg('\ufeffFrom: <im:a@x>', 'Subject: caf\u00e9'),
+        msg('From: <im:a@x>', 'Subject: caf\u00e9', '\ufeffFrom: <im:c@x>'),
+        'From: <im:a@x>\r\nSubject: caf\u00e9\r\n\r\n\ufeffContent-Type: text/plain\r\n\r\nx',
+      ];
+      for (const text of cases) {
+        const err = thrown(() => parseCpimHead(Buffer.from(text, 'utf8')));
+        expect([err.code, /name/.test(err.message)], text).to.deep.equal([ErrorCodes.BAD_HEADER_VALUE, true]);
+      }
+    });
+
     it('throws for two spaces after the colon in strict mode (§4.8 #3)', () => {
       const err = thrown(() => parseCpimHead(Buffer.from(msg('From:  <im:a@x>'))));
       expect(err.code).to.equal(ErrorCodes.BAD_HEADER_VALUE);
