@@ -5,7 +5,7 @@
  * (`Receipt-Request` / `Request-Receipt`, unprefixed `Message-ID`, `read` meaning display), following the
  * legacy acceptance rules of the spec digest §6.4; and which incoming CPIM messages are themselves reports.
  */
-import { CPIM_CORE_NS, type CpimHead, type CpimHeader } from './cpim.js';
+import { CPIM_CORE_NS, unescapeCpimValue, type CpimHead, type CpimHeader } from './cpim.js';
 
 /** A `t` or `z` in a DateTime (RFC 3339 allows them; XML Schema's dateTime does not). */
 const LOWER_TZ = /[tz]/;
@@ -121,9 +121,11 @@ const KIND_SETS: ReadonlyArray<ReadonlySet<ReportKind>> = Array.from(
 );
 
 /**
- * Reads a request value: `notify-req *(COMMA notify-req)` with `COMMA = *SP "," *SP`, each request
- * possibly followed by `;param=value` extensions. RFC 5438 §7.2.1: unknown values are ignored. Returns
- * the kinds' bits.
+ * Reads a request value in its wire form: `notify-req *(COMMA notify-req)` with `COMMA = *SP "," *SP`,
+ * each request possibly followed by `;param=value` extensions. RFC 5438 §7.2.1: unknown values are
+ * ignored. Returns the kinds' bits. The value's CPIM escapes are not decoded first (RFC 3862 §3.6): a
+ * quoted parameter holding `\\` or `\"` (or `\u0022`) would end, or open, a String where the sender's did
+ * not, and hide or invent a kind (fuzzing found both); only each request token is decoded.
  */
 function kindBits(value: string): number {
   // The usual value is one known token exactly: no slices for it.
@@ -141,8 +143,7 @@ function kindBits(value: string): number {
     const params = semi !== -1 && semi < comma;
     // A Map, not an object: `constructor` or `__proto__` in a request are unknown values, not kinds.
     const kind = KNOWN.get(
-      value
-        .slice(at, params ? semi : comma)
+      unescapeCpimValue(value.slice(at, params ? semi : comma))
         .trim()
         .toLowerCase(),
     );
@@ -186,9 +187,12 @@ function first(head: CpimHead, namespaces: string[], local: string): CpimHeader 
  * head parser and the lean scanner of report-scan.ts both fill it, {@link requestFrom} decides.
  */
 export interface RequestParts {
-  /** Decoded `Disposition-Notification` values: the RFC 5438 namespace's, the draft's, the unprefixed, each in wire order. */
+  /**
+   * `Disposition-Notification` values in wire form (CPIM escapes not decoded): the RFC 5438 namespace's,
+   * the draft's, the unprefixed, each in wire order.
+   */
   notifications: readonly string[];
-  /** Decoded `Receipt-Request` values, then `Request-Receipt` values, in wire order. */
+  /** `Receipt-Request` values, then `Request-Receipt` values, in wire form and wire order. */
   receipts: readonly string[];
   /** Decoded value of the first non-blank `Message-ID` in the RFC 5438, draft, core namespaces in that order. */
   messageId: string | undefined;
@@ -203,18 +207,21 @@ export interface RequestParts {
 }
 
 /**
- * Decides the request from its header values: any `Disposition-Notification` answers in RFC 5438 form,
- * `Receipt-Request` / `Request-Receipt` alone in the draft's form; null without a known kind or a message id.
+ * Decides the request from its header values: a `Disposition-Notification` that asks for a known kind
+ * answers in RFC 5438 form; otherwise `Receipt-Request` / `Request-Receipt` in the draft's form (an empty
+ * or unknown-valued `Disposition-Notification` asks for nothing, digest §5.8, so it does not choose the
+ * dialect: review); null without a known kind or a message id.
  */
 export function requestFrom(parts: RequestParts): ReportRequest | null {
-  let bits = 0;
-  for (const value of parts.notifications) bits |= kindBits(value);
+  let notified = 0;
+  for (const value of parts.notifications) notified |= kindBits(value);
+  let bits = notified;
   for (const value of parts.receipts) bits |= kindBits(value);
   if (bits === 0) return null;
   const messageId = parts.messageId?.trim() ?? '';
   if (messageId === '') return null;
   const req: ReportRequest = {
-    dialect: parts.notifications.length > 0 ? 'imdn' : 'legacy',
+    dialect: notified !== 0 ? 'imdn' : 'legacy',
     kinds: KIND_SETS[bits]!,
     messageId,
     recordRoutes: parts.recordRoutes,
@@ -231,8 +238,8 @@ export function requestFrom(parts: RequestParts): ReportRequest | null {
 /**
  * Detects the reports an IM requested; null when it requested none, when it has no message identifier to
  * correlate a report with, or when it is itself a report (RFC 5438 §§6.2, 7.2.1: never an IMDN for an IMDN).
- * The dialect follows the request header: any `Disposition-Notification` form answers in RFC 5438 form,
- * `Receipt-Request` / `Request-Receipt` alone in the draft's `message/status-report` form.
+ * The dialect follows the request header: a `Disposition-Notification` form asking for a known kind answers
+ * in RFC 5438 form, `Receipt-Request` / `Request-Receipt` otherwise in the draft's `message/status-report` form.
  * `knownNotReport`: the caller has just checked {@link isImdnMessage}, which is then not repeated.
  */
 export function detectReportRequest(head: CpimHead, knownNotReport = false): ReportRequest | null {
@@ -240,9 +247,10 @@ export function detectReportRequest(head: CpimHead, knownNotReport = false): Rep
   // RFC 5438 §6.1: servers MUST accept any prefix bound to the URN; CpimHead matches on the URN.
   // Digest §6.4: also urn:ietf:params:cpim-headers:imdn and the unprefixed (core namespace) form.
   const notifications: string[] = [];
-  for (const ns of REQUEST_NAMESPACES) values(head, ns, 'Disposition-Notification', notifications, false);
+  // In wire form: kindBits reads quoted Strings before any escape is decoded.
+  for (const ns of REQUEST_NAMESPACES) values(head, ns, 'Disposition-Notification', notifications, true);
   const receipts: string[] = [];
-  for (const name of LEGACY_REQUEST_NAMES) values(head, CPIM_CORE_NS, name, receipts, false);
+  for (const name of LEGACY_REQUEST_NAMES) values(head, CPIM_CORE_NS, name, receipts, true);
   if (notifications.length === 0 && receipts.length === 0) return null;
   return requestFrom({
     notifications,

@@ -7,6 +7,7 @@ import {
   wantsReport,
   type ReportRequest,
 } from '../../lib/reports/report-request.js';
+import { readReportHead } from '../../lib/reports/report-scan.js';
 import { E5_1, E5_2, E6_5 } from '../helpers/cpim-fixtures.js';
 
 function head(text: string | Buffer, lenient = false): CpimHead {
@@ -226,6 +227,48 @@ describe('detectReportRequest', () => {
     );
     const req = request(h);
     expect([req.dialect, [...req.kinds]]).to.deep.equal(['imdn', ['positive-delivery', 'display']]);
+  });
+
+  it('answers in the draft form when the Disposition-Notification beside a Receipt-Request asks for nothing', () => {
+    // Review: an empty or unknown-valued Disposition-Notification asks for no IMDN (digest §5.8), so it
+    // does not make the answer an RFC 5438 one; the fast scan decides through the same requestFrom.
+    for (const dn of ['Disposition-Notification: ', 'Disposition-Notification: foo']) {
+      const lines = ['Message-ID: m7', dn, 'Receipt-Request: positive-delivery'];
+      const req = request(im(...lines));
+      const text =
+        ['From: <im:a@x>', 'To: <im:b@y>', ...lines].join('\r\n') +
+        '\r\n\r\nContent-Type: text/plain\r\n\r\n';
+      const scanned = readReportHead(Buffer.from(text));
+      expect(
+        [req.dialect, [...req.kinds], typeof scanned === 'object' ? scanned?.dialect : scanned],
+        dn,
+      ).to.deep.equal(['legacy', ['positive-delivery'], 'legacy']);
+    }
+  });
+
+  it('reads quoted parameters before decoding escapes: an escaped quote or backslash neither ends nor opens a String', () => {
+    // Fuzzing: with the value's CPIM escapes decoded first, `\\` left a lone backslash that swallowed the
+    // closing quote (positive-delivery lost) and `\u0022` became a quote (a kind invented inside a String).
+    const cases: Array<[string, string[]]> = [
+      [' negative-delivery;note="x\\\\", positive-delivery', ['positive-delivery', 'negative-delivery']],
+      [' negative-delivery;note="\\u0022", positive-delivery', ['positive-delivery', 'negative-delivery']],
+      [' negative-delivery;note="\\"", positive-delivery', ['positive-delivery', 'negative-delivery']],
+      [' display;note="a\\", positive-delivery, b"', ['display']],
+      [' positive\\u002Ddelivery', ['positive-delivery']], // a request token's own escapes are decoded
+    ];
+    for (const [rest, kinds] of cases) {
+      const text =
+        'From: <im:a@x>\r\nTo: <im:b@y>\r\nDateTime: 2024-05-06T10:15:30Z\r\nNS: imdn <urn:ietf:params:imdn>\r\n' +
+        `imdn.Message-ID: m1\r\nimdn.Disposition-Notification:${rest}\r\n\r\nContent-Type: text/plain\r\n\r\n`;
+      const scanned = readReportHead(Buffer.from(text, 'latin1'));
+      expect(
+        [
+          [...request(asking(rest)).kinds],
+          typeof scanned === 'object' && scanned !== null ? [...scanned.kinds] : scanned,
+        ],
+        rest,
+      ).to.deep.equal([kinds, kinds]);
+    }
   });
 
   it('returns null when a request has no Message-ID to correlate with', () => {
