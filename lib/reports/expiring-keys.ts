@@ -6,8 +6,8 @@
  * through `keys().next()` rescans the holes its own deletions leave at the front: quadratic under load.)
  */
 export class ExpiringKeys {
-  /** Each key's expiry and the sequence number of the add that set it. */
-  private readonly entries = new Map<string, { until: number; seq: number }>();
+  /** Each key's expiry, the sequence number of the add that set it, and the caller's tag. */
+  private readonly entries = new Map<string, { until: number; seq: number; tag: number }>();
   /**
    * FIFO of adds (key, sequence number, expiry); entries from `head` on are pending, some stale (the key
    * was added again or deleted since): an entry counts only while its sequence number is the key's.
@@ -44,12 +44,20 @@ export class ExpiringKeys {
     return this.entries.get(key)?.until;
   }
 
-  /** Adds `key` until time `until` (renewing it if held: it becomes the newest); over `max`, the oldest goes. */
-  add(key: string, until: number): void {
+  /** The tag `key` was last added with, or undefined when it is not held. */
+  tag(key: string): number | undefined {
+    return this.entries.get(key)?.tag;
+  }
+
+  /**
+   * Adds `key` until time `until`, with a number of the caller's (`tag`, default 0), renewing it if held:
+   * it becomes the newest. Over `max`, the oldest goes.
+   */
+  add(key: string, until: number, tag = 0): void {
     const seq = ++this.seq;
     // Deleted first so the map's order stays the order of the live queue entries (to rebuild the queue).
     this.entries.delete(key);
-    this.entries.set(key, { until, seq });
+    this.entries.set(key, { until, seq, tag });
     this.queueKeys.push(key);
     this.queueSeqs.push(seq);
     this.queueTimes.push(until);

@@ -449,7 +449,9 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
     if ((msg.flags & AWAITING) !== 0) this.unawait(msg);
     if (reason === 'aborted') this.counters.aborted++;
     else if (reason === 'timeout') this.counters.timedOut++;
-    else if (reason === 'owner-closed' && msg.wasWhole && this.owesDelivery(msg)) this.counters.senderGone++;
+    // Whole and waiting for the recipient's 200, or between chunks (metrics audit: that one counted nothing;
+    // one cut mid-chunk is `aborted`).
+    else if (reason === 'owner-closed' && this.owesDelivery(msg)) this.counters.senderGone++;
     else if (reason === 'holes' || reason === 'caps')
       this.untrack(msg.owner, reason === 'holes' ? 'holes' : 'paths');
   }

@@ -272,6 +272,11 @@ export class TrackedMessage<O, M> {
   oneShot = false;
   /** @internal The message finished while a chunk was open: its tombstone waits for that chunk's end. */
   tombstonePending = false;
+  /**
+   * @internal Dropped for a reason its IM is counted under already (settled at its head, too many holes,
+   * caps): its tombstone keeps later chunks out without counting them `late`.
+   */
+  quietTombstone = false;
   /** @internal Neighbours in the owner's list of live messages. */
   ownerPrev: TrackedMessage<O, M> | null = null;
   /** @internal */ ownerNext: TrackedMessage<O, M> | null = null;
@@ -366,6 +371,9 @@ interface OwnerRecord<O, M> {
   count: number;
   headBytes: number;
 }
+
+/** The tag of a tombstone whose later chunks are not counted `late` ({@link TrackedMessage.quietTombstone}). */
+const QUIET = 1;
 
 const objectKeys = new WeakMap<object, string>();
 let lastObjectKey = 0;
@@ -467,8 +475,11 @@ export class MessageTracker<O, M> {
     let msg = this.messages.get(key);
     const now = this.now();
     if (msg === undefined) {
-      if (this.finished.has(key)) {
-        this.handler.onUntracked?.(owner, 'finished');
+      const tombstone = this.finished.tag(key);
+      if (tombstone !== undefined) {
+        // A late, repeated or post-failure chunk; the later chunks of a message settled at its head or left
+        // untracked are ordinary ones of an IM counted already, not `late` (metrics audit).
+        if (tombstone !== QUIET) this.handler.onUntracked?.(owner, 'finished');
         return null;
       }
       const total = range !== null && range.total !== '*' ? range.total : -1;
@@ -483,7 +494,7 @@ export class MessageTracker<O, M> {
             : this.overHeadCaps(owner, rec, reserve + charge);
       if (refused !== null) {
         // The tombstone keeps later chunks out: tracked from the middle, the message could never be whole.
-        this.tombstone(key, now);
+        this.tombstone(key, now, true);
         this.handler.onUntracked?.(owner, refused);
         return null;
       }
@@ -513,7 +524,7 @@ export class MessageTracker<O, M> {
         const charge = this.metaBytes(meta);
         const grow = charge - msg.metaCharge;
         if (grow > 0 && this.overHeadCaps(owner, this.owners.get(owner), grow) !== null) {
-          this.forget(msg, 'caps');
+          this.forget(msg, 'caps', true);
           return null;
         }
         this.recharge(msg, charge);
@@ -586,7 +597,7 @@ export class MessageTracker<O, M> {
     msg.received.add(chunk.start, last);
     if (flag === '$') msg.total = last;
     if (msg.received.count > this.maxIntervals) {
-      this.forget(msg, 'holes');
+      this.forget(msg, 'holes', true);
       return;
     }
     msg.lastActivity = this.now();
@@ -598,7 +609,7 @@ export class MessageTracker<O, M> {
     if (msg.done || end < start) return;
     msg.acked.add(start, end);
     if (msg.acked.count > this.maxIntervals) {
-      this.forget(msg, 'holes');
+      this.forget(msg, 'holes', true);
       return;
     }
     msg.lastActivity = this.now();
@@ -757,7 +768,7 @@ export class MessageTracker<O, M> {
   /** Inspection is over: the head reservation is freed, and the message dropped unless kept. */
   private settleHead(msg: TrackedMessage<O, M>, verdict: HeadVerdict): void {
     this.releaseHead(msg);
-    if (verdict !== 'keep') this.forget(msg, 'settled');
+    if (verdict !== 'keep') this.forget(msg, 'settled', true);
   }
 
   /** The head-byte cap `more` octets would pass, all owners' or `owner`'s own (`rec`); null for none. */
@@ -805,8 +816,10 @@ export class MessageTracker<O, M> {
     this.handler.onComplete(msg);
   }
 
-  private forget(msg: TrackedMessage<O, M>, reason: DropReason): void {
+  /** Drops `msg` for `reason`; `quiet`: its later chunks will not count `late` (see quietTombstone). */
+  private forget(msg: TrackedMessage<O, M>, reason: DropReason, quiet = false): void {
     if (msg.done) return;
+    msg.quietTombstone = quiet;
     this.remove(msg, this.now());
     this.handler.onDropped?.(msg, reason);
   }
@@ -872,12 +885,12 @@ export class MessageTracker<O, M> {
 
   /** A finished message's tombstone, unless it came whole in one chunk (no later chunks can follow). */
   private tombstoneFinished(msg: TrackedMessage<O, M>, now: number): void {
-    if (!msg.oneShot) this.tombstone(msg.key, now);
+    if (!msg.oneShot) this.tombstone(msg.key, now, msg.quietTombstone);
   }
 
   /** Remembers a finished key for one idle period, so its late chunks are not tracked again. */
-  private tombstone(key: string, now: number): void {
-    this.finished.add(key, now + this.idleTimeoutMs);
+  private tombstone(key: string, now: number, quiet = false): void {
+    this.finished.add(key, now + this.idleTimeoutMs, quiet ? QUIET : 0);
   }
 }
 

@@ -316,6 +316,81 @@ describe('delivery reports injected by the relay (DESIGN.md "Report policy")', (
     expect([relay.reports.tracker.size, relay.reports.counters.aborted]).to.deep.equal([0, 0]);
   });
 
+  /** Sends `body` as chunks of `size` octets from alice to bob (Failure-Report yes); their statuses. */
+  async function inChunks(alice: MsrpEndpoint, toPath: string, id: string, body: Buffer, size: number) {
+    const codes: number[] = [];
+    for (let at = 0; at < body.length; at += size) {
+      const end = Math.min(at + size, body.length);
+      const r = await alice.request({
+        method: 'SEND',
+        toPath,
+        fromPath: alice.uri,
+        headers: [
+          ['Message-ID', id],
+          ['Byte-Range', `${at + 1}-${end}/${body.length}`],
+        ],
+        contentType: 'message/cpim',
+        body: body.subarray(at, end),
+        flag: end === body.length ? '$' : '+',
+      });
+      codes.push(r.kind === 'response' ? r.statusCode : 0);
+    }
+    return codes;
+  }
+
+  it('counts a multi-chunk IM that asked for nothing once, not its later chunks as late', async () => {
+    // Metrics audit: settled at its head, the IM's later (ordinary) chunks were each counted `late`.
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const codes = await inChunks(
+      alice,
+      alice.toPathFor(bob.path),
+      'NoAsk001',
+      im('noask001', 'x'.repeat(600), null),
+      250,
+    );
+    const c = relay.reports.counters;
+    expect({
+      codes,
+      notRequested: c.notRequested,
+      late: c.late,
+      tracked: relay.stats().reportsTracked,
+    }).to.deep.equal({ codes: [200, 200, 200, 200], notRequested: 1, late: 0, tracked: 0 });
+  });
+
+  it('counts an IM whose sender closes between its chunks as sender_gone', async () => {
+    // Metrics audit: tracked, its request read, then its connection closed before the next chunk: it
+    // moved no counter (one cut mid-chunk counts aborted).
+    const relay = await h.relay();
+    const alice = await h.client(relay, 'alice');
+    const bob = await h.client(relay, 'bob');
+    const body = im('gone0002', 'x'.repeat(600), 'positive-delivery');
+    const first = await alice.request({
+      method: 'SEND',
+      toPath: alice.toPathFor(bob.path),
+      fromPath: alice.uri,
+      headers: [
+        ['Message-ID', 'Gone0002'],
+        ['Byte-Range', `1-400/${body.length}`],
+      ],
+      contentType: 'message/cpim',
+      body: body.subarray(0, 400),
+      flag: '+',
+    });
+    const codes = [first.kind === 'response' ? first.statusCode : 0];
+    await until(() => relay.reports.tracker.size === 1, 3000, 'the IM tracked');
+    await alice.close();
+    await until(() => relay.reports.tracker.size === 0, 3000, 'the IM dropped');
+    const c = relay.reports.counters;
+    expect({ codes, senderGone: c.senderGone, aborted: c.aborted, timedOut: c.timedOut }).to.deep.equal({
+      codes: [200],
+      senderGone: 1,
+      aborted: 0,
+      timedOut: 0,
+    });
+  });
+
   it('counts a tracked chunk cut by its sender disconnecting as aborted, and reports nothing', async () => {
     const relay = await h.relay({ reports: 'on-ack' });
     const alice = await h.client(relay, 'alice');

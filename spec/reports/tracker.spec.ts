@@ -751,11 +751,8 @@ describe('MessageTracker', () => {
         flag: '$',
       });
       expect(later).to.equal(null);
-      expect(rec.events).to.deep.equal([
-        'untracked:alice:owner-messages',
-        'dropped:m1:owner-closed',
-        'untracked:alice:finished',
-      ]);
+      // Its IM was counted untracked once: the later chunk is not also a `finished` (late) one.
+      expect(rec.events).to.deep.equal(['untracked:alice:owner-messages', 'dropped:m1:owner-closed']);
     });
 
     it('does not track a new message past maxHeadBytesPerOwner', () => {
@@ -852,7 +849,17 @@ describe('MessageTracker', () => {
       tracker.end(c, '+'); // interrupted: the rest comes in another chunk
       const rest = feedChunk(tracker, 'alice', SESSION, 'm1', META, REST);
       expect(rest).to.equal(null);
-      expect(rec.events).to.deep.equal(['head:m1', 'dropped:m1:settled', 'untracked:alice:finished']);
+      // Settled at its head, counted under its reason there: its later chunk is no `finished` (late) one.
+      expect(rec.events).to.deep.equal(['head:m1', 'dropped:m1:settled']);
+    });
+
+    it('still reports a chunk after a failure or a completion as finished (late)', () => {
+      const { tracker, rec } = setup();
+      const a = openChunk(tracker, 'alice', SESSION, 'm1', META, HEAD_PART)!;
+      tracker.fail(a.msg, 486);
+      tracker.end(a, '+');
+      expect(feedChunk(tracker, 'alice', SESSION, 'm1', META, REST)).to.equal(null);
+      expect(rec.events.slice(-1)).to.deep.equal(['untracked:alice:finished']);
     });
 
     it('leaves none for a message dropped at its head whose only chunk ends with `$`', () => {
