@@ -341,10 +341,15 @@ function parseLegacyRoot(
 
 /**
  * Parses an aggregated IMDN (RFC 5438 §8.3): a `multipart/mixed` payload whose `message/imdn+xml` parts
- * are each an IMDN; other parts are skipped. `contentType` is the payload's Content-Type (with its
- * boundary). Throws an `MsrpError` for a missing boundary or a malformed part.
+ * are each an IMDN; other parts are skipped (`seen.parts`, when given, is set to the number of parts,
+ * skipped ones included). `contentType` is the payload's Content-Type (with its boundary). Throws an
+ * `MsrpError` for a missing boundary or a malformed part.
  */
-export function parseAggregatedImdn(contentType: string, body: Buffer): ImdnDocument[] {
+export function parseAggregatedImdn(
+  contentType: string,
+  body: Buffer,
+  seen?: { parts: number },
+): ImdnDocument[] {
   const m = /;\s*boundary\s*=\s*(?:"([^"]+)"|([^;\s]+))/i.exec(contentType);
   if (m === null) throw badDoc('multipart/mixed without boundary');
   const delimiter = Buffer.from(`--${m[1] ?? m[2]}`, 'utf8');
@@ -354,9 +359,11 @@ export function parseAggregatedImdn(contentType: string, body: Buffer): ImdnDocu
     if (i === 0 || body[i - 1] === 0x0a) starts.push(i);
   }
   const docs: ImdnDocument[] = [];
+  if (seen !== undefined) seen.parts = 0;
   for (let n = 0; n + 1 < starts.length; n++) {
     const lineEnd = body.indexOf(0x0a, starts[n]);
     if (lineEnd === -1 || lineEnd > starts[n + 1]) break;
+    if (seen !== undefined) seen.parts++;
     let end = starts[n + 1] - 1; // the LF before the next delimiter belongs to it
     if (body[end - 1] === 0x0d) end--;
     const part = body.subarray(lineEnd + 1, Math.max(lineEnd + 1, end));

@@ -17,7 +17,7 @@ import { DEFAULTS, type ContinuationFlag } from '../constants.js';
 import type { ByteRange, FailureReport } from '../msrp/headers.js';
 import { randomId } from '../msrp/serializer.js';
 import { DeliveredLog } from './delivered-log.js';
-import { isDateTime, parseImdn } from './imdn.js';
+import { isDateTime, parseAggregatedImdn, parseImdn, type ImdnDocument } from './imdn.js';
 import { ReportFrames } from './report-frame.js';
 import { readReportHead, readReportPayload } from './report-scan.js';
 import { mimeToken, type ReportKind, type ReportRequest } from './report-request.js';
@@ -309,21 +309,33 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
    * "Exactly one"; digest §5.4: at most one notification per category). The entry stays until it
    * expires, so a repeated copy is dropped too. Counted. The head is read by the same scan as an IM's.
    * A delivery notification for an IM the relay has not reported yet goes on, and the relay then injects
-   * none for that IM.
+   * none for that IM. An aggregate is read part by part and dropped only when every part is such a
+   * duplicate (a body is never edited).
    */
   isDuplicateImdnBody(sessionKey: string, cpimBody: Buffer): boolean {
     if (!this.dedupe || (this.delivered.size === 0 && this.awaitingCount === 0)) return false;
-    let doc;
+    let docs: ImdnDocument[];
+    const seen = { parts: 1 };
     try {
       const found = readReportPayload(cpimBody);
       if (found === null || found === 'incomplete') return false;
-      if (found.kind !== 'imdn' && found.kind !== 'legacy') return false;
-      doc = parseImdn(cpimBody.subarray(found.bodyOffset));
+      const payload = cpimBody.subarray(found.bodyOffset);
+      if (found.kind === 'imdn' || found.kind === 'legacy') docs = [parseImdn(payload)];
+      // RFC 5438 §8.3, digest §5.8: each part of an aggregate is about its own IM (a fuzzing audit found
+      // aggregates neither dropped nor taken for the recipient reporting first).
+      else if (found.kind === 'aggregate') docs = parseAggregatedImdn(found.contentType, payload, seen);
+      else return false;
     } catch {
       return false; // not ours to judge (malformed head or document): forwarded as it is
     }
-    if (doc.notification !== 'delivery') return false;
-    if (!this.delivered.has(sessionKey, doc.messageId, this.now())) {
+    const now = this.now();
+    let duplicates = 0;
+    for (const doc of docs) {
+      if (doc.notification !== 'delivery') continue;
+      if (this.delivered.has(sessionKey, doc.messageId, now)) {
+        duplicates++;
+        continue;
+      }
       const msg = this.awaiting.get(sessionKey)?.get(doc.messageId);
       if (msg !== undefined) {
         // The recipient reported first: one notification per category (digest §5.4), so none of ours,
@@ -332,11 +344,13 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
         // `failed`-kind claim, so the recipient's own copies are not taken for duplicates of ours.
         msg.flags |= SENT_DELIVERED | SENT_FAILED;
         this.unawait(msg);
-        this.delivered.claim(sessionKey, doc.messageId, this.now(), true);
+        this.delivered.claim(sessionKey, doc.messageId, now, true);
         this.counters.recipientReported++;
       }
-      return false;
     }
+    // Dropped only when all of it repeats what the relay reported: bodies are never edited, so an
+    // aggregate that carries anything else goes on whole.
+    if (duplicates === 0 || duplicates !== docs.length || docs.length !== seen.parts) return false;
     this.counters.duplicatesDropped++;
     return true;
   }

@@ -6,6 +6,7 @@ import { CPIM_CORE_NS, parseCpimHead, type CpimHead } from '../../lib/reports/cp
 import { IMDN_HEADER_NS, parseImdn, validateImdnDocument } from '../../lib/reports/imdn.js';
 import { acknowledgedOnSend, recipientSessionKey, type ReportMode } from '../../lib/reports/policy.js';
 import type { TrackedMessage } from '../../lib/reports/tracker.js';
+import { E5_2_HEAD } from '../helpers/cpim-fixtures.js';
 import { chunksOf, feedChunk, openChunk } from '../helpers/reports.js';
 import {
   FROM_PATH,
@@ -580,6 +581,66 @@ describe('ReportPolicy', () => {
       expect(h.policy.isDuplicateImdnBody('msrp://carol.example.net:1/x;tcp', recipientImdn())).to.equal(
         false,
       );
+    });
+
+    /** The recipient's aggregated IMDN (RFC 5438 §8.3) of `parts`: [status, IM message-id], or a text part. */
+    function recipientAggregate(parts: Array<['delivered' | 'displayed', string] | 'text'>): Buffer {
+      const part = (p: (typeof parts)[number]): string =>
+        p === 'text'
+          ? 'Content-Type: text/plain\r\n\r\nsee you\r\n'
+          : 'Content-Type: message/imdn+xml\r\n\r\n' +
+            '<?xml version="1.0" encoding="UTF-8"?>\r\n<imdn xmlns="urn:ietf:params:xml:ns:imdn">\r\n' +
+            `<message-id>${p[1]}</message-id>\r\n<datetime>2024-05-06T10:15:30Z</datetime>\r\n` +
+            (p[0] === 'delivered'
+              ? '<delivery-notification><status><delivered/></status></delivery-notification>\r\n'
+              : '<display-notification><status><displayed/></status></display-notification>\r\n') +
+            '</imdn>\r\n';
+      return Buffer.from(
+        E5_2_HEAD.replace('message/imdn+xml', 'multipart/mixed; boundary="agg7"') +
+          parts.map((p) => `--agg7\r\n${part(p)}`).join('') +
+          '--agg7--\r\n',
+      );
+    }
+
+    it("drops the recipient's aggregated IMDN when every part repeats a delivery the relay reported", () => {
+      // Fuzzing audit: aggregates were never looked into, so the sender got the relay's and the recipient's.
+      const h = setup();
+      ackAll(h, send(h, imdnIm('positive-delivery')));
+      const verdicts = [
+        h.policy.isDuplicateImdnBody(SESSION, recipientAggregate([['delivered', 'Qw8rT2zLk4']])),
+        h.policy.isDuplicateImdnBody(SESSION, recipientAggregate([['delivered', 'Qw8rT2zLk4'], 'text'])),
+        h.policy.isDuplicateImdnBody(
+          SESSION,
+          recipientAggregate([
+            ['delivered', 'Qw8rT2zLk4'],
+            ['displayed', 'Qw8rT2zLk4'],
+          ]),
+        ),
+        h.policy.isDuplicateImdnBody(
+          SESSION,
+          recipientAggregate([
+            ['delivered', 'Qw8rT2zLk4'],
+            ['delivered', 'Other0001'],
+          ]),
+        ),
+      ];
+      // Bodies are not edited: one that also says anything else goes on whole.
+      expect([verdicts, h.policy.counters.duplicatesDropped]).to.deep.equal([[true, false, false, false], 1]);
+    });
+
+    it('takes a delivery part of an aggregate for the recipient reporting first, and injects none', () => {
+      const h = setup();
+      const msg = send(h, imdnIm('positive-delivery'));
+      const early = recipientAggregate([
+        ['displayed', 'Qw8rT2zLk4'],
+        ['delivered', 'Qw8rT2zLk4'],
+      ]);
+      expect(h.policy.isDuplicateImdnBody(SESSION, early)).to.equal(false);
+      ackAll(h, msg);
+      expect({ sent: h.sent.length, recipientReported: h.policy.counters.recipientReported }).to.deep.equal({
+        sent: 0,
+        recipientReported: 1,
+      });
     });
 
     it('forwards everything when dedupe is off', () => {
