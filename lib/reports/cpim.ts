@@ -159,10 +159,13 @@ const TOKEN_WORDS_RE = new RegExp(
 const MIME_NAME_RE = /^[!-9;-~]+$/;
 const HTAB = 0x09;
 const SP = 0x20;
-// ignoreBOM: heads are decoded line by line, and a U+FEFF starting a line is a character of it (review;
-// lenient mode trims it from a name, as before).
+// Heads are decoded line by line. Strict mode keeps a U+FEFF that starts a line (ignoreBOM), so it is
+// refused as part of a name (review); lenient mode, the relay's, drops it as it always did (a folded
+// line after it is still a continuation: second review).
 const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-const LENIENT_UTF8 = new TextDecoder('utf-8', { ignoreBOM: true });
+const LENIENT_UTF8 = new TextDecoder('utf-8');
+/** Strict mode's MIME header lines: decoded leniently, a leading U+FEFF kept. */
+const MIME_STRICT_UTF8 = new TextDecoder('utf-8', { ignoreBOM: true });
 
 /** The error of a malformed head; the offending text is quoted (and cut) so logs stay one line. */
 function badHead(reason: string, text?: string): MsrpError {
@@ -436,7 +439,9 @@ export function parseCpimHead(buf: Buffer, opts: CpimParseOptions = {}): CpimHea
   for (let n = 0; n < content.length; n += 2) {
     const start = content[n]!;
     const end = content[n + 1]!;
-    const line = decodeLine(buf, start, end, true, ascii);
+    const line = ascii
+      ? buf.toString('latin1', start, end)
+      : (lenient ? LENIENT_UTF8 : MIME_STRICT_UTF8).decode(buf.subarray(start, end));
     const last = contentHeaders[contentHeaders.length - 1];
     if (line.charCodeAt(0) === SP || line.charCodeAt(0) === HTAB) {
       // MIME headers may fold (RFC 5322 §2.2.3): a continuation line joins the previous value.

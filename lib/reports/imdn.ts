@@ -339,16 +339,27 @@ function parseLegacyRoot(
   return { ...base, notification, status };
 }
 
+/** What {@link parseAggregatedImdn} saw of an aggregate's shape, when the caller asks. */
+export interface AggregateShape {
+  /** Parts read, skipped ones (not `message/imdn+xml`) and malformed ones included. */
+  parts: number;
+  /** `message/imdn+xml` parts that did not parse (left out of the documents). */
+  bad: number;
+  /** True when every part was read and the last delimiter is the close-delimiter (`--boundary--`). */
+  closed: boolean;
+}
+
 /**
  * Parses an aggregated IMDN (RFC 5438 §8.3): a `multipart/mixed` payload whose `message/imdn+xml` parts
- * are each an IMDN; other parts are skipped (`seen.parts`, when given, is set to the number of parts,
- * skipped ones included). `contentType` is the payload's Content-Type (with its boundary). Throws an
- * `MsrpError` for a missing boundary or a malformed part.
+ * are each an IMDN; other parts are skipped. `contentType` is the payload's Content-Type (with its
+ * boundary). Throws an `MsrpError` for a missing boundary, and, unless `seen` is given, for a malformed
+ * part; with `seen`, a malformed part is counted there and the others are still returned, and `seen`
+ * says whether the aggregate was whole (a caller that drops it must know it read all of it: review).
  */
 export function parseAggregatedImdn(
   contentType: string,
   body: Buffer,
-  seen?: { parts: number },
+  seen?: AggregateShape,
 ): ImdnDocument[] {
   const m = /;\s*boundary\s*=\s*(?:"([^"]+)"|([^;\s]+))/i.exec(contentType);
   if (m === null) throw badDoc('multipart/mixed without boundary');
@@ -359,10 +370,17 @@ export function parseAggregatedImdn(
     if (i === 0 || body[i - 1] === 0x0a) starts.push(i);
   }
   const docs: ImdnDocument[] = [];
-  if (seen !== undefined) seen.parts = 0;
+  let complete = true;
+  if (seen !== undefined) {
+    seen.parts = 0;
+    seen.bad = 0;
+  }
   for (let n = 0; n + 1 < starts.length; n++) {
     const lineEnd = body.indexOf(0x0a, starts[n]);
-    if (lineEnd === -1 || lineEnd > starts[n + 1]) break;
+    if (lineEnd === -1 || lineEnd > starts[n + 1]) {
+      complete = false;
+      break;
+    }
     if (seen !== undefined) seen.parts++;
     let end = starts[n + 1] - 1; // the LF before the next delimiter belongs to it
     if (body[end - 1] === 0x0d) end--;
@@ -372,7 +390,22 @@ export function parseAggregatedImdn(
     const headerText = blank === null ? text : text.slice(0, blank.index);
     const type = /^content-type:\s*([^;\r\n]+)/im.exec(headerText)?.[1].trim().toLowerCase();
     if (type !== 'message/imdn+xml' || blank === null) continue;
-    docs.push(parseImdn(part.subarray(blank.index + blank[0].length)));
+    const xml = part.subarray(blank.index + blank[0].length);
+    if (seen === undefined) {
+      docs.push(parseImdn(xml));
+      continue;
+    }
+    try {
+      docs.push(parseImdn(xml));
+    } catch {
+      seen.bad++;
+    }
+  }
+  if (seen !== undefined) {
+    // RFC 2046 §5.1.1: the close-delimiter is the delimiter followed by `--`; without one, octets after
+    // the last delimiter are a part not read.
+    const last = starts.length >= 2 ? starts[starts.length - 1]! + delimiter.length : -1;
+    seen.closed = complete && last !== -1 && body[last] === 0x2d && body[last + 1] === 0x2d;
   }
   return docs;
 }

@@ -17,7 +17,13 @@ import { DEFAULTS, type ContinuationFlag } from '../constants.js';
 import type { ByteRange, FailureReport } from '../msrp/headers.js';
 import { randomId } from '../msrp/serializer.js';
 import { DeliveredLog } from './delivered-log.js';
-import { isDateTime, parseAggregatedImdn, parseImdn, type ImdnDocument } from './imdn.js';
+import {
+  isDateTime,
+  parseAggregatedImdn,
+  parseImdn,
+  type AggregateShape,
+  type ImdnDocument,
+} from './imdn.js';
 import { ReportFrames } from './report-frame.js';
 import { readReportHead, readReportPayload } from './report-scan.js';
 import { mimeToken, type ReportKind, type ReportRequest } from './report-request.js';
@@ -315,7 +321,7 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
   isDuplicateImdnBody(sessionKey: string, cpimBody: Buffer): boolean {
     if (!this.dedupe || (this.delivered.size === 0 && this.awaitingCount === 0)) return false;
     let docs: ImdnDocument[];
-    const seen = { parts: 1 };
+    const seen: AggregateShape = { parts: 1, bad: 0, closed: true };
     try {
       const found = readReportPayload(cpimBody);
       if (found === null || found === 'incomplete') return false;
@@ -350,6 +356,8 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
     }
     // Dropped only when all of it repeats what the relay reported: bodies are never edited, so an
     // aggregate that carries anything else goes on whole.
+    // A part unread (no close-delimiter) or malformed may say something else: such an aggregate goes on.
+    if (!seen.closed || seen.bad > 0) return false;
     if (duplicates === 0 || duplicates !== docs.length || docs.length !== seen.parts) return false;
     this.counters.duplicatesDropped++;
     return true;

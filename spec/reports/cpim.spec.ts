@@ -254,6 +254,21 @@ describe('parseCpimHead', () => {
       }
     });
 
+    it('keeps lenient mode dropping a U+FEFF that starts a line, so a folded line after it still folds', () => {
+      // Second review: keeping the BOM in lenient mode too made this continuation a header line without a
+      // colon, and the relay lost the request.
+      const text = msg(
+        'From: <im:a@x>',
+        'Subject: caf\u00e9',
+        'Disposition-Notification: positive-delivery,',
+        '\ufeff negative-delivery',
+      );
+      const h = head(text, { lenient: true });
+      expect(h.get(CPIM_CORE_NS, 'Disposition-Notification')?.value).to.equal(
+        'positive-delivery, negative-delivery',
+      );
+    });
+
     it('throws for two spaces after the colon in strict mode (§4.8 #3)', () => {
       const err = thrown(() => parseCpimHead(Buffer.from(msg('From:  <im:a@x>'))));
       expect(err.code).to.equal(ErrorCodes.BAD_HEADER_VALUE);

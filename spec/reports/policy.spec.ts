@@ -628,6 +628,47 @@ describe('ReportPolicy', () => {
       expect([verdicts, h.policy.counters.duplicatesDropped]).to.deep.equal([[true, false, false, false], 1]);
     });
 
+    it('forwards an aggregate it could not read whole: no close-delimiter, or a malformed part', () => {
+      // Second review: a last part without close-delimiter was never read, so a display part behind a
+      // repeated delivered was dropped with it; one malformed part hid the good ones.
+      const h = setup();
+      ackAll(h, send(h, imdnIm('positive-delivery')));
+      const whole = recipientAggregate([
+        ['delivered', 'Qw8rT2zLk4'],
+        ['delivered', 'Qw8rT2zLk4'],
+      ]);
+      const unclosed = Buffer.from(whole.toString('latin1').replace(/--agg7--\r\n$/, ''), 'latin1');
+      const glued = Buffer.from(
+        whole.toString('latin1').replace(/<\/imdn>\r\n--agg7--\r\n$/, '</imdn>--agg7--'),
+        'latin1',
+      );
+      const badPart = Buffer.from(
+        whole
+          .toString('latin1')
+          .replace(/--agg7--\r\n$/, '--agg7\r\nContent-Type: message/imdn+xml\r\n\r\n<imdn\r\n--agg7--\r\n'),
+        'latin1',
+      );
+      expect(
+        [whole, unclosed, glued, badPart].map((b) => h.policy.isDuplicateImdnBody(SESSION, b)),
+      ).to.deep.equal([true, false, false, false]);
+    });
+
+    it('still takes the good delivery part of an aggregate with a malformed one for the recipient reporting first', () => {
+      const h = setup();
+      const msg = send(h, imdnIm('positive-delivery'));
+      const good = recipientAggregate([['delivered', 'Qw8rT2zLk4']]).toString('latin1');
+      const early = Buffer.from(
+        good.replace(
+          /--agg7--\r\n$/,
+          '--agg7\r\nContent-Type: message/imdn+xml\r\n\r\n<!DOCTYPE x><imdn/>\r\n--agg7--\r\n',
+        ),
+        'latin1',
+      );
+      expect(h.policy.isDuplicateImdnBody(SESSION, early)).to.equal(false);
+      ackAll(h, msg);
+      expect([h.sent.length, h.policy.counters.recipientReported]).to.deep.equal([0, 1]);
+    });
+
     it('takes a delivery part of an aggregate for the recipient reporting first, and injects none', () => {
       const h = setup();
       const msg = send(h, imdnIm('positive-delivery'));
