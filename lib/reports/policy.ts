@@ -355,8 +355,8 @@ export class ReportPolicy<O, M extends ReportMeta> implements TrackerHandler<O, 
       }
     }
     // Dropped only when all of it repeats what the relay reported: bodies are never edited, so an
-    // aggregate that carries anything else goes on whole.
-    // A part unread (no close-delimiter) or malformed may say something else: such an aggregate goes on.
+    // aggregate that carries anything else, or a part unread (no close-delimiter) or malformed that may
+    // say something else, goes on whole.
     if (!seen.closed || seen.bad > 0) return false;
     if (duplicates === 0 || duplicates !== docs.length || docs.length !== seen.parts) return false;
     this.counters.duplicatesDropped++;
