@@ -390,14 +390,10 @@ export function parseAggregatedImdn(
     const headerText = blank === null ? text : text.slice(0, blank.index);
     const type = /^content-type:\s*([^;\r\n]+)/im.exec(headerText)?.[1].trim().toLowerCase();
     if (type !== 'message/imdn+xml' || blank === null) continue;
-    const xml = part.subarray(blank.index + blank[0].length);
-    if (seen === undefined) {
-      docs.push(parseImdn(xml));
-      continue;
-    }
     try {
-      docs.push(parseImdn(xml));
-    } catch {
+      docs.push(parseImdn(part.subarray(blank.index + blank[0].length)));
+    } catch (err) {
+      if (seen === undefined) throw err;
       seen.bad++;
     }
   }
