@@ -44,6 +44,32 @@ function reportsTo(
   return out;
 }
 
+/**
+ * Sends octets `start`..`end` (1-based) of the CPIM `body` as one SEND chunk of message `messageId` from
+ * `ep`, Byte-Range against the whole body, `extra` headers after it; the status it was answered (0: none).
+ */
+async function sendChunk(
+  ep: MsrpEndpoint,
+  toPath: string,
+  messageId: string,
+  body: Buffer,
+  start: number,
+  end: number,
+  flag: '+' | '$',
+  extra: Header[] = [],
+): Promise<number> {
+  const r = await ep.request({
+    method: 'SEND',
+    toPath,
+    fromPath: ep.uri,
+    headers: [['Message-ID', messageId], ['Byte-Range', `${start}-${end}/${body.length}`], ...extra],
+    contentType: 'message/cpim',
+    body: body.subarray(start - 1, end),
+    flag,
+  });
+  return r.kind === 'response' ? r.statusCode : 0;
+}
+
 /** Bob's own RFC 5438 delivery IMDN for alice's IM `imdnId`, as a CPIM body. */
 function bobsImdn(imdnId: string, ownId: string): Buffer {
   return Buffer.from(
@@ -316,24 +342,12 @@ describe('delivery reports injected by the relay (DESIGN.md "Report policy")', (
     expect([relay.reports.tracker.size, relay.reports.counters.aborted]).to.deep.equal([0, 0]);
   });
 
-  /** Sends `body` as chunks of `size` octets from alice to bob (Failure-Report yes); their statuses. */
-  async function inChunks(alice: MsrpEndpoint, toPath: string, id: string, body: Buffer, size: number) {
+  /** Sends `body` as chunks of `size` octets (Failure-Report yes); their statuses. */
+  async function inChunks(ep: MsrpEndpoint, toPath: string, id: string, body: Buffer, size: number) {
     const codes: number[] = [];
     for (let at = 0; at < body.length; at += size) {
       const end = Math.min(at + size, body.length);
-      const r = await alice.request({
-        method: 'SEND',
-        toPath,
-        fromPath: alice.uri,
-        headers: [
-          ['Message-ID', id],
-          ['Byte-Range', `${at + 1}-${end}/${body.length}`],
-        ],
-        contentType: 'message/cpim',
-        body: body.subarray(at, end),
-        flag: end === body.length ? '$' : '+',
-      });
-      codes.push(r.kind === 'response' ? r.statusCode : 0);
+      codes.push(await sendChunk(ep, toPath, id, body, at + 1, end, end === body.length ? '$' : '+'));
     }
     return codes;
   }
@@ -366,19 +380,7 @@ describe('delivery reports injected by the relay (DESIGN.md "Report policy")', (
     const alice = await h.client(relay, 'alice');
     const bob = await h.client(relay, 'bob');
     const body = im('gone0002', 'x'.repeat(600), 'positive-delivery');
-    const first = await alice.request({
-      method: 'SEND',
-      toPath: alice.toPathFor(bob.path),
-      fromPath: alice.uri,
-      headers: [
-        ['Message-ID', 'Gone0002'],
-        ['Byte-Range', `1-400/${body.length}`],
-      ],
-      contentType: 'message/cpim',
-      body: body.subarray(0, 400),
-      flag: '+',
-    });
-    const codes = [first.kind === 'response' ? first.statusCode : 0];
+    const codes = [await sendChunk(alice, alice.toPathFor(bob.path), 'Gone0002', body, 1, 400, '+')];
     await until(() => relay.reports.tracker.size === 1, 3000, 'the IM tracked');
     await alice.close();
     await until(() => relay.reports.tracker.size === 0, 3000, 'the IM dropped');
@@ -719,20 +721,9 @@ describe('delivery reports injected by the relay (DESIGN.md "Report policy")', (
       const reports = reportsTo(alice);
       const body = im('later001', 'x'.repeat(300), 'positive-delivery, negative-delivery');
       const cut = body.length - 60;
-      const chunk = (range: string, part: Buffer, flag: '+' | '$', extra: Header[]) =>
-        alice
-          .request({
-            method: 'SEND',
-            toPath: alice.toPathFor(carol.path),
-            fromPath: alice.uri,
-            headers: [['Message-ID', 'later1'], ['Byte-Range', range], ...extra],
-            contentType: 'message/cpim',
-            body: part,
-            flag,
-          })
-          .then((r) => (r.kind === 'response' ? r.statusCode : 0));
-      const first = await chunk(`1-${cut}/${body.length}`, body.subarray(0, cut), '+', []);
-      const second = await chunk(`${cut + 1}-${body.length}/${body.length}`, body.subarray(cut), '$', [
+      const toPath = alice.toPathFor(carol.path);
+      const first = await sendChunk(alice, toPath, 'later1', body, 1, cut, '+');
+      const second = await sendChunk(alice, toPath, 'later1', body, cut + 1, body.length, '$', [
         ['X-Padding', 'p'.repeat(1000)],
       ]);
       await until(() => reports.length === 1, 3000, 'a failed report');
